@@ -1,0 +1,134 @@
+"""The ``mepipe`` command line: a thin layer over the pipeline, store and training APIs."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .paths import data_root, dataset_root, store_path
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """mepipe: micro-expression datasets -> shareable Zarr feature stores -> published networks."""
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _adapter_names() -> list[str]:
+    from mepipe.pipeline.datasets import adapter_names
+
+    return adapter_names()
+
+
+@cli.command()
+@click.option("--dataset", required=True, type=click.Choice(_adapter_names()),
+              help="Dataset adapter: how the root's folders and annotation sheet are read.")
+@click.option("--root", type=click.Path(path_type=Path),
+              help="Dataset folder. Default: DATA_ROOT/datasets/DATASET (the demo is synthesised there if absent).")
+@click.option("--annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Annotation sheet, when it is not inside the root.")
+@click.option("--store", type=click.Path(path_type=Path),
+              help="Output store folder. Default: DATA_ROOT/stores/DATASET.zarr.")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="Worker processes of the local Dask pool (one thread each).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on a dask.distributed scheduler (tcp://host:8786) instead of local processes; "
+                   "'sync' runs everything in this process (debugging).")
+@click.option("--stages", "stages", metavar="LIST",
+              help="Comma-separated stages to build (plus what they need). Default: all.")
+@click.option("--force", multiple=True, metavar="STAGE",
+              help="Recompute STAGE (and what depends on it) even if cached. Repeatable.")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML/TOML file of stage parameters ({stage: {param: value}}); recorded in the store.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Adapter option, e.g. release=cropped for casme2 or modality=NIR for smic. Repeatable.")
+@click.option("--data-root", "data_root_opt", metavar="DIR",
+              help="Where datasets/ and stores/ live. Default: $MEPIPE_DATA or ./data.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
+def build(dataset, root, annotations, store, workers, scheduler, stages, force, config, options, data_root_opt,
+          progress):
+    """Build (or update) a feature store from a dataset.
+
+    Only stale work runs: each clip's stage is cached under a key of its
+    parameters, code version and inputs. A killed build resumes on rerun.
+    Exits 1 if any clip failed (the others are stored; see the report).
+    """
+    from mepipe.pipeline.build import BuildOptions, run_build
+    from mepipe.pipeline.stagedefs import params_from_mapping
+
+    from .config import read_config
+
+    data = data_root(data_root_opt)
+    root = root or dataset_root(data, dataset)
+    store = store or store_path(data, dataset)
+    if dataset == "demo":
+        _ensure_demo(root)
+    if not Path(root).is_dir():
+        raise click.UsageError(f"dataset root {root} does not exist; pass --root (see README: getting the datasets)")
+    params = params_from_mapping(read_config(config))
+    opts = BuildOptions(dataset=dataset, root=Path(root), store=Path(store), annotations=annotations,
+                        workers=workers, scheduler=scheduler,
+                        stages=tuple(s.strip() for s in stages.split(",")) if stages else None,
+                        force=tuple(force), params=params, progress=progress,
+                        adapter_options=_parse_options(options))
+    report = run_build(opts)
+    click.echo(report.summary())
+    click.echo(f"report: {Path(store) / '.mepipe' / 'build-report.json'}")
+    sys.exit(report.exit_code)
+
+
+def _parse_options(options) -> dict:
+    out = {}
+    for item in options:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--option")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _ensure_demo(root: Path) -> None:
+    from mepipe.pipeline.demo import SHEET_NAME, DemoParams, write_demo
+
+    if not (Path(root) / SHEET_NAME).exists():
+        click.echo(f"writing the synthetic demo dataset to {root}", err=True)
+        write_demo(Path(root), DemoParams())
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), help="Folder to write. Default: DATA_ROOT/datasets/demo.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
+@click.option("--subjects", type=click.IntRange(min=1), help="Number of synthetic subjects.")
+@click.option("--clips", type=click.IntRange(min=1), help="Clips per subject and class.")
+@click.option("--data-root", "data_root_opt", metavar="DIR", help="Where datasets/ live. Default: $MEPIPE_DATA or ./data.")
+def demo(out, seed, subjects, clips, data_root_opt):
+    """Write the synthetic demo dataset (SAMM layout and sheet, known ground truth)."""
+    import dataclasses
+
+    from mepipe.pipeline.demo import DemoParams, write_demo
+
+    out = out or dataset_root(data_root(data_root_opt), "demo")
+    changes = {k: v for k, v in {"seed": seed, "n_subjects": subjects, "n_clips": clips}.items() if v is not None}
+    summary = write_demo(Path(out), dataclasses.replace(DemoParams(), **changes))
+    click.echo(f"demo dataset written to {out}: {summary}")
+
+
+@cli.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the full information as JSON.")
+def info(store, as_json):
+    """What is in a store: clips, features, parameters, sizes, failures."""
+    from mepipe.featurestore.info import describe, format_description
+
+    desc = describe(str(store))
+    click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_description(desc))
+
+
+def main() -> None:
+    cli()

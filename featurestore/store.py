@@ -1,0 +1,146 @@
+"""Reading a store: the sample table, one clip's feature, lazy datasets over all clips."""
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from .layout import CLIPS_GROUP, SAMPLES_GROUP, clip_path, feature_path
+from .schema import FRAME_COLUMNS, feature_spec
+from .versioning import check_schema_readable
+from .writer import quiet_zarr
+
+_CONCAT_DIMS = ("frame", "pair", "map")
+
+
+class IncompleteStoreError(RuntimeError):
+    """The store's last build has not finished."""
+
+
+class FeatureStore:
+    """A built feature store, opened read-only.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Folder of a built store.
+    allow_incomplete : bool
+        Open a store whose build is still running or was killed; only arrays
+        that were written completely are visible then.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, allow_incomplete: bool = False):
+        self.path = str(path)
+        with quiet_zarr():
+            self._root = zarr.open_group(self.path, mode="r", zarr_format=3, use_consolidated=None)
+        self.attrs: dict[str, Any] = dict(self._root.attrs)
+        self.schema_version = check_schema_readable(self.attrs, self.path)
+        state = self.attrs.get("state")
+        self.complete = state == "complete"
+        if not self.complete and not allow_incomplete:
+            raise IncompleteStoreError(
+                f"{self.path}: its build is {state or 'unknown'} (not complete); rerun `mepipe build` on it "
+                "to finish, or open with allow_incomplete=True to read what was written")
+        if not self.complete:
+            with quiet_zarr():
+                self._root = zarr.open_group(self.path, mode="r", zarr_format=3, use_consolidated=False)
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({self.path!r}, {len(self.samples)} clips, features={self.features})"
+
+    @cached_property
+    def samples(self) -> pd.DataFrame:
+        """One row per clip; frame columns are nullable integers (source frame numbers)."""
+        if SAMPLES_GROUP not in self._root:
+            return pd.DataFrame(columns=["sample"])
+        with quiet_zarr():
+            ds = xr.open_zarr(self._root.store, group=SAMPLES_GROUP, consolidated=False).load()
+        df = ds.to_dataframe().reset_index()
+        for col in (*FRAME_COLUMNS, "n_frames"):
+            if col in df:
+                df[col] = df[col].round().astype("Int64")
+        return df
+
+    @property
+    def sample_ids(self) -> list[str]:
+        return [str(s) for s in self.samples["sample"]]
+
+    @cached_property
+    def features(self) -> list[str]:
+        """Names of the features stored for at least one clip."""
+        listed = self.attrs.get("features")
+        if listed is not None and self.complete:
+            return list(listed)
+        names: set[str] = set()
+        if CLIPS_GROUP in self._root:
+            for _, clip in self._root[CLIPS_GROUP].groups():
+                names.update(name for name, _ in clip.arrays())
+        return sorted(names)
+
+    def has(self, feature: str, sample: str) -> bool:
+        return feature_path(sample, feature) in self._root
+
+    def _array(self, feature: str, sample: str) -> zarr.Array:
+        try:
+            return self._root[feature_path(sample, feature)]
+        except KeyError:
+            known = self.sample_ids
+            if sample not in known:
+                raise KeyError(f"{self.path}: no clip {sample!r} (the store has {len(known)} clips)") from None
+            raise KeyError(f"{self.path}: clip {sample!r} has no feature {feature!r} "
+                           f"(failed clip, or the build skipped that feature)") from None
+
+    def read(self, feature: str, sample: str) -> np.ndarray:
+        """One clip's feature as a numpy array (a single chunk read)."""
+        with quiet_zarr():
+            return self._array(feature, sample)[...]
+
+    def read_xr(self, feature: str, sample: str) -> xr.DataArray:
+        """One clip's feature as a labelled DataArray (dims from the schema)."""
+        arr = self.read(feature, sample)
+        da = xr.DataArray(arr, dims=feature_spec(feature).dims, name=feature)
+        if "frame" in da.dims and self.has("frame", sample):
+            da = da.assign_coords(frame=self.read("frame", sample))
+        return da.assign_attrs(sample=sample, **self.attrs_of(feature, sample))
+
+    def attrs_of(self, feature: str, sample: str) -> dict[str, Any]:
+        return dict(self._array(feature, sample).attrs)
+
+    def clip(self, sample: str) -> xr.Dataset:
+        """Every feature of one clip as one xarray Dataset (lazy)."""
+        with quiet_zarr():
+            return xr.open_zarr(self._root.store, group=clip_path(sample), consolidated=False)
+
+    def dataset(self, feature: str, samples: list[str] | None = None) -> xr.Dataset:
+        """A lazy, dask-backed Dataset of one feature over many clips.
+
+        Features with a per-frame leading dim (frame, pair, map) are
+        concatenated along it, without padding, with a ``sample`` coordinate
+        on that dim; others are stacked along a new ``sample`` dim.
+        """
+        import dask.array as da
+
+        spec = feature_spec(feature)
+        ids = [s for s in (samples or self.sample_ids) if self.has(feature, s)]
+        if not ids:
+            raise KeyError(f"{self.path}: no clip has feature {feature!r}")
+        with quiet_zarr():
+            parts = [da.from_zarr(self._array(feature, s), name=f"{self.path}:{feature}:{s}") for s in ids]
+        lead = spec.dims[0]
+        if lead in _CONCAT_DIMS:
+            data = da.concatenate(parts, axis=0)
+            owner = np.concatenate([np.full(p.shape[0], s, dtype=f"<U{max(map(len, ids))}")
+                                    for p, s in zip(parts, ids)])
+            return xr.Dataset({feature: (spec.dims, data)}, coords={"sample": (lead, owner)})
+        data = da.stack(parts, axis=0)
+        return xr.Dataset({feature: (("sample", *spec.dims), data)}, coords={"sample": ids})
+
+
+def open_store(path: str | os.PathLike, *, allow_incomplete: bool = False) -> FeatureStore:
+    """Open a built store for reading (see :class:`FeatureStore`)."""
+    return FeatureStore(path, allow_incomplete=allow_incomplete)

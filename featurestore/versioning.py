@@ -1,0 +1,25 @@
+"""Which stores this mepipe can read."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .schema import READER_MIN_VERSION, SCHEMA_VERSION
+
+
+class IncompatibleStoreError(RuntimeError):
+    """The store was written with a schema this mepipe does not read."""
+
+
+def check_schema_readable(attrs: Mapping[str, Any], where: Any) -> int:
+    """Return the store's schema version, or raise saying which mepipe reads it."""
+    version = attrs.get("schema_version")
+    if version is None:
+        raise IncompatibleStoreError(f"{where} is not a mepipe store (its root has no schema_version)")
+    version = int(version)
+    if version > SCHEMA_VERSION:
+        needs = attrs.get("reader_min_version") or READER_MIN_VERSION.get(version, "a newer release")
+        raise IncompatibleStoreError(
+            f"{where} uses store schema {version}; this mepipe reads schema <= {SCHEMA_VERSION}. "
+            f"Upgrade to mepipe >= {needs} to read it")
+    return version

@@ -1,0 +1,212 @@
+"""``mepipe build``: dataset adapter -> plan -> Dask DAG -> feature store, with a report.
+
+The driver holds the store's build lock, marks the store ``building``, runs
+only the stale (clip, stage) tasks, then writes the sample table, provenance
+and consolidated metadata and marks the store ``complete``. A killed build
+leaves the store ``building``; rerunning picks up from the arrays that were
+completely written.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mepipe.featurestore.cachekey import canonical
+from mepipe.featurestore.fingerprint import file_sha256
+from mepipe.featurestore.layout import CLIPS_GROUP, REPORT_FILE
+from mepipe.featurestore.lock import BuildLock
+from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
+from mepipe.featurestore.writer import StoreWriter
+
+from .context import ClipContext
+from .datasets import get_adapter
+from .datasets.base import AdapterResult, Sample
+from .graph import BuildProgress, build_graph, execute, plan_build
+from .stagedefs import STAGES, default_params, descendants, stage_order
+
+log = logging.getLogger(__name__)
+
+
+def mepipe_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mepipe")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything one build needs; the CLI fills it from options and config.
+
+    Attributes
+    ----------
+    stages : tuple of str or None
+        Stages to build (with everything they need); None = all.
+    force : tuple of str
+        Stages to recompute even when cached (their descendants too).
+    scheduler : str or None
+        None = local process pool of ``workers``; ``"sync"`` = in-process;
+        otherwise a ``distributed`` scheduler address.
+    """
+
+    dataset: str
+    root: Path
+    store: Path
+    annotations: Path | None = None
+    workers: int = 2
+    scheduler: str | None = None
+    stages: tuple[str, ...] | None = None
+    force: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=default_params)
+    progress: bool = True
+    adapter_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildReport:
+    """What a build did: counts, failures, quirks, timing. Written as JSON."""
+
+    store: str
+    dataset: str
+    started: str
+    seconds: float
+    n_samples: int
+    n_ok: int
+    tasks_run: dict[str, int]
+    tasks_cached: dict[str, int]
+    failures: list[dict[str, Any]]
+    quirks: list[str]
+    exit_code: int
+
+    def summary(self) -> str:
+        lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} clips built into {self.store} "
+                 f"in {self.seconds:.1f} s",
+                 "  stages run:    " + (", ".join(f"{k} {v}" for k, v in self.tasks_run.items()) or "none"),
+                 "  stages cached: " + (", ".join(f"{k} {v}" for k, v in self.tasks_cached.items()) or "none")]
+        if self.quirks:
+            lines.append(f"  {len(self.quirks)} sheet/data quirks handled (see the report): ")
+            lines += [f"    {q}" for q in self.quirks[:10]]
+            if len(self.quirks) > 10:
+                lines.append(f"    … {len(self.quirks) - 10} more")
+        if self.failures:
+            lines.append(f"  {len(self.failures)} clips FAILED:")
+            lines += [f"    {f['error']}" for f in self.failures]
+        return "\n".join(lines)
+
+
+def run_build(opts: BuildOptions) -> BuildReport:
+    """Build (or update) a store; returns the report (exit_code 1 if any clip failed)."""
+    started = time.time()
+    adapter = get_adapter(opts.dataset)
+    loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
+    writer = StoreWriter(opts.store)
+    writer.create()
+    with BuildLock(opts.store):
+        return _build_locked(opts, loaded, writer, started)
+
+
+def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter, started: float) -> BuildReport:
+    stages = stage_order(list(opts.stages) if opts.stages else None)
+    forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
+    buildable = [s for s in loaded.samples if s.error is None]
+    contexts = {s.sample: ClipContext.of(s) for s in buildable}
+    writer.update_root_attrs({"state": "building", "build_started": _iso(started)})
+    writer.clear_staging()
+    plan = plan_build(writer, contexts.values(), stages, opts.params, forced & set(stages))
+    log.info("%d tasks to run, %d cached", len(plan.stale), len(plan.cached))
+    progress = BuildProgress(plan, stages, enabled=opts.progress)
+    try:
+        tasks = build_graph(plan, contexts, str(opts.store), opts.params)
+        results = execute(tasks, progress, opts.scheduler, opts.workers)
+    finally:
+        progress.close()
+    failures = [r for r in results if r["status"] == "failed"]
+    failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
+                  "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
+    table = _sample_table(loaded.samples, stages, writer, {f["sample"]: f["error"] for f in failures})
+    _prune_clips(writer, {s.sample for s in loaded.samples})
+    writer.write_samples(table)
+    for sample, digest in plan.source_digests.items():
+        writer.write_clip_attrs(sample, {"source_fingerprint": digest,
+                                         "cache_keys": {n: plan.keys[(sample, n)] for n in stages}})
+    report = BuildReport(
+        store=str(opts.store), dataset=opts.dataset, started=_iso(started), seconds=time.time() - started,
+        n_samples=len(loaded.samples), n_ok=int((table["status"] != "failed").sum()),
+        tasks_run=dict(Counter(r["stage"] for r in results if r["status"] == "ok")),
+        tasks_cached=dict(Counter(n for _, n in plan.cached)),
+        failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
+        quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0)
+    writer.update_root_attrs(_provenance(opts, loaded, stages, report, writer))
+    writer.consolidate()
+    writer.private_path(REPORT_FILE).write_text(json.dumps(asdict(report), indent=2))
+    return report
+
+
+def _sample_table(samples: list[Sample], stages: list[str], writer: StoreWriter,
+                  errors: dict[str, str]) -> pd.DataFrame:
+    rows = []
+    for s in samples:
+        row = {"sample": s.sample, "dataset": s.dataset, "subject": s.subject, "clip": s.clip, "fps": s.fps,
+               "n_frames": s.n_frames, "emotion": s.emotion, "objective_class": s.objective_class,
+               "action_units": s.action_units, "onset": s.onset, "apex": s.apex, "offset": s.offset,
+               "flags": "; ".join(s.flags), "error": errors.get(s.sample, "")}
+        events = {}
+        if "apex" in stages and not row["error"]:
+            events = writer.feature_attrs(s.sample, "intensity").get("events", {})
+        for col in ("onset_est", "apex_est", "offset_est", "apex_ncc"):
+            row[col] = events.get(col)
+        row["status"] = "failed" if row["error"] else ("flagged" if s.flags else "ok")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
+
+
+def _prune_clips(writer: StoreWriter, keep: set[str]) -> None:
+    """Remove clips the dataset no longer lists, so the store matches its sample table."""
+    clips = Path(writer.path) / CLIPS_GROUP
+    if not clips.is_dir():
+        return
+    for child in clips.iterdir():
+        if child.is_dir() and child.name not in keep:
+            log.info("removing clip %s: no longer in the dataset", child.name)
+            for feature in [p.name for p in child.iterdir() if p.is_dir()]:
+                writer.remove_feature(child.name, feature)
+            (child / "zarr.json").unlink(missing_ok=True)
+            child.rmdir()
+
+
+def _provenance(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report: BuildReport,
+                writer: StoreWriter) -> dict[str, Any]:
+    features = sorted({f for n in stages for f in STAGES[n].outputs})
+    return {
+        "state": "complete",
+        "schema_version": SCHEMA_VERSION,
+        "mepipe_version": mepipe_version(),
+        "dataset": opts.dataset,
+        "source_root": str(Path(opts.root).resolve()),
+        "annotations": {"path": loaded.sheet, "sha256": file_sha256(loaded.sheet)} if loaded.sheet else None,
+        "quirks": report.quirks,
+        "features": features,
+        "stages": {n: {"version": STAGES[n].version, "params": canonical(opts.params[n]),
+                       "outputs": list(STAGES[n].outputs), "upstream": list(STAGES[n].upstream)}
+                   for n in stages},
+        "shared_params": {"frames": canonical(opts.params["frames"])},
+        "build": {"host": socket.gethostname(), "user": os.environ.get("USER", ""), "started": report.started,
+                  "finished": _iso(time.time()), "seconds": round(report.seconds, 3),
+                  "scheduler": opts.scheduler or f"local processes x{opts.workers}",
+                  "n_samples": report.n_samples, "n_ok": report.n_ok, "n_failed": len(report.failures)},
+    }
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))

@@ -1,0 +1,161 @@
+"""The sample table every dataset adapter produces (SPEC §1).
+
+An adapter turns a dataset root plus its annotation sheet into a list of
+:class:`Sample` records and a list of :class:`Quirk` reports. Labels stay raw;
+label schemes are applied at training time. Frame numbers are the numbers in
+the source (file names or video frame indices), never positions in a folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One clip of one subject, as the adapter read it from disk and sheet.
+
+    ``onset``/``apex``/``offset`` are source frame numbers (``None`` when the
+    sheet has none or the value contradicts the rest of the row); ``flags``
+    lists the quirks found for this row; ``error`` is set when the clip cannot
+    be built at all (missing folder, no frames) so the build can record it
+    without stopping.
+    """
+
+    sample: str
+    dataset: str
+    subject: str
+    clip: str
+    fps: float
+    frame_files: tuple[str, ...] = ()
+    frame_numbers: tuple[int, ...] = ()
+    video: str | None = None
+    onset: int | None = None
+    apex: int | None = None
+    offset: int | None = None
+    emotion: str = ""
+    objective_class: str = ""
+    action_units: str = ""
+    flags: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frame_numbers)
+
+    def index_of(self, frame_number: int | None) -> int | None:
+        """Position of a source frame number in this clip, or None if absent."""
+        if frame_number is None:
+            return None
+        try:
+            return self.frame_numbers.index(int(frame_number))
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class Quirk:
+    """A problem found in a sheet row or on disk, handled rather than fatal."""
+
+    sample: str
+    kind: str
+    message: str
+    source: str = ""
+    row: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}" + (f" row {self.row}" if self.row is not None else "")
+        return f"{self.sample}: {self.kind}: {self.message}" + (f" ({where})" if where else "")
+
+
+@dataclass
+class AdapterResult:
+    """What an adapter returns: the samples and every quirk it handled."""
+
+    samples: list[Sample] = field(default_factory=list)
+    quirks: list[Quirk] = field(default_factory=list)
+    sheet: str | None = None
+
+    def table(self) -> pd.DataFrame:
+        """The samples as a DataFrame, one row per clip (frame lists omitted)."""
+        rows = []
+        for s in self.samples:
+            row = dataclasses.asdict(s)
+            row.pop("frame_files")
+            row.pop("frame_numbers")
+            row["n_frames"] = s.n_frames
+            row["flags"] = "; ".join(s.flags)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+class Adapter(Protocol):
+    """A dataset adapter: ``load(root, annotations=None) -> AdapterResult``."""
+
+    name: str
+
+    def __call__(self, root: Path, annotations: Path | None = None) -> AdapterResult: ...
+
+
+_ADAPTERS: dict[str, Callable[..., AdapterResult]] = {}
+
+
+def register_adapter(name: str):
+    """Register an adapter function under a dataset name (``--dataset NAME``)."""
+
+    def deco(fn):
+        if name in _ADAPTERS:
+            raise ValueError(f"adapter {name!r} registered twice")
+        _ADAPTERS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_adapter(name: str) -> Callable[..., AdapterResult]:
+    """The adapter for a dataset name; raises with the list of known names."""
+    try:
+        return _ADAPTERS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(_ADAPTERS))}") from None
+
+
+def adapter_names() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+_NUMBER = re.compile(r"(\d+)(?=\.[A-Za-z0-9]+$)")
+
+
+def frame_number_of(path: str | Path) -> int | None:
+    """The frame number in a frame file name: the last digit run before the extension."""
+    m = _NUMBER.search(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def numbered_frames(folder: Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Image files in ``folder`` ordered by the number in their names.
+
+    Files without a number are ignored; two files with one number raise, since
+    the mapping from frame number to file would be ambiguous.
+    """
+    pairs: dict[int, str] = {}
+    for p in folder.iterdir():
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        n = frame_number_of(p)
+        if n is None:
+            continue
+        if n in pairs:
+            raise ValueError(f"{folder}: frame number {n} appears twice ({Path(pairs[n]).name}, {p.name})")
+        pairs[n] = str(p)
+    numbers = tuple(sorted(pairs))
+    return tuple(pairs[n] for n in numbers), numbers
