@@ -1,0 +1,11 @@
+"""Dataset adapters: dataset root + annotation sheet -> one table of samples (SPEC §1).
+
+Importing this package registers every adapter; pick one with
+:func:`get_adapter` (``--dataset NAME``) and call it as
+``adapter(root, annotations=None, **options)``.
+"""
+# The adapter modules are imported for their @register_adapter side effect.
+from . import casme, casme2, ckplus, manifest, samm, smic  # noqa: F401
+from .base import AdapterResult, Quirk, Sample, adapter_names, get_adapter
+
+__all__ = ["AdapterResult", "Quirk", "Sample", "adapter_names", "get_adapter"]

@@ -1,0 +1,212 @@
+"""Bring-your-own data: videos or frame folders listed in a CSV (SPEC §1).
+
+Columns ``path``, ``subject``, ``label`` and optionally ``onset``, ``apex``,
+``offset``, ``fps``, ``sample``. ``path`` is a frame folder (frames mapped by
+the number in their names) or a video file (frames ``0..n-1``), relative to
+the CSV's folder or to ``root``. This is how MEVIEW, MAHNOB-HCI or lab
+recordings enter the pipeline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import cv2
+
+from .base import AdapterResult, Quirk, Sample, register_adapter
+from .sheets import (
+    ClipFrames,
+    Findings,
+    Sheet,
+    SheetRow,
+    cell_text,
+    collect_samples,
+    check_on_disk,
+    clip_frames,
+    find_sheet,
+    finding,
+    read_ground_truth,
+    read_sheet,
+)
+
+MANIFEST_SHEETS = ("manifest*.csv",)
+
+
+@dataclass(frozen=True)
+class ManifestColumns:
+    """Accepted header names of a manifest (see :class:`~.sheets.SheetColumns`)."""
+
+    path: tuple[str, ...] = ("path",)
+    subject: tuple[str, ...] = ("subject",)
+    emotion: tuple[str, ...] = ("label", "emotion")
+    onset: tuple[str, ...] = ("onset",)
+    apex: tuple[str, ...] = ("apex",)
+    offset: tuple[str, ...] = ("offset",)
+    fps: tuple[str, ...] = ("fps",)
+    sample: tuple[str, ...] = ("sample", "sample_id")
+    action_units: tuple[str, ...] = ("action_units", "aus")
+    objective_class: tuple[str, ...] = ("objective_class",)
+    required: tuple[str, ...] = ("path", "subject", "emotion")
+
+
+def video_frames(path: Path) -> tuple[int, float]:
+    """Frame count and frame rate of a video file.
+
+    Containers that do not store a frame count report 0; those are counted
+    by grabbing every frame (no decoding).
+    """
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"cannot open {path} as a video")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        if count <= 0:
+            count = 0
+            while cap.grab():
+                count += 1
+        return count, fps
+    finally:
+        cap.release()
+
+
+def _resolve(text: str, bases: tuple[Path, ...]) -> tuple[Path | None, tuple[Path, ...]]:
+    """The first existing ``base / text`` (or ``text`` when absolute) and every path tried."""
+    given = Path(text)
+    tried = (given,) if given.is_absolute() else tuple(dict.fromkeys(base / given for base in bases))
+    return next((p for p in tried if p.exists()), None), tried
+
+
+def _default_sample_id(text: str) -> str:
+    """A sample id from a relative path: suffix dropped, separators as ``_`` (unique per path)."""
+    path = PurePosixPath(text.replace("\\", "/"))
+    parts = (*path.parts[:-1], path.stem) if path.name else path.parts
+    return "_".join(p for p in parts if p not in ("/", ".", ".."))
+
+
+def _video_clip(path: Path, sample: str, source: str, row: int) -> tuple[ClipFrames, float | None]:
+    try:
+        count, fps = video_frames(path)
+    except ValueError as exc:
+        error = str(exc)
+        return ClipFrames(error=error, findings=finding(sample, "unreadable_video", error, source, row)), None
+    if count == 0:
+        error = f"video {path} has no frames"
+        return ClipFrames(error=error, findings=finding(sample, "no_frames", error, source, row)), None
+    return ClipFrames(numbers=tuple(range(count))), (fps if fps > 0 else None)
+
+
+def _row_fps(row: SheetRow, sample: str, source: str) -> tuple[float | None, Findings]:
+    text = cell_text(row.get("fps"))
+    if not text:
+        return None, Findings()
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value > 0:
+        return value, Findings()
+    message = f"fps cell {text!r} is not a positive number; ignored"
+    return None, finding(sample, "fps_unparsable", message, source, row.row)
+
+
+@dataclass(frozen=True)
+class _Context:
+    sheet: Sheet
+    bases: tuple[Path, ...]
+    dataset: str
+    fps: float | None
+
+
+def _manifest_sample(
+    row: SheetRow, ctx: _Context, path_text: str, sample_id: str
+) -> tuple[Sample, tuple[Quirk, ...]]:
+    source = ctx.sheet.source
+    gt = read_ground_truth(row, sample_id, source, blank_is_quirk=False)
+    row_fps, fps_findings = _row_fps(row, sample_id, source)
+    path, tried = _resolve(path_text, ctx.bases)
+    video: str | None = None
+    video_fps = None
+    if path is None:
+        error = f"missing path {path_text!r} (looked for {', '.join(str(p) for p in tried)})"
+        frames = ClipFrames(error=error, findings=finding(sample_id, "missing_path", error, source, row.row))
+    elif path.is_dir():
+        frames = clip_frames(path, sample_id, source, row.row)
+    else:
+        video = str(path)
+        frames, video_fps = _video_clip(path, sample_id, source, row.row)
+    fps = next((f for f in (row_fps, video_fps, ctx.fps) if f is not None), None)
+    findings = gt.findings + fps_findings + frames.findings
+    findings += check_on_disk(gt, frames.numbers, str(path), sample_id, source, row.row)
+    error = frames.error
+    if fps is None and error is None:
+        error = f"no frame rate for {path}: add an fps column or pass fps="
+        findings += finding(sample_id, "no_fps", error, source, row.row)
+    sample = Sample(
+        sample=sample_id,
+        dataset=ctx.dataset,
+        subject=cell_text(row.get("subject")),
+        clip=Path(path_text).stem if video else Path(path_text).name,
+        fps=float(fps) if fps is not None else float("nan"),
+        frame_files=frames.files,
+        frame_numbers=frames.numbers,
+        video=video,
+        onset=gt.onset,
+        apex=gt.apex,
+        offset=gt.offset,
+        emotion=cell_text(row.get("emotion")),
+        objective_class=cell_text(row.get("objective_class")),
+        action_units=cell_text(row.get("action_units")),
+        flags=findings.flags,
+        error=error,
+    )
+    return sample, findings.quirks
+
+
+@register_adapter("manifest")
+def load_manifest(
+    root: Path,
+    annotations: Path | None = None,
+    *,
+    fps: float | None = None,
+    dataset: str = "manifest",
+) -> AdapterResult:
+    """Samples listed in a manifest CSV.
+
+    Parameters
+    ----------
+    root
+        The data folder (``manifest*.csv`` is looked for here when
+        ``annotations`` is None), or the CSV file itself.
+    annotations
+        The manifest CSV.
+    fps
+        Frame rate for rows with neither an ``fps`` cell nor a video that
+        reports one; such rows get an error when this is None.
+    dataset
+        Dataset name written into every sample ["manifest"].
+
+    Returns
+    -------
+    AdapterResult
+        Sample id = the ``sample`` cell, else the path with its suffix dropped
+        and separators as ``_``. Videos have ``video`` set, no frame files and
+        frame numbers ``0..n-1``. Missing paths give samples with ``error``.
+    """
+    root = Path(root)
+    if root.is_file():
+        annotations, root = annotations or root, root.parent
+    csv = find_sheet(root, MANIFEST_SHEETS, annotations)
+    sheet = read_sheet(csv, ManifestColumns(), header_key="path", leading=False)
+    ctx = _Context(sheet=sheet, bases=(csv.parent, root), dataset=dataset, fps=fps)
+
+    def sample_id(row: SheetRow) -> str | None:
+        path_text, subject = cell_text(row.get("path")), cell_text(row.get("subject"))
+        if not path_text or not subject:
+            return None
+        return cell_text(row.get("sample")) or _default_sample_id(path_text)
+
+    def build(row: SheetRow, key: str) -> tuple[Sample, tuple[Quirk, ...]]:
+        return _manifest_sample(row, ctx, cell_text(row.get("path")), key)
+
+    return collect_samples(sheet, sample_id, build)

@@ -1,0 +1,350 @@
+"""TV-L1 optical flow between aligned face crops, and its colour coding.
+
+Three variants (SPEC §2.5), each with its own parameter dataclass:
+
+- onset→apex at 300×245 (W×H) for STRCN-G: one field per clip;
+- first frame→every later frame at 112×112 for SHCNN: T−1 fields;
+- consecutive frames at 64×64 for Nag's temporal network: T−1 fields.
+
+Crops are resized with ``cv2.INTER_AREA`` to the variant's size before the
+flow is computed, so flow vectors are in pixels of that size. Kernels return
+float32; the store keeps float16 and casts on write. The colour coding of
+Miao et al. (§III-C) is done when reading (:func:`flow_to_rgb`), never stored.
+
+Sign convention (OpenCV's): ``flow[0]`` is u, the displacement along x
+(positive = content moves right), ``flow[1]`` is v, along y (positive = content
+moves down), such that ``next[y + v, x + u] ≈ prev[y, x]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+VERSION = "1"
+"""Bump when the output of any kernel here changes for the same input and parameters."""
+
+_CHANNEL_ORDERS = {"BGR": cv2.COLOR_BGR2GRAY, "RGB": cv2.COLOR_RGB2GRAY}
+
+
+@dataclass(frozen=True)
+class TVL1Params:
+    """Parameters of ``cv2.optflow.DualTVL1OpticalFlow_create`` (OpenCV defaults).
+
+    Attributes
+    ----------
+    tau : float
+        Time step of the numerical scheme.
+    lambda_ : float
+        Weight of the data term (smaller = smoother flow).
+    theta : float
+        Coupling between the data and the smoothness term.
+    nscales : int
+        Number of pyramid scales.
+    warps : int
+        Number of warpings per scale.
+    epsilon : float
+        Stopping threshold on the update at each warp.
+    inner_iterations, outer_iterations : int
+        Iteration caps of the inner and outer loops (at most their product per warp).
+    scale_step : float
+        Down-scaling factor between pyramid scales, in (0, 1).
+    gamma : float
+        Weight of the illumination-change term (0 = off).
+    median_filtering : int
+        Median filter size applied to the flow between warps (1 = off).
+    use_initial_flow : bool
+        Start from the flow passed in (always zeros here).
+
+    References
+    ----------
+    .. [1] C. Zach, T. Pock, H. Bischof, "A duality based approach for realtime
+       TV-L1 optical flow", DAGM 2007, LNCS 4713, pp. 214-223.
+       https://doi.org/10.1007/978-3-540-74936-3_22
+    .. [2] J. Sánchez Pérez, E. Meinhardt-Llopis, G. Facciolo, "TV-L1 optical
+       flow estimation", Image Processing On Line 3 (2013), pp. 137-150.
+       https://doi.org/10.5201/ipol.2013.26
+    """
+
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    nscales: int = 5
+    warps: int = 5
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.8
+    gamma: float = 0.0
+    median_filtering: int = 5
+    use_initial_flow: bool = False
+
+    def __post_init__(self):
+        for name in ("tau", "lambda_", "theta", "epsilon"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"TVL1Params.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("nscales", "warps", "inner_iterations", "outer_iterations", "median_filtering"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"TVL1Params.{name} must be an int >= 1, got {value!r}")
+        if not 0 < self.scale_step < 1:
+            raise ValueError(f"TVL1Params.scale_step must be in (0, 1), got {self.scale_step!r}")
+        if self.gamma < 0:
+            raise ValueError(f"TVL1Params.gamma must be >= 0, got {self.gamma!r}")
+
+    def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
+        """A new OpenCV DualTVL1 solver with these parameters."""
+        return cv2.optflow.DualTVL1OpticalFlow_create(
+            tau=self.tau, lambda_=self.lambda_, theta=self.theta, nscales=self.nscales,
+            warps=self.warps, epsilon=self.epsilon, innnerIterations=self.inner_iterations,
+            outerIterations=self.outer_iterations, scaleStep=self.scale_step, gamma=self.gamma,
+            medianFiltering=self.median_filtering, useInitialFlow=self.use_initial_flow,
+        )
+
+
+@dataclass(frozen=True)
+class FlowParams:
+    """Parameters of one flow variant.
+
+    Attributes
+    ----------
+    size : tuple of int
+        (W, H) the crops are resized to (``cv2.INTER_AREA``) before the flow.
+    tvl1 : TVL1Params
+        Solver parameters.
+    channel_order : {"BGR", "RGB"}
+        Channel order of colour crops, used for the conversion to grey
+        (OpenCV decodes to BGR).
+    """
+
+    size: tuple[int, int] = (112, 112)
+    tvl1: TVL1Params = field(default_factory=TVL1Params)
+    channel_order: str = "BGR"
+
+    def __post_init__(self):
+        size = tuple(self.size)
+        if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 8 for s in size):
+            raise ValueError(f"{type(self).__name__}.size must be (W, H) ints >= 8, got {self.size!r}")
+        object.__setattr__(self, "size", (int(size[0]), int(size[1])))
+        if self.channel_order not in _CHANNEL_ORDERS:
+            raise ValueError(f"{type(self).__name__}.channel_order must be one of "
+                             f"{sorted(_CHANNEL_ORDERS)}, got {self.channel_order!r}")
+
+
+@dataclass(frozen=True)
+class OnsetApexFlowParams(FlowParams):
+    """Onset→apex flow for STRCN-G (Xia et al. 2019): 300×245 (W×H)."""
+
+    size: tuple[int, int] = (300, 245)
+
+
+@dataclass(frozen=True)
+class FirstEachFlowParams(FlowParams):
+    """First→each-frame flow for SHCNN (Miao et al. 2019): 112×112."""
+
+    size: tuple[int, int] = (112, 112)
+
+
+@dataclass(frozen=True)
+class ConsecutiveFlowParams(FlowParams):
+    """Consecutive-frame flow for Nag et al. 2019's temporal network: 64×64."""
+
+    size: tuple[int, int] = (64, 64)
+
+
+def tvl1_flow(prev: np.ndarray, next: np.ndarray, tvl1: TVL1Params | None = None) -> np.ndarray:
+    """Dense TV-L1 optical flow from ``prev`` to ``next``.
+
+    Parameters
+    ----------
+    prev, next : ndarray, shape (H, W)
+        Greyscale images of the same shape: uint8 (0..255) or float (0..1,
+        OpenCV's scale for float input).
+    tvl1 : TVL1Params, optional
+        Solver parameters; OpenCV's defaults when omitted.
+
+    Returns
+    -------
+    ndarray, shape (2, H, W), float32
+        (u, v): displacement along x and y, ``next[y + v, x + u] ≈ prev[y, x]``.
+
+    References
+    ----------
+    .. [1] C. Zach, T. Pock, H. Bischof, DAGM 2007.
+       https://doi.org/10.1007/978-3-540-74936-3_22
+    """
+    prev, next = _as_flow_input(prev, "prev"), _as_flow_input(next, "next")
+    if prev.shape != next.shape:
+        raise ValueError(f"prev and next must have the same shape, got {prev.shape} and {next.shape}")
+    solver = (tvl1 or TVL1Params()).create()
+    return _calc(solver, prev, next)
+
+
+def flow_onset_apex(crops: np.ndarray, onset: int, apex: int,
+                    params: FlowParams | None = None) -> np.ndarray:
+    """TV-L1 flow from the onset crop to the apex crop (STRCN-G input).
+
+    Parameters
+    ----------
+    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
+        Aligned face crops, greyscale or colour (C = 1 or 3).
+    onset, apex : int
+        Positions of the onset and apex frames in ``crops`` (0-based indices,
+        not source frame numbers), ``0 <= onset < apex < T``.
+    params : FlowParams, optional
+        Defaults to :class:`OnsetApexFlowParams` (300×245).
+
+    Returns
+    -------
+    ndarray, shape (2, H, W), float32
+        (u, v) at the variant's size; the store casts to float16.
+
+    References
+    ----------
+    .. [1] Z. Xia, X. Hong, X. Gao, X. Feng, G. Zhao, "Spatiotemporal recurrent
+       convolutional networks for recognizing spontaneous micro-expressions",
+       IEEE Trans. Multimedia 22(3), 2020. https://doi.org/10.1109/TMM.2019.2931351
+    """
+    params = params or OnsetApexFlowParams()
+    t = len(_check_crops(crops))
+    for name, index in (("onset", onset), ("apex", apex)):
+        if not 0 <= index < t:
+            raise ValueError(f"{name} index {index} is outside the clip's {t} crops (0..{t - 1})")
+    if not onset < apex:
+        raise ValueError(f"onset index must precede the apex index, got onset={onset}, apex={apex}")
+    grey = _prepare(crops[[onset, apex]], params)
+    return _calc(params.tvl1.create(), grey[0], grey[1])
+
+
+def flow_first_each(crops: np.ndarray, params: FlowParams | None = None) -> np.ndarray:
+    """TV-L1 flow from the first crop to every later crop (SHCNN input).
+
+    Parameters
+    ----------
+    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
+        Aligned face crops, T >= 2.
+    params : FlowParams, optional
+        Defaults to :class:`FirstEachFlowParams` (112×112).
+
+    Returns
+    -------
+    ndarray, shape (T - 1, 2, H, W), float32
+        Field t is the flow from crop 0 to crop t + 1; the store casts to float16.
+
+    References
+    ----------
+    .. [1] S. Miao, H. Xu, Z. Han, Y. Zhu, "Recognizing facial expressions using
+       a shallow convolutional neural network", IEEE Access 7, 2019.
+       https://doi.org/10.1109/ACCESS.2019.2921220
+    """
+    params = params or FirstEachFlowParams()
+    grey = _prepare(_check_crops(crops, min_frames=2), params)
+    solver = params.tvl1.create()
+    return np.stack([_calc(solver, grey[0], grey[t]) for t in range(1, len(grey))])
+
+
+def flow_consecutive(crops: np.ndarray, params: FlowParams | None = None) -> np.ndarray:
+    """TV-L1 flow between consecutive crops (input of Nag et al.'s temporal network).
+
+    Parameters
+    ----------
+    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
+        Aligned face crops, T >= 2.
+    params : FlowParams, optional
+        Defaults to :class:`ConsecutiveFlowParams` (64×64).
+
+    Returns
+    -------
+    ndarray, shape (T - 1, 2, H, W), float32
+        Field t is the flow from crop t to crop t + 1; the store casts to float16.
+
+    References
+    ----------
+    .. [1] S. Nag, A. K. Bhunia, A. Konwer, P. P. Roy, "Facial micro-expression
+       spotting and recognition using time contrasted feature with visual
+       memory", ICASSP 2019, pp. 2022-2026. https://doi.org/10.48550/arXiv.1902.03514
+    """
+    params = params or ConsecutiveFlowParams()
+    grey = _prepare(_check_crops(crops, min_frames=2), params)
+    solver = params.tvl1.create()
+    return np.stack([_calc(solver, grey[t - 1], grey[t]) for t in range(1, len(grey))])
+
+
+def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """Colour-code flow fields as in Miao et al. 2019, §III-C.
+
+    Hue is the flow angle ``atan2(v, u)`` in image coordinates (right = 0°
+    red, down = 90°, left = 180° cyan, up = 270°), saturation is full and the
+    value is the magnitude scaled to [0, 255]; HSV is then converted to RGB.
+
+    Parameters
+    ----------
+    flow : ndarray, shape (..., 2, H, W)
+        One field or a stack of fields, (u, v) along axis -3.
+    max_magnitude : float, optional
+        Magnitude mapped to full value; larger magnitudes saturate. By default
+        each field is scaled by its own maximum magnitude (zero flow stays black).
+
+    Returns
+    -------
+    ndarray, shape (..., H, W, 3), uint8
+        RGB images.
+
+    References
+    ----------
+    .. [1] S. Miao, H. Xu, Z. Han, Y. Zhu, IEEE Access 7, 2019.
+       https://doi.org/10.1109/ACCESS.2019.2921220
+    """
+    flow = np.asarray(flow, dtype=np.float32)
+    if flow.ndim < 3 or flow.shape[-3] != 2:
+        raise ValueError(f"flow must have shape (..., 2, H, W), got {flow.shape}")
+    if max_magnitude is not None and not max_magnitude > 0:
+        raise ValueError(f"max_magnitude must be > 0, got {max_magnitude!r}")
+    u, v = flow[..., 0, :, :], flow[..., 1, :, :]
+    magnitude = np.hypot(u, v)
+    scale = max_magnitude if max_magnitude is not None else magnitude.max(axis=(-2, -1), keepdims=True)
+    value = np.divide(magnitude, scale, out=np.zeros_like(magnitude), where=np.asarray(scale) > 0)
+    hue = np.degrees(np.arctan2(v, u)) % 360.0
+    hsv = np.stack([hue, np.ones_like(hue), np.clip(value, 0.0, 1.0)], axis=-1).astype(np.float32)
+    h, w = hsv.shape[-3:-1]
+    rgb = cv2.cvtColor(hsv.reshape(-1, w, 3), cv2.COLOR_HSV2RGB)
+    return np.rint(rgb * 255.0).astype(np.uint8).reshape(hsv.shape)
+
+
+def _calc(solver: cv2.optflow.DualTVL1OpticalFlow, prev: np.ndarray, next: np.ndarray) -> np.ndarray:
+    flow = solver.calc(prev, next, None)
+    return np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32)
+
+
+def _as_flow_input(image: np.ndarray, name: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D greyscale image (H, W), got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    if np.issubdtype(image.dtype, np.floating):
+        return np.ascontiguousarray(image, dtype=np.float32)
+    raise ValueError(f"{name} must be uint8 or float (0..1), got dtype {image.dtype}")
+
+
+def _check_crops(crops: np.ndarray, min_frames: int = 1) -> np.ndarray:
+    crops = np.asarray(crops)
+    if crops.ndim not in (3, 4) or (crops.ndim == 4 and crops.shape[-1] not in (1, 3)):
+        raise ValueError(f"crops must have shape (T, S, S) or (T, S, S, C) with C in (1, 3), got {crops.shape}")
+    if crops.dtype != np.uint8:
+        raise ValueError(f"crops must be uint8, got dtype {crops.dtype}")
+    if len(crops) < min_frames:
+        raise ValueError(f"need at least {min_frames} crops, got {len(crops)}")
+    return crops
+
+
+def _prepare(crops: np.ndarray, params: FlowParams) -> np.ndarray:
+    """Greyscale crops resized to ``params.size``: (T, H, W) uint8."""
+    crops = _check_crops(crops)
+    if crops.ndim == 4 and crops.shape[-1] == 3:
+        code = _CHANNEL_ORDERS[params.channel_order]
+        crops = np.stack([cv2.cvtColor(c, code) for c in crops])
+    elif crops.ndim == 4:
+        crops = crops[..., 0]
+    return np.stack([cv2.resize(c, params.size, interpolation=cv2.INTER_AREA) for c in crops])

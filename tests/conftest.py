@@ -1,0 +1,66 @@
+"""Shared fixtures: a small synthetic demo dataset and a store built from it (once per session)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def annotations_dir() -> Path | None:
+    """The real SAMM / CASME II sheets beside the repo (../shared/annotations), if present."""
+    env = os.environ.get("MEPIPE_ANNOTATIONS")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "annotations"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def small_demo_params():
+    from mepipe.pipeline.demo import DemoParams
+
+    return DemoParams(n_subjects=2, n_clips=1)
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory, small_demo_params) -> Path:
+    """6 clips (2 subjects x 3 classes) of the synthetic demo; read-only for tests."""
+    from mepipe.pipeline.demo import write_demo
+
+    root = tmp_path_factory.mktemp("demo") / "demo"
+    write_demo(root, small_demo_params)
+    return root
+
+
+def build_options(root: Path, store: Path, **changes):
+    from mepipe.pipeline.build import BuildOptions
+
+    changes = {"scheduler": "sync", "progress": False, **changes}
+    return BuildOptions(dataset="demo", root=root, store=store, **changes)
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory, small_demo) -> Path:
+    """The small demo built in-process with default parameters; copy before changing it."""
+    from mepipe.pipeline.build import run_build
+
+    store = tmp_path_factory.mktemp("store") / "demo.zarr"
+    report = run_build(build_options(small_demo, store))
+    assert report.exit_code == 0, report.summary()
+    return store
+
+
+@pytest.fixture
+def store_copy(small_store, tmp_path) -> Path:
+    dst = tmp_path / "copy.zarr"
+    shutil.copytree(small_store, dst)
+    return dst
+
+
+@pytest.fixture
+def demo_copy(small_demo, tmp_path) -> Path:
+    dst = tmp_path / "demo"
+    shutil.copytree(small_demo, dst)
+    return dst
