@@ -40,8 +40,9 @@ def _adapter_names() -> list[str]:
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run on a dask.distributed scheduler (tcp://host:8786) instead of local processes; "
                    "'sync' runs everything in this process (debugging).")
-@click.option("--stages", "stages", metavar="LIST",
-              help="Comma-separated stages to build (plus what they need). Default: all.")
+@click.option("--features", "stages", metavar="LIST",
+              help="Comma-separated features to build (plus what they need): groups core, flow, magnify, lfm, "
+                   "appearance, kim; or stage/feature names such as flow_first_each, lfm21. Default: all.")
 @click.option("--force", multiple=True, metavar="STAGE",
               help="Recompute STAGE (and what depends on it) even if cached. Repeatable.")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -60,7 +61,7 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
     Exits 1 if any clip failed (the others are stored; see the report).
     """
     from mepipe.pipeline.build import BuildOptions, run_build
-    from mepipe.pipeline.stagedefs import params_from_mapping
+    from mepipe.pipeline.stagedefs import params_from_mapping, stages_for
 
     from .config import read_config
 
@@ -74,7 +75,7 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
     params = params_from_mapping(read_config(config))
     opts = BuildOptions(dataset=dataset, root=Path(root), store=Path(store), annotations=annotations,
                         workers=workers, scheduler=scheduler,
-                        stages=tuple(s.strip() for s in stages.split(",")) if stages else None,
+                        stages=tuple(stages_for([s.strip() for s in stages.split(",")])) if stages else None,
                         force=tuple(force), params=params, progress=progress,
                         adapter_options=_parse_options(options))
     report = run_build(opts)
@@ -128,6 +129,23 @@ def info(store, as_json):
 
     desc = describe(str(store))
     click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_description(desc))
+
+
+@cli.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("clip")
+@click.option("--feature", required=True, type=click.Choice(sorted(
+    ["flow_onset_apex", "flow_first_each", "flow_consecutive", "lfm", "magnified", "intensity", "mask"])),
+              help="What to draw: a flow field (colour-coded and arrows), LFM/CLFM maps, magnified vs original "
+                   "frames, the intensity curve with onset/apex/offset, or the STRCN-A mask over the face.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG file to write.")
+def show(store, clip, feature, out):
+    """Draw one clip's feature from a store as a PNG."""
+    from mepipe.featurestore import open_store
+    from mepipe.pipeline.figures import FIGURES, save
+
+    save(FIGURES[feature](open_store(str(store)), clip), out)
+    click.echo(f"wrote {out}")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@
       zarr.json                root group: schema version, provenance, build state
       samples/                 one row per clip, 1-D arrays along ``sample``
       clips/<sample>/<feature> one array per clip and feature, a single chunk
+      dataset/<name>           dataset-level results (e.g. the STRCN-A mask), with the clips they came from
       .mepipe/                 not Zarr: build lock, staging area, build report
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import PurePosixPath
 
 SAMPLES_GROUP = "samples"
 CLIPS_GROUP = "clips"
+DATASET_GROUP = "dataset"
 PRIVATE_DIR = ".mepipe"
 STAGING_DIR = f"{PRIVATE_DIR}/staging"
 REPORT_FILE = "build-report.json"

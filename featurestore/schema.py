@@ -87,3 +87,31 @@ SAMPLE_COLUMNS = (
 frame numbers; missing values are -1 on disk and <NA> in ``store.samples``."""
 
 FRAME_COLUMNS = ("onset", "apex", "offset", "onset_est", "apex_est", "offset_est", "apex_ncc")
+
+register_feature("flow_onset_apex", ("uv", "y245", "x300"), "float16", "flow_onset_apex",
+                 "TV-L1 flow (u, v) from the onset crop to the apex crop at 300x245 (STRCN-G)")
+register_feature("flow_first_each", ("pair", "uv", "y112", "x112"), "float16", "flow_first_each",
+                 "TV-L1 flow from the first frame to each later frame at 112x112 (SHCNN)")
+register_feature("flow_consecutive", ("pair", "uv", "y64", "x64"), "float16", "flow_consecutive",
+                 "TV-L1 flow between consecutive frames at 64x64 (Nag's temporal network)")
+register_feature("magnified", ("frame", "alpha", "y128", "x128", "channel"), "uint8", "magnify",
+                 "Eulerian-magnified aligned clip at 128x128, one clip per amplification alpha")
+register_feature("magnified64x48", ("frame", "alpha", "y48", "x64", "channel"), "uint8", "magnify",
+                 "Eulerian-magnified aligned clip at 64x48 (W x H) for STRCN-A")
+register_feature("lfm68", ("map", "i68", "j68"), "uint8", "lfm",
+                 "landmark feature maps over all 68 points (Choi eq. 1-2), lag T = fps/25")
+register_feature("lfm21", ("map", "i21", "j21"), "uint8", "lfm", "compact LFM over the 21 CLFM points")
+register_feature("sfem", (), "float64", "lfm", "sum of facial expression movement (Choi eq. 3)")
+register_feature("heatmap", ("y48", "x64"), "float32", "appearance",
+                 "difference heat map sum_t |I(t) - I(0)| of the magnified 64x48 grey clip (Xia)")
+register_feature("appearance_frames", ("time", "y48", "x64", "channel"), "float16", "appearance",
+                 "magnified 64x48 clip time-normalised to T frames, from which masked matrices are cut")
+register_feature("appearance", ("pixel", "time", "channel"), "float16", "appearance_mask",
+                 "STRCN-A masked d2 x T x C matrix under the dataset-level mask")
+register_feature("frames64", ("frame", "y64", "x64", "rgb"), "uint8", "kim",
+                 "every aligned frame at 64x64x3 (grey sources replicated)")
+register_feature("state_frames", ("expression_state", "y64", "x64", "rgb"), "uint8", "kim",
+                 "Kim's five representative expression-state frames at 64x64x3")
+
+DATASET_ARRAYS = {"appearance_mask": ("y48", "x64")}
+"""Dataset-level arrays under ``dataset/``, each with the list of clips it was built from."""

@@ -111,6 +111,18 @@ class FeatureStore:
     def attrs_of(self, feature: str, sample: str) -> dict[str, Any]:
         return dict(self._array(feature, sample).attrs)
 
+    def dataset_array(self, name: str) -> xr.DataArray:
+        """A dataset-level array (e.g. ``appearance_mask``) with its attributes (clips it was built from)."""
+        from .layout import DATASET_GROUP
+        from .schema import DATASET_ARRAYS
+
+        try:
+            arr = self._root[f"{DATASET_GROUP}/{name}"]
+        except KeyError:
+            raise KeyError(f"{self.path}: no dataset array {name!r} (build the stage that makes it)") from None
+        with quiet_zarr():
+            return xr.DataArray(arr[...], dims=DATASET_ARRAYS[name], name=name, attrs=dict(arr.attrs))
+
     def clip(self, sample: str) -> xr.Dataset:
         """Every feature of one clip as one xarray Dataset (lazy)."""
         with quiet_zarr():

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from .layout import CLIPS_GROUP, PRIVATE_DIR, SAMPLES_GROUP, STAGING_DIR, clip_path, feature_path
-from .schema import FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, feature_spec
+from .layout import CLIPS_GROUP, DATASET_GROUP, PRIVATE_DIR, SAMPLES_GROUP, STAGING_DIR, clip_path, feature_path
+from .schema import DATASET_ARRAYS, FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, feature_spec
 from .versioning import check_schema_readable
 
 
@@ -80,19 +80,37 @@ class StoreWriter:
         arr = np.asarray(array)
         if arr.ndim != len(spec.dims):
             raise ValueError(f"{sample}: feature {feature!r} must have dims {spec.dims}, got shape {arr.shape}")
-        arr = arr.astype(spec.dtype, copy=False)
+        zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)
+        self._write_array(feature_path(sample, feature), arr.astype(spec.dtype, copy=False), spec.dims,
+                          {"cache_key": cache_key, "stage": spec.stage, **dict(attrs or {})})
+
+    def write_dataset_array(self, name: str, array: np.ndarray, cache_key: str,
+                            attrs: Mapping[str, Any] | None = None) -> None:
+        """Write a dataset-level array (e.g. the STRCN-A mask) under ``dataset/``, atomically."""
+        dims = DATASET_ARRAYS[name]
+        arr = np.asarray(array)
+        if arr.ndim != len(dims):
+            raise ValueError(f"dataset array {name!r} must have dims {dims}, got shape {arr.shape}")
+        zarr.open_group(self.path, path=DATASET_GROUP, mode="a", zarr_format=3, use_consolidated=False)
+        self._write_array(f"{DATASET_GROUP}/{name}", arr, dims, {"cache_key": cache_key, **dict(attrs or {})})
+
+    def dataset_attrs(self, name: str) -> dict[str, Any]:
+        meta = self.path / DATASET_GROUP / name / "zarr.json"
+        try:
+            return dict(json.loads(meta.read_text()).get("attributes", {}))
+        except FileNotFoundError:
+            return {}
+
+    def _write_array(self, rel_path: str, arr: np.ndarray, dims: tuple[str, ...], attrs: Mapping[str, Any]) -> None:
         staging = self.path / STAGING_DIR / uuid.uuid4().hex
         staging.parent.mkdir(parents=True, exist_ok=True)
         with quiet_zarr():
             z = zarr.create_array(
                 store=str(staging), shape=arr.shape, chunks=tuple(max(1, n) for n in arr.shape),
-                dtype=arr.dtype, dimension_names=list(spec.dims), zarr_format=3,
-                attributes={"cache_key": cache_key, "stage": spec.stage, **dict(attrs or {})},
-            )
+                dtype=arr.dtype, dimension_names=list(dims), zarr_format=3, attributes=dict(attrs))
             if arr.size:
                 z[...] = arr
-            zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)
-        self._move_into_place(staging, self.path / feature_path(sample, feature))
+        self._move_into_place(staging, self.path / rel_path)
 
     def _move_into_place(self, staging: Path, final: Path) -> None:
         trash = None

@@ -30,6 +30,7 @@ from mepipe.featurestore.writer import StoreWriter
 from .context import ClipContext
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
+from .dataset_stages import build_appearance
 from .graph import BuildProgress, build_graph, execute, plan_build
 from .stagedefs import STAGES, default_params, descendants, stage_order
 
@@ -131,6 +132,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         results = execute(tasks, progress, opts.scheduler, opts.workers)
     finally:
         progress.close()
+    if "appearance" in stages:
+        build_appearance(writer, [s.sample for s in buildable], plan.keys, opts.params["appearance"])
     failures = [r for r in results if r["status"] == "failed"]
     failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
@@ -187,7 +190,7 @@ def _prune_clips(writer: StoreWriter, keep: set[str]) -> None:
 
 def _provenance(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report: BuildReport,
                 writer: StoreWriter) -> dict[str, Any]:
-    features = sorted({f for n in stages for f in STAGES[n].outputs})
+    features = sorted({f for n in stages for f in STAGES[n].outputs} | ({"appearance"} if "appearance" in stages else set()))
     return {
         "state": "complete",
         "schema_version": SCHEMA_VERSION,

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from .context import ClipContext
-from .stages import align, apex, frames, landmarks
+from .errors import ClipError
+from .stages import align, apex, appearance, flow, frames, landmarks, lfm, magnify
 
 
 @dataclass
@@ -69,6 +70,77 @@ def _apex(ctx, inputs, params, shared):
          "states_from": r.states_from})
 
 
+def _onset_apex(ctx, inputs):
+    """Onset and apex positions for the onset->apex flow: Kim's state frames 0 and 2."""
+    idx = inputs["state_index"]
+    onset, peak = int(idx[0]), int(idx[2])
+    if peak <= onset:
+        onset = 0
+    if peak <= onset:
+        raise ClipError(f"apex at the first frame (index {peak}); no onset->apex motion to measure")
+    return onset, peak
+
+
+def _flow_onset_apex(ctx, inputs, params, shared):
+    onset, peak = _onset_apex(ctx, inputs)
+    field = flow.flow_onset_apex(inputs["crops"], onset, peak, params)
+    return StageOutput({"flow_onset_apex": field}, {"onset_index": onset, "apex_index": peak})
+
+
+def _flow_first_each(ctx, inputs, params, shared):
+    return StageOutput({"flow_first_each": flow.flow_first_each(inputs["crops"], params)})
+
+
+def _flow_consecutive(ctx, inputs, params, shared):
+    return StageOutput({"flow_consecutive": flow.flow_consecutive(inputs["crops"], params)})
+
+
+def _with_channel(clip: np.ndarray) -> np.ndarray:
+    return clip if clip.ndim == 4 else clip[..., None]
+
+
+def _magnify(ctx, inputs, params, shared):
+    crops = inputs["crops"]
+    crops = crops[..., 0] if crops.shape[-1] == 1 else crops
+    outputs = magnify.magnify_resized(crops, params)
+    by_size = {}
+    for size, name in (((128, 128), "magnified"), ((64, 48), "magnified64x48")):
+        if size not in [tuple(s) for s in params.sizes]:
+            raise ClipError(f"magnify.sizes must include {size} for feature {name!r}")
+        by_size[name] = np.stack([_with_channel(outputs[(a, size)]) for a in params.alphas], axis=1)
+    return StageOutput(by_size, {"alphas": list(params.alphas)})
+
+
+def _lfm(ctx, inputs, params, shared):
+    points = inputs["landmarks"]
+    return StageOutput({"lfm68": lfm.lfm68(points, ctx.fps, params), "lfm21": lfm.lfm21(points, ctx.fps, params),
+                        "sfem": np.float64(lfm.sfem(points, ctx.fps, params))},
+                       {"lag": lfm.lag_from_fps(ctx.fps, params.lag_fps_divisor)})
+
+
+def _appearance(ctx, inputs, params, shared):
+    clip = inputs["magnified64x48"][:, 0].astype(np.float32)
+    grey = clip.mean(axis=-1)
+    return StageOutput({"heatmap": appearance.heatmap(grey),
+                        "appearance_frames": appearance.time_normalise(clip, params.n_time)})
+
+
+@dataclass(frozen=True)
+class KimParams:
+    """Sizes of Kim's inputs: every frame and the five state frames at ``size`` x ``size`` x 3."""
+
+    size: int = 64
+
+
+def _kim(ctx, inputs, params, shared):
+    import cv2
+
+    crops = inputs["crops"]
+    small = np.stack([cv2.resize(c, (params.size, params.size), interpolation=cv2.INTER_AREA) for c in crops])
+    small = np.repeat(small[..., None], 3, axis=-1) if small.ndim == 3 else small
+    return StageOutput({"frames64": small, "state_frames": small[inputs["state_index"]]})
+
+
 SHARED_PARAMS: dict[str, type] = {"frames": frames.FramesParams}
 """Parameters that are not a stage of their own but enter the key of every stage reading sources."""
 
@@ -89,6 +161,49 @@ register_stage(StageDef("align", align.VERSION, align.AlignParams, ("landmarks",
                         ("crops", "landmarks_aligned", "transforms"), True, False, _align))
 register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align",), ("crops",),
                         ("stddiff", "ncc", "intensity", "state", "state_index"), False, True, _apex))
+register_stage(StageDef("flow_onset_apex", flow.VERSION, flow.OnsetApexFlowParams, ("align", "apex"),
+                        ("crops", "state_index"), ("flow_onset_apex",), False, False, _flow_onset_apex))
+register_stage(StageDef("flow_first_each", flow.VERSION, flow.FirstEachFlowParams, ("align",), ("crops",),
+                        ("flow_first_each",), False, False, _flow_first_each))
+register_stage(StageDef("flow_consecutive", flow.VERSION, flow.ConsecutiveFlowParams, ("align",), ("crops",),
+                        ("flow_consecutive",), False, False, _flow_consecutive))
+register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",),
+                        ("magnified", "magnified64x48"), False, False, _magnify))
+register_stage(StageDef("lfm", lfm.VERSION, lfm.LFMParams, ("landmarks",), ("landmarks",),
+                        ("lfm68", "lfm21", "sfem"), False, True, _lfm))
+register_stage(StageDef("appearance", appearance.VERSION, appearance.AppearanceParams, ("magnify",),
+                        ("magnified64x48",), ("heatmap", "appearance_frames"), False, False, _appearance))
+register_stage(StageDef("kim", "1", KimParams, ("align", "apex"), ("crops", "state_index"),
+                        ("frames64", "state_frames"), False, False, _kim))
+
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "core": ("apex",),
+    "flow": ("flow_onset_apex", "flow_first_each", "flow_consecutive"),
+    "magnify": ("magnify",),
+    "lfm": ("lfm",),
+    "appearance": ("appearance",),
+    "kim": ("kim",),
+}
+"""Names ``--features`` accepts besides stage and feature names."""
+
+
+def stages_for(names: list[str]) -> list[str]:
+    """Stage names for a mix of group, stage and feature names (``--features``)."""
+    out: list[str] = []
+    by_feature = {f: n for n, s in STAGES.items() for f in s.outputs}
+    for name in names:
+        if name in FEATURE_GROUPS:
+            out += FEATURE_GROUPS[name]
+        elif name in STAGES:
+            out.append(name)
+        elif name in by_feature:
+            out.append(by_feature[name])
+        elif name == "appearance_mask":
+            out.append("appearance")
+        else:
+            raise KeyError(f"unknown feature {name!r}; use a group ({', '.join(FEATURE_GROUPS)}), "
+                           f"a stage ({', '.join(STAGES)}) or a feature name")
+    return stage_order(out)
 
 
 def stage_order(names: list[str] | None = None) -> list[str]:
@@ -135,6 +250,11 @@ def params_from_mapping(config: Mapping[str, Mapping[str, Any]]) -> dict[str, An
         if unknown:
             raise KeyError(f"config for stage {stage!r} has unknown parameters {sorted(unknown)}; "
                            f"known: {', '.join(fields)}")
-        coerced = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        coerced = {k: _tuples(v) for k, v in values.items()}
         params[stage] = dataclasses.replace(params[stage], **coerced)
     return params
+
+
+def _tuples(value: Any) -> Any:
+    """Lists from YAML/TOML become tuples, so parameters stay hashable and frozen."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

@@ -37,7 +37,7 @@ def small_demo(tmp_path_factory, small_demo_params) -> Path:
 def build_options(root: Path, store: Path, **changes):
     from mepipe.pipeline.build import BuildOptions
 
-    changes = {"scheduler": "sync", "progress": False, **changes}
+    changes = {"scheduler": "sync", "progress": False, "stages": ("landmarks", "align", "apex"), **changes}
     return BuildOptions(dataset="demo", root=root, store=store, **changes)
 
 
@@ -48,6 +48,18 @@ def small_store(tmp_path_factory, small_demo) -> Path:
 
     store = tmp_path_factory.mktemp("store") / "demo.zarr"
     report = run_build(build_options(small_demo, store))
+    assert report.exit_code == 0, report.summary()
+    return store
+
+
+@pytest.fixture(scope="session")
+def full_store(tmp_path_factory, small_demo, small_store) -> Path:
+    """The small demo with every feature (issue-3 stages on top of ``small_store``'s cached core)."""
+    from mepipe.pipeline.build import run_build
+
+    store = tmp_path_factory.mktemp("full") / "demo.zarr"
+    shutil.copytree(small_store, store)
+    report = run_build(build_options(small_demo, store, stages=None))
     assert report.exit_code == 0, report.summary()
     return store
 

@@ -32,9 +32,13 @@ SUBJECT_WIDTH = 2
 Release = Literal["raw", "cropped"]
 
 
+def _subject_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("sub*") if p.is_dir())
+
+
 def _looks_cropped(frames_root: Path) -> bool:
-    """Whether a folder of ``subXX`` folders holds cropped frames (``reg_img*``)."""
-    for subject in sorted(frames_root.glob("sub*")):
+    """Whether a folder of ``subXX`` folders holds cropped frames, judged by its first clip (``reg_img*``)."""
+    for subject in _subject_dirs(frames_root):
         for clip in sorted(p for p in subject.iterdir() if p.is_dir()):
             return any(f.name.startswith(CROPPED_PREFIX) for f in clip.iterdir())
     return False
@@ -55,7 +59,7 @@ def detect_release(root: Path, release: Release | None = None) -> tuple[Release,
             if release is None and name == "raw" and (root / RELEASE_DIRS["cropped"]).is_dir():
                 log.info("%s holds both CASME II releases; using raw (pass release='cropped' for the other)", root)
             return name, root / RELEASE_DIRS[name]
-    if any(root.glob("sub*")):
+    if _subject_dirs(root):
         found: Release = "cropped" if _looks_cropped(root) else "raw"
         if release is not None and release != found:
             raise ValueError(f"{root} holds the {found} CASME II release, not the {release} one asked for")

@@ -6,7 +6,7 @@ with landmark-driven micro-movements of three classes and known ground truth.
 """
 from .face import shape_predictor_path
 from .params import FORMAT_VERSION, DemoParams
-from .synth import SHEET_NAME, TRUTH_NAME, DemoSummary, write_demo
+from .synth import SHEET_NAME, TRUTH_NAME, DemoSummary, read_params, true_landmarks, write_demo
 
 __all__ = [
     "DemoParams",
@@ -14,6 +14,8 @@ __all__ = [
     "FORMAT_VERSION",
     "SHEET_NAME",
     "TRUTH_NAME",
+    "read_params",
     "shape_predictor_path",
+    "true_landmarks",
     "write_demo",
 ]

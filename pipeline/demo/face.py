@@ -138,7 +138,7 @@ class Subject:
 
 
 def canvas_pad(params: DemoParams) -> int:
-    """Canvas margin that covers the largest head motion at the frame corners."""
+    """Canvas margin covering the largest head motion at the frame corners, plus the cubic kernel's reach."""
     height, width = params.frame_size
     reach = np.hypot(height, width) * np.sin(np.deg2rad(params.head_rotation_deg))
     return int(np.ceil(reach + params.head_shift_px)) + 4

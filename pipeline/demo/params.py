@@ -32,7 +32,7 @@ class DemoParams:
         Expression classes to generate, a subset of ``"Happiness"``,
         ``"Surprise"``, ``"Anger"`` (see :mod:`.motion`).
     n_frames, fps : int, float
-        Frames per clip and the frame rate written to the sheet's world (SAMM: 200).
+        Frames per clip and their frame rate (SAMM: 200 fps; recorded in demo.json).
     frame_size : tuple of int
         ``(height, width)`` of every frame.
     interocular_px : float
@@ -56,7 +56,7 @@ class DemoParams:
         Apex displacement of the most-moving landmark of a clip.
     head_shift_px, head_rotation_deg : float
         Bounds of the rigid head pose at the first and the last frame; the pose
-        drifts smoothly between them (:func:`.motion.head_pose`).
+        drifts smoothly between them (:class:`.motion.HeadDrift`).
     noise_sigma : float
         Standard deviation of the per-frame Gaussian pixel noise (grey levels).
     noise_tile_margin : int

@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -192,7 +192,7 @@ def plan_clip(
     return truth, rng
 
 
-def noise_frames(rng: np.random.Generator, params: DemoParams):
+def noise_frames(rng: np.random.Generator, params: DemoParams) -> Iterator[np.ndarray]:
     """Yield one (H, W) float32 Gaussian noise image per frame of a clip.
 
     Drawing 150 k normals per frame would be the slowest step of the demo, so
@@ -236,7 +236,35 @@ def clip_landmarks(subject: Subject, cls: ExpressionClass, truth: ClipTruth, par
     )
 
 
-def write_frames(folder: Path, subject: str, first_frame: int, frames, quality: int) -> int:
+def read_params(root: Path) -> DemoParams:
+    """The :class:`DemoParams` a demo under ``root`` was written with (from ``demo.json``)."""
+    meta = json.loads((Path(root) / META_NAME).read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{root / META_NAME} has demo format {meta.get('format_version')}, this mepipe writes "
+            f"{FORMAT_VERSION}; regenerate the demo"
+        )
+    return DemoParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()})
+
+
+def true_landmarks(params: DemoParams, filename: str) -> np.ndarray:
+    """True landmarks of every frame of clip ``filename``, (n_frames, 68, 2) float64 frame pixels.
+
+    Regenerates the clip's subject and plan (no frames), so it is cheap and
+    needs only the parameters, e.g. ``true_landmarks(read_params(root), "001_2_1")``.
+    They are the astronaut's dlib landmarks carried through every warp, so a
+    landmark detector should agree with them to about its own accuracy.
+    """
+    subject_id, code, clip = filename.split("_")
+    cls = next((c for c in map(expression_class, params.classes) if c.code == int(code)), None)
+    if cls is None:
+        raise ValueError(f"clip {filename!r}: class code {code} is not among {params.classes}")
+    subject = make_subject(int(subject_id), params)
+    truth, _ = plan_clip(subject, cls, int(clip), params)
+    return clip_landmarks(subject, cls, truth, params)
+
+
+def write_frames(folder: Path, subject: str, first_frame: int, frames: Iterable[np.ndarray], quality: int) -> int:
     """Write frames as ``<subject>_<number:05d>.jpg`` numbered from ``first_frame``; returns the count."""
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -254,8 +282,8 @@ def sheet_rows(truths: list[ClipTruth]) -> list[list]:
     for i, t in enumerate(sorted(truths, key=lambda t: (t.subject, t.filename))):
         action_units = expression_class(t.emotion).action_units
         note = (
-            f"Apex written wrongly on purpose: it lies outside onset..offset, as in SAMM 028_4_1 and 032_3_1; "
-            f"true apex {t.apex} in {TRUTH_NAME}"
+            f"Apex written wrongly on purpose: it lies outside onset..offset, as in SAMM "
+            f"028_4_1 and 032_3_1; true apex {t.apex} in {TRUTH_NAME}"
             if t.erratum
             else None
         )

@@ -120,7 +120,7 @@ class FlowParams:
 
     size: tuple[int, int] = (112, 112)
     tvl1: TVL1Params = field(default_factory=TVL1Params)
-    channel_order: str = "BGR"
+    channel_order: str = "RGB"
 
     def __post_init__(self):
         size = tuple(self.size)

@@ -89,7 +89,7 @@ class MagnifyParams:
     wavelength_divisor: float = 3.0
     chroma_attenuation: float = 0.1
     sizes: tuple[tuple[int, int], ...] = ((64, 48), (128, 128))
-    channel_order: str = "BGR"
+    channel_order: str = "RGB"
 
     def __post_init__(self):
         alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
