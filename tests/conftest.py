@@ -52,6 +52,20 @@ def small_store(tmp_path_factory, small_demo) -> Path:
     return store
 
 
+def fast_flow_params():
+    """Default parameters but a cheaper TV-L1 (3 scales, 2 warps, looser epsilon): the suite's time budget."""
+    import dataclasses
+
+    from mepipe.pipeline.stagedefs import default_params
+    from mepipe.pipeline.stages.flow import TVL1Params
+
+    params = default_params()
+    fast = TVL1Params(nscales=3, warps=2, epsilon=0.05)
+    for name in ("flow_onset_apex", "flow_first_each", "flow_consecutive"):
+        params[name] = dataclasses.replace(params[name], tvl1=fast)
+    return params
+
+
 @pytest.fixture(scope="session")
 def full_store(tmp_path_factory, small_demo, small_store) -> Path:
     """The small demo with every feature (issue-3 stages on top of ``small_store``'s cached core)."""
@@ -59,7 +73,7 @@ def full_store(tmp_path_factory, small_demo, small_store) -> Path:
 
     store = tmp_path_factory.mktemp("full") / "demo.zarr"
     shutil.copytree(small_store, store)
-    report = run_build(build_options(small_demo, store, stages=None))
+    report = run_build(build_options(small_demo, store, stages=None, params=fast_flow_params()))
     assert report.exit_code == 0, report.summary()
     return store
 

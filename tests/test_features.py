@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import build_options
+from conftest import build_options, fast_flow_params
 from mepipe.featurestore import open_store
 from mepipe.pipeline.build import run_build
 from mepipe.pipeline.stagedefs import default_params, params_from_mapping, stages_for
@@ -86,7 +86,7 @@ def test_changing_alphas_recomputes_only_magnification_and_after(full_store, sma
 
     store = tmp_path / "s.zarr"
     shutil.copytree(full_store, store)
-    params = default_params()
+    params = fast_flow_params()
     params["magnify"] = dataclasses.replace(params["magnify"], alphas=(5.0, 8.0))
     report = run_build(build_options(small_demo, store, stages=None, params=params))
     assert report.tasks_run == {"magnify": 6, "appearance": 6}
