@@ -9,13 +9,12 @@ motion never samples outside it.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..stages.landmarks import shape_predictor_path
 from .params import DemoParams
 from .warp import dense_field, grid_points, upsample_map
 
@@ -25,30 +24,6 @@ RIGHT_EYE = slice(42, 48)
 JAW = slice(0, 17)
 BROWS = slice(17, 27)
 EYES = slice(36, 48)
-
-
-def shape_predictor_path() -> Path:
-    """Path of dlib's 68-point shape predictor shipped by ``face-recognition-models``.
-
-    The package is located with :mod:`importlib` instead of being imported,
-    because its ``__init__`` needs ``pkg_resources``, which recent setuptools
-    removed.
-
-    Raises
-    ------
-    FileNotFoundError
-        When the package or its model file is not installed.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "package 'face-recognition-models' is not installed; "
-            "install it with `pip install face-recognition-models`"
-        )
-    path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    if not path.is_file():
-        raise FileNotFoundError(f"dlib shape predictor not found at {path}; reinstall face-recognition-models")
-    return path
 
 
 def astronaut_grey() -> np.ndarray:
