@@ -1,0 +1,243 @@
+"""SHCNN, the shallow CNN of Miao et al. (2019), with its clip vote and saliency map.
+
+SHCNN classifies one colour-coded TV-L1 flow image (first frame -> frame t,
+112x112x3) at a time; a clip's class is the majority vote of its frames
+(:func:`vote`). :func:`saliency` is the paper's improved saliency map, the
+gradient of a temperature-scaled softmax (eq. 9-12).
+
+What the paper's text fixes (§III-B, §III-D, §III-F): three convolutional
+layers with LeakyReLU (alpha = 0.02), a fully connected part, softmax over
+n classes; Adam, lr 1e-3, L2 lambda = 3e-4, batch 100. The layer table
+itself (Fig. 4) is a figure whose numbers are not in the text, so the widths,
+kernel size, pooling and hidden FC size below are a reconstruction, each a
+constructor argument: three [conv k x k 'same' -> LeakyReLU -> max-pool 2x2]
+blocks, a hidden FC with LeakyReLU, and the output FC (``hidden=0`` drops the
+hidden FC). The paper's Table 4 reports 8,710,963 parameters for its static
+(48x48 FER2013) model; that count cannot be matched without the table.
+
+References
+----------
+.. [1] S. Miao, H. Xu, Z. Han, Y. Zhu, "Recognizing facial expressions using a
+   shallow convolutional neural network", IEEE Access 7, 2019.
+   https://doi.org/10.1109/ACCESS.2019.2921220
+.. [2] K. Simonyan, A. Vedaldi, A. Zisserman, "Deep inside convolutional
+   networks: visualising image classification models and saliency maps",
+   arXiv:1312.6034, 2013.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import ModelSpec, OptimDefaults, register_model
+
+__all__ = ["SHCNN", "saliency", "shcnn", "vote"]
+
+MIAO_DOI = "10.1109/ACCESS.2019.2921220"
+
+SPEC = ModelSpec(
+    name="shcnn",
+    features=("flow_first_each",),
+    input_shape=(3, 112, 112),
+    min_input_shape=(3, 112, 112),
+    doi=MIAO_DOI,
+    # Eq. 2 adds lam * sum ||w||^2 with lam = 3e-4: a gradient of 2 * lam * w.
+    optim=OptimDefaults(optimizer="adam", lr=1e-3, weight_decay=6e-4, momentum=None, batch_size=100),
+)
+"""SHCNN reads ``flow_first_each`` (T-1 fields of (2, 112, 112) per clip), colour-coded
+to RGB when read (SPEC §2.5); one field is one training sample."""
+
+
+class SHCNN(nn.Module):
+    """Shallow CNN on one colour-coded flow image; returns logits o (eq. 3).
+
+    Parameters
+    ----------
+    num_classes : int
+        n, the number of classes (3 for SAMM, 5 for CASME II in the paper).
+    in_chans : int
+        Input channels (3: the HSI-coded flow converted to RGB).
+    input_size : int
+        Height and width of the square input (112 in the paper).
+    widths : sequence of int
+        Filters of the convolutional layers (reconstruction, see module doc).
+    kernel_size : int
+        Odd kernel size of every convolution, zero-padded to keep the size.
+    hidden : int
+        Width of the hidden FC layer; 0 maps the conv features straight to
+        the n outputs.
+    negative_slope : float
+        LeakyReLU coefficient alpha (0.02 in the paper).
+    dropout : float
+        Dropout before the output layer; the paper's main model has none
+        (0.2 is one of its ablations).
+
+    Notes
+    -----
+    Input: float tensor (B, in_chans, input_size, input_size). Output: logits
+    (B, num_classes); softmax gives the score functions S (eq. 3).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 3,
+        in_chans: int = 3,
+        input_size: int = 112,
+        widths: Sequence[int] = (32, 64, 128),
+        kernel_size: int = 5,
+        hidden: int = 512,
+        negative_slope: float = 0.02,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if num_classes < 2 or in_chans < 1 or not widths or min(widths) < 1 or hidden < 0:
+            raise ValueError(
+                f"need num_classes >= 2, in_chans >= 1, non-empty positive widths and hidden >= 0; "
+                f"got num_classes={num_classes}, in_chans={in_chans}, widths={widths}, hidden={hidden}"
+            )
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+        side = input_size // 2 ** len(widths)
+        if side < 1:
+            raise ValueError(f"input_size {input_size} is too small for {len(widths)} 2x2 pools; "
+                             f"use at least {2 ** len(widths)}")
+        self.in_chans, self.input_size = in_chans, input_size
+        blocks: list[nn.Module] = []
+        channels = in_chans
+        for width in widths:
+            blocks += [
+                nn.Conv2d(channels, width, kernel_size, padding=kernel_size // 2),
+                nn.LeakyReLU(negative_slope),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        self.features = nn.Sequential(*blocks)
+        flat = channels * side * side
+        head: list[nn.Module] = [nn.Flatten()]
+        if hidden:
+            head += [nn.Linear(flat, hidden), nn.LeakyReLU(negative_slope)]
+            flat = hidden
+        head += [nn.Dropout(dropout), nn.Linear(flat, num_classes)]
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        expected = (self.in_chans, self.input_size, self.input_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"SHCNN expects input (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        return self.classifier(self.features(x))
+
+
+@register_model("shcnn", spec=SPEC)
+def shcnn(
+    num_classes: int = 3,
+    in_chans: int = 3,
+    input_size: int = 112,
+    widths: Sequence[int] = (32, 64, 128),
+    kernel_size: int = 5,
+    hidden: int = 512,
+    negative_slope: float = 0.02,
+    dropout: float = 0.0,
+) -> SHCNN:
+    """SHCNN of Miao et al. 2019 (see :class:`SHCNN`)."""
+    return SHCNN(num_classes, in_chans, input_size, widths, kernel_size, hidden, negative_slope, dropout)
+
+
+def saliency(
+    model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | None = None, *, shrink: bool = True
+) -> torch.Tensor:
+    """Improved saliency map of Miao et al. (eq. 9-12): the input gradient of V_j.
+
+    With logits o of one input, ``M = max_j |o_j|`` and
+    ``V = softmax(o / M)`` (eq. 8-9); the map is ``dV_j / dI`` (eq. 10) for the
+    target class j. M is held constant when differentiating, as eq. 12
+    (``dV_j/do_k = V_j (delta_jk - V_k) / M``) does; it only rescales the
+    logits so that a confident network's softmax does not saturate and its
+    gradient vanish (the paper's §III-F). Where all logits are 0, M is taken
+    as 1 (the softmax is uniform either way). The paper's saliency pixels
+    (eq. 11) are ``saliency(...) >= 0``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps a batch of inputs to logits (B, n). Run in eval mode here (its
+        mode is restored); parameter gradients are left untouched.
+    x : torch.Tensor, shape (B, ...)
+        Inputs, e.g. (B, 3, 112, 112) coded flow images.
+    target : int or LongTensor (B,), optional
+        Class j per input; default: the predicted class (argmax of o), the
+        class the paper explains.
+    shrink : bool
+        False gives the original map ``dS_j / dI`` of Simonyan et al. (eq. 4).
+
+    Returns
+    -------
+    torch.Tensor, same shape and dtype as ``x``
+        dV_j / dI per input element (per pixel and channel).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        inputs = x.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(inputs)
+            if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
+                raise ValueError(f"model must return logits (B, n) for B = {x.shape[0]}, got {tuple(logits.shape)}")
+            if shrink:
+                scale = logits.detach().abs().amax(dim=1, keepdim=True)
+                logits = logits / torch.where(scale > 0, scale, torch.ones_like(scale))
+            scores = F.softmax(logits, dim=1)
+            index = _target_index(target, logits)
+            (grad,) = torch.autograd.grad(scores.gather(1, index[:, None]).sum(), inputs)
+    finally:
+        model.train(was_training)
+    return grad
+
+
+def _target_index(target: int | torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    n_batch, n_classes = logits.shape
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    index = torch.as_tensor(target, dtype=torch.long, device=logits.device).reshape(-1)
+    if index.numel() == 1:
+        index = index.expand(n_batch)
+    if index.shape != (n_batch,) or bool(((index < 0) | (index >= n_classes)).any()):
+        raise ValueError(f"target must be one class or one per input in 0..{n_classes - 1}, got {target!r}")
+    return index
+
+
+def vote(frame_logits: torch.Tensor | np.ndarray, apex_index: int) -> int:
+    """Clip class as the majority of its frames' predicted classes (Miao §III-E).
+
+    Each frame's class is the argmax of its logits (or scores). The class
+    predicted for most frames wins; when several classes share the top count,
+    the clip takes the apex frame's class, as the paper states ("we simply use
+    the class of the apex frame"), even if that class is not one of the tied.
+
+    Parameters
+    ----------
+    frame_logits : array-like, shape (T, n)
+        Logits or softmax scores of the clip's T flow images.
+    apex_index : int
+        Row of ``frame_logits`` that belongs to the apex frame, 0 <= apex_index < T.
+        With ``flow_first_each`` row t is the flow to crop t + 1, so the apex
+        crop a is row a - 1.
+
+    Returns
+    -------
+    int
+        The clip's class index.
+    """
+    scores = frame_logits.detach().cpu().numpy() if isinstance(frame_logits, torch.Tensor) else np.asarray(frame_logits)
+    if scores.ndim != 2 or scores.shape[0] == 0:
+        raise ValueError(f"frame_logits must have shape (T, n) with T >= 1, got {scores.shape}")
+    if not 0 <= apex_index < scores.shape[0]:
+        raise ValueError(f"apex_index {apex_index} is outside the clip's {scores.shape[0]} frames")
+    predicted = scores.argmax(axis=1)
+    counts = np.bincount(predicted, minlength=scores.shape[1])
+    winners = np.flatnonzero(counts == counts.max())
+    return int(winners[0]) if len(winners) == 1 else int(predicted[apex_index])

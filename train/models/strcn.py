@@ -1,0 +1,264 @@
+"""STRCN-A and STRCN-G, the recurrent convolutional networks of Xia et al. (2019).
+
+Both variants share Table I of the paper: Conv1 (5x5, no padding) -> Pool1 ->
+RCL2 -> Pool2 -> RCL3 -> Pool3 -> RCL4 -> Pool4 -> RCL5 -> global average
+pooling -> C-way classifier, M feature maps in every convolutional layer,
+batch normalisation + ReLU after each convolution. They differ in input and
+pools:
+
+- STRCN-A reads the appearance matrix (d2 x T x C: masked pixels x
+  time-normalised frames x channels) as a C-channel image of height d2 and
+  width T; Pool1/Pool2 are 4x1 (pixels only), Pool3 4x4, Pool4 2x2.
+- STRCN-G reads the onset -> apex optical flow (u, v) at 245x300 (HxW) as a
+  2-channel image; Pool1-3 are 4x4, Pool4 2x2.
+
+Each RCL (eq. 6-7) is one feed-forward 1x1 convolution of its input u and
+three recurrent 3x3 steps that reuse ONE weight tensor:
+``v(0) = f(w_f * u)``, ``v(n) = f(w_f * u + w_r * v(n-1))``, n = 1..3, with
+``f = ReLU(BN_n(.))``. Batch normalisation has its own statistics per step
+(the inputs of the steps differ in scale); its shift plays the bias b_k of
+eq. 6, so the convolutions have none.
+
+The paper tunes M by grid search and does not state the value it used
+(§IV-F3, Fig. 7); ``n_maps`` defaults to 128, a mid-size of the RCNN of Liang
+& Hu that the paper builds on. Table I's STRCN-A input has C = 3; the store's
+magnified clips may be greyscale (C = 1): set ``in_chans`` to match.
+
+References
+----------
+.. [1] Z. Xia, X. Hong, X. Gao, X. Feng, G. Zhao, "Spatiotemporal recurrent
+   convolutional networks for recognizing spontaneous micro-expressions",
+   IEEE Trans. Multimedia 22(3), 2020. https://doi.org/10.1109/TMM.2019.2931351
+.. [2] M. Liang, X. Hu, "Recurrent convolutional neural network for object
+   recognition", CVPR 2015. https://doi.org/10.1109/CVPR.2015.7298958
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import ModelSpec, OptimDefaults, register_model
+
+__all__ = ["RCL", "STRCN", "BalancedLoss", "balanced_loss", "strcn_a", "strcn_g"]
+
+XIA_DOI = "10.1109/TMM.2019.2931351"
+
+_OPTIM = OptimDefaults(optimizer="sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9, batch_size=20, lr_decay=0.8)
+"""§IV-A: SGD with momentum 0.9, weight decay 5e-4, lr 1e-3 times 0.8 after every epoch, batch 20."""
+
+POOLS_A: tuple[tuple[int, int], ...] = ((4, 1), (4, 1), (4, 4), (2, 2))
+"""Table I, STRCN-A: Pool1-Pool4 as (along d2, along T); kernel = stride."""
+
+POOLS_G: tuple[tuple[int, int], ...] = ((4, 4), (4, 4), (4, 4), (2, 2))
+"""Table I, STRCN-G: Pool1-Pool4; kernel = stride."""
+
+_CONV1 = 5
+"""Conv1 kernel size (Table I: 5x5, no padding, stride 1)."""
+
+
+def _min_size(pools: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """Smallest (H, W) that leaves at least one pixel after Conv1 and all pools."""
+    return tuple(_CONV1 - 1 + math.prod(p[axis] for p in pools) for axis in (0, 1))
+
+
+SPEC_A = ModelSpec(
+    name="strcn-a",
+    features=("appearance",),
+    input_shape=(3, None, 30),
+    min_input_shape=(3, *_min_size(POOLS_A)),
+    doi=XIA_DOI,
+    optim=_OPTIM,
+)
+"""STRCN-A reads ``appearance`` (d2, T, C) per clip, given to the network as (C, d2, T)."""
+
+SPEC_G = ModelSpec(
+    name="strcn-g",
+    features=("flow_onset_apex",),
+    input_shape=(2, 245, 300),
+    min_input_shape=(2, *_min_size(POOLS_G)),
+    doi=XIA_DOI,
+    optim=_OPTIM,
+)
+"""STRCN-G reads ``flow_onset_apex`` (2, 245, 300) per clip, (u, v) as channels."""
+
+
+class RCL(nn.Module):
+    """Recurrent convolutional layer (Xia eq. 6-7, after Liang & Hu 2015).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the feed-forward input u.
+    channels : int
+        Feature maps M of the layer.
+    steps : int
+        Recurrent steps (3 in Table I); all use the same 3x3 weights.
+
+    Notes
+    -----
+    Input (B, in_channels, H, W) -> output (B, channels, H, W).
+    """
+
+    def __init__(self, in_channels: int, channels: int, steps: int = 3) -> None:
+        super().__init__()
+        if steps < 1:
+            raise ValueError(f"an RCL needs at least one recurrent step, got steps={steps}")
+        self.steps = steps
+        self.feedforward = nn.Conv2d(in_channels, channels, 1, bias=False)
+        self.recurrent = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norms = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(steps + 1))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        drive = self.feedforward(u)
+        state = F.relu(self.norms[0](drive))
+        for step in range(1, self.steps + 1):
+            state = F.relu(self.norms[step](drive + self.recurrent(state)))
+        return state
+
+
+class STRCN(nn.Module):
+    """Recurrent convolutional network of Table I; returns logits.
+
+    Parameters
+    ----------
+    num_classes : int
+        C, the number of classes.
+    in_chans : int
+        Input channels.
+    n_maps : int
+        M, feature maps of every convolutional layer.
+    pools : sequence of (int, int)
+        Kernel (= stride) of Pool1..Pool4 as (along H, along W).
+    steps : int
+        Recurrent steps per RCL.
+
+    Notes
+    -----
+    Input: float tensor (B, in_chans, H, W) with H, W at least
+    ``4 + prod(pool sizes)`` along each axis. Output: logits (B, num_classes);
+    softmax gives eq. 8's probabilities.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_chans: int,
+        n_maps: int = 128,
+        pools: Sequence[tuple[int, int]] = POOLS_G,
+        steps: int = 3,
+    ) -> None:
+        super().__init__()
+        pools = tuple((int(h), int(w)) for h, w in pools)
+        if num_classes < 2 or in_chans < 1 or n_maps < 1 or len(pools) != 4:
+            raise ValueError(
+                f"need num_classes >= 2, in_chans >= 1, n_maps >= 1 and four pools; got num_classes={num_classes}, "
+                f"in_chans={in_chans}, n_maps={n_maps}, pools={pools}"
+            )
+        self.in_chans, self.min_size = in_chans, _min_size(pools)
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(in_chans, n_maps, _CONV1, bias=False), nn.BatchNorm2d(n_maps), nn.ReLU()
+        )
+        layers: list[nn.Module] = []
+        for pool in pools:
+            layers += [nn.MaxPool2d(pool, stride=pool), RCL(n_maps, n_maps, steps)]
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(n_maps, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_chans or x.shape[2] < self.min_size[0] or x.shape[3] < self.min_size[1]:
+            raise ValueError(
+                f"STRCN expects input (B, {self.in_chans}, H >= {self.min_size[0]}, W >= {self.min_size[1]}), "
+                f"got {tuple(x.shape)}"
+            )
+        return self.classifier(self.pool(self.body(self.conv1(x))).flatten(1))
+
+
+@register_model("strcn-a", spec=SPEC_A)
+def strcn_a(num_classes: int = 4, in_chans: int = 3, n_maps: int = 128, steps: int = 3) -> STRCN:
+    """STRCN-A: appearance matrix (B, C, d2, T) in, 4x1 pools along d2 first (Table I)."""
+    return STRCN(num_classes, in_chans, n_maps, POOLS_A, steps)
+
+
+@register_model("strcn-g", spec=SPEC_G)
+def strcn_g(num_classes: int = 4, in_chans: int = 2, n_maps: int = 128, steps: int = 3) -> STRCN:
+    """STRCN-G: onset -> apex flow (B, 2, 245, 300) in, 4x4 pools (Table I)."""
+    return STRCN(num_classes, in_chans, n_maps, POOLS_G, steps)
+
+
+def balanced_loss(
+    logits: torch.Tensor, targets: torch.Tensor, *, one_vs_rest: bool = True, reduction: str = "sum"
+) -> torch.Tensor:
+    """Multi-class balanced loss of Xia et al. (eq. 9-10).
+
+    ``L = sum_i -beta_i log p_t^i``. Eq. 9 defines ``p_t = p^y (1 - p)^(1 - y)``
+    over the class vector, so for sample i with one-hot label y_i and softmax
+    probabilities p_i, ``log p_t^i = sum_c [y_ic log p_ic + (1 - y_ic) log(1 - p_ic)]``
+    (``one_vs_rest=True``, the literal reading). ``one_vs_rest=False`` keeps
+    only the true class's term, the weighted cross-entropy ``-beta_i log p_i,y_i``.
+
+    The weight is inversely proportional to the share of the sample's class in
+    the batch: ``beta_i = N / (K * n_(y_i))`` with N samples, K classes present
+    and n_c samples of class c. The constant makes the weights average 1, so
+    a batch with equal class counts gets beta = 1, the paper's "without BL"
+    setting.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (N, n)
+        Network outputs before softmax.
+    targets : LongTensor, shape (N,)
+        Class indices in 0..n-1.
+    one_vs_rest : bool
+        Literal eq. 9 (True) or the weighted cross-entropy (False).
+    reduction : {"sum", "mean", "none"}
+        "sum" is eq. 10 as written (and the summed loss MatConvNet, the
+        paper's toolbox, minimises with its lr 1e-3).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, or (N,) per-sample losses for ``reduction="none"``.
+    """
+    if logits.ndim != 2 or logits.shape[1] < 2 or targets.shape != logits.shape[:1]:
+        raise ValueError(
+            f"need logits (N, n >= 2) and targets (N,), got {tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
+    if reduction not in ("sum", "mean", "none"):
+        raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
+    n_batch, n_classes = logits.shape
+    targets = targets.long()
+    if bool(((targets < 0) | (targets >= n_classes)).any()):
+        raise ValueError(f"targets must lie in 0..{n_classes - 1}, got {targets.tolist()}")
+    counts = torch.bincount(targets, minlength=n_classes).to(logits.dtype)
+    beta = n_batch / (torch.count_nonzero(counts) * counts[targets])
+    log_p = F.log_softmax(logits, dim=1)
+    if one_vs_rest:
+        # log(1 - p_c) = logsumexp of the other logits - logsumexp of all: exact and stable.
+        others = logits.unsqueeze(1).expand(n_batch, n_classes, n_classes)
+        eye = torch.eye(n_classes, dtype=torch.bool, device=logits.device)
+        log_rest = torch.logsumexp(others.masked_fill(eye, float("-inf")), dim=2)
+        log_1mp = log_rest - torch.logsumexp(logits, dim=1, keepdim=True)
+        onehot = F.one_hot(targets, n_classes).bool()
+        log_pt = torch.where(onehot, log_p, log_1mp).sum(dim=1)
+    else:
+        log_pt = log_p.gather(1, targets[:, None]).squeeze(1)
+    losses = -beta * log_pt
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+class BalancedLoss(nn.Module):
+    """Module form of :func:`balanced_loss` (same arguments)."""
+
+    def __init__(self, *, one_vs_rest: bool = True, reduction: str = "sum") -> None:
+        super().__init__()
+        self.one_vs_rest, self.reduction = one_vs_rest, reduction
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return balanced_loss(logits, targets, one_vs_rest=self.one_vs_rest, reduction=self.reduction)
