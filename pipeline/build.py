@@ -86,6 +86,7 @@ class BuildReport:
     n_ok: int
     tasks_run: dict[str, int]
     tasks_cached: dict[str, int]
+    stage_seconds: dict[str, float]
     failures: list[dict[str, Any]]
     quirks: list[str]
     exit_code: int
@@ -95,6 +96,8 @@ class BuildReport:
                  f"in {self.seconds:.1f} s",
                  "  stages run:    " + (", ".join(f"{k} {v}" for k, v in self.tasks_run.items()) or "none"),
                  "  stages cached: " + (", ".join(f"{k} {v}" for k, v in self.tasks_cached.items()) or "none")]
+        if self.stage_seconds:
+            lines.append("  task seconds:  " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items()))
         if self.quirks:
             lines.append(f"  {len(self.quirks)} sheet/data quirks handled (see the report): ")
             lines += [f"    {q}" for q in self.quirks[:10]]
@@ -148,6 +151,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         n_samples=len(loaded.samples), n_ok=int((table["status"] != "failed").sum()),
         tasks_run=dict(Counter(r["stage"] for r in results if r["status"] == "ok")),
         tasks_cached=dict(Counter(n for _, n in plan.cached)),
+        stage_seconds={n: round(sum(r.get("seconds", 0.0) for r in results if r["stage"] == n), 2)
+                       for n in stages if any(r["stage"] == n for r in results)},
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0)
     writer.update_root_attrs(_provenance(opts, loaded, stages, report, writer))
