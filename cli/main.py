@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .paths import data_root, dataset_root, store_path
+from .store_cmd import register as register_store_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -121,7 +122,7 @@ def demo(out, seed, subjects, clips, data_root_opt):
 
 
 @cli.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store")
 @click.option("--json", "as_json", is_flag=True, help="Print the full information as JSON.")
 def info(store, as_json):
     """What is in a store: clips, features, parameters, sizes, failures."""
@@ -132,7 +133,7 @@ def info(store, as_json):
 
 
 @cli.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store")
 @click.argument("clip")
 @click.option("--feature", required=True, type=click.Choice(sorted(
     ["flow_onset_apex", "flow_first_each", "flow_consecutive", "lfm", "magnified", "intensity", "mask"])),
@@ -146,6 +147,9 @@ def show(store, clip, feature, out):
 
     save(FIGURES[feature](open_store(str(store)), clip), out)
     click.echo(f"wrote {out}")
+
+
+register_store_commands(cli)
 
 
 def main() -> None:

@@ -1,12 +1,19 @@
-"""``mepipe info``: a description of a store (clips, features, parameters, sizes, failures)."""
+"""``mepipe info``: a description of a store (clips, features, provenance, sizes, failures).
+
+Works on a folder, a zip store or a URL; sizes are given for folders and zip
+files only (a remote store would have to be listed file by file).
+"""
 from __future__ import annotations
 
 import os
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from .layout import CLIPS_GROUP
+from .location import StoreLocation, locate
+from .manifest import read_manifest
 from .store import open_store
 
 
@@ -22,12 +29,32 @@ def _disk_sizes(path: Path) -> tuple[int, dict[str, int]]:
     return total, dict(per_feature)
 
 
-def describe(path: str) -> dict[str, Any]:
-    """Everything ``info`` shows, as plain data."""
-    store = open_store(path, allow_incomplete=True)
+def _zip_sizes(path: Path) -> tuple[int, dict[str, int]]:
+    """Size of the zip file and bytes per feature (summed over clips) inside it."""
+    per_feature: dict[str, int] = defaultdict(int)
+    with zipfile.ZipFile(path) as zf:
+        for item in zf.infolist():
+            rel = item.filename.split("/")
+            if len(rel) >= 4 and rel[0] == CLIPS_GROUP:
+                per_feature[rel[2]] += item.compress_size
+    return path.stat().st_size, dict(per_feature)
+
+
+def describe(path: str | os.PathLike | StoreLocation) -> dict[str, Any]:
+    """Everything ``info`` shows, as plain data.
+
+    Parameters
+    ----------
+    path : str, PathLike or StoreLocation
+        Folder, zip file or URL of a store (see :func:`.location.locate`).
+    """
+    loc = locate(path)
+    store = open_store(loc, allow_incomplete=True)
     samples = store.samples
+    manifest = read_manifest(loc)
     desc: dict[str, Any] = {
-        "path": path,
+        "path": loc.target,
+        "location": loc.kind,
         "state": store.attrs.get("state"),
         "schema_version": store.schema_version,
         "mepipe_version": store.attrs.get("mepipe_version"),
@@ -38,14 +65,20 @@ def describe(path: str) -> dict[str, Any]:
         "emotions": samples["emotion"].value_counts().to_dict() if "emotion" in samples else {},
         "features": store.features,
         "stages": store.attrs.get("stages", {}),
+        "shared_params": store.attrs.get("shared_params", {}),
         "build": store.attrs.get("build", {}),
+        "source_root": store.attrs.get("source_root"),
         "annotations": store.attrs.get("annotations"),
+        "manifest": {"n_files": manifest["n_files"], "n_bytes": manifest["n_bytes"], "created": manifest["created"]}
+        if manifest else None,
         "quirks": store.attrs.get("quirks", []),
         "failures": samples.loc[samples["status"] == "failed", ["sample", "error"]].to_dict("records")
         if "status" in samples else [],
     }
-    if Path(path).is_dir():
-        desc["bytes_total"], desc["bytes_per_feature"] = _disk_sizes(Path(path))
+    if loc.kind == "folder":
+        desc["bytes_total"], desc["bytes_per_feature"] = _disk_sizes(Path(loc.target))
+    elif loc.kind == "zip":
+        desc["bytes_total"], desc["bytes_per_feature"] = _zip_sizes(Path(loc.target))
     return desc
 
 
@@ -55,7 +88,8 @@ def _mb(n: int) -> str:
 
 def format_description(d: dict[str, Any]) -> str:
     """A human-readable rendering of :func:`describe`."""
-    lines = [f"{d['path']}  ({d['state']}, schema {d['schema_version']}, mepipe {d['mepipe_version']})",
+    lines = [f"{d['path']}  ({d.get('location', 'folder')}; {d['state']}, schema {d['schema_version']}, "
+             f"mepipe {d['mepipe_version']})",
              f"dataset {d['dataset']}: {d['n_clips']} clips, {d['n_subjects']} subjects; status {d['status']}",
              f"emotions: {d['emotions']}"]
     if "bytes_total" in d:
@@ -67,9 +101,19 @@ def format_description(d: dict[str, Any]) -> str:
     lines.append("stages (version: parameters):")
     for name, s in d["stages"].items():
         lines.append(f"  {name} v{s['version']}: {s['params']}")
+    if d.get("shared_params"):
+        lines.append(f"  shared: {d['shared_params']}")
     b = d["build"]
     if b:
-        lines.append(f"built {b.get('finished')} on {b.get('host')} in {b.get('seconds')} s ({b.get('scheduler')})")
+        lines.append(f"built by {b.get('user') or '?'} on {b.get('host')}: {b.get('started')} to {b.get('finished')} "
+                     f"({b.get('seconds')} s, {b.get('scheduler')})")
+    if d.get("source_root"):
+        lines.append(f"from {d['source_root']}")
+    if d.get("annotations"):
+        lines.append(f"annotations {d['annotations'].get('path')} (sha256 {d['annotations'].get('sha256')})")
+    m = d.get("manifest")
+    lines.append(f"manifest: {m['n_files']} files, {_mb(m['n_bytes'])} (written {m['created']})" if m
+                 else "manifest: none (`mepipe store verify` needs one; a finished build writes it)")
     if d["quirks"]:
         lines.append(f"{len(d['quirks'])} quirks handled:")
         lines += [f"  {q}" for q in d["quirks"]]

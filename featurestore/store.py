@@ -11,6 +11,7 @@ import xarray as xr
 import zarr
 
 from .layout import CLIPS_GROUP, SAMPLES_GROUP, clip_path, feature_path
+from .location import StoreLocation, zarr_store
 from .schema import FRAME_COLUMNS, feature_spec
 from .versioning import check_schema_readable
 from .writer import quiet_zarr
@@ -27,17 +28,20 @@ class FeatureStore:
 
     Parameters
     ----------
-    path : str or PathLike
-        Folder of a built store.
+    path : str, PathLike or StoreLocation
+        A built store: its folder, a ``.zip`` of it, or an fsspec URL
+        (``https://``, ``s3://``, ...; see :func:`.location.locate`). All are
+        read-only; URLs are read through a local cache.
     allow_incomplete : bool
         Open a store whose build is still running or was killed; only arrays
         that were written completely are visible then.
     """
 
-    def __init__(self, path: str | os.PathLike, *, allow_incomplete: bool = False):
+    def __init__(self, path: str | os.PathLike | StoreLocation, *, allow_incomplete: bool = False):
         self.path = str(path)
+        store = zarr_store(path)
         with quiet_zarr():
-            self._root = zarr.open_group(self.path, mode="r", zarr_format=3, use_consolidated=None)
+            self._root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=None)
         self.attrs: dict[str, Any] = dict(self._root.attrs)
         self.schema_version = check_schema_readable(self.attrs, self.path)
         state = self.attrs.get("state")
@@ -48,7 +52,7 @@ class FeatureStore:
                 "to finish, or open with allow_incomplete=True to read what was written")
         if not self.complete:
             with quiet_zarr():
-                self._root = zarr.open_group(self.path, mode="r", zarr_format=3, use_consolidated=False)
+                self._root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.path!r}, {len(self.samples)} clips, features={self.features})"
@@ -59,7 +63,8 @@ class FeatureStore:
         if SAMPLES_GROUP not in self._root:
             return pd.DataFrame(columns=["sample"])
         with quiet_zarr():
-            ds = xr.open_zarr(self._root.store, group=SAMPLES_GROUP, consolidated=False).load()
+            ds = xr.open_zarr(self._root.store, group=SAMPLES_GROUP, consolidated=self.complete,
+                              zarr_format=3).load()
         df = ds.to_dataframe().reset_index()
         for col in (*FRAME_COLUMNS, "n_frames"):
             if col in df:
@@ -126,7 +131,8 @@ class FeatureStore:
     def clip(self, sample: str) -> xr.Dataset:
         """Every feature of one clip as one xarray Dataset (lazy)."""
         with quiet_zarr():
-            return xr.open_zarr(self._root.store, group=clip_path(sample), consolidated=False)
+            return xr.open_zarr(self._root.store, group=clip_path(sample), consolidated=self.complete,
+                                zarr_format=3)
 
     def dataset(self, feature: str, samples: list[str] | None = None) -> xr.Dataset:
         """A lazy, dask-backed Dataset of one feature over many clips.
@@ -153,6 +159,6 @@ class FeatureStore:
         return xr.Dataset({feature: (("sample", *spec.dims), data)}, coords={"sample": ids})
 
 
-def open_store(path: str | os.PathLike, *, allow_incomplete: bool = False) -> FeatureStore:
+def open_store(path: str | os.PathLike | StoreLocation, *, allow_incomplete: bool = False) -> FeatureStore:
     """Open a built store for reading (see :class:`FeatureStore`)."""
     return FeatureStore(path, allow_incomplete=allow_incomplete)

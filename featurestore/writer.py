@@ -36,7 +36,7 @@ def quiet_zarr():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part.*")
-        warnings.filterwarnings("ignore", message="Object at .mepipe is not recognized.*")
+        warnings.filterwarnings("ignore", message=r"Object at (\.mepipe|manifest\.json) is not recognized.*")
         yield
 
 

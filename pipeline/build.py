@@ -24,6 +24,7 @@ from mepipe.featurestore.cachekey import canonical
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import CLIPS_GROUP, REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
+from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
 from mepipe.featurestore.writer import StoreWriter
 
@@ -157,6 +158,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0)
     writer.update_root_attrs(_provenance(opts, loaded, stages, report, writer))
     writer.consolidate()
+    write_manifest(writer.path)
     writer.private_path(REPORT_FILE).write_text(json.dumps(asdict(report), indent=2))
     return report
 
