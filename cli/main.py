@@ -11,6 +11,7 @@ import click
 
 from .paths import data_root, dataset_root, store_path
 from .store_cmd import register as register_store_commands
+from .train_cmd import register as register_train_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -150,6 +151,7 @@ def show(store, clip, feature, out):
 
 
 register_store_commands(cli)
+register_train_commands(cli)
 
 
 def main() -> None:

@@ -1,0 +1,320 @@
+"""Training from the store: fold leakage, metrics wiring, checkpoints, the run folder, learnability.
+
+A synthetic store (written once per session with ``StoreWriter``) holds
+flow fields whose direction encodes the class, so a short SHCNN run under
+LOSO must be well above chance, and must not be when the labels are
+shuffled. The 6-clip demo store with every feature (``full_store``) checks
+that each model trains from real store features.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mepipe.featurestore import open_store
+from mepipe.featurestore.schema import SAMPLE_COLUMNS
+from mepipe.featurestore.writer import StoreWriter
+from mepipe.pipeline.stages.appearance import build_mask, heatmap, time_normalise
+from mepipe.train import metrics
+from mepipe.train.augment import AugmentParams, frame_subset, magnification_scale
+from mepipe.train.data import (AppearanceDataset, FlowFrameDataset, MissingFeatureError, fit_standardiser, fold_data,
+                               fold_mask)
+from mepipe.train.loop import TrainParams, load_checkpoint, resolve_device, save_checkpoint
+from mepipe.train.models import create_model
+from mepipe.train.protocols import overlapping_subjects
+from mepipe.train.report import REQUIRED_KEYS, read_report
+from mepipe.train.run import RunParams, clip_predictions, labelled_samples, make_folds, run_training
+
+torch.set_num_threads(1)
+
+EMOTIONS = ("Happiness", "Anger", "Surprise")
+SMALL_SHCNN = (("widths", (8, 16, 32)), ("hidden", 64))
+"""A narrow SHCNN keeps the learnability runs inside the suite's time budget."""
+
+
+def write_synthetic_store(path, *, n_subjects=4, n_clips=2, n_fields=4, seed=0, shuffle_labels=False):
+    """Clips whose motion direction (flow) and moving rows (appearance) depend on the class.
+
+    Each clip has ``flow_first_each`` fields rising and falling around a
+    blob at a random place moving at angle 120°·class (plus noise), an
+    onset→apex field, the greyscale clip at two α whose rows
+    ``8 + 12·class`` brighten, its heat map and time-normalised frames.
+    ``shuffle_labels`` permutes the emotions over the clips afterwards.
+    """
+    rng = np.random.default_rng(seed)
+    writer = StoreWriter(path)
+    writer.create()
+    yy, xx = np.mgrid[0:112, 0:112] / 111.0
+    rows = []
+    for s in range(n_subjects):
+        subject = f"{s + 1:03d}"
+        for c, emotion in enumerate(EMOTIONS):
+            for k in range(n_clips):
+                sample = f"{subject}_{c}_{k}"
+                angle = 2 * np.pi * c / 3 + rng.normal(0, 0.3)
+                cy, cx = rng.uniform(0.3, 0.7, 2)
+                blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.02)
+                ramp = np.sin(np.linspace(0.3, np.pi - 0.3, n_fields))
+                field = np.stack([np.cos(angle) * blob, np.sin(angle) * blob])
+                flow = np.stack([2 * r * field for r in ramp]) + rng.normal(0, 0.15, (n_fields, 2, 112, 112))
+                writer.write_feature(sample, "flow_first_each", flow, "synthetic")
+                onset_apex = rng.normal(0, 0.1, (2, 245, 300))
+                onset_apex[:, 60:172, 90:202] += flow[n_fields // 2]
+                writer.write_feature(sample, "flow_onset_apex", onset_apex, "synthetic")
+                base = rng.uniform(80, 160, (48, 64))
+                wave = np.sin(np.linspace(0, np.pi, n_fields + 1))
+                clips = np.repeat(base[None, None], n_fields + 1, 0).repeat(2, 1)
+                for a, gain in enumerate((40, 60)):
+                    clips[:, a, 8 + 12 * c:16 + 12 * c, 16:48] += gain * wave[:, None, None]
+                clips = np.clip(clips[..., None] + rng.normal(0, 3, clips.shape + (1,)), 0, 255)
+                writer.write_feature(sample, "magnified64x48", clips.astype(np.uint8), "synthetic")
+                writer.write_feature(sample, "heatmap", heatmap(clips[:, 0]), "synthetic")
+                writer.write_feature(sample, "appearance_frames", time_normalise(clips[:, 0], 30), "synthetic")
+                writer.write_feature(sample, "frame", np.arange(100, 101 + n_fields), "synthetic")
+                row = dict.fromkeys(SAMPLE_COLUMNS, "")
+                row.update(sample=sample, dataset="synth", subject=subject, clip=sample, fps=200.0,
+                           n_frames=n_fields + 1, emotion=emotion, onset=100, apex=101 + n_fields // 2,
+                           offset=100 + n_fields, status="ok", onset_est=None, apex_est=None, offset_est=None,
+                           apex_ncc=None)
+                rows.append(row)
+    table = pd.DataFrame(rows)
+    if shuffle_labels:
+        table["emotion"] = rng.permutation(table["emotion"].to_numpy())
+    writer.write_samples(table)
+    writer.update_root_attrs({"state": "complete", "dataset": "synth"})
+    writer.consolidate()
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_store(tmp_path_factory):
+    return write_synthetic_store(tmp_path_factory.mktemp("synth") / "synth.zarr")
+
+
+@pytest.fixture(scope="session")
+def shuffled_store(tmp_path_factory):
+    return write_synthetic_store(tmp_path_factory.mktemp("shuffled") / "shuffled.zarr", shuffle_labels=True)
+
+
+def _cli():
+    import click
+
+    from mepipe.cli.train_cmd import register
+
+    @click.group()
+    def group():
+        pass
+
+    register(group)
+    return group
+
+
+def _shcnn_params(store, out, **changes):
+    return RunParams(**{"model": "shcnn", "store": str(store), "labels": "samm-3", "out": str(out), "epochs": 3,
+                        "batch_size": 16, "device": "cpu", "progress": False, "model_args": SMALL_SHCNN,
+                        **changes})
+
+
+@pytest.fixture(scope="session")
+def shcnn_run(synth_store, tmp_path_factory):
+    """A short SHCNN LOSO run on the synthetic store, through the CLI."""
+    out = tmp_path_factory.mktemp("runs") / "shcnn"
+    result = CliRunner().invoke(_cli(), [
+        "train", "--model", "shcnn", "--store", str(synth_store), "--labels", "samm-3", "--protocol", "loso",
+        "--epochs", "3", "--batch-size", "16", "--device", "cpu", "--no-progress", "--out", str(out),
+        "--model-arg", "widths=[8,16,32]", "--model-arg", "hidden=64"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out
+
+
+def _folds(store_path, model="shcnn"):
+    store = open_store(store_path)
+    table, classes, _ = labelled_samples(store, "samm-3", ("flow_first_each",))
+    return store, table, make_folds(table, "loso")
+
+
+def test_loso_training_side_holds_no_test_subject(synth_store):
+    store, table, folds = _folds(synth_store)
+    subject = dict(zip(table["sample"], table["subject"]))
+    assert len(folds) == 4
+    for fold in folds:
+        assert {subject[s] for s in fold.test} == {fold.name.split(":")[1]}
+        assert not {subject[s] for s in fold.train} & {subject[s] for s in fold.test}
+        assert not overlapping_subjects(fold, table)
+    with pytest.raises(ValueError, match="both sides"):
+        fold_data("flow_frames", store, folds[0].train, [0] * len(folds[0].train), folds[0].train[:1], [0])
+
+
+def test_strcn_a_mask_is_built_from_the_training_clips_only(synth_store):
+    store, table, folds = _folds(synth_store)
+    fold = folds[0]
+    labels = dict(zip(table["sample"], table["label"]))
+    data = fold_data("appearance", store, fold.train, [labels[s] for s in fold.train], fold.test,
+                     [labels[s] for s in fold.test])
+    assert set(data.mask_clips) == set(fold.train) and not set(data.mask_clips) & set(fold.test)
+    expected = build_mask(np.stack([store.read("heatmap", s) for s in fold.train]), 0.30)
+    np.testing.assert_array_equal(data.mask, expected)
+    with_test_clip = fold_mask(store, [*fold.train, fold.test[0]])
+    assert not np.array_equal(data.mask, with_test_clip)
+    assert data.train.mask is data.mask and data.test.mask is data.mask
+    glob = fold_data("appearance", store, fold.train, [labels[s] for s in fold.train], fold.test,
+                     [labels[s] for s in fold.test], mask="global")
+    assert set(glob.mask_clips) == set(store.sample_ids)
+    assert not np.array_equal(glob.mask, data.mask)
+
+
+def test_standardisation_is_fitted_on_the_training_fold(synth_store):
+    store, table, folds = _folds(synth_store)
+    fold = folds[1]
+    labels = dict(zip(table["sample"], table["label"]))
+    data = fold_data("onset_apex_flow", store, fold.train, [labels[s] for s in fold.train], fold.test,
+                     [labels[s] for s in fold.test])
+    from mepipe.train.data import OnsetApexFlowDataset
+
+    train_only = fit_standardiser(OnsetApexFlowDataset(store, fold.train, [0] * len(fold.train)), center=False)
+    everything = fit_standardiser(OnsetApexFlowDataset(store, store.sample_ids, [0] * 24), center=False)
+    assert data.standardiser == train_only != everything
+    assert data.test.standardiser is data.standardiser
+
+
+def test_frame_dataset_codes_flow_and_carries_clip_and_frame(synth_store):
+    store = open_store(synth_store)
+    ids = store.sample_ids[:3]
+    lazy = FlowFrameDataset(store, ids, [0, 1, 2])
+    held = FlowFrameDataset(store, ids, [0, 1, 2], in_memory=True)
+    assert len(lazy) == len(held) == 12
+    item = lazy[5]
+    assert item["x"].shape == (3, 112, 112) and item["x"].dtype == torch.float32
+    assert (item["clip"], item["frame"], item["y"]) == (1, 1, 1)
+    assert 0 <= float(item["x"].min()) and float(item["x"].max()) <= 1
+    torch.testing.assert_close(item["x"], held[5]["x"])
+    assert lazy.apex_fields == [2, 2, 2]
+    with pytest.raises(MissingFeatureError, match="flow_consecutive"):
+        from mepipe.train.data import ClipReader
+
+        ClipReader(store, "flow_consecutive", ids)
+
+
+def test_vote_uses_frames_and_the_apex_field_on_ties(synth_store):
+    store = open_store(synth_store)
+    ds = FlowFrameDataset(store, store.sample_ids[:2], [0, 0])
+    frames = np.tile(np.arange(4), 2)
+    clips = np.repeat([0, 1], 4)
+    logits = np.zeros((8, 3), np.float32)
+    logits[[0, 1, 2, 3], [2, 2, 2, 0]] = 1
+    logits[[4, 5, 6, 7], [0, 1, 0, 1]] = 1
+    pred = clip_predictions(ds, {"logits": logits, "clip": clips, "frame": frames, "y": np.zeros(8)})
+    assert pred.tolist() == [2, int(logits[4 + ds.apex_fields[1]].argmax())]
+
+
+def test_augmentations_keep_shapes_and_draw_from_the_grid():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 30, dtype=torch.float32).reshape(1, 1, 2, 30).repeat(4, 1, 1, 1)
+    out = frame_subset(x, g, AugmentParams(keep_fractions=(0.6,)))
+    assert out.shape == x.shape
+    assert torch.all(out[..., 0] >= x[..., 0]) and torch.all(torch.diff(out, dim=-1) >= 0)
+    torch.testing.assert_close(frame_subset(x, g, AugmentParams(keep_fractions=(1.0,))), x)
+    flow = torch.ones(200, 2, 3, 3)
+    factors = magnification_scale(flow, g)[:, 0, 0, 0]
+    assert factors.min() >= 6 / 10.5 - 1e-6 and factors.max() <= 15 / 10.5 + 1e-6
+    assert len(torch.unique(factors)) > 5
+
+
+def test_random_alpha_reads_every_stored_alpha(synth_store):
+    store = open_store(synth_store)
+    ids = store.sample_ids[:2]
+    mask = fold_mask(store, ids)
+    ds = AppearanceDataset(store, ids, [0, 0], mask=mask, random_alpha=True, seed=1)
+    plain = AppearanceDataset(store, ids, [0, 0], mask=mask)
+    assert ds[0]["x"].shape == plain[0]["x"].shape == (1, int(mask.sum()), 30)
+    distinct = {round(float(ds.raw(0).max()), 2) for _ in range(12)}
+    assert len(distinct) == 2
+
+
+def test_checkpoint_roundtrip_with_weights_only(tmp_path):
+    model = create_model("shcnn", num_classes=3, widths=(4, 4, 4), hidden=8)
+    path = save_checkpoint(model, tmp_path / "checkpoints" / "fold-a.pt")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(state) == set(model.state_dict())
+    other = load_checkpoint(create_model("shcnn", num_classes=3, widths=(4, 4, 4), hidden=8), path)
+    x = torch.rand(2, 3, 112, 112)
+    torch.testing.assert_close(model.eval()(x), other.eval()(x))
+
+
+def test_train_params_come_from_the_paper_and_can_be_overridden():
+    params = RunParams(model="strcn-g", store="s", labels="strcn-4")
+    assert params.train_params() == TrainParams(epochs=30, batch_size=20, lr=1e-3, optimizer="sgd",
+                                                weight_decay=5e-4, momentum=0.9, lr_decay=0.8)
+    changed = RunParams(model="shcnn", store="s", labels="samm-3", epochs=2, batch_size=7, lr=0.1).train_params()
+    assert (changed.epochs, changed.batch_size, changed.lr, changed.optimizer) == (2, 7, 0.1, "adam")
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="test_dataset"):
+        RunParams(model="shcnn", store="s", labels="samm-3", protocol="cross")
+
+
+def test_run_folder_report_and_metrics_wiring(shcnn_run):
+    report = read_report(shcnn_run)
+    assert set(REQUIRED_KEYS) <= set(report)
+    assert (report["model"], report["labels"], report["protocol"]) == ("shcnn", "samm-3", "loso")
+    assert report["classes"] == ["negative", "positive", "surprise"]
+    assert len(report["store"]["fingerprint"]) == 64 and report["device"].startswith("cpu")
+    assert report["seconds_per_epoch"] > 0 and report["parameters"]["train"]["batch_size"] == 16
+    true = np.array([p["true"] for p in report["predictions"]])
+    pred = np.array([p["pred"] for p in report["predictions"]])
+    confusion = np.array(report["confusion"])
+    assert confusion.sum() == len(true) == 24
+    np.testing.assert_array_equal(confusion, metrics.sum_confusions([f["confusion"] for f in report["folds"]]))
+    assert report["accuracy"] == pytest.approx(metrics.accuracy(true, pred))
+    assert report["uf1"] == pytest.approx(metrics.uf1(confusion))
+    assert report["uar"] == pytest.approx(metrics.uar(confusion))
+    assert report["macro_f1"] == pytest.approx(metrics.macro_f1(true, pred, 3))
+    for fold in report["folds"]:
+        assert len(fold["history"]) == fold["epochs"] == 3
+        state = torch.load(shcnn_run / fold["checkpoint"], map_location="cpu", weights_only=True)
+        assert all(isinstance(v, torch.Tensor) for v in state.values())
+    for name in ("confusion.png", "curves.png"):
+        assert (shcnn_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_reprints_and_replots(shcnn_run):
+    for name in ("confusion.png", "curves.png"):
+        (shcnn_run / name).unlink()
+    result = CliRunner().invoke(_cli(), ["evaluate", str(shcnn_run)])
+    assert result.exit_code == 0, result.output
+    assert "UF1" in result.output and "synth:001" in result.output
+    assert (shcnn_run / "confusion.png").exists() and (shcnn_run / "curves.png").exists()
+    as_json = CliRunner().invoke(_cli(), ["evaluate", str(shcnn_run), "--json", "--no-plots"])
+    assert json.loads(as_json.output)["model"] == "shcnn"
+
+
+def test_saliency_command_writes_a_png(shcnn_run, tmp_path):
+    out = tmp_path / "saliency.png"
+    result = CliRunner().invoke(_cli(), ["saliency", str(shcnn_run), "002_1_0", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    missing = CliRunner().invoke(_cli(), ["saliency", str(shcnn_run), "nope", "--out", str(out)])
+    assert missing.exit_code != 0 and "not tested" in missing.output
+
+
+def test_shcnn_learns_class_dependent_flow_under_loso(shcnn_run, shuffled_store, tmp_path):
+    learned = read_report(shcnn_run)
+    assert learned["accuracy"] >= 0.75 and learned["uf1"] >= 0.7
+    shuffled = run_training(_shcnn_params(shuffled_store, tmp_path / "shuffled"))
+    assert shuffled["accuracy"] <= 0.55, "labels shuffled over the clips must not be learnable"
+
+
+@pytest.mark.parametrize("model,args", [("shcnn", SMALL_SHCNN), ("strcn-g", (("n_maps", 8),)),
+                                        ("strcn-a", (("n_maps", 8),))])
+def test_each_model_trains_from_the_demo_store(full_store, tmp_path, model, args):
+    report = run_training(RunParams(model=model, store=str(full_store), labels="samm-3", out=str(tmp_path / model),
+                                    epochs=1, batch_size=8, folds=1, device="cpu", progress=False,
+                                    model_args=args, in_memory=model == "strcn-a"))
+    assert len(report["folds"]) == 1 and report["n_test_clips"] == 3
+    assert (tmp_path / model / "checkpoints" / "fold-demo_001.pt").exists()
+    assert report["folds"][0]["inputs"]["shape"][0] == {"shcnn": 3, "strcn-g": 2, "strcn-a": 1}[model]

@@ -1,0 +1,231 @@
+"""The training loop: seeds, device, optimiser, mixed precision, checkpoints, prediction.
+
+The loop knows nothing of stores or protocols: it trains one model on one
+dataset and predicts another (:mod:`mepipe.train.run` drives the folds).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from .augment import Augmenter
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """How one fold is trained (the model spec's paper defaults, possibly overridden).
+
+    Attributes
+    ----------
+    epochs : int
+    batch_size : int
+    lr : float
+        Initial learning rate.
+    optimizer : {"adam", "sgd", "rmsprop"}
+    weight_decay : float
+        L2 coefficient passed to the optimiser (its gradient is ``weight_decay * w``).
+    momentum : float
+        SGD / RMSProp momentum.
+    lr_decay : float
+        Learning rate multiplied by this after each epoch (1 = constant).
+    patience : int or None
+        Early stopping: stop after this many epochs without a lower training
+        loss. None (default, as in the papers) trains every epoch. The test
+        fold is never looked at.
+    seed : int
+    workers : int
+        DataLoader worker processes (0 reads in the training process).
+    progress : bool
+        Show a tqdm bar per fold.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    lr_decay: float = 1.0
+    patience: int | None = None
+    seed: int = 0
+    workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.optimizer not in _OPTIMISERS:
+            raise ValueError(f"optimizer must be one of {sorted(_OPTIMISERS)}, got {self.optimizer!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience!r}")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Training figures of one epoch (on the augmented training batches)."""
+
+    epoch: int
+    loss: float
+    accuracy: float
+    seconds: float
+    lr: float
+
+
+_OPTIMISERS = {
+    "adam": lambda p, t: torch.optim.Adam(p, lr=t.lr, weight_decay=t.weight_decay),
+    "sgd": lambda p, t: torch.optim.SGD(p, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay),
+    "rmsprop": lambda p, t: torch.optim.RMSprop(p, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay),
+}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device; use --device auto or cpu")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, shuffle: bool = False,
+                seed: int = 0, workers: int = 0, device: torch.device | None = None) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle and sampler is None,
+                      generator=generator, num_workers=workers,
+                      pin_memory=device is not None and device.type == "cuda",
+                      persistent_workers=workers > 0)
+
+
+def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, device: torch.device, *,
+                loss_fn: LossFn = F.cross_entropy, augment: Augmenter | None = None,
+                desc: str = "train") -> list[EpochRecord]:
+    """Train ``model`` in place; returns one record per epoch run.
+
+    Mixed precision (``torch.autocast`` + ``GradScaler``) is used on CUDA only.
+    """
+    model.to(device).train()
+    optimiser = _OPTIMISERS[params.optimizer](model.parameters(), params)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay)
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    generator = torch.Generator().manual_seed(params.seed)
+    history: list[EpochRecord] = []
+    best, stale = math.inf, 0
+    bar = tqdm(range(params.epochs), desc=desc, unit="epoch", disable=not params.progress, leave=True)
+    for epoch in bar:
+        started = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        lr = optimiser.param_groups[0]["lr"]
+        for batch in loader:
+            x = batch["x"].to(device, non_blocking=True)
+            y = batch["y"].to(device, non_blocking=True)
+            if augment is not None:
+                x = augment(x, generator)
+            optimiser.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                logits = model(x)
+                loss = loss_fn(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{desc}: the training loss became {loss.item()} at epoch {epoch + 1}; "
+                                         "lower the learning rate (--lr)")
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            total_loss += float(loss.detach()) * len(y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+        scheduler.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        record = EpochRecord(epoch + 1, total_loss / max(seen, 1), correct / max(seen, 1),
+                             time.perf_counter() - started, lr)
+        history.append(record)
+        bar.set_postfix(loss=f"{record.loss:.4f}", acc=f"{record.accuracy:.3f}")
+        log.info("%s epoch %d: loss %.4f, accuracy %.3f, %.2f s", desc, record.epoch, record.loss,
+                 record.accuracy, record.seconds)
+        if params.patience is not None:
+            if record.loss < best - 1e-6:
+                best, stale = record.loss, 0
+            else:
+                stale += 1
+                if stale >= params.patience:
+                    log.info("%s: early stop after epoch %d", desc, record.epoch)
+                    break
+    bar.close()
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, np.ndarray]:
+    """Logits of every item of a (non-shuffled) loader.
+
+    Returns
+    -------
+    dict
+        ``logits`` (N, n_classes) float32, ``y``, ``clip`` and ``frame`` (N,) int64.
+    """
+    model.to(device).eval()
+    amp = device.type == "cuda"
+    parts: dict[str, list[np.ndarray]] = {"logits": [], "y": [], "clip": [], "frame": []}
+    for batch in loader:
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            logits = model(batch["x"].to(device, non_blocking=True))
+        parts["logits"].append(logits.float().cpu().numpy())
+        for key in ("y", "clip", "frame"):
+            parts[key].append(np.asarray(batch[key], dtype=np.int64))
+    return {k: np.concatenate(v) if v else np.empty((0,)) for k, v in parts.items()}
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Write the model's ``state_dict`` only (tensors, no pickled code), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path} does not exist (was the fold trained?)") from None
+    model.load_state_dict(state)
+    return model.to(device)

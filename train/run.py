@@ -1,0 +1,367 @@
+"""A training run: label scheme → protocol folds → train, checkpoint and test each fold → report.
+
+>>> from mepipe.train.run import RunParams, run_training
+>>> report = run_training(RunParams(model="shcnn", store="data/stores/demo.zarr",
+...                                 labels="samm-3", out="runs/shcnn-demo"))   # doctest: +SKIP
+>>> report["uf1"]                                                             # doctest: +SKIP
+
+Everything a fold's inputs depend on beyond single clips (standardisation,
+STRCN-A mask) is fitted on that fold's training clips; the test clips are
+only predicted. SHCNN's clip class is the vote of its frames with the apex
+frame breaking ties (Miao §III-E); the STRCN networks predict one class per
+clip.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from mepipe.featurestore import FeatureStore, open_store
+
+from . import metrics
+from .augment import augmenter_for
+from .data import INPUT_FEATURES, ClipBlockSampler, FlowFrameDataset, StoreDataset, fold_data
+from .labels import apply_scheme
+from .loop import (TrainParams, describe_device, load_checkpoint, make_loader, predict, resolve_device,
+                   save_checkpoint, seed_everything, train_model)
+from .models import balanced_loss, create_model, get_spec, vote
+from .protocols import Fold, composite, cross_dataset, loso, lovo
+from .report import checkpoint_path, read_report, write_report
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("loso", "lovo", "composite", "cross")
+
+DEFAULT_EPOCHS = {"shcnn": 30, "strcn-a": 30, "strcn-g": 30}
+"""Epochs when ``--epochs`` is not given. Neither paper states an epoch count for
+micro-expressions: Miao's FERPlus run stops after 31 epochs, and Xia's lr decay
+(×0.8 per epoch) brings the lr to 1e-3 of its start after 30 epochs."""
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "strcn-a": balanced_loss,
+    "strcn-g": balanced_loss,
+}
+"""Training loss per model; cross-entropy for models not listed (SHCNN, Miao eq. 2)."""
+
+_KIND_BY_FEATURE = {"flow_first_each": "flow_frames", "flow_onset_apex": "onset_apex_flow",
+                    "appearance": "appearance", "appearance_frames": "appearance"}
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """Everything that defines a run (recorded in ``report.json``).
+
+    Attributes
+    ----------
+    model : str
+        Registered model name (``mepipe.train.models.list_models()``).
+    store : str
+        Feature store folder.
+    labels : str
+        Label scheme (``mepipe.train.labels.list_schemes()``).
+    protocol : {"loso", "lovo", "composite", "cross"}
+    test_dataset : str, optional
+        Held-out dataset of the ``cross`` protocol (all others train).
+    out : str
+        Run folder.
+    epochs, batch_size, lr : optional
+        Overrides of the model's paper defaults.
+    device : {"auto", "cpu", "cuda"}
+    seed : int
+        Seeds every fold (each fold restarts from the same seed).
+    mask : {"fold", "global"}
+        STRCN-A mask from each fold's training clips, or from all clips (Xia).
+    in_memory : bool
+        Hold the needed features of the fold's clips in RAM.
+    folds : int, optional
+        Run only the first N folds (quick checks); the figures cover those.
+    augment : bool
+        On-the-fly augmentation of the training batches (:mod:`mepipe.train.augment`).
+    model_args : tuple of (str, value)
+        Extra keyword arguments of the model factory (e.g. ``("n_maps", 32)``).
+    patience : int, optional
+        Early stopping on the training loss; None (default) trains every epoch.
+    workers : int
+        DataLoader worker processes.
+    progress : bool
+        tqdm bar per fold.
+    overwrite : bool
+        Replace an existing run in ``out``.
+    """
+
+    model: str
+    store: str
+    labels: str
+    protocol: str = "loso"
+    test_dataset: str | None = None
+    out: str = "runs/run"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    device: str = "auto"
+    seed: int = 0
+    mask: str = "fold"
+    in_memory: bool = False
+    folds: int | None = None
+    augment: bool = True
+    model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    patience: int | None = None
+    workers: int = 0
+    progress: bool = True
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.protocol == "cross" and not self.test_dataset:
+            raise ValueError("the cross protocol needs test_dataset (--test-dataset NAME)")
+        if self.mask not in ("fold", "global"):
+            raise ValueError(f"mask must be 'fold' or 'global', got {self.mask!r}")
+        if self.folds is not None and self.folds < 1:
+            raise ValueError(f"folds must be >= 1, got {self.folds}")
+
+    def train_params(self) -> TrainParams:
+        """The model's paper settings with this run's overrides."""
+        optim = get_spec(self.model).optim
+        return TrainParams(
+            epochs=self.epochs or DEFAULT_EPOCHS.get(self.model, 30),
+            batch_size=self.batch_size or optim.batch_size,
+            lr=self.lr or optim.lr,
+            optimizer=optim.optimizer,
+            weight_decay=optim.weight_decay,
+            momentum=optim.momentum or 0.0,
+            lr_decay=optim.lr_decay,
+            patience=self.patience,
+            seed=self.seed,
+            workers=self.workers,
+            progress=self.progress,
+        )
+
+
+def input_kind(model: str) -> str:
+    """Input kind of a registered model (a key of :data:`mepipe.train.data.INPUT_FEATURES`)."""
+    spec = get_spec(model)
+    for feature in spec.features:
+        if feature in _KIND_BY_FEATURE:
+            return _KIND_BY_FEATURE[feature]
+    raise ValueError(f"model {model!r} reads {spec.features}; training supports models reading one of "
+                     f"{sorted(_KIND_BY_FEATURE)}")
+
+
+def labelled_samples(store: FeatureStore, scheme: str, features: Sequence[str]) -> tuple[pd.DataFrame, list[str],
+                                                                                          dict[str, Any]]:
+    """The store's usable clips with a ``label`` column, the class names and what was dropped.
+
+    Failed clips, clips the scheme does not map, and clips lacking a needed
+    feature are dropped and counted.
+    """
+    table = store.samples
+    failed = (table["status"].astype(str) == "failed") if "status" in table else pd.Series(False, table.index)
+    table = table[~failed]
+    labels, classes, unmapped = apply_scheme(table, scheme)
+    table = table.loc[labels.index].assign(label=labels)
+    has_all = np.array([all(store.has(f, s) for f in features) for s in table["sample"]], dtype=bool)
+    missing = table.loc[~has_all, "sample"].astype(str).tolist() if len(table) else []
+    if missing:
+        log.warning("%s: %d clips lack one of %s and are left out: %s", store.path, len(missing), list(features),
+                    ", ".join(missing[:5]))
+    table = table[has_all].reset_index(drop=True)
+    dropped = {"unmapped_by_scheme": unmapped, "failed": int(failed.sum()),
+               "missing_features": missing}
+    if table.empty:
+        raise ValueError(f"{store.path}: no clip is left to train on under scheme {scheme!r} with features "
+                         f"{list(features)} (dropped: {dropped})")
+    return table, classes, dropped
+
+
+def make_folds(table: pd.DataFrame, protocol: str, test_dataset: str | None = None) -> list[Fold]:
+    """Folds of a protocol over a labelled sample table."""
+    if protocol == "loso":
+        return loso(table)
+    if protocol == "lovo":
+        return lovo(table)
+    if protocol == "composite":
+        return composite(table)
+    others = sorted(set(table["dataset"].astype(str)) - {test_dataset})
+    return cross_dataset(table, train=others, test=test_dataset)
+
+
+def store_fingerprint(store: FeatureStore, features: Sequence[str], samples: Sequence[str]) -> str:
+    """SHA-256 of the store's schema, stage provenance and the cache keys of the arrays a run reads.
+
+    Two stores give the same fingerprint when the run would read the same
+    arrays computed the same way (build times and hosts do not enter).
+    """
+    attrs = store.attrs
+    keys = {s: {f: store.attrs_of(f, s).get("cache_key") for f in features if store.has(f, s)}
+            for s in sorted(samples)}
+    payload = {"schema_version": attrs.get("schema_version"), "dataset": attrs.get("dataset"),
+               "stages": attrs.get("stages"), "shared_params": attrs.get("shared_params"),
+               "annotations": (attrs.get("annotations") or {}).get("sha256"), "cache_keys": keys}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_training(params: RunParams) -> dict[str, Any]:
+    """Train and test every fold, write the run folder, return the report.
+
+    Returns
+    -------
+    dict
+        The content of ``report.json`` (see :mod:`mepipe.train.report`).
+    """
+    out = Path(params.out)
+    if (out / "report.json").exists() and not params.overwrite:
+        raise FileExistsError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
+    started = time.time()
+    store = open_store(params.store)
+    kind = input_kind(params.model)
+    needed = INPUT_FEATURES[kind]
+    table, classes, dropped = labelled_samples(store, params.labels, needed)
+    folds = make_folds(table, params.protocol, params.test_dataset)
+    if params.folds is not None:
+        folds = folds[:params.folds]
+    train_params = params.train_params()
+    device = resolve_device(params.device)
+    label_of = dict(zip(table["sample"].astype(str), table["label"].astype(int)))
+    augment = augmenter_for(kind) if params.augment else None
+    loss_fn = LOSSES.get(params.model, F.cross_entropy)
+    log.info("%s on %s: %d clips, %d classes, %d folds, device %s", params.model, store.path, len(table),
+             len(classes), len(folds), device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    shared: dict | None = {} if params.in_memory else None
+    fold_reports, predictions = [], []
+    for number, fold in enumerate(folds):
+        result = _run_fold(params, train_params, store, kind, fold, label_of, len(classes), device, augment,
+                           loss_fn, out, f"fold {number + 1}/{len(folds)} {fold.name}", shared)
+        fold_reports.append(result["report"])
+        predictions += result["predictions"]
+    report = _assemble(params, train_params, store, needed, table, classes, dropped, fold_reports, predictions,
+                       device, time.time() - started)
+    write_report(out, report)
+    return report
+
+
+def _run_fold(params: RunParams, train_params: TrainParams, store: FeatureStore, kind: str, fold: Fold,
+              label_of: dict[str, int], n_classes: int, device: torch.device, augment, loss_fn, out: Path,
+              desc: str, shared: dict | None) -> dict[str, Any]:
+    seed_everything(params.seed)
+    data = fold_data(kind, store, fold.train, [label_of[s] for s in fold.train], fold.test,
+                     [label_of[s] for s in fold.test], mask=params.mask, in_memory=params.in_memory,
+                     augment=params.augment, seed=params.seed, shared=shared)
+    model = build_model(params, n_classes, data.train)
+    sampler = None
+    if isinstance(data.train, FlowFrameDataset) and not params.in_memory:
+        sampler = ClipBlockSampler(data.train, seed=params.seed)
+    loader = make_loader(data.train, train_params.batch_size, sampler=sampler, shuffle=True, seed=params.seed,
+                         workers=train_params.workers, device=device)
+    history = train_model(model, loader, train_params, device, loss_fn=loss_fn, augment=augment, desc=desc)
+    path = save_checkpoint(model, checkpoint_path(out, fold.name))
+    test_loader = make_loader(data.test, train_params.batch_size, workers=train_params.workers, device=device)
+    clip_pred = clip_predictions(data.test, predict(model, test_loader, device))
+    y_true = data.test.labels
+    confusion = metrics.confusion_matrix(y_true, clip_pred, n_classes)
+    seconds = [h.seconds for h in history]
+    report = {
+        "name": fold.name, "n_train": len(fold.train), "n_test": len(fold.test),
+        "n_train_items": len(data.train), "test": list(fold.test),
+        **_figures(y_true, clip_pred, confusion, n_classes),
+        "confusion": confusion.tolist(), "epochs": len(history),
+        "seconds_per_epoch": float(np.mean(seconds)), "checkpoint": str(path.relative_to(out)),
+        "inputs": {**data.describe(), "shape": list(data.train[0]["x"].shape)},
+        "history": [dataclasses.asdict(h) for h in history],
+    }
+    predictions = [{"sample": s, "fold": fold.name, "true": int(t), "pred": int(p)}
+                   for s, t, p in zip(data.test.samples, y_true, clip_pred)]
+    return {"report": report, "predictions": predictions}
+
+
+def build_model(params: RunParams, n_classes: int, train: StoreDataset) -> torch.nn.Module:
+    """The run's model for ``n_classes``, with as many input channels as the data has."""
+    kwargs = dict(params.model_args)
+    kwargs.setdefault("num_classes", n_classes)
+    kwargs.setdefault("in_chans", int(train[0]["x"].shape[0]))
+    return create_model(params.model, **kwargs)
+
+
+def clip_predictions(dataset: StoreDataset, predicted: dict[str, np.ndarray]) -> np.ndarray:
+    """One class per clip of ``dataset``: argmax of clip logits, or the vote of its frames (SHCNN)."""
+    logits, clips = predicted["logits"], predicted["clip"]
+    out = np.empty(len(dataset.samples), dtype=np.int64)
+    if isinstance(dataset, FlowFrameDataset):
+        frames = predicted["frame"]
+        for c in range(len(dataset.samples)):
+            rows = np.flatnonzero(clips == c)
+            rows = rows[np.argsort(frames[rows])]
+            apex = int(np.searchsorted(frames[rows], dataset.apex_fields[c]))
+            out[c] = vote(logits[rows], min(apex, len(rows) - 1))
+        return out
+    out[clips] = logits.argmax(axis=1)
+    return out
+
+
+def _figures(y_true: np.ndarray, y_pred: np.ndarray, confusion: np.ndarray, n_classes: int) -> dict[str, float]:
+    return {"accuracy": metrics.accuracy(y_true, y_pred), "macro_f1": metrics.macro_f1(y_true, y_pred, n_classes),
+            "uf1": metrics.uf1(confusion), "uar": metrics.uar(confusion)}
+
+
+def _assemble(params: RunParams, train_params: TrainParams, store: FeatureStore, needed: Sequence[str],
+              table: pd.DataFrame, classes: list[str], dropped: dict[str, Any], folds: list[dict[str, Any]],
+              predictions: list[dict[str, Any]], device: torch.device, seconds: float) -> dict[str, Any]:
+    y_true = np.array([p["true"] for p in predictions], dtype=np.int64)
+    y_pred = np.array([p["pred"] for p in predictions], dtype=np.int64)
+    confusion = metrics.confusion_matrix(y_true, y_pred, len(classes))
+    epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
+    tested = sorted({p["sample"] for p in predictions})
+    report = {
+        "model": params.model, "labels": params.labels, "protocol": params.protocol,
+        **_figures(y_true, y_pred, confusion, len(classes)),
+        "confusion": confusion.tolist(), "classes": classes, "n_test_clips": len(predictions),
+        "mean_over_folds": {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "macro_f1", "uf1", "uar")},
+        "folds": folds, "predictions": predictions,
+        "parameters": {"run": dataclasses.asdict(params), "train": dataclasses.asdict(train_params),
+                       "model_doi": get_spec(params.model).doi, "input_kind": input_kind(params.model)},
+        "store": {"path": _absolute(store.path), "fingerprint": store_fingerprint(store, needed, tested),
+                  "dataset": store.attrs.get("dataset"), "schema_version": store.schema_version,
+                  "features": list(needed), "n_clips": len(table), "dropped": dropped},
+        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+        "seconds": round(seconds, 3),
+        "device": describe_device(device),
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+    return report
+
+
+def _absolute(path: str) -> str:
+    """A local store's absolute path; URLs unchanged."""
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def load_fold_model(run: str | Path, fold: str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module,
+                                                                                           dict[str, Any]]:
+    """The trained model of one fold of a finished run, and the run's report."""
+    report = read_report(run)
+    entry = next((f for f in report["folds"] if f["name"] == fold), None)
+    if entry is None:
+        raise KeyError(f"{run}: no fold {fold!r}; folds: {', '.join(f['name'] for f in report['folds'])}")
+    run_params = report["parameters"]["run"]
+    kwargs = {k: v for k, v in run_params.get("model_args") or []}
+    kwargs.setdefault("num_classes", len(report["classes"]))
+    kwargs.setdefault("in_chans", int(entry["inputs"]["shape"][0]))
+    model = create_model(report["model"], **kwargs)
+    load_checkpoint(model, Path(run) / entry["checkpoint"], device)
+    return model.eval(), report
