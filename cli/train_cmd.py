@@ -114,7 +114,7 @@ def evaluate(run, as_json, no_plots):
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
-@click.command("saliency")
+@click.command("saliency", short_help="SHCNN saliency map of one test clip of a run.")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("clip")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG file to write.")
