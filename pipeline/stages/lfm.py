@@ -217,6 +217,14 @@ def _select_points(landmarks: np.ndarray, points_1based: tuple[int, ...]) -> np.
     return landmarks[:, [p - 1 for p in points_1based], :]
 
 
+def _normalised_maps(landmarks: np.ndarray, fps: float, params: LFMParams,
+                     points_1based: tuple[int, ...] | None) -> np.ndarray:
+    points = _check_landmarks(landmarks, N_LANDMARKS)
+    if points_1based is not None:
+        points = _select_points(points, points_1based)
+    return normalise_lfm(lfm(points, lag_from_fps(fps, params.lag_fps_divisor)), per=params.normalise_per)
+
+
 def lfm68(landmarks: np.ndarray, fps: float, params: LFMParams = LFMParams()) -> np.ndarray:
     """Normalised 68x68 landmark feature maps of one clip.
 
@@ -232,31 +240,18 @@ def lfm68(landmarks: np.ndarray, fps: float, params: LFMParams = LFMParams()) ->
     -------
     ndarray, shape (F - T, 68, 68), uint8
     """
-    points = _check_landmarks(landmarks, N_LANDMARKS)
-    lag = lag_from_fps(fps, params.lag_fps_divisor)
-    return normalise_lfm(lfm(points, lag), per=params.normalise_per)
+    return _normalised_maps(landmarks, fps, params, None)
 
 
 def lfm21(landmarks: np.ndarray, fps: float, params: LFMParams = LFMParams()) -> np.ndarray:
-    """Normalised compact maps (CLFM) on the ``params.clfm_points`` landmarks.
-
-    Parameters
-    ----------
-    landmarks : ndarray, shape (F, 68, 2)
-        iBUG-68 landmarks per frame.
-    fps : float
-        Frame rate; sets the lag ``T`` (:func:`lag_from_fps`).
-    params : LFMParams
+    """Normalised compact maps (CLFM) on the ``params.clfm_points`` landmarks, as :func:`lfm68`.
 
     Returns
     -------
     ndarray, shape (F - T, K, K), uint8
         K = ``len(params.clfm_points)``, 21 by default, in the listed order.
     """
-    points = _check_landmarks(landmarks, N_LANDMARKS)
-    lag = lag_from_fps(fps, params.lag_fps_divisor)
-    subset = _select_points(points, params.clfm_points)
-    return normalise_lfm(lfm(subset, lag), per=params.normalise_per)
+    return _normalised_maps(landmarks, fps, params, params.clfm_points)
 
 
 def sfem(landmarks: np.ndarray, fps: float, params: LFMParams = LFMParams()) -> float:
