@@ -121,13 +121,20 @@ class StoreWriter:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
 
-    def remove_feature(self, sample: str, feature: str) -> None:
-        path = self.path / feature_path(sample, feature)
-        if path.exists():
+    def prune_clips(self, keep: set[str]) -> list[str]:
+        """Remove clip groups not in ``keep`` (so the store matches its sample table); returns their ids.
+
+        Each clip folder is renamed out of the hierarchy first, so a kill
+        mid-way never leaves a half-deleted clip visible.
+        """
+        clips = self.path / CLIPS_GROUP
+        gone = sorted(p.name for p in clips.iterdir() if p.is_dir() and p.name not in keep) if clips.is_dir() else []
+        for sample in gone:
             trash = self.path / STAGING_DIR / (uuid.uuid4().hex + ".old")
             trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(path, trash)
+            os.rename(clips / sample, trash)
             shutil.rmtree(trash, ignore_errors=True)
+        return gone
 
     def read_feature(self, sample: str, feature: str) -> np.ndarray:
         with quiet_zarr():

@@ -22,7 +22,7 @@ import pandas as pd
 
 from mepipe.featurestore.cachekey import canonical
 from mepipe.featurestore.fingerprint import file_sha256
-from mepipe.featurestore.layout import CLIPS_GROUP, REPORT_FILE
+from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
 from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
@@ -142,7 +142,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
     table = _sample_table(loaded.samples, stages, writer, {f["sample"]: f["error"] for f in failures})
-    _prune_clips(writer, {s.sample for s in loaded.samples})
+    for gone in writer.prune_clips({s.sample for s in loaded.samples}):
+        log.info("removed clip %s: no longer in the dataset", gone)
     writer.write_samples(table)
     for sample, digest in plan.source_digests.items():
         writer.write_clip_attrs(sample, {"source_fingerprint": digest,
@@ -179,20 +180,6 @@ def _sample_table(samples: list[Sample], stages: list[str], writer: StoreWriter,
         row["status"] = "failed" if row["error"] else ("flagged" if s.flags else "ok")
         rows.append(row)
     return pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
-
-
-def _prune_clips(writer: StoreWriter, keep: set[str]) -> None:
-    """Remove clips the dataset no longer lists, so the store matches its sample table."""
-    clips = Path(writer.path) / CLIPS_GROUP
-    if not clips.is_dir():
-        return
-    for child in clips.iterdir():
-        if child.is_dir() and child.name not in keep:
-            log.info("removing clip %s: no longer in the dataset", child.name)
-            for feature in [p.name for p in child.iterdir() if p.is_dir()]:
-                writer.remove_feature(child.name, feature)
-            (child / "zarr.json").unlink(missing_ok=True)
-            child.rmdir()
 
 
 def _provenance(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report: BuildReport,
