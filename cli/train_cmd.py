@@ -43,7 +43,8 @@ def _check_names(model: str, labels: str) -> None:
 
 
 @click.command("train")
-@click.option("--model", required=True, metavar="NAME", help="Network to train: shcnn, strcn-a or strcn-g.")
+@click.option("--model", required=True, metavar="NAME",
+              help="Network to train: shcnn, strcn-a, strcn-g, kim2017, lfm, clfm or nag2019 (SPEC §3).")
 @click.option("--store", type=click.Path(path_type=Path),
               help="Feature store to train from. Default: DATA_ROOT/stores/demo.zarr.")
 @click.option("--labels", required=True, metavar="SCHEME",
@@ -51,7 +52,12 @@ def _check_names(model: str, labels: str) -> None:
 @click.option("--protocol", type=click.Choice(["loso", "lovo", "composite", "cross"]), default="loso",
               show_default=True, help="Evaluation protocol (SPEC §4).")
 @click.option("--test-dataset", metavar="NAME", help="With --protocol cross: the dataset tested on (others train).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per fold. Default: the model's (30).")
+@click.option("--epochs", type=click.IntRange(min=1),
+              help="Epochs per fold (of the CNN stage for kim2017, lfm, clfm). Default: the model's (30; kim2017 40).")
+@click.option("--temporal-epochs", type=click.IntRange(min=1),
+              help="kim2017, lfm, clfm: epochs of the LSTM stage. Default: 50 for kim2017 (Kim §3.1), 30 otherwise.")
+@click.option("--terms", metavar="LIST",
+              help="kim2017: objective terms of the CNN stage, e.g. E1,E2 (Kim Table 6). Default: E1,E2,E3,E4,E5.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Mini-batch size. Default: the paper's.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Initial learning rate. Default: the paper's.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -60,7 +66,9 @@ def _check_names(model: str, labels: str) -> None:
 @click.option("--mask", type=click.Choice(["fold", "global"]), default="fold", show_default=True,
               help="STRCN-A mask from each fold's training clips (leak-free) or from all clips (as Xia et al.).")
 @click.option("--in-memory", is_flag=True, help="Hold the needed features in RAM (small stores).")
-@click.option("--no-augment", is_flag=True, help="Switch off the on-the-fly augmentation of STRCN-A/-G.")
+@click.option("--no-augment", is_flag=True,
+              help="Switch off the on-the-fly augmentation (STRCN α/frame subsets; Kim and Nag flips, rotations, "
+                   "shifts and scales).")
 @click.option("--patience", type=click.IntRange(min=1),
               help="Early stopping after N epochs without a lower training loss. Default: off, as in the papers.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
@@ -74,24 +82,34 @@ def _check_names(model: str, labels: str) -> None:
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
-def train(model, store, labels, protocol, test_dataset, epochs, batch_size, lr, device, seed, mask, in_memory,
-          no_augment, patience, model_args, folds, workers, out, overwrite, data_root_opt, progress):
+def train(model, store, labels, protocol, test_dataset, epochs, temporal_epochs, terms, batch_size, lr, device, seed,
+          mask, in_memory, no_augment, patience, model_args, folds, workers, out, overwrite, data_root_opt, progress):
     """Train a network from a feature store under an evaluation protocol.
 
     Writes RUN/report.json (figures, folds, parameters, store fingerprint),
-    RUN/confusion.png, RUN/curves.png and RUN/checkpoints/fold-*.pt.
+    RUN/confusion.png, RUN/curves.png and RUN/checkpoints/fold-*.pt (two-stage
+    models also fold-*-stage1.pt, the CNN after its own stage; nag2019 also
+    RUN/spotting.png).
     """
     from mepipe.train.report import format_report
     from mepipe.train.run import RunParams, run_training
 
     _check_names(model, labels)
+    if terms is not None:
+        from mepipe.train.models.kim2017_loss import parse_terms
+
+        try:
+            terms = parse_terms(terms)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--terms") from None
     store = store or store_path(data_root(data_root_opt), "demo")
     out = out or Path("runs") / f"{model}-{Path(str(store)).stem}-{labels}-{protocol}"
     try:
         params = RunParams(model=model, store=str(store), labels=labels, protocol=protocol, test_dataset=test_dataset,
                            out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
                            mask=mask, in_memory=in_memory, folds=folds, augment=not no_augment,
-                           model_args=_model_args(model_args), patience=patience, workers=workers,
+                           model_args=_model_args(model_args), terms=terms, temporal_epochs=temporal_epochs,
+                           patience=patience, workers=workers,
                            progress=progress, overwrite=overwrite)
     except ValueError as err:
         raise click.UsageError(str(err)) from None

@@ -121,3 +121,177 @@ def augmenter_for(kind: str, params: AugmentParams = AugmentParams()) -> Augment
     if kind == "appearance":
         return lambda x, g: frame_subset(x, g, params)
     return None
+
+
+# --- Kim et al. 2017 (§3.1): flips, rotations, shifts and scales ------------------------------
+
+
+@dataclass(frozen=True)
+class AffineAugmentParams:
+    """Geometric augmentation grid of Kim et al. (2017, §3.1): 2 x 5 x 5 x 3 = 150 variants.
+
+    Each training sequence is mirrored or not, rotated, shifted and scaled,
+    one variant drawn per sequence and batch (on the fly, rather than the
+    paper's 150 stored copies). Nag et al. (2019) apply the same kind of
+    augmentation to frames and optical flow.
+
+    Attributes
+    ----------
+    flip : bool
+        Include horizontally mirrored variants (doubles the grid).
+    angles : tuple of float
+        Rotation angles in degrees, positive = counter-clockwise on screen
+        (Kim: -10..10 in steps of 5).
+    shifts : tuple of (float, float)
+        Translations (dx, dy) in pixels of the input grid, +dx to the right,
+        +dy down (Kim: (0, 0) and (+-2, +-2)).
+    scales : tuple of float
+        Zoom factors about the image centre, > 1 enlarges (Kim: 0.9, 1.0, 1.1).
+
+    References
+    ----------
+    .. [1] D. H. Kim, W. J. Baddar, J. Jang, Y. M. Ro, "Multi-objective based
+       spatio-temporal feature representation learning robust to expression
+       intensity variations for facial expression recognition", IEEE Trans.
+       Affective Computing, 2017. doi:10.1109/TAFFC.2017.2699999
+    """
+
+    flip: bool = True
+    angles: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0)
+    shifts: tuple[tuple[float, float], ...] = ((0.0, 0.0), (-2.0, -2.0), (-2.0, 2.0), (2.0, -2.0), (2.0, 2.0))
+    scales: tuple[float, ...] = (0.9, 1.0, 1.1)
+
+    def __post_init__(self) -> None:
+        if not self.angles or not self.shifts or not self.scales:
+            raise ValueError(f"angles, shifts and scales must be non-empty, got {self!r}")
+        if any(len(shift) != 2 for shift in self.shifts):
+            raise ValueError(f"shifts must be (dx, dy) pairs, got {self.shifts!r}")
+        if min(self.scales) <= 0:
+            raise ValueError(f"scales must be > 0, got {self.scales!r}")
+
+    @property
+    def n_variants(self) -> int:
+        """Size of the grid: (2 if flip else 1) x angles x shifts x scales."""
+        return (2 if self.flip else 1) * len(self.angles) * len(self.shifts) * len(self.scales)
+
+
+def affine_variants(params: AffineAugmentParams = AffineAugmentParams()) -> tuple[
+        tuple[bool, float, tuple[float, float], float], ...]:
+    """Every (flip, angle, (dx, dy), scale) of the grid, in a fixed order; ``params.n_variants`` of them."""
+    flips = (False, True) if params.flip else (False,)
+    return tuple(
+        (flip, float(angle), (float(shift[0]), float(shift[1])), float(scale))
+        for flip in flips for angle in params.angles for shift in params.shifts for scale in params.scales
+    )
+
+
+def affine_augment(x: torch.Tensor, generator: torch.Generator,
+                   params: AffineAugmentParams = AffineAugmentParams(),
+                   vector_channels: tuple[int, int] | None = None) -> torch.Tensor:
+    """Apply one random variant of Kim's grid to each item (each image, or each whole sequence).
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, C, H, W) or (B, T, C, H, W), floating point
+        Images, or sequences of frames; a sequence gets the same transform on
+        all its frames.
+    generator : torch.Generator
+        CPU generator for the draws (one uniform draw among the
+        ``params.n_variants`` variants per item).
+    params : AffineAugmentParams
+    vector_channels : (int, int), optional
+        Channels (u, v) of x holding a flow field in pixels (u along x, v
+        along y); they are transformed as vectors (see :func:`affine_transform`).
+
+    Returns
+    -------
+    Tensor, same shape, dtype and device as x
+    """
+    if x.ndim not in (4, 5):
+        raise ValueError(f"x must be (B, C, H, W) or (B, T, C, H, W), got {tuple(x.shape)}")
+    variants = affine_variants(params)
+    picks = torch.randint(len(variants), (x.shape[0],), generator=generator).tolist()
+    chosen = [variants[k] for k in picks]
+    return affine_transform(
+        x,
+        flip=torch.tensor([v[0] for v in chosen], dtype=torch.bool),
+        angle=torch.tensor([v[1] for v in chosen], dtype=torch.float64),
+        shift=torch.tensor([v[2] for v in chosen], dtype=torch.float64).reshape(-1, 2),
+        scale=torch.tensor([v[3] for v in chosen], dtype=torch.float64),
+        vector_channels=vector_channels,
+    )
+
+
+def affine_transform(x: torch.Tensor, flip: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor,
+                     scale: torch.Tensor, vector_channels: tuple[int, int] | None = None) -> torch.Tensor:
+    """Mirror, rotate, scale and shift each item of x by its own parameters.
+
+    In pixel coordinates centred on the image (x right, y down) a point p of
+    the input moves to ``L p + t`` with ``L = s R M``: M mirrors x when
+    ``flip``, R rotates by ``angle`` degrees counter-clockwise on screen, s is
+    ``scale`` and t = ``shift`` (dx, dy). Output pixels are sampled from the
+    input at ``L^-1 (p - t)`` by bilinear interpolation (``grid_sample``),
+    replicating edge pixels outside the image (border padding).
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, C, H, W) or (B, T, C, H, W), floating point
+        With a time axis, item b's transform is applied to all its T frames.
+    flip : BoolTensor, shape (B,)
+    angle : Tensor, shape (B,)
+        Degrees, counter-clockwise on screen.
+    shift : Tensor, shape (B, 2)
+        (dx, dy) in pixels, +dx right, +dy down.
+    scale : Tensor, shape (B,)
+        Zoom factor about the image centre, > 0.
+    vector_channels : (int, int), optional
+        Channels (u, v) of a displacement field in pixels. After the warp the
+        vectors are mapped by L as well (a displacement d becomes ``L d``: the
+        flip negates u, the rotation turns (u, v), the scale multiplies the
+        length), so a flow field stays consistent with the warped frames.
+
+    Returns
+    -------
+    Tensor, same shape, dtype and device as x
+    """
+    if x.ndim not in (4, 5):
+        raise ValueError(f"x must be (B, C, H, W) or (B, T, C, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be floating point for interpolation, got {x.dtype}; convert it with x.float()")
+    n_items, n_chans, height, width = x.shape[0], x.shape[-3], x.shape[-2], x.shape[-1]
+    flip = torch.as_tensor(flip, dtype=torch.bool).cpu().reshape(-1)
+    angle = torch.as_tensor(angle, dtype=torch.float64).cpu().reshape(-1)
+    scale = torch.as_tensor(scale, dtype=torch.float64).cpu().reshape(-1)
+    shift = torch.as_tensor(shift, dtype=torch.float64).cpu().reshape(-1, 2)
+    if not all(len(p) == n_items for p in (flip, angle, scale, shift)):
+        raise ValueError(f"need one flip, angle, shift and scale per item (B = {n_items}), got "
+                         f"{len(flip)}, {len(angle)}, {len(shift)}, {len(scale)}")
+    if bool((scale <= 0).any()):
+        raise ValueError(f"scale must be > 0, got {scale.tolist()}")
+    if vector_channels is not None:
+        u_chan, v_chan = (int(c) for c in vector_channels)
+        if u_chan == v_chan or not (0 <= u_chan < n_chans and 0 <= v_chan < n_chans):
+            raise ValueError(f"vector_channels must be two distinct channels in 0..{n_chans - 1}, "
+                             f"got {vector_channels!r}")
+    rad = torch.deg2rad(angle)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    mirror = 1.0 - 2.0 * flip.to(torch.float64)
+    # L = s R M with R = [[cos, sin], [-sin, cos]] (counter-clockwise on screen, y down), M = diag(mirror, 1).
+    forward = scale[:, None, None] * torch.stack(
+        [torch.stack([cos * mirror, sin], -1), torch.stack([-sin * mirror, cos], -1)], -2)
+    inverse = torch.linalg.inv(forward)
+    # affine_grid works in coordinates normalised by the image size: p_norm = D p_pixel (align_corners=False).
+    norm = torch.diag(torch.tensor([2.0 / width, 2.0 / height], dtype=torch.float64))
+    denorm = torch.diag(torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64))
+    theta = torch.cat([norm @ inverse @ denorm, (norm @ (-inverse @ shift[:, :, None]))], dim=2)
+    n_frames = x.shape[1] if x.ndim == 5 else 1
+    frames = x.reshape(n_items * n_frames, n_chans, height, width)
+    theta = theta.repeat_interleave(n_frames, dim=0).to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(frames.shape), align_corners=False)
+    out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if vector_channels is not None:
+        vectors = out[:, [u_chan, v_chan]]
+        linear = forward.repeat_interleave(n_frames, dim=0).to(device=x.device, dtype=x.dtype)
+        turned = torch.einsum("nij,njhw->nihw", linear, vectors)
+        out[:, u_chan], out[:, v_chan] = turned[:, 0], turned[:, 1]
+    return out.reshape(x.shape)

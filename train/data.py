@@ -29,8 +29,13 @@ INPUT_FEATURES = {
     "flow_frames": ("flow_first_each",),
     "onset_apex_flow": ("flow_onset_apex",),
     "appearance": ("appearance_frames", "heatmap"),
+    "state_sequences": ("state_frames", "frames64"),
+    "lfm68_sequences": ("lfm68",),
+    "lfm21_sequences": ("lfm21",),
+    "nag_windows": ("frames64", "flow_consecutive", "intensity"),
 }
-"""Store features each input kind reads (STRCN-A also reads ``magnified64x48`` for α augmentation)."""
+"""Store features each input kind reads (STRCN-A also reads ``magnified64x48`` for α augmentation).
+The ``*_sequences`` and ``nag_windows`` kinds are read by :mod:`mepipe.train.sequence_data`."""
 
 MULTI_ALPHA_FEATURE = "magnified64x48"
 

@@ -27,6 +27,29 @@ log = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+Objective = Callable[[nn.Module, dict, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+"""``(model, batch on the device, generator) -> (loss, logits, y)``: one training step's loss and
+the logits/labels its accuracy is counted on. Models with several heads or extra targets
+(Kim's states, Nag's intensity) define their own."""
+
+
+def classification_objective(loss_fn: LossFn = F.cross_entropy, augment: Augmenter | None = None) -> Objective:
+    """The single-head objective: ``loss_fn(model(augment(x)), y)``."""
+
+    def objective(model: nn.Module, batch: dict, generator: torch.Generator):
+        x = batch["x"]
+        if augment is not None:
+            x = augment(x, generator)
+        logits = model(x)
+        return loss_fn(logits.float(), batch["y"]), logits, batch["y"]
+
+    return objective
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Every tensor of a batch on ``device`` (other values unchanged)."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
 
 @dataclass(frozen=True)
 class TrainParams:
@@ -123,23 +146,34 @@ def describe_device(device: torch.device) -> str:
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, shuffle: bool = False,
-                seed: int = 0, workers: int = 0, device: torch.device | None = None) -> DataLoader:
+                seed: int = 0, workers: int = 0, device: torch.device | None = None,
+                collate_fn: Callable | None = None) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle and sampler is None,
-                      generator=generator, num_workers=workers,
+                      generator=generator, num_workers=workers, collate_fn=collate_fn,
                       pin_memory=device is not None and device.type == "cuda",
                       persistent_workers=workers > 0)
 
 
 def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, device: torch.device, *,
                 loss_fn: LossFn = F.cross_entropy, augment: Augmenter | None = None,
+                objective: Objective | None = None, parameters: list[nn.Parameter] | None = None,
                 desc: str = "train") -> list[EpochRecord]:
     """Train ``model`` in place; returns one record per epoch run.
 
     Mixed precision (``torch.autocast`` + ``GradScaler``) is used on CUDA only.
+
+    Parameters
+    ----------
+    objective : Objective, optional
+        The step's loss; default :func:`classification_objective` of
+        ``loss_fn`` and ``augment``.
+    parameters : list of Parameter, optional
+        What the optimiser updates (a stage of a two-stage model); default all.
     """
+    objective = objective or classification_objective(loss_fn, augment)
     model.to(device).train()
-    optimiser = _OPTIMISERS[params.optimizer](model.parameters(), params)
+    optimiser = _OPTIMISERS[params.optimizer](parameters if parameters is not None else model.parameters(), params)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -152,14 +186,9 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
         total_loss, correct, seen = 0.0, 0, 0
         lr = optimiser.param_groups[0]["lr"]
         for batch in loader:
-            x = batch["x"].to(device, non_blocking=True)
-            y = batch["y"].to(device, non_blocking=True)
-            if augment is not None:
-                x = augment(x, generator)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                logits = model(x)
-                loss = loss_fn(logits.float(), y)
+                loss, logits, y = objective(model, to_device(batch, device), generator)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: the training loss became {loss.item()} at epoch {epoch + 1}; "
                                          "lower the learning rate (--lr)")
@@ -191,8 +220,14 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, np.ndarray]:
+def predict(model: nn.Module, loader: DataLoader, device: torch.device,
+            forward: Callable[[nn.Module, dict], torch.Tensor] | None = None) -> dict[str, np.ndarray]:
     """Logits of every item of a (non-shuffled) loader.
+
+    Parameters
+    ----------
+    forward : callable, optional
+        ``(model, batch on the device) -> logits``; default ``model(batch["x"])``.
 
     Returns
     -------
@@ -204,7 +239,8 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[
     parts: dict[str, list[np.ndarray]] = {"logits": [], "y": [], "clip": [], "frame": []}
     for batch in loader:
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-            logits = model(batch["x"].to(device, non_blocking=True))
+            on_device = to_device(batch, device)
+            logits = forward(model, on_device) if forward is not None else model(on_device["x"])
         parts["logits"].append(logits.float().cpu().numpy())
         for key in ("y", "clip", "frame"):
             parts[key].append(np.asarray(batch[key], dtype=np.int64))

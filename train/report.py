@@ -20,6 +20,7 @@ import numpy as np
 REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion.png"
 CURVES_FILE = "curves.png"
+SPOTTING_FILE = "spotting.png"
 CHECKPOINT_DIR = "checkpoints"
 
 REQUIRED_KEYS = ("model", "labels", "protocol", "accuracy", "macro_f1", "uf1", "uar", "confusion", "classes",
@@ -60,10 +61,44 @@ def read_report(run: str | os.PathLike) -> dict[str, Any]:
     return report
 
 
-def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, Path]:
-    """(Re)draw ``confusion.png`` and ``curves.png`` of a run."""
+def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, ...]:
+    """(Re)draw ``confusion.png`` and ``curves.png`` of a run, and ``spotting.png`` when it predicted intensity."""
     run = Path(run)
-    return (plot_confusion(report, run / CONFUSION_FILE), plot_curves(report, run / CURVES_FILE))
+    paths = (plot_confusion(report, run / CONFUSION_FILE), plot_curves(report, run / CURVES_FILE))
+    if any("intensity" in p for p in report.get("predictions", [])):
+        paths += (plot_spotting(report, run / SPOTTING_FILE),)
+    return paths
+
+
+def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: int = 12) -> Path:
+    """Predicted intensity of held-out clips against the sheet's onset..offset span (Nag's spotting)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    clips = [p for p in report["predictions"] if "intensity" in p][:max_clips]
+    columns = min(4, len(clips))
+    rows = -(-len(clips) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.2 * rows), squeeze=False, sharey=True)
+    for ax, clip in zip(axes.flat, clips):
+        curve, span = np.asarray(clip["intensity"]), np.asarray(clip["span"])
+        steps = np.arange(1, len(curve) + 1)
+        ax.fill_between(steps, 0, span, step="mid", color="tab:green", alpha=0.2, label="onset..offset")
+        ax.plot(steps, curve, color="tab:blue", lw=1.2, label="predicted intensity")
+        ax.set_title(f"{clip['sample']} (true {clip['true']}, pred {clip['pred']})", fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+    for ax in list(axes.flat)[len(clips):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6, loc="upper left")
+    auc = report.get("spotting_auc")
+    fig.suptitle(f"{report['model']} spotting on held-out clips (frame t: pair t-1 -> t); "
+                 f"ROC AUC {auc:.3f}" if auc is not None else "ROC AUC undefined", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -113,6 +148,10 @@ def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
         label = str(fold["name"]) if len(folds) <= 12 else None
         loss_ax.plot(epochs, [h["loss"] for h in history], lw=1, alpha=0.8, label=label)
         acc_ax.plot(epochs, [h["accuracy"] for h in history], lw=1, alpha=0.8, label=label)
+        second = next((h["epoch"] for h in history if h.get("stage") == 2), None)
+        if second is not None:  # two-stage models: CNN epochs left of the line, LSTM epochs right
+            for ax in (loss_ax, acc_ax):
+                ax.axvline(second - 0.5, color="grey", ls=":", lw=0.8)
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="training accuracy", title="accuracy", ylim=(-0.02, 1.02))
     for ax in (loss_ax, acc_ax):
@@ -138,6 +177,16 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['seconds_per_epoch']:.2f} s/epoch)",
         "confusion (rows true, columns predicted):",
     ]
+    if report.get("parameter_count"):
+        lines.insert(3, f"parameters {report['parameter_count']:,}")
+    if "stage1" in report:
+        s1 = report["stage1"]
+        lines.insert(3, f"stage 1 ({s1.get('measured_on')}): accuracy {s1['accuracy']:.4f}  UF1 {s1['uf1']:.4f}  "
+                        f"UAR {s1['uar']:.4f}  ({s1['seconds_per_epoch']:.2f} s/epoch)")
+    if "spotting_auc" in report:
+        auc = report["spotting_auc"]
+        lines.insert(3, "spotting ROC AUC " + (f"{auc:.4f}" if auc is not None else "undefined (no frame outside "
+                                                                                  "onset..offset)"))
     width = max(len(c) for c in report["classes"]) + 1
     lines.append(" " * width + "".join(f"{c[:8]:>9}" for c in report["classes"]))
     for name, row in zip(report["classes"], report["confusion"]):

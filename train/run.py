@@ -33,21 +33,25 @@ from mepipe.featurestore import FeatureStore, open_store
 from . import metrics
 from .augment import augmenter_for
 from .data import INPUT_FEATURES, ClipBlockSampler, FlowFrameDataset, StoreDataset, fold_data
+from .fold_run import FoldContext, FoldResult, clip_rows, fold_report, history_records
 from .labels import apply_scheme
 from .loop import (TrainParams, describe_device, load_checkpoint, make_loader, predict, resolve_device,
                    save_checkpoint, seed_everything, train_model)
 from .models import balanced_loss, create_model, get_spec, vote
+from .nag_training import run_nag_fold, spotting_auc
 from .protocols import Fold, composite, cross_dataset, loso, lovo
 from .report import checkpoint_path, read_report, write_report
+from .two_stage import RECIPES, run_two_stage_fold, temporal_train_params
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("loso", "lovo", "composite", "cross")
 
-DEFAULT_EPOCHS = {"shcnn": 30, "strcn-a": 30, "strcn-g": 30}
-"""Epochs when ``--epochs`` is not given. Neither paper states an epoch count for
-micro-expressions: Miao's FERPlus run stops after 31 epochs, and Xia's lr decay
-(×0.8 per epoch) brings the lr to 1e-3 of its start after 30 epochs."""
+DEFAULT_EPOCHS = {"shcnn": 30, "strcn-a": 30, "strcn-g": 30, "kim2017": 40, "lfm": 30, "clfm": 30, "nag2019": 30}
+"""Epochs (of the first stage) when ``--epochs`` is not given. Neither Miao nor Xia states an
+epoch count for micro-expressions: Miao's FERPlus run stops after 31 epochs, and Xia's lr decay
+(×0.8 per epoch) brings the lr to 1e-3 of its start after 30 epochs. Kim trains the CNN 40
+epochs (§3.1); Choi and Nag give no count."""
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "strcn-a": balanced_loss,
@@ -56,7 +60,17 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 """Training loss per model; cross-entropy for models not listed (SHCNN, Miao eq. 2)."""
 
 _KIND_BY_FEATURE = {"flow_first_each": "flow_frames", "flow_onset_apex": "onset_apex_flow",
-                    "appearance": "appearance", "appearance_frames": "appearance"}
+                    "appearance": "appearance", "appearance_frames": "appearance",
+                    "state_frames": "state_sequences", "lfm68": "lfm68_sequences", "lfm21": "lfm21_sequences",
+                    "frames64": "nag_windows"}
+
+FOLD_RUNNERS: dict[str, Callable[[FoldContext], FoldResult]] = {
+    "state_sequences": run_two_stage_fold,
+    "lfm68_sequences": run_two_stage_fold,
+    "lfm21_sequences": run_two_stage_fold,
+    "nag_windows": run_nag_fold,
+}
+"""Fold runners of the input kinds that do not train one network on single items (see ``_run_fold``)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,10 @@ class RunParams:
         On-the-fly augmentation of the training batches (:mod:`mepipe.train.augment`).
     model_args : tuple of (str, value)
         Extra keyword arguments of the model factory (e.g. ``("n_maps", 32)``).
+    terms : tuple of str, optional
+        Kim 2017: the objective terms of stage 1 (``("E1", "E2")``; default all five, Table 6).
+    temporal_epochs : int, optional
+        Two-stage models: epochs of the recurrent stage (default: the model's recipe).
     patience : int, optional
         Early stopping on the training loss; None (default) trains every epoch.
     workers : int
@@ -117,6 +135,8 @@ class RunParams:
     folds: int | None = None
     augment: bool = True
     model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    terms: tuple[str, ...] | None = None
+    temporal_epochs: int | None = None
     patience: int | None = None
     workers: int = 0
     progress: bool = True
@@ -131,6 +151,10 @@ class RunParams:
             raise ValueError(f"mask must be 'fold' or 'global', got {self.mask!r}")
         if self.folds is not None and self.folds < 1:
             raise ValueError(f"folds must be >= 1, got {self.folds}")
+        if self.terms is not None and self.model != "kim2017":
+            raise ValueError(f"terms (--terms) select Kim 2017's objective terms; model {self.model!r} has none")
+        if self.temporal_epochs is not None and (self.temporal_epochs < 1 or self.model not in RECIPES):
+            raise ValueError(f"temporal_epochs must be >= 1 and is for the two-stage models {sorted(RECIPES)}")
 
     def train_params(self) -> TrainParams:
         """The model's paper settings with this run's overrides."""
@@ -243,49 +267,42 @@ def run_training(params: RunParams) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     shared: dict | None = {} if params.in_memory else None
     fold_reports, predictions = [], []
+    runner = FOLD_RUNNERS.get(kind)
     for number, fold in enumerate(folds):
-        result = _run_fold(params, train_params, store, kind, fold, label_of, len(classes), device, augment,
-                           loss_fn, out, f"fold {number + 1}/{len(folds)} {fold.name}", shared)
-        fold_reports.append(result["report"])
-        predictions += result["predictions"]
+        ctx = FoldContext(params, train_params, store, kind, fold, label_of, len(classes), device, out,
+                          f"fold {number + 1}/{len(folds)} {fold.name}", shared)
+        result = runner(ctx) if runner is not None else _run_fold(ctx, augment, loss_fn)
+        fold_reports.append(result.report)
+        predictions += result.predictions
     report = _assemble(params, train_params, store, needed, table, classes, dropped, fold_reports, predictions,
                        device, time.time() - started)
     write_report(out, report)
     return report
 
 
-def _run_fold(params: RunParams, train_params: TrainParams, store: FeatureStore, kind: str, fold: Fold,
-              label_of: dict[str, int], n_classes: int, device: torch.device, augment, loss_fn, out: Path,
-              desc: str, shared: dict | None) -> dict[str, Any]:
+def _run_fold(ctx: FoldContext, augment, loss_fn) -> FoldResult:
+    """One network trained on single items (SHCNN's flow frames, STRCN's clips), tested on the fold's clips."""
+    params, train_params, fold = ctx.params, ctx.train_params, ctx.fold
     seed_everything(params.seed)
-    data = fold_data(kind, store, fold.train, [label_of[s] for s in fold.train], fold.test,
-                     [label_of[s] for s in fold.test], mask=params.mask, in_memory=params.in_memory,
-                     augment=params.augment, seed=params.seed, shared=shared)
-    model = build_model(params, n_classes, data.train)
+    data = fold_data(ctx.kind, ctx.store, fold.train, ctx.labels(fold.train), fold.test, ctx.labels(fold.test),
+                     mask=params.mask, in_memory=params.in_memory, augment=params.augment, seed=params.seed,
+                     shared=ctx.shared)
+    model = build_model(params, ctx.n_classes, data.train)
     sampler = None
     if isinstance(data.train, FlowFrameDataset) and not params.in_memory:
         sampler = ClipBlockSampler(data.train, seed=params.seed)
     loader = make_loader(data.train, train_params.batch_size, sampler=sampler, shuffle=True, seed=params.seed,
-                         workers=train_params.workers, device=device)
-    history = train_model(model, loader, train_params, device, loss_fn=loss_fn, augment=augment, desc=desc)
-    path = save_checkpoint(model, checkpoint_path(out, fold.name))
-    test_loader = make_loader(data.test, train_params.batch_size, workers=train_params.workers, device=device)
-    clip_pred = clip_predictions(data.test, predict(model, test_loader, device))
+                         workers=train_params.workers, device=ctx.device)
+    history = train_model(model, loader, train_params, ctx.device, loss_fn=loss_fn, augment=augment, desc=ctx.desc)
+    path = save_checkpoint(model, checkpoint_path(ctx.out, fold.name))
+    test_loader = make_loader(data.test, train_params.batch_size, workers=train_params.workers, device=ctx.device)
+    clip_pred = clip_predictions(data.test, predict(model, test_loader, ctx.device))
     y_true = data.test.labels
-    confusion = metrics.confusion_matrix(y_true, clip_pred, n_classes)
-    seconds = [h.seconds for h in history]
-    report = {
-        "name": fold.name, "n_train": len(fold.train), "n_test": len(fold.test),
-        "n_train_items": len(data.train), "test": list(fold.test),
-        **_figures(y_true, clip_pred, confusion, n_classes),
-        "confusion": confusion.tolist(), "epochs": len(history),
-        "seconds_per_epoch": float(np.mean(seconds)), "checkpoint": str(path.relative_to(out)),
-        "inputs": {**data.describe(), "shape": list(data.train[0]["x"].shape)},
-        "history": [dataclasses.asdict(h) for h in history],
-    }
-    predictions = [{"sample": s, "fold": fold.name, "true": int(t), "pred": int(p)}
-                   for s, t, p in zip(data.test.samples, y_true, clip_pred)]
-    return {"report": report, "predictions": predictions}
+    shape = list(data.train[0]["x"].shape)
+    report = fold_report(ctx, y_true, clip_pred, n_train_items=len(data.train), history=history_records(history),
+                         checkpoint=path, inputs={**data.describe(), "shape": shape, "in_chans": shape[0]},
+                         model=model)
+    return FoldResult(report, clip_rows(ctx, data.test.samples, y_true, clip_pred))
 
 
 def build_model(params: RunParams, n_classes: int, train: StoreDataset) -> torch.nn.Module:
@@ -341,6 +358,18 @@ def _assemble(params: RunParams, train_params: TrainParams, store: FeatureStore,
         "device": describe_device(device),
         "torch": torch.__version__,
     }
+    if params.model in RECIPES:
+        report["parameters"]["temporal_train"] = dataclasses.asdict(temporal_train_params(params,
+                                                                                          RECIPES[params.model]))
+        stage1 = np.array([p["stage1_pred"] for p in predictions], dtype=np.int64)
+        report["stage1"] = {**_figures(y_true, stage1, metrics.confusion_matrix(y_true, stage1, len(classes)),
+                                       len(classes)),
+                            "measured_on": folds[0]["stage1"]["measured_on"] if folds else None,
+                            "seconds_per_epoch": float(np.mean([f["stage1"]["seconds_per_epoch"] for f in folds]))}
+    if any("intensity" in p for p in predictions):
+        report["spotting_auc"] = spotting_auc([np.array(p["intensity"]) for p in predictions],
+                                              [np.array(p["span"]) for p in predictions])
+    report["parameter_count"] = folds[0].get("parameter_count") if folds else None
     if device.type == "cuda":
         report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
     return report
@@ -361,7 +390,7 @@ def load_fold_model(run: str | Path, fold: str, device: str | torch.device = "cp
     run_params = report["parameters"]["run"]
     kwargs = {k: v for k, v in run_params.get("model_args") or []}
     kwargs.setdefault("num_classes", len(report["classes"]))
-    kwargs.setdefault("in_chans", int(entry["inputs"]["shape"][0]))
+    kwargs.setdefault("in_chans", int(entry["inputs"].get("in_chans", entry["inputs"]["shape"][0])))
     model = create_model(report["model"], **kwargs)
     load_checkpoint(model, Path(run) / entry["checkpoint"], device)
     return model.eval(), report

@@ -26,7 +26,7 @@ class OptimDefaults:
 
     Attributes
     ----------
-    optimizer : {"adam", "sgd"}
+    optimizer : {"adam", "sgd", "rmsprop"}
         Optimiser family.
     lr : float
         Initial learning rate.
@@ -35,7 +35,7 @@ class OptimDefaults:
         ``weight_decay``). A paper's loss term ``lam * sum ||w||^2`` is
         ``wd = 2 * lam``.
     momentum : float or None
-        SGD momentum; None for optimisers without one.
+        SGD or RMSProp momentum; None for optimisers without one.
     batch_size : int
         Mini-batch size.
     lr_decay : float
@@ -50,8 +50,8 @@ class OptimDefaults:
     lr_decay: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.optimizer not in ("adam", "sgd", "rmsprop"):
+            raise ValueError(f"optimizer must be 'adam', 'sgd' or 'rmsprop', got {self.optimizer!r}")
         if self.lr <= 0 or self.weight_decay < 0 or self.batch_size < 1 or not 0 < self.lr_decay <= 1:
             raise ValueError(f"invalid optimiser defaults: {self!r}")
 

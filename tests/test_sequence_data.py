@@ -1,0 +1,105 @@
+"""Datasets of the sequence networks over the 6-clip demo store: what each item holds, checked against the store."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mepipe.featurestore import open_store
+from mepipe.train.sequence_data import (ClipSequenceDataset, FeatureSequenceDataset, MapDataset, NagWindowDataset,
+                                        StateFrameDataset, map_window, pad_collate)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def store(full_store):
+    return open_store(full_store)
+
+
+def _clips(store, n=2):
+    return list(store.sample_ids[:n])
+
+
+def test_map_window_is_the_distinct_maps_of_the_middle_24():
+    # 16 maps: shorter than 24, so the window repeats edge maps and holds all 16 once.
+    assert map_window(16).tolist() == list(range(16))
+    # 30 maps: drop (30 - 24) // 2 = 3 at the start, keep 3..26.
+    assert map_window(30).tolist() == list(range(3, 27))
+
+
+def test_state_frames_give_five_items_per_clip_with_their_state(store):
+    clips = _clips(store)
+    data = StateFrameDataset(store, clips, [0, 1])
+    assert len(data) == 10
+    item = data[7]  # clip 1, state 2 (apex)
+    assert (item["clip"], item["state"], item["y"]) == (1, 2, 1)
+    expected = store.read("state_frames", clips[1])[2].astype(np.float32) / 255.0  # (64, 64, 3)
+    np.testing.assert_allclose(item["x"].numpy(), expected.transpose(2, 0, 1))
+
+
+def test_map_dataset_labels_each_map_with_its_clip(store):
+    clips = _clips(store)
+    data = MapDataset(store, "lfm21", clips, [2, 0])
+    n_maps = [store.read("lfm21", s).shape[0] for s in clips]
+    assert len(data) == sum(len(map_window(n)) for n in n_maps)
+    item = data[n_maps[0]]  # first map of the second clip (both clips have fewer than 24 maps)
+    assert (item["clip"], item["frame"], item["y"]) == (1, 0, 0)
+    np.testing.assert_allclose(item["x"].numpy()[0], store.read("lfm21", clips[1])[0] / 255.0, rtol=1e-6)
+
+
+def test_clip_sequences_are_time_major(store):
+    clips = _clips(store)
+    frames = ClipSequenceDataset(store, "frames64", clips, [0, 1])
+    raw = store.read("frames64", clips[0])
+    item = frames[0]
+    assert item["x"].shape == (raw.shape[0], 3, 64, 64) and item["length"] == raw.shape[0]
+    np.testing.assert_allclose(item["x"][5, 1].numpy(), raw[5, :, :, 1] / 255.0, rtol=1e-6)
+    maps = ClipSequenceDataset(store, "lfm68", clips, [0, 1])[1]
+    assert maps["x"].shape == (24, 1, 68, 68) and maps["length"] == 24
+
+
+def test_nag_windows_pair_frames_flow_and_the_next_frames_intensity(store):
+    clip = _clips(store, 1)
+    data = NagWindowDataset(store, clip, [1], window=14, stride=7)
+    n_frames = store.read("frames64", clip[0]).shape[0]
+    n_pairs = n_frames - 1
+    # Starts every 7 steps while a full window fits, plus the last full window.
+    expected_starts = sorted({*range(0, n_pairs - 14 + 1, 7), n_pairs - 14})
+    assert [int(s) for _, s, _ in data.windows] == expected_starts
+    raw = data.raw(1)  # (8, 14, 64, 64)
+    start = expected_starts[1]
+    frames = store.read("frames64", clip[0]).astype(np.float32) / 255.0
+    flow = store.read("flow_consecutive", clip[0]).astype(np.float32)
+    k = 3
+    np.testing.assert_allclose(raw[0:3, k], frames[start + k].transpose(2, 0, 1), rtol=1e-6)
+    np.testing.assert_allclose(raw[3:6, k], frames[start + k + 1].transpose(2, 0, 1), rtol=1e-6)
+    np.testing.assert_allclose(raw[6:8, k], flow[start + k], rtol=1e-6)
+    intensity, span = data.targets(1)
+    np.testing.assert_allclose(intensity, store.read("intensity", clip[0])[start + 1:start + 15])
+    row = store.samples.set_index("sample").loc[clip[0]]
+    numbers = store.read("frame", clip[0])[start + 1:start + 15]
+    np.testing.assert_array_equal(span, ((numbers >= row["onset"]) & (numbers <= row["offset"])).astype(np.float32))
+    item = data[1]
+    assert item["x"].shape == (14, 8, 64, 64) and item["length"] == 14 and item["intensity"].shape == (14,)
+
+
+def test_whole_clip_nag_items_and_their_span_has_frames_outside(store):
+    clips = _clips(store)
+    data = NagWindowDataset(store, clips, [0, 1], window=None)
+    assert len(data) == 2
+    n_pairs = store.read("flow_consecutive", clips[0]).shape[0]
+    assert data[0]["x"].shape[0] == n_pairs
+    span = data.targets(0)[1]
+    assert 0 < span.sum() < len(span), "the demo's clips start before the onset and end after the offset"
+
+
+def test_pad_collate_pads_at_the_end_and_keeps_lengths():
+    a = {"x": torch.ones(3, 2), "y": 0, "clip": 0, "frame": -1, "length": 3}
+    b = {"x": 2 * torch.ones(5, 2), "y": 1, "clip": 1, "frame": -1, "length": 5}
+    batch = pad_collate([a, b])
+    assert batch["x"].shape == (2, 5, 2)
+    assert batch["x"][0, 3:].abs().sum() == 0 and batch["x"][0, :3].eq(1).all()
+    assert batch["length"].tolist() == [3, 5] and batch["y"].tolist() == [0, 1]
+    features = FeatureSequenceDataset([torch.zeros(4, 3)], [2], [0])
+    assert features[0]["length"] == 4 and features[0]["y"] == 2
