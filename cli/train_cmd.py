@@ -58,8 +58,13 @@ def _check_names(model: str, labels: str) -> None:
               help="kim2017, lfm, clfm: epochs of the LSTM stage. Default: 50 for kim2017 (Kim §3.1), 30 otherwise.")
 @click.option("--terms", metavar="LIST",
               help="kim2017: objective terms of the CNN stage, e.g. E1,E2 (Kim Table 6). Default: E1,E2,E3,E4,E5.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Mini-batch size. Default: the paper's.")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Mini-batch size (kim2017: clips, each with its 5 state frames). Default: the paper's.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Initial learning rate. Default: the paper's.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]),
+              help="Optimiser of the (first-stage) training. Default: the paper's.")
+@click.option("--weight-decay", type=click.FloatRange(min=0),
+              help="L2 coefficient of the optimiser (gradient += wd * w). Default: the paper's.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto = CUDA when available (with mixed precision), else CPU.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every fold.")
@@ -82,8 +87,9 @@ def _check_names(model: str, labels: str) -> None:
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
-def train(model, store, labels, protocol, test_dataset, epochs, temporal_epochs, terms, batch_size, lr, device, seed,
-          mask, in_memory, no_augment, patience, model_args, folds, workers, out, overwrite, data_root_opt, progress):
+def train(model, store, labels, protocol, test_dataset, epochs, temporal_epochs, terms, batch_size, lr, optimizer,
+          weight_decay, device, seed, mask, in_memory, no_augment, patience, model_args, folds, workers, out, overwrite,
+          data_root_opt, progress):
     """Train a network from a feature store under an evaluation protocol.
 
     Writes RUN/report.json (figures, folds, parameters, store fingerprint),
@@ -106,7 +112,9 @@ def train(model, store, labels, protocol, test_dataset, epochs, temporal_epochs,
     out = out or Path("runs") / f"{model}-{Path(str(store)).stem}-{labels}-{protocol}"
     try:
         params = RunParams(model=model, store=str(store), labels=labels, protocol=protocol, test_dataset=test_dataset,
-                           out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
+                           out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                           weight_decay=weight_decay,
+                           device=device, seed=seed,
                            mask=mask, in_memory=in_memory, folds=folds, augment=not no_augment,
                            model_args=_model_args(model_args), terms=terms, temporal_epochs=temporal_epochs,
                            patience=patience, workers=workers,

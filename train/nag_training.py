@@ -63,7 +63,7 @@ def run_nag_fold(ctx: FoldContext) -> FoldResult:
     spans = [test.targets(c)[1] for c in range(len(test))]
     rows = clip_rows(ctx, test_ids, y_true, y_pred)
     for row, curve, span in zip(rows, intensity, spans):
-        row.update(intensity=[round(float(v), 4) for v in curve], span=[int(v) for v in span],
+        row.update(intensity=[float(v) for v in curve], span=[int(v) for v in span],
                    states=intensity_states(curve, StateParams()).tolist())
     inputs = {"standardiser": standardiser.to_dict(), "in_chans": in_chans, "shape": list(train[0]["x"].shape),
               "window": window, "train_windows": len(train)}

@@ -33,7 +33,7 @@ from mepipe.featurestore import FeatureStore, open_store
 from . import metrics
 from .augment import augmenter_for
 from .data import INPUT_FEATURES, ClipBlockSampler, FlowFrameDataset, StoreDataset, fold_data
-from .fold_run import FoldContext, FoldResult, clip_rows, fold_report, history_records
+from .fold_run import FoldContext, FoldResult, clip_rows, figures, fold_report, history_records
 from .labels import apply_scheme
 from .loop import (TrainParams, describe_device, load_checkpoint, make_loader, predict, resolve_device,
                    save_checkpoint, seed_everything, train_model)
@@ -90,8 +90,8 @@ class RunParams:
         Held-out dataset of the ``cross`` protocol (all others train).
     out : str
         Run folder.
-    epochs, batch_size, lr : optional
-        Overrides of the model's paper defaults.
+    epochs, batch_size, lr, optimizer, weight_decay : optional
+        Overrides of the model's paper defaults (optimizer: "adam", "sgd" or "rmsprop").
     device : {"auto", "cpu", "cuda"}
     seed : int
         Seeds every fold (each fold restarts from the same seed).
@@ -128,6 +128,8 @@ class RunParams:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
     device: str = "auto"
     seed: int = 0
     mask: str = "fold"
@@ -163,8 +165,8 @@ class RunParams:
             epochs=self.epochs or DEFAULT_EPOCHS.get(self.model, 30),
             batch_size=self.batch_size or optim.batch_size,
             lr=self.lr or optim.lr,
-            optimizer=optim.optimizer,
-            weight_decay=optim.weight_decay,
+            optimizer=self.optimizer or optim.optimizer,
+            weight_decay=optim.weight_decay if self.weight_decay is None else self.weight_decay,
             momentum=optim.momentum or 0.0,
             lr_decay=optim.lr_decay,
             patience=self.patience,
@@ -362,8 +364,7 @@ def _assemble(params: RunParams, train_params: TrainParams, store: FeatureStore,
         report["parameters"]["temporal_train"] = dataclasses.asdict(temporal_train_params(params,
                                                                                           RECIPES[params.model]))
         stage1 = np.array([p["stage1_pred"] for p in predictions], dtype=np.int64)
-        report["stage1"] = {**_figures(y_true, stage1, metrics.confusion_matrix(y_true, stage1, len(classes)),
-                                       len(classes)),
+        report["stage1"] = {**figures(y_true, stage1, len(classes)),
                             "measured_on": folds[0]["stage1"]["measured_on"] if folds else None,
                             "seconds_per_epoch": float(np.mean([f["stage1"]["seconds_per_epoch"] for f in folds]))}
     if any("intensity" in p for p in predictions):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset, Sampler, default_collate
 
 from mepipe.featurestore import FeatureStore
 from mepipe.pipeline.stages.lfm import middle_sequence
@@ -26,7 +26,7 @@ from mepipe.pipeline.stages.lfm import middle_sequence
 from .data import ClipReader, Standardiser, StoreDataset
 
 __all__ = ["ClipSequenceDataset", "FeatureSequenceDataset", "MapDataset", "NagWindowDataset", "StateFrameDataset",
-           "map_window", "pad_collate"]
+           "WholeClipSampler", "map_window", "pad_collate"]
 
 CHOI_SEQUENCE_LENGTH = 24
 """Maps per Choi sequence (§V-A: the middle 24, repeat-padded)."""
@@ -73,6 +73,27 @@ class StateFrameDataset(StoreDataset):
         item = super().__getitem__(i)
         item["state"] = item["frame"]
         return item
+
+
+class WholeClipSampler(Sampler[int]):
+    """Clips in random order, each clip's state frames together (Kim's batches hold whole clips).
+
+    With a batch size of k × 5 items every batch holds all five states of k
+    clips, so the state terms E4/E5 always see every state of the batch's
+    classes.
+    """
+
+    def __init__(self, dataset: StateFrameDataset, seed: int = 0):
+        self.dataset = dataset
+        self.generator = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self):
+        n = self.dataset.n_states
+        for clip in self.generator.permutation(len(self.dataset.samples)):
+            yield from range(int(clip) * n, int(clip) * n + n)
 
 
 class MapDataset(StoreDataset):

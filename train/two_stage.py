@@ -34,7 +34,8 @@ from .models import choi2020, create_model
 from .models.kim2017_loss import KimLossParams, kim_objective
 from .models.registry import OptimDefaults
 from .report import checkpoint_path
-from .sequence_data import ClipSequenceDataset, FeatureSequenceDataset, MapDataset, StateFrameDataset, pad_collate
+from .sequence_data import (ClipSequenceDataset, FeatureSequenceDataset, MapDataset, StateFrameDataset,
+                            WholeClipSampler, pad_collate)
 
 __all__ = ["RECIPES", "TwoStageRecipe", "run_two_stage_fold", "stage1_checkpoint_path"]
 
@@ -108,8 +109,13 @@ def run_two_stage_fold(ctx: FoldContext) -> FoldResult:
 
     # Stage 1: the CNN on single frames.
     stage1_params = ctx.train_params
-    loader = make_loader(frames_train, stage1_params.batch_size, shuffle=True, seed=params.seed,
-                         workers=stage1_params.workers, device=ctx.device)
+    if recipe.frames == "states":  # batch size counts clips, each with its five state frames
+        loader = make_loader(frames_train, stage1_params.batch_size * frames_train.n_states,
+                             sampler=WholeClipSampler(frames_train, params.seed), workers=stage1_params.workers,
+                             device=ctx.device)
+    else:
+        loader = make_loader(frames_train, stage1_params.batch_size, shuffle=True, seed=params.seed,
+                             workers=stage1_params.workers, device=ctx.device)
     history1 = train_model(model, loader, stage1_params, ctx.device, objective=_stage1_objective(params, recipe),
                            parameters=list(model.cnn.parameters()), desc=f"{ctx.desc} stage 1")
     stage1_path = save_checkpoint(model, stage1_checkpoint_path(ctx.out, ctx.fold.name))
@@ -127,6 +133,8 @@ def run_two_stage_fold(ctx: FoldContext) -> FoldResult:
     copies = recipe.temporal_copies if params.augment else 0
     features_train = encode_sequences(model, seq_train, ctx.device, copies=copies, seed=params.seed)
     features_test = encode_sequences(model, seq_test, ctx.device)
+    frames = torch.cat(features_train.features)
+    model.temporal.set_input_scale(frames.mean(0), frames.std(0))
     stage2_params = temporal_train_params(params, recipe)
     loader2 = make_loader(features_train, stage2_params.batch_size, shuffle=True, seed=params.seed,
                           device=ctx.device, collate_fn=pad_collate)

@@ -422,9 +422,13 @@ class Nag2019(nn.Module):
 
 
 @register_model("nag2019", spec=SPEC)
-def nag2019(num_classes: int = 5, in_chans: int = 8, hidden: int = 256) -> Nag2019:
-    """Nag et al. 2019 (see :class:`Nag2019`); input (B, L, 8, 64, 64), L = 14 in training."""
-    return Nag2019(num_classes, in_chans, hidden)
+def nag2019(num_classes: int = 5, in_chans: int = 8, hidden: int = 256, widths: tuple[int, ...] = (32, 64, 128),
+            fc6: int = 256, feature_channels: int = 128, fused: int = 256, fc: int = 256) -> Nag2019:
+    """Nag et al. 2019 (see :class:`Nag2019`); input (B, L, 8, 64, 64), L = 14 in training.
+
+    ``widths`` … ``fc`` size the CNNs and fusion layers (smaller for quick checks on a CPU).
+    """
+    return Nag2019(num_classes, in_chans, hidden, tuple(widths), fc6, feature_channels, fused, fc)
 
 
 # --- loss ------------------------------------------------------------------------------------

@@ -41,11 +41,26 @@ class SequenceHead(nn.Module):
         self.rnn = _CELLS[cell](input_dim, hidden, num_layers=num_layers, batch_first=True,
                                 dropout=dropout if num_layers > 1 else 0.0)
         self.classifier = nn.Linear(hidden, num_classes)
+        self.register_buffer("input_mean", torch.zeros(input_dim))
+        self.register_buffer("input_std", torch.ones(input_dim))
+
+    def set_input_scale(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise each input dimension by ``(f - mean) / std`` before the recurrent layers.
+
+        Two-stage training fits these on the training fold's frozen CNN
+        features, whose scale the CNN's own objective sets (Kim's E2/E4 pull
+        features tight around their means); they are buffers, so a
+        checkpoint carries them. Zero-variance dimensions keep a std of 1.
+        """
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))
+        self.input_mean.copy_(mean.to(self.input_mean))
+        self.input_std.copy_(std.to(self.input_std))
 
     def steps(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Outputs of the last recurrent layer at every step, (B, T, hidden); zero past each length."""
         if features.ndim != 3:
             raise ValueError(f"features must be (B, T, D), got {tuple(features.shape)}")
+        features = (features - self.input_mean) / self.input_std
         if lengths is None:
             return self.rnn(features)[0]
         lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()

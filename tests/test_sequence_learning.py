@@ -1,0 +1,82 @@
+"""Learning is real: each sequence network beats chance under LOSO on the demo, and not with shuffled labels.
+
+The fixture builds the 36-clip demo (6 subjects × 3 classes × 2 clips)
+with the features these networks read (core, ``kim``, ``lfm`` and
+``flow_consecutive`` with the suite's cheaper TV-L1), once per session.
+The shuffled copy permutes the emotions over the clips, so a network that
+learned the demo's expressions, not an artefact of the pipeline, must fall
+to chance there. Chance is 1/3; runs are short and narrow, so the bars are
+well above chance but below what the full-size networks reach
+(see the closing figures in ``benchmarks/sequence_models.md``).
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from mepipe.featurestore import open_store
+from mepipe.featurestore.writer import StoreWriter
+from mepipe.train.run import RunParams, run_training
+
+from conftest import build_options, fast_flow_params
+
+torch.set_num_threads(1)
+
+RUNS = {
+    "clfm": {"epochs": 8, "temporal_epochs": 15, "model_args": (("hidden", 32),)},
+    "kim2017": {"epochs": 12, "temporal_epochs": 15, "lr": 0.03,
+                "model_args": (("conv_widths", (16, 32, 32)), ("fc_widths", (128, 128)), ("hidden", 64),
+                               ("lstm_layers", 1))},
+    "nag2019": {"epochs": 4, "batch_size": 8, "lr": 1e-3,
+                "model_args": (("widths", (8, 16, 32)), ("fc6", 32), ("feature_channels", 16), ("fused", 16),
+                               ("fc", 64), ("hidden", 64))},
+}
+"""Short, narrow runs per model (LOSO, 6 folds)."""
+
+
+@pytest.fixture(scope="session")
+def demo_sequences(tmp_path_factory):
+    """The 36-clip demo store with the sequence networks' features."""
+    from mepipe.pipeline.build import run_build
+    from mepipe.pipeline.demo import write_demo
+
+    root = tmp_path_factory.mktemp("demo36") / "demo"
+    write_demo(root)
+    store = root.parent / "demo.zarr"
+    stages = ("landmarks", "align", "apex", "kim", "lfm", "flow_consecutive")
+    report = run_build(build_options(root, store, stages=stages, params=fast_flow_params(), scheduler=None,
+                                     workers=2))
+    assert report.exit_code == 0, report.summary()
+    return store
+
+
+@pytest.fixture(scope="session")
+def demo_shuffled(demo_sequences, tmp_path_factory):
+    """A copy of the demo store whose emotions are permuted over the clips."""
+    path = tmp_path_factory.mktemp("shuffled36") / "demo.zarr"
+    shutil.copytree(demo_sequences, path)
+    table = open_store(path).samples.copy()
+    table["emotion"] = np.random.default_rng(1).permutation(table["emotion"].to_numpy())
+    writer = StoreWriter(path)
+    writer.write_samples(table)
+    writer.consolidate()
+    return path
+
+
+def _run(store, out, model):
+    return run_training(RunParams(model=model, store=str(store), labels="samm-3", out=str(out), device="cpu",
+                                  progress=False, in_memory=True, **RUNS[model]))
+
+
+@pytest.mark.parametrize("model", sorted(RUNS))
+def test_learns_the_demo_under_loso_and_not_shuffled_labels(demo_sequences, demo_shuffled, tmp_path, model):
+    learned = _run(demo_sequences, tmp_path / "learned", model)
+    assert learned["n_test_clips"] == 36 and len(learned["folds"]) == 6
+    print(f"{model}: LOSO accuracy {learned['accuracy']:.3f}, UF1 {learned['uf1']:.3f}")
+    assert learned["accuracy"] >= 0.6 and learned["uf1"] >= 0.55, f"{model} did not learn the demo"
+    shuffled = _run(demo_shuffled, tmp_path / "shuffled", model)
+    print(f"{model} shuffled: LOSO accuracy {shuffled['accuracy']:.3f}")
+    assert shuffled["accuracy"] <= 0.5, f"{model} 'learned' labels shuffled over the clips"
