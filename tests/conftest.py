@@ -10,6 +10,19 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-long", action="store_true", help="also run tests marked long (minutes of training)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-long"):
+        return
+    skip = pytest.mark.skip(reason="minutes of CPU training; pass --run-long to run")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
 def annotations_dir() -> Path | None:
     """The real SAMM / CASME II sheets beside the repo (../shared/annotations), if present."""
     env = os.environ.get("MEPIPE_ANNOTATIONS")

@@ -27,14 +27,19 @@ torch.set_num_threads(1)
 
 RUNS = {
     "clfm": {"epochs": 8, "temporal_epochs": 15, "model_args": (("hidden", 32),)},
-    "kim2017": {"epochs": 12, "temporal_epochs": 15, "lr": 0.03,
+    "kim2017": {"epochs": 20, "temporal_epochs": 40, "lr": 1e-3, "optimizer": "adam", "augment": False,
+                "terms": ("E1",),
                 "model_args": (("conv_widths", (16, 32, 32)), ("fc_widths", (128, 128)), ("hidden", 64),
                                ("lstm_layers", 1))},
-    "nag2019": {"epochs": 4, "batch_size": 8, "lr": 1e-3,
+    "nag2019": {"epochs": 8, "batch_size": 4, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
+                "augment": False,
                 "model_args": (("widths", (8, 16, 32)), ("fc6", 32), ("feature_channels", 16), ("fused", 16),
                                ("fc", 64), ("hidden", 64))},
 }
-"""Short, narrow runs per model (LOSO, 6 folds)."""
+"""Short, narrow runs per model (LOSO, 6 folds). The demo's expressions move about 1 px at 64×64, below
+Kim's ±2 px / ±10° augmentation and, per frame pair at 200 fps, near the flow noise, so the Kim and Nag
+runs train without augmentation, with Adam, and Nag without its 0.005 weight decay, which at this signal
+size drives the weights to zero before they learn (measured; see the closing note of issue 5)."""
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +76,7 @@ def _run(store, out, model):
                                   progress=False, in_memory=True, **RUNS[model]))
 
 
-@pytest.mark.parametrize("model", sorted(RUNS))
-def test_learns_the_demo_under_loso_and_not_shuffled_labels(demo_sequences, demo_shuffled, tmp_path, model):
+def _check_learns(demo_sequences, demo_shuffled, tmp_path, model):
     learned = _run(demo_sequences, tmp_path / "learned", model)
     assert learned["n_test_clips"] == 36 and len(learned["folds"]) == 6
     print(f"{model}: LOSO accuracy {learned['accuracy']:.3f}, UF1 {learned['uf1']:.3f}")
@@ -80,3 +84,17 @@ def test_learns_the_demo_under_loso_and_not_shuffled_labels(demo_sequences, demo
     shuffled = _run(demo_shuffled, tmp_path / "shuffled", model)
     print(f"{model} shuffled: LOSO accuracy {shuffled['accuracy']:.3f}")
     assert shuffled["accuracy"] <= 0.5, f"{model} 'learned' labels shuffled over the clips"
+    return learned
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["clfm", "kim2017"])
+def test_learns_the_demo_under_loso_and_not_shuffled_labels(demo_sequences, demo_shuffled, tmp_path, model):
+    _check_learns(demo_sequences, demo_shuffled, tmp_path, model)
+
+
+@pytest.mark.long
+def test_nag_learns_the_demo_under_loso_and_not_shuffled_labels(demo_sequences, demo_shuffled, tmp_path):
+    """About 10 CPU minutes: Nag's per-pair CNNs see 14 × 2 frames per window."""
+    learned = _check_learns(demo_sequences, demo_shuffled, tmp_path, "nag2019")
+    assert learned["spotting_auc"] > 0.6
