@@ -47,6 +47,20 @@ def small_demo(tmp_path_factory, small_demo_params) -> Path:
     return root
 
 
+def train_cli():
+    """A click group holding ``train``, ``evaluate`` and ``saliency``, for CliRunner tests."""
+    import click
+
+    from mepipe.cli.train_cmd import register
+
+    @click.group()
+    def group():
+        pass
+
+    register(group)
+    return group
+
+
 def build_options(root: Path, store: Path, **changes):
     from mepipe.pipeline.build import BuildOptions
 

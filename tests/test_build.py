@@ -1,6 +1,5 @@
 """End-to-end builds of the small demo: contents, accuracy, caching rules and failures."""
 import dataclasses
-import shutil
 
 import numpy as np
 import pandas as pd

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from conftest import build_options, fast_flow_params
 from mepipe.featurestore import open_store
 from mepipe.pipeline.build import run_build
-from mepipe.pipeline.stagedefs import default_params, params_from_mapping, stages_for
+from mepipe.pipeline.stagedefs import params_from_mapping, stages_for
 
 N = 24  # frames per demo clip
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import train_cli
 
 from mepipe.train.report import SPOTTING_FILE, read_report
 from mepipe.train.run import RunParams, load_fold_model, run_training
@@ -27,19 +28,6 @@ TINY = {
                 ("hidden", 16)),
 }
 """Narrow versions of each network: the wiring tests must stay fast on two CPU cores."""
-
-
-def _cli():
-    import click
-
-    from mepipe.cli.train_cmd import register
-
-    @click.group()
-    def group():
-        pass
-
-    register(group)
-    return group
 
 
 def _params(store, out, model, **changes):
@@ -77,7 +65,7 @@ def test_kim_through_the_cli_with_chosen_terms(full_store, tmp_path):
             "--terms", "e1,E2,E3", "--out", str(out)]
     for key, value in TINY["kim2017"]:
         args += ["--model-arg", f"{key}={json.dumps(value)}"]
-    result = CliRunner().invoke(_cli(), args)
+    result = CliRunner().invoke(train_cli(), args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "stage 1 (Fc on the apex frame)" in result.output
     report = read_report(out)
@@ -91,7 +79,7 @@ def test_kim_through_the_cli_with_chosen_terms(full_store, tmp_path):
 
 
 def test_kim_terms_are_validated(full_store, tmp_path):
-    bad = CliRunner().invoke(_cli(), ["train", "--model", "kim2017", "--store", str(full_store), "--labels",
+    bad = CliRunner().invoke(train_cli(), ["train", "--model", "kim2017", "--store", str(full_store), "--labels",
                                       "samm-3", "--terms", "E1,E7", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "E7" in bad.output
     with pytest.raises(ValueError, match="Kim 2017"):
@@ -113,5 +101,5 @@ def test_nag_reports_intensity_states_and_spotting_auc(full_store, tmp_path):
     assert 0 < spans.sum() < spans.size
     assert 0.0 <= report["spotting_auc"] <= 1.0 and report["spotting_auc"] == fold["spotting_auc"]
     assert (out / SPOTTING_FILE).read_bytes()[:4] == b"\x89PNG"
-    evaluated = CliRunner().invoke(_cli(), ["evaluate", str(out)])
+    evaluated = CliRunner().invoke(train_cli(), ["evaluate", str(out)])
     assert evaluated.exit_code == 0 and "spotting ROC AUC" in evaluated.output

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import train_cli
 
 from mepipe.featurestore import open_store
 from mepipe.featurestore.schema import SAMPLE_COLUMNS
@@ -101,19 +102,6 @@ def shuffled_store(tmp_path_factory):
     return write_synthetic_store(tmp_path_factory.mktemp("shuffled") / "shuffled.zarr", shuffle_labels=True)
 
 
-def _cli():
-    import click
-
-    from mepipe.cli.train_cmd import register
-
-    @click.group()
-    def group():
-        pass
-
-    register(group)
-    return group
-
-
 def _shcnn_params(store, out, **changes):
     return RunParams(**{"model": "shcnn", "store": str(store), "labels": "samm-3", "out": str(out), "epochs": 3,
                         "batch_size": 16, "device": "cpu", "progress": False, "model_args": SMALL_SHCNN,
@@ -124,7 +112,7 @@ def _shcnn_params(store, out, **changes):
 def shcnn_run(synth_store, tmp_path_factory):
     """A short SHCNN LOSO run on the synthetic store, through the CLI."""
     out = tmp_path_factory.mktemp("runs") / "shcnn"
-    result = CliRunner().invoke(_cli(), [
+    result = CliRunner().invoke(train_cli(), [
         "train", "--model", "shcnn", "--store", str(synth_store), "--labels", "samm-3", "--protocol", "loso",
         "--epochs", "3", "--batch-size", "16", "--device", "cpu", "--no-progress", "--out", str(out),
         "--model-arg", "widths=[8,16,32]", "--model-arg", "hidden=64"])
@@ -285,20 +273,20 @@ def test_run_folder_report_and_metrics_wiring(shcnn_run):
 def test_evaluate_reprints_and_replots(shcnn_run):
     for name in ("confusion.png", "curves.png"):
         (shcnn_run / name).unlink()
-    result = CliRunner().invoke(_cli(), ["evaluate", str(shcnn_run)])
+    result = CliRunner().invoke(train_cli(), ["evaluate", str(shcnn_run)])
     assert result.exit_code == 0, result.output
     assert "UF1" in result.output and "synth:001" in result.output
     assert (shcnn_run / "confusion.png").exists() and (shcnn_run / "curves.png").exists()
-    as_json = CliRunner().invoke(_cli(), ["evaluate", str(shcnn_run), "--json", "--no-plots"])
+    as_json = CliRunner().invoke(train_cli(), ["evaluate", str(shcnn_run), "--json", "--no-plots"])
     assert json.loads(as_json.output)["model"] == "shcnn"
 
 
 def test_saliency_command_writes_a_png(shcnn_run, tmp_path):
     out = tmp_path / "saliency.png"
-    result = CliRunner().invoke(_cli(), ["saliency", str(shcnn_run), "002_1_0", "--out", str(out)])
+    result = CliRunner().invoke(train_cli(), ["saliency", str(shcnn_run), "002_1_0", "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert out.read_bytes()[:4] == b"\x89PNG"
-    missing = CliRunner().invoke(_cli(), ["saliency", str(shcnn_run), "nope", "--out", str(out)])
+    missing = CliRunner().invoke(train_cli(), ["saliency", str(shcnn_run), "nope", "--out", str(out)])
     assert missing.exit_code != 0 and "not tested" in missing.output
 
 
