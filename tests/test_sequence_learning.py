@@ -7,7 +7,7 @@ The shuffled copy permutes the emotions over the clips, so a network that
 learned the demo's expressions, not an artefact of the pipeline, must fall
 to chance there. Chance is 1/3; runs are short and narrow, so the bars are
 well above chance but below what the full-size networks reach
-(see the closing figures in ``benchmarks/sequence_models.md``).
+(see ``benchmarks/results/sequence-models-demo-quick.md``).
 """
 from __future__ import annotations
 
