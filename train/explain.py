@@ -19,6 +19,7 @@ from mepipe.featurestore import open_store
 
 from .data import Standardiser, apex_field, code_flow
 from .models import saliency
+from .report import pyplot, save_figure
 from .run import load_fold_model
 
 
@@ -109,11 +110,7 @@ def draw_saliency(result: SaliencyResult, out: str | os.PathLike) -> Path:
     largest (flat areas, where it is ~0) are left out so the panel shows
     where the network looks. Other pixels are dimmed.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     magnitude = np.abs(result.gradient).max(axis=0)
     pixel_gradient = result.gradient.sum(axis=0)
     salient = (pixel_gradient >= 0) & (magnitude > 0.05 * magnitude.max())
@@ -131,9 +128,4 @@ def draw_saliency(result: SaliencyResult, out: str | os.PathLike) -> Path:
         ax.set_axis_off()
     fig.suptitle(f"{result.clip} (fold {result.fold}): true {result.true}, frame predicted {result.predicted}",
                  fontsize=10)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)

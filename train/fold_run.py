@@ -19,6 +19,7 @@ import torch
 
 from . import metrics
 from .loop import EpochRecord, TrainParams
+from .models import create_model
 from .protocols import Fold
 
 
@@ -62,6 +63,11 @@ class FoldContext:
 
     def labels(self, samples: list[str] | tuple[str, ...]) -> list[int]:
         return [self.label_of[s] for s in samples]
+
+    def build_model(self, in_chans: int) -> torch.nn.Module:
+        """The run's model for this fold's classes and ``in_chans`` input channels (``--model-arg`` wins)."""
+        return create_model(self.params.model, **{"num_classes": self.n_classes, "in_chans": in_chans,
+                                                  **dict(self.params.model_args)})
 
 
 @dataclass

@@ -26,7 +26,6 @@ from .augment import AffineAugmentParams, affine_augment
 from .data import fit_standardiser
 from .fold_run import FoldContext, FoldResult, clip_rows, fold_report, history_records
 from .loop import make_loader, save_checkpoint, seed_everything, to_device, train_model
-from .models import create_model
 from .models.nag2019 import SEQUENCE_LENGTH, StateParams, intensity_states, nag_loss
 from .report import checkpoint_path
 from .sequence_data import NagWindowDataset, pad_collate
@@ -50,8 +49,7 @@ def run_nag_fold(ctx: FoldContext) -> FoldResult:
     train.with_standardiser(standardiser)
     test.with_standardiser(standardiser)
     in_chans = int(train[0]["x"].shape[1])
-    model = create_model(params.model, **{"num_classes": ctx.n_classes, "in_chans": in_chans,
-                                          **dict(params.model_args)})
+    model = ctx.build_model(in_chans)
     loader = make_loader(train, ctx.train_params.batch_size, shuffle=True, seed=params.seed,
                          workers=ctx.train_params.workers, device=ctx.device, collate_fn=pad_collate)
     history = train_model(model, loader, ctx.train_params, ctx.device, objective=_objective(params.augment),

@@ -72,10 +72,7 @@ def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, ...]
 
 def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: int = 12) -> Path:
     """Predicted intensity of held-out clips against the sheet's onset..offset span (Nag's spotting)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     clips = [p for p in report["predictions"] if "intensity" in p][:max_clips]
     columns = min(4, len(clips))
@@ -92,21 +89,14 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
         ax.axis("off")
     axes.flat[0].legend(fontsize=6, loc="upper left")
     auc = report.get("spotting_auc")
-    fig.suptitle(f"{report['model']} spotting on held-out clips (frame t: pair t-1 -> t); "
-                 f"ROC AUC {auc:.3f}" if auc is not None else "ROC AUC undefined", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    auc_text = f"ROC AUC {auc:.3f}" if auc is not None else "ROC AUC undefined"
+    fig.suptitle(f"{report['model']} spotting on held-out clips (frame t: pair t-1 -> t); {auc_text}", fontsize=10)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """Pooled confusion matrix (rows true, columns predicted), counts and row shares."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     matrix = np.asarray(report["confusion"], dtype=float)
     classes = report["classes"]
@@ -125,19 +115,12 @@ def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.set_title(f"{report['model']} · {report['labels']} · {report['protocol']}\n"
                  f"acc {report['accuracy']:.3f}  UF1 {report['uf1']:.3f}  UAR {report['uar']:.3f}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """Training loss and accuracy per epoch, one line per fold."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -159,11 +142,7 @@ def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
     if folds and len(folds) <= 12:
         acc_ax.legend(title="fold", fontsize=7, loc="lower right")
     fig.suptitle(f"{report['model']} · {report['labels']} · {report['protocol']} ({len(folds)} folds)", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -197,6 +176,28 @@ def format_report(report: dict[str, Any]) -> str:
                      f"acc {fold['accuracy']:.3f}  UF1 {fold['uf1']:.3f}  UAR {fold['uar']:.3f}  "
                      f"{fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch")
     return "\n".join(lines)
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def _json_default(value: Any) -> Any:

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 
 from mepipe.featurestore import FeatureStore, open_store
 
-from . import metrics
 from .augment import augmenter_for
 from .data import INPUT_FEATURES, ClipBlockSampler, FlowFrameDataset, StoreDataset, fold_data
 from .fold_run import FoldContext, FoldResult, clip_rows, figures, fold_report, history_records
@@ -289,7 +288,7 @@ def _run_fold(ctx: FoldContext, augment, loss_fn) -> FoldResult:
     data = fold_data(ctx.kind, ctx.store, fold.train, ctx.labels(fold.train), fold.test, ctx.labels(fold.test),
                      mask=params.mask, in_memory=params.in_memory, augment=params.augment, seed=params.seed,
                      shared=ctx.shared)
-    model = build_model(params, ctx.n_classes, data.train)
+    model = ctx.build_model(int(data.train[0]["x"].shape[0]))
     sampler = None
     if isinstance(data.train, FlowFrameDataset) and not params.in_memory:
         sampler = ClipBlockSampler(data.train, seed=params.seed)
@@ -305,14 +304,6 @@ def _run_fold(ctx: FoldContext, augment, loss_fn) -> FoldResult:
                          checkpoint=path, inputs={**data.describe(), "shape": shape, "in_chans": shape[0]},
                          model=model)
     return FoldResult(report, clip_rows(ctx, data.test.samples, y_true, clip_pred))
-
-
-def build_model(params: RunParams, n_classes: int, train: StoreDataset) -> torch.nn.Module:
-    """The run's model for ``n_classes``, with as many input channels as the data has."""
-    kwargs = dict(params.model_args)
-    kwargs.setdefault("num_classes", n_classes)
-    kwargs.setdefault("in_chans", int(train[0]["x"].shape[0]))
-    return create_model(params.model, **kwargs)
 
 
 def clip_predictions(dataset: StoreDataset, predicted: dict[str, np.ndarray]) -> np.ndarray:
@@ -331,23 +322,16 @@ def clip_predictions(dataset: StoreDataset, predicted: dict[str, np.ndarray]) ->
     return out
 
 
-def _figures(y_true: np.ndarray, y_pred: np.ndarray, confusion: np.ndarray, n_classes: int) -> dict[str, float]:
-    return {"accuracy": metrics.accuracy(y_true, y_pred), "macro_f1": metrics.macro_f1(y_true, y_pred, n_classes),
-            "uf1": metrics.uf1(confusion), "uar": metrics.uar(confusion)}
-
-
 def _assemble(params: RunParams, train_params: TrainParams, store: FeatureStore, needed: Sequence[str],
               table: pd.DataFrame, classes: list[str], dropped: dict[str, Any], folds: list[dict[str, Any]],
               predictions: list[dict[str, Any]], device: torch.device, seconds: float) -> dict[str, Any]:
     y_true = np.array([p["true"] for p in predictions], dtype=np.int64)
     y_pred = np.array([p["pred"] for p in predictions], dtype=np.int64)
-    confusion = metrics.confusion_matrix(y_true, y_pred, len(classes))
     epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
     tested = sorted({p["sample"] for p in predictions})
     report = {
         "model": params.model, "labels": params.labels, "protocol": params.protocol,
-        **_figures(y_true, y_pred, confusion, len(classes)),
-        "confusion": confusion.tolist(), "classes": classes, "n_test_clips": len(predictions),
+        **figures(y_true, y_pred, len(classes)), "classes": classes, "n_test_clips": len(predictions),
         "mean_over_folds": {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "macro_f1", "uf1", "uar")},
         "folds": folds, "predictions": predictions,
         "parameters": {"run": dataclasses.asdict(params), "train": dataclasses.asdict(train_params),

@@ -30,7 +30,7 @@ from .augment import AffineAugmentParams, affine_augment
 from .data import fit_standardiser
 from .fold_run import FoldContext, FoldResult, clip_rows, figures, fold_report, history_records
 from .loop import TrainParams, make_loader, predict, save_checkpoint, seed_everything, train_model
-from .models import choi2020, create_model
+from .models import choi2020
 from .models.kim2017_loss import KimLossParams, kim_objective
 from .models.registry import OptimDefaults
 from .report import checkpoint_path
@@ -104,8 +104,7 @@ def run_two_stage_fold(ctx: FoldContext) -> FoldResult:
     frames_train.with_standardiser(standardiser)
     frames_test.with_standardiser(standardiser)
     in_chans = int(frames_train[0]["x"].shape[0])
-    model = create_model(params.model, **{"num_classes": ctx.n_classes, "in_chans": in_chans,
-                                          **dict(params.model_args)})
+    model = ctx.build_model(in_chans)
 
     # Stage 1: the CNN on single frames.
     stage1_params = ctx.train_params

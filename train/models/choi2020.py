@@ -163,7 +163,22 @@ def _check_sizes(num_classes: int, in_chans: int, widths: tuple[int, ...], depth
         raise ValueError(f"need one positive depth per width, got widths={widths} and depths={depths}")
 
 
-class CLFMNet(nn.Module):
+class _MapCNN(nn.Module):
+    """What both Choi CNNs share: ``prepare`` the maps, convolutions, FC1 (+ReLU) as the feature, FC2 logits."""
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """FC1 output after ReLU, (N, fc_dim): the per-map feature the LSTM reads."""
+        return F.relu(self.fc1(self.conv(self.prepare(x)).flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """FC2 logits (N, num_classes) of single maps (stage-1 training)."""
+        return self.fc2(self.features(x))
+
+
+class CLFMNet(_MapCNN):
     """CNN of Table 1 (right) for 21x21 compact landmark feature maps.
 
     Parameters
@@ -213,19 +228,15 @@ class CLFMNet(nn.Module):
         self.fc2 = nn.Linear(fc_dim, num_classes)
         _init_convs(self)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """FC1 output after ReLU, (N, fc_dim): the per-map feature the LSTM reads."""
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Check that maps are (N, in_chans, input_size, input_size); CLFM maps go in as stored."""
         expected = (self.in_chans, self.input_size, self.input_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"CLFMNet expects input (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        return F.relu(self.fc1(self.conv(x).flatten(1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """FC2 logits (N, num_classes) of single maps (stage-1 training)."""
-        return self.fc2(self.features(x))
+        return x
 
 
-class LFMNet(nn.Module):
+class LFMNet(_MapCNN):
     """VGG13-style CNN of Table 1 (left) for 68x68 landmark feature maps resized to 224x224.
 
     Parameters
@@ -287,13 +298,7 @@ class LFMNet(nn.Module):
             return x
         return F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """FC1 output after ReLU, (N, fc_dim): the per-map feature the LSTM reads."""
-        return F.relu(self.fc1(self.conv(self.resize(x)).flatten(1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """FC2 logits (N, num_classes) of single maps (stage-1 training)."""
-        return self.fc2(self.features(x))
+    prepare = resize
 
 
 class ChoiSequence(nn.Module):
