@@ -16,6 +16,7 @@ from .train_cmd import register as register_train_commands
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="mepipe", prog_name="mepipe", message="%(prog)s %(version)s")
 def cli(verbose: int) -> None:
     """mepipe: micro-expression datasets -> shareable Zarr feature stores -> published networks."""
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
