@@ -9,13 +9,15 @@ from pathlib import Path
 
 import click
 
+from .errors import ReportingGroup
 from .paths import data_root, dataset_root, store_path
 from .store_cmd import register as register_store_commands
 from .train_cmd import register as register_train_commands
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.group(cls=ReportingGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True,
+              help="More log output (-v info and tracebacks of errors, -vv debug, with distributed's own log).")
 @click.version_option(package_name="mepipe", prog_name="mepipe", message="%(prog)s %(version)s")
 def cli(verbose: int) -> None:
     """mepipe: micro-expression datasets -> shareable Zarr feature stores -> published networks."""

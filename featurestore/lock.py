@@ -8,8 +8,10 @@ import socket
 import time
 from pathlib import Path
 
+from .errors import DataError
 
-class StoreLockedError(RuntimeError):
+
+class StoreLockedError(DataError, RuntimeError):
     """Another build holds the store."""
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from .errors import DataError
 from .layout import CLIPS_GROUP, SAMPLES_GROUP, clip_path, feature_path
 from .location import StoreLocation, zarr_store
 from .schema import FRAME_COLUMNS, feature_spec
@@ -19,7 +20,7 @@ from .writer import quiet_zarr
 _CONCAT_DIMS = ("frame", "pair", "map")
 
 
-class IncompleteStoreError(RuntimeError):
+class IncompleteStoreError(DataError, RuntimeError):
     """The store's last build has not finished."""
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import DataError
 from .schema import READER_MIN_VERSION, SCHEMA_VERSION
 
 
-class IncompatibleStoreError(RuntimeError):
+class IncompatibleStoreError(DataError, RuntimeError):
     """The store was written with a schema this mepipe does not read."""
 
 

@@ -8,6 +8,7 @@ completely written.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mepipe.featurestore.cachekey import canonical
+from mepipe.featurestore.errors import UnknownNameError
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
@@ -114,11 +116,21 @@ def run_build(opts: BuildOptions) -> BuildReport:
     """Build (or update) a store; returns the report (exit_code 1 if any clip failed)."""
     started = time.time()
     adapter = get_adapter(opts.dataset)
+    _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
     writer = StoreWriter(opts.store)
     writer.create()
     with BuildLock(opts.store):
         return _build_locked(opts, loaded, writer, started)
+
+
+def _check_adapter_options(dataset: str, adapter, options: dict[str, Any]) -> None:
+    """Refuse options the adapter does not take, naming those it does (rather than a TypeError)."""
+    takes = [n for n, p in inspect.signature(adapter).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise UnknownNameError(f"dataset {dataset!r} takes no option {', '.join(unknown)}; "
+                               f"its options: {', '.join(takes) or 'none'}")
 
 
 def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter, started: float) -> BuildReport:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,29 +139,64 @@ def _execute_sync(items, progress: BuildProgress) -> list[dict[str, Any]]:
     return list(results)
 
 
+_DISTRIBUTED_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+def quiet_distributed() -> None:
+    """Keep ``distributed``'s chatter out of a build's output unless mepipe logs at DEBUG (``-vv``).
+
+    Importing ``distributed`` sets its loggers to INFO, which prints about 30
+    lines per build (cluster start, every worker, shutdown); its warnings and
+    errors still show.
+    """
+    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger("distributed").setLevel(logging.INFO if debug else logging.WARNING)
+
+
+@contextmanager
+def _silent_shutdown():
+    """Mute the loggers while a cluster shuts down: every result is in, and closing comms
+    (``CommClosedError``, ``StreamClosedError``) only reports the shutdown itself."""
+    loggers = [logging.getLogger(name) for name in _DISTRIBUTED_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _execute_distributed(items, progress: BuildProgress, address: str | None, workers: int) -> list[dict[str, Any]]:
     from distributed import Client, LocalCluster, as_completed
 
+    quiet_distributed()
     cluster = None
     if address is None:
+        # ":0" and dashboard=False: no fixed port to collide with (no "port 8787 in use" warning), no dashboard
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", scheduler_kwargs={"dashboard": False},
+                               silence_logs=logging.ERROR)
         address = cluster.scheduler_address
     results: list[dict[str, Any]] = []
+    client = Client(address)
     try:
-        with Client(address) as client:
-            futures = client.compute([d for _, d in items])
-            owner = {f.key: k for f, (k, _) in zip(futures, items)}
-            for fut in as_completed(futures):
-                sample, stage = owner[fut.key]
-                try:
-                    result = fut.result()
-                except Exception as e:  # a worker died or the task could not be run
-                    result = {"sample": sample, "stage": stage, "status": "failed", "file": "",
-                              "reason": f"{type(e).__name__}: {e}", "error": f"{sample}: {stage}: {e}"}
-                results.append(result)
-                progress.update(result)
+        futures = client.compute([d for _, d in items])
+        owner = {f.key: k for f, (k, _) in zip(futures, items)}
+        for fut in as_completed(futures):
+            sample, stage = owner[fut.key]
+            try:
+                result = fut.result()
+            except Exception as e:  # a worker died or the task could not be run
+                result = {"sample": sample, "stage": stage, "status": "failed", "file": "",
+                          "reason": f"{type(e).__name__}: {e}", "error": f"{sample}: {stage}: {e}"}
+            results.append(result)
+            progress.update(result)
     finally:
-        if cluster is not None:
-            cluster.close()
+        with _silent_shutdown():
+            client.close()
+            if cluster is not None:
+                cluster.close()
     return results

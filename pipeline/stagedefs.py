@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from mepipe.featurestore.errors import ConfigError, UnknownNameError
+
 from .context import ClipContext
 from .errors import ClipError
 from .stages import align, apex, appearance, flow, frames, landmarks, lfm, magnify
@@ -201,7 +203,7 @@ def stages_for(names: list[str]) -> list[str]:
         elif name == "appearance_mask":
             out.append("appearance")
         else:
-            raise KeyError(f"unknown feature {name!r}; use a group ({', '.join(FEATURE_GROUPS)}), "
+            raise UnknownNameError(f"unknown feature {name!r}; use a group ({', '.join(FEATURE_GROUPS)}), "
                            f"a stage ({', '.join(STAGES)}) or a feature name")
     return stage_order(out)
 
@@ -211,7 +213,7 @@ def stage_order(names: list[str] | None = None) -> list[str]:
     wanted = set(STAGES if names is None else names)
     unknown = wanted - set(STAGES)
     if unknown:
-        raise KeyError(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
+        raise UnknownNameError(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
     closure: set[str] = set()
 
     def visit(n):
@@ -244,14 +246,17 @@ def params_from_mapping(config: Mapping[str, Mapping[str, Any]]) -> dict[str, An
     params = default_params()
     for stage, values in config.items():
         if stage not in params:
-            raise KeyError(f"config names unknown stage {stage!r}; known: {', '.join(params)}")
+            raise UnknownNameError(f"config names unknown stage {stage!r}; known: {', '.join(params)}")
         fields = {f.name: f for f in dataclasses.fields(params[stage])}
         unknown = set(values) - set(fields)
         if unknown:
-            raise KeyError(f"config for stage {stage!r} has unknown parameters {sorted(unknown)}; "
+            raise UnknownNameError(f"config for stage {stage!r} has unknown parameters {sorted(unknown)}; "
                            f"known: {', '.join(fields)}")
         coerced = {k: _tuples(v) for k, v in values.items()}
-        params[stage] = dataclasses.replace(params[stage], **coerced)
+        try:
+            params[stage] = dataclasses.replace(params[stage], **coerced)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config for stage {stage!r}: {exc}") from exc
     return params
 
 

@@ -15,6 +15,8 @@ from typing import Callable, Protocol
 
 import pandas as pd
 
+from mepipe.featurestore.errors import UnknownNameError
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -122,7 +124,7 @@ def get_adapter(name: str) -> Callable[..., AdapterResult]:
     try:
         return _ADAPTERS[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(_ADAPTERS))}") from None
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(sorted(_ADAPTERS))}") from None
 
 
 def adapter_names() -> list[str]:

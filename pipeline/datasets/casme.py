@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mepipe.featurestore.errors import ConfigError
+
 from .base import AdapterResult, register_adapter
 from .sheets import SheetColumns, SheetLayout, find_sheet, read_sheet, require_dir, sheet_samples
 
@@ -38,7 +40,7 @@ def _frames_root(root: Path, frames_dir: str | None) -> Path:
     if not holders:
         raise FileNotFoundError(f"no CASME subXX folders in {root} or its subfolders")
     names = ", ".join(p.name for p in holders)
-    raise ValueError(f"several CASME frame folders in {root} ({names}); choose one with frames_dir=NAME")
+    raise ConfigError(f"several CASME frame folders in {root} ({names}); choose one with frames_dir=NAME")
 
 
 @register_adapter("casme")

@@ -18,6 +18,8 @@ import logging
 from pathlib import Path
 from typing import Literal
 
+from mepipe.featurestore.errors import ConfigError
+
 from .base import AdapterResult, register_adapter
 from .sheets import SheetColumns, SheetLayout, find_sheet, read_sheet, require_dir, sheet_samples
 
@@ -52,7 +54,7 @@ def detect_release(root: Path, release: Release | None = None) -> tuple[Release,
     of those folders itself.
     """
     if release is not None and release not in RELEASE_DIRS:
-        raise ValueError(f"CASME II release {release!r} is unknown; use one of {', '.join(RELEASE_DIRS)}")
+        raise ConfigError(f"CASME II release {release!r} is unknown; use one of {', '.join(RELEASE_DIRS)}")
     candidates = [release] if release else list(RELEASE_DIRS)
     for name in candidates:
         if (root / RELEASE_DIRS[name]).is_dir():
@@ -62,7 +64,7 @@ def detect_release(root: Path, release: Release | None = None) -> tuple[Release,
     if _subject_dirs(root):
         found: Release = "cropped" if _looks_cropped(root) else "raw"
         if release is not None and release != found:
-            raise ValueError(f"{root} holds the {found} CASME II release, not the {release} one asked for")
+            raise ConfigError(f"{root} holds the {found} CASME II release, not the {release} one asked for")
         return found, root
     wanted = " or ".join(RELEASE_DIRS[n] for n in candidates)
     raise FileNotFoundError(f"no CASME II frames under {root}: expected {wanted}/subXX/... or subXX folders")

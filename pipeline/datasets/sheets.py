@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mepipe.featurestore.errors import MissingPathError, SheetError
+
 from .base import AdapterResult, Quirk, Sample, numbered_frames
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ def require_dir(path: Path, what: str) -> Path:
     """``path`` as a Path, or FileNotFoundError saying which dataset root is missing."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"{what} root {path} is not a folder")
+        raise MissingPathError(f"{what} root {path} is not a folder")
     return path
 
 
@@ -115,14 +117,14 @@ def find_sheet(root: Path, patterns: Sequence[str], annotations: Path | None = N
     if annotations is not None:
         path = Path(annotations)
         if not path.is_file():
-            raise FileNotFoundError(f"annotation sheet {path} does not exist")
+            raise MissingPathError(f"annotation sheet {path} does not exist")
         return path
     root = Path(root)
     found = sorted(
         {p for pattern in patterns for p in root.glob(pattern) if p.is_file() and not p.name.startswith("~$")}
     )
     if not found:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"no annotation sheet in {root} matching {' or '.join(repr(p) for p in patterns)}; "
             "pass the sheet with --annotations FILE"
         )
@@ -151,13 +153,13 @@ def read_raw(path: Path) -> dict[str, pd.DataFrame]:
     suffix = path.suffix.lower()
     if suffix not in SHEET_SUFFIXES:
         allowed = ", ".join(SHEET_SUFFIXES)
-        raise ValueError(f"annotation sheet {path}: unsupported file type {suffix!r}; use one of {allowed}")
+        raise SheetError(f"annotation sheet {path}: unsupported file type {suffix!r}; use one of {allowed}")
     try:
         if suffix == ".csv":
             return {"": _read_csv(path)}
         return pd.read_excel(path, sheet_name=None, header=None, dtype=object)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read annotation sheet {path}: {exc}") from exc
+        raise SheetError(f"cannot read annotation sheet {path}: {exc}") from exc
 
 
 def _header_key(text: object) -> str:
@@ -246,7 +248,7 @@ def _column_map(header: Sequence[object], columns: object, path: Path) -> dict[s
     if missing:
         wanted = "; ".join(f"{n}: {' / '.join(getattr(columns, n))}" for n in missing)
         present = ", ".join(repr(cell_text(h)) for h in header if not is_blank(h))
-        raise ValueError(f"annotation sheet {path}: header lacks columns ({wanted}); header has {present}")
+        raise SheetError(f"annotation sheet {path}: header lacks columns ({wanted}); header has {present}")
     return found
 
 
@@ -275,7 +277,7 @@ def read_sheet(
             rows.append(SheetRow(row=i + 1, cells=cells))
         return Sheet(path=path, name=str(tab) if index else "", rows=tuple(rows))
     how = "starting with" if leading else "containing"
-    raise ValueError(
+    raise SheetError(
         f"annotation sheet {path}: no header row {how} {header_key!r} in any tab; "
         "is this the right sheet? pass another with --annotations FILE"
     )

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mepipe.featurestore.errors import ConfigError
+
 from .base import AdapterResult, Quirk, Sample, register_adapter
 from .sheets import clip_frames, finding
 
@@ -83,10 +85,10 @@ def load_smic(
         Overrides the modality's frame rate.
     """
     if annotations is not None:
-        raise ValueError(f"SMIC has no annotation sheet (labels are folder names); got annotations={annotations}")
+        raise ConfigError(f"SMIC has no annotation sheet (labels are folder names); got annotations={annotations}")
     key = modality.upper()
     if key not in SMIC_FPS:
-        raise ValueError(f"SMIC modality {modality!r} is unknown; use one of {', '.join(SMIC_FPS)}")
+        raise ConfigError(f"SMIC modality {modality!r} is unknown; use one of {', '.join(SMIC_FPS)}")
     rate = SMIC_FPS[key] if fps is None else float(fps)
     result = AdapterResult()
     for subject_dir in _subject_dirs(_modality_root(Path(root), key)):
