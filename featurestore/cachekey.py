@@ -4,6 +4,10 @@ key = sha256(stage name, stage code version, canonical JSON of the fully
 resolved parameters, the upstream stages' keys, and the digest of the raw
 inputs the stage reads). Changing any of them changes the key of that stage
 and, through the chain, of every stage downstream of it.
+
+A parameter field whose metadata is :data:`NOT_IN_KEY` is left out of the key
+(but kept in the recorded provenance): a limit that only decides whether an
+input is refused never changes what an accepted input produces.
 """
 from __future__ import annotations
 
@@ -14,15 +18,22 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+NOT_IN_KEY = {"cache_key": False}
+"""Field metadata (``field(default=..., metadata=NOT_IN_KEY)``) of parameters that do not change outputs."""
 
-def canonical(value: Any) -> Any:
-    """A JSON-able canonical form of parameters; raises on what cannot be hashed."""
+
+def canonical(value: Any, *, for_key: bool = False) -> Any:
+    """A JSON-able canonical form of parameters; raises on what cannot be hashed.
+
+    ``for_key`` drops dataclass fields tagged :data:`NOT_IN_KEY`.
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: canonical(getattr(value, f.name), for_key=for_key) for f in dataclasses.fields(value)
+                if not (for_key and f.metadata.get("cache_key") is False)}
     if isinstance(value, Mapping):
-        return {str(k): canonical(value[k]) for k in sorted(value, key=str)}
+        return {str(k): canonical(value[k], for_key=for_key) for k in sorted(value, key=str)}
     if isinstance(value, (list, tuple)):
-        return [canonical(v) for v in value]
+        return [canonical(v, for_key=for_key) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -32,13 +43,13 @@ def canonical(value: Any) -> Any:
             return repr(value)
         return value
     if hasattr(value, "item") and callable(value.item):
-        return canonical(value.item())
+        return canonical(value.item(), for_key=for_key)
     raise TypeError(f"cannot make a cache key from {type(value).__name__} value {value!r}")
 
 
 def params_json(params: Any) -> str:
-    """Canonical JSON of a parameter dataclass (sorted keys, no whitespace)."""
-    return json.dumps(canonical(params), sort_keys=True, separators=(",", ":"))
+    """Canonical JSON of a parameter dataclass as it enters a key (sorted keys, no whitespace)."""
+    return json.dumps(canonical(params, for_key=True), sort_keys=True, separators=(",", ":"))
 
 
 def stage_key(stage: str, version: str, params: Any, upstream: Mapping[str, str] | None = None,

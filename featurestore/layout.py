@@ -21,11 +21,35 @@ STAGING_DIR = f"{PRIVATE_DIR}/staging"
 REPORT_FILE = "build-report.json"
 
 
+MAX_SAMPLE_ID_BYTES = 200
+"""Longest sample id, in UTF-8 bytes: ids are folder names, which most file systems cap at 255 bytes."""
+
+
+def sample_id_problem(sample: str) -> str | None:
+    """Why ``sample`` cannot be a sample id (a store folder name), or None if it can."""
+    if not sample:
+        return "is empty"
+    if "/" in sample or "\\" in sample:
+        return "contains a slash"
+    if sample.startswith("."):
+        return "starts with a dot"
+    if sample != sample.strip():
+        return "has surrounding spaces"
+    if any(ord(c) < 32 or ord(c) == 127 for c in sample):
+        return "contains control characters"
+    if len(sample.encode("utf-8")) > MAX_SAMPLE_ID_BYTES:
+        return f"is longer than {MAX_SAMPLE_ID_BYTES} bytes"
+    return None
+
+
 def check_sample_id(sample: str) -> str:
-    """Sample ids become folder names: refuse ones that would escape or hide."""
-    if not sample or "/" in sample or "\\" in sample or sample.startswith(".") or sample != sample.strip():
-        raise ValueError(f"sample id {sample!r} cannot be used as a store path component "
-                         "(no slashes, no leading dot or surrounding spaces)")
+    """Sample ids become folder names: refuse ones that would escape, hide or not fit."""
+    problem = sample_id_problem(sample)
+    if problem:
+        shown = sample if len(sample) <= 60 else sample[:57] + "..."
+        raise ValueError(f"sample id {shown!r} {problem}, so it cannot be a store folder name "
+                         f"(no slashes, leading dot, surrounding spaces or control characters; "
+                         f"at most {MAX_SAMPLE_ID_BYTES} bytes)")
     return sample
 
 

@@ -62,6 +62,10 @@ class BuildOptions:
     scheduler : str or None
         None = local process pool of ``workers``; ``"sync"`` = in-process;
         otherwise a ``distributed`` scheduler address.
+    fingerprint : {"stat", "content"}
+        How unchanged sources are recognised: names, sizes and mtimes
+        (fast), or also the sha256 of every source file (catches a file
+        rewritten in place with its size and mtime kept).
     """
 
     dataset: str
@@ -75,6 +79,7 @@ class BuildOptions:
     params: dict[str, Any] = field(default_factory=default_params)
     progress: bool = True
     adapter_options: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = "stat"
 
 
 @dataclass
@@ -93,6 +98,7 @@ class BuildReport:
     failures: list[dict[str, Any]]
     quirks: list[str]
     exit_code: int
+    changed_sources: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} clips built into {self.store} "
@@ -101,6 +107,9 @@ class BuildReport:
                  "  stages cached: " + (", ".join(f"{k} {v}" for k, v in self.tasks_cached.items()) or "none")]
         if self.stage_seconds:
             lines.append("  task seconds:  " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items()))
+        if self.changed_sources:
+            lines.append(f"  sources changed in place since they were built (rebuilt): "
+                         f"{', '.join(self.changed_sources)}")
         if self.quirks:
             lines.append(f"  {len(self.quirks)} sheet/data quirks handled (see the report): ")
             lines += [f"    {q}" for q in self.quirks[:10]]
@@ -140,7 +149,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     contexts = {s.sample: ClipContext.of(s) for s in buildable}
     writer.update_root_attrs({"state": "building", "build_started": _iso(started)})
     writer.clear_staging()
-    plan = plan_build(writer, contexts.values(), stages, opts.params, forced & set(stages))
+    plan = plan_build(writer, contexts.values(), stages, opts.params, forced & set(stages), opts.fingerprint)
     log.info("%d tasks to run, %d cached", len(plan.stale), len(plan.cached))
     progress = BuildProgress(plan, stages, enabled=opts.progress)
     try:
@@ -153,6 +162,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     failures = [r for r in results if r["status"] == "failed"]
     failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
+    failures += [{"sample": q.sample, "stage": "dataset", "file": q.source, "reason": q.message, "error": str(q)}
+                 for q in loaded.rejected]
     table = _sample_table(loaded.samples, stages, writer, {f["sample"]: f["error"] for f in failures})
     for gone in writer.prune_clips({s.sample for s in loaded.samples}):
         log.info("removed clip %s: no longer in the dataset", gone)
@@ -162,13 +173,14 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
                                          "cache_keys": {n: plan.keys[(sample, n)] for n in stages}})
     report = BuildReport(
         store=str(opts.store), dataset=opts.dataset, started=_iso(started), seconds=time.time() - started,
-        n_samples=len(loaded.samples), n_ok=int((table["status"] != "failed").sum()),
+        n_samples=len(loaded.samples) + len(loaded.rejected), n_ok=int((table["status"] != "failed").sum()),
         tasks_run=dict(Counter(r["stage"] for r in results if r["status"] == "ok")),
         tasks_cached=dict(Counter(n for _, n in plan.cached)),
         stage_seconds={n: round(sum(r.get("seconds", 0.0) for r in results if r["stage"] == n), 2)
                        for n in stages if any(r["stage"] == n for r in results)},
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
-        quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0)
+        quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
+        changed_sources=plan.changed_content)
     writer.update_root_attrs(_provenance(opts, loaded, stages, report, writer))
     writer.consolidate()
     write_manifest(writer.path)
@@ -213,6 +225,7 @@ def _provenance(opts: BuildOptions, loaded: AdapterResult, stages: list[str], re
         "build": {"host": socket.gethostname(), "user": os.environ.get("USER", ""), "started": report.started,
                   "finished": _iso(time.time()), "seconds": round(report.seconds, 3),
                   "scheduler": opts.scheduler or f"local processes x{opts.workers}",
+                  "fingerprint": opts.fingerprint,
                   "n_samples": report.n_samples, "n_ok": report.n_ok, "n_failed": len(report.failures)},
     }
 

@@ -19,11 +19,12 @@ import dask
 from tqdm.auto import tqdm
 
 from mepipe.featurestore.cachekey import stage_key
-from mepipe.featurestore.fingerprint import stat_digest
+from mepipe.featurestore.errors import UnknownNameError
+from mepipe.featurestore.fingerprint import FINGERPRINT_MODES, content_digest, stat_digest
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
-from .stagedefs import SHARED_PARAMS, STAGES
+from .stagedefs import SHARED_PARAMS, SOURCE_DIGEST_ATTR, STAGES
 from .tasks import run_stage_task
 
 log = logging.getLogger(__name__)
@@ -31,20 +32,35 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Plan:
-    """Keys of every (clip, stage), and which of them must run."""
+    """Keys of every (clip, stage), and which of them must run.
+
+    ``changed_content`` lists the clips whose cached features were made from
+    other bytes than the sources now hold (found only with the ``content``
+    fingerprint: an in-place rewrite that kept size and mtime).
+    """
 
     keys: dict[tuple[str, str], str] = field(default_factory=dict)
     stale: list[tuple[str, str]] = field(default_factory=list)
     cached: list[tuple[str, str]] = field(default_factory=list)
     source_digests: dict[str, str] = field(default_factory=dict)
+    changed_content: list[str] = field(default_factory=list)
 
 
 def plan_build(writer: StoreWriter, contexts: Iterable[ClipContext], stages: list[str],
-               params: Mapping[str, Any], force: Iterable[str] = ()) -> Plan:
-    """Compute cache keys and compare them with what the store holds."""
+               params: Mapping[str, Any], force: Iterable[str] = (), fingerprint: str = "stat") -> Plan:
+    """Compute cache keys and compare them with what the store holds.
+
+    Keys include the ``stat`` digest of each clip's sources (names, sizes,
+    mtimes). With ``fingerprint="content"`` the sources are also hashed, and
+    the first stage that decodes them (which records the digest of what it
+    decoded) is stale when the two differ, or when it recorded none.
+    """
+    if fingerprint not in FINGERPRINT_MODES:
+        raise UnknownNameError(f"unknown fingerprint {fingerprint!r}; use one of {', '.join(FINGERPRINT_MODES)}")
     forced = set(force)
     plan = Plan()
     shared = {n: params[n] for n in SHARED_PARAMS}
+    decoder = next((n for n in stages if STAGES[n].reads_source), None)
     for ctx in contexts:
         digest = stat_digest(ctx.sources)
         plan.source_digests[ctx.sample] = digest
@@ -58,12 +74,21 @@ def plan_build(writer: StoreWriter, contexts: Iterable[ClipContext], stages: lis
             key = stage_key(name, stage.version, stage_params, upstream, inputs)
             plan.keys[(ctx.sample, name)] = key
             fresh = all(writer.stored_key(ctx.sample, f) == key for f in stage.outputs)
+            if fresh and fingerprint == "content" and name == decoder and not _same_content(writer, ctx, stage):
+                fresh = False
+                plan.changed_content.append(ctx.sample)
             if name in forced or any(u in rerun for u in stage.upstream) or not fresh:
                 rerun.add(name)
                 plan.stale.append((ctx.sample, name))
             else:
                 plan.cached.append((ctx.sample, name))
     return plan
+
+
+def _same_content(writer: StoreWriter, ctx: ClipContext, stage) -> bool:
+    """Whether the sources on disk hash to the digest the stage recorded for the bytes it decoded."""
+    recorded = writer.feature_attrs(ctx.sample, stage.outputs[0]).get(SOURCE_DIGEST_ATTR)
+    return recorded is not None and recorded == content_digest(ctx.sources)
 
 
 def build_graph(plan: Plan, contexts: Mapping[str, ClipContext], store_path: str,

@@ -13,18 +13,29 @@ from typing import Any
 import numpy as np
 
 from mepipe.featurestore.errors import ConfigError, UnknownNameError
+from mepipe.featurestore.fingerprint import ContentDigest
 
 from .context import ClipContext
 from .errors import ClipError
 from .stages import align, apex, appearance, flow, frames, landmarks, lfm, magnify
 
 
+SOURCE_DIGEST_ATTR = "source_sha256"
+"""Attribute of a source-reading stage's outputs holding the content digest of the bytes it decoded."""
+
+
 @dataclass
 class StageOutput:
-    """Arrays to store (feature name -> array) and per-clip scalars for the sample table."""
+    """Arrays to store (feature name -> array) and per-clip scalars for the sample table.
+
+    ``source_digest`` is the content digest of the source bytes the stage
+    decoded, recorded with its outputs so that ``--fingerprint content`` can
+    tell whether the files on disk are still those bytes.
+    """
 
     arrays: dict[str, np.ndarray]
     events: dict[str, Any] = field(default_factory=dict)
+    source_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,18 +51,19 @@ class StageDef:
     compute: Callable[[ClipContext, Mapping[str, np.ndarray], Any, Mapping[str, Any]], StageOutput]
 
 
-def load_frames(ctx: ClipContext, params: frames.FramesParams) -> np.ndarray:
+def load_frames(ctx: ClipContext, params: frames.FramesParams, digest: ContentDigest | None = None) -> np.ndarray:
     if ctx.video:
-        return frames.read_video(ctx.video, ctx.frame_numbers, params)
-    return frames.read_frames(ctx.frame_files, params)
+        return frames.read_video(ctx.video, ctx.frame_numbers, params, digest)
+    return frames.read_frames(ctx.frame_files, params, digest)
 
 
 def _landmarks(ctx, inputs, params, shared):
-    clip = load_frames(ctx, shared["frames"])
+    digest = ContentDigest()
+    clip = load_frames(ctx, shared["frames"], digest)
     result = landmarks.track_landmarks(frames.to_grey(clip), params)
     return StageOutput({"frame": np.asarray(ctx.frame_numbers, dtype=np.int64), "landmarks": result.landmarks,
                         "face_found": result.face_found, "face_box": result.boxes},
-                       {"frames_without_face": int((~result.face_found).sum())})
+                       {"frames_without_face": int((~result.face_found).sum())}, digest.hexdigest())
 
 
 def _align(ctx, inputs, params, shared):
@@ -94,7 +106,24 @@ def _flow_first_each(ctx, inputs, params, shared):
 
 
 def _flow_consecutive(ctx, inputs, params, shared):
-    return StageOutput({"flow_consecutive": flow.flow_consecutive(inputs["crops"], params)})
+    """Flow between frames that are neighbours in time; NaN for pairs that straddle a gap in the frame numbers.
+
+    A pair across a gap is frames two or more intervals apart; computing its
+    flow would pass it off as one interval's motion. Each run of consecutive
+    frame numbers is flowed on its own and the straddling pairs stay NaN (a
+    reader that ignores them fails loudly instead of learning from them).
+    """
+    crops = inputs["crops"]
+    numbers = np.asarray(ctx.frame_numbers)
+    breaks = np.flatnonzero(np.diff(numbers) != 1)
+    if not len(breaks):
+        return StageOutput({"flow_consecutive": flow.flow_consecutive(crops, params)})
+    width, height = params.size
+    out = np.full((len(crops) - 1, 2, height, width), np.nan, dtype=np.float32)
+    for start, stop in zip(np.r_[0, breaks + 1], np.r_[breaks + 1, len(crops)]):
+        if stop - start >= 2:
+            out[start:stop - 1] = flow.flow_consecutive(crops[start:stop], params)
+    return StageOutput({"flow_consecutive": out}, {"gap_pairs": [int(b) for b in breaks]})
 
 
 def _with_channel(clip: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .errors import ClipError
-from .stagedefs import STAGES
+from .stagedefs import SOURCE_DIGEST_ATTR, STAGES
 
 
 def _limit_threads() -> None:
@@ -39,9 +39,11 @@ def run_stage_task(store_path: str, stage_name: str, ctx: ClipContext, params: M
     try:
         inputs = {name: writer.read_feature(ctx.sample, name) for name in stage.inputs}
         out = stage.compute(ctx, inputs, params[stage_name], params)
+        attrs = {"stage_version": stage.version, "events": out.events}
+        if out.source_digest is not None:
+            attrs[SOURCE_DIGEST_ATTR] = out.source_digest
         for name in stage.outputs:
-            writer.write_feature(ctx.sample, name, out.arrays[name], key,
-                                 {"stage_version": stage.version, "events": out.events})
+            writer.write_feature(ctx.sample, name, out.arrays[name], key, attrs)
     except ClipError as e:
         err = e.located(sample=ctx.sample, stage=stage_name)
         return {**record, "status": "failed", "file": err.file, "reason": err.reason, "error": err.describe()}

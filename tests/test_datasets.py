@@ -185,7 +185,9 @@ def test_samm_adapter(samm_root):
     assert (s.onset, s.apex, s.offset) == (100, 110, 115)
     assert (s.emotion, s.objective_class, s.action_units) == ("Anger", "3", "4+7")
     assert by_id(result)["007_3_1"].action_units == "12"
-    assert not s.flags and s.error is None and not result.quirks
+    assert s.flags == ("frame_gap",) and s.error is None  # 105 is missing: reported, not fatal
+    assert [(q.sample, q.kind) for q in result.quirks] == [("006_1_2", "frame_gap")]
+    assert "miss 105 (1 frame)" in result.quirks[0].message
     assert len(result.table()) == 2
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import pandas as pd
 
@@ -77,11 +77,17 @@ class Quirk:
 
 @dataclass
 class AdapterResult:
-    """What an adapter returns: the samples and every quirk it handled."""
+    """What an adapter returns: the samples, every quirk it handled, and the rows it refused.
+
+    ``rejected`` rows could not become samples at all (e.g. a sample id that
+    cannot name a store folder); a build reports each as a failure of that
+    row alone.
+    """
 
     samples: list[Sample] = field(default_factory=list)
     quirks: list[Quirk] = field(default_factory=list)
     sheet: str | None = None
+    rejected: list[Quirk] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
         """The samples as a DataFrame, one row per clip (frame lists omitted)."""
@@ -161,3 +167,21 @@ def numbered_frames(folder: Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
         pairs[n] = str(p)
     numbers = tuple(sorted(pairs))
     return tuple(pairs[n] for n in numbers), numbers
+
+
+def frame_gaps(numbers: Sequence[int]) -> list[tuple[int, int]]:
+    """Runs of frame numbers missing between consecutive entries of ascending ``numbers``.
+
+    Each gap is ``(first_missing, last_missing)``: ``[1, 2, 5, 9]`` has gaps
+    ``[(3, 4), (6, 8)]``. Positions ``t`` with ``numbers[t + 1] - numbers[t] > 1``
+    are not neighbours in time, whatever their positions in the clip.
+    """
+    return [(a + 1, b - 1) for a, b in zip(numbers, numbers[1:]) if b - a > 1]
+
+
+def describe_gaps(gaps: Sequence[tuple[int, int]], limit: int = 8) -> str:
+    """``"1005, 1010-1012 (4 frames)"``: the missing numbers, shortened after ``limit`` runs."""
+    runs = [f"{a}" if a == b else f"{a}-{b}" for a, b in gaps]
+    shown = ", ".join(runs[:limit]) + (f", ... ({len(runs) - limit} more runs)" if len(runs) > limit else "")
+    count = sum(b - a + 1 for a, b in gaps)
+    return f"{shown} ({count} frame{'s' if count != 1 else ''})"

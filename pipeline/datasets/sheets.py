@@ -9,7 +9,7 @@ build records the problem instead of stopping on it.
 
 Flags and quirk kinds share one vocabulary: ``<field>_unparsable``,
 ``<field>_not_on_disk``, ``apex_outside_span``, ``onset_after_offset``,
-``missing_folder``, ``no_frames``, ``ambiguous_frames``; rows that cannot
+``missing_folder``, ``no_frames``, ``ambiguous_frames``, ``frame_gap``; rows that cannot
 become samples are reported as ``incomplete_row`` or ``duplicate_sample``.
 """
 from __future__ import annotations
@@ -27,8 +27,9 @@ from pathlib import Path
 import pandas as pd
 
 from mepipe.featurestore.errors import MissingPathError, SheetError
+from mepipe.featurestore.layout import sample_id_problem
 
-from .base import AdapterResult, Quirk, Sample, numbered_frames
+from .base import AdapterResult, Quirk, Sample, describe_gaps, frame_gaps, numbered_frames
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +367,8 @@ def clip_frames(folder: Path, sample: str, source: str = "", row: int | None = N
     """Frame files of ``folder`` mapped by the number in their names, never failing.
 
     A missing folder, a folder without numbered images, or two files with one
-    number each give a :class:`ClipFrames` with ``error`` set and a quirk.
+    number each give a :class:`ClipFrames` with ``error`` set and a quirk; a
+    gap in the numbers gives a ``frame_gap`` quirk listing the missing ones.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -380,6 +382,11 @@ def clip_frames(folder: Path, sample: str, source: str = "", row: int | None = N
     if not files:
         error = f"no numbered image files in {folder}"
         return ClipFrames(error=error, findings=finding(sample, "no_frames", error, source, row))
+    gaps = frame_gaps(numbers)
+    if gaps:
+        message = (f"frame numbers {numbers[0]}..{numbers[-1]} in {folder} miss {describe_gaps(gaps)}; "
+                   "frames on either side of a gap are not treated as neighbours")
+        return ClipFrames(files=files, numbers=numbers, findings=finding(sample, "frame_gap", message, source, row))
     return ClipFrames(files=files, numbers=numbers)
 
 
@@ -429,8 +436,9 @@ def collect_samples(
     """One sample per sheet row via ``build``, skipping rows that cannot be one.
 
     ``sample_id`` returns None for a row lacking what identifies a clip; such
-    rows, and repeats of an id, are reported as quirks and skipped. Every
-    other row becomes a sample (with ``error`` set when its frames are
+    rows, and repeats of an id, are reported as quirks and skipped; a row whose
+    id cannot name a store folder (``../x``, 300 characters) is ``rejected``,
+    which a build reports as that row's failure. Every other row becomes a sample (with ``error`` set when its frames are
     missing), so a build can list it.
     """
     result = AdapterResult(sheet=str(sheet.path))
@@ -440,6 +448,12 @@ def collect_samples(
         if not key:
             message = "no value identifying the clip; row skipped"
             result.quirks.append(Quirk(f"row {row.row}", "incomplete_row", message, sheet.source, row.row))
+            continue
+        problem = sample_id_problem(key)
+        if problem:
+            shown = key if len(key) <= 60 else key[:57] + "..."
+            message = f"sample id {shown!r} {problem}, so it cannot name a store folder; row not built"
+            result.rejected.append(Quirk(f"row {row.row}", "bad_sample_id", message, sheet.source, row.row))
             continue
         if key in first_row:
             message = f"sample id repeats row {first_row[key]}; row skipped"

@@ -1,16 +1,23 @@
 """Stage 2.1: decode a clip's frames in frame-number order, keeping the source's channels."""
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from mepipe.featurestore.cachekey import NOT_IN_KEY
+from mepipe.featurestore.fingerprint import ContentDigest
+
 from ..errors import ClipError
 
 VERSION = "1"
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+"""A JPEG file starts with SOI (FF D8) followed by a marker; decided by content, never by suffix."""
 
 
 @dataclass(frozen=True)
@@ -22,24 +29,98 @@ class FramesParams:
     force_grey : bool
         Decode colour sources as greyscale (channels are otherwise kept:
         SAMM is greyscale, CASME II is colour).
+    max_side : int
+        Frames wider or taller than this many pixels are refused from their
+        header, before any pixel is decoded (a 65535 x 65535 JPEG would need
+        4 GiB). Not part of the cache key: it decides only whether a frame is
+        accepted, never what an accepted frame decodes to.
     """
 
     force_grey: bool = False
+    max_side: int = field(default=8192, metadata=NOT_IN_KEY)
+
+    def __post_init__(self):
+        if not (isinstance(self.max_side, int) and self.max_side >= 1):
+            raise ValueError(f"FramesParams.max_side must be an int >= 1, got {self.max_side!r}")
 
 
-def read_image(path: str | Path, params: FramesParams = FramesParams()) -> np.ndarray:
-    """One frame as uint8 (H, W) or RGB (H, W, 3); raises ClipError naming the file."""
+def read_image(path: str | Path, params: FramesParams = FramesParams(),
+               digest: ContentDigest | None = None) -> np.ndarray:
+    """One frame as uint8 (H, W) or RGB (H, W, 3); raises ClipError naming the file.
+
+    The file is read once; ``digest``, when given, is fed its bytes, so the
+    digest describes exactly the bytes that were decoded.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ClipError("frame file is missing", file=str(path))
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ClipError("frame file is missing", file=str(path)) from None
+    except OSError as exc:
+        raise ClipError(f"frame file cannot be read ({exc.strerror or exc})", file=str(path)) from None
+    if digest is not None:
+        digest.update(path, data)
+    return decode_image(data, params, str(path))
+
+
+def decode_image(data: bytes, params: FramesParams, name: str) -> np.ndarray:
+    """Decode one image file's bytes, refusing empty, oversized, truncated or corrupt ones.
+
+    JPEG is decoded by libjpeg-turbo through ``simplejpeg`` in strict mode,
+    where every libjpeg warning ("premature end of data segment", "corrupt
+    JPEG data") is an error: OpenCV's ``imread`` only prints those warnings on
+    stderr and returns the damaged pixels as if they were good. Other formats
+    go through ``cv2.imdecode``, whose PNG (CRC-checked) and BMP readers
+    already fail on truncated data.
+    """
+    if not data:
+        raise ClipError("frame file is empty (0 bytes)", file=name)
+    width, height = image_size(data, name)
+    if max(width, height) > params.max_side:
+        raise ClipError(f"frame is {width}x{height} px, more than frames.max_side = {params.max_side} px a side; "
+                        "refused before decoding (raise frames.max_side in the config to accept it)", file=name)
+    if data.startswith(JPEG_MAGIC):
+        return _decode_jpeg(data, params, name)
     flag = cv2.IMREAD_GRAYSCALE if params.force_grey else cv2.IMREAD_UNCHANGED
-    img = cv2.imread(str(path), flag)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     if img is None or img.size == 0:
-        raise ClipError("frame cannot be decoded (corrupt or not an image)", file=str(path))
-    return _normalise_channels(img, path)
+        raise ClipError("frame cannot be decoded (truncated, corrupt or not an image)", file=name)
+    return _normalise_channels(img, name)
+
+
+def image_size(data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) from an image's header alone; raises ClipError if there is no readable header."""
+    if data.startswith(JPEG_MAGIC):
+        import simplejpeg
+
+        try:
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        except ValueError as exc:
+            raise ClipError(f"frame is not a readable JPEG ({exc})", file=name) from None
+        return int(width), int(height)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # parses the header only; pixels are decoded on load()
+            return im.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ClipError(f"frame cannot be decoded (not an image: {exc})", file=name) from None
+
+
+def _decode_jpeg(data: bytes, params: FramesParams, name: str) -> np.ndarray:
+    import simplejpeg
+
+    try:
+        _, _, colourspace, _ = simplejpeg.decode_jpeg_header(data)
+        grey = params.force_grey or colourspace == "Gray"
+        img = simplejpeg.decode_jpeg(data, colorspace="GRAY" if grey else "RGB", strict=True)
+    except ValueError as exc:
+        raise ClipError(f"frame is a truncated or corrupt JPEG ({exc}); replace or re-extract it", file=name) from None
+    return img[:, :, 0] if grey else img
 
 
 def _normalise_channels(img: np.ndarray, path: Path | str) -> np.ndarray:
+    """OpenCV's decoded array as uint8 grey (H, W) or RGB (H, W, 3)."""
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     if img.dtype != np.uint8:
@@ -51,26 +132,40 @@ def _normalise_channels(img: np.ndarray, path: Path | str) -> np.ndarray:
     return img
 
 
-def read_frames(files: Sequence[str], params: FramesParams = FramesParams()) -> np.ndarray:
-    """All frames of a clip, (T, H, W) or (T, H, W, 3) uint8, in the given order."""
+def read_frames(files: Sequence[str], params: FramesParams = FramesParams(),
+                digest: ContentDigest | None = None) -> np.ndarray:
+    """All frames of a clip, (T, H, W) or (T, H, W, 3) uint8, in the given order (``digest`` as in read_image)."""
     if not files:
         raise ClipError("the clip has no frame files")
-    first = read_image(files[0], params)
+    first = read_image(files[0], params, digest)
     out = np.empty((len(files), *first.shape), dtype=np.uint8)
     out[0] = first
     for i, f in enumerate(files[1:], start=1):
-        img = read_image(f, params)
+        img = read_image(f, params, digest)
         if img.shape != first.shape:
             raise ClipError(f"frame shape {img.shape} differs from the clip's first frame {first.shape}", file=f)
         out[i] = img
     return out
 
 
-def read_video(path: str, frame_numbers: Sequence[int], params: FramesParams = FramesParams()) -> np.ndarray:
-    """The listed frames (0-based indices) of a video file, like :func:`read_frames`."""
+def read_video(path: str, frame_numbers: Sequence[int], params: FramesParams = FramesParams(),
+               digest: ContentDigest | None = None) -> np.ndarray:
+    """The listed frames (0-based indices) of a video file, like :func:`read_frames`.
+
+    The frame size the container declares is checked against
+    ``params.max_side`` before the first frame is decoded.
+    """
+    if digest is not None:
+        digest.update_file(path)
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
+        cap.release()
         raise ClipError("video cannot be opened", file=str(path))
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if max(width, height) > params.max_side:
+        cap.release()
+        raise ClipError(f"video frames are {width}x{height} px, more than frames.max_side = {params.max_side} px "
+                        "a side; refused before decoding", file=str(path))
     wanted = set(int(n) for n in frame_numbers)
     frames, index = {}, 0
     try:
