@@ -56,9 +56,15 @@ def _adapter_names() -> list[str]:
               help="Adapter option, e.g. release=cropped for casme2 or modality=NIR for smic. Repeatable.")
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where datasets/ and stores/ live. Default: $MEPIPE_DATA or ./data.")
+@click.option("--fingerprint", type=click.Choice(["stat", "content"]), default="stat", show_default=True,
+              help="How unchanged sources are recognised: file names, sizes and mtimes (fast), or also the sha256 "
+                   "of every source file (catches files rewritten in place with size and mtime kept).")
+@click.option("--allow-outside-root", is_flag=True,
+              help="manifest dataset: build paths that lead (also through symlinks) outside the root and the "
+                   "manifest's folder; by default such rows fail.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
 def build(dataset, root, annotations, store, workers, scheduler, stages, force, config, options, data_root_opt,
-          progress):
+          fingerprint, allow_outside_root, progress):
     """Build (or update) a feature store from a dataset.
 
     Only stale work runs: each clip's stage is cached under a key of its
@@ -78,11 +84,16 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
     if not Path(root).is_dir():
         raise click.UsageError(f"dataset root {root} does not exist; pass --root (see README: getting the datasets)")
     params = params_from_mapping(read_config(config))
+    adapter_options = _parse_options(options)
+    if allow_outside_root:
+        if dataset != "manifest":
+            raise click.UsageError("--allow-outside-root applies to the manifest dataset only")
+        adapter_options["allow_outside_root"] = True
     opts = BuildOptions(dataset=dataset, root=Path(root), store=Path(store), annotations=annotations,
                         workers=workers, scheduler=scheduler,
                         stages=tuple(stages_for([s.strip() for s in stages.split(",")])) if stages else None,
                         force=tuple(force), params=params, progress=progress,
-                        adapter_options=_parse_options(options))
+                        adapter_options=adapter_options, fingerprint=fingerprint)
     report = run_build(opts)
     click.echo(report.summary())
     click.echo(f"report: {Path(store) / '.mepipe' / 'build-report.json'}")

@@ -5,9 +5,18 @@ Columns ``path``, ``subject``, ``label`` and optionally ``onset``, ``apex``,
 the number in their names) or a video file (frames ``0..n-1``), relative to
 the CSV's folder or to ``root``. This is how MEVIEW, MAHNOB-HCI or lab
 recordings enter the pipeline.
+
+A manifest is data, often written by someone else, so its paths are
+confined: every path, and every frame file in a listed folder, must resolve
+(symlinks followed) inside the dataset root or the manifest's own folder.
+A row that leaves them fails alone, unless ``allow_outside_root=True``
+(``mepipe build --allow-outside-root``). Default sample ids come from the
+path relative to the root, so two machines with the data in different
+places name their clips the same.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -71,10 +80,32 @@ def video_frames(path: Path) -> tuple[int, float]:
 
 
 def _resolve(text: str, bases: tuple[Path, ...]) -> tuple[Path | None, tuple[Path, ...]]:
-    """The first existing ``base / text`` (or ``text`` when absolute) and every path tried."""
-    given = Path(text)
-    tried = (given,) if given.is_absolute() else tuple(dict.fromkeys(base / given for base in bases))
+    """The first existing ``base / text`` (or ``text`` when absolute) and every path tried.
+
+    Paths are normalised lexically (``a/../b`` is ``b``), symlinks are not
+    followed here: :func:`_outside` judges where a path really leads.
+    """
+    given = Path(text.replace("\\", "/"))
+    candidates = (given,) if given.is_absolute() else tuple(base / given for base in bases)
+    tried = tuple(dict.fromkeys(Path(os.path.normpath(p)) for p in candidates))
     return next((p for p in tried if p.exists()), None), tried
+
+
+def _outside(path: Path, bases: tuple[Path, ...]) -> bool:
+    """Whether ``path``, with every symlink followed, lies outside all of ``bases``."""
+    real = path.resolve()
+    return not any(real.is_relative_to(base.resolve()) for base in bases)
+
+
+def _relative_name(path: Path, text: str, bases: tuple[Path, ...]) -> str:
+    """The path as written relative to the first base it lies under (lexically), else the text itself."""
+    for base in bases:
+        base = Path(os.path.normpath(base.absolute()))
+        try:
+            return Path(os.path.normpath(path.absolute())).relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return text
 
 
 def _default_sample_id(text: str) -> str:
@@ -82,6 +113,19 @@ def _default_sample_id(text: str) -> str:
     path = PurePosixPath(text.replace("\\", "/"))
     parts = (*path.parts[:-1], path.stem) if path.name else path.parts
     return "_".join(p for p in parts if p not in ("/", ".", ".."))
+
+
+def _leaves_root(path: Path, frames: ClipFrames, ctx: "_Context") -> str | None:
+    """Why the clip at ``path`` reaches outside the allowed folders, or None."""
+    if ctx.allow_outside_root:
+        return None
+    allowed = " or ".join(str(b) for b in dict.fromkeys(ctx.bases))
+    if _outside(path, ctx.bases):
+        return f"{path} resolves to {path.resolve()}, outside {allowed}"
+    escaping = next((f for f in frames.files if _outside(Path(f), ctx.bases)), None)
+    if escaping is not None:
+        return f"frame {escaping} resolves to {Path(escaping).resolve()}, outside {allowed}"
+    return None
 
 
 def _video_clip(path: Path, sample: str, source: str, row: int) -> tuple[ClipFrames, float | None]:
@@ -116,6 +160,7 @@ class _Context:
     bases: tuple[Path, ...]
     dataset: str
     fps: float | None
+    allow_outside_root: bool = False
 
 
 def _manifest_sample(
@@ -134,6 +179,12 @@ def _manifest_sample(
         frames = clip_frames(path, sample_id, source, row.row)
     else:
         video = str(path)
+        frames = ClipFrames()
+    leaves = _leaves_root(path, frames, ctx) if path is not None else None
+    if leaves is not None:
+        error = f"path {path_text!r} leaves the dataset: {leaves}; pass --allow-outside-root to build it anyway"
+        frames, video = ClipFrames(error=error, findings=finding(sample_id, "outside_root", error, source, row.row)), None
+    elif video is not None:
         frames, video_fps = _video_clip(path, sample_id, source, row.row)
     fps = next((f for f in (row_fps, video_fps, ctx.fps) if f is not None), None)
     findings = gt.findings + fps_findings + frames.findings
@@ -170,6 +221,7 @@ def load_manifest(
     *,
     fps: float | None = None,
     dataset: str = "manifest",
+    allow_outside_root: bool = False,
 ) -> AdapterResult:
     """Samples listed in a manifest CSV.
 
@@ -185,12 +237,16 @@ def load_manifest(
         reports one; such rows get an error when this is None.
     dataset
         Dataset name written into every sample ["manifest"].
+    allow_outside_root
+        Build paths that resolve (symlinks followed) outside ``root`` and the
+        manifest's folder; by default such rows fail with ``outside_root``.
 
     Returns
     -------
     AdapterResult
-        Sample id = the ``sample`` cell, else the path with its suffix dropped
-        and separators as ``_``. Videos have ``video`` set, no frame files and
+        Sample id = the ``sample`` cell, else the path relative to the root
+        (or to the manifest's folder) with its suffix dropped and separators
+        as ``_``. Videos have ``video`` set, no frame files and
         frame numbers ``0..n-1``. Missing paths give samples with ``error``.
     """
     root = Path(root)
@@ -198,15 +254,28 @@ def load_manifest(
         annotations, root = annotations or root, root.parent
     csv = find_sheet(root, MANIFEST_SHEETS, annotations)
     sheet = read_sheet(csv, ManifestColumns(), header_key="path", leading=False)
-    ctx = _Context(sheet=sheet, bases=(csv.parent, root), dataset=dataset, fps=fps)
+    ctx = _Context(sheet=sheet, bases=(csv.parent, root), dataset=dataset, fps=fps,
+                   allow_outside_root=_flag(allow_outside_root))
+    named_from = (root, csv.parent)
 
     def sample_id(row: SheetRow) -> str | None:
         path_text, subject = cell_text(row.get("path")), cell_text(row.get("subject"))
         if not path_text or not subject:
             return None
-        return cell_text(row.get("sample")) or _default_sample_id(path_text)
+        given = cell_text(row.get("sample"))
+        if given:
+            return given
+        path, tried = _resolve(path_text, ctx.bases)
+        return _default_sample_id(_relative_name(path or tried[0], path_text, named_from))
 
     def build(row: SheetRow, key: str) -> tuple[Sample, tuple[Quirk, ...]]:
         return _manifest_sample(row, ctx, cell_text(row.get("path")), key)
 
     return collect_samples(sheet, sample_id, build)
+
+
+def _flag(value: bool | str) -> bool:
+    """A boolean option that may arrive as text from ``--option KEY=VALUE``."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
