@@ -62,9 +62,12 @@ def _adapter_names() -> list[str]:
 @click.option("--allow-outside-root", is_flag=True,
               help="manifest dataset: build paths that lead (also through symlinks) outside the root and the "
                    "manifest's folder; by default such rows fail.")
+@click.option("--face", metavar="largest|center|N",
+              help="Whose face to follow when a clip shows several people: the largest (default), the one nearest "
+                   "the frame centre, or the N-th from the left (1 = leftmost). Recorded as landmarks.face.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
 def build(dataset, root, annotations, store, workers, scheduler, stages, force, config, options, data_root_opt,
-          fingerprint, allow_outside_root, progress):
+          fingerprint, allow_outside_root, face, progress):
     """Build (or update) a feature store from a dataset.
 
     Only stale work runs: each clip's stage is cached under a key of its
@@ -83,7 +86,10 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
         _ensure_demo(root)
     if not Path(root).is_dir():
         raise click.UsageError(f"dataset root {root} does not exist; pass --root (see README: getting the datasets)")
-    params = params_from_mapping(read_config(config))
+    config_values = read_config(config)
+    if face is not None:
+        config_values = {**config_values, "landmarks": {**config_values.get("landmarks", {}), "face": face}}
+    params = params_from_mapping(config_values)
     adapter_options = _parse_options(options)
     if allow_outside_root:
         if dataset != "manifest":

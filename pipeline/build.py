@@ -84,7 +84,12 @@ class BuildOptions:
 
 @dataclass
 class BuildReport:
-    """What a build did: counts, failures, quirks, timing. Written as JSON."""
+    """What a build did: counts, failures, quirks, timing. Written as JSON.
+
+    ``faces`` holds, per clip with landmarks, how the face was found: the
+    fraction of frames with the followed face, its median box size in
+    pixels, the faces seen at the start and the detector calls.
+    """
 
     store: str
     dataset: str
@@ -99,6 +104,7 @@ class BuildReport:
     quirks: list[str]
     exit_code: int
     changed_sources: list[str] = field(default_factory=list)
+    faces: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} clips built into {self.store} "
@@ -107,6 +113,14 @@ class BuildReport:
                  "  stages cached: " + (", ".join(f"{k} {v}" for k, v in self.tasks_cached.items()) or "none")]
         if self.stage_seconds:
             lines.append("  task seconds:  " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items()))
+        partial = {k: v for k, v in self.faces.items() if (v.get("face_fraction") or 0) < 1}
+        if self.faces:
+            lines.append(f"  face in every frame of {len(self.faces) - len(partial)} of {len(self.faces)} clips"
+                         + (":" if partial else ""))
+            lines += [f"    {k}: face in {v['face_fraction']:.0%} of frames ({v['frames_without_face']} without), "
+                      f"{v.get('face_px')} px" for k, v in list(partial.items())[:10]]
+            if len(partial) > 10:
+                lines.append(f"    … {len(partial) - 10} more")
         if self.changed_sources:
             lines.append(f"  sources changed in place since they were built (rebuilt): "
                          f"{', '.join(self.changed_sources)}")
@@ -164,7 +178,10 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
     failures += [{"sample": q.sample, "stage": "dataset", "file": q.source, "reason": q.message, "error": str(q)}
                  for q in loaded.rejected]
-    table = _sample_table(loaded.samples, stages, writer, {f["sample"]: f["error"] for f in failures})
+    errors = {f["sample"]: f["error"] for f in failures}
+    table = _sample_table(loaded.samples, stages, writer, errors)
+    faces = {s.sample: _face_events(writer, s.sample) for s in buildable
+             if "landmarks" in stages and s.sample not in errors}
     for gone in writer.prune_clips({s.sample for s in loaded.samples}):
         log.info("removed clip %s: no longer in the dataset", gone)
     writer.write_samples(table)
@@ -180,7 +197,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
                        for n in stages if any(r["stage"] == n for r in results)},
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
-        changed_sources=plan.changed_content)
+        changed_sources=plan.changed_content, faces=faces)
     writer.update_root_attrs(_provenance(opts, loaded, stages, report, writer))
     writer.consolidate()
     write_manifest(writer.path)
@@ -204,6 +221,15 @@ def _sample_table(samples: list[Sample], stages: list[str], writer: StoreWriter,
         row["status"] = "failed" if row["error"] else ("flagged" if s.flags else "ok")
         rows.append(row)
     return pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
+
+
+_FACE_EVENTS = ("face_fraction", "frames_without_face", "face_px", "faces_at_start", "detector_runs")
+
+
+def _face_events(writer: StoreWriter, sample: str) -> dict[str, Any]:
+    """How the landmarks stage found the clip's face (stored with its output, so cached clips report too)."""
+    events = writer.feature_attrs(sample, "landmarks").get("events", {})
+    return {k: events.get(k) for k in _FACE_EVENTS}
 
 
 def _provenance(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report: BuildReport,

@@ -63,7 +63,7 @@ def _landmarks(ctx, inputs, params, shared):
     result = landmarks.track_landmarks(frames.to_grey(clip), params)
     return StageOutput({"frame": np.asarray(ctx.frame_numbers, dtype=np.int64), "landmarks": result.landmarks,
                         "face_found": result.face_found, "face_box": result.boxes},
-                       {"frames_without_face": int((~result.face_found).sum())}, digest.hexdigest())
+                       result.events(), digest.hexdigest())
 
 
 def _align(ctx, inputs, params, shared):
