@@ -4,7 +4,7 @@ Every command runs inside :class:`ReportingGroup`, which catches
 :class:`~mepipe.featurestore.errors.MepipeError` (and ``FileNotFoundError``,
 which outside code raises for a path the user gave), prints ``error: <message>``
 on stderr and exits with the error's status: 2 for usage errors, 1 for data
-errors. The traceback is logged only with ``-v``. A command therefore never
+errors. The traceback is printed too only with ``-v``. A command therefore never
 catches an error just to print it; it raises a subclass of
 :class:`~mepipe.featurestore.errors.UsageError` or
 :class:`~mepipe.featurestore.errors.DataError` (or ``click.UsageError`` for
@@ -12,14 +12,12 @@ option checks) and this module does the rest.
 """
 from __future__ import annotations
 
-import logging
 import sys
+import traceback
 
 import click
 
 from mepipe.featurestore.errors import MepipeError
-
-log = logging.getLogger("mepipe.cli")
 
 FOREIGN_EXPECTED: tuple[tuple[type[BaseException], int], ...] = ((FileNotFoundError, 2),)
 """Builtin errors that mean a wrong path was given, with their exit status."""
@@ -55,7 +53,7 @@ class ReportingGroup(click.Group):
             if status is None:
                 raise
             if _verbose(ctx):
-                log.error("traceback of the error below", exc_info=error)
+                click.echo("".join(traceback.format_exception(error)).rstrip(), err=True)
             click.echo(f"error: {error_message(error)}", err=True)
             sys.stderr.flush()
             ctx.exit(status)
