@@ -276,17 +276,28 @@ def params_from_mapping(config: Mapping[str, Mapping[str, Any]]) -> dict[str, An
     for stage, values in config.items():
         if stage not in params:
             raise UnknownNameError(f"config names unknown stage {stage!r}; known: {', '.join(params)}")
-        fields = {f.name: f for f in dataclasses.fields(params[stage])}
-        unknown = set(values) - set(fields)
-        if unknown:
-            raise UnknownNameError(f"config for stage {stage!r} has unknown parameters {sorted(unknown)}; "
-                           f"known: {', '.join(fields)}")
-        coerced = {k: _tuples(v) for k, v in values.items()}
-        try:
-            params[stage] = dataclasses.replace(params[stage], **coerced)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"config for stage {stage!r}: {exc}") from exc
+        params[stage] = _replaced(params[stage], values, f"stage {stage!r}")
     return params
+
+
+def _replaced(current: Any, values: Mapping[str, Any], where: str) -> Any:
+    """``current`` with ``values``; a mapping given for a nested parameter dataclass (``tvl1``) updates it."""
+    fields = {f.name: f for f in dataclasses.fields(current)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise UnknownNameError(f"config for {where} has unknown parameters {sorted(unknown)}; "
+                               f"known: {', '.join(fields)}")
+    coerced = {}
+    for k, v in values.items():
+        nested = getattr(current, k)
+        if isinstance(v, Mapping) and dataclasses.is_dataclass(nested):
+            coerced[k] = _replaced(nested, v, f"{where}, {k}")
+        else:
+            coerced[k] = _tuples(v)
+    try:
+        return dataclasses.replace(current, **coerced)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config for {where}: {exc}") from exc
 
 
 def _tuples(value: Any) -> Any:

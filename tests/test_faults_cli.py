@@ -24,6 +24,7 @@ def _files(tmp: Path, demo: Path) -> dict[str, Path]:
     (tmp / "unknown_stage.yaml").write_text("nostage: {a: 1}\n")
     (tmp / "unknown_param.yaml").write_text("align: {sizee: 3}\n")
     (tmp / "bad_value.yaml").write_text("flow_first_each: {size: [4, 4]}\n")
+    (tmp / "bad_nested.yaml").write_text("flow_consecutive: {tvl1: {tau: -1}}\n")
     (tmp / "noheader").mkdir()
     (tmp / "noheader" / "manifest.csv").write_text("x,y\n1,2\n")
     return {"tmp": tmp, "demo": demo}
@@ -53,6 +54,9 @@ CASES = {
     "config bad value": (lambda f: _build("--dataset", "demo", "--root", str(f["demo"]), "--store",
                                           str(f["tmp"] / "s.zarr"), "--config", str(f["tmp"] / "bad_value.yaml")),
                          2, "flow_first_each"),
+    "config bad nested value": (lambda f: _build("--dataset", "demo", "--root", str(f["demo"]), "--store",
+                                                 str(f["tmp"] / "s.zarr"), "--config",
+                                                 str(f["tmp"] / "bad_nested.yaml")), 2, "tvl1: TVL1Params.tau"),
     "unknown feature": (lambda f: _build("--dataset", "demo", "--root", str(f["demo"]), "--store",
                                          str(f["tmp"] / "s.zarr"), "--features", "nosuch"), 2, "nosuch"),
     "unknown adapter option": (lambda f: _build("--dataset", "demo", "--root", str(f["demo"]), "--store",
