@@ -9,7 +9,8 @@ from mepipe.pipeline.build import run_build
 def test_build_on_a_local_cluster(small_demo, small_store, tmp_path):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      scheduler_kwargs={"dashboard": False}) as cluster:  # no fixed port: no "8787 in use" warning
         opts = build_options(small_demo, tmp_path / "cluster.zarr", scheduler=cluster.scheduler_address)
         report = run_build(opts)
     assert report.exit_code == 0 and report.tasks_run == {"landmarks": 6, "align": 6, "apex": 6}
