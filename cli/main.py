@@ -47,7 +47,7 @@ def _adapter_names() -> list[str]:
                    "'sync' runs everything in this process (debugging).")
 @click.option("--features", "stages", metavar="LIST",
               help="Comma-separated features to build (plus what they need): groups core, flow, magnify, lfm, "
-                   "appearance, kim; or stage/feature names such as flow_first_each, lfm21. Default: all.")
+                   "appearance, kim; or stage/feature names such as flow_first_each, clfm. Default: all.")
 @click.option("--force", multiple=True, metavar="STAGE",
               help="Recompute STAGE (and what depends on it) even if cached. Repeatable.")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),

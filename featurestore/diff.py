@@ -1,7 +1,8 @@
 """Comparing two stores on what made them: versions, parameters, inputs, clips, features.
 
-Everything compared is metadata (root attributes, the sample table, per-clip
-and per-array attributes), so a diff of two remote stores downloads no chunk.
+Everything compared is metadata (the build records, the sample table,
+per-clip and per-feature attributes), so a diff of two remote stores
+downloads no chunk.
 Build host, user and times are shown but are not differences: two builds of
 the same inputs with the same code are the same store. The annotation sheet
 is compared by checksum, not path.
@@ -17,7 +18,8 @@ import zarr
 
 from .layout import CLIPS_GROUP, DATASET_GROUP
 from .location import StoreLocation, locate, zarr_store
-from .store import open_store
+from .provenance import BuildRecord
+from .store import FeatureStore, open_store
 from .writer import quiet_zarr
 
 _SECTIONS = {
@@ -32,7 +34,6 @@ _SECTIONS = {
     "array": "arrays (content key, shape or dtype)",
     "sample": "sample table",
 }
-_CONTEXT_KEYS = ("state", "mepipe_version", "schema_version", "dataset", "build")
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,14 @@ def _show(value: Any) -> str:
 
 
 def _context_line(ctx: dict[str, Any]) -> str:
-    build = ctx.get("build") or {}
-    return (f"mepipe {ctx.get('mepipe_version')}, schema {ctx.get('schema_version')}, dataset {ctx.get('dataset')}, "
-            f"built {build.get('finished')} by {build.get('user') or '?'} on {build.get('host')}")
+    build = ctx["build"]
+    return (f"mepipe {ctx['mepipe_version']}, schema {ctx['schema_version']}, dataset {ctx['dataset']}, "
+            f"built {build['finished']} by {build['user'] or '?'} on {build['host']}")
+
+
+def _context(record: BuildRecord, store: FeatureStore) -> dict[str, Any]:
+    return {"state": store.attrs.get("state"), "mepipe_version": record.mepipe_version,
+            "schema_version": record.schema_version, "dataset": record.dataset, "build": asdict(record.build)}
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:
@@ -129,19 +135,31 @@ def _compare(section: str, a: dict[str, Any], b: dict[str, Any]) -> list[Differe
 
 
 def _nodes(loc: StoreLocation) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Clip group attributes by sample, and per-array facts by ``sample/feature`` (or ``dataset/name``)."""
+    """Clip group attributes by sample, and per-feature facts by ``sample/feature`` (or ``dataset/name``).
+
+    A feature's facts are its group's cache key and its array's shape and dtype.
+    """
     clips: dict[str, dict[str, Any]] = {}
-    arrays: dict[str, dict[str, Any]] = {}
+    arrays: dict[str, dict[str, Any]] = defaultdict(dict)
     with quiet_zarr():
         root = zarr.open_group(zarr_store(loc), mode="r", zarr_format=3, use_consolidated=None)
         for path, node in root.members(max_depth=None):
             parts = path.split("/")
-            if parts[0] == CLIPS_GROUP and len(parts) == 2:
-                clips[parts[1]] = dict(node.attrs)
-            elif (parts[0] == CLIPS_GROUP and len(parts) == 3) or (parts[0] == DATASET_GROUP and len(parts) == 2):
-                arrays["/".join(parts[1:]) if parts[0] == CLIPS_GROUP else path] = {
-                    "cache_key": node.attrs.get("cache_key"), "shape": list(node.shape), "dtype": str(node.dtype)}
-    return clips, arrays
+            if parts[0] == CLIPS_GROUP:
+                rel = parts[1:]  # [sample], [sample, feature] or [sample, feature, array]
+                if len(rel) == 1:
+                    clips[rel[0]] = dict(node.attrs)
+                    continue
+            elif parts[0] == DATASET_GROUP:
+                rel = parts  # [dataset], [dataset, feature] or [dataset, feature, array]
+            else:
+                continue
+            owner = "/".join(rel[:2])
+            if len(rel) == 2:
+                arrays[owner]["cache_key"] = node.attrs.get("cache_key")
+            elif len(rel) == 3 and rel[2] == rel[1]:  # the feature's own array, not its frame coordinate
+                arrays[owner].update(shape=list(node.shape), dtype=str(node.dtype))
+    return clips, dict(arrays)
 
 
 def _per_clip(section: str, a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], field: str,
@@ -181,17 +199,18 @@ def diff_stores(a: str | os.PathLike | StoreLocation, b: str | os.PathLike | Sto
     """
     loc_a, loc_b = locate(a), locate(b)
     sa, sb = open_store(loc_a), open_store(loc_b)
-    ra, rb = sa.attrs, sb.attrs
+    ra, rb = _record(sa), _record(sb)
     diffs: list[Difference] = []
-    diffs += _compare("store", {k: ra.get(k) for k in ("mepipe_version", "schema_version", "dataset")},
-                      {k: rb.get(k) for k in ("mepipe_version", "schema_version", "dataset")})
-    diffs += _compare("stage", _flatten({**ra.get("stages", {}), "shared": ra.get("shared_params", {})}, ""),
-                      _flatten({**rb.get("stages", {}), "shared": rb.get("shared_params", {})}, ""))
-    diffs += _compare("annotations", {"sha256": (ra.get("annotations") or {}).get("sha256")},
-                      {"sha256": (rb.get("annotations") or {}).get("sha256")})
-    qa, qb = set(ra.get("quirks") or []), set(rb.get("quirks") or [])
+    diffs += _compare("store", {"mepipe_version": ra.mepipe_version, "schema_version": ra.schema_version,
+                                "dataset": ra.dataset},
+                      {"mepipe_version": rb.mepipe_version, "schema_version": rb.schema_version, "dataset": rb.dataset})
+    diffs += _compare("stage", _flatten({**ra.to_attrs()["stages"], "shared": ra.shared_params}, ""),
+                      _flatten({**rb.to_attrs()["stages"], "shared": rb.shared_params}, ""))
+    diffs += _compare("annotations", {"sha256": ra.annotations.sha256 if ra.annotations else None},
+                      {"sha256": rb.annotations.sha256 if rb.annotations else None})
+    qa, qb = set(ra.quirks), set(rb.quirks)
     diffs += [Difference("quirk", q, q if q in qa else None, q if q in qb else None) for q in sorted(qa ^ qb)]
-    fa, fb = set(ra.get("features") or sa.features), set(rb.get("features") or sb.features)
+    fa, fb = set(ra.features), set(rb.features)
     diffs += [Difference("feature", f, f if f in fa else None, f if f in fb else None) for f in sorted(fa ^ fb)]
     rows_a, rows_b = _samples(sa), _samples(sb)
     clips_a, arrays_a = _nodes(loc_a)
@@ -209,6 +228,11 @@ def diff_stores(a: str | os.PathLike | StoreLocation, b: str | os.PathLike | Sto
         row_a, row_b = rows_a.get(clip, {}), rows_b.get(clip, {})
         diffs += [Difference("sample", f"{clip}/{col}", row_a.get(col), row_b.get(col))
                   for col in sorted(set(row_a) | set(row_b)) if row_a.get(col) != row_b.get(col)]
-    return StoreDiff(a=loc_a.target, b=loc_b.target,
-                     context_a={k: ra.get(k) for k in _CONTEXT_KEYS}, context_b={k: rb.get(k) for k in _CONTEXT_KEYS},
+    return StoreDiff(a=loc_a.target, b=loc_b.target, context_a=_context(ra, sa), context_b=_context(rb, sb),
                      differences=tuple(diffs))
+
+
+def _record(store: FeatureStore) -> BuildRecord:
+    if store.record is None:
+        raise ValueError(f"{store.path} has no build record; rerun `mepipe build` on it")
+    return store.record

@@ -52,29 +52,28 @@ def describe(path: str | os.PathLike | StoreLocation) -> dict[str, Any]:
     store = open_store(loc, allow_incomplete=True)
     samples = store.samples
     manifest = read_manifest(loc)
+    record = store.record.to_attrs() if store.record is not None else None
     desc: dict[str, Any] = {
         "path": loc.target,
         "location": loc.kind,
         "state": store.attrs.get("state"),
         "schema_version": store.schema_version,
-        "mepipe_version": store.attrs.get("mepipe_version"),
-        "dataset": store.attrs.get("dataset"),
         "n_clips": int(len(samples)),
         "n_subjects": int(samples["subject"].nunique()) if "subject" in samples else 0,
         "status": samples["status"].value_counts().to_dict() if "status" in samples else {},
         "emotions": samples["emotion"].value_counts().to_dict() if "emotion" in samples else {},
         "features": store.features,
-        "stages": store.attrs.get("stages", {}),
-        "shared_params": store.attrs.get("shared_params", {}),
-        "build": store.attrs.get("build", {}),
-        "source_root": store.attrs.get("source_root"),
-        "annotations": store.attrs.get("annotations"),
         "manifest": {"n_files": manifest["n_files"], "n_bytes": manifest["n_bytes"], "created": manifest["created"]}
         if manifest else None,
-        "quirks": store.attrs.get("quirks", []),
         "failures": samples.loc[samples["status"] == "failed", ["sample", "error"]].to_dict("records")
         if "status" in samples else [],
     }
+    if record is None:  # the first build has not finished: no provenance yet
+        desc.update(mepipe_version=None, dataset=None, stages={}, shared_params={}, build=None, source_root=None,
+                    annotations=None, quirks=[])
+    else:
+        desc.update({k: record[k] for k in ("mepipe_version", "dataset", "stages", "shared_params", "build",
+                                            "source_root", "annotations", "quirks")})
     if loc.kind == "folder":
         desc["bytes_total"], desc["bytes_per_feature"] = _disk_sizes(Path(loc.target))
     elif loc.kind == "zip":
@@ -104,13 +103,13 @@ def format_description(d: dict[str, Any]) -> str:
     if d.get("shared_params"):
         lines.append(f"  shared: {d['shared_params']}")
     b = d["build"]
-    if b:
-        lines.append(f"built by {b.get('user') or '?'} on {b.get('host')}: {b.get('started')} to {b.get('finished')} "
-                     f"({b.get('seconds')} s, {b.get('scheduler')})")
+    if b is not None:
+        lines.append(f"built by {b['user'] or '?'} on {b['host']}: {b['started']} to {b['finished']} "
+                     f"({b['seconds']} s, {b['scheduler']})")
     if d.get("source_root"):
         lines.append(f"from {d['source_root']}")
-    if d.get("annotations"):
-        lines.append(f"annotations {d['annotations'].get('path')} (sha256 {d['annotations'].get('sha256')})")
+    if d["annotations"] is not None:
+        lines.append(f"annotations {d['annotations']['path']} (sha256 {d['annotations']['sha256']})")
     m = d.get("manifest")
     lines.append(f"manifest: {m['n_files']} files, {_mb(m['n_bytes'])} (written {m['created']})" if m
                  else "manifest: none (`mepipe store verify` needs one; a finished build writes it)")

@@ -3,11 +3,16 @@
 ::
 
     samm.zarr/
-      zarr.json                root group: schema version, provenance, build state
-      samples/                 one row per clip, 1-D arrays along ``sample``
-      clips/<sample>/<feature> one array per clip and feature, a single chunk
-      dataset/<name>           dataset-level results (e.g. the STRCN-A mask), with the clips they came from
-      .mepipe/                 not Zarr: build lock, staging area, build report
+      zarr.json                        root group: schema version, build record, build state
+      samples/                         one row per clip, 1-D arrays along ``sample``
+      clips/<sample>/                  one group per clip (its source fingerprint and stage keys)
+      clips/<sample>/<feature>/        one group per clip and feature: the array ``<feature>`` (a single
+                                       chunk) and, when it runs over frames, a ``frame`` coordinate
+      dataset/<feature>/               dataset-level features (e.g. the STRCN-A mask), same layout
+      .mepipe/                         not Zarr: build lock, staging area, build report
+
+A feature group opens with ``xarray.open_zarr(path, group="clips/<sample>/<feature>")``;
+a whole clip with ``xarray.open_datatree(path, group="clips/<sample>", engine="zarr")``.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ DATASET_GROUP = "dataset"
 PRIVATE_DIR = ".mepipe"
 STAGING_DIR = f"{PRIVATE_DIR}/staging"
 REPORT_FILE = "build-report.json"
+FRAME_COORD = "frame"
+"""Name of the frame-number coordinate array inside frame-indexed feature groups."""
 
 
 MAX_SAMPLE_ID_BYTES = 200
@@ -58,4 +65,15 @@ def clip_path(sample: str) -> str:
 
 
 def feature_path(sample: str, feature: str) -> str:
+    """The group of one clip's feature."""
     return str(PurePosixPath(clip_path(sample)) / feature)
+
+
+def array_path(sample: str, feature: str) -> str:
+    """The array inside a clip's feature group."""
+    return str(PurePosixPath(feature_path(sample, feature)) / feature)
+
+
+def dataset_feature_path(feature: str) -> str:
+    """The group of a dataset-level feature."""
+    return str(PurePosixPath(DATASET_GROUP) / feature)

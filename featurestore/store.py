@@ -1,4 +1,4 @@
-"""Reading a store: the sample table, one clip's feature, lazy datasets over all clips."""
+"""Reading a store: the sample table, one clip's feature, a clip's tree, lazy datasets over all clips."""
 from __future__ import annotations
 
 import os
@@ -11,9 +11,12 @@ import xarray as xr
 import zarr
 
 from .errors import DataError
-from .layout import CLIPS_GROUP, SAMPLES_GROUP, clip_path, feature_path
+from .features import feature_def
+from .layout import (CLIPS_GROUP, FRAME_COORD, SAMPLES_GROUP, array_path, clip_path, dataset_feature_path,
+                     feature_path)
 from .location import StoreLocation, zarr_store
-from .schema import FRAME_COLUMNS, feature_spec
+from .provenance import BuildRecord
+from .schema import FRAME_COLUMNS
 from .versioning import check_schema_readable
 from .writer import quiet_zarr
 
@@ -77,15 +80,21 @@ class FeatureStore:
         return [str(s) for s in self.samples["sample"]]
 
     @cached_property
+    def record(self) -> BuildRecord | None:
+        """The build record (provenance); None for a store whose first build has not finished."""
+        if "build" not in self.attrs:
+            return None
+        return BuildRecord.from_attrs(self.attrs, self.path)
+
+    @cached_property
     def features(self) -> list[str]:
-        """Names of the features stored for at least one clip."""
-        listed = self.attrs.get("features")
-        if listed is not None and self.complete:
-            return list(listed)
+        """Names of the features readable for at least one clip."""
+        if self.complete and self.record is not None:
+            return list(self.record.features)
         names: set[str] = set()
         if CLIPS_GROUP in self._root:
             for _, clip in self._root[CLIPS_GROUP].groups():
-                names.update(name for name, _ in clip.arrays())
+                names.update(name for name, _ in clip.groups())
         return sorted(names)
 
     def has(self, feature: str, sample: str) -> bool:
@@ -93,7 +102,7 @@ class FeatureStore:
 
     def _array(self, feature: str, sample: str) -> zarr.Array:
         try:
-            return self._root[feature_path(sample, feature)]
+            return self._root[array_path(sample, feature)]
         except KeyError:
             known = self.sample_ids
             if sample not in known:
@@ -106,34 +115,41 @@ class FeatureStore:
         with quiet_zarr():
             return self._array(feature, sample)[...]
 
+    def shape(self, feature: str, sample: str) -> tuple[int, ...]:
+        """The shape of one clip's feature, from its metadata (no chunk is read)."""
+        return tuple(self._array(feature, sample).shape)
+
     def read_xr(self, feature: str, sample: str) -> xr.DataArray:
-        """One clip's feature as a labelled DataArray (dims from the schema)."""
-        arr = self.read(feature, sample)
-        da = xr.DataArray(arr, dims=feature_spec(feature).dims, name=feature)
-        if "frame" in da.dims and self.has("frame", sample):
-            da = da.assign_coords(frame=self.read("frame", sample))
+        """One clip's feature as a labelled DataArray: dims, CF attributes, ``frame`` coordinate, cache key."""
+        with quiet_zarr():
+            array = self._array(feature, sample)
+            da = xr.DataArray(array[...], dims=feature_def(feature).dims, name=feature, attrs=dict(array.attrs))
+            coord = f"{feature_path(sample, feature)}/{FRAME_COORD}"
+            if feature != FRAME_COORD and coord in self._root:
+                da = da.assign_coords({FRAME_COORD: self._root[coord][...]})
         return da.assign_attrs(sample=sample, **self.attrs_of(feature, sample))
 
     def attrs_of(self, feature: str, sample: str) -> dict[str, Any]:
-        return dict(self._array(feature, sample).attrs)
+        """Attributes of a clip's feature group: cache key, stage, stage version, per-clip events."""
+        self._array(feature, sample)  # a missing clip or feature is named
+        return dict(self._root[feature_path(sample, feature)].attrs)
 
     def dataset_array(self, name: str) -> xr.DataArray:
-        """A dataset-level array (e.g. ``appearance_mask``) with its attributes (clips it was built from)."""
-        from .layout import DATASET_GROUP
-        from .schema import DATASET_ARRAYS
-
+        """A dataset-level feature (e.g. ``appearance_mask``) with its attributes (the clips it was built from)."""
         try:
-            arr = self._root[f"{DATASET_GROUP}/{name}"]
+            group = self._root[dataset_feature_path(name)]
+            arr = group[name]
         except KeyError:
             raise KeyError(f"{self.path}: no dataset array {name!r} (build the stage that makes it)") from None
         with quiet_zarr():
-            return xr.DataArray(arr[...], dims=DATASET_ARRAYS[name], name=name, attrs=dict(arr.attrs))
+            return xr.DataArray(arr[...], dims=feature_def(name).dims, name=name,
+                                attrs={**dict(arr.attrs), **dict(group.attrs)})
 
-    def clip(self, sample: str) -> xr.Dataset:
-        """Every feature of one clip as one xarray Dataset (lazy)."""
+    def clip(self, sample: str) -> xr.DataTree:
+        """Every feature of one clip (lazy): one child node per feature group."""
         with quiet_zarr():
-            return xr.open_zarr(self._root.store, group=clip_path(sample), consolidated=self.complete,
-                                zarr_format=3)
+            return xr.open_datatree(self._root.store, group=clip_path(sample), engine="zarr",
+                                    consolidated=self.complete, zarr_format=3, chunks={})
 
     def dataset(self, feature: str, samples: list[str] | None = None) -> xr.Dataset:
         """A lazy, dask-backed Dataset of one feature over many clips.
@@ -144,13 +160,13 @@ class FeatureStore:
         """
         import dask.array as da
 
-        spec = feature_spec(feature)
+        spec = feature_def(feature)
         ids = [s for s in (samples or self.sample_ids) if self.has(feature, s)]
         if not ids:
             raise KeyError(f"{self.path}: no clip has feature {feature!r}")
         with quiet_zarr():
             parts = [da.from_zarr(self._array(feature, s), name=f"{self.path}:{feature}:{s}") for s in ids]
-        lead = spec.dims[0]
+        lead = spec.dims[0] if spec.dims else None
         if lead in _CONCAT_DIMS:
             data = da.concatenate(parts, axis=0)
             owner = np.concatenate([np.full(p.shape[0], s, dtype=f"<U{max(map(len, ids))}")

@@ -1,9 +1,10 @@
-"""Writing a store: atomic per-clip feature arrays, the sample table, build state.
+"""Writing a store: atomic per-clip feature groups, the sample table, build state.
 
-Each feature array is written complete in a staging folder outside the Zarr
-hierarchy and then renamed into place, so a reader (or a resumed build) sees
-either the whole array with its cache key or nothing. Renames are atomic on
-one local file system, which is why building needs a local folder.
+Each feature group (its array, its ``frame`` coordinate and its attributes)
+is written complete in a staging folder outside the Zarr hierarchy and then
+renamed into place, so a reader (or a resumed build) sees either the whole
+feature with its cache key or nothing. Renames are atomic on one local file
+system, which is why building needs a local folder.
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from .layout import CLIPS_GROUP, DATASET_GROUP, PRIVATE_DIR, SAMPLES_GROUP, STAGING_DIR, clip_path, feature_path
-from .schema import DATASET_ARRAYS, FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, feature_spec
+from .features import feature_def
+from .layout import (CLIPS_GROUP, DATASET_GROUP, FRAME_COORD, PRIVATE_DIR, SAMPLES_GROUP, STAGING_DIR, array_path, clip_path,
+                     dataset_feature_path, feature_path)
+from .schema import FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
 from .versioning import check_schema_readable
 
 
@@ -47,7 +50,7 @@ class StoreWriter:
         self.path = Path(path)
 
     def create(self, attrs: Mapping[str, Any] | None = None) -> None:
-        """Create the root group if absent; refuse a store of another schema."""
+        """Create the root group if absent; refuse a store of another schema (older or newer)."""
         if (self.path / "zarr.json").exists():
             meta = json.loads((self.path / "zarr.json").read_text())
             check_schema_readable(meta.get("attributes", {}), self.path)
@@ -67,50 +70,81 @@ class StoreWriter:
 
     def stored_key(self, sample: str, feature: str) -> str | None:
         """The cache key a complete stored feature was written with, or None."""
-        meta = self.path / feature_path(sample, feature) / "zarr.json"
-        try:
-            return json.loads(meta.read_text())["attributes"].get("cache_key")
-        except (FileNotFoundError, KeyError, ValueError):
-            return None
+        return self.feature_attrs(sample, feature).get("cache_key")
 
     def write_feature(self, sample: str, feature: str, array: np.ndarray, cache_key: str,
-                      attrs: Mapping[str, Any] | None = None) -> None:
-        """Write one clip's feature as a single-chunk array, atomically."""
-        spec = feature_spec(feature)
+                      attrs: Mapping[str, Any] | None = None, *, frame_numbers: np.ndarray | None = None,
+                      stage_params: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Write one clip's feature as a group holding a single-chunk array, atomically.
+
+        Parameters
+        ----------
+        sample, feature : str
+        array : ndarray
+            Checked against the feature table (rank; sizes too when
+            ``stage_params`` is given) and cast to its dtype.
+        cache_key : str
+            Stored in the group's attributes with ``attrs``.
+        frame_numbers : ndarray, optional
+            The clip's source frame numbers, written as the ``frame``
+            coordinate of a frame-indexed feature.
+        stage_params : mapping, optional
+            Canonical parameters of every stage, to check the array's sizes.
+        """
+        spec = feature_def(feature)
         arr = np.asarray(array)
-        if arr.ndim != len(spec.dims):
-            raise ValueError(f"{sample}: feature {feature!r} must have dims {spec.dims}, got shape {arr.shape}")
+        try:
+            spec.check(arr, stage_params)
+        except ValueError as err:
+            raise ValueError(f"{sample}: {err}") from None
         zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)
-        self._write_array(feature_path(sample, feature), arr.astype(spec.dtype, copy=False), spec.dims,
+        coord = None
+        if frame_numbers is not None and spec.frame_indexed and feature != FRAME_COORD:
+            coord = np.asarray(frame_numbers, dtype=feature_def(FRAME_COORD).dtype)
+            if coord.shape != arr.shape[:1]:
+                raise ValueError(f"{sample}: {len(coord)} frame numbers for {feature!r} of {arr.shape[0]} frames")
+        self._write_group(feature_path(sample, feature), feature, arr.astype(spec.dtype, copy=False),
+                          {"cache_key": cache_key, "stage": spec.stage, **dict(attrs or {})}, coord)
+
+    def write_dataset_feature(self, feature: str, array: np.ndarray, cache_key: str,
+                              attrs: Mapping[str, Any] | None = None) -> None:
+        """Write a dataset-level feature (e.g. the STRCN-A mask) under ``dataset/``, atomically."""
+        spec = feature_def(feature)
+        arr = np.asarray(array)
+        spec.check(arr)
+        zarr.open_group(self.path, path=DATASET_GROUP, mode="a", zarr_format=3, use_consolidated=False)
+        self._write_group(dataset_feature_path(feature), feature, arr.astype(spec.dtype, copy=False),
                           {"cache_key": cache_key, "stage": spec.stage, **dict(attrs or {})})
 
-    def write_dataset_array(self, name: str, array: np.ndarray, cache_key: str,
-                            attrs: Mapping[str, Any] | None = None) -> None:
-        """Write a dataset-level array (e.g. the STRCN-A mask) under ``dataset/``, atomically."""
-        dims = DATASET_ARRAYS[name]
-        arr = np.asarray(array)
-        if arr.ndim != len(dims):
-            raise ValueError(f"dataset array {name!r} must have dims {dims}, got shape {arr.shape}")
-        zarr.open_group(self.path, path=DATASET_GROUP, mode="a", zarr_format=3, use_consolidated=False)
-        self._write_array(f"{DATASET_GROUP}/{name}", arr, dims, {"cache_key": cache_key, **dict(attrs or {})})
+    def dataset_attrs(self, feature: str) -> dict[str, Any]:
+        return self._group_attrs(dataset_feature_path(feature))
 
-    def dataset_attrs(self, name: str) -> dict[str, Any]:
-        meta = self.path / DATASET_GROUP / name / "zarr.json"
+    def _group_attrs(self, rel_path: str) -> dict[str, Any]:
         try:
-            return dict(json.loads(meta.read_text()).get("attributes", {}))
-        except FileNotFoundError:
+            return dict(json.loads((self.path / rel_path / "zarr.json").read_text()).get("attributes", {}))
+        except (FileNotFoundError, ValueError):
             return {}
 
-    def _write_array(self, rel_path: str, arr: np.ndarray, dims: tuple[str, ...], attrs: Mapping[str, Any]) -> None:
+    def _write_group(self, rel_path: str, name: str, arr: np.ndarray, attrs: Mapping[str, Any],
+                     frame_numbers: np.ndarray | None = None) -> None:
+        spec = feature_def(name)
         staging = self.path / STAGING_DIR / uuid.uuid4().hex
         staging.parent.mkdir(parents=True, exist_ok=True)
         with quiet_zarr():
-            z = zarr.create_array(
-                store=str(staging), shape=arr.shape, chunks=tuple(max(1, n) for n in arr.shape),
-                dtype=arr.dtype, dimension_names=list(dims), zarr_format=3, attributes=dict(attrs))
-            if arr.size:
-                z[...] = arr
+            group = zarr.open_group(str(staging), mode="w", zarr_format=3, attributes=dict(attrs))
+            self._add_array(group, name, arr, spec.dims, spec.attrs())
+            if frame_numbers is not None:
+                self._add_array(group, FRAME_COORD, frame_numbers, (FRAME_COORD,),
+                                feature_def(FRAME_COORD).attrs())
         self._move_into_place(staging, self.path / rel_path)
+
+    @staticmethod
+    def _add_array(group: zarr.Group, name: str, arr: np.ndarray, dims: tuple[str, ...],
+                   attrs: Mapping[str, Any]) -> None:
+        z = group.create_array(name, shape=arr.shape, chunks=tuple(max(1, n) for n in arr.shape), dtype=arr.dtype,
+                               dimension_names=list(dims), attributes=dict(attrs))
+        if arr.size:
+            z[...] = arr
 
     def _move_into_place(self, staging: Path, final: Path) -> None:
         trash = None
@@ -138,11 +172,22 @@ class StoreWriter:
 
     def read_feature(self, sample: str, feature: str) -> np.ndarray:
         with quiet_zarr():
-            return zarr.open_array(self.path / feature_path(sample, feature), mode="r")[...]
+            return zarr.open_array(self.path / array_path(sample, feature), mode="r")[...]
 
     def feature_attrs(self, sample: str, feature: str) -> dict[str, Any]:
-        meta = self.path / feature_path(sample, feature) / "zarr.json"
-        return dict(json.loads(meta.read_text()).get("attributes", {}))
+        """Attributes of a clip's feature group (cache key, stage, events); empty when it is absent."""
+        return self._group_attrs(feature_path(sample, feature))
+
+    def stored_features(self) -> set[str]:
+        """Features present (completely written) for at least one clip."""
+        clips = self.path / CLIPS_GROUP
+        if not clips.is_dir():
+            return set()
+        return {f.name for clip in clips.iterdir() if clip.is_dir() for f in clip.iterdir()
+                if (f / "zarr.json").is_file()}
+
+    def clip_attrs(self, sample: str) -> dict[str, Any]:
+        return self._group_attrs(clip_path(sample))
 
     def write_clip_attrs(self, sample: str, attrs: Mapping[str, Any]) -> None:
         g = zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)

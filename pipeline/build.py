@@ -23,19 +23,21 @@ import pandas as pd
 
 from mepipe.featurestore.cachekey import canonical
 from mepipe.featurestore.errors import UnknownNameError
+from mepipe.featurestore.features import produced_by
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
 from mepipe.featurestore.manifest import write_manifest
+from mepipe.featurestore.provenance import BuildInfo, BuildRecord, SheetRecord, StageRecord
 from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
 from mepipe.featurestore.writer import StoreWriter
 
+from . import dataset_stages
 from .context import ClipContext
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
-from .dataset_stages import build_appearance
 from .graph import BuildProgress, build_graph, execute, plan_build
-from .stagedefs import STAGES, default_params, descendants, stage_order
+from .stagedefs import SHARED_PARAMS, STAGES, default_params, descendants, stage_order
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +173,9 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         results = execute(tasks, progress, opts.scheduler, opts.workers)
     finally:
         progress.close()
-    if "appearance" in stages:
-        build_appearance(writer, [s.sample for s in buildable], plan.keys, opts.params["appearance"])
+    if dataset_stages.AFTER in stages:
+        dataset_stages.build_appearance(writer, [s.sample for s in buildable], plan.keys,
+                                        opts.params[dataset_stages.AFTER])
     failures = [r for r in results if r["status"] == "failed"]
     failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
@@ -186,8 +189,9 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         log.info("removed clip %s: no longer in the dataset", gone)
     writer.write_samples(table)
     for sample, digest in plan.source_digests.items():
+        earlier = writer.clip_attrs(sample).get("cache_keys", {})
         writer.write_clip_attrs(sample, {"source_fingerprint": digest,
-                                         "cache_keys": {n: plan.keys[(sample, n)] for n in stages}})
+                                         "cache_keys": {**earlier, **{n: plan.keys[(sample, n)] for n in stages}}})
     report = BuildReport(
         store=str(opts.store), dataset=opts.dataset, started=_iso(started), seconds=time.time() - started,
         n_samples=len(loaded.samples) + len(loaded.rejected), n_ok=int((table["status"] != "failed").sum()),
@@ -198,7 +202,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces)
-    writer.update_root_attrs(_provenance(opts, loaded, stages, report, writer))
+    writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)
     writer.private_path(REPORT_FILE).write_text(json.dumps(asdict(report), indent=2))
@@ -232,28 +236,40 @@ def _face_events(writer: StoreWriter, sample: str) -> dict[str, Any]:
     return {k: events.get(k) for k in _FACE_EVENTS}
 
 
-def _provenance(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report: BuildReport,
-                writer: StoreWriter) -> dict[str, Any]:
-    features = sorted({f for n in stages for f in STAGES[n].outputs} | ({"appearance"} if "appearance" in stages else set()))
-    return {
-        "state": "complete",
-        "schema_version": SCHEMA_VERSION,
-        "mepipe_version": mepipe_version(),
-        "dataset": opts.dataset,
-        "source_root": str(Path(opts.root).resolve()),
-        "annotations": {"path": loaded.sheet, "sha256": file_sha256(loaded.sheet)} if loaded.sheet else None,
-        "quirks": report.quirks,
-        "features": features,
-        "stages": {n: {"version": STAGES[n].version, "params": canonical(opts.params[n]),
-                       "outputs": list(STAGES[n].outputs), "upstream": list(STAGES[n].upstream)}
-                   for n in stages},
-        "shared_params": {"frames": canonical(opts.params["frames"])},
-        "build": {"host": socket.gethostname(), "user": os.environ.get("USER", ""), "started": report.started,
-                  "finished": _iso(time.time()), "seconds": round(report.seconds, 3),
-                  "scheduler": opts.scheduler or f"local processes x{opts.workers}",
-                  "fingerprint": opts.fingerprint,
-                  "n_samples": report.n_samples, "n_ok": report.n_ok, "n_failed": len(report.failures)},
-    }
+def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report: BuildReport,
+            writer: StoreWriter) -> BuildRecord:
+    """The store's build record after this build.
+
+    Features are those readable for at least one clip, including features an
+    earlier build with other ``--features`` wrote; the stages of those keep
+    the record of the build that ran them.
+    """
+    readable = writer.stored_features() | {f for f in produced_by(dataset_stages.NAME) if writer.dataset_attrs(f)}
+    ran = {n: StageRecord(STAGES[n].version, canonical(opts.params[n]), STAGES[n].outputs, STAGES[n].upstream)
+           for n in stages}
+    if dataset_stages.AFTER in stages:
+        ran[dataset_stages.NAME] = StageRecord(dataset_stages.VERSION, canonical(opts.params[dataset_stages.AFTER]),
+                                               produced_by(dataset_stages.NAME), (dataset_stages.AFTER,))
+    attrs = writer.root_attrs()
+    earlier = BuildRecord.from_attrs(attrs, str(writer.path)).stages if "build" in attrs else {}
+    kept = {n: r for n, r in earlier.items() if n not in ran and set(r.outputs) & readable}
+    finished = time.time()
+    return BuildRecord(
+        schema_version=SCHEMA_VERSION,
+        mepipe_version=mepipe_version(),
+        dataset=opts.dataset,
+        source_root=str(Path(opts.root).resolve()),
+        annotations=SheetRecord(str(loaded.sheet), file_sha256(loaded.sheet)) if loaded.sheet else None,
+        quirks=tuple(report.quirks),
+        features=tuple(sorted(readable)),
+        stages={n: {**kept, **ran}[n] for n in (*STAGES, dataset_stages.NAME) if n in kept or n in ran},
+        shared_params={n: canonical(opts.params[n]) for n in SHARED_PARAMS},
+        build=BuildInfo(host=socket.gethostname(), user=os.environ.get("USER", ""), started=report.started,
+                        finished=_iso(finished), seconds=round(report.seconds, 3),
+                        scheduler=opts.scheduler or f"local processes x{opts.workers}",
+                        fingerprint=opts.fingerprint, n_samples=report.n_samples, n_ok=report.n_ok,
+                        n_failed=len(report.failures)),
+    )
 
 
 def _iso(t: float) -> str:

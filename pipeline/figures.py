@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mepipe.featurestore import FeatureStore  # noqa: E402
-
-from .stages.flow import flow_to_rgb  # noqa: E402
+from mepipe.featurestore.features import APEX_STATE  # noqa: E402
+from mepipe.featurestore.views import field_frames, flow_to_rgb  # noqa: E402
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
@@ -36,8 +36,11 @@ def flow_figure(store: FeatureStore, sample: str, feature: str = "flow_onset_ape
     """A flow field colour-coded (hue = angle, value = magnitude) and as arrows over the face."""
     flows = store.read(feature, sample).astype(np.float32)
     if flows.ndim == 4:
-        index = int(np.argmax(np.abs(flows).sum(axis=(1, 2, 3)))) if index is None else index
-        field, title = flows[index], f"{feature} pair {index} (strongest)" if index is not None else feature
+        strongest = index is None
+        index = int(np.argmax(np.abs(flows).sum(axis=(1, 2, 3)))) if strongest else index
+        start, end = field_frames(feature, index)
+        field = flows[index]
+        title = f"{feature} field {index}: frame {start} -> {end}" + (" (strongest)" if strongest else "")
     else:
         field, title = flows, feature
     h, w = field.shape[1:]
@@ -61,13 +64,13 @@ def flow_figure(store: FeatureStore, sample: str, feature: str = "flow_onset_ape
 
 
 def lfm_figure(store: FeatureStore, sample: str):
-    """LFM (68x68) and CLFM (21x21) maps at three moments of the clip."""
-    maps68, maps21 = store.read("lfm68", sample), store.read("lfm21", sample)
+    """LFM (68 points) and CLFM (the compact points) maps at three moments of the clip."""
+    maps68, maps21 = store.read("lfm", sample), store.read("clfm", sample)
     picks = sorted({0, len(maps68) // 2, len(maps68) - 1})
     fig, axes = plt.subplots(2, len(picks), figsize=(3.3 * len(picks), 6.6), constrained_layout=True)
     axes = np.atleast_2d(axes)
     for col, k in enumerate(picks):
-        for row, (maps, name) in enumerate(((maps68, "LFM 68x68"), (maps21, "CLFM 21x21"))):
+        for row, (maps, name) in enumerate(((maps68, "LFM"), (maps21, "CLFM"))):
             im = axes[row, col].imshow(maps[k], cmap="coolwarm", vmin=0, vmax=255)
             axes[row, col].set_title(f"{name}, map {k}")
             axes[row, col].axis("off")
@@ -83,7 +86,7 @@ def magnified_figure(store: FeatureStore, sample: str):
 
     mag = store.read("magnified", sample)[:, 0]
     crops = store.read("crops", sample)
-    apex = int(store.read("state_index", sample)[2])
+    apex = int(store.read("state_index", sample)[APEX_STATE])
     size = mag.shape[2], mag.shape[1]
     original = np.stack([cv2.resize(_grey(c) if c.shape[-1] == 1 else c, size, interpolation=cv2.INTER_AREA)
                          for c in crops[[0, apex]]])
@@ -132,9 +135,9 @@ def _isna(v) -> bool:
 
 
 def mask_figure(store: FeatureStore, sample: str):
-    """The STRCN-A dataset mask over the clip's magnified 64x48 face, beside its heat map."""
+    """The STRCN-A dataset mask over the clip's magnified (small size) face, beside its heat map."""
     mask = np.asarray(store.dataset_array("appearance_mask"))
-    face = store.read("magnified64x48", sample)[0, 0]
+    face = store.read("magnified_small", sample)[0, 0]
     face = _grey(face) if face.shape[-1] == 1 else face.mean(-1)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), constrained_layout=True)
     axes[0].imshow(face, cmap="gray")

@@ -1,11 +1,12 @@
-"""The stage table: which kernel each stage runs, what it reads and what it writes.
+"""The stage table: which kernel each stage runs and what it reads.
 
 This is the only place that connects kernels (``stages/``) to store
-features; ``graph.py`` turns it into per-clip tasks.
+features; what each stage writes, and at which sizes, is the feature table's
+(:mod:`mepipe.featurestore.features`). ``graph.py`` turns it into per-clip
+tasks.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,8 +14,12 @@ from typing import Any
 import numpy as np
 
 from mepipe.featurestore.errors import ConfigError, UnknownNameError
+from mepipe.featurestore.features import FEATURES, produced_by
 from mepipe.featurestore.fingerprint import ContentDigest
+from mepipe.featurestore.views import time_normalise
 
+from . import dataset_stages
+from .config import replace_from_mapping
 from .context import ClipContext
 from .errors import ClipError
 from .stages import align, apex, appearance, flow, frames, landmarks, lfm, magnify
@@ -40,15 +45,23 @@ class StageOutput:
 
 @dataclass(frozen=True)
 class StageDef:
+    """One per-clip stage: its kernel wrapper, parameters, and the stages and features it reads.
+
+    Its outputs are the features the feature table says it produces.
+    """
+
     name: str
     version: str
     params_type: type
     upstream: tuple[str, ...]
     inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
     reads_source: bool
     reads_truth: bool
     compute: Callable[[ClipContext, Mapping[str, np.ndarray], Any, Mapping[str, Any]], StageOutput]
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return produced_by(self.name)
 
 
 def load_frames(ctx: ClipContext, params: frames.FramesParams, digest: ContentDigest | None = None) -> np.ndarray:
@@ -134,33 +147,34 @@ def _magnify(ctx, inputs, params, shared):
     crops = inputs["crops"]
     crops = crops[..., 0] if crops.shape[-1] == 1 else crops
     outputs = magnify.magnify_resized(crops, params)
-    by_size = {}
-    for size, name in (((128, 128), "magnified"), ((64, 48), "magnified64x48")):
-        if size not in [tuple(s) for s in params.sizes]:
-            raise ClipError(f"magnify.sizes must include {size} for feature {name!r}")
-        by_size[name] = np.stack([_with_channel(outputs[(a, size)]) for a in params.alphas], axis=1)
+    by_size = {name: np.stack([_with_channel(outputs[(a, size)]) for a in params.alphas], axis=1)
+               for name, size in (("magnified", params.size), ("magnified_small", params.small_size))}
     return StageOutput(by_size, {"alphas": list(params.alphas)})
 
 
 def _lfm(ctx, inputs, params, shared):
     points = inputs["landmarks"]
-    return StageOutput({"lfm68": lfm.lfm68(points, ctx.fps, params), "lfm21": lfm.lfm21(points, ctx.fps, params),
+    return StageOutput({"lfm": lfm.lfm68(points, ctx.fps, params), "clfm": lfm.lfm21(points, ctx.fps, params),
                         "sfem": np.float64(lfm.sfem(points, ctx.fps, params))},
                        {"lag": lfm.lag_from_fps(ctx.fps, params.lag_fps_divisor)})
 
 
 def _appearance(ctx, inputs, params, shared):
-    clip = inputs["magnified64x48"][:, 0].astype(np.float32)
+    clip = inputs["magnified_small"][:, 0].astype(np.float32)
     grey = clip.mean(axis=-1)
     return StageOutput({"heatmap": appearance.heatmap(grey),
-                        "appearance_frames": appearance.time_normalise(clip, params.n_time)})
+                        "appearance_frames": time_normalise(clip, params.n_time)})
 
 
 @dataclass(frozen=True)
 class KimParams:
-    """Sizes of Kim's inputs: every frame and the five state frames at ``size`` x ``size`` x 3."""
+    """Sizes of Kim's inputs: every frame and the five state frames at ``size`` x ``size`` x 3 (Kim: 64)."""
 
     size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"KimParams.size must be >= 1, got {self.size!r}")
 
 
 def _kim(ctx, inputs, params, shared):
@@ -169,7 +183,7 @@ def _kim(ctx, inputs, params, shared):
     crops = inputs["crops"]
     small = np.stack([cv2.resize(c, (params.size, params.size), interpolation=cv2.INTER_AREA) for c in crops])
     small = np.repeat(small[..., None], 3, axis=-1) if small.ndim == 3 else small
-    return StageOutput({"frames64": small, "state_frames": small[inputs["state_index"]]})
+    return StageOutput({"frames_rgb": small, "state_frames": small[inputs["state_index"]]})
 
 
 SHARED_PARAMS: dict[str, type] = {"frames": frames.FramesParams}
@@ -186,26 +200,22 @@ def register_stage(stage: StageDef) -> StageDef:
     return stage
 
 
-register_stage(StageDef("landmarks", landmarks.VERSION, landmarks.LandmarkParams, (), (),
-                        ("frame", "landmarks", "face_found", "face_box"), True, False, _landmarks))
-register_stage(StageDef("align", align.VERSION, align.AlignParams, ("landmarks",), ("landmarks",),
-                        ("crops", "landmarks_aligned", "transforms"), True, False, _align))
-register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align",), ("crops",),
-                        ("stddiff", "ncc", "intensity", "state", "state_index"), False, True, _apex))
+register_stage(StageDef("landmarks", landmarks.VERSION, landmarks.LandmarkParams, (), (), True, False, _landmarks))
+register_stage(StageDef("align", align.VERSION, align.AlignParams, ("landmarks",), ("landmarks",), True, False,
+                        _align))
+register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align",), ("crops",), False, True, _apex))
 register_stage(StageDef("flow_onset_apex", flow.VERSION, flow.OnsetApexFlowParams, ("align", "apex"),
-                        ("crops", "state_index"), ("flow_onset_apex",), False, False, _flow_onset_apex))
+                        ("crops", "state_index"), False, False, _flow_onset_apex))
 register_stage(StageDef("flow_first_each", flow.VERSION, flow.FirstEachFlowParams, ("align",), ("crops",),
-                        ("flow_first_each",), False, False, _flow_first_each))
+                        False, False, _flow_first_each))
 register_stage(StageDef("flow_consecutive", flow.VERSION, flow.ConsecutiveFlowParams, ("align",), ("crops",),
-                        ("flow_consecutive",), False, False, _flow_consecutive))
-register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",),
-                        ("magnified", "magnified64x48"), False, False, _magnify))
-register_stage(StageDef("lfm", lfm.VERSION, lfm.LFMParams, ("landmarks",), ("landmarks",),
-                        ("lfm68", "lfm21", "sfem"), False, True, _lfm))
+                        False, False, _flow_consecutive))
+register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",), False, False,
+                        _magnify))
+register_stage(StageDef("lfm", lfm.VERSION, lfm.LFMParams, ("landmarks",), ("landmarks",), False, True, _lfm))
 register_stage(StageDef("appearance", appearance.VERSION, appearance.AppearanceParams, ("magnify",),
-                        ("magnified64x48",), ("heatmap", "appearance_frames"), False, False, _appearance))
-register_stage(StageDef("kim", "1", KimParams, ("align", "apex"), ("crops", "state_index"),
-                        ("frames64", "state_frames"), False, False, _kim))
+                        ("magnified_small",), False, False, _appearance))
+register_stage(StageDef("kim", "1", KimParams, ("align", "apex"), ("crops", "state_index"), False, False, _kim))
 
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "core": ("apex",),
@@ -218,19 +228,22 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 """Names ``--features`` accepts besides stage and feature names."""
 
 
+def stage_of(feature: str) -> str:
+    """The per-clip stage to build for a feature (a dataset-level feature: the stage it runs after)."""
+    stage = FEATURES[feature].stage
+    return dataset_stages.AFTER if stage == dataset_stages.NAME else stage
+
+
 def stages_for(names: list[str]) -> list[str]:
     """Stage names for a mix of group, stage and feature names (``--features``)."""
     out: list[str] = []
-    by_feature = {f: n for n, s in STAGES.items() for f in s.outputs}
     for name in names:
         if name in FEATURE_GROUPS:
             out += FEATURE_GROUPS[name]
         elif name in STAGES:
             out.append(name)
-        elif name in by_feature:
-            out.append(by_feature[name])
-        elif name == "appearance_mask":
-            out.append("appearance")
+        elif name in FEATURES:
+            out.append(stage_of(name))
         else:
             raise UnknownNameError(f"unknown feature {name!r}; use a group ({', '.join(FEATURE_GROUPS)}), "
                            f"a stage ({', '.join(STAGES)}) or a feature name")
@@ -271,35 +284,18 @@ def default_params() -> dict[str, Any]:
 
 
 def params_from_mapping(config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Stage parameters from a config mapping; unknown stages or fields are errors."""
+    """Stage parameters from a config mapping, checked to the leaf (see :mod:`mepipe.pipeline.config`).
+
+    Raises
+    ------
+    ConfigError
+        An unknown stage or parameter (at any depth), a value of the wrong
+        type, or one the parameter dataclass refuses; the message names its
+        path, e.g. ``flow_first_each.tvl1.lamda``.
+    """
     params = default_params()
     for stage, values in config.items():
         if stage not in params:
-            raise UnknownNameError(f"config names unknown stage {stage!r}; known: {', '.join(params)}")
-        params[stage] = _replaced(params[stage], values, f"stage {stage!r}")
+            raise ConfigError(f"{stage}: unknown stage; valid keys: {', '.join(params)}")
+        params[stage] = replace_from_mapping(params[stage], values, stage)
     return params
-
-
-def _replaced(current: Any, values: Mapping[str, Any], where: str) -> Any:
-    """``current`` with ``values``; a mapping given for a nested parameter dataclass (``tvl1``) updates it."""
-    fields = {f.name: f for f in dataclasses.fields(current)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise UnknownNameError(f"config for {where} has unknown parameters {sorted(unknown)}; "
-                               f"known: {', '.join(fields)}")
-    coerced = {}
-    for k, v in values.items():
-        nested = getattr(current, k)
-        if isinstance(v, Mapping) and dataclasses.is_dataclass(nested):
-            coerced[k] = _replaced(nested, v, f"{where}, {k}")
-        else:
-            coerced[k] = _tuples(v)
-    try:
-        return dataclasses.replace(current, **coerced)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"config for {where}: {exc}") from exc
-
-
-def _tuples(value: Any) -> Any:
-    """Lists from YAML/TOML become tuples, so parameters stay hashable and frozen."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

@@ -11,6 +11,9 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
+from mepipe.featurestore.cachekey import canonical
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
@@ -42,8 +45,10 @@ def run_stage_task(store_path: str, stage_name: str, ctx: ClipContext, params: M
         attrs = {"stage_version": stage.version, "events": out.events}
         if out.source_digest is not None:
             attrs[SOURCE_DIGEST_ATTR] = out.source_digest
+        recorded = {name: canonical(p) for name, p in params.items()}
         for name in stage.outputs:
-            writer.write_feature(ctx.sample, name, out.arrays[name], key, attrs)
+            writer.write_feature(ctx.sample, name, out.arrays[name], key, attrs,
+                                 frame_numbers=np.asarray(ctx.frame_numbers), stage_params=recorded)
     except ClipError as e:
         err = e.located(sample=ctx.sample, stage=stage_name)
         return {**record, "status": "failed", "file": err.file, "reason": err.reason, "error": err.describe()}

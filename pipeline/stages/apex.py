@@ -15,7 +15,7 @@ References
 ----------
 Kim et al. (2017), Multi-objective based spatio-temporal feature representation
 learning robust to expression intensity variations for facial expression
-recognition. https://doi.org/10.1109/TAFFC.2017.2695999
+recognition. https://doi.org/10.1109/TAFFC.2017.2699999
 Xia et al. (2019). https://doi.org/10.1109/TMM.2019.2931351
 """
 from __future__ import annotations
@@ -26,8 +26,6 @@ import cv2
 import numpy as np
 
 VERSION = "1"
-
-N_STATES = 5
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ Three variants (SPEC §2.5), each with its own parameter dataclass:
 Crops are resized with ``cv2.INTER_AREA`` to the variant's size before the
 flow is computed, so flow vectors are in pixels of that size. Kernels return
 float32; the store keeps float16 and casts on write. The colour coding of
-Miao et al. (§III-C) is done when reading (:func:`flow_to_rgb`), never stored.
+Miao et al. (§III-C) is done when reading
+(:func:`mepipe.featurestore.views.flow_to_rgb`), never stored.
 
 Sign convention (OpenCV's): ``flow[0]`` is u, the displacement along x
 (positive = content moves right), ``flow[1]`` is v, along y (positive = content
@@ -269,47 +270,6 @@ def flow_consecutive(crops: np.ndarray, params: FlowParams | None = None) -> np.
     grey = _prepare(_check_crops(crops, min_frames=2), params)
     solver = params.tvl1.create()
     return np.stack([_calc(solver, grey[t - 1], grey[t]) for t in range(1, len(grey))])
-
-
-def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
-    """Colour-code flow fields as in Miao et al. 2019, §III-C.
-
-    Hue is the flow angle ``atan2(v, u)`` in image coordinates (right = 0°
-    red, down = 90°, left = 180° cyan, up = 270°), saturation is full and the
-    value is the magnitude scaled to [0, 255]; HSV is then converted to RGB.
-
-    Parameters
-    ----------
-    flow : ndarray, shape (..., 2, H, W)
-        One field or a stack of fields, (u, v) along axis -3.
-    max_magnitude : float, optional
-        Magnitude mapped to full value; larger magnitudes saturate. By default
-        each field is scaled by its own maximum magnitude (zero flow stays black).
-
-    Returns
-    -------
-    ndarray, shape (..., H, W, 3), uint8
-        RGB images.
-
-    References
-    ----------
-    .. [1] S. Miao, H. Xu, Z. Han, Y. Zhu, IEEE Access 7, 2019.
-       https://doi.org/10.1109/ACCESS.2019.2921220
-    """
-    flow = np.asarray(flow, dtype=np.float32)
-    if flow.ndim < 3 or flow.shape[-3] != 2:
-        raise ValueError(f"flow must have shape (..., 2, H, W), got {flow.shape}")
-    if max_magnitude is not None and not max_magnitude > 0:
-        raise ValueError(f"max_magnitude must be > 0, got {max_magnitude!r}")
-    u, v = flow[..., 0, :, :], flow[..., 1, :, :]
-    magnitude = np.hypot(u, v)
-    scale = max_magnitude if max_magnitude is not None else magnitude.max(axis=(-2, -1), keepdims=True)
-    value = np.divide(magnitude, scale, out=np.zeros_like(magnitude), where=np.asarray(scale) > 0)
-    hue = np.degrees(np.arctan2(v, u)) % 360.0
-    hsv = np.stack([hue, np.ones_like(hue), np.clip(value, 0.0, 1.0)], axis=-1).astype(np.float32)
-    h, w = hsv.shape[-3:-1]
-    rgb = cv2.cvtColor(hsv.reshape(-1, w, 3), cv2.COLOR_HSV2RGB)
-    return np.rint(rgb * 255.0).astype(np.uint8).reshape(hsv.shape)
 
 
 def _calc(solver: cv2.optflow.DualTVL1OpticalFlow, prev: np.ndarray, next: np.ndarray) -> np.ndarray:

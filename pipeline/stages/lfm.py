@@ -24,9 +24,9 @@ from typing import Literal
 
 import numpy as np
 
-VERSION = "1"
+from mepipe.featurestore.features import N_LANDMARKS
 
-N_LANDMARKS = 68
+VERSION = "1"
 
 CLFM_POINTS: tuple[int, ...] = (
     18, 20, 22, 23, 25, 27, 32, 34, 36, 37, 39, 40, 41, 43, 44, 46, 48, 49, 52, 55, 58,
@@ -66,8 +66,6 @@ class LFMParams:
         ``max(LFM_n)``, the default) or over all maps of the clip.
     clfm_points : tuple of int
         1-based landmark numbers of the compact map.
-    sequence_length : int
-        Maps per classifier sequence (Choi §V-A: 24).
     sfem_points : {"all", "clfm"}
         Landmarks whose pairs enter the SFEM numerator: all 68 (eq. 3 writes
         ``LFM_n`` over M landmarks, the default) or the CLFM subset.
@@ -76,7 +74,6 @@ class LFMParams:
     lag_fps_divisor: float = 25.0
     normalise_per: Scope = "map"
     clfm_points: tuple[int, ...] = CLFM_POINTS
-    sequence_length: int = 24
     sfem_points: Literal["all", "clfm"] = "all"
 
     def __post_init__(self) -> None:
@@ -86,8 +83,6 @@ class LFMParams:
             raise ValueError(f"normalise_per must be 'map' or 'clip', got {self.normalise_per!r}")
         if self.sfem_points not in ("all", "clfm"):
             raise ValueError(f"sfem_points must be 'all' or 'clfm', got {self.sfem_points!r}")
-        if self.sequence_length < 1:
-            raise ValueError(f"sequence_length must be >= 1, got {self.sequence_length!r}")
         bad = [p for p in self.clfm_points if not 1 <= p <= N_LANDMARKS]
         if bad or len(set(self.clfm_points)) != len(self.clfm_points):
             raise ValueError(
@@ -300,36 +295,3 @@ def sfem(landmarks: np.ndarray, fps: float, params: LFMParams = LFMParams()) -> 
 def _pair_distance(points: np.ndarray, pair_1based: tuple[int, int]) -> np.ndarray:
     a, b = pair_1based
     return np.linalg.norm(points[:, a - 1] - points[:, b - 1], axis=-1)
-
-
-def middle_sequence(maps: np.ndarray, length: int = 24) -> np.ndarray:
-    """The middle ``length`` maps of a clip, edge-repeated when it is shorter.
-
-    Longer inputs drop ``(F - length) // 2`` maps at the start and the rest at
-    the end. Shorter inputs repeat the first map ``(length - F) // 2`` times in
-    front and the last map for the remainder behind (Choi §V-A: "repetitive
-    padding ... to both ends").
-
-    Parameters
-    ----------
-    maps : ndarray, shape (F, ...)
-        F >= 1 maps of any shape and dtype.
-    length : int
-        Output length (Choi: 24).
-
-    Returns
-    -------
-    ndarray, shape (length, ...), same dtype
-    """
-    arr = np.asarray(maps)
-    if length < 1:
-        raise ValueError(f"length must be >= 1, got {length!r}")
-    if arr.ndim < 1 or arr.shape[0] == 0:
-        raise ValueError(f"maps must have shape (F, ...) with F >= 1, got {arr.shape}")
-    n = arr.shape[0]
-    if n >= length:
-        start = (n - length) // 2
-        return arr[start:start + length].copy()
-    before = (length - n) // 2
-    index = np.clip(np.arange(length) - before, 0, n - 1)
-    return arr[index]

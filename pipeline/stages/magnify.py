@@ -65,9 +65,10 @@ class MagnifyParams:
         divided by this (Wu's experimental constant 3); it halves per level.
     chroma_attenuation : float
         Factor on the amplified I and Q (YIQ) bands of colour clips.
-    sizes : tuple of (int, int)
-        (W, H) output sizes for :func:`magnify_resized`: 64×48 for STRCN-A
-        and 128×128.
+    size : (int, int)
+        (W, H) of the ``magnified`` feature (128×128).
+    small_size : (int, int)
+        (W, H) of the ``magnified_small`` feature, STRCN-A's input (Xia: 64×48).
     channel_order : {"BGR", "RGB"}
         Channel order of colour clips (OpenCV decodes to BGR).
 
@@ -88,7 +89,8 @@ class MagnifyParams:
     exaggeration: float = 2.0
     wavelength_divisor: float = 3.0
     chroma_attenuation: float = 0.1
-    sizes: tuple[tuple[int, int], ...] = ((64, 48), (128, 128))
+    size: tuple[int, int] = (128, 128)
+    small_size: tuple[int, int] = (64, 48)
     channel_order: str = "RGB"
 
     def __post_init__(self):
@@ -105,13 +107,19 @@ class MagnifyParams:
             raise ValueError(f"MagnifyParams.chroma_attenuation must be in [0, 1], got {self.chroma_attenuation!r}")
         if self.n_levels is not None and not (isinstance(self.n_levels, int) and self.n_levels >= 3):
             raise ValueError(f"MagnifyParams.n_levels must be None or an int >= 3, got {self.n_levels!r}")
-        sizes = tuple((int(w), int(h)) for w, h in self.sizes)
-        if not sizes or any(min(s) < _BINOMIAL_TAPS * 2 for s in sizes):
-            raise ValueError(f"MagnifyParams.sizes must be (W, H) pairs of at least 10 px, got {self.sizes!r}")
-        object.__setattr__(self, "sizes", sizes)
+        for name in ("size", "small_size"):
+            value = tuple(getattr(self, name))
+            if len(value) != 2 or min(value) < _BINOMIAL_TAPS * 2:
+                raise ValueError(f"MagnifyParams.{name} must be a (W, H) pair of at least 10 px, got {value!r}")
+            object.__setattr__(self, name, (int(value[0]), int(value[1])))
         if self.channel_order not in ("BGR", "RGB"):
             raise ValueError(f"MagnifyParams.channel_order must be 'BGR' or 'RGB', got {self.channel_order!r}")
 
+
+    @property
+    def sizes(self) -> tuple[tuple[int, int], ...]:
+        """The (W, H) output sizes :func:`magnify_resized` renders: ``small_size`` and ``size``."""
+        return tuple(dict.fromkeys((self.small_size, self.size)))
 
 def level_alphas(shape: tuple[int, int], alpha: float, params: MagnifyParams | None = None) -> tuple[float, ...]:
     """Amplification factor of every pyramid level, finest first (Wu's rule).
@@ -164,7 +172,7 @@ def magnify(clip: np.ndarray, alpha: float, params: MagnifyParams | None = None)
     alpha : float
         Amplification factor α (>= 0).
     params : MagnifyParams, optional
-        Filter and pyramid parameters (``alphas`` and ``sizes`` are not used).
+        Filter and pyramid parameters (``alphas`` and the sizes are not used).
 
     Returns
     -------
@@ -196,7 +204,7 @@ def magnify_resized(crops: np.ndarray,
     crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
         Aligned face crops.
     params : MagnifyParams, optional
-        ``sizes`` and ``alphas`` select the outputs.
+        ``size``, ``small_size`` and ``alphas`` select the outputs.
 
     Returns
     -------
