@@ -31,6 +31,16 @@ def _model_args(items: tuple[str, ...]) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """Errors ``train`` reports as a one- or two-line message (the store or the run is at fault, not mepipe)."""
+    from mepipe.featurestore import IncompatibleStoreError, IncompleteStoreError, ProvenanceError
+    from mepipe.train.clips import MissingFeatureError
+    from mepipe.train.recipe import RecipeError
+
+    return (FileExistsError, FileNotFoundError, IncompatibleStoreError, IncompleteStoreError, MissingFeatureError,
+            ProvenanceError, RecipeError)
+
+
 def _check_names(model: str, labels: str) -> None:
     from mepipe.train.labels import list_schemes
     from mepipe.train.models import list_models
@@ -53,18 +63,20 @@ def _check_names(model: str, labels: str) -> None:
               show_default=True, help="Evaluation protocol (SPEC §4).")
 @click.option("--test-dataset", metavar="NAME", help="With --protocol cross: the dataset tested on (others train).")
 @click.option("--epochs", type=click.IntRange(min=1),
-              help="Epochs per fold (of the CNN stage for kim2017, lfm, clfm). Default: the model's (30; kim2017 40).")
+              help="Epochs per fold (of the first stage: the CNN of kim2017, lfm, clfm). Default: the model's recipe.")
 @click.option("--temporal-epochs", type=click.IntRange(min=1),
-              help="kim2017, lfm, clfm: epochs of the LSTM stage. Default: 50 for kim2017 (Kim §3.1), 30 otherwise.")
+              help="kim2017, lfm, clfm: epochs of the second (LSTM) stage. Default: the model's recipe.")
 @click.option("--terms", metavar="LIST",
               help="kim2017: objective terms of the CNN stage, e.g. E1,E2 (Kim Table 6). Default: E1,E2,E3,E4,E5.")
 @click.option("--batch-size", type=click.IntRange(min=1),
-              help="Mini-batch size (kim2017: clips, each with its 5 state frames). Default: the paper's.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Initial learning rate. Default: the paper's.")
+              help="Mini-batch size of the first stage (kim2017: clips, each with its 5 state frames). "
+                   "Default: the model's recipe.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Initial learning rate of the first stage. Default: the model's recipe.")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]),
-              help="Optimiser of the (first-stage) training. Default: the paper's.")
+              help="Optimiser of the first stage. Default: the model's recipe.")
 @click.option("--weight-decay", type=click.FloatRange(min=0),
-              help="L2 coefficient of the optimiser (gradient += wd * w). Default: the paper's.")
+              help="L2 coefficient of the first stage's optimiser (gradient += wd * w). Default: the model's recipe.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto = CUDA when available (with mixed precision), else CPU.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every fold.")
@@ -121,7 +133,10 @@ def train(model, store, labels, protocol, test_dataset, epochs, temporal_epochs,
                            progress=progress, overwrite=overwrite)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    report = run_training(params)
+    try:
+        report = run_training(params)
+    except _expected_errors() as err:
+        raise click.ClickException(str(err)) from None
     click.echo(format_report(report))
     click.echo(f"run: {out}")
 
@@ -145,7 +160,7 @@ def evaluate(run, as_json, no_plots):
 @click.argument("clip")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG file to write.")
 @click.option("--frame", type=click.IntRange(min=0),
-              help="Flow field index (field t: frame 0 -> t+1). Default: the field ending at the apex.")
+              help="Flow field index (field t: frame 0 -> t + 1). Default: the field ending at the apex.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Device for the gradient.")
 def saliency(run, clip, out, frame, device):

@@ -2,11 +2,12 @@
 
 Xia et al. 2019 (§III-E) enlarge each training clip 50-fold: ten
 magnification factors α ∈ {5, …, 14} times five random frame subsets keeping
-100/90/80/70/60 % of the frames. Here, per training batch:
+100/90/80/70/60 % of the frames. Here, per training batch (the STRCN recipes
+name these as their batch augmentation):
 
 - **STRCN-A** (appearance matrices, (B, C, d2, T)): a random subset of the T
   time columns is kept and linearly resampled back to T
-  (:func:`frame_subset`). When the store's ``magnified64x48`` holds several
+  (:func:`frame_subset`). When the store's ``magnified_small`` holds several
   α, the dataset also cuts each item from a random α's clip
   (:class:`~mepipe.train.data.AppearanceDataset`), which is the real α
   augmentation.
@@ -112,15 +113,6 @@ def frame_subset(x: torch.Tensor, generator: torch.Generator,
         columns = torch.randperm(n_time, generator=generator)[:keep].sort().values.to(x.device)
         out[b] = F.interpolate(x[b].index_select(-1, columns), size=n_time, mode="linear", align_corners=True)
     return out
-
-
-def augmenter_for(kind: str, params: AugmentParams = AugmentParams()) -> Augmenter | None:
-    """The batch augmentation of an input kind (see :mod:`mepipe.train.data`), or None."""
-    if kind == "onset_apex_flow":
-        return lambda x, g: magnification_scale(x, g, params)
-    if kind == "appearance":
-        return lambda x, g: frame_subset(x, g, params)
-    return None
 
 
 # --- Kim et al. 2017 (§3.1): flips, rotations, shifts and scales ------------------------------

@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mepipe.featurestore import open_store
+from mepipe.featurestore.views import apex_field, code_flow
 
-from .data import Standardiser, apex_field, code_flow
-from .models import saliency
-from .report import pyplot, save_figure
+from .clips import ClipTable
+from .data import Standardiser
+from .items import FlowFrames
+from .models import get_recipe, saliency
+from .report import pyplot, read_report, save_figure
 from .run import load_fold_model
 
 
@@ -31,7 +33,7 @@ class SaliencyResult:
     ----------
     clip, fold : str
     frame : int
-        Flow field index (field t is the flow from frame 0 to frame t + 1).
+        Flow field index (see :func:`mepipe.featurestore.views.field_frames`).
     coded : ndarray, shape (H, W, 3), uint8
         The colour-coded flow field.
     gradient : ndarray, shape (3, H, W), float32
@@ -69,11 +71,13 @@ def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
     model, report = load_fold_model_for(run, clip, device)
     fold_name = next(p["fold"] for p in report["predictions"] if p["sample"] == clip)
     entry = next(f for f in report["folds"] if f["name"] == fold_name)
-    store = open_store(report["store"]["path"])
-    fields = store.read("flow_first_each", clip).astype(np.float32)
-    index = apex_field(store, clip, len(fields)) if frame is None else frame
+    feature = get_recipe(report["model"]).stages[0].items.feature
+    clips = ClipTable.of(report["store"]["path"])
+    fields = clips.read(feature, clip).astype(np.float32)
+    apex = [clips.value(clip, "apex"), clips.value(clip, "apex_est")]
+    index = apex_field(clips.frame_numbers(clip), apex, len(fields)) if frame is None else frame
     if not 0 <= index < len(fields):
-        raise IndexError(f"{store.path}: clip {clip!r} has flow fields 0..{len(fields) - 1}, not {index}")
+        raise IndexError(f"clip {clip!r} has flow fields 0..{len(fields) - 1}, not {index}")
     coded = code_flow(fields[index])
     x = Standardiser.from_dict(entry["inputs"]["standardiser"])(coded)
     x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None].to(device)
@@ -88,12 +92,10 @@ def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
 
 
 def load_fold_model_for(run: str | os.PathLike, clip: str, device: str = "cpu"):
-    """The model of the fold that tested ``clip``, with the run's report."""
-    from .report import read_report
-
+    """The model of the fold that tested ``clip``, with the run's report; the run must classify coded flow."""
     report = read_report(run)
-    if report["parameters"].get("input_kind") != "flow_frames":
-        raise ValueError(f"{run}: saliency maps are defined for SHCNN runs (coded flow frames); "
+    if not isinstance(get_recipe(report["model"]).stages[0].items, FlowFrames):
+        raise ValueError(f"{run}: saliency maps are defined for networks on coded flow frames (SHCNN); "
                          f"this run trained {report['model']!r}")
     tested = {p["sample"]: p["fold"] for p in report["predictions"]}
     if clip not in tested:

@@ -1,7 +1,8 @@
 """The training loop: seeds, device, optimiser, mixed precision, checkpoints, prediction.
 
-The loop knows nothing of stores or protocols: it trains one model on one
-dataset and predicts another (:mod:`mepipe.train.run` drives the folds).
+The loop knows nothing of stores, protocols or models: it trains one model
+with one objective on one loader and predicts another
+(:mod:`mepipe.train.fold` drives a fold's stages).
 """
 from __future__ import annotations
 
@@ -16,34 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from .augment import Augmenter
-
 log = logging.getLogger(__name__)
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 Objective = Callable[[nn.Module, dict, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 """``(model, batch on the device, generator) -> (loss, logits, y)``: one training step's loss and
-the logits/labels its accuracy is counted on. Models with several heads or extra targets
-(Kim's states, Nag's intensity) define their own."""
-
-
-def classification_objective(loss_fn: LossFn = F.cross_entropy, augment: Augmenter | None = None) -> Objective:
-    """The single-head objective: ``loss_fn(model(augment(x)), y)``."""
-
-    def objective(model: nn.Module, batch: dict, generator: torch.Generator):
-        x = batch["x"]
-        if augment is not None:
-            x = augment(x, generator)
-        logits = model(x)
-        return loss_fn(logits.float(), batch["y"]), logits, batch["y"]
-
-    return objective
+the logits/labels its accuracy is counted on (:mod:`mepipe.train.objectives`)."""
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -53,7 +35,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """How one fold is trained (the model spec's paper defaults, possibly overridden).
+    """How one stage of a fold is trained (the recipe's settings, possibly overridden).
 
     Attributes
     ----------
@@ -156,8 +138,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = 
 
 
 def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, device: torch.device, *,
-                loss_fn: LossFn = F.cross_entropy, augment: Augmenter | None = None,
-                objective: Objective | None = None, parameters: list[nn.Parameter] | None = None,
+                objective: Objective, parameters: list[nn.Parameter] | None = None,
                 desc: str = "train") -> list[EpochRecord]:
     """Train ``model`` in place; returns one record per epoch run.
 
@@ -165,13 +146,11 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
 
     Parameters
     ----------
-    objective : Objective, optional
-        The step's loss; default :func:`classification_objective` of
-        ``loss_fn`` and ``augment``.
+    objective : Objective
+        The step's loss.
     parameters : list of Parameter, optional
-        What the optimiser updates (a stage of a two-stage model); default all.
+        What the optimiser updates (a stage of a multi-stage model); default all.
     """
-    objective = objective or classification_objective(loss_fn, augment)
     model.to(device).train()
     optimiser = _OPTIMISERS[params.optimizer](parameters if parameters is not None else model.parameters(), params)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay)

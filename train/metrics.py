@@ -189,3 +189,25 @@ def roc_auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
     ranks = (before + (counts + 1) / 2.0)[inverse]
     u = ranks[label].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
+
+
+def spotting_auc(intensity: Sequence[np.ndarray], spans: Sequence[np.ndarray]) -> float | None:
+    """ROC AUC of predicted per-frame intensity against the onset..offset span, over all given frames.
+
+    Parameters
+    ----------
+    intensity : sequence of ndarray
+        Predicted intensity of each clip's frames.
+    spans : sequence of ndarray
+        1 (or > 0.5) for the frames inside the clip's onset..offset, aligned with ``intensity``.
+
+    Returns
+    -------
+    float or None
+        None when the frames are all inside or all outside a span (the AUC is undefined).
+    """
+    scores = np.concatenate([np.asarray(v, dtype=np.float64) for v in intensity]) if len(intensity) else np.empty(0)
+    truth = np.concatenate([np.asarray(v) > 0.5 for v in spans]) if len(spans) else np.empty(0, dtype=bool)
+    if truth.size == 0 or truth.all() or not truth.any():
+        return None
+    return roc_auc(scores, truth)

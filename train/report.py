@@ -6,7 +6,8 @@ Layout of a run folder::
       report.json              figures, folds, parameters, store fingerprint, per-clip predictions
       confusion.png            pooled confusion matrix over all test folds
       curves.png               training loss and accuracy per epoch, one line per fold
-      checkpoints/fold-<name>.pt   state_dict of each fold's model
+      checkpoints/fold-<name>.pt   state_dict of each fold's model (multi-stage models also
+                                   fold-<name>-stage<k>.pt, the model after each earlier stage)
 """
 from __future__ import annotations
 
@@ -131,10 +132,10 @@ def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
         label = str(fold["name"]) if len(folds) <= 12 else None
         loss_ax.plot(epochs, [h["loss"] for h in history], lw=1, alpha=0.8, label=label)
         acc_ax.plot(epochs, [h["accuracy"] for h in history], lw=1, alpha=0.8, label=label)
-        second = next((h["epoch"] for h in history if h.get("stage") == 2), None)
-        if second is not None:  # two-stage models: CNN epochs left of the line, LSTM epochs right
+        starts = [h["epoch"] for prev, h in zip(history, history[1:]) if h.get("stage") != prev.get("stage")]
+        for start in starts:  # multi-stage models: a line where each later stage starts
             for ax in (loss_ax, acc_ax):
-                ax.axvline(second - 0.5, color="grey", ls=":", lw=0.8)
+                ax.axvline(start - 0.5, color="grey", ls=":", lw=0.8)
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="training accuracy", title="accuracy", ylim=(-0.02, 1.02))
     for ax in (loss_ax, acc_ax):
@@ -158,10 +159,10 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     if report.get("parameter_count"):
         lines.insert(3, f"parameters {report['parameter_count']:,}")
-    if "stage1" in report:
-        s1 = report["stage1"]
-        lines.insert(3, f"stage 1 ({s1.get('measured_on')}): accuracy {s1['accuracy']:.4f}  UF1 {s1['uf1']:.4f}  "
-                        f"UAR {s1['uar']:.4f}  ({s1['seconds_per_epoch']:.2f} s/epoch)")
+    for key in sorted((k for k in report if k.startswith("stage") and k[5:].isdigit()), reverse=True):
+        s1 = report[key]
+        lines.insert(3, f"stage {key[5:]} ({s1.get('measured_on')}): accuracy {s1['accuracy']:.4f}  "
+                        f"UF1 {s1['uf1']:.4f}  UAR {s1['uar']:.4f}  ({s1['seconds_per_epoch']:.2f} s/epoch)")
     if "spotting_auc" in report:
         auc = report["spotting_auc"]
         lines.insert(3, "spotting ROC AUC " + (f"{auc:.4f}" if auc is not None else "undefined (no frame outside "

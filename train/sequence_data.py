@@ -1,4 +1,4 @@
-"""Torch datasets over a feature store for the sequence networks (Kim 2017, Choi 2020, Nag 2019).
+"""Torch datasets over stored features for the sequence networks (Kim 2017, Choi 2020, Nag 2019).
 
 Items keep the conventions of :mod:`mepipe.train.data` (``x``, ``y``,
 ``clip``, ``frame``) and add what the sequence models need: the
@@ -20,44 +20,36 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
-from mepipe.featurestore import FeatureStore
-from mepipe.pipeline.stages.lfm import middle_sequence
+from mepipe.featurestore.features import feature_def
+from mepipe.featurestore.views import map_window, middle_sequence, onset_offset_span, step_windows
 
-from .data import ClipReader, Standardiser, StoreDataset
+from .data import ClipReader, Clips, Standardiser, StoreDataset
 
 __all__ = ["ClipSequenceDataset", "FeatureSequenceDataset", "MapDataset", "NagWindowDataset", "StateFrameDataset",
-           "WholeClipSampler", "map_window", "pad_collate"]
-
-CHOI_SEQUENCE_LENGTH = 24
-"""Maps per Choi sequence (§V-A: the middle 24, repeat-padded)."""
+           "WholeClipSampler", "pad_collate"]
 
 
 def _image(frames: np.ndarray) -> np.ndarray:
-    """uint8 (..., H, W, 3) frames as float32 (3, ..., H, W) in [0, 1]."""
+    """uint8 (..., H, W, C) frames as float32 (C, ..., H, W) in [0, 1]."""
     return np.moveaxis(frames.astype(np.float32) / 255.0, -1, 0)
-
-
-def map_window(n_maps: int, length: int = CHOI_SEQUENCE_LENGTH) -> np.ndarray:
-    """Indices of the distinct maps inside a clip's middle-``length`` window (Choi's per-map training set)."""
-    return np.unique(middle_sequence(np.arange(n_maps), length))
 
 
 class StateFrameDataset(StoreDataset):
     """Kim stage 1: the five expression-state frames of each clip, one item per frame.
 
-    ``state_frames`` (5, 64, 64, 3) uint8 holds the onset, onset→apex,
+    ``state_frames`` (5, S, S, 3) uint8 holds the onset, onset→apex,
     apex, apex→offset and offset frames (Kim §2.2.1). Item ``i`` is state
-    ``i % 5`` of clip ``i // 5``, returned as (3, 64, 64) in [0, 1] before
+    ``i % 5`` of clip ``i // 5``, returned as (3, S, S) in [0, 1] before
     standardisation, with ``state`` = its state index and ``frame`` the same.
     """
 
     feature = "state_frames"
 
-    def __init__(self, store: FeatureStore, samples: Sequence[str], labels: Sequence[int], *,
+    def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *,
                  in_memory: bool = False, standardiser: Standardiser | None = None, shared: dict | None = None):
-        super().__init__(store, samples, labels, standardiser=standardiser)
-        self.reader = ClipReader(store, self.feature, self.samples, in_memory=in_memory, shared=shared)
-        self.n_states = int(self.reader[self.samples[0]].shape[0]) if self.samples else 5
+        super().__init__(clips, samples, labels, standardiser=standardiser)
+        self.reader = ClipReader(self.clips, self.feature, self.samples, in_memory=in_memory, shared=shared)
+        self.n_states = feature_def(self.feature).sizes["state"]
 
     def __len__(self) -> int:
         return len(self.samples) * self.n_states
@@ -97,20 +89,20 @@ class WholeClipSampler(Sampler[int]):
 
 
 class MapDataset(StoreDataset):
-    """Choi stage 1: every distinct LFM/CLFM map of each clip's middle-24 window, labelled with the clip's class.
+    """Choi stage 1: every distinct LFM/CLFM map of each clip's middle window, labelled with the clip's class.
 
     Items are (1, H, W) float32 in [0, 1] (the stored uint8 map / 255);
     ``frame`` is the map's index within the clip.
     """
 
-    def __init__(self, store: FeatureStore, feature: str, samples: Sequence[str], labels: Sequence[int], *,
-                 in_memory: bool = False, standardiser: Standardiser | None = None, shared: dict | None = None,
-                 length: int = CHOI_SEQUENCE_LENGTH):
-        super().__init__(store, samples, labels, standardiser=standardiser)
-        self.features = (feature,)
-        self.reader = ClipReader(store, feature, self.samples, in_memory=in_memory, shared=shared)
+    def __init__(self, clips: Clips, feature: str, samples: Sequence[str], labels: Sequence[int], *,
+                 length: int, in_memory: bool = False, standardiser: Standardiser | None = None,
+                 shared: dict | None = None):
+        super().__init__(clips, samples, labels, standardiser=standardiser)
+        self.feature = feature
+        self.reader = ClipReader(self.clips, feature, self.samples, in_memory=in_memory, shared=shared)
         self.index = np.array([(c, m) for c, s in enumerate(self.samples)
-                               for m in map_window(self.reader[s].shape[0], length)], dtype=np.int64).reshape(-1, 2)
+                               for m in map_window(self.reader.length(s), length)], dtype=np.int64).reshape(-1, 2)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -127,28 +119,30 @@ class MapDataset(StoreDataset):
 class ClipSequenceDataset(StoreDataset):
     """One whole clip per item, as a sequence (T, C, H, W) with its true ``length``.
 
-    - ``frames64`` (Kim stage 2): every aligned 64×64 frame, (T, 3, 64, 64) in [0, 1];
-    - ``lfm68`` / ``lfm21`` (Choi stage 2): the middle 24 maps, repeat-padded
-      (:func:`~mepipe.pipeline.stages.lfm.middle_sequence`), (24, 1, H, W) in [0, 1].
+    - frame-indexed images (``frames_rgb``, Kim stage 2): every frame,
+      (T, C, H, W) in [0, 1];
+    - landmark feature maps (``lfm`` / ``clfm``, Choi stage 2) with a
+      ``window``: the middle maps, repeat-padded
+      (:func:`~mepipe.featurestore.views.middle_sequence`), (window, 1, H, W) in [0, 1].
 
     Clips of different lengths are batched by :func:`pad_collate`.
     """
 
-    def __init__(self, store: FeatureStore, feature: str, samples: Sequence[str], labels: Sequence[int], *,
-                 in_memory: bool = False, standardiser: Standardiser | None = None, shared: dict | None = None,
-                 length: int = CHOI_SEQUENCE_LENGTH):
-        super().__init__(store, samples, labels, standardiser=standardiser)
-        if feature not in ("frames64", "lfm68", "lfm21"):
-            raise ValueError(f"ClipSequenceDataset reads frames64, lfm68 or lfm21, not {feature!r}")
-        self.features = (feature,)
-        self.length = length
-        self.reader = ClipReader(store, feature, self.samples, in_memory=in_memory, shared=shared)
+    def __init__(self, clips: Clips, feature: str, samples: Sequence[str], labels: Sequence[int], *,
+                 window: int | None = None, in_memory: bool = False, standardiser: Standardiser | None = None,
+                 shared: dict | None = None):
+        super().__init__(clips, samples, labels, standardiser=standardiser)
+        self.images = feature_def(feature).dims[-1] == "channel"
+        if not self.images and window is None:
+            raise ValueError(f"ClipSequenceDataset reads {feature!r} maps in a window; give window=")
+        self.feature, self.window = feature, window
+        self.reader = ClipReader(self.clips, feature, self.samples, in_memory=in_memory, shared=shared)
 
     def raw(self, i: int) -> np.ndarray:
         array = self.reader[self.samples[i]]
-        if self.features[0] == "frames64":
-            return _image(array)
-        return middle_sequence(array, self.length)[None].astype(np.float32) / 255.0
+        if self.window is not None:
+            array = middle_sequence(array, self.window)
+        return _image(array) if self.images else array[None].astype(np.float32) / 255.0
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = super().__getitem__(i)
@@ -190,45 +184,43 @@ class NagWindowDataset(StoreDataset):
     Step ``k`` of a window starting at pair ``s`` holds frame ``s + k``
     (channels 0–2), frame ``s + k + 1`` (3–5), both in [0, 1], and the
     ``flow_consecutive`` field between them (6–7, pixels), so an item is
-    (L, 8, 64, 64) after standardisation. Its ``intensity`` target (L,) is the
+    (L, 8, H, W) after standardisation. Its ``intensity`` target (L,) is the
     store's intensity of frame ``s + k + 1``; ``span`` (L,) is 1 where that
     frame lies in the sheet's onset..offset (spotting ground truth).
 
     Parameters
     ----------
-    store, samples, labels, in_memory, standardiser, shared
+    clips, samples, labels, in_memory, standardiser, shared
         See :class:`~mepipe.train.data.StoreDataset`.
     window : int or None
         Steps per item (Nag: 14). None makes one item of every clip's whole
         sequence (testing); clips shorter than ``window`` give one shorter item.
     stride : int
         Steps between the starts of consecutive training windows.
+    frames, flow, target : str
+        The features read: frames, the flow between consecutive frames, and
+        the per-frame regression target.
     """
 
-    features = ("frames64", "flow_consecutive", "intensity")
-
-    def __init__(self, store: FeatureStore, samples: Sequence[str], labels: Sequence[int], *,
-                 window: int | None = 14, stride: int = 7, in_memory: bool = False,
-                 standardiser: Standardiser | None = None, shared: dict | None = None):
-        super().__init__(store, samples, labels, standardiser=standardiser)
-        if window is not None and window < 1 or stride < 1:
-            raise ValueError(f"window and stride must be >= 1, got {window} and {stride}")
+    def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *,
+                 window: int | None, stride: int = 7, in_memory: bool = False,
+                 standardiser: Standardiser | None = None, shared: dict | None = None,
+                 frames: str = "frames_rgb", flow: str = "flow_consecutive", target: str = "intensity"):
+        super().__init__(clips, samples, labels, standardiser=standardiser)
         io = {"in_memory": in_memory, "shared": shared}
-        self.frames = ClipReader(store, "frames64", self.samples, **io)
-        self.flow = ClipReader(store, "flow_consecutive", self.samples, **io)
-        self.intensity = ClipReader(store, "intensity", self.samples, **io)
+        self.frames = ClipReader(self.clips, frames, self.samples, **io)
+        self.flow = ClipReader(self.clips, flow, self.samples, **io)
+        self.intensity = ClipReader(self.clips, target, self.samples, **io)
         self.window = window
-        self.spans = [_span(store, s, self.frames[s].shape[0]) for s in self.samples]
+        self.spans = [onset_offset_span(self.clips.frame_numbers(s), self.clips.value(s, "onset"),
+                                        self.clips.value(s, "offset")) for s in self.samples]
         windows = []
         for c, s in enumerate(self.samples):
-            n_pairs = int(self.flow[s].shape[0])
-            if n_pairs + 1 != self.frames[s].shape[0]:
-                raise ValueError(f"{store.path}: clip {s!r} has {self.frames[s].shape[0]} frames64 but {n_pairs} "
-                                 "flow_consecutive fields (expected one fewer)")
-            length = n_pairs if window is None else min(window, n_pairs)
-            starts = range(0, max(n_pairs - length, 0) + 1, stride) if window is not None else [0]
-            starts = sorted({*starts, n_pairs - length})
-            windows += [(c, start, length) for start in starts]
+            n_pairs, n_frames = self.flow.length(s), self.frames.length(s)
+            if n_pairs + 1 != n_frames:
+                raise ValueError(f"clip {s!r} has {n_frames} {frames} but {n_pairs} {flow} fields "
+                                 "(expected one fewer)")
+            windows += [(c, start, length) for start, length in step_windows(n_pairs, window, stride)]
         self.windows = np.array(windows, dtype=np.int64).reshape(-1, 3)
 
     def __len__(self) -> int:
@@ -260,22 +252,6 @@ class NagWindowDataset(StoreDataset):
         item.update(length=int(item["x"].shape[0]), intensity=torch.from_numpy(intensity),
                     span=torch.from_numpy(span))
         return item
-
-
-def _span(store: FeatureStore, sample: str, n_frames: int) -> np.ndarray:
-    """1 for the clip's frames inside the sheet's onset..offset, else 0; all 0 without both marks."""
-    out = np.zeros(n_frames, dtype=np.float32)
-    row = store.samples.loc[store.samples["sample"] == sample]
-    if row.empty or not store.has("frame", sample):
-        return out
-    onset, offset = (row.iloc[0].get(k) for k in ("onset", "offset"))
-    try:
-        onset, offset = int(onset), int(offset)
-    except (TypeError, ValueError):
-        return out
-    numbers = store.read("frame", sample)
-    out[(numbers >= onset) & (numbers <= offset)] = 1.0
-    return out
 
 
 def pad_collate(items: list[dict[str, Any]]) -> dict[str, Any]:

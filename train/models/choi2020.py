@@ -40,9 +40,9 @@ says the single layer is what this paper adopts with CLFM.
 ``lfm(hidden=256, num_layers=2)`` builds that variant; the default is the
 single 128-unit layer.
 
-The paper gives no optimiser, learning rate, batch size or epoch count. The
-module constants :data:`CNN_OPTIM`, :data:`LSTM_OPTIM`, :data:`CNN_EPOCHS` and
-:data:`LSTM_EPOCHS` are this implementation's choices.
+The paper gives no optimiser, learning rate, batch size or epoch count; the
+stages of :data:`RECIPE_LFM` and :data:`RECIPE_CLFM` say what this
+implementation chose.
 
 References
 ----------
@@ -63,13 +63,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import ModelSpec, OptimDefaults, register_model
+from ..items import EncodedSequences, MiddleMaps
+from ..objectives import Classify, frame_logits, sequence_logits
+from ..recipe import Optimiser, Recipe, TrainingStage, no_adaptation
+from ..rules import MeanLogits
+from .registry import register_model
 from .sequence import SequenceHead
 
 __all__ = [
     "CLFMNet",
     "ChoiSequence",
     "LFMNet",
+    "RECIPE_CLFM",
+    "RECIPE_LFM",
+    "SEQUENCE_LENGTH",
     "clfm",
     "lfm",
     "parameter_counts",
@@ -79,23 +86,7 @@ CHOI_DOI = "10.1109/ACCESS.2020.3006958"
 
 SEQUENCE_LENGTH = 24
 """§V-A: each clip gives 24 maps, the middle ones, repeat-padded when shorter
-(``pipeline.stages.lfm.middle_sequence``)."""
-
-CNN_OPTIM = OptimDefaults(optimizer="adam", lr=1e-4, weight_decay=0.0, momentum=None, batch_size=32)
-"""Stage 1, the CNN on single maps. The paper gives no settings. This is Adam
-with lr 1e-4 and a batch of 32 maps: a 13-layer VGG without batch norm
-trained from scratch needs a small step size."""
-
-LSTM_OPTIM = OptimDefaults(optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=None, batch_size=16)
-"""Stage 2, the LSTM on frozen FC1 features of 24-map sequences. The paper
-gives no settings. This is Adam with lr 1e-3 and a batch of 16 sequences, the
-same as the two-stage trainer's recipe."""
-
-CNN_EPOCHS = 30
-"""Stage-1 epochs. Not stated in the paper; 30 matches the other models' default in ``train.run``."""
-
-LSTM_EPOCHS = 30
-"""Stage-2 epochs. Not stated in the paper; same choice as :data:`CNN_EPOCHS`."""
+(:func:`mepipe.featurestore.views.middle_sequence`)."""
 
 LFM_WIDTHS: tuple[int, ...] = (16, 32, 64, 128, 128)
 """Table 1 (LFM): filters of the five convolution blocks."""
@@ -109,26 +100,54 @@ CLFM_WIDTHS: tuple[int, ...] = (16, 32, 64)
 CLFM_DEPTHS: tuple[int, ...] = (2, 2, 3)
 """Table 1 (CLFM): convolutions per block; only the first two blocks end in a pool."""
 
-SPEC_LFM = ModelSpec(
-    name="lfm",
-    features=("lfm68",),
-    input_shape=(SEQUENCE_LENGTH, 1, 68, 68),
-    min_input_shape=(1, 1, 68, 68),
-    doi=CHOI_DOI,
-    optim=CNN_OPTIM,
-)
-"""The LFM network reads ``lfm68`` (n_maps, 68, 68) per clip as (24, 1, 68, 68)
-float maps and resizes each map to 224x224 itself."""
 
-SPEC_CLFM = ModelSpec(
-    name="clfm",
-    features=("lfm21",),
-    input_shape=(SEQUENCE_LENGTH, 1, 21, 21),
-    min_input_shape=(1, 1, 21, 21),
-    doi=CHOI_DOI,
-    optim=CNN_OPTIM,
-)
-"""The CLFM network reads ``lfm21`` (n_maps, 21, 21) per clip as (24, 1, 21, 21) float maps."""
+def _recipe(name: str, feature: str, adapt, min_input_shape: tuple[int, ...]) -> Recipe:
+    """Choi's two stages (§III-C): the CNN on single maps of the middle window, then the LSTM on its FC1."""
+    return Recipe(
+        name=name,
+        doi=CHOI_DOI,
+        reads=(feature,),
+        stages=(
+            TrainingStage(
+                name="cnn",
+                items=MiddleMaps(feature, SEQUENCE_LENGTH),
+                objective=Classify(forward=frame_logits),  # each map labelled with its clip's class
+                # Not in the paper: Adam at 1e-4 and 32 maps per batch; a 13-layer VGG without batch norm
+                # trained from scratch needs a small step size.
+                optimiser=Optimiser("adam", lr=1e-4, batch_size=32),
+                epochs=30,  # not in the paper; the other networks' default
+                trains="cnn",
+                predict=MeanLogits(forward=frame_logits, measured_on="mean logits of the maps"),
+            ),
+            TrainingStage(
+                name="sequence",
+                items=EncodedSequences(feature, window=SEQUENCE_LENGTH),
+                objective=Classify(forward=sequence_logits),
+                optimiser=Optimiser("adam", lr=1e-3, batch_size=16),  # not in the paper
+                epochs=30,  # not in the paper
+                trains="temporal",
+                predict=MeanLogits(forward=sequence_logits, measured_on="the LSTM over the middle maps"),
+            ),
+        ),
+        adapt=adapt,
+        min_input_shape=min_input_shape,
+    )
+
+
+def _adapt_clfm(geometry) -> dict:
+    """The CLFM CNN takes maps of the stored number of points (21 by default, ``lfm.clfm_points``)."""
+    side = geometry.size("clfm", "i")
+    if side < 4:
+        raise geometry.refuse("the CLFM CNN needs maps of at least 4 points (two 2x2 pools)", ("clfm", "i"))
+    return {"input_size": side}
+
+
+RECIPE_LFM = _recipe("lfm", "lfm", no_adaptation, (1, 1, 68, 68))
+"""The LFM network reads ``lfm`` (n_maps, 68, 68) per clip as (24, 1, 68, 68) float maps and resizes each
+map to 224x224 itself, so it takes the stored size as it is."""
+
+RECIPE_CLFM = _recipe("clfm", "clfm", _adapt_clfm, (1, 1, 21, 21))
+"""The CLFM network reads ``clfm`` (n_maps, K, K) per clip as (24, 1, K, K) float maps, K = 21."""
 
 
 def _vgg_blocks(in_chans: int, widths: Sequence[int], depths: Sequence[int], pools: Sequence[bool]) -> nn.Sequential:
@@ -384,7 +403,7 @@ def parameter_counts(model: ChoiSequence) -> dict[str, int]:
     return {"cnn": cnn, "temporal": temporal, "total": cnn + temporal}
 
 
-@register_model("lfm", spec=SPEC_LFM)
+@register_model("lfm", recipe=RECIPE_LFM)
 def lfm(num_classes: int = 3, in_chans: int = 1, hidden: int = 128, input_size: int = 224,
         num_layers: int = 1) -> ChoiSequence:
     """LFM network: :class:`LFMNet` (68x68 maps resized to ``input_size``) and an LSTM.
@@ -395,7 +414,8 @@ def lfm(num_classes: int = 3, in_chans: int = 1, hidden: int = 128, input_size: 
     return ChoiSequence(LFMNet(num_classes, in_chans, input_size=input_size), num_classes, hidden, num_layers)
 
 
-@register_model("clfm", spec=SPEC_CLFM)
-def clfm(num_classes: int = 3, in_chans: int = 1, hidden: int = 128, num_layers: int = 1) -> ChoiSequence:
+@register_model("clfm", recipe=RECIPE_CLFM)
+def clfm(num_classes: int = 3, in_chans: int = 1, hidden: int = 128, num_layers: int = 1,
+         input_size: int = 21) -> ChoiSequence:
     """CLFM network: :class:`CLFMNet` on 21x21 maps and a one-layer, 128-unit LSTM (Table 1, §III-B)."""
-    return ChoiSequence(CLFMNet(num_classes, in_chans), num_classes, hidden, num_layers)
+    return ChoiSequence(CLFMNet(num_classes, in_chans, input_size=input_size), num_classes, hidden, num_layers)

@@ -35,15 +35,15 @@ normalisation layers: there are none. Weights are Xavier-initialised (the
 paper's §3.3 initialises its re-trained layers that way) with zero biases;
 the LSTM keeps torch's initialisation.
 
-What the paper does not state, and the choices made here (:data:`SPEC`):
+What the paper does not state, and the choices made here (:data:`RECIPE`):
 
 - Optimiser: ConvNet [2] (the paper's CNN toolbox) trains by mini-batch SGD
   with optional momentum (its defaults: batch 128, momentum 0); the paper
   gives only the initial learning rate (0.01 for
   CASME II, 0.08 for MMI). Chosen for the CNN: SGD, momentum 0.9, no weight
   decay, no learning-rate decay. The LSTM was trained in Keras with an
-  unnamed optimiser; its stage uses Adam at 1e-3 (Keras' default setting,
-  :data:`mepipe.train.two_stage.RECIPES`).
+  unnamed optimiser; its stage uses Adam at 1e-3 (Keras' default setting)
+  and a batch of 16 sequences.
 - Batch size: 5 clips, i.e. 25 state frames per CNN batch, kept to whole
   clips so that every batch holds all five states of its clips (the state
   terms E4/E5 need them). The paper augmented each clip 150-fold before
@@ -52,7 +52,10 @@ What the paper does not state, and the choices made here (:data:`SPEC`):
   keeps the number of updates per epoch useful on small datasets (with 125
   frames per batch, the 36-clip demo gets two updates per epoch and does not
   learn in 40 epochs).
-- Epochs: 40 for the CNN and 50 for the LSTM (:data:`PAPER_EPOCHS`, §3.1).
+- Epochs: 40 for the CNN and 50 for the LSTM (§3.1), the stages' defaults.
+- Augmentation (§3.1: 150 flipped, rotated, shifted and scaled variants per
+  clip) is drawn on the fly: one variant per clip and batch in stage 1, and
+  four augmented copies of each training sequence for stage 2.
 
 References
 ----------
@@ -66,45 +69,99 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import ModelSpec, OptimDefaults, register_model
+from mepipe.featurestore.features import APEX_STATE, STATE_NAMES
+
+from ..augment import AffineAugmentParams, affine_augment
+from ..items import EncodedSequences, StateFrames
+from ..loop import Objective
+from ..objectives import Classify, frame_logits, sequence_logits
+from ..recipe import Optimiser, Recipe, RunOptions, TrainingStage
+from ..rules import ItemAt, MeanLogits
+from .registry import register_model
 from .sequence import SequenceHead
 
-__all__ = ["KIM_DOI", "PAPER_EPOCHS", "SPEC", "Kim2017", "KimCNN", "KimOutput", "StageEpochs", "kim2017"]
+__all__ = ["KIM_DOI", "RECIPE", "Kim2017", "KimCNN", "KimOutput", "KimStateObjective", "kim2017"]
 
 KIM_DOI = "10.1109/TAFFC.2017.2699999"
 
 _KERNEL = 3
 """Kernel of every convolution and pool in Table 1 (convs stride 1, pools stride 2, no padding)."""
 
-
-class StageEpochs(NamedTuple):
-    """Training epochs of the two stages."""
-
-    cnn: int
-    lstm: int
+_MIN_SIDE = 26
+"""Smallest input side three 3x3 conv + 3x3/2 pool blocks leave a pixel of."""
 
 
-PAPER_EPOCHS = StageEpochs(cnn=40, lstm=50)
-"""§3.1: "The training epochs were set to 40 and 50 for the CNN and LSTM, respectively"."""
+@dataclass(frozen=True)
+class KimStateObjective:
+    """Stage 1: E1 + ... + E5 (eq. 2-11) of the CNN on state frames, under Kim's affine augmentation.
 
-SPEC = ModelSpec(
+    The run's ``terms`` choose the terms (Kim Table 6; default all five).
+    """
+
+    augment: AffineAugmentParams = field(default_factory=AffineAugmentParams)
+
+    def __call__(self, options: RunOptions) -> Objective:
+        from .kim2017_loss import KimLossParams, kim_objective  # it imports this module's KimOutput
+
+        loss_params = KimLossParams(terms=tuple(options.terms)) if options.terms else KimLossParams()
+
+        def step(model: nn.Module, batch: dict, generator: torch.Generator):
+            x = affine_augment(batch["x"], generator, self.augment) if options.augment else batch["x"]
+            output = model.cnn(x)
+            loss, _ = kim_objective(output, batch["y"], batch["state"], loss_params)
+            return loss, output.class_logits, batch["y"]
+
+        return step
+
+
+def _adapt(geometry) -> dict:
+    """Kim's CNN takes the stored frames' (square) side."""
+    height, width = geometry.size("state_frames", "y"), geometry.size("state_frames", "x")
+    if height != width or height < _MIN_SIDE:
+        raise geometry.refuse(f"Kim's CNN takes square frames of at least {_MIN_SIDE}x{_MIN_SIDE}",
+                              ("state_frames", "y"), ("state_frames", "x"))
+    return {"input_size": height}
+
+
+RECIPE = Recipe(
     name="kim2017",
-    features=("state_frames", "frames64"),
-    input_shape=(None, 3, 64, 64),
-    min_input_shape=(1, 3, 64, 64),
     doi=KIM_DOI,
-    # §3.1 gives only the initial lr (CASME II: 0.01). SGD + momentum 0.9, no weight decay,
-    # constant lr and 5 clips per batch are this implementation's choices (module docstring).
-    optim=OptimDefaults(optimizer="sgd", lr=0.01, weight_decay=0.0, momentum=0.9, batch_size=5),
+    reads=("state_frames", "frames_rgb"),
+    stages=(
+        TrainingStage(
+            name="cnn",
+            items=StateFrames(),
+            objective=KimStateObjective(),
+            # §3.1 gives only the initial lr (CASME II: 0.01); SGD + momentum 0.9 and 5 clips per batch
+            # are this implementation's choices (module docstring).
+            optimiser=Optimiser("sgd", lr=0.01, momentum=0.9, batch_size=5),
+            epochs=40,
+            trains="cnn",
+            predict=ItemAt(APEX_STATE, forward=frame_logits, measured_on="Fc on the apex frame"),
+        ),
+        TrainingStage(
+            name="sequence",
+            items=EncodedSequences("frames_rgb", copies=4),
+            objective=Classify(forward=sequence_logits),
+            optimiser=Optimiser("adam", lr=1e-3, batch_size=16),
+            epochs=50,
+            trains="temporal",
+            predict=MeanLogits(forward=sequence_logits, measured_on="the LSTM over every frame"),
+        ),
+    ),
+    adapt=_adapt,
+    options=("terms",),
+    min_input_shape=(1, 3, 64, 64),
 )
-"""Kim 2017 reads ``state_frames`` (5, 64, 64, 3) for the CNN stage and ``frames64``
-(T, 64, 64, 3) for the LSTM stage; the network takes a clip as (T, 3, 64, 64)."""
+"""Kim 2017 reads ``state_frames`` (5, S, S, 3) for the CNN stage and ``frames_rgb`` (T, S, S, 3) for
+the LSTM stage; the network takes a clip as (T, 3, S, S), S = 64 in the paper (``kim.size``)."""
 
 
 class KimOutput(NamedTuple):
@@ -162,7 +219,7 @@ class KimCNN(nn.Module):
         self,
         num_classes: int = 5,
         in_chans: int = 3,
-        n_states: int = 5,
+        n_states: int = len(STATE_NAMES),
         conv_widths: Sequence[int] = (32, 64, 64),
         fc_widths: Sequence[int] = (512, 512),
         input_size: int = 64,
@@ -231,6 +288,8 @@ class Kim2017(nn.Module):
         Stacked LSTM layers (3: L6-L8).
     conv_widths, fc_widths : sequence of int
         Widths of C1-C3 and F4-F5 (see :class:`KimCNN`).
+    input_size : int
+        Side of the square frames (64).
 
     Attributes
     ----------
@@ -247,14 +306,15 @@ class Kim2017(nn.Module):
         self,
         num_classes: int = 5,
         in_chans: int = 3,
-        n_states: int = 5,
+        n_states: int = len(STATE_NAMES),
         hidden: int = 512,
         lstm_layers: int = 3,
         conv_widths: Sequence[int] = (32, 64, 64),
         fc_widths: Sequence[int] = (512, 512),
+        input_size: int = 64,
     ) -> None:
         super().__init__()
-        self.cnn = KimCNN(num_classes, in_chans, n_states, conv_widths, fc_widths)
+        self.cnn = KimCNN(num_classes, in_chans, n_states, conv_widths, fc_widths, input_size)
         self.temporal = SequenceHead(self.cnn.feature_dim, hidden, lstm_layers, num_classes, cell="lstm")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -281,9 +341,10 @@ class Kim2017(nn.Module):
         return self.temporal(feats.view(n_clips, n_frames, -1), lengths)
 
 
-@register_model("kim2017", spec=SPEC)
-def kim2017(num_classes: int = 5, in_chans: int = 3, n_states: int = 5, hidden: int = 512,
+@register_model("kim2017", recipe=RECIPE)
+def kim2017(num_classes: int = 5, in_chans: int = 3, n_states: int = len(STATE_NAMES), hidden: int = 512,
             lstm_layers: int = 3, conv_widths: tuple[int, ...] = (32, 64, 64),
-            fc_widths: tuple[int, ...] = (512, 512)) -> Kim2017:
+            fc_widths: tuple[int, ...] = (512, 512), input_size: int = 64) -> Kim2017:
     """Kim et al. 2017, Table 1 CNN + Table 2 LSTM (see :class:`Kim2017`); widths shrink it for quick checks."""
-    return Kim2017(num_classes, in_chans, n_states, hidden, lstm_layers, tuple(conv_widths), tuple(fc_widths))
+    return Kim2017(num_classes, in_chans, n_states, hidden, lstm_layers, tuple(conv_widths), tuple(fc_widths),
+                   input_size)

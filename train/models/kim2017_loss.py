@@ -65,6 +65,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mepipe.featurestore.features import APEX_STATE, STATE_NAMES
+
 from .kim2017 import KimOutput
 
 __all__ = [
@@ -113,8 +115,8 @@ class KimLossParams:
 
     beta: float = 1.0
     tau: float = 1.0
-    apex_state: int = 2
-    n_states: int = 5
+    apex_state: int = APEX_STATE
+    n_states: int = len(STATE_NAMES)
     terms: tuple[str, ...] = TERMS
 
     def __post_init__(self) -> None:

@@ -60,7 +60,7 @@ Choices where the paper is vague or inconsistent
 - *Batch size*: "batch size 14 where a sequence of 14 frames is chosen after
   randomly selecting a video" is Tokmakov's setting: one mini-batch is ONE
   sequence of 14 frames. One item of ours is one 14-step window, so the
-  paper's batch is ``batch_size = 1`` item (:data:`SPEC`); 14 windows per
+  paper's batch is ``batch_size = 1`` item (:data:`RECIPE`); 14 windows per
   batch would be 14 times the paper's batch.
 
 References
@@ -83,7 +83,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -92,17 +92,28 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .registry import ModelSpec, OptimDefaults, register_model
+from mepipe.featurestore.features import STATE_NAMES
+
+from .. import metrics
+from ..augment import AffineAugmentParams, affine_augment
+from ..items import PairWindows
+from ..loop import Objective, to_device
+from ..recipe import Optimiser, Recipe, RunOptions, TrainingStage
+from ..rules import ClipPredictions
+from ..sequence_data import pad_collate
+from .registry import register_model
 from .sequence import last_valid
 
 __all__ = [
+    "RECIPE",
     "SEQUENCE_LENGTH",
-    "STATE_NAMES",
     "ContextContrast",
     "MotionNet",
     "Nag2019",
+    "NagObjective",
     "NagOutput",
     "SpatialNet",
+    "Spotting",
     "StateParams",
     "context_contrast",
     "intensity_states",
@@ -117,25 +128,130 @@ DOI that could not be verified here, so the arXiv one is given."""
 SEQUENCE_LENGTH = 14
 """Steps per training sequence (§3: "a sequence of 14 frames")."""
 
-INPUT_SIZE = 64
-"""Height and width of the frames and flow (§2.1: 64x64x3)."""
+WINDOW_STRIDE = 7
+"""Steps between the starts of training windows (half a window: every step is seen twice)."""
 
-STATE_NAMES = ("onset", "onset-apex", "apex", "apex-offset", "offset")
-"""Expression states of Fig. 2, indexed as :func:`intensity_states` returns them."""
 
-SPEC = ModelSpec(
+@dataclass(frozen=True)
+class StateParams:
+    """Thresholds that cut an intensity curve into the five expression states of Fig. 2.
+
+    Attributes
+    ----------
+    apex_level : float
+        Frames at or above this (relative) intensity are "apex".
+    onset_level : float
+        Frames below this (relative) intensity are "onset" before the peak and
+        "offset" after it; frames in between are "onset-apex" / "apex-offset".
+    relative : bool
+        Compare ``intensity / max(intensity)`` (True: a predicted curve that
+        peaks below 1 still has an apex) or the raw values (False).
+    min_peak : float
+        A curve whose maximum is at most this has no expression: every frame
+        is "onset" (the neutral state before any movement).
+    """
+
+    apex_level: float = 0.9
+    onset_level: float = 0.2
+    relative: bool = True
+    min_peak: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.onset_level < self.apex_level <= 1 or not 0 <= self.min_peak < 1:
+            raise ValueError(f"need 0 <= onset_level < apex_level <= 1 and 0 <= min_peak < 1, got {self!r}")
+
+
+@dataclass(frozen=True)
+class NagObjective:
+    """Class cross-entropy at every step plus the L1 intensity loss (eq. 4-5), under Kim's affine augmentation.
+
+    The frames and the flow between them get the same transform, the flow
+    channels (the last two of a step) as vectors (:func:`~mepipe.train.augment.affine_augment`).
+    The step's logits counted for the training accuracy are the last valid step's.
+    """
+
+    augment: AffineAugmentParams = field(default_factory=AffineAugmentParams)
+
+    def __call__(self, options: RunOptions) -> Objective:
+        def step(model: nn.Module, batch: dict, generator: torch.Generator):
+            x = batch["x"]
+            if options.augment:
+                flow = (x.shape[2] - 2, x.shape[2] - 1)
+                x = affine_augment(x, generator, self.augment, vector_channels=flow)
+            output = model.sequence(x, batch["length"])
+            loss, _ = nag_loss(output, batch["y"], batch["intensity"], lengths=batch["length"])
+            last = batch["length"].to(output.step_logits.device) - 1
+            logits = output.step_logits[torch.arange(len(last), device=last.device), last]
+            return loss, logits, batch["y"]
+
+        return step
+
+
+@dataclass(frozen=True)
+class Spotting:
+    """Nag's test: whole clips; the class of the last step, and the per-frame intensity as spotting.
+
+    Each clip's prediction row gets its predicted ``intensity`` curve, the
+    sheet's ``span`` (1 inside onset..offset) and the expression ``states``
+    of the curve (Fig. 2, :func:`intensity_states`); the fold gets the ROC
+    AUC of the intensity against the span over every test frame.
+    """
+
+    states: StateParams = field(default_factory=StateParams)
+    measured_on: str = "the last step of the whole clip"
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, loader, dataset, n_clips: int, device: torch.device) -> ClipPredictions:
+        model.to(device).eval()
+        amp = device.type == "cuda"
+        pred, rows, curves, spans = [], [], [], []
+        for i in range(len(dataset)):
+            item = dataset[i]
+            batch = to_device(pad_collate([item]), device)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                output = model.sequence(batch["x"], batch["length"])
+            curve = output.intensity[0].float().cpu().numpy()
+            span = item["span"].numpy()
+            pred.append(int(output.step_logits[0, -1].float().argmax()))
+            curves.append(curve)
+            spans.append(span)
+            rows.append({"intensity": [float(v) for v in curve], "span": [int(v) for v in span],
+                         "states": intensity_states(curve, self.states).tolist()})
+        return ClipPredictions(np.array(pred, dtype=np.int64), rows,
+                               {"spotting_auc": metrics.spotting_auc(curves, spans)})
+
+
+def _adapt(geometry) -> dict:
+    """Nag's network takes square frames and flow of one size, a multiple of 8 (three 2x2 pools)."""
+    frames = (geometry.size("frames_rgb", "y"), geometry.size("frames_rgb", "x"))
+    flow = (geometry.size("flow_consecutive", "y"), geometry.size("flow_consecutive", "x"))
+    if frames != flow or frames[0] != frames[1] or frames[0] % 8:
+        raise geometry.refuse("Nag's network takes frames and flow of one square size, a multiple of 8",
+                              ("frames_rgb", "y"), ("frames_rgb", "x"), ("flow_consecutive", "y"),
+                              ("flow_consecutive", "x"))
+    return {"input_size": frames[0], "in_chans": 2 * geometry.size("frames_rgb", "channel") + 2}
+
+
+RECIPE = Recipe(
     name="nag2019",
-    features=("frames64", "flow_consecutive", "intensity"),
-    input_shape=(SEQUENCE_LENGTH, 8, INPUT_SIZE, INPUT_SIZE),
-    min_input_shape=(1, 8, INPUT_SIZE, INPUT_SIZE),
     doi=NAG_DOI,
-    # §3: RMSProp, lr 1e-4, weight decay 0.005. "Batch size 14" = one sequence of
-    # 14 frames from one video (Tokmakov 2017), i.e. ONE of our 14-step windows.
-    optim=OptimDefaults(optimizer="rmsprop", lr=1e-4, weight_decay=0.005, momentum=None, batch_size=1),
+    reads=PairWindows(SEQUENCE_LENGTH).reads,
+    stages=(TrainingStage(
+        name="network",
+        items=PairWindows(SEQUENCE_LENGTH, stride=WINDOW_STRIDE),
+        objective=NagObjective(),
+        # §3: RMSProp, lr 1e-4, weight decay 0.005. "Batch size 14" = one sequence of
+        # 14 frames from one video (Tokmakov 2017), i.e. ONE of our 14-step windows.
+        optimiser=Optimiser("rmsprop", lr=1e-4, weight_decay=0.005, batch_size=1),
+        epochs=30,  # not in the paper
+        predict=Spotting(),
+    ),),
+    adapt=_adapt,
+    min_input_shape=(1, 8, 64, 64),
 )
-"""Nag 2019 reads, per item, a window of L steps (L, 8, 64, 64): frame t
-(channels 0-2), frame t+1 (3-5), both standardised RGB, and the TV-L1 flow
-t -> t+1 (6-7), plus the per-step intensity target (L,)."""
+"""Nag 2019 reads, per item, a window of L steps (L, 8, S, S): frame t (channels 0-2), frame t+1 (3-5),
+both standardised RGB (``frames_rgb``), and the TV-L1 flow t -> t+1 (6-7, ``flow_consecutive``), plus the
+per-step intensity target (``intensity``) and ``frame`` for the sheet's onset..offset span."""
 
 
 def _xavier_init(module: nn.Module) -> None:
@@ -332,10 +448,12 @@ class Nag2019(nn.Module):
         Width of the two FC layers that feed the GRU (256 in the paper).
     context_dilation : int
         Dilation of M_c (:class:`ContextContrast`).
+    input_size : int
+        Side of the square frames and flow (64 in the paper); a multiple of 8.
 
     Notes
     -----
-    Input x: float (B, L, in_chans, 64, 64), L >= 1; optional ``lengths``
+    Input x: float (B, L, in_chans, input_size, input_size), L >= 1; optional ``lengths``
     (B,) ints in 1..L for right-padded sequences. :meth:`sequence` gives the
     per-step :class:`NagOutput`, :meth:`forward` the clip logits (B, C) at
     each sequence's last valid step.
@@ -355,10 +473,13 @@ class Nag2019(nn.Module):
         fused: int = 256,
         fc: int = 256,
         context_dilation: int = 3,
+        input_size: int = 64,
     ) -> None:
         super().__init__()
         if in_chans < 4 or in_chans % 2:
             raise ValueError(f"in_chans must be 2 * frame channels + 2 flow channels (even, >= 4), got {in_chans}")
+        if input_size < 8 or input_size % 8:
+            raise ValueError(f"input_size must be a positive multiple of 8 (three 2x2 pools), got {input_size}")
         if num_classes < 2 or min(hidden, fused, fc, feature_channels) < 1:
             raise ValueError(f"need num_classes >= 2 and positive widths, got num_classes={num_classes}, "
                              f"hidden={hidden}, fused={fused}, fc={fc}, feature_channels={feature_channels}")
@@ -366,7 +487,8 @@ class Nag2019(nn.Module):
         self.spatial = SpatialNet(self.frame_chans, widths, fc6, out_channels=feature_channels)
         self.temporal = MotionNet(2, widths)
         self.contrast = ContextContrast(feature_channels, context_dilation)
-        side = INPUT_SIZE // 8
+        self.input_size = input_size
+        side = input_size // 8
         # FM_t, FM_t+1, three contrast maps and the motion map, stacked along channels.
         self.fuse = nn.Sequential(nn.Conv2d(5 * feature_channels + 1, fused, 1), nn.ReLU())
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(fused * side * side, fc), nn.ReLU(),
@@ -400,7 +522,7 @@ class Nag2019(nn.Module):
         NagOutput
             ``step_logits`` (B, L, C), ``intensity`` (B, L) in (0, 1).
         """
-        expected = (self.in_chans, INPUT_SIZE, INPUT_SIZE)
+        expected = (self.in_chans, self.input_size, self.input_size)
         if x.ndim != 5 or tuple(x.shape[2:]) != expected or x.shape[1] < 1:
             raise ValueError(f"Nag2019 expects input (B, L >= 1, {', '.join(map(str, expected))}), "
                              f"got {tuple(x.shape)}")
@@ -421,14 +543,16 @@ class Nag2019(nn.Module):
         return last_valid(self.sequence(x, lengths).step_logits, lengths)
 
 
-@register_model("nag2019", spec=SPEC)
+@register_model("nag2019", recipe=RECIPE)
 def nag2019(num_classes: int = 5, in_chans: int = 8, hidden: int = 256, widths: tuple[int, ...] = (32, 64, 128),
-            fc6: int = 256, feature_channels: int = 128, fused: int = 256, fc: int = 256) -> Nag2019:
+            fc6: int = 256, feature_channels: int = 128, fused: int = 256, fc: int = 256,
+            input_size: int = 64) -> Nag2019:
     """Nag et al. 2019 (see :class:`Nag2019`); input (B, L, 8, 64, 64), L = 14 in training.
 
     ``widths`` … ``fc`` size the CNNs and fusion layers (smaller for quick checks on a CPU).
     """
-    return Nag2019(num_classes, in_chans, hidden, tuple(widths), fc6, feature_channels, fused, fc)
+    return Nag2019(num_classes, in_chans, hidden, tuple(widths), fc6, feature_channels, fused, fc,
+                   input_size=input_size)
 
 
 # --- loss ------------------------------------------------------------------------------------
@@ -509,35 +633,6 @@ def nag_loss(
 # --- expression states (Fig. 2) --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StateParams:
-    """Thresholds that cut an intensity curve into the five expression states of Fig. 2.
-
-    Attributes
-    ----------
-    apex_level : float
-        Frames at or above this (relative) intensity are "apex".
-    onset_level : float
-        Frames below this (relative) intensity are "onset" before the peak and
-        "offset" after it; frames in between are "onset-apex" / "apex-offset".
-    relative : bool
-        Compare ``intensity / max(intensity)`` (True: a predicted curve that
-        peaks below 1 still has an apex) or the raw values (False).
-    min_peak : float
-        A curve whose maximum is at most this has no expression: every frame
-        is "onset" (the neutral state before any movement).
-    """
-
-    apex_level: float = 0.9
-    onset_level: float = 0.2
-    relative: bool = True
-    min_peak: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.onset_level < self.apex_level <= 1 or not 0 <= self.min_peak < 1:
-            raise ValueError(f"need 0 <= onset_level < apex_level <= 1 and 0 <= min_peak < 1, got {self!r}")
-
-
 def intensity_states(intensity: np.ndarray, params: StateParams = StateParams()) -> np.ndarray:
     """Expression state of every frame from an intensity curve (Nag Fig. 2).
 
@@ -561,7 +656,7 @@ def intensity_states(intensity: np.ndarray, params: StateParams = StateParams())
     Returns
     -------
     ndarray of int64, shape (L,)
-        States 0..4, named by :data:`STATE_NAMES`.
+        States 0..4, named by :data:`mepipe.featurestore.STATE_NAMES`.
     """
     curve = np.asarray(intensity, dtype=np.float64)
     if curve.ndim != 1 or curve.size == 0:

@@ -2,8 +2,9 @@
 
 SHCNN classifies one colour-coded TV-L1 flow image (first frame -> frame t,
 112x112x3) at a time; a clip's class is the majority vote of its frames
-(:func:`vote`). :func:`saliency` is the paper's improved saliency map, the
-gradient of a temperature-scaled softmax (eq. 9-12).
+(:func:`mepipe.train.rules.vote`). :func:`saliency` is the paper's improved
+saliency map, the gradient of a temperature-scaled softmax (eq. 9-12).
+:data:`RECIPE` is how it is trained from a store.
 
 What the paper's text fixes (§III-B, §III-D, §III-F): three convolutional
 layers with LeakyReLU (alpha = 0.02), a fully connected part, softmax over
@@ -33,23 +34,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import ModelSpec, OptimDefaults, register_model
+from ..items import FlowFrames
+from ..objectives import Classify
+from ..recipe import Optimiser, Recipe, TrainingStage
+from ..rules import FrameVote, vote
+from .registry import register_model
 
-__all__ = ["SHCNN", "saliency", "shcnn", "vote"]
+__all__ = ["RECIPE", "SHCNN", "saliency", "shcnn", "vote"]
 
 MIAO_DOI = "10.1109/ACCESS.2019.2921220"
 
-SPEC = ModelSpec(
+
+def _adapt(geometry) -> dict:
+    """SHCNN's input side is the stored flow's (square) size."""
+    height, width = geometry.size("flow_first_each", "y"), geometry.size("flow_first_each", "x")
+    if height != width or height < 8:
+        raise geometry.refuse("SHCNN takes square flow images of at least 8x8 (three 2x2 pools)",
+                              ("flow_first_each", "y"), ("flow_first_each", "x"))
+    return {"input_size": height}
+
+
+RECIPE = Recipe(
     name="shcnn",
-    features=("flow_first_each",),
-    input_shape=(3, 112, 112),
-    min_input_shape=(3, 112, 112),
     doi=MIAO_DOI,
-    # Eq. 2 adds lam * sum ||w||^2 with lam = 3e-4: a gradient of 2 * lam * w.
-    optim=OptimDefaults(optimizer="adam", lr=1e-3, weight_decay=6e-4, momentum=None, batch_size=100),
+    reads=("flow_first_each", "frame"),
+    stages=(TrainingStage(
+        name="network",
+        items=FlowFrames("flow_first_each"),
+        objective=Classify(),  # softmax cross-entropy (eq. 2); no augmentation for micro-expressions
+        # §III-D: Adam, lr 1e-3, batch 100; eq. 2 adds lam * sum ||w||^2 with lam = 3e-4: a gradient of 2 lam w.
+        optimiser=Optimiser("adam", lr=1e-3, weight_decay=6e-4, batch_size=100),
+        # No epoch count for micro-expressions in the paper; its FERPlus run stops after 31 epochs.
+        epochs=30,
+        predict=FrameVote(),
+    ),),
+    adapt=_adapt,
+    min_input_shape=(3, 112, 112),
 )
-"""SHCNN reads ``flow_first_each`` (T-1 fields of (2, 112, 112) per clip), colour-coded
-to RGB when read (SPEC §2.5); one field is one training sample."""
+"""SHCNN reads ``flow_first_each`` (T-1 fields (2, H, W) per clip), colour-coded to RGB when read
+(SPEC §2.5), one field per item, and ``frame`` for the field ending at the apex (the vote's tie-break)."""
 
 
 class SHCNN(nn.Module):
@@ -132,7 +155,7 @@ class SHCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("shcnn", spec=SPEC)
+@register_model("shcnn", recipe=RECIPE)
 def shcnn(
     num_classes: int = 3,
     in_chans: int = 3,
@@ -208,36 +231,3 @@ def _target_index(target: int | torch.Tensor | None, logits: torch.Tensor) -> to
     if index.shape != (n_batch,) or bool(((index < 0) | (index >= n_classes)).any()):
         raise ValueError(f"target must be one class or one per input in 0..{n_classes - 1}, got {target!r}")
     return index
-
-
-def vote(frame_logits: torch.Tensor | np.ndarray, apex_index: int) -> int:
-    """Clip class as the majority of its frames' predicted classes (Miao §III-E).
-
-    Each frame's class is the argmax of its logits (or scores). The class
-    predicted for most frames wins; when several classes share the top count,
-    the clip takes the apex frame's class, as the paper states ("we simply use
-    the class of the apex frame"), even if that class is not one of the tied.
-
-    Parameters
-    ----------
-    frame_logits : array-like, shape (T, n)
-        Logits or softmax scores of the clip's T flow images.
-    apex_index : int
-        Row of ``frame_logits`` that belongs to the apex frame, 0 <= apex_index < T.
-        With ``flow_first_each`` row t is the flow to crop t + 1, so the apex
-        crop a is row a - 1.
-
-    Returns
-    -------
-    int
-        The clip's class index.
-    """
-    scores = frame_logits.detach().cpu().numpy() if isinstance(frame_logits, torch.Tensor) else np.asarray(frame_logits)
-    if scores.ndim != 2 or scores.shape[0] == 0:
-        raise ValueError(f"frame_logits must have shape (T, n) with T >= 1, got {scores.shape}")
-    if not 0 <= apex_index < scores.shape[0]:
-        raise ValueError(f"apex_index {apex_index} is outside the clip's {scores.shape[0]} frames")
-    predicted = scores.argmax(axis=1)
-    counts = np.bincount(predicted, minlength=scores.shape[1])
-    winners = np.flatnonzero(counts == counts.max())
-    return int(winners[0]) if len(winners) == 1 else int(predicted[apex_index])

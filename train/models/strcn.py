@@ -41,14 +41,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import ModelSpec, OptimDefaults, register_model
+from ..augment import frame_subset, magnification_scale
+from ..items import AppearanceMatrices, ClipArrays
+from ..objectives import Classify
+from ..recipe import Optimiser, Recipe, TrainingStage
+from ..rules import MeanLogits
+from .registry import register_model
 
-__all__ = ["RCL", "STRCN", "BalancedLoss", "balanced_loss", "strcn_a", "strcn_g"]
+__all__ = ["RCL", "RECIPE_A", "RECIPE_G", "STRCN", "BalancedLoss", "balanced_loss", "strcn_a", "strcn_g"]
 
 XIA_DOI = "10.1109/TMM.2019.2931351"
-
-_OPTIM = OptimDefaults(optimizer="sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9, batch_size=20, lr_decay=0.8)
-"""§IV-A: SGD with momentum 0.9, weight decay 5e-4, lr 1e-3 times 0.8 after every epoch, batch 20."""
 
 POOLS_A: tuple[tuple[int, int], ...] = ((4, 1), (4, 1), (4, 4), (2, 2))
 """Table I, STRCN-A: Pool1-Pool4 as (along d2, along T); kernel = stride."""
@@ -65,25 +67,137 @@ def _min_size(pools: Sequence[tuple[int, int]]) -> tuple[int, int]:
     return tuple(_CONV1 - 1 + math.prod(p[axis] for p in pools) for axis in (0, 1))
 
 
-SPEC_A = ModelSpec(
-    name="strcn-a",
-    features=("appearance",),
-    input_shape=(3, None, 30),
-    min_input_shape=(3, *_min_size(POOLS_A)),
-    doi=XIA_DOI,
-    optim=_OPTIM,
-)
-"""STRCN-A reads ``appearance`` (d2, T, C) per clip, given to the network as (C, d2, T)."""
+def balanced_loss(
+    logits: torch.Tensor, targets: torch.Tensor, *, one_vs_rest: bool = True, reduction: str = "sum"
+) -> torch.Tensor:
+    """Multi-class balanced loss of Xia et al. (eq. 9-10).
 
-SPEC_G = ModelSpec(
-    name="strcn-g",
-    features=("flow_onset_apex",),
-    input_shape=(2, 245, 300),
-    min_input_shape=(2, *_min_size(POOLS_G)),
+    ``L = sum_i -beta_i log p_t^i``. Eq. 9 defines ``p_t = p^y (1 - p)^(1 - y)``
+    over the class vector, so for sample i with one-hot label y_i and softmax
+    probabilities p_i, ``log p_t^i = sum_c [y_ic log p_ic + (1 - y_ic) log(1 - p_ic)]``
+    (``one_vs_rest=True``, the literal reading). ``one_vs_rest=False`` keeps
+    only the true class's term, the weighted cross-entropy ``-beta_i log p_i,y_i``.
+
+    The weight is inversely proportional to the share of the sample's class in
+    the batch: ``beta_i = N / (K * n_(y_i))`` with N samples, K classes present
+    and n_c samples of class c. The constant makes the weights average 1, so
+    a batch with equal class counts gets beta = 1, the paper's "without BL"
+    setting.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (N, n)
+        Network outputs before softmax.
+    targets : LongTensor, shape (N,)
+        Class indices in 0..n-1.
+    one_vs_rest : bool
+        Literal eq. 9 (True) or the weighted cross-entropy (False).
+    reduction : {"sum", "mean", "none"}
+        "sum" is eq. 10 as written (and the summed loss MatConvNet, the
+        paper's toolbox, minimises with its lr 1e-3).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, or (N,) per-sample losses for ``reduction="none"``.
+    """
+    if logits.ndim != 2 or logits.shape[1] < 2 or targets.shape != logits.shape[:1]:
+        raise ValueError(
+            f"need logits (N, n >= 2) and targets (N,), got {tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
+    if reduction not in ("sum", "mean", "none"):
+        raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
+    n_batch, n_classes = logits.shape
+    targets = targets.long()
+    if bool(((targets < 0) | (targets >= n_classes)).any()):
+        raise ValueError(f"targets must lie in 0..{n_classes - 1}, got {targets.tolist()}")
+    counts = torch.bincount(targets, minlength=n_classes).to(logits.dtype)
+    beta = n_batch / (torch.count_nonzero(counts) * counts[targets])
+    log_p = F.log_softmax(logits, dim=1)
+    if one_vs_rest:
+        # log(1 - p_c) = logsumexp of the other logits - logsumexp of all: exact and stable.
+        others = logits.unsqueeze(1).expand(n_batch, n_classes, n_classes)
+        eye = torch.eye(n_classes, dtype=torch.bool, device=logits.device)
+        log_rest = torch.logsumexp(others.masked_fill(eye, float("-inf")), dim=2)
+        log_1mp = log_rest - torch.logsumexp(logits, dim=1, keepdim=True)
+        onehot = F.one_hot(targets, n_classes).bool()
+        log_pt = torch.where(onehot, log_p, log_1mp).sum(dim=1)
+    else:
+        log_pt = log_p.gather(1, targets[:, None]).squeeze(1)
+    losses = -beta * log_pt
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+class BalancedLoss(nn.Module):
+    """Module form of :func:`balanced_loss` (same arguments)."""
+
+    def __init__(self, *, one_vs_rest: bool = True, reduction: str = "sum") -> None:
+        super().__init__()
+        self.one_vs_rest, self.reduction = one_vs_rest, reduction
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return balanced_loss(logits, targets, one_vs_rest=self.one_vs_rest, reduction=self.reduction)
+
+
+def _stage(items, augment) -> TrainingStage:
+    """Xia's training: balanced loss (eq. 9-10) with the batch augmentation of the variant."""
+    return TrainingStage(
+        name="network",
+        items=items,
+        objective=Classify(loss=balanced_loss, augment=augment),
+        # §IV-A: SGD with momentum 0.9, weight decay 5e-4, lr 1e-3 times 0.8 after every epoch, batch 20.
+        optimiser=Optimiser("sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9, batch_size=20, lr_decay=0.8),
+        # No epoch count in the paper; the lr decay brings the lr to 1e-3 of its start after 30 epochs.
+        epochs=30,
+        predict=MeanLogits(),
+    )
+
+
+def _adapt_a(geometry) -> dict:
+    """STRCN-A takes the stored clips' channels; its pools need T and the masked pixels d2 large enough."""
+    min_d2, min_t = _min_size(POOLS_A)
+    if geometry.size("appearance_frames", "time") < min_t:
+        raise geometry.refuse(f"STRCN-A's pools need at least {min_t} time steps", ("appearance_frames", "time"))
+    keep = geometry.params["appearance"]["keep_fraction"]
+    pixels = math.floor(keep * geometry.size("heatmap", "y") * geometry.size("heatmap", "x") + 0.5)
+    if pixels < min_d2:
+        raise geometry.refuse(f"STRCN-A's pools need at least {min_d2} masked pixels, and appearance.keep_fraction "
+                              f"= {keep} keeps {pixels}", ("heatmap", "y"), ("heatmap", "x"))
+    return {"in_chans": geometry.size("appearance_frames", "channel")}
+
+
+def _adapt_g(geometry) -> dict:
+    """STRCN-G takes any flow size its pools leave a pixel of."""
+    min_h, min_w = _min_size(POOLS_G)
+    if geometry.size("flow_onset_apex", "y") < min_h or geometry.size("flow_onset_apex", "x") < min_w:
+        raise geometry.refuse(f"STRCN-G's pools need flow of at least {min_w}x{min_h}",
+                              ("flow_onset_apex", "y"), ("flow_onset_apex", "x"))
+    return {}
+
+
+RECIPE_A = Recipe(
+    name="strcn-a",
     doi=XIA_DOI,
-    optim=_OPTIM,
+    reads=AppearanceMatrices().reads,
+    stages=(_stage(AppearanceMatrices(), frame_subset),),
+    adapt=_adapt_a,
+    options=("mask",),
+    min_input_shape=(3, *_min_size(POOLS_A)),
 )
-"""STRCN-G reads ``flow_onset_apex`` (2, 245, 300) per clip, (u, v) as channels."""
+"""STRCN-A reads the time-normalised magnified clips ``appearance_frames`` and the heat maps (the fold's mask),
+plus ``magnified_small`` for the random-α augmentation; an item is the masked matrix as (C, d2, T)."""
+
+RECIPE_G = Recipe(
+    name="strcn-g",
+    doi=XIA_DOI,
+    reads=("flow_onset_apex",),
+    stages=(_stage(ClipArrays("flow_onset_apex"), magnification_scale),),
+    adapt=_adapt_g,
+    min_input_shape=(2, *_min_size(POOLS_G)),
+)
+"""STRCN-G reads ``flow_onset_apex`` (2, H, W) per clip, (u, v) as channels."""
 
 
 class RCL(nn.Module):
@@ -178,87 +292,13 @@ class STRCN(nn.Module):
         return self.classifier(self.pool(self.body(self.conv1(x))).flatten(1))
 
 
-@register_model("strcn-a", spec=SPEC_A)
+@register_model("strcn-a", recipe=RECIPE_A)
 def strcn_a(num_classes: int = 4, in_chans: int = 3, n_maps: int = 128, steps: int = 3) -> STRCN:
     """STRCN-A: appearance matrix (B, C, d2, T) in, 4x1 pools along d2 first (Table I)."""
     return STRCN(num_classes, in_chans, n_maps, POOLS_A, steps)
 
 
-@register_model("strcn-g", spec=SPEC_G)
+@register_model("strcn-g", recipe=RECIPE_G)
 def strcn_g(num_classes: int = 4, in_chans: int = 2, n_maps: int = 128, steps: int = 3) -> STRCN:
     """STRCN-G: onset -> apex flow (B, 2, 245, 300) in, 4x4 pools (Table I)."""
     return STRCN(num_classes, in_chans, n_maps, POOLS_G, steps)
-
-
-def balanced_loss(
-    logits: torch.Tensor, targets: torch.Tensor, *, one_vs_rest: bool = True, reduction: str = "sum"
-) -> torch.Tensor:
-    """Multi-class balanced loss of Xia et al. (eq. 9-10).
-
-    ``L = sum_i -beta_i log p_t^i``. Eq. 9 defines ``p_t = p^y (1 - p)^(1 - y)``
-    over the class vector, so for sample i with one-hot label y_i and softmax
-    probabilities p_i, ``log p_t^i = sum_c [y_ic log p_ic + (1 - y_ic) log(1 - p_ic)]``
-    (``one_vs_rest=True``, the literal reading). ``one_vs_rest=False`` keeps
-    only the true class's term, the weighted cross-entropy ``-beta_i log p_i,y_i``.
-
-    The weight is inversely proportional to the share of the sample's class in
-    the batch: ``beta_i = N / (K * n_(y_i))`` with N samples, K classes present
-    and n_c samples of class c. The constant makes the weights average 1, so
-    a batch with equal class counts gets beta = 1, the paper's "without BL"
-    setting.
-
-    Parameters
-    ----------
-    logits : torch.Tensor, shape (N, n)
-        Network outputs before softmax.
-    targets : LongTensor, shape (N,)
-        Class indices in 0..n-1.
-    one_vs_rest : bool
-        Literal eq. 9 (True) or the weighted cross-entropy (False).
-    reduction : {"sum", "mean", "none"}
-        "sum" is eq. 10 as written (and the summed loss MatConvNet, the
-        paper's toolbox, minimises with its lr 1e-3).
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar, or (N,) per-sample losses for ``reduction="none"``.
-    """
-    if logits.ndim != 2 or logits.shape[1] < 2 or targets.shape != logits.shape[:1]:
-        raise ValueError(
-            f"need logits (N, n >= 2) and targets (N,), got {tuple(logits.shape)} and {tuple(targets.shape)}"
-        )
-    if reduction not in ("sum", "mean", "none"):
-        raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
-    n_batch, n_classes = logits.shape
-    targets = targets.long()
-    if bool(((targets < 0) | (targets >= n_classes)).any()):
-        raise ValueError(f"targets must lie in 0..{n_classes - 1}, got {targets.tolist()}")
-    counts = torch.bincount(targets, minlength=n_classes).to(logits.dtype)
-    beta = n_batch / (torch.count_nonzero(counts) * counts[targets])
-    log_p = F.log_softmax(logits, dim=1)
-    if one_vs_rest:
-        # log(1 - p_c) = logsumexp of the other logits - logsumexp of all: exact and stable.
-        others = logits.unsqueeze(1).expand(n_batch, n_classes, n_classes)
-        eye = torch.eye(n_classes, dtype=torch.bool, device=logits.device)
-        log_rest = torch.logsumexp(others.masked_fill(eye, float("-inf")), dim=2)
-        log_1mp = log_rest - torch.logsumexp(logits, dim=1, keepdim=True)
-        onehot = F.one_hot(targets, n_classes).bool()
-        log_pt = torch.where(onehot, log_p, log_1mp).sum(dim=1)
-    else:
-        log_pt = log_p.gather(1, targets[:, None]).squeeze(1)
-    losses = -beta * log_pt
-    if reduction == "none":
-        return losses
-    return losses.sum() if reduction == "sum" else losses.mean()
-
-
-class BalancedLoss(nn.Module):
-    """Module form of :func:`balanced_loss` (same arguments)."""
-
-    def __init__(self, *, one_vs_rest: bool = True, reduction: str = "sum") -> None:
-        super().__init__()
-        self.one_vs_rest, self.reduction = one_vs_rest, reduction
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return balanced_loss(logits, targets, one_vs_rest=self.one_vs_rest, reduction=self.reduction)
