@@ -27,8 +27,8 @@ def test_demo_store_contents(small_store, small_demo_params):
     assert store.read("landmarks", sid).shape == (n, 68, 2)
     assert store.read("crops", sid).shape == (n, 256, 256, 1)
     assert store.dataset("crops")["crops"].shape[0] == 6 * n
-    assert store.attrs["stages"]["align"]["params"]["size"] == 256
-    assert store.attrs["annotations"]["sha256"]
+    assert store.record.stages["align"].params["size"] == 256
+    assert store.record.annotations.sha256
 
 
 def test_erratum_row_is_flagged_not_fatal(small_store):
@@ -72,12 +72,14 @@ def test_alignment_removes_head_motion(small_store, small_demo, small_demo_param
     assert max(worst) < 1.0, worst
 
 
+@pytest.mark.slow
 def test_rebuild_with_nothing_changed_does_no_stage_work(store_copy, small_demo):
     report = run_build(build_options(small_demo, store_copy))
     assert report.tasks_run == {} and report.exit_code == 0
     assert sum(report.tasks_cached.values()) == 6 * 3
 
 
+@pytest.mark.slow
 def test_changing_one_stage_parameter_recomputes_it_and_descendants(store_copy, small_demo):
     before = open_store(store_copy).read("landmarks", "001_1_1")
     params = default_params()
@@ -90,11 +92,13 @@ def test_changing_one_stage_parameter_recomputes_it_and_descendants(store_copy, 
     assert np.array_equal(store.read("landmarks", "001_1_1"), before)
 
 
+@pytest.mark.slow
 def test_force_recomputes_on_demand(store_copy, small_demo):
     report = run_build(build_options(small_demo, store_copy, force=("apex",)))
     assert report.tasks_run == {"apex": 6} and report.tasks_cached == {"landmarks": 6, "align": 6}
 
 
+@pytest.mark.slow
 def test_adding_clips_computes_only_them(store_copy, small_demo, tmp_path):
     import openpyxl
 
@@ -115,6 +119,7 @@ def test_adding_clips_computes_only_them(store_copy, small_demo, tmp_path):
     assert second.n_samples == 6 and second.tasks_run == {"landmarks": 3, "align": 3, "apex": 3}
 
 
+@pytest.mark.slow
 def test_bad_clips_fail_alone_and_are_reported(demo_copy, tmp_path):
     import cv2
 
@@ -137,15 +142,24 @@ def test_bad_clips_fail_alone_and_are_reported(demo_copy, tmp_path):
     assert len(ok) == 4 and all(store.has("intensity", s) for s in ok)
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="a frame missing between onset and offset is not detected yet: the SAMM "
+                   "adapter maps frames by number and builds across the gap (adapter work, wild-inputs branch)")
 def test_missing_frame_is_a_named_failure(demo_copy, tmp_path):
+    """A frame deleted inside the expression (not the sheet's onset, apex or offset) is named in the report."""
     clip = sorted(p for p in demo_copy.glob("*/*") if p.is_dir())[1]
-    frames = sorted(clip.glob("*.jpg"))
-    frames[3].unlink()
+    truth = _truth(demo_copy).loc[clip.name]
+    marks = {int(truth["onset"]), int(truth["apex"]), int(truth["offset"])}
+    victim = next(f for f in sorted(clip.glob("*.jpg"))
+                  if int(truth["onset"]) < int(f.stem.rsplit("_", 1)[1]) < int(truth["apex"])
+                  and int(f.stem.rsplit("_", 1)[1]) not in marks)
+    victim.unlink()
     report = run_build(build_options(demo_copy, tmp_path / "s.zarr"))
-    messages = " ".join(f["error"] for f in report.failures) + " ".join(report.quirks)
-    assert clip.name in messages
+    named = [m for m in [f["error"] for f in report.failures] + report.quirks if clip.name in m]
+    assert any(victim.stem.rsplit("_", 1)[1].lstrip("0") in m or victim.name in m for m in named), named
 
 
+@pytest.mark.slow
 def test_concurrent_build_is_refused(store_copy, small_demo):
     with BuildLock(store_copy):
         with pytest.raises(StoreLockedError, match="is being built by"):

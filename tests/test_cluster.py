@@ -1,11 +1,13 @@
 """The same build on a dask.distributed LocalCluster with two worker processes."""
 import numpy as np
+import pytest
 
 from conftest import build_options
 from mepipe.featurestore import open_store
 from mepipe.pipeline.build import run_build
 
 
+@pytest.mark.slow
 def test_build_on_a_local_cluster(small_demo, small_store, tmp_path):
     from distributed import LocalCluster
 
@@ -15,6 +17,6 @@ def test_build_on_a_local_cluster(small_demo, small_store, tmp_path):
         report = run_build(opts)
     assert report.exit_code == 0 and report.tasks_run == {"landmarks": 6, "align": 6, "apex": 6}
     built, reference = open_store(tmp_path / "cluster.zarr"), open_store(small_store)
-    assert built.attrs["build"]["scheduler"] == cluster.scheduler_address
+    assert built.record.build.scheduler == cluster.scheduler_address
     for sid in reference.sample_ids:
         assert np.array_equal(built.read("crops", sid), reference.read("crops", sid))

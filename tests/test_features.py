@@ -1,4 +1,4 @@
-"""Issue-3 features in a built store: shapes, dtypes, provenance, selection, config, pictures."""
+"""Features in a built store: the feature table's shapes and sizes, provenance, selection, config, pictures."""
 import dataclasses
 
 import numpy as np
@@ -6,9 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import build_options, fast_flow_params
-from mepipe.featurestore import open_store
+from mepipe.featurestore import FEATURES, open_store
 from mepipe.pipeline.build import run_build
-from mepipe.pipeline.stagedefs import params_from_mapping, stages_for
+from mepipe.pipeline.config import ConfigError
+from mepipe.pipeline.stagedefs import STAGES, params_from_mapping, stages_for
 
 N = 24  # frames per demo clip
 
@@ -21,13 +22,13 @@ def test_every_feature_has_its_shape_and_dtype(full_store):
         "flow_first_each": ((N - 1, 2, 112, 112), np.float16),
         "flow_consecutive": ((N - 1, 2, 64, 64), np.float16),
         "magnified": ((N, 1, 128, 128, 1), np.uint8),
-        "magnified64x48": ((N, 1, 48, 64, 1), np.uint8),
-        "lfm68": ((N - 8, 68, 68), np.uint8),  # lag T = 200 / 25 = 8
-        "lfm21": ((N - 8, 21, 21), np.uint8),
+        "magnified_small": ((N, 1, 48, 64, 1), np.uint8),
+        "lfm": ((N - 8, 68, 68), np.uint8),  # lag T = 200 / 25 = 8
+        "clfm": ((N - 8, 21, 21), np.uint8),
         "sfem": ((), np.float64),
         "heatmap": ((48, 64), np.float32),
         "appearance_frames": ((30, 48, 64, 1), np.float16),
-        "frames64": ((N, 64, 64, 3), np.uint8),
+        "frames_rgb": ((N, 64, 64, 3), np.uint8),
         "state_frames": ((5, 64, 64, 3), np.uint8),
     }
     for name, (shape, dtype) in expected.items():
@@ -43,7 +44,7 @@ def test_state_frames_are_the_state_indices(full_store):
     store = open_store(full_store)
     sid = store.sample_ids[1]
     idx = store.read("state_index", sid)
-    assert np.array_equal(store.read("state_frames", sid), store.read("frames64", sid)[idx])
+    assert np.array_equal(store.read("state_frames", sid), store.read("frames_rgb", sid)[idx])
 
 
 def test_onset_apex_flow_shows_the_expression(full_store):
@@ -55,19 +56,37 @@ def test_onset_apex_flow_shows_the_expression(full_store):
 
 
 def test_parameters_are_recorded_with_paper_defaults(full_store):
-    stages = open_store(full_store).attrs["stages"]
-    assert stages["flow_first_each"]["params"]["size"] == [112, 112]
-    assert stages["flow_onset_apex"]["params"]["size"] == [300, 245]
-    assert stages["magnify"]["params"]["alphas"] == [8.0]
-    assert stages["magnify"]["params"]["r1"] == 0.4 and stages["magnify"]["params"]["r2"] == 0.05
-    assert stages["appearance"]["params"]["keep_fraction"] == 0.3
-    assert stages["lfm"]["params"]["lag_fps_divisor"] == 25.0
+    stages = open_store(full_store).record.stages
+    assert stages["flow_first_each"].params["size"] == [112, 112]
+    assert stages["flow_onset_apex"].params["size"] == [300, 245]
+    assert stages["magnify"].params["alphas"] == [8.0]
+    assert stages["magnify"].params["r1"] == 0.4 and stages["magnify"].params["r2"] == 0.05
+    assert stages["appearance"].params["keep_fraction"] == 0.3
+    assert stages["lfm"].params["lag_fps_divisor"] == 25.0
+
+
+def test_stored_arrays_have_the_sizes_the_feature_table_derives_from_the_record(full_store):
+    """Every fixed size of every stored feature follows from the recorded parameters, as the table says."""
+    store = open_store(full_store)
+    params = store.record.stage_params()
+    for name in store.features:
+        spec = FEATURES[name]
+        shape = store.dataset_array(name).shape if spec.scope == "dataset" else store.shape(name, "001_1_1")
+        assert dict(zip(spec.dims, shape)) | spec.expected_sizes(params) == dict(zip(spec.dims, shape)), name
+        assert store.record.producer(name) == spec.stage, name
+
+
+def test_every_stage_output_is_a_feature_and_every_feature_has_a_stage():
+    outputs = {f for s in STAGES.values() for f in s.outputs}
+    assert outputs == {f.name for f in FEATURES.values() if f.stage in STAGES}
+    assert all(f.stage in STAGES or f.stage == "appearance_mask" for f in FEATURES.values())
 
 
 def test_feature_selection_names():
     assert stages_for(["flow"]) == ["landmarks", "align", "apex", "flow_onset_apex", "flow_first_each",
                                     "flow_consecutive"]
-    assert stages_for(["lfm21"]) == ["landmarks", "lfm"]
+    assert stages_for(["clfm"]) == ["landmarks", "lfm"]
+    assert stages_for(["appearance_mask"]) == ["landmarks", "align", "magnify", "appearance"]
     with pytest.raises(KeyError, match="unknown feature"):
         stages_for(["nope"])
 
@@ -75,12 +94,100 @@ def test_feature_selection_names():
 def test_config_file_changes_a_stage_and_rejects_typos(tmp_path):
     params = params_from_mapping({"magnify": {"alphas": [5, 10]}, "flow_consecutive": {"size": [32, 32]}})
     assert params["magnify"].alphas == (5, 10) and params["flow_consecutive"].size == (32, 32)
-    with pytest.raises(KeyError, match="unknown parameters"):
+    with pytest.raises(ConfigError, match=r"magnify\.alpha: unknown parameter; valid keys of magnify: alphas, r1"):
         params_from_mapping({"magnify": {"alpha": 5}})
-    with pytest.raises(KeyError, match="unknown stage"):
+    with pytest.raises(ConfigError, match="magnfy: unknown stage"):
         params_from_mapping({"magnfy": {}})
 
 
+def test_nested_config_is_validated_to_the_leaf():
+    params = params_from_mapping({"flow_first_each": {"tvl1": {"lambda_": 0.1}}})
+    assert params["flow_first_each"].tvl1.lambda_ == 0.1 and params["flow_first_each"].tvl1.tau == 0.25
+    assert params["flow_first_each"].size == (112, 112)  # siblings keep their defaults
+    for config, message in [
+        ({"flow_first_each": {"tvl1": {"lamda": 0.1}}},
+         r"flow_first_each\.tvl1\.lamda: unknown parameter; valid keys of flow_first_each\.tvl1: tau, lambda_"),
+        ({"flow_first_each": {"tvl1": {"nscales": "five"}}}, r"flow_first_each\.tvl1\.nscales: expected an integer"),
+        ({"flow_first_each": {"tvl1": 3}}, r"flow_first_each\.tvl1: expected a mapping"),
+        ({"magnify": {"small_size": [96]}}, r"magnify\.small_size: expected 2 values"),
+        ({"lfm": {"normalise_per": "frame"}}, r"lfm\.normalise_per: expected one of 'map', 'clip'"),
+        ({"align": {"size": True}}, r"align\.size: expected an integer"),
+        ({"flow_first_each": {"tvl1": {"tau": -1}}}, r"flow_first_each\.tvl1: TVL1Params\.tau must be > 0"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            params_from_mapping(config)
+
+
+def test_a_config_error_stops_the_build_before_it_starts(tmp_path, small_demo):
+    from mepipe.cli.main import cli
+
+    config = tmp_path / "params.yaml"
+    config.write_text("flow_first_each:\n  tvl1:\n    lamda: 0.1\n")
+    store = tmp_path / "s.zarr"
+    result = CliRunner().invoke(cli, ["build", "--dataset", "demo", "--root", str(small_demo), "--store", str(store),
+                                      "--config", str(config), "--no-progress"])
+    assert result.exit_code == 2 and "flow_first_each.tvl1.lamda: unknown parameter" in result.output
+    assert "Traceback" not in result.output and not store.exists()
+
+
+def test_parameters_that_change_no_output_are_not_parameters():
+    """Choi's 24-map window and STRCN-A's input size are not stage parameters (they change no stored array)."""
+    for stage, name in (("lfm", "sequence_length"), ("appearance", "size")):
+        with pytest.raises(ConfigError, match=f"{stage}\\.{name}: unknown parameter"):
+            params_from_mapping({stage: {name: 1}})
+
+
+@pytest.mark.slow
+def test_configured_sizes_are_stored_and_models_adapt_or_refuse(full_store, small_demo, tmp_path):
+    """Flow at 32x32, STRCN-A clips at 96x72 and Kim frames at 48 px: stored so; STRCN-A adapts, Nag refuses."""
+    import shutil
+
+    from mepipe.train.clips import ClipTable
+    from mepipe.train.models import get_recipe
+    from mepipe.train.recipe import RecipeError
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(full_store, store)
+    params = fast_flow_params()
+    params["flow_consecutive"] = dataclasses.replace(params["flow_consecutive"], size=(32, 32))
+    params["magnify"] = dataclasses.replace(params["magnify"], small_size=(96, 72))
+    params["kim"] = dataclasses.replace(params["kim"], size=48)
+    report = run_build(build_options(small_demo, store, stages=None, params=params))
+    assert report.tasks_run == {"flow_consecutive": 6, "magnify": 6, "appearance": 6, "kim": 6}
+    opened = open_store(store)
+    assert opened.read("flow_consecutive", "001_1_1").shape[2:] == (32, 32)
+    assert opened.read("magnified_small", "001_1_1").shape[2:4] == (72, 96)
+    assert opened.read("appearance_frames", "001_1_1").shape[1:3] == (72, 96)
+    assert opened.dataset_array("appearance_mask").shape == (72, 96)
+    assert opened.read("frames_rgb", "001_1_1").shape[1:3] == (48, 48)
+    clips = ClipTable.of(opened)
+    adapt = {m: get_recipe(m).adapt for m in ("strcn-a", "kim2017", "nag2019")}
+    assert adapt["strcn-a"](clips.geometry(get_recipe("strcn-a").reads, "strcn-a")) == {"in_chans": 1}
+    assert adapt["kim2017"](clips.geometry(get_recipe("kim2017").reads, "kim2017")) == {"input_size": 48}
+    with pytest.raises(RecipeError, match=r"nag2019 cannot read this store.*frames_rgb has y = 48, set by kim\.size"
+                                          r".*flow_consecutive has y = 32, set by flow_consecutive\.size\[1\]"):
+        adapt["nag2019"](clips.geometry(get_recipe("nag2019").reads, "nag2019"))
+
+
+@pytest.mark.slow
+def test_feature_list_is_what_is_readable_after_a_narrower_build(full_store, small_demo, tmp_path):
+    """``--features core`` on a full store keeps listing (and recording) the features other builds wrote."""
+    import shutil
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(full_store, store)
+    before = open_store(store)
+    report = run_build(build_options(small_demo, store, stages=("landmarks", "align", "apex")))
+    assert report.tasks_run == {}
+    after = open_store(store)
+    assert after.features == before.features and "flow_first_each" in after.features
+    assert after.record.stages["flow_first_each"] == before.record.stages["flow_first_each"]
+    for feature in (f for f in after.features if FEATURES[f].scope == "clip"):  # listed means readable
+        np.testing.assert_array_equal(after.read(feature, "001_1_1"), before.read(feature, "001_1_1"))
+    assert after.clip("001_1_1")["flow_first_each"].attrs["cache_key"]
+
+
+@pytest.mark.slow
 def test_changing_alphas_recomputes_only_magnification_and_after(full_store, small_demo, tmp_path):
     import shutil
 

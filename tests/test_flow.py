@@ -16,8 +16,8 @@ import pytest
 from scipy import ndimage
 
 from mepipe.pipeline.stages.flow import (
-    VERSION, ConsecutiveFlowParams, FirstEachFlowParams, FlowParams, OnsetApexFlowParams, TVL1Params,
-    flow_consecutive, flow_first_each, flow_onset_apex, flow_to_rgb, tvl1_flow,
+    ConsecutiveFlowParams, FirstEachFlowParams, FlowParams, OnsetApexFlowParams, TVL1Params,
+    flow_consecutive, flow_first_each, flow_onset_apex, tvl1_flow,
 )
 
 cv2.setNumThreads(1)
@@ -50,7 +50,6 @@ def _interior_mean(flow: np.ndarray) -> np.ndarray:
 
 
 def test_defaults():
-    assert VERSION == "1"
     p = TVL1Params()
     assert (p.tau, p.lambda_, p.theta, p.nscales, p.warps, p.epsilon) == (0.25, 0.15, 0.3, 5, 5, 0.01)
     assert (p.inner_iterations, p.outer_iterations, p.scale_step, p.gamma) == (30, 10, 0.8, 0.0)
@@ -154,44 +153,3 @@ def test_bad_flow_params_raise(kwargs, match):
 def test_bad_tvl1_params_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TVL1Params(**kwargs)
-
-
-def _field(u: float, v: float) -> np.ndarray:
-    return np.array([[[u]], [[v]]], dtype=np.float32)  # (2, 1, 1)
-
-
-@pytest.mark.parametrize("u, v, rgb", [
-    (1, 0, (255, 0, 0)),        # right: hue 0, red
-    (-1, 0, (0, 255, 255)),     # left: hue 180, cyan
-    (0, 1, (128, 255, 0)),      # down (image y): hue 90, chartreuse; 255 * 0.5 = 127.5
-    (0, -1, (128, 0, 255)),     # up: hue 270, violet
-    (1, 1, (255, 191, 0)),      # down-right: hue 45, G = 255 * 0.75 = 191.25
-    (0, 0, (0, 0, 0)),          # no motion: black
-])
-def test_flow_to_rgb_by_hand(u, v, rgb):
-    out = flow_to_rgb(_field(u, v))
-    assert out.shape == (1, 1, 3) and out.dtype == np.uint8
-    np.testing.assert_allclose(out[0, 0], rgb, atol=1)
-
-
-def test_flow_to_rgb_magnitude_scaling_and_stacks():
-    # One field pointing right with magnitudes 1 and 2 (1 x 2 pixels).
-    field = np.array([[[1.0, 2.0]], [[0.0, 0.0]]], dtype=np.float32)
-    red = flow_to_rgb(field)[0, :, 0]
-    np.testing.assert_allclose(red, [128, 255], atol=1)  # per-field max: 1/2 and 2/2
-    np.testing.assert_allclose(flow_to_rgb(field, max_magnitude=4.0)[0, :, 0], [64, 128], atol=1)
-    np.testing.assert_allclose(flow_to_rgb(field, max_magnitude=1.0)[0, :, 0], [255, 255], atol=1)
-    # A stack is normalised field by field: (2, 2, 1, 2) -> (2, 1, 2, 3).
-    stack = flow_to_rgb(np.stack([field, 4 * field]))
-    assert stack.shape == (2, 1, 2, 3)
-    np.testing.assert_allclose(stack[1, 0, :, 0], [128, 255], atol=1)
-    assert np.all(stack[..., 1:] == 0)
-    # Leading batch axes of any depth.
-    assert flow_to_rgb(np.zeros((3, 2, 2, 5, 4), np.float32)).shape == (3, 2, 5, 4, 3)
-
-
-def test_flow_to_rgb_rejects_bad_input():
-    with pytest.raises(ValueError, match=r"\(\.\.\., 2, H, W\)"):
-        flow_to_rgb(np.zeros((3, 4, 4)))
-    with pytest.raises(ValueError, match="max_magnitude"):
-        flow_to_rgb(_field(1, 0), max_magnitude=0.0)

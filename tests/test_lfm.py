@@ -189,27 +189,9 @@ def test_sfem_clfm_points_and_threshold():
     assert L.sfem(still, fps=25) == 0.0 < L.SFEM_MICRO_THRESHOLD
 
 
-def test_middle_sequence_longer():
-    maps = np.arange(30)[:, None, None] * np.ones((1, 2, 2), dtype=np.uint8)
-    out = L.middle_sequence(maps, 24)
-    assert out.shape == (24, 2, 2)
-    np.testing.assert_array_equal(out[:, 0, 0], np.arange(3, 27))
-    np.testing.assert_array_equal(L.middle_sequence(np.arange(25), 24), np.arange(0, 24))
-    np.testing.assert_array_equal(L.middle_sequence(np.arange(24), 24), np.arange(24))
-
-
-def test_middle_sequence_shorter_repeat_pads_both_ends():
-    out = L.middle_sequence(np.arange(5), 24)
-    np.testing.assert_array_equal(out, [0] * 10 + [1, 2, 3] + [4] * 11)
-    np.testing.assert_array_equal(L.middle_sequence(np.array([7]), 3), [7, 7, 7])
-    with pytest.raises(ValueError, match="F >= 1"):
-        L.middle_sequence(np.zeros((0, 2, 2)))
-
-
 def test_params_defaults_and_validation():
     p = L.LFMParams()
-    assert (p.lag_fps_divisor, p.normalise_per, p.sequence_length) == (25.0, "map", 24)
-    assert p.clfm_points == L.CLFM_POINTS and L.VERSION == "1"
+    assert (p.lag_fps_divisor, p.normalise_per, p.clfm_points) == (25.0, "map", L.CLFM_POINTS)
     with pytest.raises(ValueError, match="normalise_per"):
         L.LFMParams(normalise_per="frame")
     with pytest.raises(ValueError, match="clfm_points"):

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mepipe.pipeline.stages.magnify import VERSION, MagnifyParams, level_alphas, magnify, magnify_resized
+from mepipe.pipeline.stages.magnify import MagnifyParams, level_alphas, magnify, magnify_resized
 
 cv2.setNumThreads(1)
 
@@ -72,9 +72,8 @@ def _oscillation_amplitude(clip: np.ndarray, period: float, direction=None) -> f
 
 def test_defaults_follow_xia_and_wu():
     p = MagnifyParams()
-    assert VERSION == "1"
     assert (p.alphas, p.r1, p.r2, p.lambda_c) == ((8.0,), 0.4, 0.05, 16.0)
-    assert p.sizes == ((64, 48), (128, 128))
+    assert (p.small_size, p.size) == ((64, 48), (128, 128))
     assert p.exaggeration == 2.0 and p.wavelength_divisor == 3.0 and p.chroma_attenuation == 0.1
 
 
@@ -204,7 +203,8 @@ def test_magnify_resized_keys_shapes_and_resize():
     (dict(alphas=()), "alphas"),
     (dict(alphas=(-1,)), "alphas"),
     (dict(n_levels=2), "n_levels"),
-    (dict(sizes=((64, 4),)), "sizes"),
+    (dict(small_size=(64, 4)), "small_size"),
+    (dict(size=(64,)), "size"),
     (dict(channel_order="YUV"), "channel_order"),
 ])
 def test_bad_params_raise(kwargs, match):

@@ -1,4 +1,4 @@
-"""The store contract: atomic writes, plain-xarray readability, schema refusal, nothing executable."""
+"""The store contract: atomic feature groups, plain-xarray readability, schema refusal, nothing executable."""
 import json
 import os
 from pathlib import Path
@@ -28,7 +28,8 @@ def _complete(path, ids=("a", "b")):
     w = StoreWriter(path)
     w.create()
     for s in ids:
-        w.write_feature(s, "landmarks", np.full((3, 68, 2), ord(s[0]), np.float32), "key-" + s)
+        w.write_feature(s, "landmarks", np.full((3, 68, 2), ord(s[0]), np.float32), "key-" + s,
+                        frame_numbers=np.arange(10, 13))
         w.write_feature(s, "frame", np.arange(10, 13), "key-" + s)
     w.write_samples(_table(ids))
     w.update_root_attrs({"state": "complete", "features": ["frame", "landmarks"]})
@@ -43,9 +44,14 @@ def test_roundtrip_and_plain_xarray(tmp_path):
     assert store.read("landmarks", "b")[0, 0, 0] == ord("b")
     df = store.samples
     assert df.loc[0, "onset"] == 10 and pd.isna(df.loc[0, "apex"])
-    plain = xr.open_zarr(tmp_path / "s.zarr", group="clips/a")
+    plain = xr.open_zarr(tmp_path / "s.zarr", group="clips/a/landmarks")
     assert plain["landmarks"].dims == ("frame", "landmark", "xy")
     assert plain["frame"].values.tolist() == [10, 11, 12]
+    assert plain.attrs["cache_key"] == "key-a"
+    assert plain["landmarks"].attrs["units"] == "pixel" and "source pixels" in plain["landmarks"].attrs["long_name"]
+    tree = xr.open_datatree(tmp_path / "s.zarr", group="clips/a", engine="zarr")
+    assert set(tree.children) == {"landmarks", "frame"}
+    assert set(store.clip("a").children) == {"landmarks", "frame"}
     table = xr.open_zarr(tmp_path / "s.zarr", group="samples")
     assert table["sample"].values.tolist() == ["a", "b"]
     ds = store.dataset("landmarks")
@@ -55,7 +61,7 @@ def test_roundtrip_and_plain_xarray(tmp_path):
 
 def test_one_chunk_per_clip_feature(tmp_path):
     _complete(tmp_path / "s.zarr")
-    arr = zarr.open_array(tmp_path / "s.zarr" / "clips" / "a" / "landmarks", mode="r")
+    arr = zarr.open_array(tmp_path / "s.zarr" / "clips" / "a" / "landmarks" / "landmarks", mode="r")
     assert arr.chunks == arr.shape
 
 
@@ -84,6 +90,16 @@ def test_wrong_shape_is_refused(tmp_path):
         w.write_feature("a", "landmarks", np.zeros((3, 68)), "k")
 
 
+def test_sizes_are_checked_against_the_stage_parameters(tmp_path):
+    """A flow field whose size disagrees with the recorded flow size is refused, naming the parameter."""
+    w = StoreWriter(tmp_path / "s.zarr")
+    w.create()
+    params = {"flow_consecutive": {"size": [32, 24]}}  # (W, H)
+    w.write_feature("a", "flow_consecutive", np.zeros((5, 2, 24, 32)), "k", stage_params=params)
+    with pytest.raises(ValueError, match=r"y = 32 where flow_consecutive.size\[1\] = 24"):
+        w.write_feature("a", "flow_consecutive", np.zeros((5, 2, 32, 32)), "k", stage_params=params)
+
+
 def test_incomplete_store_is_refused_by_default(tmp_path):
     w = StoreWriter(tmp_path / "s.zarr")
     w.create()
@@ -92,16 +108,43 @@ def test_incomplete_store_is_refused_by_default(tmp_path):
         open_store(tmp_path / "s.zarr")
 
 
-def test_newer_schema_is_refused_with_the_version_that_reads_it(tmp_path):
-    _complete(tmp_path / "s.zarr")
-    meta = tmp_path / "s.zarr" / "zarr.json"
+def _set_schema(path, version, **extra):
+    meta = path / "zarr.json"
     doc = json.loads(meta.read_text())
-    doc["attributes"]["schema_version"] = 99
-    doc["attributes"]["reader_min_version"] = "7.0"
+    doc["attributes"].update(schema_version=version, **extra)
     doc.pop("consolidated_metadata", None)
     meta.write_text(json.dumps(doc))
+
+
+def test_newer_schema_is_refused_with_the_version_that_reads_it(tmp_path):
+    _complete(tmp_path / "s.zarr")
+    _set_schema(tmp_path / "s.zarr", 99, reader_min_version="7.0")
     with pytest.raises(IncompatibleStoreError, match="mepipe >= 7.0"):
         open_store(tmp_path / "s.zarr")
+
+
+def test_schema_1_store_is_refused_with_a_rebuild_hint(tmp_path):
+    _complete(tmp_path / "s.zarr")
+    _set_schema(tmp_path / "s.zarr", 1)
+    with pytest.raises(IncompatibleStoreError, match=r"schema 1.*Rebuild it with `mepipe build`"):
+        open_store(tmp_path / "s.zarr")
+    with pytest.raises(IncompatibleStoreError, match="schema 1"):
+        StoreWriter(tmp_path / "s.zarr").create()
+
+
+def test_schema_1_store_is_a_short_message_at_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from mepipe.cli.main import cli
+
+    _complete(tmp_path / "s.zarr")
+    _set_schema(tmp_path / "s.zarr", 1)
+    for args in (["info", str(tmp_path / "s.zarr")],
+                 ["show", str(tmp_path / "s.zarr"), "a", "--feature", "intensity", "--out", str(tmp_path / "x.png")]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert "schema 1" in result.output and "mepipe build" in result.output
+        assert len(result.output.strip().splitlines()) <= 2 and "Traceback" not in result.output
 
 
 def test_second_build_lock_is_refused(tmp_path):
