@@ -30,6 +30,12 @@ def annotations_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+def papers_dir() -> Path | None:
+    """The papers beside the repo (../shared/papers), if present."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "papers"
+    return path if path.is_dir() else None
+
+
 @pytest.fixture(scope="session")
 def small_demo_params():
     from mepipe.pipeline.demo import DemoParams
@@ -103,6 +109,35 @@ def full_store(tmp_path_factory, small_demo, small_store) -> Path:
     report = run_build(build_options(small_demo, store, stages=None, params=fast_flow_params()))
     assert report.exit_code == 0, report.summary()
     return store
+
+
+def finish_synthetic_store(writer, dataset: str, **changes) -> None:
+    """Mark a store written directly with ``StoreWriter`` complete, with a build record of default parameters.
+
+    ``changes`` replace stage parameters (``magnify={"alphas": (5.0, 8.0)}``), so the record says what
+    the synthetic arrays were "built" with; the record lists the features the store holds.
+    """
+    import dataclasses
+    import time
+
+    from mepipe.featurestore.cachekey import canonical
+    from mepipe.featurestore.provenance import BuildInfo, BuildRecord, StageRecord
+    from mepipe.featurestore.schema import SCHEMA_VERSION
+    from mepipe.pipeline.stagedefs import STAGES, default_params
+
+    params = default_params()
+    for stage, values in changes.items():
+        params[stage] = dataclasses.replace(params[stage], **values)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record = BuildRecord(
+        schema_version=SCHEMA_VERSION, mepipe_version="test", dataset=dataset, source_root="synthetic",
+        annotations=None, quirks=(), features=tuple(sorted(writer.stored_features())),
+        stages={n: StageRecord(s.version, canonical(params[n]), s.outputs, s.upstream) for n, s in STAGES.items()},
+        shared_params={"frames": canonical(params["frames"])},
+        build=BuildInfo(host="test", user="test", started=now, finished=now, seconds=0.0, scheduler="none",
+                        n_samples=0, n_ok=0, n_failed=0))
+    writer.update_root_attrs({"state": "complete", **record.to_attrs()})
+    writer.consolidate()
 
 
 @pytest.fixture

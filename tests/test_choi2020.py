@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mepipe.pipeline.stages.lfm import middle_sequence
-from mepipe.train.models import choi2020, create_model, get_spec
+from mepipe.featurestore.views import middle_sequence
+from mepipe.train.models import choi2020, create_model, get_recipe
 from mepipe.train.models.choi2020 import CLFMNet, ChoiSequence, LFMNet, parameter_counts
 from mepipe.train.models.sequence import SequenceHead
 
@@ -235,15 +235,13 @@ def test_every_non_aux_parameter_gets_a_gradient_through_forward():
 # --- registry -------------------------------------------------------------------------------
 
 
-def test_specs_and_factories():
-    lfm_spec, clfm_spec = get_spec("lfm"), get_spec("clfm")
-    assert lfm_spec.features == ("lfm68",) and clfm_spec.features == ("lfm21",)
-    assert lfm_spec.input_shape == (24, 1, 68, 68) and lfm_spec.min_input_shape == (1, 1, 68, 68)
-    assert clfm_spec.input_shape == (24, 1, 21, 21) and clfm_spec.min_input_shape == (1, 1, 21, 21)
-    assert lfm_spec.doi == clfm_spec.doi == "10.1109/ACCESS.2020.3006958"  # from the paper's header
-    assert lfm_spec.optim.optimizer in ("adam", "sgd", "rmsprop")
+def test_recipes_and_factories():
+    lfm_recipe, clfm_recipe = get_recipe("lfm"), get_recipe("clfm")
+    assert lfm_recipe.reads == ("lfm",) and clfm_recipe.reads == ("clfm",)
+    for recipe in (lfm_recipe, clfm_recipe):  # §V-A: the middle 24 maps, for the CNN and the LSTM
+        assert [s.items.window for s in recipe.stages] == [choi2020.SEQUENCE_LENGTH] * 2 == [24, 24]
     model = create_model("clfm", num_classes=5)
-    assert isinstance(model, ChoiSequence) and isinstance(model.cnn, CLFMNet) and model.spec is clfm_spec
+    assert isinstance(model, ChoiSequence) and isinstance(model.cnn, CLFMNet)
     assert model.temporal.rnn.hidden_size == 128 and model.temporal.rnn.num_layers == 1
     assert model.temporal.rnn.input_size == 256
     with pytest.raises(TypeError, match="widths"):
@@ -251,12 +249,12 @@ def test_specs_and_factories():
 
 
 def test_clfm_runs_on_a_stored_clip_sequence():
-    # A 7-map clip of uint8 maps (the store's lfm21), middle_sequence -> 24 maps, as float.
+    # A 7-map clip of uint8 maps (the store's clfm), middle_sequence -> 24 maps, as float.
     rng = np.random.default_rng(0)
     maps = rng.integers(0, 256, size=(7, 21, 21), dtype=np.uint8)
     seq = middle_sequence(maps, length=24)
     x = torch.from_numpy(seq.astype(np.float32) / 255.0)[None, :, None]
-    assert tuple(x.shape[1:]) == get_spec("clfm").input_shape
+    assert tuple(x.shape[1:]) == (24, 1, 21, 21)
     torch.manual_seed(0)
     model = create_model("clfm", num_classes=3).eval()
     with torch.no_grad():

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mepipe.train.augment import AffineAugmentParams, affine_augment, affine_transform, affine_variants
-from mepipe.train.models import create_model, get_spec
+from mepipe.train.models import create_model, get_recipe
 from mepipe.train.models import kim2017
-from mepipe.train.models.kim2017 import PAPER_EPOCHS, Kim2017, KimCNN, KimOutput
+from mepipe.train.models.kim2017 import Kim2017, KimCNN, KimOutput
 from mepipe.train.models.kim2017_loss import (
     KimLossParams,
     e1_class_error,
@@ -259,15 +259,18 @@ def test_kim2017_parameter_count_by_hand():
     assert sum(p.numel() for p in create_model("kim2017", num_classes=3).parameters()) == shared + 2 * 1_539
 
 
-def test_kim2017_spec_and_registry():
-    spec = get_spec("kim2017")
-    assert spec.features == ("state_frames", "frames64")
-    assert spec.input_shape == (None, 3, 64, 64) and spec.min_input_shape == (1, 3, 64, 64)
-    assert spec.doi == "10.1109/TAFFC.2017.2699999"
-    assert (spec.optim.optimizer, spec.optim.lr) == ("sgd", 0.01)  # §3.1, CASME II
-    assert (PAPER_EPOCHS.cnn, PAPER_EPOCHS.lstm) == (40, 50)
+def test_kim2017_recipe_trains_as_the_paper_says():
+    """What a run of kim2017 trains with, as the trainer reads it from the recipe (Kim §3.1)."""
+    from mepipe.train.run import RunParams, stage_train_params
+
+    recipe = get_recipe("kim2017")
+    cnn, lstm = stage_train_params(RunParams(model="kim2017", store="s", labels="casme2-5"), recipe)
+    assert (cnn.epochs, lstm.epochs) == (40, 50)  # "The training epochs were set to 40 and 50"
+    assert (cnn.optimizer, cnn.lr) == ("sgd", 0.01)  # CASME II's initial learning rate
+    assert [s.trains for s in recipe.stages] == ["cnn", "temporal"]  # the LSTM stage leaves the CNN frozen
+    assert set(recipe.reads) == {"state_frames", "frames_rgb"}
     model = create_model("kim2017", num_classes=3)
-    assert isinstance(model, Kim2017) and model.spec is spec
+    assert isinstance(model, Kim2017)
     names = [n for n, _ in model.named_parameters()]
     for prefix in Kim2017.AUX_PREFIXES:
         assert any(n.startswith(prefix + ".") for n in names), prefix

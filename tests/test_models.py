@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import papers_dir
+from mepipe.featurestore import FEATURES
 from mepipe.train.models import (
     RCL,
     SHCNN,
@@ -20,7 +22,7 @@ from mepipe.train.models import (
     BalancedLoss,
     balanced_loss,
     create_model,
-    get_spec,
+    get_recipe,
     list_models,
     register_model,
     saliency,
@@ -32,7 +34,7 @@ torch.set_num_threads(1)
 
 
 def _tiny_input(name: str, batch: int = 2) -> torch.Tensor:
-    return torch.randn(batch, *get_spec(name).min_input_shape, generator=torch.Generator().manual_seed(0))
+    return torch.randn(batch, *get_recipe(name).min_input_shape, generator=torch.Generator().manual_seed(0))
 
 
 # --- registry --------------------------------------------------------------------------------
@@ -61,30 +63,30 @@ def test_forward_backward_every_parameter_gets_a_gradient(name):
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_spec_describes_the_model(name):
-    spec = get_spec(name)
-    model = create_model(name, num_classes=5)
-    assert model.spec is spec and spec.name == name
-    assert spec.features and spec.doi.startswith("10.")
-    assert len(spec.input_shape) == len(spec.min_input_shape) in (3, 4)  # (C, H, W) or (T, C, H, W)
-    assert all(d is None or d >= m for d, m in zip(spec.input_shape, spec.min_input_shape))
-    assert model(_tiny_input(name)).shape == (2, 5)
+def test_recipe_reads_exactly_what_its_stages_read(name):
+    """A recipe lists no feature it does not read (the old STRCN-A spec named one training never read)."""
+    recipe = get_recipe(name)
+    assert recipe.name == name
+    assert set(recipe.reads) == {f for stage in recipe.stages for f in stage.items.reads}
+    assert set(recipe.reads) <= set(FEATURES)
+    assert create_model(name, num_classes=5)(_tiny_input(name)).shape == (2, 5)
 
 
-def test_specs_carry_the_papers_settings():
-    shcnn, strcn_a, strcn_g = (get_spec(n) for n in ("shcnn", "strcn-a", "strcn-g"))
-    assert shcnn.features == ("flow_first_each",) and shcnn.input_shape == (3, 112, 112)
-    assert strcn_a.features == ("appearance",) and strcn_g.features == ("flow_onset_apex",)
-    assert strcn_g.input_shape == (2, 245, 300)
-    # Miao §III-D: Adam, lr 1e-3, batch 100, loss term 3e-4 * ||w||^2 -> gradient coefficient 6e-4.
-    assert (shcnn.optim.optimizer, shcnn.optim.lr, shcnn.optim.batch_size) == ("adam", 1e-3, 100)
-    assert shcnn.optim.weight_decay == pytest.approx(6e-4)
-    # Xia §IV-A: SGD momentum 0.9, weight decay 5e-4, lr 1e-3 x 0.8 per epoch, batch 20.
-    for spec in (strcn_a, strcn_g):
-        o = spec.optim
-        assert (o.optimizer, o.lr, o.momentum, o.weight_decay, o.lr_decay, o.batch_size) == (
-            "sgd", 1e-3, 0.9, 5e-4, 0.8, 20)
-    assert shcnn.doi == "10.1109/ACCESS.2019.2921220" and strcn_g.doi == "10.1109/TMM.2019.2931351"
+PAPER_FILES = {"shcnn": "miao2019-shallow-cnn-optical-flow.txt", "kim2017": "kim2017-expression-states-cnn-lstm.txt",
+               "lfm": "choi2020-landmark-feature-maps.txt", "clfm": "choi2020-landmark-feature-maps.txt"}
+"""The networks whose paper (in ../shared/papers) prints its DOI in the header; Xia's and Nag's texts do not."""
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_FILES))
+def test_recipe_doi_is_the_one_the_paper_prints(name):
+    import re
+
+    folder = papers_dir()
+    if folder is None:
+        pytest.skip("the papers are not beside the repository (../shared/papers)")
+    header = (folder / PAPER_FILES[name]).read_text()[:2000]
+    printed = re.search(r"(?:DOI:?|Digital Object Identifier)\s*(10\.\d+/)\s*(\S+)", header)
+    assert printed and get_recipe(name).doi == printed.group(1) + printed.group(2)
 
 
 def test_create_model_rejects_unknown_names_and_kwargs():
@@ -96,19 +98,19 @@ def test_create_model_rejects_unknown_names_and_kwargs():
 
 def test_register_model_rejects_duplicates_and_var_kwargs(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    spec = get_spec("shcnn")
+    recipe = get_recipe("shcnn")
     with pytest.raises(ValueError, match="already registered"):
-        register_model("shcnn", spec=spec)(lambda: nn.Linear(1, 2))
+        register_model("shcnn", recipe=recipe)(lambda: nn.Linear(1, 2))
 
     def loose(**kwargs):
         return nn.Linear(1, 2)
 
     with pytest.raises(TypeError, match="kwargs"):
-        register_model("shcnn", spec=spec)(loose)
+        register_model("shcnn", recipe=recipe)(loose)
     with pytest.raises(ValueError, match="differs"):
-        register_model("other", spec=spec)
+        register_model("other", recipe=recipe)
     with pytest.warns(UserWarning, match="registered again"):  # a reloaded module
-        register_model("shcnn", spec=spec)(registry._REGISTRY["shcnn"].factory)
+        register_model("shcnn", recipe=recipe)(registry._REGISTRY["shcnn"].factory)
 
 
 # --- SHCNN -----------------------------------------------------------------------------------
@@ -239,8 +241,8 @@ def test_strcn_parameter_count_and_pools_by_hand():
     pools_a = [m.kernel_size for m in create_model("strcn-a", n_maps=4).modules() if isinstance(m, nn.MaxPool2d)]
     assert pools_a == [(4, 1), (4, 1), (4, 4), (2, 2)]
     # Smallest input: 4 (5x5 conv, no padding) + 4*4*4*2 = 132 per axis for G; 4 + 1*1*4*2 = 12 along T for A.
-    assert get_spec("strcn-g").min_input_shape == (2, 132, 132)
-    assert get_spec("strcn-a").min_input_shape == (3, 132, 12)
+    assert get_recipe("strcn-g").min_input_shape == (2, 132, 132)
+    assert get_recipe("strcn-a").min_input_shape == (3, 132, 12)
     with pytest.raises(ValueError, match="H >= 132"):
         model(torch.zeros(2, 2, 131, 200))
 

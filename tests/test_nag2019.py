@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mepipe.train.models import create_model, get_spec, list_models, nag2019  # noqa: F401 (registers)
+from mepipe.train.models import create_model, get_recipe, list_models, nag2019  # noqa: F401 (registers)
 from mepipe.train.models.nag2019 import (
     SEQUENCE_LENGTH,
     ContextContrast,
@@ -164,16 +164,21 @@ def test_convolutions_are_xavier_initialised(model):
         assert conv.bias is None or torch.all(conv.bias == 0)
 
 
-def test_spec_and_factory():
-    spec = get_spec("nag2019")
-    assert spec.features == ("frames64", "flow_consecutive", "intensity")
-    assert spec.input_shape == (SEQUENCE_LENGTH, 8, 64, 64) == (14, 8, 64, 64)
-    assert spec.min_input_shape == (1, 8, 64, 64)
-    assert spec.doi.startswith("10.")
-    # §3: RMSProp, lr 1e-4, weight decay 0.005; one 14-frame sequence per batch = one window.
-    o = spec.optim
-    assert (o.optimizer, o.lr, o.weight_decay, o.batch_size) == ("rmsprop", 1e-4, 0.005, 1)
-    assert "nag2019" in list_models() and create_model("nag2019").spec is spec  # registered on import
+def test_recipe_trains_as_the_paper_says():
+    """What a run of nag2019 trains with, as the trainer reads it from the recipe (Nag §3)."""
+    from mepipe.train.run import RunParams, stage_train_params
+
+    recipe = get_recipe("nag2019")
+    assert recipe.stages[0].items.window == SEQUENCE_LENGTH == 14  # "a sequence of 14 frames"
+    (params,) = stage_train_params(RunParams(model="nag2019", store="s", labels="casme2-5"), recipe)
+    # RMSProp, lr 1e-4, weight decay 0.005; one 14-frame sequence per batch = one window.
+    assert (params.optimizer, params.lr, params.weight_decay, params.batch_size) == ("rmsprop", 1e-4, 0.005, 1)
+    assert set(recipe.reads) == {"frames_rgb", "flow_consecutive", "intensity", "frame"}
+    assert "nag2019" in list_models()  # registered on import
+    assert create_model("nag2019", input_size=32, widths=(4, 8, 8), fc6=8, feature_channels=8, fused=8, fc=16,
+                        hidden=16)(torch.rand(1, 2, 8, 32, 32)).shape == (1, 5)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        create_model("nag2019", input_size=36)
     with pytest.raises(TypeError, match="width"):
         create_model("nag2019", width=3)
     grey = create_model("nag2019", num_classes=3, in_chans=4, hidden=16).eval()  # greyscale frames

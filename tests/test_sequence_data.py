@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from mepipe.featurestore import open_store
+from mepipe.featurestore.views import map_window
 from mepipe.train.sequence_data import (ClipSequenceDataset, FeatureSequenceDataset, MapDataset, NagWindowDataset,
-                                        StateFrameDataset, map_window, pad_collate)
+                                        StateFrameDataset, pad_collate)
 
 torch.set_num_threads(1)
 
@@ -19,13 +20,6 @@ def store(full_store):
 
 def _clips(store, n=2):
     return list(store.sample_ids[:n])
-
-
-def test_map_window_is_the_distinct_maps_of_the_middle_24():
-    # 16 maps: shorter than 24, so the window repeats edge maps and holds all 16 once.
-    assert map_window(16).tolist() == list(range(16))
-    # 30 maps: drop (30 - 24) // 2 = 3 at the start, keep 3..26.
-    assert map_window(30).tolist() == list(range(3, 27))
 
 
 def test_state_frames_give_five_items_per_clip_with_their_state(store):
@@ -40,36 +34,36 @@ def test_state_frames_give_five_items_per_clip_with_their_state(store):
 
 def test_map_dataset_labels_each_map_with_its_clip(store):
     clips = _clips(store)
-    data = MapDataset(store, "lfm21", clips, [2, 0])
-    n_maps = [store.read("lfm21", s).shape[0] for s in clips]
-    assert len(data) == sum(len(map_window(n)) for n in n_maps)
+    data = MapDataset(store, "clfm", clips, [2, 0], length=24)
+    n_maps = [store.read("clfm", s).shape[0] for s in clips]
+    assert len(data) == sum(len(map_window(n, 24)) for n in n_maps)
     item = data[n_maps[0]]  # first map of the second clip (both clips have fewer than 24 maps)
     assert (item["clip"], item["frame"], item["y"]) == (1, 0, 0)
-    np.testing.assert_allclose(item["x"].numpy()[0], store.read("lfm21", clips[1])[0] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(item["x"].numpy()[0], store.read("clfm", clips[1])[0] / 255.0, rtol=1e-6)
 
 
 def test_clip_sequences_are_time_major(store):
     clips = _clips(store)
-    frames = ClipSequenceDataset(store, "frames64", clips, [0, 1])
-    raw = store.read("frames64", clips[0])
+    frames = ClipSequenceDataset(store, "frames_rgb", clips, [0, 1])
+    raw = store.read("frames_rgb", clips[0])
     item = frames[0]
     assert item["x"].shape == (raw.shape[0], 3, 64, 64) and item["length"] == raw.shape[0]
     np.testing.assert_allclose(item["x"][5, 1].numpy(), raw[5, :, :, 1] / 255.0, rtol=1e-6)
-    maps = ClipSequenceDataset(store, "lfm68", clips, [0, 1])[1]
+    maps = ClipSequenceDataset(store, "lfm", clips, [0, 1], window=24)[1]
     assert maps["x"].shape == (24, 1, 68, 68) and maps["length"] == 24
 
 
 def test_nag_windows_pair_frames_flow_and_the_next_frames_intensity(store):
     clip = _clips(store, 1)
     data = NagWindowDataset(store, clip, [1], window=14, stride=7)
-    n_frames = store.read("frames64", clip[0]).shape[0]
+    n_frames = store.read("frames_rgb", clip[0]).shape[0]
     n_pairs = n_frames - 1
     # Starts every 7 steps while a full window fits, plus the last full window.
     expected_starts = sorted({*range(0, n_pairs - 14 + 1, 7), n_pairs - 14})
     assert [int(s) for _, s, _ in data.windows] == expected_starts
     raw = data.raw(1)  # (8, 14, 64, 64)
     start = expected_starts[1]
-    frames = store.read("frames64", clip[0]).astype(np.float32) / 255.0
+    frames = store.read("frames_rgb", clip[0]).astype(np.float32) / 255.0
     flow = store.read("flow_consecutive", clip[0]).astype(np.float32)
     k = 3
     np.testing.assert_allclose(raw[0:3, k], frames[start + k].transpose(2, 0, 1), rtol=1e-6)

@@ -14,9 +14,9 @@ import torch
 from click.testing import CliRunner
 from conftest import train_cli
 
+from mepipe.train.fold import stage_checkpoint_path
 from mepipe.train.report import SPOTTING_FILE, read_report
 from mepipe.train.run import RunParams, load_fold_model, run_training
-from mepipe.train.two_stage import stage1_checkpoint_path
 
 torch.set_num_threads(1)
 
@@ -43,19 +43,21 @@ def test_choi_models_save_both_stages_and_report_stage_one(full_store, tmp_path,
     fold = report["folds"][0]
     assert report["n_test_clips"] == 3 and len(fold["history"]) == 3
     assert [h["stage"] for h in fold["history"]] == [1, 2, 2]
-    assert stage1_checkpoint_path(out, fold["name"]).exists()
+    assert stage_checkpoint_path(out, fold["name"], 1).exists()
     assert (out / fold["checkpoint"]).exists()
     assert set(report["stage1"]) >= {"accuracy", "uf1", "uar", "confusion", "measured_on"}
-    assert fold["inputs"]["shape"] == [24, 1, *({"clfm": (21, 21), "lfm": (68, 68)}[model])]
+    cnn, lstm = fold["inputs"]["stages"]
+    assert cnn["shape"] == [1, *({"clfm": (21, 21), "lfm": (68, 68)}[model])]
+    assert lstm["shape"][0] == 24 and lstm["items"] == fold["n_train"]  # the middle 24 maps of each clip
     assert report["parameter_count"] == fold["parameter_count"] > 0
-    assert report["parameters"]["temporal_train"]["epochs"] == 2
+    assert report["parameters"]["stages"][1]["train"]["epochs"] == 2
     # Stage 1 and stage 2 weights differ only in the LSTM head: the CNN is frozen in stage 2.
-    first = torch.load(stage1_checkpoint_path(out, fold["name"]), weights_only=True)
+    first = torch.load(stage_checkpoint_path(out, fold["name"], 1), weights_only=True)
     final = torch.load(out / fold["checkpoint"], weights_only=True)
     assert all(torch.equal(first[k], final[k]) for k in first if k.startswith("cnn."))
     assert any(not torch.equal(first[k], final[k]) for k in first if k.startswith("temporal."))
     model_back, _ = load_fold_model(out, fold["name"])
-    assert model_back(torch.zeros(1, *fold["inputs"]["shape"])).shape == (1, 3)
+    assert model_back(torch.zeros(1, 24, *cnn["shape"])).shape == (1, 3)
 
 
 def test_kim_through_the_cli_with_chosen_terms(full_store, tmp_path):
@@ -71,10 +73,11 @@ def test_kim_through_the_cli_with_chosen_terms(full_store, tmp_path):
     report = read_report(out)
     assert report["parameters"]["run"]["terms"] == ["E1", "E2", "E3"]
     fold = report["folds"][0]
-    assert fold["inputs"]["frame_shape"] == [3, 64, 64] and fold["inputs"]["shape"][1:] == [3, 64, 64]
+    cnn, lstm = fold["inputs"]["stages"]
+    assert cnn["shape"] == [3, 64, 64] and cnn["items"] == 5 * fold["n_train"]  # five state frames per clip
     # Stage 2 trains on the clips' features plus four augmented copies of each (Kim §3.1).
-    assert fold["inputs"]["stage2_sequences"] == 5 * fold["n_train"]
-    assert stage1_checkpoint_path(out, fold["name"]).exists()
+    assert lstm["items"] == 5 * fold["n_train"] and lstm["shape"] == [24, 32]  # 24 frames x F5 width
+    assert stage_checkpoint_path(out, fold["name"], 1).exists()
     assert all("stage1_pred" in p for p in report["predictions"])
 
 
@@ -90,7 +93,7 @@ def test_nag_reports_intensity_states_and_spotting_auc(full_store, tmp_path):
     out = tmp_path / "nag"
     report = run_training(_params(full_store, out, "nag2019", batch_size=4))
     fold = report["folds"][0]
-    assert fold["inputs"]["shape"] == [14, 8, 64, 64] and fold["inputs"]["in_chans"] == 8
+    assert fold["inputs"]["stages"][0]["shape"] == [14, 8, 64, 64] and fold["model_kwargs"]["in_chans"] == 8
     rows = report["predictions"]
     assert len(rows) == 3
     for row in rows:

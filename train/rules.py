@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from .loop import predict
 from .objectives import Forward, whole_model
 
-__all__ = ["ClipPredictions", "FrameVote", "ItemAt", "MeanLogits", "vote"]
+__all__ = ["ClipPredictions", "FrameVote", "ItemAt", "LogitRule", "MeanLogits", "vote"]
 
 
 def vote(frame_logits: torch.Tensor | np.ndarray, apex_index: int) -> int:
@@ -35,9 +35,8 @@ def vote(frame_logits: torch.Tensor | np.ndarray, apex_index: int) -> int:
     frame_logits : array-like, shape (T, n)
         Logits or softmax scores of the clip's T flow images.
     apex_index : int
-        Row of ``frame_logits`` that belongs to the apex frame, 0 <= apex_index < T.
-        With ``flow_first_each`` row t is the flow to crop t + 1, so the apex
-        crop a is row a - 1.
+        Row of ``frame_logits`` that belongs to the apex frame, 0 <= apex_index < T
+        (for flow fields: :func:`mepipe.featurestore.views.apex_field`).
 
     Returns
     -------
@@ -86,8 +85,26 @@ def _check_covered(rows: list[np.ndarray]) -> None:
         raise ValueError(f"test clips {empty} have no items to predict from")
 
 
+class LogitRule:
+    """A rule that predicts every test item's logits, then decides each clip's class from them."""
+
+    forward: Forward
+    measured_on: str
+
+    def __call__(self, model: nn.Module, loader: DataLoader, dataset: Dataset, n_clips: int,
+                 device: torch.device) -> ClipPredictions:
+        predicted = predict(model, loader, device, forward=self.forward)
+        rows = _by_clip(predicted, n_clips)
+        _check_covered(rows)
+        return ClipPredictions(self.decide(predicted, rows, dataset))
+
+    def decide(self, predicted: dict[str, np.ndarray], rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
+        """Class of each clip from the items' ``logits`` and ``frame`` (``rows[c]``: clip c's items)."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class MeanLogits:
+class MeanLogits(LogitRule):
     """A clip's class is the argmax of its items' mean logits (one item per clip: its argmax).
 
     Attributes
@@ -101,17 +118,12 @@ class MeanLogits:
     forward: Forward = whole_model
     measured_on: str = "argmax of the clip's logits"
 
-    def __call__(self, model: nn.Module, loader: DataLoader, dataset: Dataset, n_clips: int,
-                 device: torch.device) -> ClipPredictions:
-        predicted = predict(model, loader, device, forward=self.forward)
-        rows = _by_clip(predicted, n_clips)
-        _check_covered(rows)
-        return ClipPredictions(np.array([int(predicted["logits"][r].mean(axis=0).argmax()) for r in rows],
-                                        dtype=np.int64))
+    def decide(self, predicted: dict[str, np.ndarray], rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
+        return np.array([int(predicted["logits"][r].mean(axis=0).argmax()) for r in rows], dtype=np.int64)
 
 
 @dataclass(frozen=True)
-class ItemAt:
+class ItemAt(LogitRule):
     """A clip's class is that of one of its items, the one whose ``frame`` is ``frame``.
 
     Kim's Table 6 measures the CNN by Fc on the apex state frame; a clip
@@ -122,20 +134,16 @@ class ItemAt:
     forward: Forward = whole_model
     measured_on: str = "the clip's item at one frame"
 
-    def __call__(self, model: nn.Module, loader: DataLoader, dataset: Dataset, n_clips: int,
-                 device: torch.device) -> ClipPredictions:
-        predicted = predict(model, loader, device, forward=self.forward)
-        rows = _by_clip(predicted, n_clips)
-        _check_covered(rows)
-        out = np.empty(n_clips, dtype=np.int64)
+    def decide(self, predicted: dict[str, np.ndarray], rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
+        out = np.empty(len(rows), dtype=np.int64)
         for c, r in enumerate(rows):
             hit = r[predicted["frame"][r] == self.frame]
             out[c] = int(predicted["logits"][hit[0] if hit.size else r[len(r) // 2]].argmax())
-        return ClipPredictions(out)
+        return out
 
 
 @dataclass(frozen=True)
-class FrameVote:
+class FrameVote(LogitRule):
     """A clip's class is the vote of its frames, the apex frame breaking ties (Miao §III-E).
 
     The dataset gives each clip's apex item in ``apex_fields`` (see
@@ -145,14 +153,10 @@ class FrameVote:
     forward: Forward = whole_model
     measured_on: str = "vote of the clip's frames (apex frame breaks ties)"
 
-    def __call__(self, model: nn.Module, loader: DataLoader, dataset: Dataset, n_clips: int,
-                 device: torch.device) -> ClipPredictions:
-        predicted = predict(model, loader, device, forward=self.forward)
-        rows = _by_clip(predicted, n_clips)
-        _check_covered(rows)
-        out = np.empty(n_clips, dtype=np.int64)
+    def decide(self, predicted: dict[str, np.ndarray], rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
+        out = np.empty(len(rows), dtype=np.int64)
         for c, r in enumerate(rows):
             r = r[np.argsort(predicted["frame"][r])]
             apex = int(np.searchsorted(predicted["frame"][r], dataset.apex_fields[c]))
             out[c] = vote(predicted["logits"][r], min(apex, len(r) - 1))
-        return ClipPredictions(out)
+        return out

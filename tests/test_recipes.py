@@ -1,0 +1,72 @@
+"""The training side is driven by recipes: a new network is one file, and the trainer names no model."""
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import train_cli
+from mepipe.train.models import list_models, registry
+from mepipe.train.report import read_report
+
+TRAIN = Path(__file__).resolve().parents[1] / "train"
+
+
+@pytest.fixture
+def toy_network(monkeypatch):
+    """The toy eighth network of ``tests/toy_network.py``, registered for one test only."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    sys.modules.pop("toy_network", None)
+    module = importlib.import_module("toy_network")
+    yield module
+    sys.modules.pop("toy_network", None)
+
+
+def test_an_eighth_network_in_one_file_trains_under_loso(toy_network, small_store, tmp_path):
+    assert "toy-curve" in list_models()
+    out = tmp_path / "toy"
+    result = CliRunner().invoke(train_cli(), [
+        "train", "--model", "toy-curve", "--store", str(small_store), "--labels", "samm-3", "--protocol", "loso",
+        "--epochs", "1", "--device", "cpu", "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = read_report(out)
+    assert [f["name"] for f in report["folds"]] == ["demo:001", "demo:002"]  # LOSO over the demo's two subjects
+    assert all(f["epochs"] == 1 and f["inputs"]["stages"][0]["shape"] == [1, 16] for f in report["folds"])
+    assert report["n_test_clips"] == 6 and report["parameters"]["recipe"]["doi"] == "10.0000/toy"
+    assert (out / "checkpoints" / "fold-demo_001.pt").exists()
+
+
+def test_a_store_lacking_a_feature_is_refused_before_any_fold(small_store, tmp_path):
+    result = CliRunner().invoke(train_cli(), [
+        "train", "--model", "shcnn", "--store", str(small_store), "--labels", "samm-3", "--device", "cpu",
+        "--no-progress", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "shcnn reads flow_first_each, which the store lacks" in result.output
+    assert f"--store {small_store} --features flow_first_each`" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def _string_literals(path: Path) -> set[str]:
+    """String constants of a module's code (docstrings, which may show examples, left out)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings}
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in TRAIN.glob("*.py")))
+def test_the_trainer_names_no_model(module):
+    """Outside ``train/models/``, no code branches on (or keys a table by) a model's name."""
+    named = sorted(set(list_models()) & _string_literals(TRAIN / module))
+    assert not named, f"train/{module} names models {named}"
+
+
+def test_train_never_imports_the_pipeline():
+    offenders = [str(p.relative_to(TRAIN)) for p in TRAIN.rglob("*.py") if "mepipe.pipeline" in p.read_text()]
+    assert not offenders, offenders

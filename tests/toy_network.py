@@ -1,0 +1,87 @@
+"""A toy eighth network, complete in this one file: module, factory, item maker and recipe.
+
+It classifies a clip from its stored ``intensity`` curve, resampled to a
+fixed length, with one 1-D convolution. Nothing else in mepipe knows it:
+importing this module registers it, and ``mepipe train --model toy-curve``
+(or ``run_training``) trains it like the seven published networks.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from mepipe.train.data import ClipReader, StoreDataset, fit_standardiser
+from mepipe.train.loop import make_loader
+from mepipe.train.models import register_model
+from mepipe.train.objectives import Classify
+from mepipe.train.recipe import Optimiser, Recipe, TrainingStage
+from mepipe.train.rules import MeanLogits
+
+LENGTH = 16
+"""Samples per resampled intensity curve."""
+
+
+class CurveDataset(StoreDataset):
+    """One item per clip: its intensity curve linearly resampled to ``length`` samples, as (1, length)."""
+
+    def __init__(self, clips, samples: Sequence[str], labels: Sequence[int], *, length: int, **io):
+        super().__init__(clips, samples, labels)
+        self.length = length
+        self.reader = ClipReader(self.clips, "intensity", self.samples, **io)
+
+    def raw(self, i: int) -> np.ndarray:
+        curve = self.reader[self.samples[i]].astype(np.float32)
+        grid = np.linspace(0, len(curve) - 1, self.length)
+        return np.interp(grid, np.arange(len(curve)), curve)[None].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class IntensityCurves:
+    """Item maker: resampled intensity curves, standardised on the fold's training clips."""
+
+    length: int = LENGTH
+    reads: tuple[str, ...] = ("intensity",)
+
+    def datasets(self, fold, model: nn.Module) -> tuple[Dataset, Dataset]:
+        train = CurveDataset(fold.clips, fold.train, fold.train_labels, length=self.length, **fold.io)
+        test = CurveDataset(fold.clips, fold.test, fold.test_labels, length=self.length, **fold.io)
+        fold.statistics.standardiser = fit_standardiser(train, seed=fold.options.seed)
+        train.with_standardiser(fold.statistics.standardiser)
+        test.with_standardiser(fold.statistics.standardiser)
+        return train, test
+
+    def loader(self, dataset: Dataset, batch_size: int, fold, *, train: bool) -> DataLoader:
+        return make_loader(dataset, batch_size, shuffle=train, seed=fold.options.seed, device=fold.device)
+
+
+class CurveNet(nn.Module):
+    """Conv1d (1 -> width, kernel 3), ReLU, mean over time, linear classifier."""
+
+    def __init__(self, num_classes: int, width: int):
+        super().__init__()
+        self.conv = nn.Conv1d(1, width, 3, padding=1)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.relu(self.conv(x)).mean(dim=-1))
+
+
+RECIPE = Recipe(
+    name="toy-curve",
+    doi="10.0000/toy",
+    reads=("intensity",),
+    stages=(TrainingStage(name="network", items=IntensityCurves(), objective=Classify(),
+                          optimiser=Optimiser("adam", lr=1e-2, batch_size=4), epochs=3, predict=MeanLogits()),),
+    min_input_shape=(1, LENGTH),
+)
+
+
+@register_model("toy-curve", recipe=RECIPE)
+def toy_curve(num_classes: int = 3, width: int = 4) -> CurveNet:
+    """The toy network (see the module docstring)."""
+    return CurveNet(num_classes, width)
