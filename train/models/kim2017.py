@@ -9,7 +9,7 @@ Training has two stages (§2.2, §2.3, §3.1):
    only: Fc (expression class) and Fp (expression state). Their parameter
    names start with :attr:`Kim2017.AUX_PREFIXES`.
 2. **LSTM** (:class:`~mepipe.train.models.sequence.SequenceHead`, 3 layers of
-   512) over the F5 features of *all* frames of a clip (``frames64``),
+   512) over the F5 features of *all* frames of a clip (``frames_rgb``),
    classified from the last valid step (layer F9 of Table 2).
 
 Table 1, as implemented (input 64x64xC)::
