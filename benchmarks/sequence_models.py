@@ -46,7 +46,8 @@ ABLATION = (("E1",), ("E1", "E2"), ("E1", "E2", "E3"), ("E1", "E2", "E3", "E4"),
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", required=True, help="Feature store with frames_rgb, state_frames, lfm, clfm, flow_consecutive")
+    parser.add_argument("--store", required=True,
+                        help="Feature store with frames_rgb, state_frames, lfm, clfm, flow_consecutive")
     parser.add_argument("--labels", default="samm-3", help="Label scheme (default samm-3).")
     parser.add_argument("--out", default="runs/bench-sequence", help="Folder for the runs and the summary.")
     parser.add_argument("--models", default="kim2017,clfm,lfm,nag2019", help="Comma-separated models.")

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import nn
 
+from .loop import Objective
+
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
 
     from .clips import Geometry
     from .fold import FoldInputs
-    from .loop import Objective
     from .rules import ClipPredictions
 
 __all__ = ["ItemMaker", "ClipRule", "ObjectiveMaker", "Optimiser", "Recipe", "RecipeError", "RunOptions",
@@ -122,7 +123,7 @@ class ItemMaker(Protocol):
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader: ...
 
 
-ObjectiveMaker = Callable[[RunOptions], "Objective"]
+ObjectiveMaker = Callable[[RunOptions], Objective]
 """Makes a stage's training objective ``(model, batch, generator) -> (loss, logits, y)`` for a run."""
 
 

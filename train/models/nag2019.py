@@ -92,8 +92,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mepipe.featurestore.features import STATE_NAMES
-
 from .. import metrics
 from ..augment import AffineAugmentParams, affine_augment
 from ..items import PairWindows
