@@ -269,7 +269,7 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "appearance_frames under the dataset-level mask, masked pixels x time x channels (Xia §III-C1)",
                {"time": Param("appearance", "n_time")}),
     FeatureDef("appearance_mask", "appearance_mask", ("y", "x"), "bool", _GREY, "STRCN-A appearance mask",
-               "top appearance.keep_fraction of the summed heat maps of the clips it lists (Xia §III-C1)",
+               "top appearance_mask.keep_fraction of the summed heat maps of the clips it lists (Xia §III-C1)",
                _size("magnify", "small_size"), scope="dataset"),
     FeatureDef("frames_rgb", "kim", ("frame", "y", "x", "channel"), "uint8", _GREY, "face crop intensity, RGB",
                "every aligned frame resized to kim.size, grey sources replicated to 3 channels (Kim, Nag)",

@@ -159,7 +159,7 @@ def _float_clip(clip: np.ndarray, name: str = "clip") -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
-def build_mask(heatmaps: np.ndarray, keep_fraction: float = 0.30) -> np.ndarray:
+def build_mask(heatmaps: np.ndarray, keep_fraction: float) -> np.ndarray:
     """Binary mask of the top ``keep_fraction`` of the summed heat maps (Xia §III-C1).
 
     Exactly ``k = round(p * H * W)`` pixels are kept (halves round up; at least
@@ -173,7 +173,7 @@ def build_mask(heatmaps: np.ndarray, keep_fraction: float = 0.30) -> np.ndarray:
     heatmaps : ndarray, shape (N, H, W)
         Per-clip heat maps (the ``heatmap`` feature), or a single (H, W) map.
     keep_fraction : float
-        Fraction p in (0, 1] (Xia: 0.30).
+        Fraction p in (0, 1] (Xia: 0.30, the ``appearance_mask.keep_fraction`` parameter).
 
     Returns
     -------

@@ -175,7 +175,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         progress.close()
     if dataset_stages.AFTER in stages:
         dataset_stages.build_appearance(writer, [s.sample for s in buildable], plan.keys,
-                                        opts.params[dataset_stages.AFTER])
+                                        opts.params[dataset_stages.NAME])
     failures = [r for r in results if r["status"] == "failed"]
     failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
@@ -248,7 +248,7 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
     ran = {n: StageRecord(STAGES[n].version, canonical(opts.params[n]), STAGES[n].outputs, STAGES[n].upstream)
            for n in stages}
     if dataset_stages.AFTER in stages:
-        ran[dataset_stages.NAME] = StageRecord(dataset_stages.VERSION, canonical(opts.params[dataset_stages.AFTER]),
+        ran[dataset_stages.NAME] = StageRecord(dataset_stages.VERSION, canonical(opts.params[dataset_stages.NAME]),
                                                produced_by(dataset_stages.NAME), (dataset_stages.AFTER,))
     attrs = writer.root_attrs()
     earlier = BuildRecord.from_attrs(attrs, str(writer.path)).stages if "build" in attrs else {}

@@ -189,6 +189,9 @@ def _kim(ctx, inputs, params, shared):
 SHARED_PARAMS: dict[str, type] = {"frames": frames.FramesParams}
 """Parameters that are not a stage of their own but enter the key of every stage reading sources."""
 
+DATASET_PARAMS: dict[str, type] = {dataset_stages.NAME: dataset_stages.AppearanceMaskParams}
+"""Parameters of the stages that need every clip at once (run after a per-clip stage)."""
+
 STAGES: dict[str, StageDef] = {}
 
 
@@ -280,7 +283,8 @@ def descendants(name: str) -> set[str]:
 
 def default_params() -> dict[str, Any]:
     """Default parameters of every stage and of the shared settings, by name."""
-    return {**{n: t() for n, t in SHARED_PARAMS.items()}, **{n: s.params_type() for n, s in STAGES.items()}}
+    return {**{n: t() for n, t in SHARED_PARAMS.items()}, **{n: s.params_type() for n, s in STAGES.items()},
+            **{n: t() for n, t in DATASET_PARAMS.items()}}
 
 
 def params_from_mapping(config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

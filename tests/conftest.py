@@ -123,6 +123,7 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
     from mepipe.featurestore.cachekey import canonical
     from mepipe.featurestore.provenance import BuildInfo, BuildRecord, StageRecord
     from mepipe.featurestore.schema import SCHEMA_VERSION
+    from mepipe.pipeline import dataset_stages
     from mepipe.pipeline.stagedefs import STAGES, default_params
 
     params = default_params()
@@ -132,7 +133,9 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
     record = BuildRecord(
         schema_version=SCHEMA_VERSION, mepipe_version="test", dataset=dataset, source_root="synthetic",
         annotations=None, quirks=(), features=tuple(sorted(writer.stored_features())),
-        stages={n: StageRecord(s.version, canonical(params[n]), s.outputs, s.upstream) for n, s in STAGES.items()},
+        stages={**{n: StageRecord(s.version, canonical(params[n]), s.outputs, s.upstream) for n, s in STAGES.items()},
+                dataset_stages.NAME: StageRecord(dataset_stages.VERSION, canonical(params[dataset_stages.NAME]),
+                                                 ("appearance", "appearance_mask"), (dataset_stages.AFTER,))},
         shared_params={"frames": canonical(params["frames"])},
         build=BuildInfo(host="test", user="test", started=now, finished=now, seconds=0.0, scheduler="none",
                         n_samples=0, n_ok=0, n_failed=0))

@@ -23,7 +23,11 @@ def test_heatmap_sums_colour_channels():
 
 
 def test_params_defaults_are_xias():
-    p = A.AppearanceParams()
-    assert (p.keep_fraction, p.n_time) == (0.30, 30)  # Xia §IV-B: top 30 % of pixels, T = 30
+    from mepipe.pipeline.dataset_stages import AppearanceMaskParams
+
+    assert A.AppearanceParams().n_time == 30  # Xia §IV-B: T = 30
+    assert AppearanceMaskParams().keep_fraction == 0.30  # the top 30 % of pixels
     with pytest.raises(ValueError, match="keep_fraction"):
-        A.AppearanceParams(keep_fraction=0)
+        AppearanceMaskParams(keep_fraction=0)
+    with pytest.raises(ValueError, match="n_time"):
+        A.AppearanceParams(n_time=1)

@@ -61,7 +61,7 @@ def test_parameters_are_recorded_with_paper_defaults(full_store):
     assert stages["flow_onset_apex"].params["size"] == [300, 245]
     assert stages["magnify"].params["alphas"] == [8.0]
     assert stages["magnify"].params["r1"] == 0.4 and stages["magnify"].params["r2"] == 0.05
-    assert stages["appearance"].params["keep_fraction"] == 0.3
+    assert stages["appearance_mask"].params["keep_fraction"] == 0.3 and stages["appearance"].params["n_time"] == 30
     assert stages["lfm"].params["lag_fps_divisor"] == 25.0
 
 

@@ -50,14 +50,17 @@ class Geometry:
     sizes : mapping of str to mapping of str to int
         Feature -> dim -> size (from the first clip; fixed dims are the same
         for every clip of every store of the run).
-    params : mapping of str to mapping
-        Recorded parameters of the stages that made the features (and set
-        their sizes), the same in every store of the run.
+    clips : ClipTable
+        Where the features are stored (for :meth:`stage_params`).
     """
 
     model: str
     sizes: Mapping[str, Mapping[str, int]]
-    params: Mapping[str, Mapping[str, Any]]
+    clips: ClipTable
+
+    def stage_params(self, stage: str) -> dict[str, Any]:
+        """A stage's recorded parameters, the same in every store of the run (:meth:`ClipTable.stage_params`)."""
+        return self.clips.stage_params(stage)
 
     def size(self, feature: str, dim: str) -> int:
         """The size of ``dim`` of ``feature``."""
@@ -203,10 +206,11 @@ class ClipTable:
                 first.setdefault(feature, key)
         if set(found) != set(features):
             raise MissingFeatureError(f"{model}: no clip holds all of {', '.join(features)}")
-        stages = {feature_def(f).stage for f in features} | {
-            rule.stage for f in features for rule in feature_def(f).sizes.values() if isinstance(rule, Param)}
-        recorded = set.intersection(*(set(s.record.stages) if s.record else set() for s in self.stores.values()))
-        return Geometry(model, found, {stage: self.stage_params(stage) for stage in sorted(stages & recorded)})
+        if len(self.stores) > 1:  # the parameters that set the sizes must agree too
+            for stage in sorted({r.stage for f in features for r in feature_def(f).sizes.values()
+                                 if isinstance(r, Param)}):
+                self.stage_params(stage)
+        return Geometry(model, found, self)
 
     def stage_params(self, stage: str) -> dict[str, Any]:
         """The recorded parameters of ``stage``; every store of the run must record the same."""

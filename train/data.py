@@ -342,7 +342,7 @@ def fold_mask(clips: Clips, samples: Sequence[str], keep_fraction: float) -> np.
     samples : sequence of str
         Clips whose ``heatmap`` is summed; never a test clip of the fold.
     keep_fraction : float
-        Fraction p of pixels kept (the store's ``appearance.keep_fraction``).
+        Fraction p of pixels kept (the store's ``appearance_mask.keep_fraction``).
 
     Returns
     -------

@@ -101,7 +101,7 @@ class ClipArrays:
 class AppearanceMatrices:
     """STRCN-A's masked appearance matrices (Xia §III-C1), (C, d2, T) per clip.
 
-    The mask keeps the store's ``appearance.keep_fraction`` of the summed heat
+    The mask keeps the store's ``appearance_mask.keep_fraction`` of the summed heat
     maps of the fold's training clips (``--mask fold``, leak-free) or of every
     clip with a heat map (``--mask global``, the paper's). With augmentation
     and several stored α, training items are cut from a random α's clip.
@@ -115,7 +115,7 @@ class AppearanceMatrices:
             raise ValueError(f"mask must be 'fold' or 'global', got {fold.options.mask!r}")
         clips = tuple(fold.train) if fold.options.mask == "fold" else tuple(
             s for s in fold.clips.ids if fold.clips.has("heatmap", s))
-        mask = fold_mask(fold.clips, clips, fold.clips.stage_params("appearance")["keep_fraction"])
+        mask = fold_mask(fold.clips, clips, fold.clips.stage_params("appearance_mask")["keep_fraction"])
         fold.statistics.mask, fold.statistics.mask_clips = mask, clips
         train = AppearanceDataset(fold.clips, fold.train, fold.train_labels, mask=mask,
                                   random_alpha=fold.options.augment, seed=fold.options.seed, **fold.io)

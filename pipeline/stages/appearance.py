@@ -32,18 +32,13 @@ class AppearanceParams:
 
     Parameters
     ----------
-    keep_fraction : float
-        Fraction p of heat-map pixels kept by the mask, in (0, 1] (Xia: 30%).
     n_time : int
         Frames per clip after time normalisation, >= 2 (Xia: T = 30).
     """
 
-    keep_fraction: float = 0.30
     n_time: int = 30
 
     def __post_init__(self) -> None:
-        if not 0 < self.keep_fraction <= 1:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {self.keep_fraction!r}")
         if self.n_time < 2:
             raise ValueError(f"n_time must be >= 2, got {self.n_time!r}")
 

@@ -160,10 +160,10 @@ def _adapt_a(geometry) -> dict:
     min_d2, min_t = _min_size(POOLS_A)
     if geometry.size("appearance_frames", "time") < min_t:
         raise geometry.refuse(f"STRCN-A's pools need at least {min_t} time steps", ("appearance_frames", "time"))
-    keep = geometry.params["appearance"]["keep_fraction"]
+    keep = geometry.stage_params("appearance_mask")["keep_fraction"]
     pixels = math.floor(keep * geometry.size("heatmap", "y") * geometry.size("heatmap", "x") + 0.5)
     if pixels < min_d2:
-        raise geometry.refuse(f"STRCN-A's pools need at least {min_d2} masked pixels, and appearance.keep_fraction "
+        raise geometry.refuse(f"STRCN-A's pools need at least {min_d2} masked pixels; appearance_mask.keep_fraction "
                               f"= {keep} keeps {pixels}", ("heatmap", "y"), ("heatmap", "x"))
     return {"in_chans": geometry.size("appearance_frames", "channel")}
 
