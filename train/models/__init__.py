@@ -3,12 +3,18 @@
 Build a network with ``create_model(name, **kwargs)``; ``list_models()`` gives
 the names and ``get_recipe(name)`` how each is trained from a store (the
 features it reads, its stages, its paper's DOI). Importing this package
-registers every model.
+imports every module in it, which registers its networks: a new network is
+one new file here.
 """
-from . import choi2020, kim2017, nag2019
+import importlib
+import pkgutil
+
 from .registry import create_model, get_recipe, list_models, register_model
 from .shcnn import SHCNN, saliency, vote
 from .strcn import RCL, STRCN, BalancedLoss, balanced_loss
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "RCL",
@@ -16,12 +22,9 @@ __all__ = [
     "STRCN",
     "BalancedLoss",
     "balanced_loss",
-    "choi2020",
     "create_model",
     "get_recipe",
-    "kim2017",
     "list_models",
-    "nag2019",
     "register_model",
     "saliency",
     "vote",
