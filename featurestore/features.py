@@ -256,7 +256,8 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "as lfm over the landmarks of lfm.clfm_points (Choi: 21 points)",
                {"i": Param("lfm", "clfm_points", length=True), "j": Param("lfm", "clfm_points", length=True)}),
     FeatureDef("sfem", "lfm", (), "float64", "pixel-1", "simple facial expression metric",
-               "sum of |LFM| over the clip's maps divided by the face size (Choi eq. 3); < 0.35 = micro"),
+               "sum of |LFM| over the clip's maps divided by the face size (Choi eq. 3; below 0.35 a "
+               "micro-expression, §IV-B)"),
     FeatureDef("heatmap", "appearance", ("y", "x"), "float32", _GREY, "difference heat map",
                "sum_t |I(t) - I(0)| of the first alpha's magnified_small grey clip (Xia eq. 4)",
                _size("magnify", "small_size")),

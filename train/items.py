@@ -265,7 +265,7 @@ class PairWindows:
     """
 
     window: int
-    stride: int = 7
+    stride: int = 1
     frames: str = "frames_rgb"
     flow: str = "flow_consecutive"
     target: str = "intensity"

@@ -203,7 +203,7 @@ class NagWindowDataset(StoreDataset):
     """
 
     def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *,
-                 window: int | None, stride: int = 7, in_memory: bool = False,
+                 window: int | None, stride: int = 1, in_memory: bool = False,
                  standardiser: Standardiser | None = None, shared: dict | None = None,
                  frames: str = "frames_rgb", flow: str = "flow_consecutive", target: str = "intensity"):
         super().__init__(clips, samples, labels, standardiser=standardiser)

@@ -4,8 +4,8 @@ A landmark feature map is the change, over a lag of ``T`` frames, of every
 pairwise distance between facial landmarks (Choi eq. 1), mapped to uint8 by a
 signed square-root normalisation (eq. 2). The compact map (CLFM) uses 21 of the
 68 iBUG points. SFEM (eq. 3) sums the absolute map entries over a clip and
-divides by an approximate face size; a clip below
-:data:`SFEM_MICRO_THRESHOLD` counts as a micro-expression.
+divides by an approximate face size; Choi §IV-B counts a clip below 0.35 as a
+micro-expression (a reading of the stored ``sfem``, not used by the pipeline).
 
 Landmark numbers in the paper are 1-based iBUG numbers; arrays here are indexed
 0-based. All kernels are pure: one clip's arrays in, arrays out.
@@ -37,12 +37,6 @@ The paper prints 19 numbers but counts 21 (3 per brow, 4 per eye, 4 mouth,
 3 nose); 52 (upper lip top) and 55 (right mouth corner) are restored, as
 SPEC §2.7 says.
 """
-
-CLFM_INDICES: tuple[int, ...] = tuple(p - 1 for p in CLFM_POINTS)
-""":data:`CLFM_POINTS` as 0-based array indices."""
-
-SFEM_MICRO_THRESHOLD = 0.35
-"""Choi §IV-B: a clip with SFEM below this counts as a micro-expression."""
 
 # 1-based landmark pairs spanning the SFEM face size (eq. 3): ear to ear, and
 # nose bridge top to nose bottom; both move little with expression.
@@ -274,7 +268,7 @@ def sfem(landmarks: np.ndarray, fps: float, params: LFMParams = LFMParams()) -> 
     Returns
     -------
     float
-        Compare with :data:`SFEM_MICRO_THRESHOLD`.
+        Choi §IV-B: below 0.35, a micro-expression.
     """
     points = _check_landmarks(landmarks, N_LANDMARKS)
     lag = lag_from_fps(fps, params.lag_fps_divisor)
