@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import torch
 from torch import nn
 
 from .loop import Objective
@@ -128,12 +129,17 @@ ObjectiveMaker = Callable[[RunOptions], Objective]
 
 
 class ClipRule(Protocol):
-    """How the classes of a fold's test clips are predicted from a stage's test items."""
+    """How the classes of a fold's test clips are predicted from a stage's test items.
+
+    Called with the trained model, the stage's test loader and dataset (whose
+    items carry the index of their clip in the fold's test list), the number
+    of test clips and the device; see :mod:`mepipe.train.rules`.
+    """
 
     measured_on: str
 
-    def __call__(self, model: nn.Module, dataset: Dataset, n_clips: int, fold: FoldInputs,
-                 batch_size: int) -> ClipPredictions: ...
+    def __call__(self, model: nn.Module, loader: DataLoader, dataset: Dataset, n_clips: int,
+                 device: torch.device) -> ClipPredictions: ...
 
 
 @dataclass(frozen=True)
