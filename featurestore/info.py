@@ -11,14 +11,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .layout import CLIPS_GROUP
+from .layout import CLIPS_GROUP, DATASET_GROUP
 from .location import StoreLocation, locate
 from .manifest import read_manifest
 from .store import open_store
 
 
 def _disk_sizes(path: Path) -> tuple[int, dict[str, int]]:
-    """Total bytes on disk and bytes per feature (summed over clips)."""
+    """Total bytes on disk and bytes per feature (summed over clips; dataset-level features too)."""
     total, per_feature = 0, defaultdict(int)
     for dirpath, _, files in os.walk(path):
         size = sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
@@ -26,6 +26,8 @@ def _disk_sizes(path: Path) -> tuple[int, dict[str, int]]:
         rel = Path(dirpath).relative_to(path).parts
         if len(rel) >= 3 and rel[0] == CLIPS_GROUP:
             per_feature[rel[2]] += size
+        elif len(rel) >= 2 and rel[0] == DATASET_GROUP:
+            per_feature[rel[1]] += size
     return total, dict(per_feature)
 
 
@@ -37,6 +39,8 @@ def _zip_sizes(path: Path) -> tuple[int, dict[str, int]]:
             rel = item.filename.split("/")
             if len(rel) >= 4 and rel[0] == CLIPS_GROUP:
                 per_feature[rel[2]] += item.compress_size
+            elif len(rel) >= 3 and rel[0] == DATASET_GROUP:
+                per_feature[rel[1]] += item.compress_size
     return path.stat().st_size, dict(per_feature)
 
 
