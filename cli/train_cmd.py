@@ -31,16 +31,6 @@ def _model_args(items: tuple[str, ...]) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
-def _expected_errors() -> tuple[type[Exception], ...]:
-    """Errors ``train`` reports as a one- or two-line message (the store or the run is at fault, not mepipe)."""
-    from mepipe.featurestore import IncompatibleStoreError, IncompleteStoreError, ProvenanceError
-    from mepipe.train.clips import MissingFeatureError
-    from mepipe.train.recipe import RecipeError
-
-    return (FileExistsError, FileNotFoundError, IncompatibleStoreError, IncompleteStoreError, MissingFeatureError,
-            ProvenanceError, RecipeError)
-
-
 def _check_names(model: str, labels: str) -> None:
     from mepipe.train.labels import list_schemes
     from mepipe.train.models import list_models
@@ -133,10 +123,7 @@ def train(model, store, labels, protocol, test_dataset, epochs, temporal_epochs,
                            progress=progress, overwrite=overwrite)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    try:
-        report = run_training(params)
-    except _expected_errors() as err:
-        raise click.ClickException(str(err)) from None
+    report = run_training(params)
     click.echo(format_report(report))
     click.echo(f"run: {out}")
 

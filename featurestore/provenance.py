@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .errors import DataError
+
 __all__ = ["BuildInfo", "BuildRecord", "ProvenanceError", "SheetRecord", "StageRecord"]
 
 
-class ProvenanceError(ValueError):
+class ProvenanceError(DataError, ValueError):
     """A store's build record is missing or malformed."""
 
 

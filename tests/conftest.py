@@ -57,9 +57,10 @@ def train_cli():
     """A click group holding ``train``, ``evaluate`` and ``saliency``, for CliRunner tests."""
     import click
 
+    from mepipe.cli.errors import ReportingGroup
     from mepipe.cli.train_cmd import register
 
-    @click.group()
+    @click.group(cls=ReportingGroup)
     def group():
         pass
 
@@ -138,7 +139,7 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
                                                  ("appearance", "appearance_mask"), (dataset_stages.AFTER,))},
         shared_params={"frames": canonical(params["frames"])},
         build=BuildInfo(host="test", user="test", started=now, finished=now, seconds=0.0, scheduler="none",
-                        n_samples=0, n_ok=0, n_failed=0))
+                        fingerprint="stat", n_samples=0, n_ok=0, n_failed=0))
     writer.update_root_attrs({"state": "complete", **record.to_attrs()})
     writer.consolidate()
 

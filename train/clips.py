@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mepipe.featurestore import FeatureStore, open_store
+from mepipe.featurestore.errors import DataError
 from mepipe.featurestore.features import Param, feature_def
 
 from .recipe import RecipeError
@@ -32,11 +33,8 @@ from .recipe import RecipeError
 __all__ = ["ClipTable", "Geometry", "MissingFeatureError"]
 
 
-class MissingFeatureError(KeyError):
+class MissingFeatureError(DataError, KeyError):
     """A store lacks a feature a model reads."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

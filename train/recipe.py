@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import nn
 
+from mepipe.featurestore.errors import DataError
+
 from .loop import Objective
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ OPTIMISERS = ("adam", "sgd", "rmsprop")
 """Optimiser families a stage may use."""
 
 
-class RecipeError(ValueError):
+class RecipeError(DataError, ValueError):
     """A store's features cannot be read by a model as configured (a size it cannot take, say)."""
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mepipe.featurestore.errors import UsageError
+
 from . import metrics
 from .clips import ClipTable
 from .fold import FoldInputs, figures, run_fold
@@ -215,7 +217,7 @@ def run_training(params: RunParams) -> dict[str, Any]:
     """
     out = Path(params.out)
     if (out / "report.json").exists() and not params.overwrite:
-        raise FileExistsError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
+        raise UsageError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
     started = time.time()
     recipe = get_recipe(params.model)
     clips = ClipTable.of(params.store)
