@@ -143,8 +143,6 @@ def test_bad_clips_fail_alone_and_are_reported(demo_copy, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a frame missing between onset and offset is not detected yet: the SAMM "
-                   "adapter maps frames by number and builds across the gap (adapter work, wild-inputs branch)")
 def test_missing_frame_is_a_named_failure(demo_copy, tmp_path):
     """A frame deleted inside the expression (not the sheet's onset, apex or offset) is named in the report."""
     clip = sorted(p for p in demo_copy.glob("*/*") if p.is_dir())[1]
