@@ -97,3 +97,29 @@ def test_pad_collate_pads_at_the_end_and_keeps_lengths():
     assert batch["length"].tolist() == [3, 5] and batch["y"].tolist() == [0, 1]
     features = FeatureSequenceDataset([torch.zeros(4, 3)], [2], [0])
     assert features[0]["length"] == 4 and features[0]["y"] == 2
+
+
+def test_nag_windows_refuse_a_clip_with_missing_frames(tmp_path):
+    """Frames 103 and 104 are missing: no window may pair 102 with 105 (the store leaves that flow NaN)."""
+    from conftest import finish_synthetic_store
+    from mepipe.featurestore.errors import DataError
+    from mepipe.featurestore.schema import SAMPLE_COLUMNS
+    from mepipe.featurestore.writer import StoreWriter
+
+    import pandas as pd
+
+    writer = StoreWriter(tmp_path / "gap.zarr")
+    writer.create()
+    numbers = np.array([100, 101, 102, 105, 106])
+    writer.write_feature("a", "frame", numbers, "k")
+    writer.write_feature("a", "frames_rgb", np.zeros((5, 8, 8, 3), np.uint8), "k")
+    flow = np.zeros((4, 2, 8, 8), np.float32)
+    flow[2] = np.nan
+    writer.write_feature("a", "flow_consecutive", flow, "k")
+    writer.write_feature("a", "intensity", np.zeros(5, np.float32), "k")
+    writer.write_samples(pd.DataFrame([{**dict.fromkeys(SAMPLE_COLUMNS, ""), "sample": "a", "fps": 200.0,
+                                        "n_frames": 5, "subject": "1", "onset": 100, "offset": 106,
+                                        **dict.fromkeys(("apex", "onset_est", "apex_est", "offset_est", "apex_ncc"))}]))
+    finish_synthetic_store(writer, "gap")
+    with pytest.raises(DataError, match=r"clip 'a' has frames missing after frame numbers \[102\]"):
+        NagWindowDataset(open_store(tmp_path / "gap.zarr"), ["a"], [0], window=2)

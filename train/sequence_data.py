@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
+from mepipe.featurestore.errors import DataError
 from mepipe.featurestore.features import feature_def
 from mepipe.featurestore.views import map_window, middle_sequence, onset_offset_span, step_windows
 
@@ -216,6 +217,11 @@ class NagWindowDataset(StoreDataset):
                                         self.clips.value(s, "offset")) for s in self.samples]
         windows = []
         for c, s in enumerate(self.samples):
+            gaps = np.flatnonzero(np.diff(self.clips.frame_numbers(s)) != 1)
+            if gaps.size:
+                raise DataError(f"clip {s!r} has frames missing after frame numbers "
+                                f"{self.clips.frame_numbers(s)[gaps].tolist()}; windows of consecutive frame pairs "
+                                f"cannot span them ({flow} is not computed across a gap)")
             n_pairs, n_frames = self.flow.length(s), self.frames.length(s)
             if n_pairs + 1 != n_frames:
                 raise ValueError(f"clip {s!r} has {n_frames} {frames} but {n_pairs} {flow} fields "
