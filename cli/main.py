@@ -82,8 +82,7 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
     data = data_root(data_root_opt)
     root = root or dataset_root(data, dataset)
     store = store or store_path(data, dataset)
-    if dataset == "demo":
-        _ensure_demo(root)
+    _ensure_demo(dataset, root)
     if not Path(root).is_dir():
         raise click.UsageError(f"dataset root {root} does not exist; pass --root (see README: getting the datasets)")
     config_values = read_config(config)
@@ -116,29 +115,36 @@ def _parse_options(options) -> dict:
     return out
 
 
-def _ensure_demo(root: Path) -> None:
-    from mepipe.pipeline.demo import SHEET_NAME, DemoParams, write_demo
+def _ensure_demo(dataset: str, root: Path) -> None:
+    """Synthesise a demo corpus (``demo``, ``demo-casme2``, ``demo-smic``) into ``root`` when it is not there."""
+    from mepipe.pipeline.demo import META_NAME, PRESETS, write_demo
 
-    if not (Path(root) / SHEET_NAME).exists():
-        click.echo(f"writing the synthetic demo dataset to {root}", err=True)
-        write_demo(Path(root), DemoParams())
+    if dataset in PRESETS and not (Path(root) / META_NAME).exists():
+        click.echo(f"writing the synthetic {dataset} dataset to {root}", err=True)
+        write_demo(Path(root), PRESETS[dataset])
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), help="Folder to write. Default: DATA_ROOT/datasets/demo.")
+@click.option("--dataset", "name", type=click.Choice(["demo", "demo-casme2", "demo-smic"]), default="demo",
+              show_default=True, help="Which demo: SAMM, CASME II (raw) or SMIC-HS layout.")
+@click.option("--out", type=click.Path(path_type=Path), help="Folder to write. Default: DATA_ROOT/datasets/DATASET.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
-@click.option("--subjects", type=click.IntRange(min=1), help="Number of synthetic subjects.")
+@click.option("--subjects", type=click.IntRange(min=1), help="Number of synthetic subjects (at most the preset's).")
 @click.option("--clips", type=click.IntRange(min=1), help="Clips per subject and class.")
 @click.option("--data-root", "data_root_opt", metavar="DIR", help="Where datasets/ live. Default: $MEPIPE_DATA or ./data.")
-def demo(out, seed, subjects, clips, data_root_opt):
-    """Write the synthetic demo dataset (SAMM layout and sheet, known ground truth)."""
+def demo(name, out, seed, subjects, clips, data_root_opt):
+    """Write a synthetic demo dataset in its real layout and annotation format, with known ground truth."""
     import dataclasses
 
-    from mepipe.pipeline.demo import DemoParams, write_demo
+    from mepipe.pipeline.demo import PRESETS, write_demo
 
-    out = out or dataset_root(data_root(data_root_opt), "demo")
+    out = out or dataset_root(data_root(data_root_opt), name)
     changes = {k: v for k, v in {"seed": seed, "n_subjects": subjects, "n_clips": clips}.items() if v is not None}
-    summary = write_demo(Path(out), dataclasses.replace(DemoParams(), **changes))
+    try:
+        params = dataclasses.replace(PRESETS[name], **changes)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    summary = write_demo(Path(out), params)
     click.echo(f"demo dataset written to {out}: {summary}")
 
 

@@ -115,7 +115,7 @@ SCHEMES: Mapping[str, LabelScheme] = MappingProxyType({
         ),
         # MEGC 2019 composite: CASME II disgust + repression are negative (its fear
         # and sadness are left out), SAMM's five negative emotions, SMIC as labelled.
-        # The demo dataset is written in the SAMM layout and labels.
+        # The demo corpora are written in the SAMM, CASME II and SMIC-HS layouts and labels.
         LabelScheme(
             "megc-3",
             ("negative", "positive", "surprise"),
@@ -125,6 +125,9 @@ SCHEMES: Mapping[str, LabelScheme] = MappingProxyType({
                 "samm": _group(negative=_SAMM_NEGATIVE, positive=("happiness",), surprise=("surprise",)),
                 "demo": _group(negative=_SAMM_NEGATIVE, positive=("happiness",), surprise=("surprise",)),
                 "smic": _group(negative=("negative",), positive=("positive",), surprise=("surprise",)),
+                "demo-casme2": _group(negative=("disgust", "repression"), positive=("happiness",),
+                                      surprise=("surprise",)),
+                "demo-smic": _group(negative=("negative",), positive=("positive",), surprise=("surprise",)),
             },
         ),
         # The sheets' own objective classes I-VII (AU-based), written 1-7 or I-VII.

@@ -77,6 +77,7 @@ def load_casme2(
     *,
     release: Release | None = None,
     fps: float = CASME2_FPS,
+    dataset: str = "casme2",
 ) -> AdapterResult:
     """CASME II clips: sample id ``"sub01_EP02_01f"``, subject ``"01"``.
 
@@ -91,15 +92,23 @@ def load_casme2(
         ``"raw"`` or ``"cropped"``; detected from ``root`` when None.
     fps
         Frame rate [200].
+    dataset
+        The dataset name written into every sample.
     """
     root = require_dir(root, "CASME II")
     _, frames_root = detect_release(root, release)
     sheet = read_sheet(find_sheet(root, CASME2_SHEETS, annotations), SheetColumns(), header_key="Subject")
     layout = SheetLayout(
-        dataset="casme2",
+        dataset=dataset,
         fps=fps,
         subject_width=SUBJECT_WIDTH,
         sample_id=lambda subject, clip: f"sub{subject}_{clip}",
         folder=lambda subject, clip: frames_root / f"sub{subject}" / clip,
     )
     return sheet_samples(sheet, layout)
+
+
+@register_adapter("demo-casme2")
+def load_demo_casme2(root: Path, annotations: Path | None = None, *, fps: float = CASME2_FPS) -> AdapterResult:
+    """The synthetic demo in the CASME II raw layout (``mepipe.pipeline.demo``): read as CASME II, named ``demo-casme2``."""
+    return load_casme2(root, annotations, release="raw", fps=fps, dataset="demo-casme2")

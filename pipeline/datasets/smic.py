@@ -43,7 +43,9 @@ def _modality_root(root: Path, modality: str) -> Path:
     raise FileNotFoundError(f"no SMIC {modality} frames under {root}: expected {expected}/")
 
 
-def _clip_sample(clip_dir: Path, subject: str, label: str, fps: float) -> tuple[Sample, list[Quirk]]:
+def _clip_sample(
+    clip_dir: Path, subject: str, label: str, fps: float, dataset: str = "smic"
+) -> tuple[Sample, list[Quirk]]:
     sample_id = clip_dir.name
     frames = clip_frames(clip_dir, sample_id, source=str(clip_dir))
     findings = frames.findings
@@ -52,7 +54,7 @@ def _clip_sample(clip_dir: Path, subject: str, label: str, fps: float) -> tuple[
         findings += finding(sample_id, "unknown_label", message, str(clip_dir))
     sample = Sample(
         sample=sample_id,
-        dataset="smic",
+        dataset=dataset,
         subject=subject,
         clip=clip_dir.name,
         fps=fps,
@@ -69,7 +71,12 @@ def _clip_sample(clip_dir: Path, subject: str, label: str, fps: float) -> tuple[
 
 @register_adapter("smic")
 def load_smic(
-    root: Path, annotations: Path | None = None, *, modality: str = "HS", fps: float | None = None
+    root: Path,
+    annotations: Path | None = None,
+    *,
+    modality: str = "HS",
+    fps: float | None = None,
+    dataset: str = "smic",
 ) -> AdapterResult:
     """SMIC micro-expression clips of one modality: sample id ``"s1_ne_01"``, subject ``"s1"``.
 
@@ -83,6 +90,8 @@ def load_smic(
         ``"HS"`` (100 fps), ``"VIS"`` or ``"NIR"`` (25 fps).
     fps
         Overrides the modality's frame rate.
+    dataset
+        The dataset name written into every sample.
     """
     if annotations is not None:
         raise ConfigError(f"SMIC has no annotation sheet (labels are folder names); got annotations={annotations}")
@@ -94,7 +103,13 @@ def load_smic(
     for subject_dir in _subject_dirs(_modality_root(Path(root), key)):
         for label_dir in sorted(p for p in (subject_dir / MICRO_DIR).glob("*") if p.is_dir()):
             for clip_dir in sorted(p for p in label_dir.iterdir() if p.is_dir()):
-                sample, quirks = _clip_sample(clip_dir, subject_dir.name, label_dir.name.lower(), rate)
+                sample, quirks = _clip_sample(clip_dir, subject_dir.name, label_dir.name.lower(), rate, dataset)
                 result.samples.append(sample)
                 result.quirks.extend(quirks)
     return result
+
+
+@register_adapter("demo-smic")
+def load_demo_smic(root: Path, annotations: Path | None = None, *, fps: float | None = None) -> AdapterResult:
+    """The synthetic demo in the SMIC-HS layout (``mepipe.pipeline.demo``): read as SMIC-HS, named ``demo-smic``."""
+    return load_smic(root, annotations, modality="HS", fps=fps, dataset="demo-smic")

@@ -1,21 +1,33 @@
-"""Synthetic demo dataset in the SAMM layout (SPEC §1, "demo").
+"""Synthetic demo datasets in the SAMM, CASME II and SMIC-HS layouts (SPEC §1, "demo").
 
-Lets every command run on a fresh machine without licensed data: a few
-synthetic subjects made from scikit-image's public-domain astronaut, each
-with landmark-driven micro-movements of three classes and known ground truth.
+Let every command run on a fresh machine without licensed data: a few
+synthetic subjects, distinct people made from two public-domain portraits
+shipped by scikit-image and matplotlib (:mod:`.identities`), each with
+landmark-driven micro-movements of a few classes and known ground truth,
+written in the real dataset's layout so that the real adapters read them.
+:data:`PRESETS` holds the three corpora: ``demo`` (SAMM layout),
+``demo-casme2`` and ``demo-smic``.
 """
+from .composite import COMPOSITE_NAME, composite_rows, write_composite
 from .face import shape_predictor_path
-from .params import FORMAT_VERSION, DemoParams
-from .synth import SHEET_NAME, TRUTH_NAME, DemoSummary, read_params, true_landmarks, write_demo
+from .layouts import DATASET_NAMES
+from .params import FORMAT_VERSION, PRESETS, DemoParams
+from .synth import META_NAME, SHEET_NAME, TRUTH_NAME, DemoSummary, read_params, true_landmarks, write_demo
 
 __all__ = [
+    "COMPOSITE_NAME",
+    "DATASET_NAMES",
     "DemoParams",
     "DemoSummary",
     "FORMAT_VERSION",
+    "META_NAME",
+    "PRESETS",
     "SHEET_NAME",
     "TRUTH_NAME",
+    "composite_rows",
     "read_params",
     "shape_predictor_path",
     "true_landmarks",
+    "write_composite",
     "write_demo",
 ]

@@ -1,55 +1,49 @@
-"""The base face of the demo and its synthetic subjects.
+"""The neutral face of each synthetic subject, on a canvas larger than a frame.
 
-The face is scikit-image's ``astronaut`` (Eileen Collins, NASA, public domain),
-greyscale. Its 68 iBUG landmarks are found once with dlib; every subject is a
-small geometric (landmark-driven) and photometric variation of that face,
-rendered on a canvas slightly larger than a frame so that per-frame head
-motion never samples outside it.
+A subject is an :class:`.identities.Identity` rendered from the two source
+photographs (:mod:`.sources`): each source is placed so that its eyes are
+level, ``interocular_px`` apart, at ``eye_line`` of the frame; the
+identity's landmarks are a blend of the placed sources' landmarks, reshaped;
+each source is warped onto them by a thin-plate spline through the
+landmarks; the face textures are blended inside the face and the head of
+one source kept outside. A subject's lighting (gamma, contrast, brightness,
+gradient) and overall size are drawn from its own generator. The canvas is
+padded so that per-frame head motion never samples outside it.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from ..stages.landmarks import shape_predictor_path
+from .identities import (
+    BROWS,
+    EYES,
+    IDENTITIES,
+    JAW,
+    LEFT_EYE,
+    RIGHT_EYE,
+    SOURCE_INDEX,
+    Identity,
+    reshape,
+)
 from .params import DemoParams
+from .sources import SOURCE_NAMES, source_face
 from .warp import dense_field, grid_points, upsample_map
 
-LEFT_EYE = slice(36, 42)
-"""0-based landmark rows of the eye on the image's left (iBUG 37-42)."""
-RIGHT_EYE = slice(42, 48)
-JAW = slice(0, 17)
-BROWS = slice(17, 27)
-EYES = slice(36, 48)
+__all__ = [
+    "BROWS", "EYES", "JAW", "LEFT_EYE", "RIGHT_EYE", "Subject", "apply_affine", "canonical_similarity",
+    "eye_centres", "interocular", "make_subject", "shape_predictor_path",
+]
 
-
-def astronaut_grey() -> np.ndarray:
-    """The astronaut image as greyscale, (512, 512) uint8."""
-    from skimage import data
-
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
-
-
-@functools.lru_cache(maxsize=1)
-def astronaut_landmarks() -> np.ndarray:
-    """The 68 dlib landmarks of the astronaut's face, (68, 2) float64 (x, y).
-
-    Memoised: loading the predictor takes about a second and the answer is a
-    constant of the installed dlib model. The largest detection is used (the
-    detector also fires on the mission patch).
-    """
-    import dlib
-
-    image = astronaut_grey()
-    faces = dlib.get_frontal_face_detector()(image, 1)
-    if not faces:
-        raise RuntimeError("dlib found no face in skimage.data.astronaut(); check the dlib installation")
-    face = max(faces, key=lambda r: r.area())
-    shape = dlib.shape_predictor(str(shape_predictor_path()))(image, face)
-    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+MIRROR_ROWS = np.array(
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65]
+)
+"""iBUG row of each landmark's left-right partner (the nose bridge 28-31 is its own)."""
 
 
 def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +58,7 @@ def interocular(landmarks: np.ndarray) -> float:
 
 
 def canonical_similarity(landmarks: np.ndarray, params: DemoParams, pad: int) -> np.ndarray:
-    """2×3 similarity taking astronaut pixels to canonical canvas pixels.
+    """2×3 similarity taking source pixels to canonical canvas pixels.
 
     The eyes become level, ``params.interocular_px`` apart, with their midpoint
     at ``params.eye_line`` of the frame (shifted by the canvas padding).
@@ -92,9 +86,12 @@ class Subject:
     Attributes
     ----------
     subject : str
-        Three-digit id, ``"001"``.
+        Subject id as the layout writes it (``"001"``, ``"01"``, ``"s1"``).
+    number : int
+        The subject's number (1-based), which seeds its clips.
     image : ndarray
-        Neutral face, (H + 2·pad, W + 2·pad) float32 grey levels in [0, 255].
+        Neutral face, (H + 2·pad, W + 2·pad) greyscale or (…, 3) BGR, float32
+        levels in [0, 255].
     landmarks : ndarray
         (68, 2) float64 landmark positions in canvas pixels.
     pad : int
@@ -102,6 +99,7 @@ class Subject:
     """
 
     subject: str
+    number: int
     image: np.ndarray
     landmarks: np.ndarray
     pad: int
@@ -119,30 +117,6 @@ def canvas_pad(params: DemoParams) -> int:
     return int(np.ceil(reach + params.head_shift_px)) + 4
 
 
-def identity_displacements(landmarks: np.ndarray, rng: np.random.Generator, params: DemoParams) -> np.ndarray:
-    """Landmark displacements (68, 2) that give a subject its face shape.
-
-    Three independent draws: jaw width (jaw points scaled about the face's
-    vertical axis), eye distance (each eye and brow shifted sideways by half
-    the change) and jaw drop (the lower jaw moved down, most at the chin).
-    """
-    d = interocular(landmarks)
-    centre = landmarks[EYES].mean(axis=0)
-    width = rng.uniform(-1, 1) * params.face_width_jitter
-    eyes = rng.uniform(-1, 1) * params.eye_distance_jitter
-    jaw = rng.uniform(-1, 1) * params.jaw_jitter
-    disp = np.zeros_like(landmarks)
-    disp[JAW, 0] = width * (landmarks[JAW, 0] - centre[0])
-    side = np.sign(landmarks[:, 0] - centre[0])
-    for part in (EYES, BROWS):
-        disp[part, 0] += side[part] * eyes * d / 2
-    mouth_y = landmarks[48:68, 1].mean()
-    chin_y = landmarks[8, 1]
-    drop = np.clip((landmarks[JAW, 1] - mouth_y) / (chin_y - mouth_y), 0, 1)
-    disp[JAW, 1] += jaw * d * drop
-    return disp
-
-
 def identity_affine(rng: np.random.Generator, params: DemoParams, centre: np.ndarray) -> np.ndarray:
     """2×3 small global scale about ``centre`` (a subject's overall face size)."""
     scale = 1 + rng.uniform(-1, 1) * params.scale_jitter
@@ -152,49 +126,146 @@ def identity_affine(rng: np.random.Generator, params: DemoParams, centre: np.nda
 def photometric(image: np.ndarray, rng: np.random.Generator, params: DemoParams) -> np.ndarray:
     """A subject's lighting: gamma, contrast about mid-grey, brightness, linear gradient.
 
-    Works on intensities in [0, 1] and returns grey levels in [0, 255] float32.
+    Works on intensities in [0, 1] of a (H, W) or (H, W, C) image and returns
+    levels in [0, 255] float32.
     """
     gamma = rng.uniform(*params.gamma_range)
     contrast = rng.uniform(*params.contrast_range)
     brightness = rng.uniform(*params.brightness_range)
     angle = rng.uniform(0, 2 * np.pi)
     strength = rng.uniform(0, params.gradient_strength)
-    height, width = image.shape
+    height, width = image.shape[:2]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     ramp = (np.cos(angle) * (xs / width - 0.5) + np.sin(angle) * (ys / height - 0.5)) * strength
+    if image.ndim == 3:
+        ramp = ramp[..., None]
     out = np.clip(image / 255.0, 0, 1) ** gamma
     out = ((out - 0.5) * contrast + 0.5 + brightness) * (1 + ramp)
     return (np.clip(out, 0, 1) * 255).astype(np.float32)
 
 
-def make_subject(number: int, params: DemoParams) -> Subject:
-    """Render subject ``number`` (1-based) from the astronaut.
+def symmetric_half(image: np.ndarray, landmarks: np.ndarray, half: str) -> tuple[np.ndarray, np.ndarray]:
+    """A face made symmetric from one half: that half mirrored about the face midline.
 
-    One remap goes from the astronaut straight to the subject's canvas, so the
-    face is resampled once: canvas → (inverse identity affine) → (inverse
-    non-rigid landmark warp) → (inverse canonical similarity) → astronaut.
+    ``half`` is "left" or "right" (of the image) or "both" (unchanged).
+    Returns the image and its landmarks (the mean of each landmark and its
+    mirrored partner, so they are symmetric too).
     """
+    if half == "both":
+        return image, landmarks
+    width = image.shape[1]
+    midline = float(landmarks[27:31, 0].mean())
+    mirrored = cv2.warpAffine(image, np.float32([[-1, 0, 2 * midline], [0, 1, 0]]), (width, image.shape[0]),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    flipped = landmarks[MIRROR_ROWS] * [-1, 1] + [2 * midline, 0]
+    xs = np.arange(width, dtype=np.float32)
+    keep = (xs < midline) if half == "left" else (xs >= midline)
+    weight = cv2.GaussianBlur(keep.astype(np.float32)[None, :].repeat(8, axis=0), (0, 0), 2.0)[0]
+    weight = weight[None, :, None] if image.ndim == 3 else weight[None, :]
+    return image * weight + mirrored * (1 - weight), (landmarks + flipped) / 2
+
+
+def region_mask(points: np.ndarray, shape: tuple[int, int], blur: float) -> np.ndarray:
+    """(H, W) float32 mask: the convex hull of ``points`` filled with 1, feathered by a Gaussian of ``blur`` px."""
+    mask = np.zeros(shape, np.float32)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.rint(points).astype(np.int32)), 1.0)
+    return cv2.GaussianBlur(mask, (0, 0), blur)
+
+
+def face_region(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Mask of the face: inside the jaw line and brows (raised by 0.3·d), feathered."""
+    d = interocular(landmarks)
+    points = np.concatenate([landmarks[JAW], landmarks[BROWS] - [0, 0.3 * d]])
+    return region_mask(points, shape, 0.09 * d)
+
+
+def eye_region(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Mask of the eye region: brows (raised by 0.15·d) down to the cheekbones and the nose bridge, feathered."""
+    d = interocular(landmarks)
+    points = np.concatenate([landmarks[BROWS] - [0, 0.15 * d], landmarks[[1, 15, 29]]])
+    return region_mask(points, shape, 0.055 * d)
+
+
+def darken_brows(image: np.ndarray, landmarks: np.ndarray, tone: float, width: float) -> np.ndarray:
+    """Brows darkened to ``tone`` over a band ``width``·d above and below the brow landmarks."""
+    if tone == 1.0:
+        return image
+    d = interocular(landmarks)
+    out = image
+    for part in (slice(17, 22), slice(22, 27)):
+        points = landmarks[part]
+        band = np.concatenate([points - [0, width * d], (points + [0, width * d])[::-1]])
+        mask = region_mask(band, image.shape[:2], 0.023 * d)
+        mask = mask[..., None] if image.ndim == 3 else mask
+        out = out * (1 - mask * (1 - tone))
+    return out
+
+
+def warp_onto(image: np.ndarray, landmarks: np.ndarray, target: np.ndarray, params: DemoParams) -> np.ndarray:
+    """``image`` warped so that its ``landmarks`` land on ``target`` (thin-plate spline, forehead anchored).
+
+    Forehead anchors 0.8·d above the brows move with the brows, so hair
+    follows the face shape; the canvas border stays put.
+    """
+    shape = image.shape[:2]
+    grid = grid_points(shape, params.map_stride)
+
+    def anchored(points: np.ndarray) -> np.ndarray:
+        return np.concatenate([points, points[[17, 19, 21, 22, 24, 26]] - [0, 0.8 * interocular(points)]])
+
+    dst, src = anchored(target), anchored(landmarks)
+    back = dense_field(dst, src - dst, shape, at=grid)
+    maps = upsample_map(grid + back.reshape(grid.shape), shape, params.map_stride)
+    return cv2.remap(image, maps, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def render_identity(identity: Identity, params: DemoParams, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """An identity's neutral face on the canvas: (H', W', 3) float32 RGB in [0, 255] and (68, 2) landmarks."""
+    height, width = params.frame_size
+    size = (width + 2 * pad, height + 2 * pad)
+    placed = []
+    for name, half in zip(SOURCE_NAMES, identity.halves):
+        source = source_face(name)
+        to_canvas = canonical_similarity(source.landmarks, params, pad)
+        image = cv2.warpAffine(source.image.astype(np.float32), to_canvas, size, flags=cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REFLECT)
+        placed.append(symmetric_half(image, apply_affine(to_canvas, source.landmarks), half))
+    (astro, astro_lm), (hopper, hopper_lm) = placed
+    target = reshape((1 - identity.shape_mix) * astro_lm + identity.shape_mix * hopper_lm, dict(identity.geometry))
+    warped = [warp_onto(img, lm, target, params) for img, lm in placed]
+    w = identity.texture_mix
+    face = (1 - w) * warped[0] + w * warped[1]
+    if identity.eye_swap:
+        eyes = eye_region(target, face.shape[:2])[..., None]
+        face = face * (1 - eyes) + warped[1 if w < 0.5 else 0] * eyes
+    inside = face_region(target, face.shape[:2])[..., None]
+    image = inside * face + (1 - inside) * warped[SOURCE_INDEX[identity.head]]
+    image = darken_brows(image, target, identity.brow_tone, identity.brow_width)
+    return np.clip(image, 0, 255).astype(np.float32), target
+
+
+def make_subject(number: int, params: DemoParams, subject_id: str | None = None) -> Subject:
+    """Render subject ``number`` (1-based): identity ``params.identities[number - 1]``.
+
+    The identity fixes who the subject is; the subject's generator adds a
+    small overall scale and the lighting. Greyscale unless ``params.colour``
+    (then BGR, as OpenCV writes frames).
+    """
+    identity = IDENTITIES[params.identities[number - 1]]
     rng = np.random.default_rng([params.seed, number, 0])
     pad = canvas_pad(params)
-    height, width = params.frame_size
-    shape = (height + 2 * pad, width + 2 * pad)
-    to_canvas = canonical_similarity(astronaut_landmarks(), params, pad)
-    base = apply_affine(to_canvas, astronaut_landmarks())
-    moved = base + identity_displacements(base, rng, params)
-    affine = identity_affine(rng, params, moved[EYES].mean(axis=0))
-    inverse_affine = cv2.invertAffineTransform(affine)
-    inverse_canonical = cv2.invertAffineTransform(to_canvas)
-
-    grid = grid_points(shape, params.map_stride)
-    shaped = apply_affine(inverse_affine, grid.reshape(-1, 2))
-    back = dense_field(moved, base - moved, shape, at=shaped)
-    source = apply_affine(inverse_canonical, shaped + back).reshape(grid.shape)
-    maps = upsample_map(source, shape, params.map_stride)
-    astronaut = astronaut_grey().astype(np.float32)
-    image = cv2.remap(astronaut, maps, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    rgb, landmarks = render_identity(identity, params, pad)
+    affine = identity_affine(rng, params, landmarks[EYES].mean(axis=0))
+    size = (rgb.shape[1], rgb.shape[0])
+    rgb = cv2.warpAffine(rgb, affine, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    if params.colour:
+        image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    else:
+        image = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     return Subject(
-        subject=f"{number:03d}",
+        subject=subject_id or f"{number:03d}",
+        number=number,
         image=photometric(image, rng, params),
-        landmarks=apply_affine(affine, moved),
+        landmarks=apply_affine(affine, landmarks),
         pad=pad,
     )

@@ -21,15 +21,17 @@ STABLE_LANDMARKS = (27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)
 
 @dataclass(frozen=True)
 class ExpressionClass:
-    """One synthetic expression class, written to the sheet as SAMM writes it.
+    """One synthetic expression class, labelled as its layout's annotations label it.
 
     Attributes
     ----------
     name : str
-        Estimated Emotion in the sheet.
+        The label: Estimated Emotion in a sheet, or the SMIC label folder.
     code : int
-        SAMM objective class (I = AU6/12, II = AU1/2/5, III = AU4/7), also
-        used as the inducement code and in the clip name ``<subject>_<code>_<clip>``.
+        Objective class (Davison et al. 2018: I = AU6/12, II = AU1/2/5,
+        III = AU4/7, VI = AU15/17, VII = other), also used as SAMM's
+        inducement code and in clip names (``<subject>_<code>_<clip>``,
+        ``EP<code>_<clip>``).
     action_units : str or int
         The sheet's Action Units cell (an int where SAMM writes a bare number).
     moves : dict
@@ -67,48 +69,69 @@ _BROW_PAIRS = {17: 26, 18: 25, 19: 24, 20: 23, 21: 22}
 _LID_PAIRS = {37: 44, 38: 43, 40: 47, 41: 46}
 _MOUTH_PAIRS = {48: 54, 49: 53, 59: 55, 60: 64, 50: 52, 58: 56}
 
-CLASSES: dict[str, ExpressionClass] = {
-    cls.name: cls
-    for cls in (
-        # AU12: lip corners pulled up and out, the lips next to them follow.
-        ExpressionClass(
-            "Happiness",
-            1,
-            12,
-            _mirror(
-                {48: (-0.55, -0.85), 49: (-0.25, -0.45), 59: (-0.3, -0.4), 60: (-0.3, -0.45),
-                 50: (-0.05, -0.15), 58: (-0.1, -0.15)},
-                _MOUTH_PAIRS,
-            ),
-        ),
-        # AU1+2: inner and outer brows raised together.
-        ExpressionClass(
-            "Surprise",
-            2,
-            "1+2",
-            _mirror({17: (0, -0.8), 18: (0, -0.95), 19: (0, -1), 20: (0, -1), 21: (0, -0.9)}, _BROW_PAIRS),
-        ),
-        # AU4 (+ slight AU7): brows lowered and drawn to the midline, lids narrowed.
-        ExpressionClass(
-            "Anger",
-            3,
-            "4+7",
-            _mirror(
-                {21: (0.55, 0.75), 20: (0.4, 0.75), 19: (0.2, 0.55), 18: (0.1, 0.35), 17: (0, 0.2)}
-                | {37: (0, 0.15), 38: (0, 0.15), 40: (0, -0.2), 41: (0, -0.2)},
-                _BROW_PAIRS | _LID_PAIRS,
-            ),
-        ),
-    )
+# Landmark motions of the action units the demo uses (0-based iBUG rows).
+# AU12: lip corners pulled up and out, the lips next to them follow.
+AU12 = _mirror(
+    {48: (-0.55, -0.85), 49: (-0.25, -0.45), 59: (-0.3, -0.4), 60: (-0.3, -0.45),
+     50: (-0.05, -0.15), 58: (-0.1, -0.15)},
+    _MOUTH_PAIRS,
+)
+# AU1+2: inner and outer brows raised together.
+AU1_2 = _mirror({17: (0, -0.8), 18: (0, -0.95), 19: (0, -1), 20: (0, -1), 21: (0, -0.9)}, _BROW_PAIRS)
+# AU4 (+ slight AU7): brows lowered and drawn to the midline, lids narrowed.
+AU4_7 = _mirror(
+    {21: (0.55, 0.75), 20: (0.4, 0.75), 19: (0.2, 0.55), 18: (0.1, 0.35), 17: (0, 0.2)}
+    | {37: (0, 0.15), 38: (0, 0.15), 40: (0, -0.2), 41: (0, -0.2)},
+    _BROW_PAIRS | _LID_PAIRS,
+)
+# AU15+17: lip corners pulled down, the chin boss pushes the lower lip up.
+AU15_17 = _mirror(
+    {48: (0.15, 0.9), 49: (0.05, 0.3), 60: (0.1, 0.3), 59: (0.05, -0.35), 58: (0, -0.5), 7: (0, -0.15)},
+    _MOUTH_PAIRS | {7: 9},
+) | {57: (0, -0.55), 66: (0, -0.3), 8: (0, -0.2)}
+# AU4 alone: brows lowered and drawn together (CASME II's commonest "others").
+AU4 = _mirror({21: (0.5, 0.7), 20: (0.35, 0.7), 19: (0.2, 0.5), 18: (0.1, 0.3), 17: (0, 0.15)}, _BROW_PAIRS)
+
+
+def _table(*classes: ExpressionClass) -> dict[str, ExpressionClass]:
+    return {cls.name: cls for cls in classes}
+
+
+LAYOUT_CLASSES: dict[str, dict[str, ExpressionClass]] = {
+    # SAMM: Estimated Emotion, objective class (also the clip-name code), Action Units as SAMM writes them.
+    "samm": _table(
+        ExpressionClass("Happiness", 1, 12, AU12),
+        ExpressionClass("Surprise", 2, "1+2", AU1_2),
+        ExpressionClass("Anger", 3, "4+7", AU4_7),
+    ),
+    # CASME II: lower-case emotions, objective classes as the 2019 sheet mostly gives them for these AUs.
+    "casme2": _table(
+        ExpressionClass("happiness", 1, 12, AU12),
+        ExpressionClass("surprise", 2, "1+2", AU1_2),
+        ExpressionClass("disgust", 3, "4+7", AU4_7),
+        ExpressionClass("repression", 6, "15+17", AU15_17),
+        ExpressionClass("others", 7, 4, AU4),
+    ),
+    # SMIC: the label folders; codes number the classes for the clip plans only.
+    "smic": _table(
+        ExpressionClass("positive", 1, 12, AU12),
+        ExpressionClass("surprise", 2, "1+2", AU1_2),
+        ExpressionClass("negative", 3, "4+7", AU4_7),
+    ),
 }
+"""Expression classes per layout, keyed by the label the layout writes."""
+
+CLASSES = LAYOUT_CLASSES["samm"]
+"""The SAMM-layout demo's classes (``demo``)."""
 
 
-def expression_class(name: str) -> ExpressionClass:
-    """The class called ``name``; raises with the known names."""
+def expression_class(name: str, layout: str = "samm") -> ExpressionClass:
+    """The class called ``name`` in ``layout``; raises with the known names."""
+    classes = LAYOUT_CLASSES[layout]
     try:
-        return CLASSES[name]
+        return classes[name]
     except KeyError:
-        raise ValueError(f"unknown demo class {name!r}; known: {', '.join(CLASSES)}") from None
+        raise ValueError(f"unknown demo class {name!r} for the {layout} layout; known: {', '.join(classes)}") from None
 
 
 def face_anchors(landmarks: np.ndarray, params: DemoParams) -> np.ndarray:
@@ -134,11 +157,12 @@ def expression_basis(subject: Subject, cls: ExpressionClass, params: DemoParams)
     it equals ``cls.displacements()`` at the subject's landmarks and is zero
     at the :func:`face_anchors`.
     """
-    grid = grid_points(subject.image.shape, params.map_stride)
+    shape = subject.image.shape[:2]
+    grid = grid_points(shape, params.map_stride)
     anchors = face_anchors(subject.landmarks, params)
     centres = np.concatenate([subject.landmarks, anchors])
     values = np.concatenate([cls.displacements(), np.zeros_like(anchors)])
-    field = dense_field(centres, values, subject.image.shape, at=grid)
+    field = dense_field(centres, values, shape, at=grid)
     return field.reshape(grid.shape)
 
 

@@ -1,7 +1,9 @@
-"""Parameters of the synthetic demo dataset.
+"""Parameters of the synthetic demo datasets.
 
 Every number the generator uses lives here, so a demo is fully described by
 one :class:`DemoParams` (written to ``demo.json`` next to the frames).
+:data:`PRESETS` holds the three demo corpora, one per layout: ``demo``
+(SAMM), ``demo-casme2`` (CASME II raw) and ``demo-smic`` (SMIC-HS).
 """
 from __future__ import annotations
 
@@ -9,8 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FORMAT_VERSION = 1
-"""Version of the demo layout and generator; bump when output bytes change."""
+FORMAT_VERSION = 2
+"""Version of the demo layouts and generator; bump when output bytes change."""
+
+LAYOUTS = ("samm", "casme2", "smic")
+"""Dataset layouts a demo can be written in (:mod:`.layouts`)."""
+
+FRAME_NUMBER_LIMIT = {"samm": 99999, "casme2": 99999, "smic": 999999}
+"""Largest frame number a layout's file names carry (SAMM pads to 5 digits, SMIC-HS uses 6)."""
 
 
 @dataclass(frozen=True)
@@ -22,15 +30,27 @@ class DemoParams:
 
     Parameters
     ----------
+    layout : {"samm", "casme2", "smic"}
+        Folder layout, file names and annotation format (:mod:`.layouts`).
     seed : int
         Root seed. Every subject and clip draws from its own generator derived
         from ``(seed, subject, class, clip)``, so changing ``n_subjects`` or
         ``n_clips`` leaves the other clips byte-identical.
     n_subjects, n_clips : int
-        Subjects ``"001"...`` and clips per subject and class.
+        Subjects (numbered from 1) and clips per subject and class.
+    identities : tuple of int
+        Rows of :data:`.identities.IDENTITIES` that subjects 1, 2, ... get:
+        who each subject is. Distinct presets use disjoint rows, so no person
+        appears in two demo corpora.
     classes : tuple of str
-        Expression classes to generate, a subset of ``"Happiness"``,
-        ``"Surprise"``, ``"Anger"`` (see :mod:`.motion`).
+        Expression classes to generate, named as the layout's annotations
+        name them (:data:`.motion.LAYOUT_CLASSES`).
+    extra_clips : tuple of str
+        Classes of which each subject gets one more clip (clip number
+        ``n_clips + 1``), e.g. CASME II's ``"others"``, which the MEGC 2019
+        composite leaves out.
+    colour : bool
+        Write colour (BGR) frames; greyscale otherwise (SAMM is greyscale).
     n_frames, fps : int, float
         Frames per clip and their frame rate (SAMM: 200 fps; recorded in demo.json).
     frame_size : tuple of int
@@ -64,9 +84,9 @@ class DemoParams:
         the frames their noise (``margin²`` distinct windows, at least ``n_frames``).
     jpeg_quality : int
         JPEG quality of the written frames.
-    scale_jitter, face_width_jitter, eye_distance_jitter, jaw_jitter : float
-        Identity geometry: global scale, jaw width, eye distance and jaw drop,
-        as fractions (of the face size or the inter-ocular distance).
+    scale_jitter : float
+        Largest relative change of a subject's overall face size (who a
+        subject is comes from :data:`.identities.IDENTITIES`).
     brightness_range, contrast_range, gamma_range : tuple of float
         Identity photometry on intensities in [0, 1].
     gradient_strength : float
@@ -81,14 +101,24 @@ class DemoParams:
     inverse_iterations : int
         Fixed-point iterations that invert the forward expression field.
     erratum_clip : str or None
-        Clip whose apex is written wrongly in the sheet (outside
-        onset..offset, like SAMM's 028_4_1); ``None`` writes no erratum.
+        Clip whose apex is written wrongly in the sheet: outside
+        onset..offset in the SAMM layout (like SAMM's 028_4_1), ``/`` in the
+        CASME II layout (like CASME II's sub04 EP12_01f); ``None`` writes no
+        erratum. SMIC has no sheet and takes ``None``.
+    composite_skip : tuple of str
+        Clips the demo's MEGC 2019 composite list leaves out although the
+        megc-3 scheme maps their emotion, as the official list leaves out 5
+        of the 150 such CASME II clips (:mod:`.composite`).
     """
 
+    layout: str = "samm"
     seed: int = 0
     n_subjects: int = 6
     n_clips: int = 2
+    identities: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     classes: tuple[str, ...] = ("Happiness", "Surprise", "Anger")
+    extra_clips: tuple[str, ...] = ()
+    colour: bool = False
     n_frames: int = 24
     fps: float = 200.0
     frame_size: tuple[int, int] = (384, 384)
@@ -106,9 +136,6 @@ class DemoParams:
     noise_tile_margin: int = 16
     jpeg_quality: int = 95
     scale_jitter: float = 0.03
-    face_width_jitter: float = 0.06
-    eye_distance_jitter: float = 0.04
-    jaw_jitter: float = 0.06
     brightness_range: tuple[float, float] = (-0.08, 0.08)
     contrast_range: tuple[float, float] = (0.85, 1.15)
     gamma_range: tuple[float, float] = (0.85, 1.2)
@@ -118,6 +145,7 @@ class DemoParams:
     map_stride: int = 4
     inverse_iterations: int = 4
     erratum_clip: str | None = "001_3_1"
+    composite_skip: tuple[str, ...] = ()
 
     def apex_bounds(self) -> tuple[int, int]:
         """First and last frame index the apex may take (the ``apex_range`` fraction of the clip)."""
@@ -125,8 +153,12 @@ class DemoParams:
         return low, high - 1
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_subjects <= 999:
-            raise ValueError(f"n_subjects must be in 1..999, got {self.n_subjects}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout {self.layout!r} is unknown; use one of {', '.join(LAYOUTS)}")
+        if not 1 <= self.n_subjects <= len(self.identities):
+            raise ValueError(
+                f"n_subjects must be in 1..{len(self.identities)} (one identity each), got {self.n_subjects}"
+            )
         if self.n_clips < 1:
             raise ValueError(f"n_clips must be at least 1, got {self.n_clips}")
         first_apex, last_apex = self.apex_bounds()
@@ -146,8 +178,49 @@ class DemoParams:
                 f"noise_tile_margin={self.noise_tile_margin} gives fewer noise windows than "
                 f"n_frames={self.n_frames}"
             )
-        if self.first_frame_range[0] < 2 or self.first_frame_range[1] + self.n_frames > 99999:
+        limit = FRAME_NUMBER_LIMIT[self.layout]
+        if self.first_frame_range[0] < 2 or self.first_frame_range[1] + self.n_frames > limit:
             raise ValueError(
                 f"first_frame_range {self.first_frame_range} must start above 1 and keep frame "
-                "numbers within 5 digits"
+                f"numbers up to {limit} ({self.layout} file names)"
             )
+
+
+PRESETS: dict[str, DemoParams] = {
+    # SAMM layout: 6 subjects × 3 classes × 2 clips (the learnability tests' 36-clip design).
+    "demo": DemoParams(),
+    # CASME II raw layout at 640×480 colour; "others" clips and one sheet-mapped clip stay out of the
+    # demo composite list, and sub01's first disgust clip has "/" for its apex, as sub04 EP12_01f has.
+    "demo-casme2": DemoParams(
+        layout="casme2",
+        n_subjects=3,
+        identities=(6, 7, 8),
+        classes=("happiness", "surprise", "disgust", "repression"),
+        extra_clips=("others",),
+        colour=True,
+        frame_size=(480, 640),
+        interocular_px=90.0,
+        eye_line=(0.5, 0.36),
+        first_frame_range=(20, 400),
+        amplitude_px=(2.0, 3.3),
+        erratum_clip="EP03_01",
+        composite_skip=("sub03/EP06_02",),
+    ),
+    # SMIC-HS layout at 100 fps, 320×240 colour BMP (uncompressed, so small frames keep it to ~100 MB).
+    "demo-smic": DemoParams(
+        layout="smic",
+        n_subjects=3,
+        identities=(9, 10, 11),
+        classes=("positive", "surprise", "negative"),
+        colour=True,
+        fps=100.0,
+        frame_size=(240, 320),
+        interocular_px=56.0,
+        eye_line=(0.5, 0.34),
+        first_frame_range=(100000, 900000),
+        amplitude_px=(1.3, 2.1),
+        head_shift_px=1.0,
+        erratum_clip=None,
+    ),
+}
+"""The three demo corpora by dataset name (``mepipe build --dataset NAME``)."""

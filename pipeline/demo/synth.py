@@ -1,11 +1,10 @@
-"""Write the synthetic demo dataset in the SAMM layout (SPEC §1, "demo").
+"""Write a synthetic demo dataset in the SAMM, CASME II or SMIC-HS layout (SPEC §1, "demo").
 
-Layout under ``root``::
+Frames and annotations follow the real dataset's layout (:mod:`.layouts`);
+beside them, under ``root``::
 
-    <subject>/<subject>_<class code>_<clip>/<subject>_<frame number:05d>.jpg
-    SAMM_Micro_FACS_Codes_demo.xlsx   the sheet, in the real SAMM format
-    demo_truth.csv                    true timing, class and head motion per clip
-    demo.json                         the DemoParams used and the format version
+    demo_truth.csv    true timing, class and head motion per clip
+    demo.json         the DemoParams used, the format version and the face sources
 
 Every output byte is a function of :class:`DemoParams` (and the installed
 dlib, OpenCV and libjpeg), so two runs with one seed give identical files.
@@ -13,22 +12,18 @@ dlib, OpenCV and libjpeg), so two runs with one seed give identical files.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import shutil
-import zipfile
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
-import openpyxl
 import pandas as pd
-from openpyxl.writer.excel import ExcelWriter
 
+from . import layouts
 from .face import Subject, eye_centres, interocular, make_subject
 from .motion import (
     ExpressionClass,
@@ -40,28 +35,13 @@ from .motion import (
     moved_landmarks,
 )
 from .params import FORMAT_VERSION, DemoParams
+from .sources import CREDITS
 
 log = logging.getLogger(__name__)
 
-SHEET_NAME = "SAMM_Micro_FACS_Codes_demo.xlsx"
+SHEET_NAME = layouts.SAMM_SHEET
 TRUTH_NAME = "demo_truth.csv"
 META_NAME = "demo.json"
-SHEET_COLUMNS = (
-    "Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
-    "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes",
-)
-SHEET_PREAMBLE = (
-    ("SAMM Dataset - Master FACS Codes (mepipe synthetic demo)", None, None, None,
-     "(Synthetic frames made by mepipe from skimage.data.astronaut, public domain. Not SAMM data.)"),
-    (),
-    ("Ground truth timing, class and head motion of every clip: demo_truth.csv",),
-    (),
-    ("Symbol Key:",),
-    ('"/" = or',),
-    (),
-)
-FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-FIXED_DOC_TIME = datetime(2000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -71,12 +51,13 @@ class ClipTruth:
     Frame fields ending in ``_frame`` or named onset/apex/offset are source
     frame numbers (as in the file names); ``*_index`` are positions in the clip.
     ``sheet_apex`` is what the sheet says, which differs from ``apex`` only for
-    the erratum clip. Head poses are (tx, ty) pixels and degrees
+    the erratum clip (None where the sheet writes ``/`` or there is no sheet). Head poses are (tx, ty) pixels and degrees
     counter-clockwise about ``pivot`` (see :class:`.motion.HeadDrift`).
     """
 
     subject: str
     filename: str
+    subject_number: int
     emotion: str
     objective_class: int
     action_units: str
@@ -99,7 +80,7 @@ class ClipTruth:
     pivot_x: float
     pivot_y: float
     interocular_px: float
-    sheet_apex: int
+    sheet_apex: int | None
     erratum: bool
 
     @property
@@ -117,7 +98,7 @@ class DemoSummary:
     """What :func:`write_demo` wrote."""
 
     root: Path
-    sheet: Path
+    sheet: Path | None
     truth: Path
     meta: Path
     clips: tuple[str, ...]
@@ -125,18 +106,43 @@ class DemoSummary:
     erratum: str | None
 
 
-def clip_name(subject: str, cls: ExpressionClass, clip_number: int) -> str:
-    """SAMM-style clip folder name ``<subject>_<class code>_<clip>``, e.g. ``"001_1_1"``."""
-    return f"{subject}_{cls.code}_{clip_number}"
+def clip_name(subject: str, cls: ExpressionClass, clip_number: int, layout: str = "samm") -> str:
+    """A clip's name in ``layout`` (:func:`.layouts.clip_name`), e.g. ``"001_1_1"``."""
+    return layouts.clip_name(layout, subject, cls.name, cls.code, clip_number)
 
 
-def erratum_apex(apex: int) -> int:
-    """A wrongly written apex: the true one with its leading digit lost (1234 → 234).
+def erratum_apex(apex: int, layout: str) -> int | None:
+    """The apex a sheet writes for the erratum clip.
 
-    Frame numbers start at 1000 or later, so the result always lies before
-    the onset, like the typo in SAMM's 032_3_1 (4896, 1930, 4970).
+    SAMM: the true one with its leading digit lost (1234 → 234); frame
+    numbers start at 1000 or later, so it lies before the onset, like the
+    typo in SAMM's 032_3_1 (4896, 1930, 4970). CASME II: None, written
+    ``/`` (as for sub04 EP12_01f).
     """
-    return int(str(apex)[1:])
+    return int(str(apex)[1:]) if layout == "samm" else None
+
+
+def clip_plan(params: DemoParams) -> list[tuple[int, ExpressionClass, int]]:
+    """Every clip to generate as (subject number, class, clip number), in writing order.
+
+    Each subject gets ``n_clips`` clips of every class in ``classes`` and
+    one more (clip number ``n_clips + 1``) of every class in ``extra_clips``.
+    """
+    plan = []
+    for number in range(1, params.n_subjects + 1):
+        for name in params.classes:
+            plan += [(number, expression_class(name, params.layout), k) for k in range(1, params.n_clips + 1)]
+        for name in params.extra_clips:
+            plan.append((number, expression_class(name, params.layout), params.n_clips + 1))
+    return plan
+
+
+def plan_names(params: DemoParams) -> dict[str, tuple[int, ExpressionClass, int]]:
+    """Clip name → (subject number, class, clip number) for every clip of ``params``."""
+    return {
+        clip_name(layouts.subject_id(params.layout, number), cls, clip, params.layout): (number, cls, clip)
+        for number, cls, clip in clip_plan(params)
+    }
 
 
 def plan_clip(
@@ -146,9 +152,11 @@ def plan_clip(
 
     Returns the plan and the clip's generator, positioned after the plan, from
     which the frame noise is drawn. The generator depends only on
-    ``(seed, subject, class code, clip)``.
+    ``(seed, subject, class code, clip)``. In the CASME II and SMIC layouts a
+    clip folder holds onset..offset only, so the onset is the first frame and
+    the offset the last.
     """
-    number = int(subject.subject)
+    number = subject.number
     rng = np.random.default_rng([params.seed, number, cls.code, clip_number])
     n = params.n_frames
     first = int(rng.integers(params.first_frame_range[0], params.first_frame_range[1] + 1))
@@ -156,14 +164,17 @@ def plan_clip(
     first_apex, last_apex = params.apex_bounds()
     apex = int(rng.integers(max(first_apex, onset + params.min_phase), last_apex + 1))
     offset = int(rng.integers(apex + params.min_phase, n - params.offset_margin))
+    if params.layout != "samm":
+        onset, offset = 0, n - 1
     amplitude = float(rng.uniform(*params.amplitude_px))
     left, right = eye_centres(subject.frame_landmarks)
     head = HeadDrift.draw(rng, params, (left + right) / 2)
-    name = clip_name(subject.subject, cls, clip_number)
+    name = clip_name(subject.subject, cls, clip_number, params.layout)
     erratum = name == params.erratum_clip
     truth = ClipTruth(
         subject=subject.subject,
         filename=name,
+        subject_number=number,
         emotion=cls.name,
         objective_class=cls.code,
         action_units=str(cls.action_units),
@@ -186,7 +197,7 @@ def plan_clip(
         pivot_x=head.pivot[0],
         pivot_y=head.pivot[1],
         interocular_px=interocular(subject.landmarks),
-        sheet_apex=erratum_apex(first + apex) if erratum else first + apex,
+        sheet_apex=erratum_apex(first + apex, params.layout) if erratum else first + apex,
         erratum=erratum,
     )
     return truth, rng
@@ -202,7 +213,8 @@ def noise_frames(rng: np.random.Generator, params: DemoParams) -> Iterator[np.nd
     """
     height, width = params.frame_size
     margin = params.noise_tile_margin
-    tile = rng.standard_normal((height + margin, width + margin), dtype=np.float32)
+    channels = (3,) if params.colour else ()
+    tile = rng.standard_normal((height + margin, width + margin, *channels), dtype=np.float32)
     tile *= np.float32(params.noise_sigma)
     for offset in rng.choice(margin * margin, size=params.n_frames, replace=False):
         y, x = divmod(int(offset), margin)
@@ -212,7 +224,7 @@ def noise_frames(rng: np.random.Generator, params: DemoParams) -> Iterator[np.nd
 def render_clip(
     subject: Subject, basis: np.ndarray, truth: ClipTruth, rng: np.random.Generator, params: DemoParams
 ) -> Iterator[np.ndarray]:
-    """Yield the clip's frames, (H, W) uint8, in frame order."""
+    """Yield the clip's frames, (H, W) or (H, W, 3) uint8, in frame order."""
     profile = amplitude_profile(params.n_frames, truth.onset_index, truth.apex_index, truth.offset_index)
     head = truth.head
     for index, noise in enumerate(noise_frames(rng, params)):
@@ -252,41 +264,41 @@ def true_landmarks(params: DemoParams, filename: str) -> np.ndarray:
 
     Regenerates the clip's subject and plan (no frames), so it is cheap and
     needs only the parameters, e.g. ``true_landmarks(read_params(root), "001_2_1")``.
-    They are the astronaut's dlib landmarks carried through every warp, so a
-    landmark detector should agree with them to about its own accuracy.
+    They are the source photographs' dlib landmarks carried through every
+    warp, so a landmark detector should agree with them to about its own accuracy.
     """
-    subject_id, code, clip = filename.split("_")
-    cls = next((c for c in map(expression_class, params.classes) if c.code == int(code)), None)
-    if cls is None:
-        raise ValueError(f"clip {filename!r}: class code {code} is not among {params.classes}")
-    subject = make_subject(int(subject_id), params)
-    truth, _ = plan_clip(subject, cls, int(clip), params)
+    names = plan_names(params)
+    if filename not in names:
+        raise ValueError(f"clip {filename!r} is not among the {len(names)} clips of these demo parameters")
+    number, cls, clip = names[filename]
+    subject = make_subject(number, params, layouts.subject_id(params.layout, number))
+    truth, _ = plan_clip(subject, cls, clip, params)
     return clip_landmarks(subject, cls, truth, params)
 
 
-def write_frames(folder: Path, subject: str, first_frame: int, frames: Iterable[np.ndarray], quality: int) -> int:
-    """Write frames as ``<subject>_<number:05d>.jpg`` numbered from ``first_frame``; returns the count."""
+def write_frames(
+    folder: Path, subject: str, first_frame: int, frames: Iterable[np.ndarray], params: DemoParams
+) -> int:
+    """Write frames named as the layout names them, numbered from ``first_frame``; returns the count."""
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
     for count, frame in enumerate(frames, start=1):
-        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise RuntimeError(f"JPEG encoding failed for {folder} frame {first_frame + count - 1}")
-        (folder / f"{subject}_{first_frame + count - 1:05d}.jpg").write_bytes(data.tobytes())
+        data = layouts.encode_frame(params.layout, frame, params.jpeg_quality)
+        (folder / layouts.frame_file(params.layout, subject, first_frame + count - 1)).write_bytes(data)
     return count
 
 
-def sheet_rows(truths: list[ClipTruth]) -> list[list]:
+def samm_rows(truths: list[ClipTruth]) -> list[list]:
     """Sheet rows in SAMM's style: subjects alternately as text "006" and number 6."""
     rows = []
     for i, t in enumerate(sorted(truths, key=lambda t: (t.subject, t.filename))):
-        action_units = expression_class(t.emotion).action_units
         note = (
             f"Apex written wrongly on purpose: it lies outside onset..offset, as in SAMM "
             f"028_4_1 and 032_3_1; true apex {t.apex} in {TRUTH_NAME}"
             if t.erratum
             else None
         )
+        action_units = expression_class(t.emotion).action_units
         rows.append([
             int(t.subject) if i % 2 else t.subject, t.filename, t.objective_class, t.onset,
             t.sheet_apex, t.offset, t.offset - t.onset + 1, "Micro - 1/2", action_units,
@@ -295,53 +307,44 @@ def sheet_rows(truths: list[ClipTruth]) -> list[list]:
     return rows
 
 
-def deterministic_zip(data: bytes) -> bytes:
-    """The same zip archive with every member's timestamp fixed, so equal content gives equal bytes."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = info.external_attr
-            dst.writestr(fixed, src.read(info.filename))
-    return out.getvalue()
+def casme2_rows(truths: list[ClipTruth]) -> list[list]:
+    """Sheet rows in the 2019 CASME II sheet's style: subject numbers, ``/`` for the erratum's apex."""
+    rows = []
+    for t in sorted(truths, key=lambda t: (t.subject_number, t.filename)):
+        action_units = expression_class(t.emotion, "casme2").action_units
+        apex = "/" if t.sheet_apex is None else t.sheet_apex
+        rows.append([
+            t.subject_number, t.filename, None, t.onset, apex, t.offset, None, action_units, t.emotion,
+            t.objective_class,
+        ])
+    return rows
 
 
-def write_sheet(path: Path, truths: list[ClipTruth]) -> None:
-    """Write the annotation sheet: preamble, header row, one row per clip."""
-    book = openpyxl.Workbook()
-    book.properties.created = book.properties.modified = FIXED_DOC_TIME
-    book.properties.creator = "mepipe"
-    sheet = book.active
-    sheet.title = "MICRO_ONLY"
-    for row in SHEET_PREAMBLE:
-        sheet.append(list(row))
-    sheet.append(list(SHEET_COLUMNS))
-    for row in sheet_rows(truths):
-        sheet.append(row)
-        for cell in sheet[sheet.max_row]:
-            if isinstance(cell.value, str):
-                cell.number_format = "@"
-    # ExcelWriter rather than book.save(), which stamps the current time into docProps.
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        ExcelWriter(book, archive).write_data()
-    path.write_bytes(deterministic_zip(buffer.getvalue()))
+def write_annotations(root: Path, truths: list[ClipTruth], layout: str) -> Path | None:
+    """Write the layout's annotation sheet (none for SMIC); returns its path."""
+    name = layouts.ANNOTATIONS[layout]
+    if layout == "samm":
+        rows = [*layouts.SAMM_PREAMBLE, layouts.SAMM_COLUMNS, *samm_rows(truths)]
+        layouts.write_workbook(root / name, "MICRO_ONLY", rows)
+    elif layout == "casme2":
+        layouts.write_workbook(root / name, "Sheet1", [layouts.CASME2_COLUMNS, *casme2_rows(truths)])
+    return None if name is None else root / name
 
 
 def write_meta(path: Path, params: DemoParams) -> None:
-    """Write ``demo.json``: format version, parameters and the class motion tables."""
+    """Write ``demo.json``: format version, parameters, face sources and the class motion tables."""
     classes = {
         name: {"objective_class": c.code, "action_units": str(c.action_units),
                "moves": {str(row + 1): list(vec) for row, vec in sorted(c.moves.items())}}
-        for name, c in ((n, expression_class(n)) for n in params.classes)
+        for name, c in ((n, expression_class(n, params.layout)) for n in params.classes + params.extra_clips)
     }
     meta = {
         "format_version": FORMAT_VERSION,
         "generator": "mepipe.pipeline.demo",
-        "source_image": "skimage.data.astronaut (public domain)",
-        "layout": "<subject>/<subject>_<class code>_<clip>/<subject>_<frame number:05d>.jpg",
-        "sheet": SHEET_NAME,
+        "dataset": layouts.DATASET_NAMES[params.layout],
+        "face_sources": CREDITS,
+        "layout": params.layout,
+        "sheet": layouts.ANNOTATIONS[params.layout],
         "truth": TRUTH_NAME,
         "params": dataclasses.asdict(params),
         "classes_moves_note": "1-based iBUG landmark numbers -> (dx, dy) relative to the most-moving point",
@@ -350,14 +353,11 @@ def write_meta(path: Path, params: DemoParams) -> None:
     path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def check_erratum(params: DemoParams, classes: list[ExpressionClass]) -> None:
-    """Raise unless ``params.erratum_clip`` is None or one of the clips to be generated."""
-    names = [
-        clip_name(f"{number:03d}", cls, clip)
-        for number in range(1, params.n_subjects + 1)
-        for cls in classes
-        for clip in range(1, params.n_clips + 1)
-    ]
+def check_erratum(params: DemoParams) -> None:
+    """Raise unless ``params.erratum_clip`` is None or one of the clips to be generated (SMIC: None)."""
+    names = list(plan_names(params))
+    if params.erratum_clip is not None and params.layout == "smic":
+        raise ValueError(f"erratum_clip {params.erratum_clip!r}: the SMIC layout has no sheet to write it in")
     if params.erratum_clip is not None and params.erratum_clip not in names:
         raise ValueError(
             f"erratum_clip {params.erratum_clip!r} is not among the clips to generate "
@@ -372,16 +372,20 @@ def prepare_root(root: Path, overwrite: bool) -> None:
             raise FileExistsError(f"{root} is not empty; choose an empty folder or pass overwrite=True")
         if not (root / META_NAME).is_file() or not (root / TRUTH_NAME).is_file():
             raise FileExistsError(f"{root} holds no previous demo ({META_NAME}, {TRUTH_NAME}); not overwriting it")
+        layout = json.loads((root / META_NAME).read_text()).get("layout", "samm")
+        if layout not in layouts.ANNOTATIONS:
+            raise FileExistsError(f"{root / META_NAME} names layout {layout!r}, unknown here; not overwriting it")
         old = pd.read_csv(root / TRUTH_NAME, dtype={"subject": str})
-        for subject in sorted(set(old["subject"])):
-            shutil.rmtree(root / subject, ignore_errors=True)
-        for name in (SHEET_NAME, TRUTH_NAME, META_NAME):
-            (root / name).unlink(missing_ok=True)
+        for folder in layouts.top_level(layout, root, sorted(set(old["subject"]))):
+            shutil.rmtree(folder, ignore_errors=True)
+        for name in (layouts.ANNOTATIONS[layout], TRUTH_NAME, META_NAME):
+            if name is not None:
+                (root / name).unlink(missing_ok=True)
     root.mkdir(parents=True, exist_ok=True)
 
 
 def write_demo(root: Path, params: DemoParams = DemoParams(), *, overwrite: bool = False) -> DemoSummary:
-    """Generate the demo dataset under ``root``.
+    """Generate a demo dataset under ``root`` in ``params.layout``.
 
     Parameters
     ----------
@@ -389,8 +393,8 @@ def write_demo(root: Path, params: DemoParams = DemoParams(), *, overwrite: bool
         Target folder; created, and must be empty unless ``overwrite`` (which
         replaces a previous demo there and nothing else).
     params : DemoParams
-        What to generate; the default is 6 subjects × 3 classes × 2 clips of 24
-        frames.
+        What to generate; the default is the SAMM-layout ``demo``: 6 subjects ×
+        3 classes × 2 clips of 24 frames (:data:`.params.PRESETS` has the others).
 
     Returns
     -------
@@ -403,29 +407,31 @@ def write_demo(root: Path, params: DemoParams = DemoParams(), *, overwrite: bool
     >>> write_demo(Path("data/demo"), DemoParams(n_subjects=2))  # doctest: +SKIP
     """
     root = Path(root)
-    classes = [expression_class(name) for name in params.classes]
-    check_erratum(params, classes)
+    check_erratum(params)
     prepare_root(root, overwrite)
     truths: list[ClipTruth] = []
     n_written = 0
-    for number in range(1, params.n_subjects + 1):
-        subject = make_subject(number, params)
-        for cls in classes:
-            basis = expression_basis(subject, cls, params)
-            for clip_number in range(1, params.n_clips + 1):
-                truth, rng = plan_clip(subject, cls, clip_number, params)
-                frames = render_clip(subject, basis, truth, rng, params)
-                folder = root / subject.subject / truth.filename
-                n_written += write_frames(folder, subject.subject, truth.first_frame, frames, params.jpeg_quality)
-                truths.append(truth)
-        log.info("demo subject %s written", subject.subject)
-    write_sheet(root / SHEET_NAME, truths)
+    subject, basis = None, {}
+    for number, cls, clip_number in clip_plan(params):
+        if subject is None or subject.number != number:
+            if subject is not None:
+                log.info("demo subject %s written", subject.subject)
+            subject = make_subject(number, params, layouts.subject_id(params.layout, number))
+            basis = {}
+        if cls.name not in basis:
+            basis[cls.name] = expression_basis(subject, cls, params)
+        truth, rng = plan_clip(subject, cls, clip_number, params)
+        frames = render_clip(subject, basis[cls.name], truth, rng, params)
+        folder = layouts.clip_folder(params.layout, root, subject.subject, cls.name, truth.filename)
+        n_written += write_frames(folder, subject.subject, truth.first_frame, frames, params)
+        truths.append(truth)
+    sheet = write_annotations(root, truths, params.layout)
     truth_table = pd.DataFrame([dataclasses.asdict(t) for t in truths])
     truth_table.to_csv(root / TRUTH_NAME, index=False, float_format="%.6f")
     write_meta(root / META_NAME, params)
     return DemoSummary(
         root=root,
-        sheet=root / SHEET_NAME,
+        sheet=sheet,
         truth=root / TRUTH_NAME,
         meta=root / META_NAME,
         clips=tuple(t.filename for t in truths),

@@ -72,7 +72,10 @@ def dense_field(
     anchors = border_anchors(shape)
     points = np.concatenate([centres, anchors])
     data = np.concatenate([values, np.zeros_like(anchors)])
-    spline = RBFInterpolator(points, data, kernel="thin_plate_spline")
+    # Coincident control points (a closed mouth's inner lips) make the spline singular: keep the first.
+    _, first = np.unique(np.round(points, 6), axis=0, return_index=True)
+    keep = np.sort(first)
+    spline = RBFInterpolator(points[keep], data[keep], kernel="thin_plate_spline")
     return spline(at.reshape(-1, 2))
 
 

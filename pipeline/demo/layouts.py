@@ -1,0 +1,151 @@
+"""Where a demo's files go and what its annotations look like, per dataset layout (SPEC §1).
+
+Three layouts, each the one its real dataset uses, so the real adapters
+read the demos (``mepipe build --dataset demo``, ``demo-casme2``, ``demo-smic``):
+
+``samm``
+    ``<subject>/<subject>_<class code>_<clip>/<subject>_<frame:05d>.jpg``,
+    greyscale; sheet ``SAMM_Micro_FACS_Codes_demo.xlsx`` in SAMM's format
+    (preamble, header row, subjects written as 6 or "006").
+``casme2``
+    ``CASME2_RAW_selected/sub<ss>/EP<code:02d>_<clip:02d>/img<frame>.jpg``
+    (the raw release: a clip folder holds onset..offset), colour; sheet
+    ``CASME2-coding-demo.xlsx`` in the 2019 sheet's format (first row the
+    header, two unnamed blank columns, subjects as numbers, ``/`` for a
+    missing apex).
+``smic``
+    ``HS/s<n>/micro/<label>/s<n>_<po|ne|sur>_<clip:02d>/image<frame:06d>.bmp``,
+    colour; no sheet (labels are the folders, the clip spans onset..offset,
+    there is no apex).
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openpyxl
+from openpyxl.writer.excel import ExcelWriter
+
+SAMM_SHEET = "SAMM_Micro_FACS_Codes_demo.xlsx"
+CASME2_SHEET = "CASME2-coding-demo.xlsx"
+ANNOTATIONS = {"samm": SAMM_SHEET, "casme2": CASME2_SHEET, "smic": None}
+"""The annotation file each layout writes (None: SMIC has none)."""
+
+TOP_FOLDERS = {"casme2": "CASME2_RAW_selected", "smic": "HS"}
+"""The folder holding all frames, for layouts that have one (SAMM's subject folders sit in the root)."""
+
+SMIC_ABBREVIATIONS = {"positive": "po", "negative": "ne", "surprise": "sur"}
+"""SMIC's clip-name abbreviation of each label (``s1_ne_01``)."""
+
+DATASET_NAMES = {"samm": "demo", "casme2": "demo-casme2", "smic": "demo-smic"}
+"""The dataset name (adapter name, and ``dataset`` in a store's sample table) of each layout's demo."""
+
+SAMM_COLUMNS = (
+    "Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
+    "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes",
+)
+SAMM_PREAMBLE = (
+    ("SAMM Dataset - Master FACS Codes (mepipe synthetic demo)", None, None, None,
+     "(Synthetic frames made by mepipe from two public-domain portraits. Not SAMM data.)"),
+    (),
+    ("Ground truth timing, class and head motion of every clip: demo_truth.csv",),
+    (),
+    ("Symbol Key:",),
+    ('"/" = or',),
+    (),
+)
+CASME2_COLUMNS = (
+    "Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
+    "Action Units", "Estimated Emotion", "Objective Classes",
+)
+"""The 2019 CASME II sheet's header, blank columns included."""
+
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+FIXED_DOC_TIME = datetime(2000, 1, 1)
+
+
+def subject_id(layout: str, number: int) -> str:
+    """Subject ``number`` as the layout writes it in folders: ``"001"``, ``"01"`` (folder ``sub01``), ``"s1"``."""
+    return {"samm": f"{number:03d}", "casme2": f"{number:02d}", "smic": f"s{number}"}[layout]
+
+
+def clip_name(layout: str, subject: str, emotion: str, code: int, clip_number: int) -> str:
+    """A clip's name: ``001_1_2`` (SAMM), ``EP01_02`` (CASME II), ``s1_ne_02`` (SMIC)."""
+    if layout == "samm":
+        return f"{subject}_{code}_{clip_number}"
+    if layout == "casme2":
+        return f"EP{code:02d}_{clip_number:02d}"
+    return f"{subject}_{SMIC_ABBREVIATIONS[emotion]}_{clip_number:02d}"
+
+
+def clip_folder(layout: str, root: Path, subject: str, emotion: str, clip: str) -> Path:
+    """The folder of one clip's frames."""
+    if layout == "samm":
+        return root / subject / clip
+    if layout == "casme2":
+        return root / TOP_FOLDERS["casme2"] / f"sub{subject}" / clip
+    return root / TOP_FOLDERS["smic"] / subject / "micro" / emotion / clip
+
+
+def frame_file(layout: str, subject: str, number: int) -> str:
+    """A frame's file name; the number in it is the frame number the annotations use."""
+    return {"samm": f"{subject}_{number:05d}.jpg", "casme2": f"img{number}.jpg", "smic": f"image{number:06d}.bmp"}[
+        layout
+    ]
+
+
+def encode_frame(layout: str, frame: np.ndarray, quality: int) -> bytes:
+    """A frame's file bytes: JPEG at ``quality`` (SAMM, CASME II) or uncompressed BMP (SMIC)."""
+    if layout == "smic":
+        ok, data = cv2.imencode(".bmp", frame)
+    else:
+        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError(f"encoding a {layout} demo frame failed")
+    return data.tobytes()
+
+
+def top_level(layout: str, root: Path, subjects: list[str]) -> list[Path]:
+    """The folders a demo of ``layout`` with these subjects wrote directly under ``root``."""
+    if layout == "samm":
+        return [root / s for s in subjects]
+    return [root / TOP_FOLDERS[layout]]
+
+
+def deterministic_zip(data: bytes) -> bytes:
+    """The same zip archive with every member's timestamp fixed, so equal content gives equal bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = info.external_attr
+            dst.writestr(fixed, src.read(info.filename))
+    return out.getvalue()
+
+
+def write_workbook(path: Path, title: str, rows: list[list]) -> None:
+    """An .xlsx with one sheet of ``rows``, byte-identical for equal rows.
+
+    Text cells get the text number format, so ``"006"`` stays text as in
+    the real sheets. ``ExcelWriter`` rather than ``book.save()``, which
+    stamps the current time into docProps.
+    """
+    book = openpyxl.Workbook()
+    book.properties.created = book.properties.modified = FIXED_DOC_TIME
+    book.properties.creator = "mepipe"
+    sheet = book.active
+    sheet.title = title
+    for row in rows:
+        sheet.append(list(row))
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.number_format = "@"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        ExcelWriter(book, archive).write_data()
+    Path(path).write_bytes(deterministic_zip(buffer.getvalue()))
