@@ -310,6 +310,6 @@ def test_bad_params_and_roots_raise(tmp_path):
 def test_overwrite_replaces_a_previous_demo(tmp_path):
     write_demo(tmp_path, DemoParams(n_subjects=2, n_clips=1, classes=("Surprise",), erratum_clip=None))
     summary = write_demo(tmp_path, DemoParams(n_subjects=1, n_clips=1, classes=("Anger",)), overwrite=True)
-    assert summary.clips == ("001_3_1",) and summary.n_frames == 24
+    assert summary.clips == ("001_3_1",) and summary.n_frames == DemoParams().n_frames
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["001"]
     assert sorted(p.name for p in (tmp_path / "001").iterdir()) == ["001_3_1"]

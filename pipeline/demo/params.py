@@ -119,7 +119,7 @@ class DemoParams:
     classes: tuple[str, ...] = ("Happiness", "Surprise", "Anger")
     extra_clips: tuple[str, ...] = ()
     colour: bool = False
-    n_frames: int = 24
+    n_frames: int = 20
     fps: float = 200.0
     frame_size: tuple[int, int] = (384, 384)
     interocular_px: float = 110.0
@@ -132,7 +132,7 @@ class DemoParams:
     amplitude_px: tuple[float, float] = (2.5, 4.0)
     head_shift_px: float = 2.0
     head_rotation_deg: float = 1.0
-    noise_sigma: float = 2.0
+    noise_sigma: float = 1.0
     noise_tile_margin: int = 16
     jpeg_quality: int = 95
     scale_jitter: float = 0.03

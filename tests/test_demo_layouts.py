@@ -1,0 +1,143 @@
+"""The CASME II and SMIC-HS demo corpora: real layouts, read by the real adapters, and their composite list."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from mepipe.pipeline.datasets import get_adapter
+from mepipe.pipeline.demo import PRESETS, TRUTH_NAME, true_landmarks, write_demo
+from mepipe.pipeline.demo.composite import COMPOSITE_PATH, composite_rows, composite_text
+from mepipe.train.labels import apply_scheme
+
+CASME2_SMALL = dataclasses.replace(PRESETS["demo-casme2"], n_subjects=1, n_clips=1, composite_skip=())
+SMIC_SMALL = dataclasses.replace(PRESETS["demo-smic"], n_subjects=1, n_clips=1)
+
+
+@pytest.fixture(scope="module")
+def casme2(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("casme2") / "demo-casme2"
+    write_demo(root, CASME2_SMALL)
+    return root
+
+
+@pytest.fixture(scope="module")
+def smic(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("smic") / "demo-smic"
+    write_demo(root, SMIC_SMALL)
+    return root
+
+
+def test_casme2_demo_has_the_raw_release_layout(casme2):
+    truth = pd.read_csv(casme2 / TRUTH_NAME)
+    assert sorted(truth["filename"]) == ["EP01_01", "EP02_01", "EP03_01", "EP06_01", "EP07_02"]
+    for row in truth.itertuples():
+        folder = casme2 / "CASME2_RAW_selected" / "sub01" / row.filename
+        names = sorted(p.name for p in folder.iterdir())
+        assert all(re.fullmatch(r"img\d+\.jpg", n) for n in names), names
+        numbers = sorted(int(n[3:-4]) for n in names)
+        # a raw CASME II folder holds onset..offset, numbered as the sheet counts
+        assert numbers == list(range(row.onset, row.offset + 1))
+        frame = cv2.imread(str(folder / names[0]), cv2.IMREAD_UNCHANGED)
+        assert frame.shape == (480, 640, 3)
+        assert not np.array_equal(frame[..., 0], frame[..., 2]), "CASME II frames are colour"
+
+
+def test_casme2_demo_sheet_has_the_2019_format_with_a_slash_apex(casme2):
+    rows = list(openpyxl.load_workbook(casme2 / "CASME2-coding-demo.xlsx").active.values)
+    assert rows[0] == ("Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
+                       "Action Units", "Estimated Emotion", "Objective Classes")
+    body = {r[1]: r for r in rows[1:]}
+    assert {type(r[0]) for r in body.values()} == {int}
+    assert body["EP03_01"][4] == "/"
+    assert {r[8] for r in body.values()} == {"happiness", "surprise", "disgust", "repression", "others"}
+
+
+def test_casme2_adapter_reads_the_demo_and_flags_the_slash(casme2):
+    result = get_adapter("demo-casme2")(casme2)
+    table = result.table().set_index("sample")
+    assert set(table["dataset"]) == {"demo-casme2"} and set(table["subject"]) == {"01"}
+    assert table.loc["sub01_EP03_01", "flags"] == "apex_unparsable"
+    assert pd.isna(table.loc["sub01_EP03_01", "apex"])
+    truth = pd.read_csv(casme2 / TRUTH_NAME).set_index("filename")
+    assert table.loc["sub01_EP01_01", "apex"] == truth.loc["EP01_01", "apex"]
+    assert (table["n_frames"] == CASME2_SMALL.n_frames).all()
+
+
+def test_smic_demo_has_the_hs_layout_and_no_apex(smic):
+    result = get_adapter("demo-smic")(smic)
+    table = result.table().set_index("sample")
+    assert sorted(table.index) == ["s1_ne_01", "s1_po_01", "s1_sur_01"]
+    assert set(table["emotion"]) == {"negative", "positive", "surprise"}
+    assert set(table["fps"]) == {100.0} and table["apex"].isna().all() and set(table["dataset"]) == {"demo-smic"}
+    folder = smic / "HS" / "s1" / "micro" / "negative" / "s1_ne_01"
+    names = sorted(p.name for p in folder.iterdir())
+    assert all(re.fullmatch(r"image\d{6}\.bmp", n) for n in names) and len(names) == SMIC_SMALL.n_frames
+    assert cv2.imread(str(folder / names[0]), cv2.IMREAD_UNCHANGED).shape == (240, 320, 3)
+
+
+def test_megc3_maps_every_demo_emotion_but_casme2_others(casme2, smic):
+    for name, root in (("demo-casme2", casme2), ("demo-smic", smic)):
+        table = get_adapter(name)(root).table()
+        labels, classes, dropped = apply_scheme(table, "megc-3")
+        kept = table.loc[labels.index]
+        assert dropped == (table["emotion"] == "others").sum()
+        assert {(e, classes[c]) for e, c in zip(kept["emotion"], labels)} <= {
+            ("happiness", "positive"), ("surprise", "surprise"), ("disgust", "negative"),
+            ("repression", "negative"), ("positive", "positive"), ("negative", "negative"),
+        }
+
+
+def test_same_seed_same_bytes_in_every_layout(casme2, smic, tmp_path):
+    for params, root in ((CASME2_SMALL, casme2), (SMIC_SMALL, smic)):
+        again = tmp_path / root.name
+        write_demo(again, params)
+        files = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+        for rel in files:
+            assert (root / rel).read_bytes() == (again / rel).read_bytes(), rel
+
+
+def test_true_landmarks_name_clips_in_every_layout(casme2):
+    truth = true_landmarks(CASME2_SMALL, "EP06_01")
+    assert truth.shape == (CASME2_SMALL.n_frames, 68, 2)
+    with pytest.raises(ValueError, match="not among"):
+        true_landmarks(CASME2_SMALL, "EP09_01")
+
+
+def test_presets_give_each_corpus_its_own_people():
+    used = [i for p in PRESETS.values() for i in p.identities[: p.n_subjects]]
+    assert len(used) == len(set(used))
+
+
+def test_shipped_composite_list_is_the_generated_one():
+    assert COMPOSITE_PATH.read_text() == composite_text()
+
+
+def test_composite_list_names_clips_as_the_official_list_does():
+    rows = composite_rows()
+    official = Path(__file__).resolve().parents[2] / "shared" / "protocols" / "megc2019-composite-3class.csv"
+    if official.is_file():
+        with open(official, newline="") as f:
+            first = {r[0]: r for r in csv.reader(f)}
+        assert re.fullmatch(r"sub\d\d", first["casme2"][1]) and re.fullmatch(r"s\d\d", first["smic"][1])
+    by = {d: [r for r in rows if r[0] == d] for d in ("demo", "demo-casme2", "demo-smic")}
+    assert ("demo", "1", "001_1_1", 1) in by["demo"]
+    assert all(re.fullmatch(r"sub\d\d", r[1]) for r in by["demo-casme2"])
+    assert all(re.fullmatch(r"s\d\d", r[1]) and r[2].startswith(r[1] + "_") for r in by["demo-smic"])
+    # the list, not the sheet, decides: "others" and the preset's skipped clip are left out
+    assert not any(r[2].startswith("EP07") for r in by["demo-casme2"])
+    assert ("demo-casme2", "sub03", "EP06_02", 0) not in rows
+    assert {r[3] for r in rows} == {0, 1, 2}
+
+
+def test_smic_takes_no_erratum():
+    with pytest.raises(ValueError, match="no sheet"):
+        write_demo(Path("/nonexistent"), dataclasses.replace(SMIC_SMALL, erratum_clip="s1_ne_01"))
