@@ -288,7 +288,9 @@ def test_true_landmarks_match_dlib_on_the_frames(demo, dlib_models):
         for number in (row.first_frame, row.apex):
             found = landmarks_of(read_frame(demo, row, number), dlib_models)
             error = np.linalg.norm(found - truth[number - row.first_frame], axis=1)
-            assert error.mean() < 2.5, (row.filename, number, error.mean())
+            # 3 px (2.7 % of the eye distance): dlib's shape model pulls reshaped features (eyes 20 %
+            # larger, a longer jaw) part of the way back to its mean face; the astronaut alone gave 2.5.
+            assert error.mean() < 3.0, (row.filename, number, error.mean())
 
 
 def test_bad_params_and_roots_raise(tmp_path):

@@ -23,7 +23,7 @@ SAME_PERSON = 0.6
 """dlib's threshold: descriptors closer than this are one person (dlib's face_recognition example)."""
 
 NEAR_DUPLICATE = 0.45
-"""Below this two faces are variations of one photograph: the first demo's six astronaut subjects were 0.13-0.38 apart."""
+"""Below this two faces are variations of one photograph: the first demo's six astronaut subjects were 0.10-0.22 apart."""
 
 
 def model_file(name: str) -> Path:
