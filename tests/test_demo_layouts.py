@@ -141,3 +141,22 @@ def test_composite_list_names_clips_as_the_official_list_does():
 def test_smic_takes_no_erratum():
     with pytest.raises(ValueError, match="no sheet"):
         write_demo(Path("/nonexistent"), dataclasses.replace(SMIC_SMALL, erratum_clip="s1_ne_01"))
+
+
+@pytest.mark.slow
+def test_build_synthesises_a_missing_demo_corpus_and_reads_it_with_the_real_adapter(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import mepipe.pipeline.demo as demo
+    from mepipe.cli.main import cli
+    from mepipe.featurestore import open_store
+
+    monkeypatch.setitem(demo.PRESETS, "demo-smic", SMIC_SMALL)
+    args = ["build", "--dataset", "demo-smic", "--data-root", str(tmp_path), "--scheduler", "sync",
+            "--features", "core", "--no-progress"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert (tmp_path / "datasets" / "demo-smic" / "demo.json").is_file()
+    samples = open_store(str(tmp_path / "stores" / "demo-smic.zarr")).samples
+    assert set(samples["dataset"]) == {"demo-smic"} and set(samples["subject"]) == {"s1"}
+    assert len(samples) == 3
