@@ -60,6 +60,14 @@ def test_casme2_demo_sheet_has_the_2019_format_with_a_slash_apex(casme2):
     assert {r[8] for r in body.values()} == {"happiness", "surprise", "disgust", "repression", "others"}
 
 
+def test_only_the_erratum_clip_has_a_slash_apex(tmp_path):
+    params = dataclasses.replace(PRESETS["demo-casme2"], n_subjects=2, n_clips=1, classes=("disgust",),
+                                 extra_clips=(), composite_skip=())
+    write_demo(tmp_path, params)
+    table = get_adapter("demo-casme2")(tmp_path).table().set_index("sample")
+    assert table["apex"].isna().to_dict() == {"sub01_EP03_01": True, "sub02_EP03_01": False}
+
+
 def test_casme2_adapter_reads_the_demo_and_flags_the_slash(casme2):
     result = get_adapter("demo-casme2")(casme2)
     table = result.table().set_index("sample")
@@ -106,10 +114,10 @@ def test_same_seed_same_bytes_in_every_layout(casme2, smic, tmp_path):
 
 
 def test_true_landmarks_name_clips_in_every_layout(casme2):
-    truth = true_landmarks(CASME2_SMALL, "EP06_01")
+    truth = true_landmarks(CASME2_SMALL, "sub01/EP06_01")
     assert truth.shape == (CASME2_SMALL.n_frames, 68, 2)
     with pytest.raises(ValueError, match="not among"):
-        true_landmarks(CASME2_SMALL, "EP09_01")
+        true_landmarks(CASME2_SMALL, "EP06_01")
 
 
 def test_presets_give_each_corpus_its_own_people():
@@ -134,7 +142,7 @@ def test_composite_list_names_clips_as_the_official_list_does():
     assert all(re.fullmatch(r"s\d\d", r[1]) and r[2].startswith(r[1] + "_") for r in by["demo-smic"])
     # the list, not the sheet, decides: "others" and the preset's skipped clip are left out
     assert not any(r[2].startswith("EP07") for r in by["demo-casme2"])
-    assert ("demo-casme2", "sub03", "EP06_02", 0) not in rows
+    assert ("demo-casme2", "sub03", "EP06_01", 0) not in rows
     assert {r[3] for r in rows} == {0, 1, 2}
 
 

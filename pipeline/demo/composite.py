@@ -71,10 +71,11 @@ def composite_rows(presets: dict[str, DemoParams] = PRESETS) -> list[tuple[str, 
         params = presets[dataset]
         groups = MEGC_GROUPS[params.layout]
         for number, cls, clip_number in clip_plan(params):
-            clip = clip_name(layouts.subject_id(params.layout, number), cls, clip_number, params.layout)
+            folder_subject = layouts.subject_id(params.layout, number)
+            clip = clip_name(folder_subject, cls, clip_number, params.layout)
             subject = list_subject(params.layout, number)
             label = groups.get(cls.name.lower())
-            if label is None or f"{subject}/{clip}" in params.composite_skip:
+            if label is None or layouts.clip_key(params.layout, folder_subject, clip) in params.composite_skip:
                 continue
             rows.append((dataset, subject, list_clip(params.layout, number, clip), label))
     return rows

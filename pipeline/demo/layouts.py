@@ -82,6 +82,13 @@ def clip_name(layout: str, subject: str, emotion: str, code: int, clip_number: i
     return f"{subject}_{SMIC_ABBREVIATIONS[emotion]}_{clip_number:02d}"
 
 
+def clip_key(layout: str, subject: str, clip: str) -> str:
+    """A name unique to one clip of a demo: the clip name, or ``sub01/EP01_01`` in CASME II,
+    whose clip names repeat across subjects (``erratum_clip``, ``composite_skip`` and
+    :func:`~.synth.true_landmarks` take these)."""
+    return f"sub{subject}/{clip}" if layout == "casme2" else clip
+
+
 def clip_folder(layout: str, root: Path, subject: str, emotion: str, clip: str) -> Path:
     """The folder of one clip's frames."""
     if layout == "samm":

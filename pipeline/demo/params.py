@@ -101,12 +101,12 @@ class DemoParams:
     inverse_iterations : int
         Fixed-point iterations that invert the forward expression field.
     erratum_clip : str or None
-        Clip whose apex is written wrongly in the sheet: outside
+        Clip (its :func:`.layouts.clip_key`) whose apex is written wrongly in the sheet: outside
         onset..offset in the SAMM layout (like SAMM's 028_4_1), ``/`` in the
         CASME II layout (like CASME II's sub04 EP12_01f); ``None`` writes no
         erratum. SMIC has no sheet and takes ``None``.
     composite_skip : tuple of str
-        Clips the demo's MEGC 2019 composite list leaves out although the
+        Clips (keys, as ``erratum_clip``) the demo's MEGC 2019 composite list leaves out although the
         megc-3 scheme maps their emotion, as the official list leaves out 5
         of the 150 such CASME II clips (:mod:`.composite`).
     """
@@ -119,7 +119,7 @@ class DemoParams:
     classes: tuple[str, ...] = ("Happiness", "Surprise", "Anger")
     extra_clips: tuple[str, ...] = ()
     colour: bool = False
-    n_frames: int = 20
+    n_frames: int = 24
     fps: float = 200.0
     frame_size: tuple[int, int] = (384, 384)
     interocular_px: float = 110.0
@@ -189,11 +189,13 @@ class DemoParams:
 PRESETS: dict[str, DemoParams] = {
     # SAMM layout: 6 subjects × 3 classes × 2 clips (the learnability tests' 36-clip design).
     "demo": DemoParams(),
-    # CASME II raw layout at 640×480 colour; "others" clips and one sheet-mapped clip stay out of the
-    # demo composite list, and sub01's first disgust clip has "/" for its apex, as sub04 EP12_01f has.
+    # CASME II raw layout at 640×480 colour, one clip per class and subject (build time); "others"
+    # clips and one sheet-mapped clip stay out of the demo composite list, and sub01's disgust clip
+    # has "/" for its apex, as sub04 EP12_01f has.
     "demo-casme2": DemoParams(
         layout="casme2",
         n_subjects=3,
+        n_clips=1,
         identities=(6, 7, 8),
         classes=("happiness", "surprise", "disgust", "repression"),
         extra_clips=("others",),
@@ -203,13 +205,15 @@ PRESETS: dict[str, DemoParams] = {
         eye_line=(0.5, 0.36),
         first_frame_range=(20, 400),
         amplitude_px=(2.0, 3.3),
-        erratum_clip="EP03_01",
-        composite_skip=("sub03/EP06_02",),
+        erratum_clip="sub01/EP03_01",
+        composite_skip=("sub03/EP06_01",),
     ),
-    # SMIC-HS layout at 100 fps, 320×240 colour BMP (uncompressed, so small frames keep it to ~100 MB).
+    # SMIC-HS layout at 100 fps (20 frames = 200 ms, a typical SMIC-HS clip), 320×240 colour BMP
+    # (uncompressed, so small frames keep it to ~80 MB).
     "demo-smic": DemoParams(
         layout="smic",
         n_subjects=3,
+        n_frames=20,
         identities=(9, 10, 11),
         classes=("positive", "surprise", "negative"),
         colour=True,

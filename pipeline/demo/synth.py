@@ -138,11 +138,12 @@ def clip_plan(params: DemoParams) -> list[tuple[int, ExpressionClass, int]]:
 
 
 def plan_names(params: DemoParams) -> dict[str, tuple[int, ExpressionClass, int]]:
-    """Clip name → (subject number, class, clip number) for every clip of ``params``."""
-    return {
-        clip_name(layouts.subject_id(params.layout, number), cls, clip, params.layout): (number, cls, clip)
-        for number, cls, clip in clip_plan(params)
-    }
+    """Clip key (:func:`.layouts.clip_key`) → (subject number, class, clip number) for every clip of ``params``."""
+    out = {}
+    for number, cls, clip in clip_plan(params):
+        subject = layouts.subject_id(params.layout, number)
+        out[layouts.clip_key(params.layout, subject, clip_name(subject, cls, clip, params.layout))] = (number, cls, clip)
+    return out
 
 
 def plan_clip(
@@ -170,7 +171,7 @@ def plan_clip(
     left, right = eye_centres(subject.frame_landmarks)
     head = HeadDrift.draw(rng, params, (left + right) / 2)
     name = clip_name(subject.subject, cls, clip_number, params.layout)
-    erratum = name == params.erratum_clip
+    erratum = layouts.clip_key(params.layout, subject.subject, name) == params.erratum_clip
     truth = ClipTruth(
         subject=subject.subject,
         filename=name,
@@ -261,6 +262,9 @@ def read_params(root: Path) -> DemoParams:
 
 def true_landmarks(params: DemoParams, filename: str) -> np.ndarray:
     """True landmarks of every frame of clip ``filename``, (n_frames, 68, 2) float64 frame pixels.
+
+    ``filename`` is the clip's key (:func:`.layouts.clip_key`): its name, or
+    ``sub01/EP01_01`` in the CASME II layout.
 
     Regenerates the clip's subject and plan (no frames), so it is cheap and
     needs only the parameters, e.g. ``true_landmarks(read_params(root), "001_2_1")``.
