@@ -88,7 +88,7 @@ def test_smic_demo_has_the_hs_layout_and_no_apex(smic):
     folder = smic / "HS" / "s1" / "micro" / "negative" / "s1_ne_01"
     names = sorted(p.name for p in folder.iterdir())
     assert all(re.fullmatch(r"image\d{6}\.bmp", n) for n in names) and len(names) == SMIC_SMALL.n_frames
-    assert cv2.imread(str(folder / names[0]), cv2.IMREAD_UNCHANGED).shape == (240, 320, 3)
+    assert cv2.imread(str(folder / names[0]), cv2.IMREAD_UNCHANGED).shape == (300, 400, 3)
 
 
 def test_megc3_maps_every_demo_emotion_but_casme2_others(casme2, smic):

@@ -115,7 +115,7 @@ class DemoParams:
     seed: int = 0
     n_subjects: int = 6
     n_clips: int = 2
-    identities: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    identities: tuple[int, ...] = (0, 1, 2, 10, 4, 5)
     classes: tuple[str, ...] = ("Happiness", "Surprise", "Anger")
     extra_clips: tuple[str, ...] = ()
     colour: bool = False
@@ -188,7 +188,7 @@ class DemoParams:
 
 PRESETS: dict[str, DemoParams] = {
     # SAMM layout: 6 subjects × 3 classes × 2 clips (the learnability tests' 36-clip design).
-    "demo": DemoParams(),
+    "demo": DemoParams(identities=(0, 1, 2, 10, 4, 5)),
     # CASME II raw layout at 640×480 colour, one clip per class and subject (build time); "others"
     # clips and one sheet-mapped clip stay out of the demo composite list, and sub01's disgust clip
     # has "/" for its apex, as sub04 EP12_01f has.
@@ -208,22 +208,23 @@ PRESETS: dict[str, DemoParams] = {
         erratum_clip="sub01/EP03_01",
         composite_skip=("sub03/EP06_01",),
     ),
-    # SMIC-HS layout at 100 fps (20 frames = 200 ms, a typical SMIC-HS clip), 320×240 colour BMP
-    # (uncompressed, so small frames keep it to ~80 MB).
+    # SMIC-HS layout at 100 fps (20 frames = 200 ms, a typical SMIC-HS clip), 400×300 colour BMP: the face
+    # (dlib box ~200 px) stays above dlib's 80 px window at the landmark stage's 0.5 detection scale, and
+    # uncompressed frames stay at ~130 MB.
     "demo-smic": DemoParams(
         layout="smic",
         n_subjects=3,
         n_frames=20,
-        identities=(9, 10, 11),
+        identities=(9, 3, 11),
         classes=("positive", "surprise", "negative"),
         colour=True,
         fps=100.0,
-        frame_size=(240, 320),
-        interocular_px=56.0,
+        frame_size=(300, 400),
+        interocular_px=80.0,
         eye_line=(0.5, 0.34),
         first_frame_range=(100000, 900000),
-        amplitude_px=(1.3, 2.1),
-        head_shift_px=1.0,
+        amplitude_px=(1.9, 3.0),
+        head_shift_px=1.5,
         erratum_clip=None,
     ),
 }
