@@ -23,7 +23,7 @@ demo's first two subjects among those whose dlib landmarks agree with the
 designed ones best, then refined by perturbing a member of the closest pair
 and keeping changes that raised the set's minimum. On neutral frames of the
 three corpora the closest of the 66 pairs is 0.57 apart, the median 0.64,
-and 52 pairs exceed dlib's same-person threshold of 0.6: two photographs do
+and 53 pairs exceed dlib's same-person threshold of 0.6: two photographs do
 not yet give 12 people that dlib tells apart every time
 (``tests/test_demo_identities.py`` measures it).
 
