@@ -12,6 +12,7 @@ padded so that per-frame head motion never samples outside it.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -34,7 +35,8 @@ from .sources import SOURCE_NAMES, source_face
 from .warp import dense_field, grid_points, upsample_map
 
 __all__ = [
-    "BROWS", "EYES", "JAW", "LEFT_EYE", "RIGHT_EYE", "Subject", "apply_affine", "canonical_similarity",
+    "BROWS", "EYES", "JAW", "LEFT_EYE", "RIGHT_EYE", "Subject", "apply_affine", "astronaut_grey",
+    "astronaut_landmarks", "canonical_similarity",
     "eye_centres", "interocular", "make_subject", "shape_predictor_path",
 ]
 
@@ -44,6 +46,25 @@ MIRROR_ROWS = np.array(
     + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65]
 )
 """iBUG row of each landmark's left-right partner (the nose bridge 28-31 is its own)."""
+
+
+def astronaut_grey() -> np.ndarray:
+    """The astronaut photograph as greyscale, (512, 512) uint8 (used by :mod:`.scenes`)."""
+    return cv2.cvtColor(np.asarray(source_face("astronaut").image), cv2.COLOR_RGB2GRAY)
+
+
+@functools.lru_cache(maxsize=1)
+def astronaut_landmarks() -> np.ndarray:
+    """The 68 dlib landmarks of the greyscale astronaut's face, (68, 2) float64 (largest detection; memoised)."""
+    import dlib
+
+    image = astronaut_grey()
+    faces = dlib.get_frontal_face_detector()(image, 1)
+    if not faces:
+        raise RuntimeError("dlib found no face in skimage.data.astronaut(); check the dlib installation")
+    face = max(faces, key=lambda r: r.area())
+    shape = dlib.shape_predictor(str(shape_predictor_path()))(image, face)
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
 
 def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
