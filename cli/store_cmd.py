@@ -79,7 +79,7 @@ def verify(location, as_json, workers):
     metadata names a type or codec outside mepipe's allow-list, or if the
     store has no manifest.
     """
-    from mepipe.featurestore.manifest import verify as verify_store
+    from mepipe.featurestore.verify import verify as verify_store
 
     result = _run(verify_store, location, workers=workers)
     click.echo(_dump(result.to_dict()) if as_json else result.summary())

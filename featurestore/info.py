@@ -13,7 +13,6 @@ from typing import Any
 
 from .layout import CLIPS_GROUP, DATASET_GROUP
 from .location import StoreLocation, locate
-from .manifest import read_manifest
 from .store import open_store
 
 
@@ -55,7 +54,7 @@ def describe(path: str | os.PathLike | StoreLocation) -> dict[str, Any]:
     loc = locate(path)
     store = open_store(loc, allow_incomplete=True)
     samples = store.samples
-    manifest = read_manifest(loc)
+    manifest = store.manifest
     record = store.record.to_attrs() if store.record is not None else None
     desc: dict[str, Any] = {
         "path": loc.target,
@@ -67,7 +66,7 @@ def describe(path: str | os.PathLike | StoreLocation) -> dict[str, Any]:
         "status": samples["status"].value_counts().to_dict() if "status" in samples else {},
         "emotions": samples["emotion"].value_counts().to_dict() if "emotion" in samples else {},
         "features": store.features,
-        "manifest": {"n_files": manifest["n_files"], "n_bytes": manifest["n_bytes"], "created": manifest["created"]}
+        "manifest": {"n_files": len(manifest.files), "n_bytes": manifest.n_bytes, "created": manifest.created}
         if manifest else None,
         "failures": samples.loc[samples["status"] == "failed", ["sample", "error"]].to_dict("records")
         if "status" in samples else [],

@@ -1,25 +1,27 @@
 """Where a store lives: a local folder, a Zarr zip file, or any fsspec URL.
 
-:func:`zarr_store` turns a location into a read-only Zarr store; every Zarr
-metadata document read through it is checked by :mod:`.safety` first.
-Remote stores are read through a local cache so that repeated epochs do not
-download again::
+:func:`zarr_store` turns a location into a read-only Zarr store whose every
+read is checked against the store's manifest (:mod:`.integrity`), read
+through a bounded, contained :mod:`source <.sources>`. Remote stores are
+read through a local cache so that repeated epochs do not download again::
 
-    <cache>/stores/<hash of URL>/<hash of the root zarr.json>/<hash of key>
+    <cache>/stores/<hash of URL>/<store id>/manifest.json
+    <cache>/stores/<hash of URL>/<store id>/<hash of key>
 
-The root ``zarr.json`` (schema, provenance and the consolidated metadata of
-every node) is fetched on each open; it changes with every build, so a rebuilt
-store lands in a fresh cache folder and stale chunks are never served. The
-cache folders of older versions of the same URL are removed. Cached files are
-written to a temporary name and renamed, so concurrent readers (data loader
-workers) and interrupted downloads never see a partial file. (fsspec's
-``simplecache::`` writes in place and cannot tell a rebuilt store from the
-old one, hence this small cache in its stead.)
+The manifest is fetched on each open (one request) and names the store
+version: a rebuilt store has another id, lands in a fresh cache folder, and
+stale files are never served; the folders of older versions of the same URL
+are removed. When the caller pins the id (``expect_id``) and its manifest is
+cached, nothing is fetched until a file is missing from the cache. Cached
+files hold only bytes that matched the manifest, are written to a temporary
+name and renamed (concurrent data-loader workers and interrupted downloads
+never see a partial file), and are checked again when read. A remote zip is
+downloaded once per version (size, date, ETag) and checked in full before it
+enters the cache.
 """
 from __future__ import annotations
 
 import atexit
-import contextlib
 import hashlib
 import json
 import logging
@@ -28,17 +30,20 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype
-from zarr.storage import FsspecStore, LocalStore, WrapperStore, ZipStore
+from zarr.abc.store import Store
+from zarr.core.sync import sync
+from zarr.storage import FsspecStore, LocalStore, ZipStore
 
-from .safety import V2_METADATA_KEYS, check_metadata
-from .versioning import check_schema_readable
+from .integrity import (ChunkCache, IncompleteStoreError, IntegrityError, RetryPolicy, TransientReadError,
+                        VerifiedStore, read_retrying, write_atomic)
+from .manifest import MANIFEST_FILE, Manifest, ManifestError, check_store_id, parse_manifest, store_id_of
+from .safety import METADATA_LIMIT
+from .sources import FolderSource, ReadLimitError, UrlSource, ZipSource
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,8 @@ class StoreLocation:
         Cache folder; None means :func:`default_cache_dir`.
     storage_options : dict
         Passed to fsspec (credentials, endpoint, ...).
+    retry : RetryPolicy
+        How remote reads are retried on transient errors.
     """
 
     target: str
@@ -80,6 +87,7 @@ class StoreLocation:
     cache: bool = True
     cache_dir: Path | None = None
     storage_options: dict[str, Any] = field(default_factory=dict, hash=False)
+    retry: RetryPolicy = RetryPolicy()
 
     @property
     def kind(self) -> str:
@@ -94,7 +102,7 @@ class StoreLocation:
 
 def locate(location: str | os.PathLike | StoreLocation, *, cache: bool | None = None,
            cache_dir: str | os.PathLike | None = None,
-           storage_options: Mapping[str, Any] | None = None) -> StoreLocation:
+           storage_options: Mapping[str, Any] | None = None, retry: RetryPolicy | None = None) -> StoreLocation:
     """Classify a store address; options given here override those of a :class:`StoreLocation`.
 
     Parameters
@@ -102,7 +110,7 @@ def locate(location: str | os.PathLike | StoreLocation, *, cache: bool | None = 
     location : str, PathLike or StoreLocation
         Anything with ``://`` or ``::`` is an fsspec URL; a path ending in
         ``.zip`` (or naming a zip file) is a zip store; other paths are folders.
-    cache, cache_dir, storage_options
+    cache, cache_dir, storage_options, retry
         See :class:`StoreLocation`.
     """
     if isinstance(location, StoreLocation):
@@ -115,37 +123,158 @@ def locate(location: str | os.PathLike | StoreLocation, *, cache: bool | None = 
         zipped = text.lower().endswith(".zip") or (not remote and os.path.isfile(text) and zipfile.is_zipfile(text))
         loc = StoreLocation(text, remote, zipped)
     changes = {k: v for k, v in {"cache": cache, "cache_dir": Path(cache_dir) if cache_dir else None,
-                                  "storage_options": dict(storage_options) if storage_options else None}.items()
+                                  "storage_options": dict(storage_options) if storage_options else None,
+                                  "retry": retry}.items()
                if v is not None}
     return StoreLocation(**{**loc.__dict__, **changes})
 
 
-def zarr_store(location: str | os.PathLike | StoreLocation) -> Store:
-    """A read-only Zarr store for a folder, a zip file or a URL, with metadata checks and (remote) a cache.
+def zarr_store(location: str | os.PathLike | StoreLocation, *, expect_id: str | None = None,
+               allow_incomplete: bool = False) -> VerifiedStore:
+    """A read-only Zarr store for a folder, a zip file or a URL, every read checked against the manifest.
+
+    Parameters
+    ----------
+    location : str, PathLike or StoreLocation
+        See :func:`locate`.
+    expect_id : str, optional
+        Refuse the store unless its id (sha256 of its manifest) is this.
+    allow_incomplete : bool
+        Read a store whose build has not finished, unverified (it has no valid
+        manifest yet); refused when ``expect_id`` is given.
 
     Raises
     ------
     FileNotFoundError
         Nothing at the location (the message names it).
+    IncompleteStoreError
+        The build has not finished and ``allow_incomplete`` is False.
+    ManifestError
+        A complete store without a manifest.
+    IntegrityError
+        The id is not ``expect_id``, or the root metadata does not match the manifest.
     mepipe.featurestore.safety.UnsafeStoreError
-        Later, when Zarr reads metadata outside the allow-list.
+        Names leading out of the store, or metadata outside the allow-list.
     """
     loc = locate(location)
-    if not loc.remote:
-        path = Path(loc.target)
-        if loc.zipped:
-            if not path.is_file():
-                raise FileNotFoundError(f"{loc.target}: no such zip store")
-            base: Store = ZipStore(path, mode="r")
+    source, base = open_source(loc)
+    manifest = load_manifest(loc, source, expect_id)
+    if manifest is not None:
+        cache = ChunkCache(_version_dir(loc, manifest.store_id)) if _cached_remote(loc) else None
+        store = VerifiedStore(base, source, loc.target, manifest, cache, loc.retry)
+        try:
+            root = sync(store.read_bytes("zarr.json"))
+        except IntegrityError:
+            # A root that no longer matches may be a rebuild in progress over an old manifest.
+            state = None if expect_id is not None else _peek_root(loc, source, base).get("state")
+            if state in (None, "complete"):
+                raise
+            return _incomplete(loc, source, base, allow_incomplete, state)
+        if root is None:
+            raise ManifestError(f"{loc.target}: the manifest does not list zarr.json; not a mepipe store")
+        state = _attributes(root).get("state")
+        if state == "complete":
+            return store
+        if expect_id is not None:
+            raise IncompleteStoreError(f"{loc.target}: its build is {state or 'unknown'}, not complete")
+        return _incomplete(loc, source, base, allow_incomplete, state)
+    if expect_id is not None:
+        raise IntegrityError(f"{loc.target}: no {MANIFEST_FILE}, so its id cannot be checked against "
+                             f"{expect_id}")
+    state = _peek_root(loc, source, base).get("state")
+    if state == "complete":
+        raise ManifestError(
+            f"{loc.target}: no {MANIFEST_FILE}, so its reads cannot be checked; a build writes one when it "
+            "finishes. Rerun `mepipe build` on the original folder (nothing is recomputed) and pack or push it "
+            "again")
+    return _incomplete(loc, source, base, allow_incomplete, state)
+
+
+def _incomplete(loc: StoreLocation, source: Any, base: Store, allow: bool, state: str | None) -> VerifiedStore:
+    if not allow:
+        raise IncompleteStoreError(
+            f"{loc.target}: its build is {state or 'unknown'} (not complete); rerun `mepipe build` on it "
+            "to finish, or open with allow_incomplete=True to read what was written (unverified)")
+    return VerifiedStore(base, source, loc.target, None, None, loc.retry)
+
+
+def _peek_root(loc: StoreLocation, source: Any, base: Store) -> dict[str, Any]:
+    """The root attributes, read unverified (bounded and safety-checked) to learn the build state."""
+    root = sync(VerifiedStore(base, source, loc.target, None, None, loc.retry).read_bytes("zarr.json"))
+    if root is None:
+        raise FileNotFoundError(f"{loc.target}: no zarr.json there; not a Zarr store, or a wrong URL")
+    return _attributes(root)
+
+
+def open_source(loc: StoreLocation) -> tuple[Any, Store]:
+    """The bounded reader of a store's files and the Zarr store used to list them.
+
+    A ``file://`` URL is read as the local folder or zip it names; a remote
+    zip is downloaded (once per version, into the cache unless disabled).
+    """
+    if loc.remote:
+        fs, path = filesystem(loc)
+        if set(_protocols(fs)) & _LOCAL_PROTOCOLS:
+            loc = StoreLocation(path, False, loc.zipped)
+        elif loc.zipped:
+            local = local_zip(loc)
+            return ZipSource(local, loc.target), ZipStore(local, mode="r")
         else:
-            if not path.is_dir():
-                raise FileNotFoundError(f"{loc.target}: no such store folder")
-            base = LocalStore(path, read_only=True)
-    elif loc.zipped:
-        base = ZipStore(local_zip(loc), mode="r")
-    else:
-        base = _remote_folder(loc)
-    return MetadataGuard(base, loc.target)
+            store = FsspecStore.from_url(loc.target, storage_options=loc.storage_options, read_only=True)
+            return UrlSource(store.fs, store.path, loc.target), store
+    path = Path(loc.target)
+    if loc.zipped:
+        if not path.is_file():
+            raise FileNotFoundError(f"{loc.target}: no such zip store")
+        return ZipSource(path, loc.target), ZipStore(path, mode="r")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{loc.target}: no such store folder")
+    return FolderSource(path, loc.target), LocalStore(path, read_only=True)
+
+
+def _cached_remote(loc: StoreLocation) -> bool:
+    """Remote store folders are read through the cache (zips are cached whole by :func:`local_zip`)."""
+    if not (loc.remote and loc.cache and not loc.zipped):
+        return False
+    fs, _ = filesystem(loc)
+    return not set(_protocols(fs)) & _LOCAL_PROTOCOLS
+
+
+def load_manifest(loc: StoreLocation, source: Any, expect_id: str | None = None) -> Manifest | None:
+    """The store's checked manifest, or None when it has none.
+
+    Remote manifests are kept in the cache folder of their store id; with a
+    pinned id whose manifest is cached, nothing is fetched.
+
+    Raises
+    ------
+    IntegrityError
+        The id is not ``expect_id``, or the manifest could not be fetched.
+    ManifestError, UnsafeStoreError
+        See :func:`.manifest.parse_manifest`.
+    """
+    cached = _cached_remote(loc)
+    if cached and expect_id:
+        path = _url_dir(loc) / expect_id.strip().lower() / MANIFEST_FILE
+        try:
+            raw = path.read_bytes() if path.stat().st_size <= METADATA_LIMIT else b""
+        except OSError:
+            raw = b""
+        if raw and store_id_of(raw) == expect_id.strip().lower():
+            return parse_manifest(raw, loc.target)
+    try:
+        raw = sync(read_retrying(source, MANIFEST_FILE, METADATA_LIMIT, loc.retry))
+    except FileNotFoundError:
+        return None
+    except TransientReadError as err:
+        raise IntegrityError(f"{loc.target}: {MANIFEST_FILE} could not be fetched: {err}") from None
+    except ReadLimitError as err:
+        raise ManifestError(str(err)) from None
+    manifest = parse_manifest(raw, loc.target)
+    check_store_id(manifest, expect_id, loc.target)
+    if cached:
+        write_atomic(_version_dir(loc, manifest.store_id) / MANIFEST_FILE, raw)
+    return manifest
 
 
 def filesystem(loc: StoreLocation) -> tuple[Any, str]:
@@ -159,50 +288,14 @@ def filesystem(loc: StoreLocation) -> tuple[Any, str]:
                          "pip install 'mepipe[s3]' or 'mepipe[gcs]', and 'mepipe[http]' for http(s)") from err
 
 
-@contextlib.contextmanager
-def store_files(location: str | os.PathLike | StoreLocation) -> Iterator[tuple[Any, str]]:
-    """Raw, uncached access to a store's files as an fsspec file system and root path.
-
-    Used to checksum and copy the bytes themselves. A remote zip is
-    downloaded to a temporary file for the duration of the ``with`` block.
-    """
-    from fsspec.implementations.local import LocalFileSystem
-    from fsspec.implementations.zip import ZipFileSystem
-
-    loc = locate(location)
-    if not loc.remote and not loc.zipped:
-        if not Path(loc.target).is_dir():
-            raise FileNotFoundError(f"{loc.target}: no such store folder")
-        yield LocalFileSystem(), Path(loc.target).resolve().as_posix()
-    elif not loc.remote:
-        if not Path(loc.target).is_file():
-            raise FileNotFoundError(f"{loc.target}: no such zip store")
-        fs = ZipFileSystem(fo=loc.target, skip_instance_cache=True)
-        try:
-            yield fs, ""
-        finally:
-            fs.close()
-    elif loc.zipped:
-        with tempfile.TemporaryDirectory(prefix="mepipe-") as tmp:
-            local = _local_file(loc)
-            if local is None:
-                local = Path(tmp) / "store.zip"
-                _download(loc, local)
-            fs = ZipFileSystem(fo=str(local), skip_instance_cache=True)
-            try:
-                yield fs, ""
-            finally:
-                fs.close()
-    else:
-        fs, root = filesystem(loc)
-        yield fs, root.rstrip("/")
-
-
-def _download(loc: StoreLocation, dest: Path) -> None:
+def _download(loc: StoreLocation, dest: Path, check: bool = False) -> None:
+    """Fetch a remote zip to ``dest`` under a temporary name; with ``check``, only if it matches its manifest."""
     fs, path = filesystem(loc)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
     try:
         fs.get_file(path, str(tmp))
+        if check:
+            _check_zip(tmp, loc.target)
         os.replace(tmp, dest)
     except FileNotFoundError:
         raise FileNotFoundError(f"{loc.target}: no such zip store") from None
@@ -266,25 +359,34 @@ def local_zip(loc: StoreLocation) -> Path:
     local = _version_dir(loc, version) / "store.zip"
     if not local.exists():
         log.info("downloading %s to %s", loc.target, local)
-        _download(loc, local)
+        _download(loc, local, check=True)
     return local
 
 
-def _remote_folder(loc: StoreLocation) -> Store:
-    fs, path = filesystem(loc)
-    store = FsspecStore.from_url(loc.target, storage_options=loc.storage_options, read_only=True)
-    if not loc.cache or set(_protocols(fs)) & _LOCAL_PROTOCOLS:
-        return store
+def _check_zip(path: Path, where: str) -> None:
+    """Refuse a downloaded zip whose entries do not match its own manifest, so the cache keeps only good bytes.
+
+    A zip without a manifest is let through: opening it then says why it is refused.
+    """
+    source = ZipSource(path, where)
     try:
-        root = fs.cat_file(f"{path.rstrip('/')}/zarr.json")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{loc.target}: no zarr.json there; not a Zarr store, or a wrong URL") from None
-    if _attributes(root).get("state") != "complete":
-        log.info("%s: not a complete build; reading without the cache", loc.target)
-        return store
-    cache = _version_dir(loc, _digest(root))
-    _write_atomic(cache / _digest(b"zarr.json"), root)
-    return ReadCache(store, cache)
+        try:
+            manifest = parse_manifest(source.read_sync(MANIFEST_FILE, METADATA_LIMIT), where)
+        except FileNotFoundError:
+            return
+        bad = []
+        for name, entry in manifest.files.items():
+            try:
+                data = source.read_sync(name, entry["size"])
+            except (FileNotFoundError, ReadLimitError):
+                data = None
+            if data is None or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                bad.append(name)
+    finally:
+        source.close()
+    if bad:
+        raise IntegrityError(f"{where}: the downloaded zip does not match its manifest ({len(bad)} files, e.g. "
+                             f"{bad[0]}); it was not kept. Download it again, or ask for a good copy")
 
 
 def _attributes(raw: bytes) -> dict[str, Any]:
@@ -302,115 +404,3 @@ def _protocols(fs: Any) -> tuple[str, ...]:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:24]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as err:
-        log.debug("could not cache %s: %s", path, err)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _byte_slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
-    if byte_range is None:
-        return data
-    if isinstance(byte_range, RangeByteRequest):
-        return data[byte_range.start:byte_range.end]
-    if isinstance(byte_range, OffsetByteRequest):
-        return data[byte_range.offset:]
-    if isinstance(byte_range, SuffixByteRequest):
-        return data[max(0, len(data) - byte_range.suffix):]
-    raise TypeError(f"unexpected byte range {byte_range!r}")
-
-
-class _Wrapper(WrapperStore[Store]):
-    """Routes batched reads through ``get`` so a subclass sees every read."""
-
-    async def get_partial_values(self, prototype: BufferPrototype,
-                                 key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
-        return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
-
-    async def _get_many(self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-                        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
-        for key, prototype, byte_range in requests:
-            yield key, await self.get(key, prototype, byte_range)
-
-
-class ReadCache(_Wrapper):
-    """Keeps every value read from ``store`` as a file in ``directory``.
-
-    Only for stores that do not change under one cache folder (see the module
-    docstring), so absent keys (chunks never written because they hold only
-    the fill value) are remembered as absent too.
-    """
-
-    def __init__(self, store: Store, directory: str | os.PathLike):
-        super().__init__(store)
-        self.directory = Path(directory)
-
-    def _with_store(self, store: Store) -> ReadCache:
-        return type(self)(store, self.directory)
-
-    def __repr__(self) -> str:
-        return f"ReadCache({self._store!r}, {str(self.directory)!r})"
-
-    async def get(self, key: str, prototype: BufferPrototype,
-                  byte_range: ByteRequest | None = None) -> Buffer | None:
-        path = self.directory / _digest(key.encode())
-        absent = path.with_suffix(".absent")
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            if absent.exists():
-                return None
-            buf = await self._store.get(key, prototype)
-            self.directory.mkdir(parents=True, exist_ok=True)
-            if buf is None:
-                _write_atomic(absent, b"")
-                return None
-            data = buf.to_bytes()
-            _write_atomic(path, data)
-        return prototype.buffer.from_bytes(_byte_slice(data, byte_range))
-
-
-class MetadataGuard(_Wrapper):
-    """Checks each ``zarr.json`` against the allow-list before Zarr parses it.
-
-    The root's schema version is checked first, so a store of a newer schema
-    is refused with the mepipe version that reads it. Zarr v2 metadata keys
-    read as absent: mepipe stores are v3 only, and a v2 ``.zarray`` could
-    name an object dtype with a pickle filter.
-    """
-
-    def __init__(self, store: Store, where: str):
-        super().__init__(store)
-        self.where = where
-
-    def _with_store(self, store: Store) -> MetadataGuard:
-        return type(self)(store, self.where)
-
-    def __repr__(self) -> str:
-        return f"MetadataGuard({self._store!r})"
-
-    def __str__(self) -> str:
-        return self.where
-
-    async def get(self, key: str, prototype: BufferPrototype,
-                  byte_range: ByteRequest | None = None) -> Buffer | None:
-        name = key.rpartition("/")[2]
-        if name in V2_METADATA_KEYS:
-            return None
-        if name != "zarr.json":
-            return await self._store.get(key, prototype, byte_range)
-        buf = await self._store.get(key, prototype)
-        if buf is None:
-            return None
-        data = buf.to_bytes()
-        if key == "zarr.json":
-            check_schema_readable(_attributes(data), self.where)
-        check_metadata(data, key, self.where)
-        return prototype.buffer.from_bytes(_byte_slice(data, byte_range))

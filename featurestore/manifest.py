@@ -1,33 +1,40 @@
-"""A checksum manifest of a built store, and verifying a copy against it.
+"""The checksum manifest of a built store, and the store's identity.
 
 ``<store>/manifest.json`` lists the sha256 and size of every chunk and
-metadata file, so it travels with the store (folder, zip or URL). Not listed:
-``.mepipe/`` (lock, staging, build report: private to the builder's folder)
-and the manifest itself.
+metadata file, so it travels with the store (folder, zip or URL) and every
+read can be checked against it (:mod:`.integrity`). Not listed: ``.mepipe/``
+(lock, staging, build report: private to the builder's folder) and the
+manifest itself.
+
+The **store id** is the sha256 of the manifest's bytes. Pack and push copy
+the manifest byte for byte, so a folder, its zip and its pushed copy share
+one id, and any change to any listed file (or to the manifest) gives another.
+A reader that pins the id (``open_store(..., expect_id=...)``) therefore
+reads exactly the content it was given, even if a file and the manifest are
+edited together.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
-import zipfile
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .layout import PRIVATE_DIR
-from .location import StoreLocation, local_zip, locate, store_files
-from .safety import unsafe_entries
+from .safety import METADATA_LIMIT, UnsafeStoreError, printable, unsafe_names
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "mepipe-manifest/1"
 
 
 class ManifestError(RuntimeError):
-    """A store has no manifest, or an unreadable one."""
+    """A store has no manifest, or an unreadable or empty one."""
 
 
 def is_listed(name: str) -> bool:
@@ -62,7 +69,8 @@ def write_manifest(store_path: str | os.PathLike) -> Path:
     """Write ``<store>/manifest.json`` for a finished store folder, atomically.
 
     Call it last in a build, after the consolidated metadata is written:
-    any later change to a listed file shows up in :func:`verify`.
+    any later change to a listed file shows up in :func:`.verify.verify`
+    and fails the reads of :func:`.store.open_store`.
 
     Returns
     -------
@@ -80,149 +88,84 @@ def write_manifest(store_path: str | os.PathLike) -> Path:
     return out
 
 
-def parse_manifest(raw: bytes, where: str) -> dict[str, Any]:
-    """Check and return a manifest document read from ``where``."""
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed, checked ``manifest.json``.
+
+    Attributes
+    ----------
+    store_id : str
+        sha256 (hex) of the manifest's bytes: the store's identity.
+    files : mapping
+        Store-relative file name -> ``{"size": int, "sha256": str}``.
+    created : str or None
+        When the build wrote it (as recorded; not part of any check).
+    raw : bytes
+        The document as read, for copying it byte for byte.
+    """
+
+    store_id: str
+    files: Mapping[str, Mapping[str, Any]]
+    created: str | None
+    raw: bytes
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(int(e["size"]) for e in self.files.values())
+
+
+def store_id_of(raw: bytes) -> str:
+    """The store id of a manifest's bytes (see the module docstring)."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def parse_manifest(raw: bytes, where: str) -> Manifest:
+    """Check and return a manifest read from ``where``.
+
+    Raises
+    ------
+    ManifestError
+        Not JSON, not a mepipe manifest, an entry without an integer size
+        and a sha256, or no files at all.
+    mepipe.featurestore.safety.UnsafeStoreError
+        A file name that would lead outside the store (each named).
+    """
+    if len(raw) > METADATA_LIMIT:
+        raise ManifestError(f"{where}: {MANIFEST_FILE} is larger than {METADATA_LIMIT} bytes")
     try:
         doc = json.loads(raw)
     except ValueError as err:
         raise ManifestError(f"{where}: {MANIFEST_FILE} is not valid JSON ({err})") from None
     if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), dict):
         raise ManifestError(f"{where}: {MANIFEST_FILE} is not a {MANIFEST_FORMAT} manifest")
-    return doc
+    files: dict[str, Any] = doc["files"]
+    if not files:
+        raise ManifestError(f"{where}: {MANIFEST_FILE} lists no files, so nothing could be checked; a build "
+                            "writes a full one when it finishes")
+    unsafe = unsafe_names(files)
+    unsafe += [f"{printable(repr(n))}: not a store file (the manifest and .mepipe/ are never listed)"
+               for n in files if not is_listed(n)]
+    if unsafe:
+        raise UnsafeStoreError(f"{where}: {MANIFEST_FILE} names files outside the store, refusing it: "
+                               + "; ".join(unsafe))
+    bad = [n for n, e in files.items()
+           if not (isinstance(e, dict) and type(e.get("size")) is int and e["size"] >= 0
+                   and isinstance(e.get("sha256"), str) and _HEX64.fullmatch(e["sha256"]))]
+    if bad:
+        raise ManifestError(f"{where}: {MANIFEST_FILE} has entries without an integer size and a sha256: "
+                            + ", ".join(printable(repr(n)) for n in bad[:8]) + (" ..." if len(bad) > 8 else ""))
+    created = doc.get("created")
+    return Manifest(store_id=store_id_of(raw), files=files, created=created if isinstance(created, str) else None,
+                    raw=raw)
 
 
-def read_manifest(location: str | os.PathLike | StoreLocation) -> dict[str, Any] | None:
-    """The manifest of a store (folder, zip or URL), or None if it has none."""
-    loc = locate(location)
-    if loc.remote and loc.zipped:
-        with zipfile.ZipFile(local_zip(loc)) as zf:
-            if MANIFEST_FILE not in zf.namelist():
-                return None
-            raw = zf.read(MANIFEST_FILE)
-    else:
-        with store_files(loc) as (fs, root):
-            try:
-                raw = fs.cat_file(_join(root, MANIFEST_FILE))
-            except FileNotFoundError:
-                return None
-    return parse_manifest(raw, loc.target)
+def check_store_id(manifest: Manifest, expect_id: str | None, where: str) -> None:
+    """Refuse a store whose id is not ``expect_id`` (no check when it is None)."""
+    if expect_id is not None and manifest.store_id != expect_id.strip().lower():
+        from .integrity import IntegrityError
 
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """What :func:`verify` found; ``ok`` when every list is empty.
-
-    Attributes
-    ----------
-    location : str
-        The store verified.
-    n_files, n_bytes : int
-        Files and bytes the manifest lists.
-    missing, modified, unexpected : tuple of str
-        File names relative to the store root. ``unexpected`` is None when the
-        location cannot be listed (an HTTP server without directory listings).
-    unsafe : tuple of str
-        Metadata outside the allow-list of :mod:`.safety`.
-    seconds : float
-        Time taken.
-    """
-
-    location: str
-    n_files: int
-    n_bytes: int
-    missing: tuple[str, ...]
-    modified: tuple[str, ...]
-    unexpected: tuple[str, ...] | None
-    unsafe: tuple[str, ...]
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.modified or self.unexpected or self.unsafe)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
-
-    def summary(self) -> str:
-        """Human-readable result, one line per problem file."""
-        head = (f"{self.location}: {'OK' if self.ok else 'FAILED'}, {self.n_files} files "
-                f"({self.n_bytes / 1e6:.1f} MB) checked in {self.seconds:.2f} s")
-        lines = [head]
-        for label, names in (("missing", self.missing), ("modified", self.modified),
-                             ("unexpected", self.unexpected or ()), ("unsafe metadata", self.unsafe)):
-            lines += [f"  {label}: {n}" for n in names]
-        if self.unexpected is None:
-            lines.append("  (the location cannot be listed: extra files were not looked for)")
-        return "\n".join(lines)
-
-
-def _join(root: str, name: str) -> str:
-    return f"{root}/{name}" if root else name
-
-
-def _listing(fs: Any, root: str) -> set[str] | None:
-    try:
-        found = fs.find(root) if root else fs.find("")
-    except (FileNotFoundError, NotImplementedError, ValueError, OSError):
-        return None
-    prefix = root.rstrip("/") + "/" if root else ""
-    names = {str(p)[len(prefix):] if str(p).startswith(prefix) else str(p) for p in found}
-    return {n.lstrip("/") for n in names} or None
-
-
-def verify(location: str | os.PathLike | StoreLocation, *, workers: int | None = None) -> VerifyResult:
-    """Check every file of a store against its ``manifest.json``.
-
-    Reads the bytes themselves, never a cache: use it on a copy you received
-    or pushed. Metadata files are also checked against the allow-list of
-    :mod:`.safety`.
-
-    Parameters
-    ----------
-    location : str, PathLike or StoreLocation
-        Folder, zip file or URL (see :func:`.location.locate`).
-    workers : int, optional
-        Parallel reads; default 1 for local stores and 8 for URLs.
-
-    Raises
-    ------
-    ManifestError
-        The store has no manifest (built before manifests, or not a store).
-    """
-    started = time.perf_counter()
-    loc = locate(location)
-    with store_files(loc) as (fs, root):
-        try:
-            manifest = parse_manifest(fs.cat_file(_join(root, MANIFEST_FILE)), loc.target)
-        except FileNotFoundError:
-            raise ManifestError(
-                f"{loc.target}: no {MANIFEST_FILE}; a build writes one when it finishes. Rerun `mepipe build` "
-                "on the original folder (nothing is recomputed) and pack or push it again") from None
-        expected: dict[str, dict[str, Any]] = manifest["files"]
-        listed = _listing(fs, root)
-
-        def check(name: str) -> tuple[str, str | None, list[str]]:
-            try:
-                data = fs.cat_file(_join(root, name))
-            except FileNotFoundError:
-                return name, "missing", []
-            entry = expected[name]
-            same = len(data) == entry["size"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
-            status = None if same else "modified"
-            if name.rpartition("/")[2] != "zarr.json":
-                return name, status, []
-            try:
-                return name, status, unsafe_entries(json.loads(data), name.rpartition("zarr.json")[0].rstrip("/"))
-            except (ValueError, AttributeError):
-                return name, status, [f"{name}: not a JSON object"]
-
-        n_workers = workers or (8 if loc.remote else 1)
-        with ThreadPoolExecutor(n_workers) as pool:
-            results = list(pool.map(check, sorted(expected)))
-    return VerifyResult(
-        location=loc.target, n_files=len(expected), n_bytes=sum(int(e["size"]) for e in expected.values()),
-        missing=tuple(n for n, status, _ in results if status == "missing"),
-        modified=tuple(n for n, status, _ in results if status == "modified"),
-        unexpected=None if listed is None else tuple(sorted(n for n in listed - set(expected) if is_listed(n))),
-        unsafe=tuple(p for _, _, problems in results for p in problems),
-        seconds=time.perf_counter() - started)
+        raise IntegrityError(f"{where}: store id {manifest.store_id} is not the expected {printable(expect_id)}; "
+                             "its content differs from the store you pinned (rebuilt, edited or another store)")

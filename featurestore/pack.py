@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .location import StoreLocation, filesystem, locate
-from .manifest import MANIFEST_FILE, ManifestError, VerifyResult, folder_files, parse_manifest, verify
+from .manifest import MANIFEST_FILE, Manifest, ManifestError, folder_files, parse_manifest
+from .verify import VerifyResult, verify
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 """Fixed entry dates: the same store packs to the same bytes."""
@@ -49,7 +50,7 @@ class PushResult:
     verified: VerifyResult
 
 
-def _checked_files(store_dir: Path) -> tuple[list[str], dict[str, Any]]:
+def _checked_files(store_dir: Path) -> tuple[list[str], Manifest]:
     """The files to copy, after checking the folder is a complete, readable store matching its manifest."""
     from .store import open_store
 
@@ -60,7 +61,7 @@ def _checked_files(store_dir: Path) -> tuple[list[str], dict[str, Any]]:
         raise ManifestError(f"{store_dir}: no {MANIFEST_FILE}; rerun `mepipe build` on it (nothing is recomputed, "
                             "the build writes the manifest when it finishes), then pack or push again") from None
     present = set(folder_files(store_dir))
-    listed = set(manifest["files"])
+    listed = set(manifest.files)
     if present != listed:
         raise PackError(f"{store_dir} does not match its manifest: missing {sorted(listed - present)}, "
                         f"unexpected {sorted(present - listed)}; run `mepipe store verify {store_dir}`, "
@@ -68,9 +69,9 @@ def _checked_files(store_dir: Path) -> tuple[list[str], dict[str, Any]]:
     return sorted(listed), manifest
 
 
-def _read_checked(store_dir: Path, name: str, manifest: dict[str, Any]) -> bytes:
+def _read_checked(store_dir: Path, name: str, manifest: Manifest) -> bytes:
     data = (store_dir / name).read_bytes()
-    if hashlib.sha256(data).hexdigest() != manifest["files"][name]["sha256"]:
+    if hashlib.sha256(data).hexdigest() != manifest.files[name]["sha256"]:
         raise PackError(f"{store_dir / name} was modified after the build (its sha256 differs from "
                         f"{MANIFEST_FILE}); rebuild the store, or restore the file")
     return data
@@ -117,7 +118,7 @@ def pack(store_dir: str | os.PathLike, out_zip: str | os.PathLike, *, overwrite:
     finally:
         tmp.unlink(missing_ok=True)
     return PackResult(path=str(out), n_files=len(names) + 1,
-                      folder_bytes=sum(int(f["size"]) for f in manifest["files"].values()),
+                      folder_bytes=manifest.n_bytes,
                       zip_bytes=out.stat().st_size, seconds=time.perf_counter() - started)
 
 
@@ -173,7 +174,7 @@ def push(store_dir: str | os.PathLike, url: str | StoreLocation, *, overwrite: b
         for batch in (first, last):
             fs.put([str(store_dir / n) for n in batch], [f"{root}/{n}" for n in batch])
         n_files = len(names) + 1
-        n_bytes = sum(int(f["size"]) for f in manifest["files"].values())
+        n_bytes = manifest.n_bytes
     return PushResult(url=loc.target, n_files=n_files, n_bytes=n_bytes, seconds=time.perf_counter() - started,
                       verified=verify(loc))
 

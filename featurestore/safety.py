@@ -1,14 +1,21 @@
-"""Nothing in a store may run code when it is read: an allow-list for Zarr metadata.
+"""A store from another lab is data, never code, paths or terminal commands.
 
 Zarr picks a decoder for each array from the ``data_type`` and ``codecs`` named
 in its metadata, and third-party packages can register decoders under any
-name (a pickle codec, an object dtype). A store from another lab is data we do
-not control, so every metadata document is checked against the short list of
-types and codecs mepipe writes before Zarr sees it.
+name (a pickle codec, an object dtype). A store is data we do not control, so
+every metadata document is checked against the short list of types and codecs
+mepipe writes before Zarr sees it. Likewise file names read from a store (its
+manifest, zip entries) must name files inside it (:func:`name_problem`), no
+read may be larger than the shape and data type declare (:func:`max_chunk_bytes`,
+:data:`METADATA_LIMIT`), and text from a store is escaped before it reaches a
+terminal (:func:`printable`).
 """
 from __future__ import annotations
 
 import json
+import math
+import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,13 +33,27 @@ _SAFE_KEY_ENCODINGS = frozenset({"default", "v2"})
 V2_METADATA_KEYS = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 """Zarr v2 metadata names; mepipe stores are v3 only, so these are never read."""
 
+METADATA_LIMIT = 64 * 2**20
+"""Largest ``zarr.json`` or ``manifest.json`` read, in bytes. The root document
+holds the consolidated metadata of every node: about 1 KB per array, so this
+leaves room for some 60 000 arrays while a hostile file cannot fill memory."""
+
+_ITEM_BYTES = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2, "int32": 4, "uint32": 4,
+               "float32": 4, "int64": 8, "uint64": 8, "float64": 8}
+_CODEC_SLACK = 4096
+"""Bytes a chunk may exceed its raw size by: the worst-case expansion of
+incompressible data under zstd, blosc or gzip is under 1/128 of the input
+plus headers, and crc32c adds 4."""
+
 
 class UnsafeStoreError(RuntimeError):
-    """A store's metadata names a data type or codec outside the allow-list."""
+    """A store's metadata names a data type or codec outside the allow-list, or a file outside the store."""
 
 
 def _name(entry: Any) -> str:
-    return entry if isinstance(entry, str) else str((entry or {}).get("name"))
+    if isinstance(entry, str):
+        return entry
+    return str(entry.get("name")) if isinstance(entry, Mapping) else repr(entry)
 
 
 def _array_problems(path: str, node: Mapping[str, Any]) -> list[str]:
@@ -40,11 +61,14 @@ def _array_problems(path: str, node: Mapping[str, Any]) -> list[str]:
     dtype = _name(node.get("data_type"))
     if dtype not in SAFE_DATA_TYPES:
         problems.append(f"{path}: data type {dtype!r}")
-    for codec in node.get("codecs", []):
+    codecs = node.get("codecs", [])
+    for codec in codecs if isinstance(codecs, list) else [codecs]:
         if _name(codec) not in SAFE_CODECS:
             problems.append(f"{path}: codec {_name(codec)!r}")
     if _name(node.get("chunk_grid")) not in _SAFE_GRIDS:
         problems.append(f"{path}: chunk grid {_name(node.get('chunk_grid'))!r}")
+    elif dtype in SAFE_DATA_TYPES and max_chunk_bytes(node) is None:
+        problems.append(f"{path}: no chunk shape and item size to bound a chunk's bytes")
     if _name(node.get("chunk_key_encoding", "default")) not in _SAFE_KEY_ENCODINGS:
         problems.append(f"{path}: chunk key encoding {_name(node.get('chunk_key_encoding'))!r}")
     if node.get("storage_transformers"):
@@ -72,16 +96,25 @@ def unsafe_entries(doc: Mapping[str, Any], path: str = "") -> list[str]:
     if doc.get("zarr_format") != 3:
         return [f"{where}: zarr_format {doc.get('zarr_format')!r} (mepipe stores are Zarr v3)"]
     problems = _array_problems(where, doc) if doc.get("node_type") == "array" else []
-    consolidated = doc.get("consolidated_metadata") or {}
-    for child, node in (consolidated.get("metadata") or {}).items():
+    consolidated = doc.get("consolidated_metadata")
+    nodes: Any = {}
+    if consolidated is not None:
+        nodes = consolidated.get("metadata") if isinstance(consolidated, Mapping) else None
+        if not isinstance(nodes, Mapping):
+            return [*problems, f"{where}: consolidated metadata is not a JSON object"]
+    for child, node in nodes.items():
         child_path = f"{path}/{child}" if path else child
-        if node.get("node_type") == "array":
+        if name_problem(child):
+            problems.append(f"{printable(repr(child_path))}: {name_problem(child)}")
+        elif not isinstance(node, Mapping):
+            problems.append(f"{child_path}: not a JSON object")
+        elif node.get("node_type") == "array":
             problems += _array_problems(child_path, node)
     return problems
 
 
-def check_metadata(raw: bytes, key: str, where: str) -> None:
-    """Raise :class:`UnsafeStoreError` unless the ``zarr.json`` at ``key`` is safe to open.
+def check_metadata(raw: bytes, key: str, where: str) -> dict[str, Any]:
+    """Raise :class:`UnsafeStoreError` unless the ``zarr.json`` at ``key`` is safe to open; return it parsed.
 
     Parameters
     ----------
@@ -92,6 +125,8 @@ def check_metadata(raw: bytes, key: str, where: str) -> None:
     where : str
         The store's location, named in the error.
     """
+    if len(raw) > METADATA_LIMIT:
+        raise UnsafeStoreError(f"{where}: {key} is larger than the {METADATA_LIMIT} bytes allowed for metadata")
     try:
         doc = json.loads(raw)
     except ValueError as err:
@@ -104,3 +139,77 @@ def check_metadata(raw: bytes, key: str, where: str) -> None:
             f"{where}: refusing to open a store whose metadata could run code or is not mepipe's: "
             + "; ".join(problems) + f". mepipe reads only data types {sorted(SAFE_DATA_TYPES)} "
             f"and codecs {sorted(SAFE_CODECS)}")
+    return doc
+
+
+def max_chunk_bytes(node: Mapping[str, Any]) -> int | None:
+    """The most bytes one stored chunk of an array may hold, from its metadata.
+
+    Parameters
+    ----------
+    node : mapping
+        The array's Zarr v3 metadata (its ``zarr.json``, or its entry in the
+        consolidated metadata).
+
+    Returns
+    -------
+    int or None
+        ``prod(chunk_shape) * itemsize`` plus codec slack; None when the
+        metadata declares no regular chunk shape or data type mepipe knows
+        (such a store is refused by :func:`unsafe_entries` anyway).
+    """
+    grid = node.get("chunk_grid")
+    shape = grid.get("configuration", {}).get("chunk_shape") if isinstance(grid, Mapping) else None
+    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        return None
+    dtype = node.get("data_type")
+    if isinstance(dtype, Mapping) and dtype.get("name") == "fixed_length_utf32":
+        item = (dtype.get("configuration") or {}).get("length_bytes")
+    else:
+        item = _ITEM_BYTES.get(_name(dtype))
+    if not isinstance(item, int) or item < 0:
+        return None
+    raw = math.prod(shape) * item
+    return raw + raw // 128 + _CODEC_SLACK
+
+
+def name_problem(name: str) -> str | None:
+    """Why a file name read from a store could name something outside it, or None when it is safe.
+
+    Names are store-relative POSIX paths (``clips/001_1_1/crops/c/0/0/0/0``):
+    no absolute names, drive letters, backslashes, empty, ``.`` or ``..``
+    components, and no control characters.
+    """
+    if not isinstance(name, str) or not name:
+        return "empty name"
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "absolute name"
+    if "\\" in name:
+        return "backslash in name"
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        return "control character in name"
+    parts = name.split("/")
+    if ".." in parts:
+        return "'..' leads out of the store"
+    if "" in parts or "." in parts:
+        return "empty or '.' path component"
+    return None
+
+
+def unsafe_names(names) -> list[str]:
+    """One ``"<name>: <why>"`` line (name escaped) per name that :func:`name_problem` refuses."""
+    return [f"{printable(repr(n))}: {why}" for n in names if (why := name_problem(n))]
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: Any) -> str:
+    """``str(text)`` with control, bidi and line-separator characters written as escapes.
+
+    Store attributes, sample ids and file names come from whoever built the
+    store; an ESC sequence in them could retitle or rewrite the terminal, so
+    everything printed from a store passes through here. Ordinary non-ASCII
+    text (accents, CJK) is kept.
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))

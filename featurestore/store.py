@@ -10,11 +10,12 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .errors import DataError
 from .features import feature_def
+from .integrity import IncompleteStoreError
 from .layout import (CLIPS_GROUP, FRAME_COORD, SAMPLES_GROUP, array_path, clip_path, dataset_feature_path,
                      feature_path)
 from .location import StoreLocation, zarr_store
+from .manifest import Manifest
 from .provenance import BuildRecord
 from .schema import FRAME_COLUMNS
 from .versioning import check_schema_readable
@@ -22,9 +23,7 @@ from .writer import quiet_zarr
 
 _CONCAT_DIMS = ("frame", "pair", "map")
 
-
-class IncompleteStoreError(DataError, RuntimeError):
-    """The store's last build has not finished."""
+__all__ = ["FeatureStore", "IncompleteStoreError", "open_store"]
 
 
 class FeatureStore:
@@ -35,25 +34,37 @@ class FeatureStore:
     path : str, PathLike or StoreLocation
         A built store: its folder, a ``.zip`` of it, or an fsspec URL
         (``https://``, ``s3://``, ...; see :func:`.location.locate`). All are
-        read-only; URLs are read through a local cache.
+        read-only; URLs are read through a local cache. Every file read is
+        checked against the store's manifest (see :mod:`.integrity`).
     allow_incomplete : bool
         Open a store whose build is still running or was killed; only arrays
-        that were written completely are visible then.
+        that were written completely are visible then, and reads are not
+        verified (the manifest is written when the build finishes).
+    expect_id : str, optional
+        The store id the caller expects (from ``mepipe store verify`` or a
+        run report); any other content is refused.
+
+    Attributes
+    ----------
+    store_id : str or None
+        sha256 of the store's manifest: the same for a folder, its zip and its
+        pushed copies, different for any other content. None when an
+        incomplete store is read unverified.
+    manifest : Manifest or None
+        The checked manifest every read is verified against.
     """
 
-    def __init__(self, path: str | os.PathLike | StoreLocation, *, allow_incomplete: bool = False):
+    def __init__(self, path: str | os.PathLike | StoreLocation, *, allow_incomplete: bool = False,
+                 expect_id: str | None = None):
         self.path = str(path)
-        store = zarr_store(path)
+        store = zarr_store(path, expect_id=expect_id, allow_incomplete=allow_incomplete)
+        self.store_id: str | None = store.store_id
+        self.manifest: Manifest | None = store.manifest
         with quiet_zarr():
             self._root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=None)
         self.attrs: dict[str, Any] = dict(self._root.attrs)
         self.schema_version = check_schema_readable(self.attrs, self.path)
-        state = self.attrs.get("state")
-        self.complete = state == "complete"
-        if not self.complete and not allow_incomplete:
-            raise IncompleteStoreError(
-                f"{self.path}: its build is {state or 'unknown'} (not complete); rerun `mepipe build` on it "
-                "to finish, or open with allow_incomplete=True to read what was written")
+        self.complete = self.attrs.get("state") == "complete" and self.store_id is not None
         if not self.complete:
             with quiet_zarr():
                 self._root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
@@ -176,6 +187,7 @@ class FeatureStore:
         return xr.Dataset({feature: (("sample", *spec.dims), data)}, coords={"sample": ids})
 
 
-def open_store(path: str | os.PathLike | StoreLocation, *, allow_incomplete: bool = False) -> FeatureStore:
-    """Open a built store for reading (see :class:`FeatureStore`)."""
-    return FeatureStore(path, allow_incomplete=allow_incomplete)
+def open_store(path: str | os.PathLike | StoreLocation, *, allow_incomplete: bool = False,
+               expect_id: str | None = None) -> FeatureStore:
+    """Open a built store for reading, every read checked against its manifest (see :class:`FeatureStore`)."""
+    return FeatureStore(path, allow_incomplete=allow_incomplete, expect_id=expect_id)

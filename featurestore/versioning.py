@@ -21,7 +21,10 @@ def check_schema_readable(attrs: Mapping[str, Any], where: Any) -> int:
     version = attrs.get("schema_version")
     if version is None:
         raise IncompatibleStoreError(f"{where} is not a mepipe store (its root has no schema_version)")
-    version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise IncompatibleStoreError(
+            f"{where}: schema_version {version!r} is not a non-negative integer; the root zarr.json is damaged "
+            "or was not written by mepipe")
     if version > SCHEMA_VERSION:
         needs = attrs.get("reader_min_version") or READER_MIN_VERSION.get(version, "a newer release")
         raise IncompatibleStoreError(

@@ -122,6 +122,7 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
     import time
 
     from mepipe.featurestore.cachekey import canonical
+    from mepipe.featurestore.manifest import write_manifest
     from mepipe.featurestore.provenance import BuildInfo, BuildRecord, StageRecord
     from mepipe.featurestore.schema import SCHEMA_VERSION
     from mepipe.pipeline import dataset_stages
@@ -142,6 +143,7 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
                         fingerprint="stat", n_samples=0, n_ok=0, n_failed=0))
     writer.update_root_attrs({"state": "complete", **record.to_attrs()})
     writer.consolidate()
+    write_manifest(writer.path)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from mepipe.featurestore import open_store
+from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.writer import StoreWriter
 from mepipe.train.run import RunParams, run_training
 
@@ -68,6 +69,7 @@ def demo_shuffled(demo_sequences, tmp_path_factory):
     writer = StoreWriter(path)
     writer.write_samples(table)
     writer.consolidate()
+    write_manifest(path)
     return path
 
 

@@ -11,6 +11,7 @@ import zarr
 
 from mepipe.featurestore import IncompatibleStoreError, IncompleteStoreError, open_store
 from mepipe.featurestore.lock import BuildLock, StoreLockedError
+from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.schema import SAMPLE_COLUMNS
 from mepipe.featurestore.writer import StoreWriter
 
@@ -34,6 +35,7 @@ def _complete(path, ids=("a", "b")):
     w.write_samples(_table(ids))
     w.update_root_attrs({"state": "complete", "features": ["frame", "landmarks"]})
     w.consolidate()
+    write_manifest(path)
     return w
 
 
@@ -114,6 +116,7 @@ def _set_schema(path, version, **extra):
     doc["attributes"].update(schema_version=version, **extra)
     doc.pop("consolidated_metadata", None)
     meta.write_text(json.dumps(doc))
+    write_manifest(path)
 
 
 def test_newer_schema_is_refused_with_the_version_that_reads_it(tmp_path):
