@@ -151,11 +151,15 @@ def demo(name, out, seed, subjects, clips, data_root_opt):
 @cli.command()
 @click.argument("store")
 @click.option("--json", "as_json", is_flag=True, help="Print the full information as JSON.")
-def info(store, as_json):
-    """What is in a store: clips, features, parameters, sizes, failures."""
+@click.option("--store-id", "expect_id", metavar="ID",
+              help="Refuse the store unless its id is this (see `store verify`).")
+def info(store, as_json, expect_id):
+    """What is in a store: its id, clips, features, parameters, sizes, failures."""
     from mepipe.featurestore.info import describe, format_description
 
-    desc = describe(str(store))
+    from .store_cmd import report_errors
+
+    desc = report_errors(describe, str(store), expect_id=expect_id)
     click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_description(desc))
 
 

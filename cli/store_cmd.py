@@ -13,6 +13,8 @@ import click
 
 _CACHE_HELP = ("Where remote stores are cached between runs. Default: $MEPIPE_CACHE, else ~/.cache/mepipe.")
 _NO_CACHE_HELP = "Read remote stores without the local cache."
+_STORE_ID_HELP = ("Refuse the store unless its id (sha256 of its manifest, printed by `store verify` and `info`) "
+                  "is this: pins the exact content, even against a file and the manifest edited together.")
 
 
 def _location(target: str, cache_dir: Path | None = None, no_cache: bool = False):
@@ -23,20 +25,24 @@ def _location(target: str, cache_dir: Path | None = None, no_cache: bool = False
 
 def _errors():
     """The errors a command reports as a one-line message and exit status 1, rather than a traceback."""
-    from mepipe.featurestore import IncompatibleStoreError, IncompleteStoreError
+    from mepipe.featurestore import IncompatibleStoreError, IncompleteStoreError, IntegrityError
     from mepipe.featurestore.manifest import ManifestError
     from mepipe.featurestore.pack import PackError
     from mepipe.featurestore.safety import UnsafeStoreError
 
-    return (FileNotFoundError, IncompatibleStoreError, IncompleteStoreError, ManifestError, PackError,
-            UnsafeStoreError, ValueError)
+    return (FileNotFoundError, IncompatibleStoreError, IncompleteStoreError, IntegrityError, ManifestError,
+            PackError, UnsafeStoreError, ValueError)
 
 
-def _run(fn, *args, **kwargs):
+def report_errors(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, turning an expected store error into a one-line message (escaped: it may quote
+    names and attributes from the store)."""
+    from mepipe.featurestore.safety import printable
+
     try:
         return fn(*args, **kwargs)
     except _errors() as err:
-        raise click.ClickException(str(err)) from None
+        raise click.ClickException(printable(str(err))) from None
 
 
 def _dump(data) -> str:
@@ -51,37 +57,43 @@ def store() -> None:
 @store.command()
 @click.argument("store_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out_zip", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--overwrite", is_flag=True, help="Replace OUT_ZIP if it exists.")
-def pack(store_dir, out_zip, overwrite):
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUT_ZIP if it exists (the old zip stays until the new one is written and verified).")
+@click.option("--store-id", "expect_id", metavar="ID", help=_STORE_ID_HELP)
+def pack(store_dir, out_zip, overwrite, expect_id):
     """Write the built store STORE_DIR as one Zarr zip file OUT_ZIP (e.g. samm-v1.zarr.zip).
 
     Every file is checked against the store's manifest on the way; the
-    builder's private .mepipe/ folder is left out.
+    builder's private .mepipe/ folder is left out. The zip is written under a
+    temporary name, verified, then renamed.
     """
     from mepipe.featurestore.pack import pack as pack_store
 
-    result = _run(pack_store, store_dir, out_zip, overwrite=overwrite)
+    result = report_errors(pack_store, store_dir, out_zip, overwrite=overwrite, expect_id=expect_id)
     click.echo(f"packed {store_dir} into {result.path}: {result.n_files} files, "
                f"{result.folder_bytes / 1e6:.1f} MB of store files -> {result.zip_bytes / 1e6:.1f} MB zip "
-               f"in {result.seconds:.1f} s")
+               f"in {result.seconds:.1f} s; store id {result.store_id}")
 
 
 @store.command()
 @click.argument("location")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="Files read in parallel. Default: 1 for local stores, 8 for URLs.")
-def verify(location, as_json, workers):
-    """Check every file of the store at LOCATION against its checksum manifest.
+              help="Files read at once. Default: 4 for local stores, 8 for URLs.")
+@click.option("--store-id", "expect_id", metavar="ID", help=_STORE_ID_HELP)
+def verify(location, as_json, workers, expect_id):
+    """Check every file of the store at LOCATION against its checksum manifest; print the store id.
 
     LOCATION is a folder, a zip file or a URL; the bytes are read afresh, not
-    from the cache. Exits 1 if any file is missing, modified or unexpected, if
-    metadata names a type or codec outside mepipe's allow-list, or if the
-    store has no manifest.
+    from the cache. Exits 1 if any file is missing, modified, unexpected or
+    unsafe (outside the store, larger than its array allows, metadata naming a
+    type or codec outside mepipe's allow-list), if the manifest leaves out a
+    node the metadata names, if the store has no manifest or an empty one, or
+    if its id is not --store-id.
     """
     from mepipe.featurestore.verify import verify as verify_store
 
-    result = _run(verify_store, location, workers=workers)
+    result = report_errors(verify_store, location, workers=workers, expect_id=expect_id)
     click.echo(_dump(result.to_dict()) if as_json else result.summary())
     sys.exit(0 if result.ok else 1)
 
@@ -92,14 +104,15 @@ def verify(location, as_json, workers):
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEPIPE_CACHE",
               help=_CACHE_HELP)
 @click.option("--no-cache", is_flag=True, help=_NO_CACHE_HELP)
-def info(location, as_json, cache_dir, no_cache):
-    """Describe the store at LOCATION: clips, features, who built it from what, with which parameters.
+@click.option("--store-id", "expect_id", metavar="ID", help=_STORE_ID_HELP)
+def info(location, as_json, cache_dir, no_cache, expect_id):
+    """Describe the store at LOCATION: its id, clips, features, who built it from what, with which parameters.
 
     Sizes are shown for folders and zip files, not for URLs.
     """
     from mepipe.featurestore.info import describe, format_description
 
-    desc = _run(describe, _location(location, cache_dir, no_cache))
+    desc = report_errors(describe, _location(location, cache_dir, no_cache), expect_id=expect_id)
     click.echo(_dump(desc) if as_json else format_description(desc))
 
 
@@ -112,7 +125,9 @@ def info(location, as_json, cache_dir, no_cache):
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEPIPE_CACHE",
               help=_CACHE_HELP)
 @click.option("--no-cache", is_flag=True, help=_NO_CACHE_HELP)
-def diff(a, b, as_json, exit_code, cache_dir, no_cache):
+@click.option("--store-id", "expect_ids", metavar="ID", multiple=True,
+              help="Pin the id of A (given once) or of A and then B (given twice); see `store verify`.")
+def diff(a, b, as_json, exit_code, cache_dir, no_cache, expect_ids):
     """Compare stores A and B on provenance: versions, stage parameters, sheet, quirks, clips, features, keys.
 
     Only metadata is read (no chunks). Build host, user and times are shown
@@ -121,7 +136,11 @@ def diff(a, b, as_json, exit_code, cache_dir, no_cache):
     """
     from mepipe.featurestore.diff import diff_stores
 
-    result = _run(diff_stores, _location(a, cache_dir, no_cache), _location(b, cache_dir, no_cache))
+    if len(expect_ids) > 2:
+        raise click.BadParameter("give it at most twice (A, then B)", param_hint="--store-id")
+    ids = (*expect_ids, None, None)
+    result = report_errors(diff_stores, _location(a, cache_dir, no_cache), _location(b, cache_dir, no_cache),
+                           expect_a=ids[0], expect_b=ids[1])
     click.echo(_dump(result.to_dict()) if as_json else result.format())
     sys.exit(1 if exit_code and not result.identical else 0)
 
@@ -129,19 +148,24 @@ def diff(a, b, as_json, exit_code, cache_dir, no_cache):
 @store.command()
 @click.argument("store_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("url")
-@click.option("--overwrite", is_flag=True, help="Remove what is at URL first, then copy.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace what is at URL; the old copy stays until the new one is complete and verified.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (with the verification) as JSON.")
-def push(store_dir, url, overwrite, as_json):
-    """Copy the built store STORE_DIR to URL (s3://, gs://, file://...), then verify the copy.
+@click.option("--store-id", "expect_id", metavar="ID", help=_STORE_ID_HELP)
+def push(store_dir, url, overwrite, as_json, expect_id):
+    """Copy the built store STORE_DIR to URL (s3://, gs://, file://...), verify the copy, then publish it.
 
-    A URL ending in .zip receives a packed zip. Exits 1 if the copy does not
-    verify. Cloud back-ends are optional extras: pip install 'mepipe[s3]' or 'mepipe[gcs]'.
+    A URL ending in .zip receives a packed zip. The copy is written under a
+    temporary name, verified and renamed; where the back-end cannot rename
+    (object stores), it is copied into place with the manifest last and
+    verified again. Exits 1 if the copy does not verify. Cloud back-ends are
+    optional extras: pip install 'mepipe[s3]' or 'mepipe[gcs]'.
     """
     from dataclasses import asdict
 
     from mepipe.featurestore.pack import push as push_store
 
-    result = _run(push_store, store_dir, url, overwrite=overwrite)
+    result = report_errors(push_store, store_dir, url, overwrite=overwrite, expect_id=expect_id)
     if as_json:
         click.echo(_dump({**asdict(result), "verified": result.verified.to_dict()}))
     else:

@@ -14,13 +14,11 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import zarr
-
 from .layout import CLIPS_GROUP, DATASET_GROUP
-from .location import StoreLocation, locate, zarr_store
+from .location import StoreLocation, locate
 from .provenance import BuildRecord
+from .safety import printable
 from .store import FeatureStore, open_store
-from .writer import quiet_zarr
 
 _SECTIONS = {
     "store": "store",
@@ -80,11 +78,12 @@ class StoreDiff:
                 "context_b": self.context_b, "differences": [asdict(d) for d in self.differences]}
 
     def format(self, max_items: int = 8) -> str:
-        """Human-readable: per section, grouped by stage, feature or column."""
+        """Human-readable: per section, grouped by stage, feature or column; every line escaped for the terminal."""
         lines = [f"a: {self.a}  ({_context_line(self.context_a)})",
                  f"b: {self.b}  ({_context_line(self.context_b)})"]
         if self.identical:
-            return "\n".join([*lines, "no differences in versions, parameters, inputs, clips or features"])
+            lines.append("no differences in versions, parameters, inputs, clips or features")
+            return "\n".join(printable(line) for line in lines)
         for section, title in _SECTIONS.items():
             diffs = self.in_section(section)
             if not diffs:
@@ -103,7 +102,7 @@ class StoreDiff:
                     lines.append(f"  only in {'a' if d.a is not None else 'b'}: {d.key}")
             else:
                 lines += [f"  {d.key}: {_show(d.a)} -> {_show(d.b)}" for d in diffs]
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
 
 
 def _show(value: Any) -> str:
@@ -112,12 +111,12 @@ def _show(value: Any) -> str:
 
 def _context_line(ctx: dict[str, Any]) -> str:
     build = ctx["build"]
-    return (f"mepipe {ctx['mepipe_version']}, schema {ctx['schema_version']}, dataset {ctx['dataset']}, "
-            f"built {build['finished']} by {build['user'] or '?'} on {build['host']}")
+    return (f"id {ctx['store_id']}, mepipe {ctx['mepipe_version']}, schema {ctx['schema_version']}, "
+            f"dataset {ctx['dataset']}, built {build['finished']} by {build['user'] or '?'} on {build['host']}")
 
 
 def _context(record: BuildRecord, store: FeatureStore) -> dict[str, Any]:
-    return {"state": store.attrs.get("state"), "mepipe_version": record.mepipe_version,
+    return {"store_id": store.store_id, "state": store.attrs.get("state"), "mepipe_version": record.mepipe_version,
             "schema_version": record.schema_version, "dataset": record.dataset, "build": asdict(record.build)}
 
 
@@ -134,31 +133,29 @@ def _compare(section: str, a: dict[str, Any], b: dict[str, Any]) -> list[Differe
     return [Difference(section, k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def _nodes(loc: StoreLocation) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+def _nodes(store: FeatureStore) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Clip group attributes by sample, and per-feature facts by ``sample/feature`` (or ``dataset/name``).
 
     A feature's facts are its group's cache key and its array's shape and dtype.
     """
     clips: dict[str, dict[str, Any]] = {}
     arrays: dict[str, dict[str, Any]] = defaultdict(dict)
-    with quiet_zarr():
-        root = zarr.open_group(zarr_store(loc), mode="r", zarr_format=3, use_consolidated=None)
-        for path, node in root.members(max_depth=None):
-            parts = path.split("/")
-            if parts[0] == CLIPS_GROUP:
-                rel = parts[1:]  # [sample], [sample, feature] or [sample, feature, array]
-                if len(rel) == 1:
-                    clips[rel[0]] = dict(node.attrs)
-                    continue
-            elif parts[0] == DATASET_GROUP:
-                rel = parts  # [dataset], [dataset, feature] or [dataset, feature, array]
-            else:
+    for path, node in store.nodes():
+        parts = path.split("/")
+        if parts[0] == CLIPS_GROUP:
+            rel = parts[1:]  # [sample], [sample, feature] or [sample, feature, array]
+            if len(rel) == 1:
+                clips[rel[0]] = dict(node.attrs)
                 continue
-            owner = "/".join(rel[:2])
-            if len(rel) == 2:
-                arrays[owner]["cache_key"] = node.attrs.get("cache_key")
-            elif len(rel) == 3 and rel[2] == rel[1]:  # the feature's own array, not its frame coordinate
-                arrays[owner].update(shape=list(node.shape), dtype=str(node.dtype))
+        elif parts[0] == DATASET_GROUP:
+            rel = parts  # [dataset], [dataset, feature] or [dataset, feature, array]
+        else:
+            continue
+        owner = "/".join(rel[:2])
+        if len(rel) == 2:
+            arrays[owner]["cache_key"] = node.attrs.get("cache_key")
+        elif len(rel) == 3 and rel[2] == rel[1]:  # the feature's own array, not its frame coordinate
+            arrays[owner].update(shape=list(node.shape), dtype=str(node.dtype))
     return clips, dict(arrays)
 
 
@@ -181,13 +178,16 @@ def _samples(store) -> dict[str, dict[str, Any]]:
     return {str(row["sample"]): {k: v for k, v in row.items() if k != "sample"} for row in df.to_dict("records")}
 
 
-def diff_stores(a: str | os.PathLike | StoreLocation, b: str | os.PathLike | StoreLocation) -> StoreDiff:
+def diff_stores(a: str | os.PathLike | StoreLocation, b: str | os.PathLike | StoreLocation, *,
+                expect_a: str | None = None, expect_b: str | None = None) -> StoreDiff:
     """Compare two complete stores (folders, zips or URLs) on their provenance and contents' keys.
 
     Parameters
     ----------
     a, b : str, PathLike or StoreLocation
         The stores.
+    expect_a, expect_b : str, optional
+        Their expected store ids; a store with another id is refused.
 
     Returns
     -------
@@ -198,7 +198,7 @@ def diff_stores(a: str | os.PathLike | StoreLocation, b: str | os.PathLike | Sto
         and the sample table all agree.
     """
     loc_a, loc_b = locate(a), locate(b)
-    sa, sb = open_store(loc_a), open_store(loc_b)
+    sa, sb = open_store(loc_a, expect_id=expect_a), open_store(loc_b, expect_id=expect_b)
     ra, rb = _record(sa), _record(sb)
     diffs: list[Difference] = []
     diffs += _compare("store", {"mepipe_version": ra.mepipe_version, "schema_version": ra.schema_version,
@@ -213,8 +213,8 @@ def diff_stores(a: str | os.PathLike | StoreLocation, b: str | os.PathLike | Sto
     fa, fb = set(ra.features), set(rb.features)
     diffs += [Difference("feature", f, f if f in fa else None, f if f in fb else None) for f in sorted(fa ^ fb)]
     rows_a, rows_b = _samples(sa), _samples(sb)
-    clips_a, arrays_a = _nodes(loc_a)
-    clips_b, arrays_b = _nodes(loc_b)
+    clips_a, arrays_a = _nodes(sa)
+    clips_b, arrays_b = _nodes(sb)
     ids_a, ids_b = set(rows_a) | set(clips_a), set(rows_b) | set(clips_b)
     diffs += [Difference("clip", c, c if c in ids_a else None, c if c in ids_b else None)
               for c in sorted(ids_a ^ ids_b)]

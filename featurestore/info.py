@@ -13,6 +13,7 @@ from typing import Any
 
 from .layout import CLIPS_GROUP, DATASET_GROUP
 from .location import StoreLocation, locate
+from .safety import printable
 from .store import open_store
 
 
@@ -43,22 +44,25 @@ def _zip_sizes(path: Path) -> tuple[int, dict[str, int]]:
     return path.stat().st_size, dict(per_feature)
 
 
-def describe(path: str | os.PathLike | StoreLocation) -> dict[str, Any]:
+def describe(path: str | os.PathLike | StoreLocation, *, expect_id: str | None = None) -> dict[str, Any]:
     """Everything ``info`` shows, as plain data.
 
     Parameters
     ----------
     path : str, PathLike or StoreLocation
         Folder, zip file or URL of a store (see :func:`.location.locate`).
+    expect_id : str, optional
+        Refuse a store whose id is not this (then incomplete stores are refused too).
     """
     loc = locate(path)
-    store = open_store(loc, allow_incomplete=True)
+    store = open_store(loc, allow_incomplete=expect_id is None, expect_id=expect_id)
     samples = store.samples
     manifest = store.manifest
     record = store.record.to_attrs() if store.record is not None else None
     desc: dict[str, Any] = {
         "path": loc.target,
         "location": loc.kind,
+        "store_id": store.store_id,
         "state": store.attrs.get("state"),
         "schema_version": store.schema_version,
         "n_clips": int(len(samples)),
@@ -89,9 +93,16 @@ def _mb(n: int) -> str:
 
 
 def format_description(d: dict[str, Any]) -> str:
-    """A human-readable rendering of :func:`describe`."""
+    """A human-readable rendering of :func:`describe`, every line escaped for the terminal.
+
+    Attributes, sample ids and errors come from whoever built the store, so
+    control characters in them are printed as escapes (see
+    :func:`.safety.printable`).
+    """
     lines = [f"{d['path']}  ({d.get('location', 'folder')}; {d['state']}, schema {d['schema_version']}, "
              f"mepipe {d['mepipe_version']})",
+             f"store id {d['store_id']}" if d.get("store_id")
+             else "store id: none (an unfinished build, read unverified)",
              f"dataset {d['dataset']}: {d['n_clips']} clips, {d['n_subjects']} subjects; status {d['status']}",
              f"emotions: {d['emotions']}"]
     if "bytes_total" in d:
@@ -102,7 +113,7 @@ def format_description(d: dict[str, Any]) -> str:
         lines.append(f"  {f:<20} {_mb(size) if size is not None else ''}")
     lines.append("stages (version: parameters):")
     for name, s in d["stages"].items():
-        lines.append(f"  {name} v{s['version']}: {s['params']}")
+        lines.append(f"  {name} v{s.get('version')}: {s.get('params')}")
     if d.get("shared_params"):
         lines.append(f"  shared: {d['shared_params']}")
     b = d["build"]
@@ -122,4 +133,4 @@ def format_description(d: dict[str, Any]) -> str:
     if d["failures"]:
         lines.append(f"{len(d['failures'])} failed clips:")
         lines += [f"  {f['error']}" for f in d["failures"]]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)

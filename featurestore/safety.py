@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -177,8 +176,9 @@ def name_problem(name: str) -> str | None:
     """Why a file name read from a store could name something outside it, or None when it is safe.
 
     Names are store-relative POSIX paths (``clips/001_1_1/crops/c/0/0/0/0``):
-    no absolute names, drive letters, backslashes, empty, ``.`` or ``..``
-    components, and no control characters.
+    no absolute names, drive letters, backslashes, NUL, empty, ``.`` or ``..``
+    components. Other control characters are allowed (sample ids come from
+    annotation sheets) and escaped wherever a name is printed.
     """
     if not isinstance(name, str) or not name:
         return "empty name"
@@ -186,8 +186,8 @@ def name_problem(name: str) -> str | None:
         return "absolute name"
     if "\\" in name:
         return "backslash in name"
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
-        return "control character in name"
+    if "\0" in name:
+        return "NUL in name"
     parts = name.split("/")
     if ".." in parts:
         return "'..' leads out of the store"
@@ -213,3 +213,4 @@ def printable(text: Any) -> str:
     text (accents, CJK) is kept.
     """
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+

@@ -108,6 +108,11 @@ class FeatureStore:
                 names.update(name for name, _ in clip.groups())
         return sorted(names)
 
+    def nodes(self):
+        """Every group and array below the root as ``(path, zarr node)`` pairs (metadata only, no chunks)."""
+        with quiet_zarr():
+            yield from self._root.members(max_depth=None)
+
     def has(self, feature: str, sample: str) -> bool:
         return feature_path(sample, feature) in self._root
 
