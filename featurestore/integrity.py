@@ -352,8 +352,9 @@ class VerifiedStore(WrapperStore[Store]):
     async def _read_verified(self, key: str, entry: dict[str, Any], is_metadata: bool) -> bytes:
         size, limit = entry["size"], self._limit(key, is_metadata)
         if size > limit:
-            raise self._fail(key, f"is listed in the manifest with {size} bytes, more than its shape and data type "
-                                  f"allow ({limit}); refusing the store")
+            allowed = "the metadata limit" if is_metadata else "its shape and data type allow"
+            raise self._fail(key, f"is listed in the manifest with {size} bytes, more than {allowed} ({limit}); "
+                                  "refusing the store")
         if self.cache is not None:
             cached = self.cache.load(key, size)
             if cached is not None:
@@ -382,8 +383,9 @@ class VerifiedStore(WrapperStore[Store]):
             return await self._fetch(key, limit)
         except FileNotFoundError:
             return None
-        except ReadLimitError as err:
-            raise self._fail(key, f"is larger than its shape and data type allow ({err})") from None
+        except ReadLimitError:
+            allowed = "the metadata limit" if is_metadata else "its shape and data type allow"
+            raise self._fail(key, f"is larger than {allowed} ({limit} bytes)") from None
 
     async def _fetch(self, key: str, limit: int) -> bytes:
         try:

@@ -22,6 +22,7 @@ enters the cache.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import logging
@@ -166,7 +167,10 @@ def zarr_store(location: str | os.PathLike | StoreLocation, *, expect_id: str | 
             root = sync(store.read_bytes("zarr.json"))
         except IntegrityError:
             # A root that no longer matches may be a rebuild in progress over an old manifest.
-            state = None if expect_id is not None else _peek_root(loc, source, base).get("state")
+            state = None
+            if expect_id is None:
+                with contextlib.suppress(Exception):
+                    state = _peek_root(loc, source, base).get("state")
             if state in (None, "complete"):
                 raise
             return _incomplete(loc, source, base, allow_incomplete, state)
@@ -214,7 +218,7 @@ def open_source(loc: StoreLocation) -> tuple[Any, Store]:
     """
     if loc.remote:
         fs, path = filesystem(loc)
-        if set(_protocols(fs)) & _LOCAL_PROTOCOLS:
+        if is_local(fs):
             loc = StoreLocation(path, False, loc.zipped)
         elif loc.zipped:
             local = local_zip(loc)
@@ -237,7 +241,7 @@ def _cached_remote(loc: StoreLocation) -> bool:
     if not (loc.remote and loc.cache and not loc.zipped):
         return False
     fs, _ = filesystem(loc)
-    return not set(_protocols(fs)) & _LOCAL_PROTOCOLS
+    return not is_local(fs)
 
 
 def load_manifest(loc: StoreLocation, source: Any, expect_id: str | None = None) -> Manifest | None:
@@ -334,7 +338,7 @@ def _version_dir(loc: StoreLocation, version: str) -> Path:
 def _local_file(loc: StoreLocation) -> Path | None:
     """The file itself for a ``file://`` zip URL (no copy needed); None for other protocols."""
     fs, path = filesystem(loc)
-    if not set(_protocols(fs)) & _LOCAL_PROTOCOLS:
+    if not is_local(fs):
         return None
     if not Path(path).is_file():
         raise FileNotFoundError(f"{loc.target}: no such zip store")
@@ -400,6 +404,11 @@ def _attributes(raw: bytes) -> dict[str, Any]:
 
 def _protocols(fs: Any) -> tuple[str, ...]:
     return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def is_local(fs: Any) -> bool:
+    """Whether an fsspec file system is the local disk (``file://``): real paths, real renames."""
+    return bool(set(_protocols(fs)) & _LOCAL_PROTOCOLS)
 
 
 def _digest(data: bytes) -> str:
