@@ -244,6 +244,7 @@ def test_newer_schema_is_refused_over_http(served, tmp_path):
     doc = json.loads((future / "zarr.json").read_text())
     doc["attributes"].update(schema_version=99, reader_min_version="7.0")
     (future / "zarr.json").write_text(json.dumps(doc))
+    write_manifest(future)
     future_url = url.replace("demo.zarr", "future.zarr")
     with pytest.raises(IncompatibleStoreError, match=rf"{future_url} uses store schema 99.*mepipe >= 7.0"):
         open_store(locate(future_url, cache_dir=tmp_path / "cache"))
