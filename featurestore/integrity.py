@@ -272,10 +272,12 @@ class VerifiedStore(WrapperStore[Store]):
         self.retry = retry
         self._bounds: dict[str, int] = {}
         self._metadata: dict[str, bytes] = {}
+        self.root_attrs: dict[str, Any] | None = None
+        """The root's attributes, once its ``zarr.json`` has been read (and checked)."""
 
     def _with_store(self, store: Store) -> VerifiedStore:
         clone = type(self)(store, self.source, self.where, self.manifest, self.cache, self.retry)
-        clone._bounds, clone._metadata = self._bounds, self._metadata
+        clone._bounds, clone._metadata, clone.root_attrs = self._bounds, self._metadata, self.root_attrs
         return clone
 
     def __repr__(self) -> str:
@@ -399,7 +401,9 @@ class VerifiedStore(WrapperStore[Store]):
         node = _node_of(key)
         if not node:
             attrs = doc.get("attributes")
-            check_schema_readable(attrs if isinstance(attrs, dict) else {}, self.where)
+            attrs = attrs if isinstance(attrs, dict) else {}
+            check_schema_readable(attrs, self.where)
+            self.root_attrs = attrs
         if doc.get("node_type") == "array":
             self._bounds[node] = max_chunk_bytes(doc) or 0
         nodes = (doc.get("consolidated_metadata") or {}).get("metadata") or {}

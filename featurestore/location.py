@@ -24,7 +24,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -176,7 +175,7 @@ def zarr_store(location: str | os.PathLike | StoreLocation, *, expect_id: str | 
             return _incomplete(loc, source, base, allow_incomplete, state)
         if root is None:
             raise ManifestError(f"{loc.target}: the manifest does not list zarr.json; not a mepipe store")
-        state = _attributes(root).get("state")
+        state = store.root_attrs.get("state")
         if state == "complete":
             return store
         if expect_id is not None:
@@ -204,10 +203,10 @@ def _incomplete(loc: StoreLocation, source: Any, base: Store, allow: bool, state
 
 def _peek_root(loc: StoreLocation, source: Any, base: Store) -> dict[str, Any]:
     """The root attributes, read unverified (bounded and safety-checked) to learn the build state."""
-    root = sync(VerifiedStore(base, source, loc.target, None, None, loc.retry).read_bytes("zarr.json"))
-    if root is None:
+    peek = VerifiedStore(base, source, loc.target, None, None, loc.retry)
+    if sync(peek.read_bytes("zarr.json")) is None:
         raise FileNotFoundError(f"{loc.target}: no zarr.json there; not a Zarr store, or a wrong URL")
-    return _attributes(root)
+    return peek.root_attrs
 
 
 def open_source(loc: StoreLocation) -> tuple[Any, Store]:
@@ -391,15 +390,6 @@ def _check_zip(path: Path, where: str) -> None:
     if bad:
         raise IntegrityError(f"{where}: the downloaded zip does not match its manifest ({len(bad)} files, e.g. "
                              f"{bad[0]}); it was not kept. Download it again, or ask for a good copy")
-
-
-def _attributes(raw: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return {}
-    attrs = doc.get("attributes") if isinstance(doc, dict) else None
-    return attrs if isinstance(attrs, dict) else {}
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

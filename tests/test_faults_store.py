@@ -155,15 +155,16 @@ def _open(kind: str, folder: Path, served, tmp_path: Path, **kwargs):
     """Open the store as a folder, a zip packed from it, or its HTTP copy (with a fast retry policy)."""
     if kind == "folder":
         return open_store(folder, **kwargs)
-    if kind == "zip":
-        return open_store(_zip_of(folder, tmp_path), **kwargs)
+    if kind.startswith("zip"):
+        deflated = kind == "zip-deflated"
+        return open_store(_zip_of(folder, tmp_path, zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED), **kwargs)
     return open_store(locate(served[1], cache_dir=tmp_path / "cache", retry=FAST), **kwargs)
 
 
-def _zip_of(folder: Path, tmp_path: Path) -> Path:
+def _zip_of(folder: Path, tmp_path: Path, compression: int = zipfile.ZIP_STORED) -> Path:
     """A plain zip of the folder as it is now (damage included; pack would refuse to ship damage)."""
     out = tmp_path / "s.zarr.zip"
-    with zipfile.ZipFile(out, "w") as zf:
+    with zipfile.ZipFile(out, "w", compression) as zf:
         for f in sorted(p for p in folder.rglob("*") if p.is_file() and ".mepipe" not in p.parts):
             zf.write(f, f.relative_to(folder).as_posix())
     return out
@@ -185,7 +186,7 @@ def _damage(store: Path, name: str, how: str) -> None:
 
 # -- 1. every read is checked ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["folder", "zip", "url"])
+@pytest.mark.parametrize("kind", ["folder", "zip", "zip-deflated", "url"])
 @pytest.mark.parametrize("how", ["flip", "truncate", "grow", "delete"])
 def test_a_damaged_chunk_is_refused_by_name(kind, how, folder, served, tmp_path):
     """Before: a flipped bit read as wrong numbers and a missing chunk as zeros (Zarr's fill value)."""
@@ -209,6 +210,21 @@ def test_damaged_root_metadata_is_refused_on_open(kind, folder, served, tmp_path
         (store / "zarr.json").write_text(json.dumps(doc))
     with pytest.raises(IntegrityError, match="root metadata: zarr.json does not match the manifest"):
         _open(kind, folder, served, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "url"])
+def test_a_pickled_store_still_checks_its_reads(kind, folder, served, tmp_path):
+    """Data-loader workers get the store by pickle; their reads must be checked too."""
+    import pickle
+
+    store = pickle.loads(pickle.dumps(_open(kind, folder, served, tmp_path)))
+    np.testing.assert_array_equal(store.read("frame", "s1"), np.arange(10, 14))
+    for where in (folder, served[0]):
+        _damage(where, _chunk(where), "flip")
+    if kind == "zip":
+        store = pickle.loads(pickle.dumps(_open(kind, folder, served, tmp_path)))
+    with pytest.raises(IntegrityError, match="clip s1, feature landmarks"):
+        store.read("landmarks", "s1")
 
 
 @pytest.mark.parametrize("status", [404, 503])

@@ -1,0 +1,124 @@
+"""Cost of checked reads: every array of a store read through ``open_store`` (verified) vs plain Zarr.
+
+For a folder store and a zip packed from it, the same arrays (every array
+in the store, found through its metadata, so any layout works) are read
+``--repeats`` times in alternation (verified, plain, verified, ...), so
+that load from other processes affects both alike; the medians and their
+ratios are reported. Each pass opens the store anew, timed apart from the
+reads: a verified open also loads and parses ``manifest.json`` and checks
+the root metadata. "Plain" is Zarr's own LocalStore / ZipStore, i.e. what
+reading cost before reads were checked.
+
+    python benchmarks/verified_reads.py --store data/stores/demo.zarr --out benchmarks/results/verified-reads.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import zarr
+from zarr.storage import LocalStore, ZipStore
+
+from mepipe.featurestore import open_store
+from mepipe.featurestore.manifest import parse_manifest
+from mepipe.featurestore.pack import pack
+from mepipe.featurestore.writer import quiet_zarr
+
+
+def _array_paths(store) -> list[str]:
+    return sorted(path for path, node in store.nodes() if isinstance(node, zarr.Array))
+
+
+def _open_verified(location: str):
+    return open_store(location)._root
+
+
+def _open_plain(base):
+    with quiet_zarr():
+        return zarr.open_group(base, mode="r", zarr_format=3, use_consolidated=True)
+
+
+def _read_all(root, paths: list[str]) -> int:
+    with quiet_zarr():
+        return sum(root[p][...].nbytes for p in paths)
+
+
+def _timed(fn, *args):
+    """Wall and CPU seconds (all threads of this process: Zarr reads and decodes in its own threads)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    return (time.perf_counter() - wall, time.process_time() - cpu), out
+
+
+def measure(label: str, location: str, plain_store, paths: list[str], repeats: int) -> dict:
+    """Alternate verified and plain passes (open, then read every array); medians and ratios.
+
+    CPU seconds are the steadier measure on a shared machine: other
+    processes stretch wall time but not the CPU time this process uses.
+    """
+    _read_all(_open_verified(location), paths), _read_all(_open_plain(plain_store()), paths)  # warm caches
+    times: dict[str, list[float]] = {}
+    nbytes = 0
+    for _ in range(repeats):
+        for mode, opener, arg in (("verified", _open_verified, location), ("plain", _open_plain, plain_store())):
+            (wall, cpu), root = _timed(opener, arg)
+            times.setdefault(f"open_{mode}_wall", []).append(wall)
+            times.setdefault(f"open_{mode}_cpu", []).append(cpu)
+            (wall, cpu), nbytes = _timed(_read_all, root, paths)
+            times.setdefault(f"read_{mode}_wall", []).append(wall)
+            times.setdefault(f"read_{mode}_cpu", []).append(cpu)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"store": label, "arrays": len(paths), "decoded_MB": round(nbytes / 1e6, 1),
+           **{f"{k}_s": round(v, 4) for k, v in med.items()}}
+    for clock in ("cpu", "wall"):
+        out[f"read_ratio_{clock}"] = round(med[f"read_verified_{clock}"] / med[f"read_plain_{clock}"], 3)
+        out[f"open_and_read_ratio_{clock}"] = round(
+            (med[f"open_verified_{clock}"] + med[f"read_verified_{clock}"])
+            / (med[f"open_plain_{clock}"] + med[f"read_plain_{clock}"]), 3)
+    out["all_read_verified_wall_s"] = [round(x, 3) for x in times["read_verified_wall"]]
+    out["all_read_plain_wall_s"] = [round(x, 3) for x in times["read_plain_wall"]]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", default="data/stores/demo.zarr", help="A built store folder.")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
+    args = parser.parse_args()
+
+    folder = Path(args.store)
+    raw = (folder / "manifest.json").read_bytes()
+    started = time.perf_counter()
+    manifest = parse_manifest(raw, str(folder))
+    parse_s = time.perf_counter() - started
+    paths = _array_paths(open_store(folder))
+    with tempfile.TemporaryDirectory(prefix="mepipe-bench-") as tmp:
+        zipped = pack(folder, Path(tmp) / "store.zarr.zip").path
+        results = [measure("folder", str(folder), lambda: LocalStore(folder, read_only=True), paths, args.repeats),
+                   measure("zip", zipped, lambda: ZipStore(zipped, mode="r"), paths, args.repeats)]
+    report = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}, "
+                         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})",
+              "date": time.strftime("%Y-%m-%d %H:%M"), "store": str(folder), "files": len(manifest.files),
+              "manifest_kB": round(len(raw) / 1e3, 1), "manifest_parse_s": round(parse_s, 4), "results": results}
+    for r in results:
+        print(f"{r['store']:>6}: {r['arrays']} arrays, {r['decoded_MB']} MB decoded. CPU s: read verified "
+              f"{r['read_verified_cpu_s']} vs plain {r['read_plain_cpu_s']} (ratio {r['read_ratio_cpu']}), open "
+              f"{r['open_verified_cpu_s']} vs {r['open_plain_cpu_s']}, open+read ratio "
+              f"{r['open_and_read_ratio_cpu']}. Wall ratios: read {r['read_ratio_wall']}, open+read "
+              f"{r['open_and_read_ratio_wall']}")
+    print(f"manifest: {len(manifest.files)} files, {report['manifest_kB']} kB, parsed in {parse_s * 1e3:.1f} ms; "
+          f"{report['machine']}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
