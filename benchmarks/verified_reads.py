@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 
 import zarr
-from zarr.storage import LocalStore, ZipStore
-
 from mepipe.featurestore import open_store
 from mepipe.featurestore.manifest import parse_manifest
 from mepipe.featurestore.pack import pack
 from mepipe.featurestore.writer import quiet_zarr
+from zarr.storage import LocalStore, ZipStore
 
 
 def _array_paths(store) -> list[str]:

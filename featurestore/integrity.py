@@ -88,24 +88,28 @@ class RetryPolicy:
         return [self.first_delay * self.factor ** i for i in range(self.attempts - 1)]
 
 
+def _network_error(err: BaseException) -> bool:
+    """Whether an error comes from the network or the remote file system (not from a bug in the caller)."""
+    try:
+        from aiohttp import ClientError
+    except ImportError:
+        ClientError = OSError
+    return isinstance(err, (OSError, TimeoutError, asyncio.TimeoutError, ClientError)) or isinstance(
+        getattr(err, "status", None), int)
+
+
 def is_transient(err: BaseException) -> bool:
     """Whether a remote read error may go away on retry (network trouble, server overload, a 404 for a listed file)."""
-    if isinstance(err, (UnsafeStoreError, ReadLimitError, IntegrityError)):
+    if isinstance(err, (UnsafeStoreError, ReadLimitError, IntegrityError)) or not _network_error(err):
         return False
     status = getattr(err, "status", None)
     if isinstance(status, int):
         return status >= 500 or status in (404, 408, 429)
-    try:
-        import aiohttp
-    except ImportError:
-        aiohttp = None
-    if aiohttp is not None and isinstance(err, aiohttp.ClientError):
-        return True
-    return isinstance(err, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError))
+    return True
 
 
-class TransientReadError(RuntimeError):
-    """A remote read kept failing with errors that usually pass (see :func:`read_retrying`)."""
+class FetchError(RuntimeError):
+    """A remote read failed: for good (HTTP 403, ...), or on every attempt with errors that usually pass."""
 
 
 async def read_retrying(source: Any, name: str, limit: int, retry: RetryPolicy, *, retry_missing: bool = True
@@ -122,8 +126,9 @@ async def read_retrying(source: Any, name: str, limit: int, retry: RetryPolicy, 
     ------
     FileNotFoundError
         The file is absent (after the retries, when ``retry_missing``).
-    TransientReadError
-        Every attempt failed with a transient error; the message gives the count and the last error.
+    FetchError
+        Every attempt failed with a transient error (the message gives the
+        count and the last error), or one failed with another network error.
     """
     if not source.remote:
         return await source.read(name, limit)
@@ -135,12 +140,16 @@ async def read_retrying(source: Any, name: str, limit: int, retry: RetryPolicy, 
             if not retry_missing or delay is None:
                 raise
             err_text = "not found"
+        except (UnsafeStoreError, ReadLimitError):
+            raise
         except Exception as err:
-            if not is_transient(err):
+            if not _network_error(err):
                 raise
+            if not is_transient(err):
+                raise FetchError(f"{type(err).__name__}: {err}") from None
             if delay is None:
-                raise TransientReadError(f"{len(delays)} attempts failed, the last with {type(err).__name__}: "
-                                         f"{err}") from None
+                raise FetchError(f"{len(delays)} attempts failed, the last with {type(err).__name__}: {err}"
+                                 ) from None
             err_text = f"{type(err).__name__}: {err}"
         log.info("%s: reading %s failed (%s); retrying in %.2f s", source.where, name, err_text, delay)
         await asyncio.sleep(delay)
@@ -392,7 +401,7 @@ class VerifiedStore(WrapperStore[Store]):
     async def _fetch(self, key: str, limit: int) -> bytes:
         try:
             return await read_retrying(self.source, key, limit, self.retry, retry_missing=self.manifest is not None)
-        except TransientReadError as err:
+        except FetchError as err:
             raise self._fail(key, f"could not be fetched: {err}") from None
 
     def _accept_metadata(self, key: str, data: bytes) -> None:

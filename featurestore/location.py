@@ -39,8 +39,16 @@ from zarr.abc.store import Store
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore, ZipStore
 
-from .integrity import (ChunkCache, IncompleteStoreError, IntegrityError, RetryPolicy, TransientReadError,
-                        VerifiedStore, read_retrying, write_atomic)
+from .integrity import (
+    ChunkCache,
+    FetchError,
+    IncompleteStoreError,
+    IntegrityError,
+    RetryPolicy,
+    VerifiedStore,
+    read_retrying,
+    write_atomic,
+)
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, check_store_id, parse_manifest, store_id_of
 from .safety import METADATA_LIMIT
 from .sources import FolderSource, ReadLimitError, UrlSource, ZipSource
@@ -269,7 +277,7 @@ def load_manifest(loc: StoreLocation, source: Any, expect_id: str | None = None)
         raw = sync(read_retrying(source, MANIFEST_FILE, METADATA_LIMIT, loc.retry))
     except FileNotFoundError:
         return None
-    except TransientReadError as err:
+    except FetchError as err:
         raise IntegrityError(f"{loc.target}: {MANIFEST_FILE} could not be fetched: {err}") from None
     except ReadLimitError as err:
         raise ManifestError(str(err)) from None

@@ -236,11 +236,12 @@ def _upload_folder(fs: Any, store_dir: Path, names: list[str], dest: str) -> Non
 def _rename_into_place(part: Path, final: Path) -> None:
     """Swap a verified copy in by renames: the old copy is moved aside, the new one in, the old one removed.
 
-    Between the two renames nothing is at ``final`` (a reader finds no store,
-    never a wrong one); a kill there leaves the old copy beside it under
-    ``.mepipe-old-*``.
+    A file (zip) replaces the old one in one atomic rename. For a folder,
+    between the two renames nothing is at ``final`` (a reader finds no
+    store, never a wrong one); a kill there leaves the old copy beside it
+    under ``.mepipe-old-*``.
     """
-    if not final.exists():
+    if not final.exists() or part.is_file():
         os.replace(part, final)
         return
     old = final.with_name(f".mepipe-old-{uuid.uuid4().hex[:12]}-{final.name}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from zarr.core.sync import sync
 
-from .integrity import IntegrityError, RetryPolicy, TransientReadError, read_retrying
+from .integrity import FetchError, IntegrityError, RetryPolicy, read_retrying
 from .location import StoreLocation, locate, open_source
 from .manifest import MANIFEST_FILE, ManifestError, check_store_id, is_listed, parse_manifest
 from .safety import METADATA_LIMIT, UnsafeStoreError, max_chunk_bytes, printable, unsafe_entries
@@ -116,7 +116,7 @@ def verify(location: str | os.PathLike | StoreLocation, *, workers: int | None =
         raise ManifestError(
             f"{loc.target}: no {MANIFEST_FILE}; a build writes one when it finishes. Rerun `mepipe build` "
             "on the original folder (nothing is recomputed) and pack or push it again") from None
-    except TransientReadError as err:
+    except FetchError as err:
         raise IntegrityError(f"{loc.target}: {MANIFEST_FILE} could not be fetched: {err}") from None
     except ReadLimitError as err:
         raise ManifestError(str(err)) from None
@@ -155,7 +155,7 @@ async def _check_all(source: Any, files: dict[str, dict[str, Any]], retry: Retry
                 return name, ("missing", None)
             except ReadLimitError:
                 return name, ("modified", None)
-            except (TransientReadError, UnsafeStoreError) as err:
+            except (FetchError, UnsafeStoreError) as err:
                 unsafe.append(f"{name}: {err}")
                 return name, ("unsafe", None)
         same = len(data) == entry["size"] and hashlib.sha256(data).hexdigest() == entry["sha256"]

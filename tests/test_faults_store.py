@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
 from mepipe.featurestore import IncompatibleStoreError, IntegrityError, open_store
 from mepipe.featurestore.diff import diff_stores
 from mepipe.featurestore.integrity import RetryPolicy
@@ -424,7 +423,8 @@ def test_sizes_beyond_shape_and_dtype_are_refused(folder):
 
 
 def test_metadata_beyond_the_limit_is_refused(folder, monkeypatch):
-    from mepipe.featurestore import integrity, safety, verify as verify_module
+    from mepipe.featurestore import integrity, safety
+    from mepipe.featurestore import verify as verify_module
 
     for module in (safety, integrity, verify_module):
         monkeypatch.setattr(module, "METADATA_LIMIT", 16384)
