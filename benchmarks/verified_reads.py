@@ -85,11 +85,32 @@ def measure(label: str, location: str, plain_store, paths: list[str], repeats: i
     return out
 
 
+def manifest_scaling(sizes: list[int]) -> list[dict]:
+    """Parse time of synthetic manifests of ``n`` files (what every open pays), from the demo's 2 000 up."""
+    import hashlib
+
+    out = []
+    for n in sizes:
+        files = {f"clips/{i // 50:06d}/feature{i % 25:02d}/feature{i % 25:02d}/{'zarr.json' if i % 2 else 'c/0/0/0'}":
+                 {"size": 1000 + i, "sha256": hashlib.sha256(str(i).encode()).hexdigest()} for i in range(n)}
+        raw = json.dumps({"format": "mepipe-manifest/1", "algorithm": "sha256", "created": "now", "n_files": n,
+                          "n_bytes": 0, "files": files}, indent=1, sort_keys=True).encode()
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            parse_manifest(raw, "synthetic")
+            runs.append(time.perf_counter() - started)
+        out.append({"files": n, "MB": round(len(raw) / 1e6, 1), "parse_s": round(min(runs), 4)})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", default="data/stores/demo.zarr", help="A built store folder.")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
+    parser.add_argument("--manifest-sizes", default="10000,100000",
+                        help="Also time parsing synthetic manifests of these many files (comma-separated).")
     args = parser.parse_args()
 
     folder = Path(args.store)
@@ -105,7 +126,8 @@ def main() -> None:
     report = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}, "
                          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})",
               "date": time.strftime("%Y-%m-%d %H:%M"), "store": str(folder), "files": len(manifest.files),
-              "manifest_kB": round(len(raw) / 1e3, 1), "manifest_parse_s": round(parse_s, 4), "results": results}
+              "manifest_kB": round(len(raw) / 1e3, 1), "manifest_parse_s": round(parse_s, 4), "results": results,
+              "manifest_scaling": manifest_scaling([int(n) for n in args.manifest_sizes.split(",") if n])}
     for r in results:
         print(f"{r['store']:>6}: {r['arrays']} arrays, {r['decoded_MB']} MB decoded. CPU s: read verified "
               f"{r['read_verified_cpu_s']} vs plain {r['read_plain_cpu_s']} (ratio {r['read_ratio_cpu']}), open "
@@ -114,6 +136,8 @@ def main() -> None:
               f"{r['open_and_read_ratio_wall']}")
     print(f"manifest: {len(manifest.files)} files, {report['manifest_kB']} kB, parsed in {parse_s * 1e3:.1f} ms; "
           f"{report['machine']}")
+    for m in report["manifest_scaling"]:
+        print(f"synthetic manifest: {m['files']} files, {m['MB']} MB, parsed in {m['parse_s'] * 1e3:.0f} ms")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1))

@@ -386,12 +386,13 @@ def _check_zip(path: Path, where: str) -> None:
         except FileNotFoundError:
             return
         bad = []
-        for name, entry in manifest.files.items():
+        for name in manifest.files:
             try:
-                data = source.read_sync(name, entry["size"])
-            except (FileNotFoundError, ReadLimitError):
+                size, sha256 = manifest.entry(name)
+                data = source.read_sync(name, size)
+            except (FileNotFoundError, ReadLimitError, ManifestError):
                 data = None
-            if data is None or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            if data is None or hashlib.sha256(data).hexdigest() != sha256:
                 bad.append(name)
     finally:
         source.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -111,15 +110,42 @@ class Manifest:
 
     @property
     def n_bytes(self) -> int:
-        return sum(int(e["size"]) for e in self.files.values())
+        """Bytes the well-formed entries list."""
+        return sum(e["size"] for e in self.files.values() if _well_formed(e))
+
+    def entry(self, name: str) -> tuple[int, str] | None:
+        """``(size, sha256)`` of a listed file; None if it is not listed.
+
+        Entries are checked here, when used, rather than all at parse time:
+        a manifest may list 100 000 files and is parsed on every open.
+
+        Raises
+        ------
+        ManifestError
+            The entry has no integer size and sha256.
+        """
+        e = self.files.get(name)
+        if e is None:
+            return None
+        if not _well_formed(e):
+            raise ManifestError(f"{MANIFEST_FILE}: the entry of {printable(repr(name))} has no integer size and "
+                                "sha256; the manifest is damaged")
+        return e["size"], e["sha256"]
+
+    def malformed(self) -> list[str]:
+        """Names whose entries :meth:`entry` would refuse."""
+        return [n for n, e in self.files.items() if not _well_formed(e)]
+
+
+def _well_formed(e: Any) -> bool:
+    # A sha256 that is not hex can never match a digest, so its length is all that needs checking.
+    return (type(e) is dict and type(e.get("size")) is int and e["size"] >= 0 and type(e.get("sha256")) is str
+            and len(e["sha256"]) == 64)
 
 
 def store_id_of(raw: bytes) -> str:
     """The store id of a manifest's bytes (see the module docstring)."""
     return hashlib.sha256(raw).hexdigest()
-
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def parse_manifest(raw: bytes, where: str) -> Manifest:
@@ -128,8 +154,8 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
     Raises
     ------
     ManifestError
-        Not JSON, not a mepipe manifest, an entry without an integer size
-        and a sha256, or no files at all.
+        Not JSON, not a mepipe manifest, or no files at all. (Entries are
+        checked when used: :meth:`Manifest.entry`.)
     mepipe.featurestore.safety.UnsafeStoreError
         A file name that would lead outside the store (each named).
     """
@@ -151,12 +177,6 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
     if unsafe:
         raise UnsafeStoreError(f"{where}: {MANIFEST_FILE} names files outside the store, refusing it: "
                                + "; ".join(unsafe))
-    bad = [n for n, e in files.items()
-           if not (isinstance(e, dict) and type(e.get("size")) is int and e["size"] >= 0
-                   and isinstance(e.get("sha256"), str) and _HEX64.fullmatch(e["sha256"]))]
-    if bad:
-        raise ManifestError(f"{where}: {MANIFEST_FILE} has entries without an integer size and a sha256: "
-                            + ", ".join(printable(repr(n)) for n in bad[:8]) + (" ..." if len(bad) > 8 else ""))
     created = doc.get("created")
     return Manifest(store_id=store_id_of(raw), files=files, created=created if isinstance(created, str) else None,
                     raw=raw)

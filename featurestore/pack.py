@@ -83,7 +83,7 @@ def _checked_files(store_dir: Path, expect_id: str | None = None) -> tuple[list[
 
 def _read_checked(store_dir: Path, name: str, manifest: Manifest) -> bytes:
     data = (store_dir / name).read_bytes()
-    if hashlib.sha256(data).hexdigest() != manifest.files[name]["sha256"]:
+    if hashlib.sha256(data).hexdigest() != manifest.entry(name)[1]:
         raise PackError(f"{store_dir / name} was modified after the build (its sha256 differs from "
                         f"{MANIFEST_FILE}); rebuild the store, or restore the file")
     return data

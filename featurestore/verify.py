@@ -122,6 +122,10 @@ def verify(location: str | os.PathLike | StoreLocation, *, workers: int | None =
         raise ManifestError(str(err)) from None
     manifest = parse_manifest(raw, loc.target)
     check_store_id(manifest, expect_id, loc.target)
+    bad = manifest.malformed()
+    if bad:
+        raise ManifestError(f"{loc.target}: {MANIFEST_FILE} has entries without an integer size and a sha256: "
+                            + ", ".join(printable(repr(n)) for n in bad[:8]) + (" ..." if len(bad) > 8 else ""))
     files = manifest.files
     outcome, unsafe = sync(_check_all(source, files, loc.retry, workers or (8 if source.remote else 4)))
     metadata = {name: doc for name, (_, doc) in outcome.items() if doc is not None}

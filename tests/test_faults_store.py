@@ -422,6 +422,19 @@ def test_sizes_beyond_shape_and_dtype_are_refused(folder):
     assert any(name in u and "shape and data type" in u for u in verify(folder).unsafe)
 
 
+@pytest.mark.parametrize("entry", [{"size": -1, "sha256": "0" * 64}, {"size": "12", "sha256": "0" * 64},
+                                   {"size": 12}, [12, "0" * 64]], ids=["negative", "string", "no-hash", "list"])
+def test_malformed_manifest_entries_are_refused(entry, folder):
+    name = _chunk(folder)
+    doc = _manifest(folder)
+    doc["files"][name] = entry
+    (folder / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError, match="no integer size and sha256"):
+        open_store(folder).read("landmarks", "s1")
+    with pytest.raises(ManifestError, match=f"entries without an integer size and a sha256: '{name}'"):
+        verify(folder)
+
+
 def test_metadata_beyond_the_limit_is_refused(folder, monkeypatch):
     from mepipe.featurestore import integrity, safety
     from mepipe.featurestore import verify as verify_module
