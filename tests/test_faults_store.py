@@ -252,10 +252,12 @@ def test_the_cache_keeps_only_verified_bytes(folder, served, tmp_path):
     _, url, faults, log = served
     path = f"/{url.split('/', 3)[3]}/{_chunk(folder)}"
     good = (folder / _chunk(folder)).read_bytes()
-    faults[path] = [bytes([good[0] ^ 1]) + good[1:]]
+    corrupt = bytes([good[0] ^ 1]) + good[1:]
+    faults[path] = [corrupt]
     loc = locate(url, cache_dir=tmp_path / "cache", retry=FAST)
     with pytest.raises(IntegrityError, match="does not match the manifest"):
         open_store(loc).read("landmarks", "s1")
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.read_bytes() == corrupt]
     reference = open_store(folder).read("landmarks", "s1")
     np.testing.assert_array_equal(open_store(loc).read("landmarks", "s1"), reference)
     cached = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.read_bytes() == good]
