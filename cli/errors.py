@@ -18,6 +18,7 @@ import traceback
 import click
 
 from mepipe.featurestore.errors import MepipeError
+from mepipe.featurestore.safety import printable
 
 FOREIGN_EXPECTED: tuple[tuple[type[BaseException], int], ...] = ((FileNotFoundError, 2),)
 """Builtin errors that mean a wrong path was given, with their exit status."""
@@ -34,10 +35,14 @@ def exit_status(error: BaseException) -> int | None:
 
 
 def error_message(error: BaseException) -> str:
-    """The one- or two-line sentence printed for an expected error."""
+    """The one- or two-line sentence printed for an expected error.
+
+    Escaped for the terminal: messages quote file names, sample ids and
+    attributes that may come from a store someone else built.
+    """
     if isinstance(error, OSError) and not isinstance(error, MepipeError) and error.filename:
-        return f"{error.filename}: {error.strerror or error}"
-    return str(error)
+        return printable(f"{error.filename}: {error.strerror or error}")
+    return printable(str(error))
 
 
 class ReportingGroup(click.Group):

@@ -157,9 +157,7 @@ def info(store, as_json, expect_id):
     """What is in a store: its id, clips, features, parameters, sizes, failures."""
     from mepipe.featurestore.info import describe, format_description
 
-    from .store_cmd import report_errors
-
-    desc = report_errors(describe, str(store), expect_id=expect_id)
+    desc = describe(str(store), expect_id=expect_id)
     click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_description(desc))
 
 

@@ -23,25 +23,19 @@ def _location(target: str, cache_dir: Path | None = None, no_cache: bool = False
     return locate(target, cache=not no_cache, cache_dir=cache_dir)
 
 
-def _errors():
-    """The errors a command reports as a one-line message and exit status 1, rather than a traceback."""
-    from mepipe.featurestore import IncompatibleStoreError, IncompleteStoreError, IntegrityError
-    from mepipe.featurestore.manifest import ManifestError
-    from mepipe.featurestore.pack import PackError
-    from mepipe.featurestore.safety import UnsafeStoreError
-
-    return (FileNotFoundError, IncompatibleStoreError, IncompleteStoreError, IntegrityError, ManifestError,
-            PackError, UnsafeStoreError, ValueError)
-
-
 def report_errors(fn, *args, **kwargs):
-    """``fn(*args, **kwargs)``, turning an expected store error into a one-line message (escaped: it may quote
-    names and attributes from the store)."""
+    """``fn(*args, **kwargs)``, turning an expected error into a one-line message and exit status 1.
+
+    The message is escaped: it may quote names and attributes from a store
+    someone else built. (The ``store`` group also runs on its own, outside
+    the ``mepipe`` group's error reporting.)
+    """
+    from mepipe.featurestore.errors import MepipeError
     from mepipe.featurestore.safety import printable
 
     try:
         return fn(*args, **kwargs)
-    except _errors() as err:
+    except (MepipeError, FileNotFoundError, ValueError) as err:
         raise click.ClickException(printable(str(err))) from None
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import DataError
 from .layout import PRIVATE_DIR
 from .safety import METADATA_LIMIT, UnsafeStoreError, printable, unsafe_names
 
@@ -32,7 +33,7 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "mepipe-manifest/1"
 
 
-class ManifestError(RuntimeError):
+class ManifestError(DataError, RuntimeError):
     """A store has no manifest, or an unreadable or empty one."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import DataError
 from .location import StoreLocation, filesystem, is_local, locate
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, folder_files, parse_manifest
 from .verify import VerifyResult, verify
@@ -35,7 +36,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 """Fixed entry dates: the same store packs to the same bytes."""
 
 
-class PackError(RuntimeError):
+class PackError(DataError, RuntimeError):
     """The store folder does not match its manifest, or the destination is taken."""
 
 

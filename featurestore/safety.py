@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import DataError
+
 SAFE_DATA_TYPES = frozenset({
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "fixed_length_utf32",
@@ -45,7 +47,7 @@ incompressible data under zstd, blosc or gzip is under 1/128 of the input
 plus headers, and crc32c adds 4."""
 
 
-class UnsafeStoreError(RuntimeError):
+class UnsafeStoreError(DataError, RuntimeError):
     """A store's metadata names a data type or codec outside the allow-list, or a file outside the store."""
 
 
