@@ -324,6 +324,20 @@ def test_a_chunk_and_the_manifest_edited_together_fail_a_pinned_open(kind, folde
         verify(folder, expect_id=pinned)
 
 
+def test_a_pinned_store_in_the_cache_is_read_without_the_server(folder, served, tmp_path):
+    """With the id pinned, the cached manifest names the content: nothing is fetched, not even the manifest."""
+    _, url, _, log = served
+    loc = locate(url, cache_dir=tmp_path / "cache", retry=FAST)
+    first = open_store(loc)
+    reference = first.read("landmarks", "s1")
+    log.clear()
+    again = open_store(loc, expect_id=first.store_id)
+    np.testing.assert_array_equal(again.read("landmarks", "s1"), reference)
+    assert log == []
+    open_store(loc)
+    assert [p.rsplit("/", 1)[-1] for p in log] == ["manifest.json"]
+
+
 def test_store_id_on_the_command_line(folder):
     from mepipe.cli.main import cli
 
