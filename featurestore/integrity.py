@@ -233,8 +233,9 @@ def describe_key(key: str, array: str | None = None) -> str:
     """What a store key holds, in words: ``clip 001_1_1, feature crops``, ``sample table``, ``root metadata``.
 
     Layout-agnostic within mepipe's groups: under ``clips/<sample>/...`` the
-    clip is the second component and the feature the array's (or node's)
-    last one, whether a feature is ``clips/<s>/<f>`` or ``clips/<s>/<f>/<f>``.
+    clip is the second component and the feature the third, whether a
+    feature is an array ``clips/<s>/<f>`` or a group ``clips/<s>/<f>/<f>``
+    (with, say, a ``frame`` coordinate array beside it, then named too).
     """
     if array is not None:
         node = array
@@ -246,7 +247,8 @@ def describe_key(key: str, array: str | None = None) -> str:
     if not parts:
         return "root metadata"
     if parts[0] == CLIPS_GROUP and len(parts) >= 2:
-        return f"clip {parts[1]}" + (f", feature {parts[-1]}" if len(parts) >= 3 else "")
+        out = f"clip {parts[1]}" + (f", feature {parts[2]}" if len(parts) >= 3 else "")
+        return out + (f" ({parts[-1]} array)" if len(parts) >= 4 and parts[-1] != parts[2] else "")
     if parts[0] == SAMPLES_GROUP:
         return "sample table" + (f", column {parts[-1]}" if len(parts) >= 2 else "")
     if parts[0] == DATASET_GROUP and len(parts) >= 2:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import finish_synthetic_store
 from mepipe.featurestore import IncompatibleStoreError, IntegrityError, open_store
 from mepipe.featurestore.diff import diff_stores
 from mepipe.featurestore.integrity import RetryPolicy
@@ -38,22 +39,31 @@ SAMPLES = ("s1", "s2")
 
 
 def _write_store(path: Path, seed: int = 0, samples=SAMPLES, attrs=None) -> Path:
-    """A complete store with random landmarks and frame numbers per clip, consolidated, with its manifest."""
+    """A complete store with random landmarks and frame numbers per clip and a build record, with its manifest.
+
+    ``attrs`` override root attributes after the build record is written
+    (a mapping value updates the record's mapping, e.g. ``build``).
+    """
     rng = np.random.default_rng(seed)
     w = StoreWriter(path)
     w.create()
     for s in samples:
-        w.write_feature(s, "landmarks", rng.normal(100, 30, (4, 68, 2)).astype(np.float32), f"key-{s}")
-        w.write_feature(s, "frame", np.arange(10, 14) + seed, f"key-{s}")
+        frames = np.arange(10, 14) + seed
+        w.write_feature(s, "landmarks", rng.normal(100, 30, (4, 68, 2)).astype(np.float32), f"key-{s}",
+                        frame_numbers=frames)
+        w.write_feature(s, "frame", frames, f"key-{s}")
     rows = [dict.fromkeys(SAMPLE_COLUMNS, "") | {"sample": s, "fps": 200.0, "n_frames": 4, "onset": 10, "apex": 11,
                                                   "offset": 13, "status": "ok", "subject": "001",
                                                   "onset_est": None, "apex_est": None, "offset_est": None,
                                                   "apex_ncc": None} for s in samples]
     w.write_samples(pd.DataFrame(rows))
-    w.update_root_attrs({"state": "complete", "features": ["frame", "landmarks"], "dataset": "faults",
-                         **(attrs or {})})
-    w.consolidate()
-    write_manifest(path)
+    finish_synthetic_store(w, "faults")
+    if attrs:
+        root = w.root_attrs()
+        w.update_root_attrs({k: {**root[k], **v} if isinstance(v, dict) and isinstance(root.get(k), dict) else v
+                             for k, v in attrs.items()})
+        w.consolidate()
+        write_manifest(path)
     return path
 
 
@@ -75,8 +85,8 @@ def _manifest(store: Path) -> dict:
 
 def _chunk(store: Path, sample: str = "s1", feature: str = "landmarks") -> str:
     """The manifest name of a clip feature's chunk (layout-agnostic: found through the manifest)."""
-    names = [n for n in _manifest(store)["files"] if n.startswith(f"clips/{sample}/")
-             and f"/{feature}/" in f"/{n}" and not n.endswith("zarr.json")]
+    names = [n for n in _manifest(store)["files"] if "/c/" in n and n.startswith(f"clips/{sample}/")
+             and n.split("/c/")[0].rsplit("/", 1)[-1] == feature]
     assert len(names) == 1, names
     return names[0]
 
