@@ -26,6 +26,7 @@ import zarr
 from mepipe.featurestore import open_store
 from mepipe.featurestore.manifest import parse_manifest
 from mepipe.featurestore.pack import pack
+from mepipe.featurestore.sources import FolderSource
 from mepipe.featurestore.writer import quiet_zarr
 from zarr.storage import LocalStore, ZipStore
 
@@ -97,6 +98,31 @@ def measure(label: str, location: str, plain_store, paths: list[str], repeats: i
     return out
 
 
+def overhead_parts(folder: Path, files: dict, repeats: int) -> dict:
+    """The two costs a verified folder read adds, timed apart (CPU s over every listed file, medians).
+
+    ``hash``: sha256 of the bytes. ``contained read``: the bounded read that
+    refuses symlinks out and devices, minus a plain ``read_bytes``. Steadier
+    than the end-to-end ratio on a loaded machine.
+    """
+    import hashlib
+
+    source = FolderSource(folder, str(folder))
+    names = sorted(files)
+    times: dict[str, list[float]] = {"plain read": [], "contained read": [], "hash": []}
+    for _ in range(repeats):
+        (_, cpu), blobs = _timed(lambda: [(folder / n).read_bytes() for n in names])
+        times["plain read"].append(cpu)
+        (_, cpu), _ = _timed(lambda: [source.read_sync(n, files[n]["size"]) for n in names])
+        times["contained read"].append(cpu)
+        (_, cpu), _ = _timed(lambda: [hashlib.sha256(b).hexdigest() for b in blobs])
+        times["hash"].append(cpu)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"bytes_MB": round(sum(f["size"] for f in files.values()) / 1e6, 1),
+            "hash_cpu_s": round(med["hash"], 4),
+            "containment_cpu_s": round(med["contained read"] - med["plain read"], 4)}
+
+
 def manifest_scaling(sizes: list[int]) -> list[dict]:
     """Parse time of synthetic manifests of ``n`` files (what every open pays), from the demo's 2 000 up."""
     import hashlib
@@ -139,7 +165,8 @@ def main() -> None:
                          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})",
               "date": time.strftime("%Y-%m-%d %H:%M"), "store": str(folder), "files": len(manifest.files),
               "manifest_kB": round(len(raw) / 1e3, 1), "manifest_parse_s": round(parse_s, 4), "results": results,
-              "manifest_scaling": manifest_scaling([int(n) for n in args.manifest_sizes.split(",") if n])}
+              "manifest_scaling": manifest_scaling([int(n) for n in args.manifest_sizes.split(",") if n]),
+              "overhead_parts": overhead_parts(folder, manifest.files, args.repeats)}
     for r in results:
         print(f"{r['store']:>6}: {r['arrays']} arrays, {r['decoded_MB']} MB decoded. CPU s: read verified "
               f"{r['read_verified_cpu_s']} vs plain {r['read_plain_cpu_s']} (ratio {r['read_ratio_cpu']}), open "
@@ -148,6 +175,11 @@ def main() -> None:
               f"{r['open_and_read_ratio_wall']}")
     print(f"manifest: {len(manifest.files)} files, {report['manifest_kB']} kB, parsed in {parse_s * 1e3:.1f} ms; "
           f"{report['machine']}")
+    parts = report["overhead_parts"]
+    plain_cpu = results[0]["read_plain_cpu_s"]
+    print(f"overhead parts over {parts['bytes_MB']} MB: hash {parts['hash_cpu_s']} CPU s, containment "
+          f"{parts['containment_cpu_s']} CPU s = {(parts['hash_cpu_s'] + parts['containment_cpu_s']) / plain_cpu:.1%} "
+          f"of a plain folder pass")
     for m in report["manifest_scaling"]:
         print(f"synthetic manifest: {m['files']} files, {m['MB']} MB, parsed in {m['parse_s'] * 1e3:.0f} ms")
     if args.out:

@@ -21,6 +21,7 @@ is not a file of the store. They do not retry or check content; that is
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import stat
 import struct
@@ -67,6 +68,7 @@ class FolderSource:
         self.root = Path(root)
         self.where = where
         self._real_root = os.path.realpath(self.root)
+        self._plain_dirs: set[str] = {""}
 
     def __repr__(self) -> str:
         return f"FolderSource({str(self.root)!r})"
@@ -74,12 +76,19 @@ class FolderSource:
     def read_sync(self, name: str, limit: int) -> bytes:
         """The bytes of ``name``; see the module docstring for what is refused."""
         _checked_name(self.where, name)
-        real = os.path.realpath(os.path.join(self._real_root, name))
-        if not real.startswith(self._real_root + os.sep):
-            raise UnsafeStoreError(f"{self.where}: refusing to read {name}: it is a symlink leading out of the store "
-                                   f"(to {printable(real)})")
+        path = os.path.join(self._real_root, name)
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
         # O_NONBLOCK: opening a FIFO planted in the store must not hang; it is refused below.
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        flags |= getattr(os, "O_NONBLOCK", 0)
+        if self._plain_path(name):
+            try:
+                fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+            except OSError as err:
+                if err.errno != errno.ELOOP:
+                    raise
+                fd = os.open(self._contained(name), flags)
+        else:
+            fd = os.open(self._contained(name), flags)
         with os.fdopen(fd, "rb") as f:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -91,6 +100,38 @@ class FolderSource:
         if len(data) > limit:
             raise _too_large(self.where, name, limit)
         return data
+
+    def _plain_path(self, name: str) -> bool:
+        """Whether every folder on the way to ``name`` is a real folder, no symlink (remembered per folder).
+
+        Then opening with ``O_NOFOLLOW`` keeps the read inside the store at the
+        cost of one ``lstat`` per new folder, where ``realpath`` would stat
+        every component of the absolute path on every read.
+        """
+        parent = name.rpartition("/")[0]
+        if parent in self._plain_dirs:
+            return True
+        walked = ""
+        for part in parent.split("/"):
+            walked = f"{walked}/{part}" if walked else part
+            if walked in self._plain_dirs:
+                continue
+            try:
+                mode = os.lstat(os.path.join(self._real_root, walked)).st_mode
+            except FileNotFoundError:
+                return False
+            if not stat.S_ISDIR(mode):
+                return False
+            self._plain_dirs.add(walked)
+        return True
+
+    def _contained(self, name: str) -> str:
+        """The real path of ``name``, which must lie inside the store (symlinks inside it are followed)."""
+        real = os.path.realpath(os.path.join(self._real_root, name))
+        if not real.startswith(self._real_root + os.sep):
+            raise UnsafeStoreError(f"{self.where}: refusing to read {name}: it is a symlink leading out of the store "
+                                   f"(to {printable(real)})")
+        return real
 
     async def read(self, name: str, limit: int) -> bytes:
         return await asyncio.to_thread(self.read_sync, name, limit)

@@ -402,16 +402,27 @@ def test_manifest_names_outside_the_store_are_refused_by_name(name, folder):
         assert repr(name) in str(err.value) and "\x1b" not in str(err.value)
 
 
-def test_a_chunk_symlinked_out_of_the_store_is_refused(folder, tmp_path):
-    outside = tmp_path / "secret.bin"
+@pytest.mark.parametrize("link", ["chunk", "folder"])
+def test_a_symlink_out_of_the_store_is_refused(link, folder, tmp_path):
+    """A chunk, or a folder on its way, that is a symlink to a copy outside the store (content matching)."""
     name = _chunk(folder)
-    outside.write_bytes((folder / name).read_bytes())
-    (folder / name).unlink()
-    (folder / name).symlink_to(outside)
+    linked = Path(name) if link == "chunk" else Path(name).parents[2]
+    outside = tmp_path / "outside" / linked.name
+    outside.parent.mkdir()
+    shutil.move(folder / linked, outside)
+    (folder / linked).symlink_to(outside)
     with pytest.raises(UnsafeStoreError, match=f"refusing to read {name}: it is a symlink leading out"):
         open_store(folder).read("landmarks", "s1")
     result = verify(folder)
     assert not result.ok and any(name in u and "symlink" in u for u in result.unsafe)
+
+
+def test_a_symlink_inside_the_store_is_followed(folder):
+    name = _chunk(folder)
+    (folder / "clips" / "moved.bin").write_bytes((folder / name).read_bytes())
+    (folder / name).unlink()
+    (folder / name).symlink_to(folder / "clips" / "moved.bin")
+    assert open_store(folder).read("landmarks", "s1").shape == (4, 68, 2)
 
 
 def _forged_zip(folder: Path, out: Path, entry: zipfile.ZipInfo, data: bytes) -> Path:
