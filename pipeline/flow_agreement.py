@@ -148,9 +148,9 @@ def clip_pairs(crops: np.ndarray, size: tuple[int, int], max_pairs: int | None =
     -------
     prev, next : ndarray, shape (N, H, W), uint8
     """
-    from .stages.flow import FlowParams, _prepare
+    from .stages.flow import FlowParams, prepare_crops
 
-    grey = _prepare(crops, FlowParams(size=size))
+    grey = prepare_crops(crops, FlowParams(size=size))
     t = np.arange(1, len(grey))
     if max_pairs is not None and len(t) > max_pairs:
         t = t[np.linspace(0, len(t) - 1, max_pairs).round().astype(int)]

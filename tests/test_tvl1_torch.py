@@ -190,16 +190,6 @@ def test_agrees_with_opencv_on_demo_crops(small_store):
     _check(prev, nxt)
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(use_initial_flow=True), "use_initial_flow"),
-    (dict(median_filtering=7), "median_filtering"),
-])
-def test_unsupported_params_raise(kw, match):
-    images = np.zeros((1, 16, 16), np.uint8)
-    with pytest.raises(ValueError, match=match):
-        tt.tvl1_batch(images, images, TVL1Params(**kw))
-
-
 def test_bad_images_raise():
     with pytest.raises(ValueError, match="same shape"):
         tt.tvl1_batch(np.zeros((2, 16, 16), np.uint8), np.zeros((2, 16, 17), np.uint8))

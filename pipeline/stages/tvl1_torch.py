@@ -123,7 +123,6 @@ def tvl1_batch(prev, next, params: TVL1Params | None = None, device: str | torch
         float input). Pair i is ``prev[i] -> next[i]``.
     params : TVL1Params, optional
         Solver parameters (OpenCV's defaults when omitted).
-        ``use_initial_flow`` must be False.
     device : str or torch.device, optional
         Where to compute; default: the CPU.
     max_batch : int, optional
@@ -135,11 +134,6 @@ def tvl1_batch(prev, next, params: TVL1Params | None = None, device: str | torch
         (u, v) per pair: ``next[y + v, x + u] ≈ prev[y, x]``.
     """
     params = params or TVL1Params()
-    if params.use_initial_flow:
-        raise ValueError("the torch TV-L1 solver starts from zero flow; use_initial_flow must be False")
-    if params.median_filtering not in (1, 3, 5):
-        raise ValueError(f"median_filtering must be 1 (off), 3 or 5 for float flow fields "
-                         f"(as in OpenCV), got {params.median_filtering}")
     device = torch.device(device or "cpu")
     i0, i1 = _as_images(prev, "prev", device), _as_images(next, "next", device)
     if i0.shape != i1.shape:
