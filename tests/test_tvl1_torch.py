@@ -197,3 +197,11 @@ def test_bad_images_raise():
         tt.tvl1_batch(np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8))
     with pytest.raises(ValueError, match="dtype"):
         tt.tvl1_batch(np.zeros((1, 16, 16), np.int32), np.zeros((1, 16, 16), np.int32))
+
+
+@pytest.mark.slow
+def test_compiled_iteration_gives_the_same_flow():
+    # torch.compile fuses the inner iteration (for GPUs); it must not change a bit (~1 min to compile on a CPU).
+    prev, nxt = me_pairs(2, (32, 32), seed=11)
+    params = TVL1Params(nscales=2, warps=2)
+    np.testing.assert_array_equal(tt.tvl1_batch(prev, nxt, params, compile=True), tt.tvl1_batch(prev, nxt, params))

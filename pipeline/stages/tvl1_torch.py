@@ -113,7 +113,7 @@ def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int
 
 
 def tvl1_batch(prev, next, params: TVL1Params | None = None, device: str | torch.device | None = None,
-               max_batch: int | None = None) -> np.ndarray:
+               max_batch: int | None = None, compile: bool = False) -> np.ndarray:
     """TV-L1 flow of N image pairs, as OpenCV's DualTVL1 computes each of them.
 
     Parameters
@@ -127,6 +127,11 @@ def tvl1_batch(prev, next, params: TVL1Params | None = None, device: str | torch
         Where to compute; default: the CPU.
     max_batch : int, optional
         Most pairs solved at once (to bound memory); default: all.
+    compile : bool
+        Fuse the inner iteration with ``torch.compile`` (same results; pays
+        off on a GPU, where the ~80 small kernels of an eager iteration are
+        launch- and memory-bound; on a CPU it gains ~25 % after a minute of
+        compilation).
 
     Returns
     -------
@@ -142,7 +147,8 @@ def tvl1_batch(prev, next, params: TVL1Params | None = None, device: str | torch
     if min(h, w) < 3:
         raise ValueError(f"images must be at least 3x3, got {h}x{w}")
     step = max_batch or max(n, 1)
-    out = [_solve(i0[k:k + step], i1[k:k + step], params) for k in range(0, n, step)]
+    iteration = torch.compile(_iteration, dynamic=True) if compile else _iteration
+    out = [_solve(i0[k:k + step], i1[k:k + step], params, iteration) for k in range(0, n, step)]
     flow = torch.cat(out) if out else i0.new_zeros((0, 2, h, w))
     return flow.cpu().numpy()
 
@@ -162,7 +168,7 @@ class _Consts:
         return cls(f32(p.lambda_ * p.theta), f32(p.tau / p.theta), f32(p.theta), f32(p.gamma))
 
 
-def _solve(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params) -> torch.Tensor:
+def _solve(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params, iteration) -> torch.Tensor:
     sizes = pyramid_sizes(i0.shape[1], i0.shape[2], params)
     pyr0, pyr1 = [i0], [i1]
     for size in sizes[1:]:
@@ -175,7 +181,7 @@ def _solve(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params) -> torch.Tens
     u3 = i0.new_zeros((n, h, w)) if use_gamma else None
     inv_step = float(np.float32(1.0 / params.scale_step))
     for s in range(len(sizes) - 1, -1, -1):
-        u1, u2, u3 = _one_scale(pyr0[s], pyr1[s], u1, u2, u3, params)
+        u1, u2, u3 = _one_scale(pyr0[s], pyr1[s], u1, u2, u3, params, iteration)
         if s == 0:
             break
         u1 = _resize_to(u1, sizes[s - 1]) * inv_step
@@ -185,7 +191,7 @@ def _solve(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params) -> torch.Tens
     return torch.stack([u1, u2], dim=1)
 
 
-def _one_scale(i0, i1, u1, u2, u3, params: TVL1Params):
+def _one_scale(i0, i1, u1, u2, u3, params: TVL1Params, iteration):
     """``procOneScale`` for a batch: every warp, with per-pair stopping."""
     n, h, w = i0.shape
     c = _Consts.of(params)
@@ -203,12 +209,12 @@ def _one_scale(i0, i1, u1, u2, u3, params: TVL1Params):
         grad = i1wx * i1wx + i1wy * i1wy
         rho_c = i1w - i1wx * state[:, 0] - i1wy * state[:, 1] - i0
         data = torch.stack([i1wx, i1wy, rho_c, grad, c.l_t * grad], dim=1)
-        _iterate_warp(state, data, params, c, scaled_eps, use_gamma)
+        _iterate_warp(state, data, params, c, scaled_eps, use_gamma, iteration)
     return state[:, 0], state[:, 1], state[:, 2] if use_gamma else None
 
 
 def _iterate_warp(state: torch.Tensor, data: torch.Tensor, params: TVL1Params, c: "_Consts",
-                  scaled_eps: float, use_gamma: bool) -> None:
+                  scaled_eps: float, use_gamma: bool, iteration) -> None:
     """The outer and inner iterations of one warp, in place on ``state``.
 
     Every pair runs until its own error is at most ``scaled_eps`` (OpenCV's
@@ -221,7 +227,7 @@ def _iterate_warp(state: torch.Tensor, data: torch.Tensor, params: TVL1Params, c
         if params.median_filtering > 1:
             x = torch.cat([_median(x[:, :2], params.median_filtering), x[:, 2:]], dim=1)
         for _ in range(params.inner_iterations):
-            x, error = _iteration(x, d, c, use_gamma)
+            x, error = iteration(x, d, c, use_gamma)
             done = error <= scaled_eps
             if bool(done.any()):
                 state[live[done]] = x[done]
