@@ -63,9 +63,10 @@ Stopping rule
 
 Batching: every pair follows this schedule separately. All pairs of a call
 run in lockstep over (scale, warp, outer, inner iteration); a pair whose error
-falls to the threshold is written back and set aside, so it stops changing
-while the others iterate, and rejoins at the next warp. This is the same
-result as masking finished pairs, without computing them.
+falls to the threshold is frozen by a mask, so it stops changing while the
+others iterate (and is dropped from the working batch once finished pairs
+are a quarter of it, to save their cost); every pair starts again at the
+next warp.
 
 Numerics: float32 throughout, with the operations in OpenCV's order, so most
 steps agree with OpenCV to the last bit or two. Known differences: OpenCV
@@ -218,24 +219,38 @@ def _iterate_warp(state: torch.Tensor, data: torch.Tensor, params: TVL1Params, c
     """The outer and inner iterations of one warp, in place on ``state``.
 
     Every pair runs until its own error is at most ``scaled_eps`` (OpenCV's
-    test of both loops) or the iteration caps. A pair that stops is written
-    back and set aside, so it no longer changes while the others iterate.
+    test of both loops) or the iteration caps. A pair that stops is frozen
+    by a mask while the others iterate; frozen pairs are written back and
+    dropped from the working batch at the next outer iteration, or as soon
+    as they are a quarter of it, so that they cost little.
     """
     live = torch.arange(state.shape[0], device=state.device)
     x, d = state, data
+    active = torch.ones(len(live), dtype=torch.bool, device=state.device)
+    n_active = len(live)
     for _ in range(params.outer_iterations):
+        if n_active < len(live):
+            live, x, d, active = _drop_finished(state, live, x, d, active)
         if params.median_filtering > 1:
             x = torch.cat([_median(x[:, :2], params.median_filtering), x[:, 2:]], dim=1)
         for _ in range(params.inner_iterations):
-            x, error = iteration(x, d, c, use_gamma)
-            done = error <= scaled_eps
-            if bool(done.any()):
-                state[live[done]] = x[done]
-                keep = ~done
-                live, x, d = live[keep], x[keep], d[keep]
-                if len(live) == 0:
-                    return
+            new, error = iteration(x, d, c, use_gamma)
+            x = new if n_active == len(live) else torch.where(active.view(-1, 1, 1, 1), new, x)
+            active = active & (error > scaled_eps)
+            n_active = int(active.sum())
+            if n_active == 0:
+                state[live] = x
+                return
+            if 4 * (len(live) - n_active) >= len(live):
+                live, x, d, active = _drop_finished(state, live, x, d, active)
     state[live] = x
+
+
+def _drop_finished(state, live, x, d, active):
+    """Write the finished pairs back into ``state`` and keep the active ones."""
+    done = ~active
+    state[live[done]] = x[done]
+    return live[active], x[active], d[active], active[active]
 
 
 def _iteration(x: torch.Tensor, d: torch.Tensor, c: "_Consts", use_gamma: bool):
