@@ -68,11 +68,29 @@ others iterate (and is dropped from the working batch once finished pairs
 are a quarter of it, to save their cost); every pair starts again at the
 next warp.
 
-Numerics: float32 throughout, with the operations in OpenCV's order, so most
-steps agree with OpenCV to the last bit or two. Known differences: OpenCV
-sums the error sequentially in float, torch sums pairwise (this can move the
-stopping iteration by one when the error lands within rounding of the
-threshold), and OpenCV's ``hypot`` is computed in double.
+Numerics: float32 throughout (the bicubic weights are evaluated in float64
+and rounded), with the operations in OpenCV's order, so that a single warp
+is bit-identical to OpenCV's (see the tests). What differs:
+
+- OpenCV 5's bicubic weights differ from both a float32 and a float64
+  evaluation of the same polynomial in the last bit (measured; the code
+  that computes them was not found in OpenCV's sources). From the second
+  warp on, these ~1e-7 relative differences are amplified by the stopping
+  rule (a pair may stop an iteration earlier or later) and the median
+  filter: on 64-300 px face crops the flows end up a mean 0.0002-0.015 px
+  apart, with under 0.2 % of pixels more than 0.5 px apart
+  (``benchmarks/README.md``).
+- The error is summed in order, in float, as OpenCV does, on the CPU
+  (``cumsum``); on CUDA the scan sums in another order.
+- OpenCV rounds its ``hypot`` of the dual step to float from what may be a
+  double call; torch's is a float one (no difference seen in the one-warp
+  tests, which run it ~100 times per pixel).
+- OpenCV writes a shortened pyramid back into the solver's ``nscales``, so a
+  reused solver then does fewer scales on larger images; this solver keeps
+  no state between calls (mepipe reuses solvers only for same-size pairs,
+  where that makes no difference).
+- OpenCV 4 quantised the remap coordinates to 1/32 px; against OpenCV 4 the
+  flows would differ more (not measured: only OpenCV 5 is installed here).
 
 References
 ----------
