@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device check for a lent GPU machine (the device tool's `run`), from the repository root:
-#   run(command="bash benchmarks/gpu_check.sh", carry=["benchmarks/gpu_inputs"], timeout_s=540)
+#   run(command="bash benchmarks/gpu_check.sh", carry=["benchmarks/gpu_inputs"], timeout_s=420)
 # benchmarks/gpu_inputs comes from `python benchmarks/gpu_check.py prepare` on the development machine.
 # The GPU image has PyTorch but neither mepipe's other dependencies nor a network, so mepipe is put on
 # the path through a shim package instead of being installed; only the torch solver and the models are used.
