@@ -67,7 +67,7 @@ def main() -> None:
                       "SAMM-like": me_pairs(n, size, seed=2)}
             for kind, (prev, nxt) in inputs.items():
                 timing = time_backends(prev, nxt, pool) if kind == "SAMM-like" else None
-                ref, out = (timing.pop("flows") if timing else (opencv_flows(prev, nxt), torch_flows(prev, nxt, 1)[0]))
+                ref, out = timing.pop("flows") if timing else (opencv_flows(prev, nxt), torch_flows(prev, nxt, 1)[0])
                 a = agreement(out, ref)
                 rows.append({"size": name, "input": kind, "pairs": len(prev), "epe_mean": a.epe_mean,
                              "pct_over_0_5": 100 * a.frac_over, "epe_max": a.epe_max, "within": a.within()})
@@ -120,28 +120,34 @@ def opencv_flows(prev, nxt, params: TVL1Params = TVL1Params()) -> np.ndarray:
 
 
 def torch_flows(prev, nxt, threads: int, device: str = "cpu"):
+    """Flows, wall seconds and CPU seconds (this process, all threads) of one batched call."""
     torch.set_num_threads(threads)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     flows = tvl1_batch(prev, nxt, device=device)
-    return flows, time.perf_counter() - start
+    return flows, time.perf_counter() - start, time.process_time() - cpu
 
 
 def time_backends(prev, nxt, pool) -> dict:
-    """Seconds and pairs/s of each backend on the same pairs; ratios to one OpenCV process."""
-    start = time.perf_counter()
+    """Pairs/s of each backend on the same pairs, their ratio to one OpenCV process, and CPU ms per pair.
+
+    Wall-clock rates need free cores (two processes or threads); CPU time per
+    pair of the in-process runs is what stays comparable on a loaded machine.
+    """
+    start, cpu = time.perf_counter(), time.process_time()
     ref = opencv_flows(prev, nxt)
-    t_cv1 = time.perf_counter() - start
+    t_cv1, c_cv1 = time.perf_counter() - start, time.process_time() - cpu
     halves = [(prev[i::2], nxt[i::2]) for i in range(2)]
     start = time.perf_counter()
     pool.map(_opencv_chunk, halves)
     t_cv2 = time.perf_counter() - start
-    out, t_th1 = torch_flows(prev, nxt, 1)
-    _, t_th2 = torch_flows(prev, nxt, 2)
+    out, t_th1, c_th1 = torch_flows(prev, nxt, 1)
+    _, t_th2, c_th2 = torch_flows(prev, nxt, 2)
     n = len(prev)
     rates = {"opencv_1proc": n / t_cv1, "opencv_2proc": n / t_cv2, "torch_cpu_1thr": n / t_th1,
              "torch_cpu_2thr": n / t_th2}
+    cpu_ms = {"opencv_1proc": 1e3 * c_cv1 / n, "torch_cpu_1thr": 1e3 * c_th1 / n, "torch_cpu_2thr": 1e3 * c_th2 / n}
     return {"pairs_per_s": rates, "ratio_to_opencv_1proc": {k: v / rates["opencv_1proc"] for k, v in rates.items()},
-            "flows": (ref, out)}
+            "cpu_ms_per_pair": cpu_ms, "flows": (ref, out)}
 
 
 def _single_thread() -> None:
@@ -168,8 +174,9 @@ def _row_md(r) -> str:
 
 
 def _speed_md(s) -> str:
-    r, q = s["pairs_per_s"], s["ratio_to_opencv_1proc"]
-    return " | ".join([f"| {s['size']}", str(s["pairs"])] + [f"{r[k]:.2f} ({q[k]:.2f}x)" for k in r]) + " |"
+    r, q, c = s["pairs_per_s"], s["ratio_to_opencv_1proc"], s["cpu_ms_per_pair"]
+    cells = [f"{r[k]:.2f} ({q[k]:.2f}x)" for k in r] + [f"{c[k]:.0f}" for k in c]
+    return " | ".join([f"| {s['size']}", str(s["pairs"])] + cells) + " |"
 
 
 def report_md(result) -> str:
@@ -180,8 +187,9 @@ def report_md(result) -> str:
              "|---|---|---|---|---|---|---|"]
     lines += [_row_md(r) for r in result["agreement"]]
     lines += ["", "Flow pairs per second on SAMM-like pairs (ratio to one OpenCV process in the same run)", "",
-              "| size | pairs | OpenCV 1 process | OpenCV 2 processes | torch CPU 1 thread | torch CPU 2 threads |",
-              "|---|---|---|---|---|---|"]
+              "| size | pairs | OpenCV 1 process | OpenCV 2 processes | torch CPU 1 thread | torch CPU 2 threads "
+              "| CPU ms/pair OpenCV | CPU ms/pair torch 1 thr | CPU ms/pair torch 2 thr |",
+              "|---|---|---|---|---|---|---|---|---|"]
     lines += [_speed_md(s) for s in result["throughput"]]
     return "\n".join(lines) + "\n"
 
