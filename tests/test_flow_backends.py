@@ -172,7 +172,7 @@ def test_gpu_flow_tasks_run_only_on_the_gpu_worker(small_demo, store_copy):
     params = fast_flow_params()
     for n, size in (("flow_onset_apex", (48, 40)), ("flow_consecutive", (32, 32))):
         params[n] = dataclasses.replace(params[n], size=size, backend="auto")
-    cluster = SpecCluster(scheduler={"cls": Scheduler, "options": {"dashboard_address": None}},
+    cluster = SpecCluster(scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0", "dashboard": False}},
                           workers={"gpu": {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
                                    "cpu": {"cls": Nanny, "options": {"nthreads": 1}}})
     restrictions = _RestrictionLog(cluster.scheduler)
