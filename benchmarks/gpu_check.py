@@ -17,8 +17,9 @@ OpenCV's flows of them (the reference), from ``mepipe.pipeline.flow_agreement``.
    compares them with the 2-core OpenCV rate measured on the development
    machine (``--opencv-2core``; the issue's goal is 50x);
 3. times bf16-autocast training steps (forward, backward, AdamW) of every
-   registered network on synthetic batches of its input shape: samples/s,
-   seconds per 1,000 samples, peak memory.
+   registered network on synthetic items of its recipe's smallest input
+   shape (``min_input_shape``; paper-size epochs from a store are issue 15
+   item 6): samples/s, seconds per 1,000 samples, peak memory.
 
 Results go to ``OUT/gpu-check.json`` and ``OUT/gpu-check.md`` as they come,
 so a run stopped at its time limit still reports what it finished.
@@ -27,6 +28,7 @@ seconds; they run in order of importance (eager agreement, mid-size
 batches, compiled, training, then the largest batches).
 
     python benchmarks/gpu_check.py prepare
+    python benchmarks/gpu_check.py wheels     # zarr & co. for the GPU image's Python 3.12 (training steps)
     python benchmarks/gpu_check.py run --device cpu --dry-run --out /tmp/gpu-dry   # proves the script here
     bash benchmarks/gpu_check.sh                                                   # on the GPU machine
 """
@@ -63,6 +65,8 @@ def main() -> None:
     prep = sub.add_parser("prepare", help="Write inputs and OpenCV reference flows (run where OpenCV-contrib is).")
     prep.add_argument("--out", default="benchmarks/gpu_inputs")
     prep.add_argument("--store", help="A store with crops for the demo pairs (default: build a small demo).")
+    wheels = sub.add_parser("wheels", help="Download the wheels the GPU image lacks (zarr and its needs) for Python 3.12.")
+    wheels.add_argument("--out", default="benchmarks/gpu_inputs/wheels")
     run = sub.add_parser("run", help="Agreement, pairs/s and training steps on --device.")
     run.add_argument("--inputs", default="benchmarks/gpu_inputs")
     run.add_argument("--device", default="cuda")
@@ -75,6 +79,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(Path(args.out), args.store)
+    elif args.command == "wheels":
+        download_wheels(Path(args.out))
     else:
         rates = dict(OPENCV_2CORE)
         for item in filter(None, (args.opencv_2core or "").split(",")):
@@ -118,6 +124,25 @@ def _opencv_pair(pair):
 
     cv2.setNumThreads(1)
     return TVL1Params().create().calc(pair[0], pair[1], None).transpose(2, 0, 1)
+
+
+GPU_IMAGE_LACKS = ("zarr", "numcodecs", "donfig", "google-crc32c")
+"""Packages mepipe.train imports that the GPU image does not have (see the device's KINDS.md)."""
+
+
+def download_wheels(out: Path) -> None:
+    """The versions installed here of what the GPU image lacks, as CPython 3.12 manylinux wheels."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    platforms = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+                 "manylinux1_x86_64"]
+    for name in GPU_IMAGE_LACKS:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "--python-version", "3.12", "--implementation", "cp",
+                        *[a for p in platforms for a in ("--platform", p)], "-d", str(out),
+                        f"{name}=={version(name)}"], check=True)
 
 
 # --- run (GPU machine) ---------------------------------------------------------------------
@@ -216,16 +241,20 @@ class Check:
             self._save()
 
     def training(self) -> None:
-        from mepipe.train.models import create_model, get_spec, list_models
-
+        """bf16 training steps of every network on synthetic items of its recipe's smallest input shape."""
+        try:
+            from mepipe.train.models import create_model, get_recipe, list_models
+        except ImportError as e:  # the GPU image lacks zarr unless its wheels were carried
+            self.result["skipped"].append(f"training: {type(e).__name__}: {e} (carry the wheels: gpu_check.py wheels)")
+            return
         steps, warm = (1, 1) if self.args.dry_run else (20, 3)
         for name in list_models():
             if not self._left():
                 self.result["skipped"].append(f"training {name}")
                 continue
-            spec = get_spec(name)
-            batch = 2 if self.args.dry_run else min(spec.optim.batch_size, 64)
-            shape = tuple(d if d is not None else m for d, m in zip(spec.input_shape, spec.min_input_shape))
+            recipe = get_recipe(name)
+            batch = 2 if self.args.dry_run else min(recipe.stages[0].optimiser.batch_size, 64)
+            shape = tuple(recipe.min_input_shape)
             try:
                 model = create_model(name, num_classes=3).to(self.device)
                 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
