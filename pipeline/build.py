@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,8 @@ from . import dataset_stages
 from .context import ClipContext
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
-from .graph import BuildProgress, build_graph, execute, plan_build
-from .stagedefs import SHARED_PARAMS, STAGES, default_params, descendants, stage_order
+from .graph import BuildProgress, build_graph, build_has_cuda, execute, plan_build
+from .stagedefs import SHARED_PARAMS, STAGES, default_params, descendants, resolve_backends, stage_order, wants_cuda
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +165,14 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     contexts = {s.sample: ClipContext.of(s) for s in buildable}
     writer.update_root_attrs({"state": "building", "build_started": _iso(started)})
     writer.clear_staging()
+    cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
+    opts = replace(opts, params=resolve_backends(opts.params, cuda))  # keys and records name the real backend
     plan = plan_build(writer, contexts.values(), stages, opts.params, forced & set(stages), opts.fingerprint)
     log.info("%d tasks to run, %d cached", len(plan.stale), len(plan.cached))
     progress = BuildProgress(plan, stages, enabled=opts.progress)
     try:
-        tasks = build_graph(plan, contexts, str(opts.store), opts.params)
-        results = execute(tasks, progress, opts.scheduler, opts.workers)
+        tasks = build_graph(plan, contexts, str(opts.store), opts.params, cuda)
+        results = execute(tasks, progress, opts.scheduler, opts.workers, cuda)
     finally:
         progress.close()
     if dataset_stages.AFTER in stages:

@@ -8,6 +8,7 @@ scheduler.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -25,7 +26,7 @@ from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .stagedefs import SHARED_PARAMS, SOURCE_DIGEST_ATTR, STAGES
-from .tasks import run_stage_task
+from .tasks import run_stage_batch, run_stage_task
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,61 @@ def _same_content(writer: StoreWriter, ctx: ClipContext, stage) -> bool:
 
 
 def build_graph(plan: Plan, contexts: Mapping[str, ClipContext], store_path: str,
-                params: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
-    """One delayed task per stale (clip, stage), depending on its stale upstream tasks."""
+                params: Mapping[str, Any], cuda: bool = False) -> dict[tuple[str, str], Any]:
+    """One delayed task per stale (clip, stage), depending on its stale upstream tasks.
+
+    Stages whose placement asks for several clips per task (flows on a GPU)
+    get one batch task per group of clips, listed under each of its clips.
+    Tasks whose placement needs worker resources (``{"GPU": 1}``) carry them
+    as a Dask annotation, so ``distributed`` runs them only on workers that
+    have them (``cuda``: the build has a CUDA device).
+    """
     tasks: dict[tuple[str, str], Any] = {}
     run = dask.delayed(run_stage_task, pure=False)
+    run_batch = dask.delayed(run_stage_batch, pure=False)
+    stale: dict[str, list[str]] = {}
     for sample, name in plan.stale:
-        deps = [tasks[(sample, u)] for u in STAGES[name].upstream if (sample, u) in tasks]
-        key = plan.keys[(sample, name)]
-        tasks[(sample, name)] = run(store_path, name, contexts[sample], dict(params), key, *deps,
-                                    dask_key_name=f"{name}-{sample}-{key[:12]}")
+        stale.setdefault(name, []).append(sample)
+    for name in [n for n in STAGES if n in stale]:
+        stage = STAGES[name]
+        placement = stage.place(params[name], cuda)
+        size = placement.clips_per_task if stage.compute_many else 1
+        for start in range(0, len(stale[name]), size):
+            group = stale[name][start:start + size]
+            deps = [tasks[(s, u)] for s in group for u in stage.upstream if (s, u) in tasks]
+            keys = [plan.keys[(s, name)] for s in group]
+            with dask.annotate(**({"resources": dict(placement.resources)} if placement.resources else {})):
+                if size == 1:
+                    task = run(store_path, name, contexts[group[0]], dict(params), keys[0], *deps,
+                               dask_key_name=f"{name}-{group[0]}-{keys[0][:12]}")
+                else:
+                    task = run_batch(store_path, name, [contexts[s] for s in group], dict(params), keys, *deps,
+                                     dask_key_name=f"{name}-batch-{_digest(keys)}")
+            for s in group:
+                tasks[(s, name)] = task
     return tasks
+
+
+def _digest(keys: list[str]) -> str:
+    return hashlib.sha256("|".join(keys).encode()).hexdigest()[:12]
+
+
+def build_has_cuda(scheduler: str | None) -> bool:
+    """Whether the build's workers have a CUDA device.
+
+    In-process and local-process builds use this machine's devices; with a
+    ``distributed`` scheduler address, a worker has one if it was started
+    with the resource ``GPU`` (``dask worker ... --resources GPU=1``).
+    """
+    if scheduler is None or scheduler == "sync":
+        from .stages.flow import cuda_available
+
+        return cuda_available()
+    from distributed import Client
+
+    with Client(scheduler) as client:
+        workers = client.scheduler_info().get("workers", {}).values()
+        return any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers)
 
 
 class BuildProgress:
@@ -134,34 +180,48 @@ class BuildProgress:
 
 
 def execute(tasks: Mapping[tuple[str, str], Any], progress: BuildProgress, scheduler: str | None = None,
-            workers: int = 2) -> list[dict[str, Any]]:
-    """Run the tasks and return their status records.
+            workers: int = 2, cuda: bool = False) -> list[dict[str, Any]]:
+    """Run the tasks and return their status records (one per clip and stage).
 
     ``scheduler``: None for a local process pool (a ``distributed.LocalCluster``
-    of ``workers`` single-threaded processes), ``"sync"`` to run in this
-    process (debugging), or the address of a ``distributed`` scheduler.
+    of ``workers`` single-threaded processes, each given the resource
+    ``GPU=1`` when ``cuda``), ``"sync"`` to run in this process (debugging),
+    or the address of a ``distributed`` scheduler.
     """
     if not tasks:
         return []
-    items = list(tasks.items())
+    items = _distinct(tasks)
     if scheduler == "sync":
         return _execute_sync(items, progress)
-    return _execute_distributed(items, progress, scheduler, workers)
+    return _execute_distributed(items, progress, scheduler, workers, cuda)
+
+
+def _distinct(tasks: Mapping[tuple[str, str], Any]) -> list[tuple[list[tuple[str, str]], Any]]:
+    """Each delayed task once, with the (sample, stage) pairs it computes (several for a batch task)."""
+    by_key: dict[Any, tuple[list[tuple[str, str]], Any]] = {}
+    for label, d in tasks.items():
+        by_key.setdefault(d.key, ([], d))[0].append(label)
+    return list(by_key.values())
+
+
+def _records(result: Any) -> list[dict[str, Any]]:
+    return result if isinstance(result, list) else [result]
 
 
 def _execute_sync(items, progress: BuildProgress) -> list[dict[str, Any]]:
     from dask.callbacks import Callback
 
-    names = {d.key: k for k, d in items}
+    names = {d.key for _, d in items}
 
     class _Tick(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):
             if key in names:
-                progress.update(result)
+                for record in _records(result):
+                    progress.update(record)
 
     with _Tick():
         results = dask.compute(*[d for _, d in items], scheduler="synchronous")
-    return list(results)
+    return [r for result in results for r in _records(result)]
 
 
 _DISTRIBUTED_LOGGERS = ("distributed", "tornado", "asyncio")
@@ -194,7 +254,8 @@ def _silent_shutdown():
             lg.setLevel(level)
 
 
-def _execute_distributed(items, progress: BuildProgress, address: str | None, workers: int) -> list[dict[str, Any]]:
+def _execute_distributed(items, progress: BuildProgress, address: str | None, workers: int,
+                         cuda: bool = False) -> list[dict[str, Any]]:
     from distributed import Client, LocalCluster, as_completed
 
     quiet_distributed()
@@ -203,22 +264,23 @@ def _execute_distributed(items, progress: BuildProgress, address: str | None, wo
         # ":0" and dashboard=False: no fixed port to collide with (no "port 8787 in use" warning), no dashboard
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
                                dashboard_address=":0", scheduler_kwargs={"dashboard": False},
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.ERROR, resources={"GPU": 1} if cuda else None)
         address = cluster.scheduler_address
     results: list[dict[str, Any]] = []
     client = Client(address)
     try:
         futures = client.compute([d for _, d in items])
-        owner = {f.key: k for f, (k, _) in zip(futures, items)}
+        owner = {f.key: labels for f, (labels, _) in zip(futures, items)}
         for fut in as_completed(futures):
-            sample, stage = owner[fut.key]
             try:
-                result = fut.result()
+                records = _records(fut.result())
             except Exception as e:  # a worker died or the task could not be run
-                result = {"sample": sample, "stage": stage, "status": "failed", "file": "",
-                          "reason": f"{type(e).__name__}: {e}", "error": f"{sample}: {stage}: {e}"}
-            results.append(result)
-            progress.update(result)
+                records = [{"sample": sample, "stage": stage, "status": "failed", "file": "",
+                            "reason": f"{type(e).__name__}: {e}", "error": f"{sample}: {stage}: {e}"}
+                           for sample, stage in owner[fut.key]]
+            for record in records:
+                results.append(record)
+                progress.update(record)
     finally:
         with _silent_shutdown():
             client.close()

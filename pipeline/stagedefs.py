@@ -7,6 +7,7 @@ tasks.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,10 +45,23 @@ class StageOutput:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """How a stage's tasks are scheduled: the worker resources each task needs and the clips per task."""
+
+    resources: Mapping[str, float] = field(default_factory=dict)
+    clips_per_task: int = 1
+
+
+@dataclass(frozen=True)
 class StageDef:
     """One per-clip stage: its kernel wrapper, parameters, and the stages and features it reads.
 
     Its outputs are the features the feature table says it produces.
+    ``compute_many`` (stages that batch clips) takes lists of contexts and
+    inputs and returns, per clip, a StageOutput or the exception that clip
+    raised. ``placement(params, cuda)`` says where the stage's tasks run when
+    the build has (``cuda``) or has not a CUDA device; default: anywhere, one
+    clip per task.
     """
 
     name: str
@@ -58,10 +72,15 @@ class StageDef:
     reads_source: bool
     reads_truth: bool
     compute: Callable[[ClipContext, Mapping[str, np.ndarray], Any, Mapping[str, Any]], StageOutput]
+    compute_many: Callable[..., list] | None = None
+    placement: Callable[[Any, bool], Placement] | None = None
 
     @property
     def outputs(self) -> tuple[str, ...]:
         return produced_by(self.name)
+
+    def place(self, params: Any, cuda: bool) -> Placement:
+        return self.placement(params, cuda) if self.placement else Placement()
 
 
 def load_frames(ctx: ClipContext, params: frames.FramesParams, digest: ContentDigest | None = None) -> np.ndarray:
@@ -108,35 +127,93 @@ def _onset_apex(ctx, inputs):
     return onset, peak
 
 
-def _flow_onset_apex(ctx, inputs, params, shared):
+def _flow_onset_apex_pairs(ctx, inputs, params):
     onset, peak = _onset_apex(ctx, inputs)
-    field = flow.flow_onset_apex(inputs["crops"], onset, peak, params)
-    return StageOutput({"flow_onset_apex": field}, {"onset_index": onset, "apex_index": peak})
+    grey = flow.onset_apex_crops(inputs["crops"], onset, peak, params)
+    return grey, [(0, 1)], {"onset_index": onset, "apex_index": peak}
 
 
-def _flow_first_each(ctx, inputs, params, shared):
-    return StageOutput({"flow_first_each": flow.flow_first_each(inputs["crops"], params)})
+def _flow_first_each_pairs(ctx, inputs, params):
+    grey = flow.prepare_crops(inputs["crops"], params, min_frames=2)
+    return grey, flow.first_each_pairs(len(grey)), {}
 
 
-def _flow_consecutive(ctx, inputs, params, shared):
-    """Flow between frames that are neighbours in time; NaN for pairs that straddle a gap in the frame numbers.
+def _flow_consecutive_pairs(ctx, inputs, params):
+    """Pairs of frames that are neighbours in time; None (a NaN field) for pairs that straddle a gap.
 
-    A pair across a gap is frames two or more intervals apart; computing its
-    flow would pass it off as one interval's motion. Each run of consecutive
-    frame numbers is flowed on its own and the straddling pairs stay NaN (a
-    reader that ignores them fails loudly instead of learning from them).
+    A pair across a gap in the frame numbers is frames two or more intervals
+    apart; computing its flow would pass it off as one interval's motion, so
+    it stays NaN (a reader that ignores it fails loudly instead of learning
+    from it).
     """
-    crops = inputs["crops"]
-    numbers = np.asarray(ctx.frame_numbers)
-    breaks = np.flatnonzero(np.diff(numbers) != 1)
-    if not len(breaks):
-        return StageOutput({"flow_consecutive": flow.flow_consecutive(crops, params)})
-    width, height = params.size
-    out = np.full((len(crops) - 1, 2, height, width), np.nan, dtype=np.float32)
-    for start, stop in zip(np.r_[0, breaks + 1], np.r_[breaks + 1, len(crops)]):
-        if stop - start >= 2:
-            out[start:stop - 1] = flow.flow_consecutive(crops[start:stop], params)
-    return StageOutput({"flow_consecutive": out}, {"gap_pairs": [int(b) for b in breaks]})
+    grey = flow.prepare_crops(inputs["crops"], params, min_frames=2)
+    gaps = [int(b) for b in np.flatnonzero(np.diff(np.asarray(ctx.frame_numbers)) != 1)]
+    pairs = [None if i in gaps else p for i, p in enumerate(flow.consecutive_pairs(len(grey)))]
+    return grey, pairs, ({"gap_pairs": gaps} if gaps else {})
+
+
+def _flow_stage(feature: str, pairs_of: Callable, one_field: bool = False):
+    """``compute`` and ``compute_many`` of a flow stage: every pair of every clip in one solver call.
+
+    ``pairs_of(ctx, inputs, params)`` gives a clip's prepared crops, its
+    (from, to) pairs (None: no flow, a NaN field) and events. The events
+    also record the backend, device and library that made the flow.
+    """
+    def compute_many(ctxs, inputs, params, shared):
+        prepared: list = []
+        for ctx, clip_inputs in zip(ctxs, inputs):
+            try:
+                prepared.append(pairs_of(ctx, clip_inputs, params))
+            except Exception as e:  # this clip fails alone
+                prepared.append(e)
+        ready = [p for p in prepared if not isinstance(p, Exception)]
+        fields = iter(flow.flows_of_clips([g for g, _, _ in ready],
+                                          [[q for q in pairs if q is not None] for _, pairs, _ in ready], params))
+        made_by = flow.backend_record(params.backend)
+        outputs = []
+        for p in prepared:
+            if isinstance(p, Exception):
+                outputs.append(p)
+                continue
+            fields_of_clip = _with_gaps(next(fields), p[1], params.size)
+            outputs.append(StageOutput({feature: fields_of_clip[0] if one_field else fields_of_clip},
+                                       {**p[2], **made_by}))
+        return outputs
+
+    def compute(ctx, inputs, params, shared):
+        out = compute_many([ctx], [inputs], params, shared)[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    return compute, compute_many
+
+
+def _with_gaps(fields: np.ndarray, pairs: list, size: tuple[int, int]) -> np.ndarray:
+    """Fields for every pair, NaN where the pair is None."""
+    if all(q is not None for q in pairs):
+        return fields
+    out = np.full((len(pairs), 2, size[1], size[0]), np.nan, dtype=np.float32)
+    out[[i for i, q in enumerate(pairs) if q is not None]] = fields
+    return out
+
+
+GPU_FLOW_CLIPS_PER_TASK = {"flow_onset_apex": 256, "flow_first_each": 32, "flow_consecutive": 32}
+"""Clips per flow task on a GPU: about 250-2500 pairs per solver call (one H200 holds ~90,000 pairs of 112 x 112)."""
+
+
+def _flow_placement(stage: str):
+    def placement(params, cuda: bool) -> Placement:
+        if flow.resolve_backend(params.backend, cuda) == "torch" and cuda:
+            return Placement({"GPU": 1}, GPU_FLOW_CLIPS_PER_TASK[stage])
+        return Placement()
+
+    return placement
+
+
+_flow_onset_apex, _flow_onset_apex_many = _flow_stage("flow_onset_apex", _flow_onset_apex_pairs, one_field=True)
+_flow_first_each, _flow_first_each_many = _flow_stage("flow_first_each", _flow_first_each_pairs)
+_flow_consecutive, _flow_consecutive_many = _flow_stage("flow_consecutive", _flow_consecutive_pairs)
 
 
 def _with_channel(clip: np.ndarray) -> np.ndarray:
@@ -208,11 +285,12 @@ register_stage(StageDef("align", align.VERSION, align.AlignParams, ("landmarks",
                         _align))
 register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align",), ("crops",), False, True, _apex))
 register_stage(StageDef("flow_onset_apex", flow.VERSION, flow.OnsetApexFlowParams, ("align", "apex"),
-                        ("crops", "state_index"), False, False, _flow_onset_apex))
+                        ("crops", "state_index"), False, False, _flow_onset_apex,
+                        _flow_onset_apex_many, _flow_placement("flow_onset_apex")))
 register_stage(StageDef("flow_first_each", flow.VERSION, flow.FirstEachFlowParams, ("align",), ("crops",),
-                        False, False, _flow_first_each))
+                        False, False, _flow_first_each, _flow_first_each_many, _flow_placement("flow_first_each")))
 register_stage(StageDef("flow_consecutive", flow.VERSION, flow.ConsecutiveFlowParams, ("align",), ("crops",),
-                        False, False, _flow_consecutive))
+                        False, False, _flow_consecutive, _flow_consecutive_many, _flow_placement("flow_consecutive")))
 register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",), False, False,
                         _magnify))
 register_stage(StageDef("lfm", lfm.VERSION, lfm.LFMParams, ("landmarks",), ("landmarks",), False, True, _lfm))
@@ -303,3 +381,21 @@ def params_from_mapping(config: Mapping[str, Mapping[str, Any]]) -> dict[str, An
             raise ConfigError(f"{stage}: unknown stage; valid keys: {', '.join(params)}")
         params[stage] = replace_from_mapping(params[stage], values, stage)
     return params
+
+
+def resolve_backends(params: Mapping[str, Any], cuda: bool) -> dict[str, Any]:
+    """Parameters with every ``backend="auto"`` replaced by the backend it means for this build.
+
+    Done before cache keys are computed, so keys and stored parameters name
+    the backend that made each feature (``cuda``: the build has a CUDA device).
+    """
+    out = dict(params)
+    for name, p in params.items():
+        if dataclasses.is_dataclass(p) and getattr(p, "backend", None) == "auto":
+            out[name] = dataclasses.replace(p, backend=flow.resolve_backend("auto", cuda))
+    return out
+
+
+def wants_cuda(params: Mapping[str, Any], stages: list[str]) -> bool:
+    """Whether any of these stages could use a CUDA device (a backend other than OpenCV)."""
+    return any(getattr(params[n], "backend", "opencv") != "opencv" for n in stages)

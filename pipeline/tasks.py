@@ -1,14 +1,16 @@
-"""One stage for one clip: the unit of work the DAG schedules.
+"""One stage for one clip (or one batch of clips): the unit of work the DAG schedules.
 
 A task reads its inputs from the store, runs the stage's kernel and writes
 the outputs atomically with their cache key. It never raises for a bad clip:
 it returns a status record, so one clip's failure never stops the others.
+A batch task (stages with ``compute_many``, e.g. flows on a GPU) does the same
+for several clips with one kernel call and returns one record per clip.
 """
 from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,7 @@ from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .errors import ClipError
-from .stagedefs import SOURCE_DIGEST_ATTR, STAGES
+from .stagedefs import SOURCE_DIGEST_ATTR, STAGES, StageDef, StageOutput
 
 
 def _limit_threads() -> None:
@@ -29,12 +31,12 @@ def _limit_threads() -> None:
 
 
 def run_stage_task(store_path: str, stage_name: str, ctx: ClipContext, params: Mapping[str, Any], key: str,
-                   *upstream: Mapping[str, Any]) -> dict[str, Any]:
+                   *upstream: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Run one stage on one clip; returns ``{"sample", "stage", "status", ...}``."""
     record: dict[str, Any] = {"sample": ctx.sample, "stage": stage_name, "key": key}
-    blocked = [u for u in upstream if u.get("status") != "ok"]
+    blocked = _blocked_by(ctx.sample, upstream)
     if blocked:
-        return {**record, "status": "skipped", "error": f"needs {blocked[0]['stage']}, which did not complete"}
+        return {**record, "status": "skipped", "error": f"needs {blocked}, which did not complete"}
     _limit_threads()
     stage = STAGES[stage_name]
     writer = StoreWriter(store_path)
@@ -42,19 +44,82 @@ def run_stage_task(store_path: str, stage_name: str, ctx: ClipContext, params: M
     try:
         inputs = {name: writer.read_feature(ctx.sample, name) for name in stage.inputs}
         out = stage.compute(ctx, inputs, params[stage_name], params)
-        attrs = {"stage_version": stage.version, "events": out.events}
-        if out.source_digest is not None:
-            attrs[SOURCE_DIGEST_ATTR] = out.source_digest
-        recorded = {name: canonical(p) for name, p in params.items()}
-        for name in stage.outputs:
-            writer.write_feature(ctx.sample, name, out.arrays[name], key, attrs,
-                                 frame_numbers=np.asarray(ctx.frame_numbers), stage_params=recorded)
-    except ClipError as e:
+        _write_outputs(writer, stage, ctx, out, key, params)
+    except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
+        return _failure(record, ctx, stage_name, e)
+    return {**record, "status": "ok", "events": out.events, "seconds": time.perf_counter() - start}
+
+
+def run_stage_batch(store_path: str, stage_name: str, ctxs: Sequence[ClipContext], params: Mapping[str, Any],
+                    keys: Sequence[str], *upstream: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    """Run one stage on several clips with one call of its ``compute_many``; one record per clip.
+
+    A clip whose upstream failed is skipped, a clip whose inputs or kernel
+    fail is recorded as failed, and the others are still computed together.
+    ``seconds`` of each record is the batch's time shared equally.
+    """
+    stage = STAGES[stage_name]
+    records = [{"sample": c.sample, "stage": stage_name, "key": k} for c, k in zip(ctxs, keys)]
+    results: list[dict[str, Any] | None] = [None] * len(ctxs)
+    todo: list[int] = []
+    _limit_threads()
+    writer = StoreWriter(store_path)
+    start = time.perf_counter()
+    inputs = []
+    for i, ctx in enumerate(ctxs):
+        blocked = _blocked_by(ctx.sample, upstream)
+        if blocked:
+            results[i] = {**records[i], "status": "skipped", "error": f"needs {blocked}, which did not complete"}
+            continue
+        try:
+            inputs.append({name: writer.read_feature(ctx.sample, name) for name in stage.inputs})
+            todo.append(i)
+        except Exception as e:
+            results[i] = _failure(records[i], ctx, stage_name, e)
+    try:
+        outs = stage.compute_many([ctxs[i] for i in todo], inputs, params[stage_name], params) if todo else []
+    except Exception as e:  # the batched call itself failed (e.g. out of GPU memory): every clip in it fails
+        outs = [e] * len(todo)
+    seconds = (time.perf_counter() - start) / max(len(todo), 1)
+    for i, out in zip(todo, outs):
+        ctx = ctxs[i]
+        try:
+            if isinstance(out, Exception):
+                raise out
+            _write_outputs(writer, stage, ctx, out, keys[i], params)
+        except Exception as e:
+            results[i] = _failure(records[i], ctx, stage_name, e)
+            continue
+        results[i] = {**records[i], "status": "ok", "events": out.events, "seconds": seconds}
+    return results
+
+
+def _blocked_by(sample: str, upstream) -> str | None:
+    """The first upstream stage of ``sample`` that did not complete (batch tasks return lists of records)."""
+    for result in upstream:
+        for r in (result if isinstance(result, list) else [result]):
+            if r.get("sample", sample) == sample and r.get("status") != "ok":
+                return r["stage"]
+    return None
+
+
+def _write_outputs(writer: StoreWriter, stage: StageDef, ctx: ClipContext, out: StageOutput, key: str,
+                   params: Mapping[str, Any]) -> None:
+    attrs = {"stage_version": stage.version, "events": out.events}
+    if out.source_digest is not None:
+        attrs[SOURCE_DIGEST_ATTR] = out.source_digest
+    recorded = {name: canonical(p) for name, p in params.items()}
+    for name in stage.outputs:
+        writer.write_feature(ctx.sample, name, out.arrays[name], key, attrs,
+                             frame_numbers=np.asarray(ctx.frame_numbers), stage_params=recorded)
+
+
+def _failure(record: dict[str, Any], ctx: ClipContext, stage_name: str, e: Exception) -> dict[str, Any]:
+    if isinstance(e, ClipError):
         err = e.located(sample=ctx.sample, stage=stage_name)
         return {**record, "status": "failed", "file": err.file, "reason": err.reason, "error": err.describe()}
-    except Exception as e:  # a kernel bug or an unexpected input: record it, keep the build going
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        reason = f"{type(e).__name__}: {e} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
-        return {**record, "status": "failed", "file": "", "reason": reason,
-                "error": f"{ctx.sample}: {stage_name}: {reason}"}
-    return {**record, "status": "ok", "events": out.events, "seconds": time.perf_counter() - start}
+    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    reason = f"{type(e).__name__}: {e}" + (f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else "")
+    return {**record, "status": "failed", "file": "", "reason": reason,
+            "error": f"{ctx.sample}: {stage_name}: {reason}"}

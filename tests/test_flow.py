@@ -141,10 +141,23 @@ def test_bad_inputs_raise(call, match):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(size=(64,)), "size"), (dict(size=(4, 64)), "size"), (dict(channel_order="HSV"), "channel_order"),
+    (dict(backend="cuda"), "backend"),
 ])
 def test_bad_flow_params_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FlowParams(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(median_filtering=7), "median_filtering"), (dict(median_filtering=4), "median_filtering"),
+    (dict(use_initial_flow=True), "use_initial_flow"), (dict(scale_step=1.0), "scale_step"),
+])
+def test_tvl1_params_opencv_cannot_run_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TVL1Params(**kwargs)
+    if "median_filtering" in kwargs:  # the check mirrors OpenCV, which fails on these sizes for float fields
+        with pytest.raises(cv2.error):
+            cv2.medianBlur(np.zeros((16, 16), np.float32), kwargs["median_filtering"])
 
 
 @pytest.mark.parametrize("kwargs, match", [

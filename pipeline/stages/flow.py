@@ -12,12 +12,21 @@ float32; the store keeps float16 and casts on write. The colour coding of
 Miao et al. (§III-C) is done when reading
 (:func:`mepipe.featurestore.views.flow_to_rgb`), never stored.
 
+Backends (``FlowParams.backend``): ``"opencv"`` runs OpenCV's DualTVL1 one
+pair at a time; ``"torch"`` runs :mod:`.tvl1_torch`, the same algorithm on
+all pairs of a call at once (several clips per call in a build), on the CUDA
+device if there is one; ``"auto"`` is torch where the build has a CUDA device
+and OpenCV otherwise. A build resolves ``"auto"`` before it computes cache
+keys, so the key and the stored parameters name the backend that made each
+flow.
+
 Sign convention (OpenCV's): ``flow[0]`` is u, the displacement along x
 (positive = content moves right), ``flow[1]`` is v, along y (positive = content
 moves down), such that ``next[y + v, x + u] ≈ prev[y, x]``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -27,6 +36,9 @@ VERSION = "1"
 """Bump when the output of any kernel here changes for the same input and parameters."""
 
 _CHANNEL_ORDERS = {"BGR": cv2.COLOR_BGR2GRAY, "RGB": cv2.COLOR_RGB2GRAY}
+
+BACKENDS = ("auto", "opencv", "torch")
+"""Values of ``FlowParams.backend``."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +66,11 @@ class TVL1Params:
     gamma : float
         Weight of the illumination-change term (0 = off).
     median_filtering : int
-        Median filter size applied to the flow between warps (1 = off).
+        Median filter size applied to the flow between warps: 1 (off), 3 or 5
+        (OpenCV's ``medianBlur`` of float fields allows no other size).
     use_initial_flow : bool
-        Start from the flow passed in (always zeros here).
+        Start from the flow passed in; must be False (mepipe always starts from
+        zero flow, and OpenCV fails when asked to without one).
 
     References
     ----------
@@ -85,7 +99,7 @@ class TVL1Params:
         for name in ("tau", "lambda_", "theta", "epsilon"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"TVL1Params.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("nscales", "warps", "inner_iterations", "outer_iterations", "median_filtering"):
+        for name in ("nscales", "warps", "inner_iterations", "outer_iterations"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"TVL1Params.{name} must be an int >= 1, got {value!r}")
@@ -93,6 +107,11 @@ class TVL1Params:
             raise ValueError(f"TVL1Params.scale_step must be in (0, 1), got {self.scale_step!r}")
         if self.gamma < 0:
             raise ValueError(f"TVL1Params.gamma must be >= 0, got {self.gamma!r}")
+        if self.median_filtering not in (1, 3, 5):
+            raise ValueError(f"TVL1Params.median_filtering must be 1 (off), 3 or 5 (the sizes OpenCV's medianBlur "
+                             f"allows on float flow fields), got {self.median_filtering!r}")
+        if self.use_initial_flow:
+            raise ValueError("TVL1Params.use_initial_flow must be False: flows start from zero")
 
     def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
         """A new OpenCV DualTVL1 solver with these parameters."""
@@ -117,11 +136,14 @@ class FlowParams:
     channel_order : {"BGR", "RGB"}
         Channel order of colour crops, used for the conversion to grey
         (OpenCV decodes to BGR).
+    backend : {"auto", "opencv", "torch"}
+        Which TV-L1 implementation computes the flow (see the module docstring).
     """
 
     size: tuple[int, int] = (112, 112)
     tvl1: TVL1Params = field(default_factory=TVL1Params)
     channel_order: str = "RGB"
+    backend: str = "auto"
 
     def __post_init__(self):
         size = tuple(self.size)
@@ -131,6 +153,9 @@ class FlowParams:
         if self.channel_order not in _CHANNEL_ORDERS:
             raise ValueError(f"{type(self).__name__}.channel_order must be one of "
                              f"{sorted(_CHANNEL_ORDERS)}, got {self.channel_order!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"{type(self).__name__}.backend must be one of {', '.join(BACKENDS)}, "
+                             f"got {self.backend!r}")
 
 
 @dataclass(frozen=True)
@@ -154,8 +179,40 @@ class ConsecutiveFlowParams(FlowParams):
     size: tuple[int, int] = (64, 64)
 
 
+def resolve_backend(backend: str, cuda: bool) -> str:
+    """The concrete backend: ``"auto"`` is ``"torch"`` where ``cuda`` (a CUDA device is there), else ``"opencv"``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"flow backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "torch" if cuda else "opencv"
+    return backend
+
+
+def cuda_available() -> bool:
+    """True if PyTorch sees a CUDA device in this process."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def backend_record(backend: str) -> dict[str, str]:
+    """What computes flows with ``backend`` in this process, for the store's records.
+
+    Returns ``{"flow_backend", "flow_device", "flow_library"}``, e.g.
+    ``{"flow_backend": "torch", "flow_device": "cuda:0 (NVIDIA H200)", "flow_library": "torch 2.13.0"}``.
+    """
+    backend = resolve_backend(backend, cuda_available())
+    if backend == "opencv":
+        return {"flow_backend": "opencv", "flow_device": "cpu", "flow_library": f"opencv {cv2.__version__}"}
+    import torch
+
+    device = _torch_device()
+    name = f"{device} ({torch.cuda.get_device_name(device)})" if device.startswith("cuda") else device
+    return {"flow_backend": "torch", "flow_device": name, "flow_library": f"torch {torch.__version__}"}
+
+
 def tvl1_flow(prev: np.ndarray, next: np.ndarray, tvl1: TVL1Params | None = None) -> np.ndarray:
-    """Dense TV-L1 optical flow from ``prev`` to ``next``.
+    """Dense TV-L1 optical flow from ``prev`` to ``next`` (OpenCV).
 
     Parameters
     ----------
@@ -180,6 +237,94 @@ def tvl1_flow(prev: np.ndarray, next: np.ndarray, tvl1: TVL1Params | None = None
         raise ValueError(f"prev and next must have the same shape, got {prev.shape} and {next.shape}")
     solver = (tvl1 or TVL1Params()).create()
     return _calc(solver, prev, next)
+
+
+def tvl1_flows(prev: np.ndarray, next: np.ndarray, tvl1: TVL1Params | None = None,
+               backend: str = "opencv") -> np.ndarray:
+    """TV-L1 flow of N pairs of greyscale images with the given backend.
+
+    Parameters
+    ----------
+    prev, next : ndarray, shape (N, H, W), uint8
+        Pair i is ``prev[i] -> next[i]``.
+    tvl1 : TVL1Params, optional
+        Solver parameters; OpenCV's defaults when omitted.
+    backend : {"opencv", "torch", "auto"}
+        ``"opencv"``: one ``calc`` per pair; ``"torch"``: one batched call, on
+        the CUDA device if there is one (else the CPU); ``"auto"``: torch with
+        CUDA, OpenCV without.
+
+    Returns
+    -------
+    ndarray, shape (N, 2, H, W), float32
+    """
+    tvl1 = tvl1 or TVL1Params()
+    prev, next = np.asarray(prev), np.asarray(next)
+    if prev.shape != next.shape or prev.ndim != 3:
+        raise ValueError(f"prev and next must be stacks (N, H, W) of the same shape, got {prev.shape} and {next.shape}")
+    if resolve_backend(backend, backend == "auto" and cuda_available()) == "torch":
+        from .tvl1_torch import tvl1_batch
+
+        return tvl1_batch(prev, next, tvl1, device=_torch_device())
+    solver = tvl1.create()
+    out = np.empty((len(prev), 2, *prev.shape[1:]), np.float32)
+    for i, (a, b) in enumerate(zip(prev, next)):
+        out[i] = _calc(solver, a, b)
+    return out
+
+
+def first_each_pairs(n_frames: int) -> list[tuple[int, int]]:
+    """(from, to) crop indices of the first->each flow: (0, 1), (0, 2), ..., (0, T-1)."""
+    return [(0, t) for t in range(1, n_frames)]
+
+
+def consecutive_pairs(n_frames: int) -> list[tuple[int, int]]:
+    """(from, to) crop indices of the consecutive flow: (0, 1), (1, 2), ..., (T-2, T-1)."""
+    return [(t - 1, t) for t in range(1, n_frames)]
+
+
+def flows_of_clips(greys: Sequence[np.ndarray], pairs: Sequence[Sequence[tuple[int, int]]],
+                   params: FlowParams) -> list[np.ndarray]:
+    """The flows of given crop pairs of several clips, in one solver call.
+
+    Parameters
+    ----------
+    greys : sequence of ndarray, shape (T_k, H, W), uint8
+        Each clip's crops from :func:`prepare_crops` (all at ``params.size``).
+    pairs : sequence of sequence of (int, int)
+        For each clip, the (from, to) crop indices of its flows.
+    params : FlowParams
+
+    Returns
+    -------
+    list of ndarray, shape (len(pairs[k]), 2, H, W), float32
+    """
+    if len(greys) != len(pairs):
+        raise ValueError(f"need one pair list per clip, got {len(greys)} clips and {len(pairs)} pair lists")
+    w, h = params.size
+    prev = [g[[a for a, _ in p]] for g, p in zip(greys, pairs) if len(p)]
+    nxt = [g[[b for _, b in p]] for g, p in zip(greys, pairs) if len(p)]
+    if not prev:
+        return [np.zeros((0, 2, h, w), np.float32) for _ in pairs]
+    flows = tvl1_flows(np.concatenate(prev), np.concatenate(nxt), params.tvl1, params.backend)
+    return np.split(flows, np.cumsum([len(p) for p in pairs])[:-1])
+
+
+def prepare_crops(crops: np.ndarray, params: FlowParams, min_frames: int = 1) -> np.ndarray:
+    """A clip's crops as the flow sees them: grey, resized to ``params.size`` (INTER_AREA).
+
+    Parameters
+    ----------
+    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
+    params : FlowParams
+    min_frames : int
+        Fewest crops accepted.
+
+    Returns
+    -------
+    ndarray, shape (T, H, W), uint8
+    """
+    return _prepare(_check_crops(crops, min_frames=min_frames), params)
 
 
 def flow_onset_apex(crops: np.ndarray, onset: int, apex: int,
@@ -208,14 +353,19 @@ def flow_onset_apex(crops: np.ndarray, onset: int, apex: int,
        IEEE Trans. Multimedia 22(3), 2020. https://doi.org/10.1109/TMM.2019.2931351
     """
     params = params or OnsetApexFlowParams()
+    grey = onset_apex_crops(crops, onset, apex, params)
+    return flows_of_clips([grey], [[(0, 1)]], params)[0][0]
+
+
+def onset_apex_crops(crops: np.ndarray, onset: int, apex: int, params: FlowParams) -> np.ndarray:
+    """The onset and apex crops, checked and prepared: (2, H, W) uint8."""
     t = len(_check_crops(crops))
     for name, index in (("onset", onset), ("apex", apex)):
         if not 0 <= index < t:
             raise ValueError(f"{name} index {index} is outside the clip's {t} crops (0..{t - 1})")
     if not onset < apex:
         raise ValueError(f"onset index must precede the apex index, got onset={onset}, apex={apex}")
-    grey = _prepare(crops[[onset, apex]], params)
-    return _calc(params.tvl1.create(), grey[0], grey[1])
+    return _prepare(crops[[onset, apex]], params)
 
 
 def flow_first_each(crops: np.ndarray, params: FlowParams | None = None) -> np.ndarray:
@@ -240,9 +390,8 @@ def flow_first_each(crops: np.ndarray, params: FlowParams | None = None) -> np.n
        https://doi.org/10.1109/ACCESS.2019.2921220
     """
     params = params or FirstEachFlowParams()
-    grey = _prepare(_check_crops(crops, min_frames=2), params)
-    solver = params.tvl1.create()
-    return np.stack([_calc(solver, grey[0], grey[t]) for t in range(1, len(grey))])
+    grey = prepare_crops(crops, params, min_frames=2)
+    return flows_of_clips([grey], [first_each_pairs(len(grey))], params)[0]
 
 
 def flow_consecutive(crops: np.ndarray, params: FlowParams | None = None) -> np.ndarray:
@@ -267,14 +416,17 @@ def flow_consecutive(crops: np.ndarray, params: FlowParams | None = None) -> np.
        memory", ICASSP 2019, pp. 2022-2026. https://doi.org/10.48550/arXiv.1902.03514
     """
     params = params or ConsecutiveFlowParams()
-    grey = _prepare(_check_crops(crops, min_frames=2), params)
-    solver = params.tvl1.create()
-    return np.stack([_calc(solver, grey[t - 1], grey[t]) for t in range(1, len(grey))])
+    grey = prepare_crops(crops, params, min_frames=2)
+    return flows_of_clips([grey], [consecutive_pairs(len(grey))], params)[0]
 
 
 def _calc(solver: cv2.optflow.DualTVL1OpticalFlow, prev: np.ndarray, next: np.ndarray) -> np.ndarray:
     flow = solver.calc(prev, next, None)
     return np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32)
+
+
+def _torch_device() -> str:
+    return "cuda" if cuda_available() else "cpu"
 
 
 def _as_flow_input(image: np.ndarray, name: str) -> np.ndarray:
