@@ -140,7 +140,7 @@ def run_training(params: RunParams, plan: RunPlan | None = None) -> dict[str, An
     report = _assemble(plan, stage_params, fold_reports, predictions, device, time.time() - started,
                        resumed=list(state.kept))
     write_report(out, report)
-    return report
+    return read_report(out)
 
 
 def per_dataset_figures(predictions: list[dict[str, Any]], n_classes: int) -> dict[str, dict[str, Any]]:
