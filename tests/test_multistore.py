@@ -192,7 +192,8 @@ def test_a_scheme_that_drops_clips_and_a_fold_without_a_class_warn(tmp_path, cap
         report = run_training(RunParams(model="shcnn", store=str(store), labels="casme2-5", out=str(tmp_path / "r"),
                                         epochs=1, device="cpu", progress=False, model_args=TINY))
     dropped = report["store"]["dropped"]
-    assert sorted(dropped["unmapped_by_scheme"]) == ["001_1_1", "001_1_2", "002_1_1"]  # Anger x2, Contempt: no casme2-5 class
+    # Anger x2 and Contempt: casme2-5 has no class for them.
+    assert sorted(dropped["unmapped_by_scheme"]) == ["001_1_1", "001_1_2", "002_1_1"]
     assert dropped["failed"] == ["002_3_1"]
     warned = "\n".join(r.getMessage() for r in caplog.records)
     assert "labels casme2-5 have no class for 3 clips" in warned and "samm Anger: 2, samm Contempt: 1" in warned

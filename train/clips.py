@@ -296,7 +296,8 @@ class ClipTable:
                 fixed = {d: n for d, n in sizes.items() if d in spec.sizes or d == "channel"}
                 if feature in found and {d: found[feature][d] for d in fixed} != fixed:
                     raise StoreMismatchError(f"{model}: stores {first[feature]} and {key} hold {feature} at "
-                                             f"different sizes ({found[feature]} vs {sizes}); build them with the same parameters")
+                                             f"different sizes ({found[feature]} vs {sizes}); build them with the "
+                                             "same parameters")
                 found.setdefault(feature, sizes)
                 first.setdefault(feature, key)
         if set(found) != set(features):

@@ -26,7 +26,6 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
