@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,7 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         "seconds": round(seconds, 3),
         "device": describe_device(device),
         "torch": torch.__version__,
+        "mepipe": _version(),
     }
     for number, stage in enumerate(recipe.stages[:-1], start=1):
         key = f"stage{number}"
@@ -197,6 +199,13 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
     if device.type == "cuda":
         report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
     return report
+
+
+def _version() -> str:
+    try:
+        return version("mepipe")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def load_fold_model(run: str | Path, fold: str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module,
