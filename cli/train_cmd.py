@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from mepipe.train.protocols import PROTOCOLS
+
 from .paths import data_root, store_path
 
 log = logging.getLogger(__name__)
@@ -42,16 +44,49 @@ def _check_names(model: str, labels: str) -> None:
                                  param_hint="--labels")
 
 
+def _composite_list(value: str | None) -> str | None:
+    """``--composite-list``: a file, or ``demo`` for the demo corpora's list (shipped with the pipeline)."""
+    if value != "demo":
+        return value
+    from mepipe.pipeline.demo.composite import COMPOSITE_PATH
+
+    return str(COMPOSITE_PATH)
+
+
+def _default_out(model: str, stores: tuple[str, ...], labels: str, protocol: str) -> Path:
+    names = "+".join(Path(s.rstrip("/")).stem for s in stores)
+    return Path("runs") / f"{model}-{names}-{labels}-{protocol}"
+
+
 @click.command("train")
 @click.option("--model", required=True, metavar="NAME",
               help="Network to train: shcnn, strcn-a, strcn-g, kim2017, lfm, clfm or nag2019 (SPEC §3).")
-@click.option("--store", type=click.Path(path_type=Path),
-              help="Feature store to train from. Default: DATA_ROOT/stores/demo.zarr.")
+@click.option("--store", "stores", multiple=True, metavar="PATH|URL",
+              help="Feature store to train from: a folder, a .zip or a URL. Repeat for several stores (their clips "
+                   "are named DATASET/CLIP). Default: DATA_ROOT/stores/demo.zarr.")
+@click.option("--store-id", "store_ids", multiple=True, metavar="ID",
+              help="The store id each --store must have (one per --store, same order); any other content is "
+                   "refused.")
 @click.option("--labels", required=True, metavar="SCHEME",
               help="Label scheme: casme2-5, samm-3, strcn-4, megc-3 or objective (SPEC §5).")
-@click.option("--protocol", type=click.Choice(["loso", "lovo", "composite", "cross"]), default="loso",
-              show_default=True, help="Evaluation protocol (SPEC §4).")
-@click.option("--test-dataset", metavar="NAME", help="With --protocol cross: the dataset tested on (others train).")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="loso", show_default=True,
+              help="Evaluation protocol (SPEC §4): leave one subject/video out, the MEGC 2019 composite (its list "
+                   "decides clips and labels), cross-dataset, or leave one dataset out.")
+@click.option("--train-dataset", "train_datasets", multiple=True, metavar="NAME",
+              help="With --protocol cross: a dataset trained on (repeatable). Default: all but --test-dataset.")
+@click.option("--test-dataset", metavar="NAME", help="With --protocol cross: the dataset tested on.")
+@click.option("--composite-list", metavar="FILE|demo",
+              help="With --protocol megc2019: the composite list (dataset,subject,clip,class). Default: the "
+                   "official MEGC 2019 list; 'demo' is the list of the demo corpora.")
+@click.option("--strict", is_flag=True,
+              help="Refuse to run when a clip the protocol names is missing, failed or lacks a feature (default: "
+                   "report them and run with what is present).")
+@click.option("--val-subjects", type=click.IntRange(min=1), metavar="N",
+              help="Choose each stage's epoch on N people held out of every fold's training side (best validation "
+                   "UF1; with --patience, stop early). Default: fixed epochs. The test fold never chooses.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (clips per dataset and class, missing clips, folds); "
+                                              "train nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option("--epochs", type=click.IntRange(min=1),
               help="Epochs per fold (of the first stage: the CNN of kim2017, lfm, clfm). Default: the model's recipe.")
 @click.option("--temporal-epochs", type=click.IntRange(min=1),
@@ -77,28 +112,33 @@ def _check_names(model: str, labels: str) -> None:
               help="Switch off the on-the-fly augmentation (STRCN α/frame subsets; Kim and Nag flips, rotations, "
                    "shifts and scales).")
 @click.option("--patience", type=click.IntRange(min=1),
-              help="Early stopping after N epochs without a lower training loss. Default: off, as in the papers.")
+              help="Early stopping after N epochs without improvement: of the validation UF1 with --val-subjects, "
+                   "else of the training loss. Default: off, as in the papers.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
               help="Model constructor argument, e.g. n_maps=64 for STRCN. Repeatable.")
 @click.option("--folds", type=click.IntRange(min=1), help="Run only the first N folds (quick checks).")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes.")
 @click.option("--out", type=click.Path(path_type=Path),
-              help="Run folder to write. Default: runs/MODEL-STORE-LABELS-PROTOCOL.")
-@click.option("--overwrite", is_flag=True, help="Replace a finished run in --out.")
+              help="Run folder to write. Default: runs/MODEL-STORES-LABELS-PROTOCOL. A killed run started again "
+                   "with the same settings keeps its finished folds.")
+@click.option("--overwrite", is_flag=True, help="Replace a finished or unfinished run in --out (start over).")
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
-def train(model, store, labels, protocol, test_dataset, epochs, temporal_epochs, terms, batch_size, lr, optimizer,
-          weight_decay, device, seed, mask, in_memory, no_augment, patience, model_args, folds, workers, out, overwrite,
+def train(model, stores, store_ids, labels, protocol, train_datasets, test_dataset, composite_list, strict,
+          val_subjects, dry_run, as_json, epochs, temporal_epochs, terms, batch_size, lr, optimizer, weight_decay,
+          device, seed, mask, in_memory, no_augment, patience, model_args, folds, workers, out, overwrite,
           data_root_opt, progress):
-    """Train a network from a feature store under an evaluation protocol.
+    """Train a network from one or more feature stores under an evaluation protocol.
 
-    Writes RUN/report.json (figures, folds, parameters, store fingerprint),
-    RUN/confusion.png, RUN/curves.png and RUN/checkpoints/fold-*.pt (two-stage
-    models also fold-*-stage1.pt, the CNN after its own stage; nag2019 also
-    RUN/spotting.png).
+    Writes RUN/report.json (figures whole and per dataset, folds, parameters,
+    the plan, store ids), RUN/confusion.png, RUN/curves.png,
+    RUN/checkpoints/fold-*.pt (two-stage models also fold-*-stage1.pt, the
+    CNN after its own stage; nag2019 also RUN/spotting.png), and
+    RUN/folds/fold-*.json as each fold finishes, so a killed run resumes.
     """
+    from mepipe.train.plan import format_plan, plan_run
     from mepipe.train.report import format_report
     from mepipe.train.run import RunParams, run_training
 
@@ -110,20 +150,23 @@ def train(model, store, labels, protocol, test_dataset, epochs, temporal_epochs,
             terms = parse_terms(terms)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--terms") from None
-    store = store or store_path(data_root(data_root_opt), "demo")
-    out = out or Path("runs") / f"{model}-{Path(str(store)).stem}-{labels}-{protocol}"
-    try:
-        params = RunParams(model=model, store=str(store), labels=labels, protocol=protocol, test_dataset=test_dataset,
-                           out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                           weight_decay=weight_decay,
-                           device=device, seed=seed,
-                           mask=mask, in_memory=in_memory, folds=folds, augment=not no_augment,
-                           model_args=_model_args(model_args), terms=terms, temporal_epochs=temporal_epochs,
-                           patience=patience, workers=workers,
-                           progress=progress, overwrite=overwrite)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    report = run_training(params)
+    if as_json and not dry_run:
+        raise click.UsageError("--json prints the plan of --dry-run; add --dry-run")
+    stores = stores or (str(store_path(data_root(data_root_opt), "demo")),)
+    out = out or _default_out(model, stores, labels, protocol)
+    params = RunParams(model=model, store=stores, store_ids=store_ids, labels=labels, protocol=protocol,
+                       train_datasets=train_datasets, test_dataset=test_dataset,
+                       composite_list=_composite_list(composite_list), strict=strict, val_subjects=val_subjects,
+                       out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                       weight_decay=weight_decay, device=device, seed=seed, mask=mask, in_memory=in_memory,
+                       folds=folds, augment=not no_augment, model_args=_model_args(model_args), terms=terms,
+                       temporal_epochs=temporal_epochs, patience=patience, workers=workers, progress=progress,
+                       overwrite=overwrite)
+    plan = plan_run(params)
+    if dry_run:
+        click.echo(json.dumps(plan.describe(), indent=2) if as_json else format_plan(plan.describe()))
+        return
+    report = run_training(params, plan)
     click.echo(format_report(report))
     click.echo(f"run: {out}")
 

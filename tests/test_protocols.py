@@ -6,7 +6,9 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from mepipe.train.protocols import Fold, composite, cross_dataset, loso, lovo, overlapping_subjects
+from mepipe.train.composite import CompositeEntry, CompositeList
+from mepipe.train.protocols import (Fold, cross_dataset, lodo, loso, lovo, megc2019, overlapping_subjects,
+                                    validation_split)
 
 # Subject "01" exists in CASME II and in SAMM: two different people.
 ROWS = [
@@ -17,6 +19,7 @@ ROWS = [
     ("s2", "01", "samm"),
     ("m1", "s1", "smic"),
 ]
+CLIPS = {"c1": "EP02_01f", "c2": "EP03_02", "c3": "EP02_01f", "s1": "001_1_1", "s2": "001_2_1", "m1": "s1_ne_01"}
 PERSON = {sample: (dataset, subject) for sample, subject, dataset in ROWS}
 
 
@@ -32,10 +35,10 @@ def _people(ids) -> set:
 def test_loso_one_fold_per_dataset_qualified_subject(samples):
     folds = loso(samples)
     assert [(f.name, f.test) for f in folds] == [
-        ("casme2:01", ("c1", "c2")),
-        ("casme2:02", ("c3",)),
-        ("samm:01", ("s1", "s2")),
-        ("smic:s1", ("m1",)),
+        ("casme2/01", ("c1", "c2")),
+        ("casme2/02", ("c3",)),
+        ("samm/01", ("s1", "s2")),
+        ("smic/s1", ("m1",)),
     ]
     # CASME II's subject 01 held out; SAMM's subject 01 still trains.
     assert folds[0].train == ("c3", "s1", "s2", "m1")
@@ -59,13 +62,50 @@ def test_lovo_one_fold_per_sample(samples):
     assert overlapping_subjects(folds[0], samples) == {("casme2", "01")}
 
 
-def test_composite_is_loso_over_all_datasets(samples):
-    assert composite(samples) == loso(samples)
-    folds = composite(samples, datasets=("casme2", "samm"))
-    assert [f.name for f in folds] == ["casme2:01", "casme2:02", "samm:01"]
-    assert all("m1" not in f.train + f.test for f in folds)
-    with pytest.raises(ValueError, match=r"\['casme'\] have no samples"):
-        composite(samples, datasets=("casme", "samm"))
+def _no_leak(folds, samples):
+    for fold in folds:
+        assert not set(fold.train) & set(fold.test)
+        assert not _people(fold.train) & _people(fold.test)
+        assert overlapping_subjects(fold, samples) == set()
+
+
+def test_megc2019_holds_only_listed_clips_one_person_out(samples):
+    # The list writes subjects and clips its own way: sub01 for casme2's 01, s01_ne_01 for smic's s1_ne_01.
+    listing = CompositeList("test", (CompositeEntry("casme2", "sub01", "EP02_01f", "negative", 1),
+                                     CompositeEntry("casme2", "sub02", "EP02_01f", "positive", 2),
+                                     CompositeEntry("smic", "s01", "s01_ne_01", "negative", 3),
+                                     CompositeEntry("samm", "1", "001_9_9", "surprise", 4)))
+    table = samples.assign(clip=samples["sample"].map(CLIPS))
+    folds = megc2019(table, listing)
+    assert [(f.name, f.test) for f in folds] == [("casme2/01", ("c1",)), ("casme2/02", ("c3",)),
+                                                 ("smic/s1", ("m1",))]
+    assert folds[0].train == ("c3", "m1")  # c2 (unlisted EP03_02) and SAMM (its listed clip absent) are in no fold
+    _no_leak(folds, samples)
+
+
+def test_lodo_one_fold_per_dataset(samples):
+    folds = lodo(samples)
+    assert [(f.name, f.test) for f in folds] == [("casme2", ("c1", "c2", "c3")), ("samm", ("s1", "s2")),
+                                                 ("smic", ("m1",))]
+    assert folds[1].train == ("c1", "c2", "c3", "m1")
+    assert Counter(s for f in folds for s in f.test) == Counter(list(PERSON))
+    _no_leak(folds, samples)
+    with pytest.raises(ValueError, match="at least two datasets"):
+        lodo(samples[samples["dataset"] == "samm"])
+
+
+def test_validation_people_come_from_the_training_side_only(samples):
+    for fold in loso(samples):
+        split = validation_split(fold, samples, 1, seed=3)
+        assert set(split.fit) | set(split.validation) == set(fold.train)
+        assert not set(split.fit) & set(split.validation)
+        assert not _people(split.validation) & _people(fold.test) and not _people(split.validation) & _people(split.fit)
+        assert {f"{d}/{s}" for d, s in _people(split.validation)} == set(split.people) and len(split.people) == 1
+        assert split == validation_split(fold, samples, 1, seed=3)  # reproducible
+    draws = {validation_split(loso(samples)[0], samples, 1, seed=s).people for s in range(20)}
+    assert len(draws) == 3  # drawn among the three training people of casme2/01's fold
+    with pytest.raises(ValueError, match="none to fit on"):
+        validation_split(loso(samples)[0], samples, 3)
 
 
 def test_cross_dataset(samples):

@@ -34,7 +34,7 @@ def test_an_eighth_network_in_one_file_trains_under_loso(toy_network, small_stor
         "--epochs", "1", "--device", "cpu", "--no-progress", "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     report = read_report(out)
-    assert [f["name"] for f in report["folds"]] == ["demo:001", "demo:002"]  # LOSO over the demo's two subjects
+    assert [f["name"] for f in report["folds"]] == ["demo/001", "demo/002"]  # LOSO over the demo's two subjects
     assert all(f["epochs"] == 1 and f["inputs"]["stages"][0]["shape"] == [1, 16] for f in report["folds"])
     assert report["n_test_clips"] == 6 and report["parameters"]["recipe"]["doi"] == "10.0000/toy"
     assert (out / "checkpoints" / "fold-demo_001.pt").exists()

@@ -204,7 +204,7 @@ def test_one_training_epoch_from_http_and_a_second_run_from_the_cache(full_store
 
         report = train("first")
         assert len(report["folds"]) == 1 and len(report["folds"][0]["history"]) == 1
-        assert report["store"]["path"] == url
+        assert [s["location"] for s in report["store"]["stores"]] == [url]
         assert any("/flow_onset_apex/flow_onset_apex/c/" in r for r in log)
         log.clear()
         train("second")

@@ -33,7 +33,8 @@ from mepipe.train.protocols import overlapping_subjects
 from mepipe.train.recipe import RunOptions
 from mepipe.train.report import REQUIRED_KEYS, read_report
 from mepipe.train.rules import FrameVote
-from mepipe.train.run import RunParams, labelled_samples, make_folds, run_training, stage_train_params
+from mepipe.train.plan import plan_run
+from mepipe.train.run import RunParams, run_training, stage_train_params
 
 torch.set_num_threads(1)
 
@@ -124,9 +125,8 @@ def shcnn_run(synth_store, tmp_path_factory):
 
 
 def _folds(store_path):
-    clips = ClipTable.of(store_path)
-    table, classes, _ = labelled_samples(clips, "samm-3", ("flow_first_each",))
-    return clips, table, make_folds(table, "loso")
+    plan = plan_run(RunParams(model="shcnn", store=str(store_path), labels="samm-3"))
+    return plan.clips, plan.table, [sides.fold for sides in plan.folds]
 
 
 def _inputs(clips, table, fold, **options):
@@ -140,7 +140,7 @@ def test_loso_training_side_holds_no_test_subject(synth_store):
     subject = dict(zip(table["sample"], table["subject"]))
     assert len(folds) == 4
     for fold in folds:
-        assert {subject[s] for s in fold.test} == {fold.name.split(":")[1]}
+        assert {subject[s] for s in fold.test} == {fold.name.split("/")[1]}
         assert not {subject[s] for s in fold.train} & {subject[s] for s in fold.test}
         assert not overlapping_subjects(fold, table)
     with pytest.raises(ValueError, match="both sides"):
@@ -290,7 +290,7 @@ def test_evaluate_reprints_and_replots(shcnn_run):
         (shcnn_run / name).unlink()
     result = CliRunner().invoke(train_cli(), ["evaluate", str(shcnn_run)])
     assert result.exit_code == 0, result.output
-    assert "UF1" in result.output and "synth:001" in result.output
+    assert "UF1" in result.output and "synth/001" in result.output
     assert (shcnn_run / "confusion.png").exists() and (shcnn_run / "curves.png").exists()
     as_json = CliRunner().invoke(train_cli(), ["evaluate", str(shcnn_run), "--json", "--no-plots"])
     assert json.loads(as_json.output)["model"] == "shcnn"

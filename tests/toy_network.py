@@ -50,7 +50,8 @@ class IntensityCurves:
     def datasets(self, fold, model: nn.Module) -> tuple[Dataset, Dataset]:
         train = CurveDataset(fold.clips, fold.train, fold.train_labels, length=self.length, **fold.io)
         test = CurveDataset(fold.clips, fold.test, fold.test_labels, length=self.length, **fold.io)
-        fold.statistics.standardiser = fit_standardiser(train, seed=fold.options.seed)
+        if fold.statistics.standardiser is None:  # fitted on the training side once; the test pass reuses it
+            fold.statistics.standardiser = fit_standardiser(train, seed=fold.options.seed)
         train.with_standardiser(fold.statistics.standardiser)
         test.with_standardiser(fold.statistics.standardiser)
         return train, test

@@ -4,13 +4,17 @@ Datasets and the trainer never hold a :class:`~mepipe.featurestore.FeatureStore`
 they read through a :class:`ClipTable`, whose ``samples`` table has one row
 per clip with a ``store`` column naming the store it comes from and a
 ``store_sample`` column giving its id there. A run over one store has
-``sample == store_sample``; a run over several stores namespaces its ids
-(``casme2/sub01_EP02_01f``) without any dataset noticing.
+``sample == store_sample``; a run over several stores (:meth:`ClipTable.open`)
+namespaces its ids by dataset (``casme2/sub01_EP02_01f``) without any
+dataset noticing. People are always (dataset, subject) pairs, so subject
+``01`` of two datasets never meet.
 
 Before a fold runs, :meth:`ClipTable.require` checks that every store holds
 the features a model reads (naming the ``mepipe build`` command that adds a
-missing one), and :meth:`ClipTable.geometry` gives their sizes, the same in
-every store, with the stage parameter that set each.
+missing one), :meth:`ClipTable.agree` that the stores computed them the same
+way (naming both stores and the parameter that differs), and
+:meth:`ClipTable.geometry` gives their sizes with the stage parameter that
+set each.
 """
 from __future__ import annotations
 
@@ -25,16 +29,20 @@ import numpy as np
 import pandas as pd
 
 from mepipe.featurestore import FeatureStore, open_store
-from mepipe.featurestore.errors import DataError
-from mepipe.featurestore.features import Param, feature_def
+from mepipe.featurestore.errors import DataError, UsageError
+from mepipe.featurestore.features import feature_def
 
 from .recipe import RecipeError
 
-__all__ = ["ClipTable", "Geometry", "MissingFeatureError"]
+__all__ = ["ClipTable", "Geometry", "MissingFeatureError", "StoreMismatchError"]
 
 
 class MissingFeatureError(DataError, KeyError):
     """A store lacks a feature a model reads."""
+
+
+class StoreMismatchError(DataError, ValueError):
+    """Two stores of a run computed what a model reads differently, or hold the same clip."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +115,62 @@ class ClipTable:
         """A clip table over one store (opened if given by path), or ``source`` itself."""
         if isinstance(source, ClipTable):
             return source
-        store = source if isinstance(source, FeatureStore) else open_store(source)
-        table = store.samples.copy()
-        table.insert(1, "store", store.path)
-        table.insert(2, "store_sample", table["sample"].astype(str))
-        return cls({store.path: store}, table)
+        if isinstance(source, FeatureStore):
+            return cls.over([source])
+        return cls.open([source])
+
+    @classmethod
+    def open(cls, locations: Sequence[str | os.PathLike], expect_ids: Sequence[str | None] = ()) -> ClipTable:
+        """A clip table over the stores at ``locations`` (folders, zips or URLs), in that order.
+
+        Parameters
+        ----------
+        locations : sequence of str or PathLike
+        expect_ids : sequence of str or None, optional
+            One per location: the store id its manifest must have (None: any).
+
+        Raises
+        ------
+        UsageError
+            A location is given twice, or ``expect_ids`` does not pair with ``locations``.
+        """
+        locations = [str(loc) for loc in locations]
+        if not locations:
+            raise UsageError("no feature store given")
+        repeated = sorted({loc for loc in locations if locations.count(loc) > 1})
+        if repeated:
+            raise UsageError(f"store {repeated[0]} is given twice")
+        if expect_ids and len(expect_ids) != len(locations):
+            raise UsageError(f"{len(expect_ids)} store ids for {len(locations)} stores; give one --store-id per "
+                             "--store, in the same order")
+        ids = list(expect_ids) or [None] * len(locations)
+        return cls.over([_open(loc, expected) for loc, expected in zip(locations, ids)])
+
+    @classmethod
+    def over(cls, stores: Sequence[FeatureStore]) -> ClipTable:
+        """A clip table over opened stores; with more than one, ids become ``dataset/sample``.
+
+        Raises
+        ------
+        StoreMismatchError
+            Two stores hold a clip of the same dataset under the same id.
+        """
+        tables = []
+        for store in stores:
+            table = store.samples.copy()
+            inner = table["sample"].astype(str)
+            table.insert(1, "store", store.path)
+            table.insert(2, "store_sample", inner)
+            if len(stores) > 1:
+                table["sample"] = table["dataset"].astype(str) + "/" + inner
+            tables.append(table)
+        samples = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["sample"])
+        repeated = samples[samples["sample"].duplicated(keep=False)]
+        if len(repeated):
+            first = repeated.iloc[0]["sample"]
+            where = repeated.loc[repeated["sample"] == first, "store"].tolist()
+            raise StoreMismatchError(f"stores {where[0]} and {where[1]} both hold clip {first}; give each clip once")
+        return cls({store.path: store for store in stores}, samples)
 
     def __repr__(self) -> str:
         return f"ClipTable({len(self.samples)} clips from {', '.join(self.stores)})"
@@ -178,14 +237,52 @@ class ClipTable:
                     f"{'it' if len(missing) == 1 else 'them'} with `mepipe build{source} --store {key} "
                     f"--features {','.join(missing)}`")
 
+    def agree(self, features: Sequence[str], model: str) -> None:
+        """Raise unless every store computed ``features`` the same way.
+
+        For each feature, the stage that wrote it and every stage upstream of
+        it (by the first store's build record), plus the shared source
+        settings, must have the same code version and parameters in every
+        store: clips of two stores then differ only in their source videos.
+
+        Raises
+        ------
+        StoreMismatchError
+            Naming both stores, the stage parameter and its two values.
+        """
+        keys = list(self.stores)
+        if len(keys) < 2:
+            return
+        records = {key: self.stores[key].record for key in keys}
+        for key, record in records.items():
+            if record is None:
+                raise StoreMismatchError(f"{key}: no build record; rebuild the store with `mepipe build`")
+        first = keys[0]
+        stages = _chain(records[first], features)
+        for key in keys[1:]:
+            for stage in stages:
+                a, b = records[first].stages.get(stage), records[key].stages.get(stage)
+                if b is None:
+                    raise StoreMismatchError(f"{model} reads {', '.join(features)}: store {first} computed them "
+                                             f"with stage {stage}, store {key} has no record of it")
+                if a.version != b.version:
+                    raise StoreMismatchError(f"{model} reads {', '.join(features)}: stores {first} and {key} "
+                                             f"differ in the code version of stage {stage} ({a.version} vs "
+                                             f"{b.version}); rebuild one with the other's mepipe")
+                _refuse_difference(model, features, first, key, stage, a.params, b.params)
+            for name in sorted(set(records[first].shared_params) | set(records[key].shared_params)):
+                _refuse_difference(model, features, first, key, name, records[first].shared_params.get(name, {}),
+                                   records[key].shared_params.get(name, {}))
+
     def geometry(self, features: Sequence[str], model: str) -> Geometry:
         """Sizes of ``features`` (from the first clip of each store that has them all); stores must agree.
 
         Raises
         ------
-        RecipeError
-            Two stores hold a feature at different sizes.
+        StoreMismatchError
+            Two stores hold a feature at different sizes, or computed it with different parameters.
         """
+        self.agree(features, model)
         found: dict[str, dict[str, int]] = {}
         first: dict[str, str] = {}
         for key, store in self.stores.items():
@@ -198,16 +295,13 @@ class ClipTable:
                 sizes = dict(zip(spec.dims, store.shape(feature, sample)))
                 fixed = {d: n for d, n in sizes.items() if d in spec.sizes or d == "channel"}
                 if feature in found and {d: found[feature][d] for d in fixed} != fixed:
-                    raise RecipeError(f"{model}: stores {first[feature]} and {key} hold {feature} at different "
-                                      f"sizes ({found[feature]} vs {sizes}); build them with the same parameters")
+                    raise StoreMismatchError(f"{model}: stores {first[feature]} and {key} hold {feature} at "
+                                             f"different sizes ({found[feature]} vs {sizes}); build them with the "
+                                             "same parameters")
                 found.setdefault(feature, sizes)
                 first.setdefault(feature, key)
         if set(found) != set(features):
             raise MissingFeatureError(f"{model}: no clip holds all of {', '.join(features)}")
-        if len(self.stores) > 1:  # the parameters that set the sizes must agree too
-            for stage in sorted({r.stage for f in features for r in feature_def(f).sizes.values()
-                                 if isinstance(r, Param)}):
-                self.stage_params(stage)
         return Geometry(model, found, self)
 
     def stage_params(self, stage: str) -> dict[str, Any]:
@@ -218,10 +312,10 @@ class ClipTable:
             if record is None or stage not in record.stages:
                 raise KeyError(f"{key}: no record of stage {stage!r}; rebuild the store with `mepipe build`")
             seen[key] = record.stages[stage].params
-        values = list(seen.values())
-        if any(v != values[0] for v in values[1:]):
-            raise RecipeError(f"stores disagree on the parameters of stage {stage!r}: {seen}")
-        return values[0]
+        (first, values), *others = seen.items()
+        for key, other in others:
+            _refuse_difference("this run", (), first, key, stage, values, other)
+        return values
 
     def fingerprint(self, features: Sequence[str], samples: Sequence[str]) -> str:
         """SHA-256 of the stores' provenance and the cache keys of the arrays a run reads.
@@ -242,10 +336,73 @@ class ClipTable:
         payload = {"stores": stores, "cache_keys": keys}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-able summary of the stores (for run reports)."""
-        out = {}
+    def describe(self) -> list[dict[str, Any]]:
+        """JSON-able summary of the stores, in order (for run reports; :meth:`reopen` reads it back).
+
+        Each entry: ``location`` (as given), ``path`` (absolute for local
+        stores), ``store_id`` (the hash of its manifest; None for a store
+        without one), ``dataset``, ``schema_version`` and ``n_clips``.
+        """
+        out = []
         for key, store in self.stores.items():
-            out[key] = {"path": key if "://" in key else os.path.abspath(key), "schema_version": store.schema_version,
-                        "dataset": store.record.dataset if store.record else None}
+            out.append({"location": key, "path": key if "://" in key else os.path.abspath(key),
+                        "store_id": store_id(store), "dataset": store.record.dataset if store.record else None,
+                        "schema_version": store.schema_version,
+                        "n_clips": int((self.samples["store"] == key).sum())})
         return out
+
+    @classmethod
+    def reopen(cls, described: Sequence[Mapping[str, Any]]) -> ClipTable:
+        """The clip table a run read, from :meth:`describe`'s entries, each store pinned to its recorded id."""
+        return cls.open([d["location"] for d in described], [d.get("store_id") for d in described])
+
+
+def store_id(store: FeatureStore) -> str | None:
+    """A store's id (the hash of its manifest), or None for a store without a manifest."""
+    return getattr(store, "store_id", None)
+
+
+def _open(location: str, expect_id: str | None) -> FeatureStore:
+    if expect_id is None:
+        return open_store(location)
+    store = open_store(location)
+    if store_id(store) != expect_id:
+        raise StoreMismatchError(f"{location}: its store id is {store_id(store)}, not {expect_id} as asked "
+                                 "(--store-id); the store's content changed")
+    return store
+
+
+def _chain(record: Any, features: Sequence[str]) -> list[str]:
+    """The recorded stages that wrote ``features`` and every stage upstream of them, sorted."""
+    todo = [s for s in (record.producer(f) for f in features) if s is not None]
+    seen: set[str] = set()
+    while todo:
+        stage = todo.pop()
+        if stage in seen or stage not in record.stages:
+            continue
+        seen.add(stage)
+        todo += list(record.stages[stage].upstream)
+    return sorted(seen)
+
+
+def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as ``{"tvl1.nscales": 5, ...}``."""
+    if isinstance(params, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in params.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: params}
+
+
+def _refuse_difference(model: str, features: Sequence[str], store_a: str, store_b: str, stage: str,
+                       a: Mapping[str, Any], b: Mapping[str, Any]) -> None:
+    """Raise :class:`StoreMismatchError` at the first parameter of ``stage`` the two stores set differently."""
+    flat_a, flat_b = _flatten(a), _flatten(b)
+    for name in sorted(set(flat_a) | set(flat_b)):
+        if flat_a.get(name, "(unset)") != flat_b.get(name, "(unset)"):
+            what = f"{model} reads {', '.join(features)}, but" if features else f"{model}:"
+            raise StoreMismatchError(
+                f"{what} stores {store_a} and {store_b} differ in {stage}.{name} "
+                f"({flat_a.get(name, '(unset)')!r} vs {flat_b.get(name, '(unset)')!r}); rebuild one with the "
+                "other's parameters (mepipe build --config)")

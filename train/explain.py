@@ -72,7 +72,7 @@ def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
     fold_name = next(p["fold"] for p in report["predictions"] if p["sample"] == clip)
     entry = next(f for f in report["folds"] if f["name"] == fold_name)
     feature = get_recipe(report["model"]).stages[0].items.feature
-    clips = ClipTable.of(report["store"]["path"])
+    clips = ClipTable.reopen(report["store"]["stores"])
     fields = clips.read(feature, clip).astype(np.float32)
     apex = [clips.value(clip, "apex"), clips.value(clip, "apex_est")]
     index = apex_field(clips.frame_numbers(clip), apex, len(fields)) if frame is None else frame

@@ -1,16 +1,22 @@
 """One fold of a run, the same for every network: the recipe's stages in order, then the fold's report.
 
-:func:`run_fold` is the only fold runner. For each stage of the model's
-:class:`~mepipe.train.recipe.Recipe` it builds the stage's datasets (its
-item maker fits what it needs on the fold's training clips: the
-standardisation, the STRCN-A mask, a recurrent head's input scale), its
-loader, objective and optimiser, trains the parameters the stage trains,
-saves a checkpoint and, where the stage has a rule, predicts the test
-clips. The last stage's predictions are the fold's.
+:func:`run_fold` is the only fold runner. It works in two phases.
+Training: for each stage of the model's :class:`~mepipe.train.recipe.Recipe`
+it builds the stage's datasets from the fold's fit clips (its item maker
+fits what it needs on them: the standardisation, the STRCN-A mask, a
+recurrent head's input scale) and its validation clips, if any; trains the
+parameters the stage trains with the stage's loader, objective and
+optimiser, keeping the epoch the validation clips choose (or the last of
+the fixed epochs); and saves a checkpoint. Testing, once every stage is
+saved: the test clips are read for the first time and predicted by each
+stage that has a clip rule (the last stage's predictions are the fold's).
+Nothing computed from a test clip can therefore choose an epoch, a
+checkpoint or a statistic.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +27,14 @@ import torch
 from . import metrics
 from .clips import ClipTable
 from .data import Standardiser
-from .loop import EpochRecord, TrainParams, save_checkpoint, seed_everything, train_model
+from .loop import EpochRecord, TrainParams, load_checkpoint, save_checkpoint, seed_everything, train_model
 from .models import create_model
 from .protocols import Fold
-from .recipe import Recipe, RunOptions
+from .recipe import Recipe, RunOptions, TrainingStage
 from .report import checkpoint_path
 
-__all__ = ["FoldInputs", "FoldResult", "FoldStatistics", "figures", "run_fold", "stage_checkpoint_path"]
+__all__ = ["EpochChoice", "FoldInputs", "FoldResult", "FoldSides", "FoldStatistics", "figures", "run_fold",
+           "stage_checkpoint_path"]
 
 
 @dataclass
@@ -135,15 +142,101 @@ def _mean_seconds(history: list[EpochRecord]) -> float:
     return float(np.mean([h.seconds for h in history])) if history else 0.0
 
 
-def run_fold(recipe: Recipe, inputs: FoldInputs, *, fold: Fold, stage_params: list[TrainParams],
-             model_kwargs: dict[str, Any], n_classes: int, out: Path, desc: str) -> FoldResult:
-    """Train the recipe's stages on the fold's training clips and predict its test clips.
+@dataclass(frozen=True)
+class FoldSides:
+    """The clips of one fold: the side trained on, the side epochs are chosen on (maybe none), the side tested.
+
+    Attributes
+    ----------
+    fold : Fold
+        The protocol's fold (its test side is :attr:`test`).
+    fit : tuple of str
+        Clips the network is fitted on: the fold's training side less the validation clips.
+    validation : tuple of str
+        Clips of held-out training people whose figures choose the epoch; empty for fixed epochs.
+    validation_people : tuple of str
+    """
+
+    fold: Fold
+    fit: tuple[str, ...]
+    validation: tuple[str, ...] = ()
+    validation_people: tuple[str, ...] = ()
+
+    @classmethod
+    def fixed(cls, fold: Fold) -> FoldSides:
+        """Fixed epochs: fitted on the whole training side."""
+        return cls(fold, tuple(fold.train))
+
+    @property
+    def test(self) -> tuple[str, ...]:
+        return tuple(self.fold.test)
+
+    def __post_init__(self) -> None:
+        if set(self.fit) & set(self.validation) or (set(self.fit) | set(self.validation)) & set(self.fold.test):
+            raise ValueError(f"fold {self.fold.name}: a clip is on two of its fit, validation and test sides")
+
+
+@dataclass
+class EpochChoice:
+    """Chooses a stage's epoch on the validation clips: keeps the state of the best one, stops on patience.
+
+    After each epoch the stage's clip rule predicts the validation clips;
+    the epoch with the highest UF1 (the earliest among equals) is kept, and
+    training stops after ``patience`` epochs without a higher one. Only
+    validation clips (people of the fold's training side) are read.
+    """
+
+    stage: TrainingStage
+    model: torch.nn.Module
+    loader: Any
+    dataset: Any
+    labels: np.ndarray
+    n_classes: int
+    device: torch.device
+    patience: int | None = None
+    scores: list[dict[str, float]] = field(default_factory=list, init=False)
+    best_epoch: int = field(default=0, init=False)
+    best_uf1: float = field(default=-1.0, init=False)
+    state: dict[str, torch.Tensor] | None = field(default=None, init=False, repr=False)
+
+    def __call__(self, record: EpochRecord) -> bool:
+        predicted = self.stage.predict(self.model, self.loader, self.dataset, len(self.labels), self.device).pred
+        confusion = metrics.confusion_matrix(self.labels, predicted, self.n_classes)
+        score = {"val_uf1": metrics.uf1(confusion), "val_accuracy": metrics.accuracy(self.labels, predicted)}
+        self.scores.append(score)
+        if score["val_uf1"] > self.best_uf1 + 1e-12:
+            self.best_uf1, self.best_epoch = score["val_uf1"], record.epoch
+            self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return self.patience is not None and record.epoch - self.best_epoch >= self.patience
+
+    def restore(self) -> None:
+        """Put the model back in the state of the chosen epoch."""
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
+def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapping[str, int], options: RunOptions,
+             device: torch.device, shared: dict | None, stage_params: list[TrainParams], model_kwargs: dict[str, Any],
+             n_classes: int, out: Path, desc: str) -> FoldResult:
+    """Train the recipe's stages on the fold's fit clips, then, and only then, predict its test clips.
+
+    Training sees the fit clips and the validation clips (which choose the
+    epoch of each stage when there are any); no test clip is in the inputs
+    item makers get while any stage trains. Once every stage is trained and
+    saved, the test clips are predicted: by the final model, and by the
+    checkpoint of each earlier stage that has a clip rule (its figures).
 
     Parameters
     ----------
     recipe : Recipe
-    inputs : FoldInputs
-    fold : Fold
+    sides : FoldSides
+    clips : ClipTable
+    labels : mapping of str to int
+        Class index of every clip of the fold.
+    options : RunOptions
+    device : torch.device
+    shared : dict or None
+        In-memory arrays shared by the folds (``--in-memory``).
     stage_params : list of TrainParams
         One per stage (the recipe's settings with the run's overrides).
     model_kwargs : dict
@@ -154,52 +247,82 @@ def run_fold(recipe: Recipe, inputs: FoldInputs, *, fold: Fold, stage_params: li
     desc : str
         Progress-bar label.
     """
-    seed_everything(inputs.options.seed)
+    seed_everything(options.seed)
     model = create_model(recipe.name, **model_kwargs)
     multi = len(recipe.stages) > 1
+    training = FoldInputs(clips, list(sides.fit), [labels[s] for s in sides.fit], list(sides.validation),
+                          [labels[s] for s in sides.validation], options, device, shared)
     history: list[dict] = []
     stage_info: list[dict[str, Any]] = []
-    stage_figures: dict[str, dict[str, Any]] = {}
-    stage_rows: dict[str, np.ndarray] = {}
-    y_true = np.asarray(inputs.test_labels, dtype=np.int64)
-    predicted = None
+    checkpoints: list[Path] = []
+    chosen: dict[str, int] = {}
     n_first_items = 0
     for number, (stage, params) in enumerate(zip(recipe.stages, stage_params), start=1):
         label = f"{desc} stage {number}" if multi else desc
-        train, test = stage.items.datasets(inputs, model)
+        train, validation = stage.items.datasets(training, model)
         n_first_items = n_first_items or len(train)
-        loader = stage.items.loader(train, params.batch_size, inputs, train=True)
-        records = train_model(model, loader, params, inputs.device, objective=stage.objective(inputs.options),
-                              parameters=list(stage.parameters(model)), desc=label)
-        history += history_records(records, stage=number if multi else None, first_epoch=len(history) + 1)
+        loader = stage.items.loader(train, params.batch_size, training, train=True)
+        choice = None
+        if sides.validation and stage.predict is not None:
+            choice = EpochChoice(stage, model, stage.items.loader(validation, params.batch_size, training, train=False),
+                                 validation, np.asarray(training.test_labels, dtype=np.int64), n_classes, device,
+                                 patience=params.patience)
+            params = dataclasses.replace(params, patience=None)  # patience counts validation epochs instead
+        records = train_model(model, loader, params, device, objective=stage.objective(options),
+                              parameters=list(stage.parameters(model)), desc=label, after_epoch=choice)
+        entries = history_records(records, stage=number if multi else None, first_epoch=len(history) + 1)
+        if choice is not None:
+            choice.restore()
+            for entry, score in zip(entries, choice.scores):
+                entry.update(score)
+            chosen[stage.name] = choice.best_epoch
+        history += entries
         last = number == len(recipe.stages)
-        path = save_checkpoint(model, checkpoint_path(out, fold.name) if last
-                               else stage_checkpoint_path(out, fold.name, number))
+        path = save_checkpoint(model, checkpoint_path(out, sides.fold.name) if last
+                               else stage_checkpoint_path(out, sides.fold.name, number))
+        checkpoints.append(path)
         stage_info.append({"name": stage.name, "items": len(train), "shape": list(train[0]["x"].shape),
                            "epochs": len(records), "seconds_per_epoch": _mean_seconds(records),
                            "checkpoint": str(path.relative_to(out))})
+    # Every stage is trained and saved: only now are the test clips read.
+    testing = FoldInputs(clips, [], [], list(sides.test), [labels[s] for s in sides.test], options, device, shared,
+                         statistics=training.statistics)
+    y_true = np.asarray(testing.test_labels, dtype=np.int64)
+    stage_figures: dict[str, dict[str, Any]] = {}
+    stage_rows: dict[str, np.ndarray] = {}
+    predicted = None
+    for number, (stage, params) in enumerate(zip(recipe.stages, stage_params), start=1):
         if stage.predict is None:
             continue
-        test_loader = stage.items.loader(test, params.batch_size, inputs, train=False)
-        predicted = stage.predict(model, test_loader, test, len(inputs.test), inputs.device)
+        last = number == len(recipe.stages)
+        trained = model if last else load_checkpoint(create_model(recipe.name, **model_kwargs), checkpoints[number - 1],
+                                                     device)
+        _, test = stage.items.datasets(testing, trained)
+        test_loader = stage.items.loader(test, params.batch_size, testing, train=False)
+        predicted = stage.predict(trained, test_loader, test, len(testing.test), device)
         if not last:
             key = f"stage{number}"
-            stage_figures[key] = {**figures(y_true, predicted.pred, n_classes), "epochs": len(records),
-                                  "checkpoint": str(path.relative_to(out)), "measured_on": stage.predict.measured_on,
-                                  "seconds_per_epoch": _mean_seconds(records)}
+            info = stage_info[number - 1]
+            stage_figures[key] = {**figures(y_true, predicted.pred, n_classes), "epochs": info["epochs"],
+                                  "checkpoint": info["checkpoint"], "measured_on": stage.predict.measured_on,
+                                  "seconds_per_epoch": info["seconds_per_epoch"]}
             stage_rows[key] = predicted.pred
     seconds = [h["seconds"] for h in history]
+    fold = sides.fold
     report = {
         "parameter_count": int(sum(p.numel() for p in model.parameters())),
         "name": fold.name, "n_train": len(fold.train), "n_test": len(fold.test), "n_train_items": n_first_items,
         "test": list(fold.test), **figures(y_true, predicted.pred, n_classes),
         "epochs": len(history), "seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0,
         "checkpoint": stage_info[-1]["checkpoint"], "model_kwargs": model_kwargs,
-        "inputs": {**inputs.statistics.describe(), "stages": stage_info}, "history": history,
+        "inputs": {**training.statistics.describe(), "stages": stage_info}, "history": history,
         **stage_figures, **predicted.fold,
     }
+    if sides.validation:
+        report["validation"] = {"people": list(sides.validation_people), "clips": list(sides.validation),
+                                "n_fit": len(sides.fit), "chosen_epoch": chosen}
     rows = [{"sample": s, "fold": fold.name, "true": int(t), "pred": int(p)}
-            for s, t, p in zip(inputs.test, y_true, predicted.pred)]
+            for s, t, p in zip(testing.test, y_true, predicted.pred)]
     for row, extra in zip(rows, predicted.rows):
         row.update(extra)
     for key, pred in stage_rows.items():

@@ -2,7 +2,11 @@
 
 Each maker names the features it reads, builds a fold's two datasets
 (fitting what it needs on the training clips only and recording it in
-``fold.statistics``) and batches them. Recipes combine them; the trainer
+``fold.statistics``, where a later call finds and reuses it) and batches
+them. The fold runner calls a maker twice: while training, with the
+fold's training side and its validation clips (or none) as the second
+side; once every stage is trained, with no training side and the test
+clips. Recipes combine them; the trainer
 calls them without knowing which it has.
 
 - :class:`FlowFrames`: every flow field of a clip, colour-coded (SHCNN).
@@ -113,10 +117,13 @@ class AppearanceMatrices:
     def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
         if fold.options.mask not in ("fold", "global"):
             raise ValueError(f"mask must be 'fold' or 'global', got {fold.options.mask!r}")
-        clips = tuple(fold.train) if fold.options.mask == "fold" else tuple(
-            s for s in fold.clips.ids if fold.clips.has("heatmap", s))
-        mask = fold_mask(fold.clips, clips, fold.clips.stage_params("appearance_mask")["keep_fraction"])
-        fold.statistics.mask, fold.statistics.mask_clips = mask, clips
+        if fold.statistics.mask is None:  # fitted once per fold, on its training side (or all clips)
+            clips = tuple(fold.train) if fold.options.mask == "fold" else tuple(
+                s for s in fold.clips.ids if fold.clips.has("heatmap", s))
+            fold.statistics.mask = fold_mask(fold.clips, clips,
+                                             fold.clips.stage_params("appearance_mask")["keep_fraction"])
+            fold.statistics.mask_clips = clips
+        mask = fold.statistics.mask
         train = AppearanceDataset(fold.clips, fold.train, fold.train_labels, mask=mask,
                                   random_alpha=fold.options.augment, seed=fold.options.seed, **fold.io)
         test = AppearanceDataset(fold.clips, fold.test, fold.test_labels, mask=mask, **fold.io)
@@ -212,8 +219,9 @@ class EncodedSequences:
         encoded_train = encode_sequences(model, train, fold.device, copies=copies, seed=fold.options.seed,
                                          augment=self.augment)
         encoded_test = encode_sequences(model, test, fold.device)
-        frames = torch.cat(encoded_train.features)
-        model.temporal.set_input_scale(frames.mean(0), frames.std(0))
+        if len(encoded_train):  # a side with no training clips (predicting) keeps the scale the training fitted
+            frames = torch.cat(encoded_train.features)
+            model.temporal.set_input_scale(frames.mean(0), frames.std(0))
         return encoded_train, encoded_test
 
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:

@@ -139,7 +139,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = 
 
 def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, device: torch.device, *,
                 objective: Objective, parameters: list[nn.Parameter] | None = None,
-                desc: str = "train") -> list[EpochRecord]:
+                desc: str = "train", after_epoch: Callable[[EpochRecord], bool] | None = None) -> list[EpochRecord]:
     """Train ``model`` in place; returns one record per epoch run.
 
     Mixed precision (``torch.autocast`` + ``GradScaler``) is used on CUDA only.
@@ -150,6 +150,10 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
         The step's loss.
     parameters : list of Parameter, optional
         What the optimiser updates (a stage of a multi-stage model); default all.
+    after_epoch : callable, optional
+        Called with each epoch's record once the epoch is done (the model as
+        that epoch left it); returning True stops training (e.g. validation
+        early stopping). The model is put back in training mode afterwards.
     """
     model.to(device).train()
     optimiser = _OPTIMISERS[params.optimizer](parameters if parameters is not None else model.parameters(), params)
@@ -186,6 +190,11 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
         bar.set_postfix(loss=f"{record.loss:.4f}", acc=f"{record.accuracy:.3f}")
         log.info("%s epoch %d: loss %.4f, accuracy %.3f, %.2f s", desc, record.epoch, record.loss,
                  record.accuracy, record.seconds)
+        if after_epoch is not None:
+            stop = after_epoch(record)
+            model.train()
+            if stop:
+                break
         if params.patience is not None:
             if record.loss < best - 1e-6:
                 best, stale = record.loss, 0

@@ -1,11 +1,21 @@
 """Evaluation protocols as pure functions from a samples table to folds (SPEC §4).
 
 Splits are data: every protocol reads the ``sample``, ``subject`` and
-``dataset`` columns of a table (one row per sample, e.g. the store's sample
-coordinates after a label scheme dropped some) and returns a list of
-:class:`Fold`. A person is identified by (dataset, subject): subject "01" of
-CASME II and subject "01" of another dataset are different people, so they
-are never held out together nor counted as overlapping.
+``dataset`` columns of a table (one row per sample, e.g. the clips of a
+run's stores after a label scheme dropped some) and returns a list of
+:class:`Fold`. A person is identified by (dataset, subject), written
+``dataset/subject`` (:func:`person`): subject "01" of CASME II and subject
+"01" of another dataset are different people, so they are never held out
+together nor counted as overlapping.
+
+- :func:`loso`: leave one subject (person) out; :func:`megc2019` is LOSO over
+  the clips of the MEGC 2019 composite list (SMIC-HS, CASME II and SAMM
+  together; :mod:`mepipe.train.composite` selects them).
+- :func:`lovo`: leave one video out.
+- :func:`cross_dataset`: train on some datasets, test on others.
+- :func:`lodo`: leave one dataset out, one fold per dataset.
+- :func:`validation_split`: people of a fold's training side held out to
+  choose epochs on, never its test side.
 
 References
 ----------
@@ -15,13 +25,20 @@ References
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Fold", "composite", "cross_dataset", "loso", "lovo", "overlapping_subjects"]
+from .composite import CompositeList, select_composite
+
+__all__ = ["PROTOCOLS", "Fold", "ValidationSplit", "cross_dataset", "lodo", "loso", "lovo", "megc2019",
+           "overlapping_subjects", "person", "validation_split"]
+
+PROTOCOLS = ("loso", "lovo", "megc2019", "cross", "lodo")
+"""Names of the protocols a run can use (``--protocol``)."""
 
 _COLUMNS = ("sample", "subject", "dataset")
 
@@ -33,8 +50,8 @@ class Fold:
     Attributes
     ----------
     name : str
-        What is held out: ``"dataset:subject"`` (LOSO), the sample id (LOVO)
-        or ``"train->test"`` (cross-dataset).
+        What is held out: the person ``"dataset/subject"`` (LOSO), the sample
+        id (LOVO), ``"train->test"`` (cross-dataset) or the dataset (LODO).
     train, test : tuple of str
         Sample ids, in the order of the samples table.
     """
@@ -42,6 +59,11 @@ class Fold:
     name: str
     train: tuple[str, ...]
     test: tuple[str, ...]
+
+
+def person(dataset: object, subject: object) -> str:
+    """The one way a person is named: ``dataset/subject`` (``casme2/01``)."""
+    return f"{dataset}/{subject}"
 
 
 def loso(samples: pd.DataFrame) -> list[Fold]:
@@ -60,7 +82,7 @@ def loso(samples: pd.DataFrame) -> list[Fold]:
     """
     table = _table(samples)
     return [
-        Fold(f"{dataset}:{subject}", tuple(table.loc[~held, "sample"]), tuple(table.loc[held, "sample"]))
+        Fold(person(dataset, subject), tuple(table.loc[~held, "sample"]), tuple(table.loc[held, "sample"]))
         for (dataset, subject), held in _groups(table, ["dataset", "subject"])
     ]
 
@@ -76,25 +98,26 @@ def lovo(samples: pd.DataFrame) -> list[Fold]:
     return [Fold(sample, ids[:i] + ids[i + 1:], (sample,)) for i, sample in enumerate(ids)]
 
 
-def composite(samples: pd.DataFrame, datasets: Sequence[str] | None = None) -> list[Fold]:
-    """Composite-database LOSO (MEGC 2019): one fold per subject of every dataset together.
+def megc2019(samples: pd.DataFrame, listing: CompositeList) -> list[Fold]:
+    """MEGC 2019 composite protocol: the listed clips only, one subject out over all datasets together.
 
     Parameters
     ----------
     samples : pandas.DataFrame
-        Columns ``sample``, ``subject``, ``dataset``; labels already mapped
-        to a shared scheme (e.g. megc-3).
-    datasets : sequence of str, optional
-        Keep only these datasets (each must be present), e.g.
-        ``("smic", "casme2", "samm")``; default: all datasets of the table.
+        Columns ``sample``, ``subject``, ``dataset`` and ``clip``: clips of
+        whichever of SMIC-HS, CASME II and SAMM were given.
+    listing : CompositeList
+        The composite list (:func:`mepipe.train.composite.read_composite_list`);
+        clips it does not name are in no fold.
+
+    Returns
+    -------
+    list of Fold
+        One per person with a listed clip (68 with all three datasets).
+        UF1 and UAR are computed from per-class counts pooled over all
+        folds, for the whole composite and per dataset.
     """
-    table = _table(samples)
-    if datasets is not None:
-        absent = sorted(set(datasets) - set(table["dataset"]))
-        if absent:
-            raise ValueError(f"datasets {absent} have no samples; present: {sorted(set(table['dataset']))}")
-        table = table[table["dataset"].isin(list(datasets))]
-    return loso(table)
+    return loso(select_composite(samples, listing).table)
 
 
 def cross_dataset(samples: pd.DataFrame, *, train: str | Sequence[str], test: str | Sequence[str]) -> list[Fold]:
@@ -120,6 +143,66 @@ def cross_dataset(samples: pd.DataFrame, *, train: str | Sequence[str], test: st
             raise ValueError(f"{side} datasets {absent or list(names)} have no samples; present: {sorted(present)}")
     ids = {side: tuple(table.loc[table["dataset"].isin(list(names)), "sample"]) for side, names in sides.items()}
     return [Fold(f"{'+'.join(sides['train'])}->{'+'.join(sides['test'])}", ids["train"], ids["test"])]
+
+
+def lodo(samples: pd.DataFrame) -> list[Fold]:
+    """Leave one dataset out: one fold per dataset, tested on it and trained on all the others.
+
+    Raises
+    ------
+    ValueError
+        The table holds fewer than two datasets.
+    """
+    table = _table(samples)
+    datasets = sorted(set(table["dataset"]))
+    if len(datasets) < 2:
+        raise ValueError(f"leave-one-dataset-out needs at least two datasets; the samples hold {datasets}")
+    return [Fold(name, tuple(table.loc[table["dataset"] != name, "sample"]),
+                 tuple(table.loc[table["dataset"] == name, "sample"])) for name in datasets]
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """A fold's training side cut into the clips a network is fitted on and those its epochs are chosen on.
+
+    Attributes
+    ----------
+    fit, validation : tuple of str
+        Sample ids, in the fold's order; together they are the fold's training side.
+    people : tuple of str
+        The validation people (``dataset/subject``).
+    """
+
+    fit: tuple[str, ...]
+    validation: tuple[str, ...]
+    people: tuple[str, ...]
+
+
+def validation_split(fold: Fold, samples: pd.DataFrame, n_people: int, seed: int = 0) -> ValidationSplit:
+    """Hold out ``n_people`` people of the fold's training side for validation (never a test clip).
+
+    The people are drawn at random, reproducibly from ``seed`` and the
+    fold's name, among the people of the training side only.
+
+    Raises
+    ------
+    ValueError
+        The training side holds no more than ``n_people`` people.
+    """
+    if n_people < 1:
+        raise ValueError(f"n_people must be >= 1, got {n_people}")
+    table = _table(samples).set_index("sample")
+    train = table.loc[list(fold.train)]
+    owners = [person(d, s) for d, s in zip(train["dataset"], train["subject"])]
+    people = sorted(set(owners))
+    if len(people) <= n_people:
+        raise ValueError(f"fold {fold.name} trains on {len(people)} people; holding out {n_people} for validation "
+                         "would leave none to fit on (lower --val-subjects)")
+    rng = np.random.default_rng([seed, zlib.crc32(fold.name.encode())])
+    chosen = {people[i] for i in rng.choice(len(people), size=n_people, replace=False)}
+    fit = tuple(s for s, p in zip(fold.train, owners) if p not in chosen)
+    validation = tuple(s for s, p in zip(fold.train, owners) if p in chosen)
+    return ValidationSplit(fit, validation, tuple(sorted(chosen)))
 
 
 def overlapping_subjects(fold: Fold, samples: pd.DataFrame) -> set[tuple[str, str]]:

@@ -115,8 +115,15 @@ class ItemMaker(Protocol):
 
     ``datasets`` builds the fold's training and test datasets; it fits what
     it needs on the training clips only (standardisation, masks) and records
-    it in ``fold.statistics``. ``model`` is the network as trained by the
-    earlier stages (for items that are its features).
+    it in ``fold.statistics``, unless ``fold.statistics`` already holds it.
+    ``model`` is the network as trained by the earlier stages (for items
+    that are its features).
+
+    The fold runner calls it while training with the fold's fit clips and
+    its validation clips (possibly none) as the two sides, and, once every
+    stage is trained, with an empty training side and the test clips: then
+    every statistic is already in ``fold.statistics`` and must be reused,
+    never refitted (the test clips are read only in that call).
     """
 
     reads: tuple[str, ...]

@@ -3,7 +3,10 @@
 Layout of a run folder::
 
     RUN/
-      report.json              figures, folds, parameters, store fingerprint, per-clip predictions
+      report.json              figures (whole and per dataset), folds, parameters, plan, stores with their
+                             ids, store fingerprint, warnings, per-clip predictions
+      run.json                 the run's identity (parameters, stores, folds): a rerun resumes only if equal
+      folds/fold-<name>.json   each finished fold's report entry and predictions (kept when a run resumes)
       confusion.png            pooled confusion matrix over all test folds
       curves.png               training loss and accuracy per epoch, one line per fold
       checkpoints/fold-<name>.pt   state_dict of each fold's model (multi-stage models also
@@ -148,24 +151,38 @@ def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text summary: overall figures, the confusion matrix, one line per fold."""
+    stores = report["store"].get("stores", [])
     lines = [
         f"model {report['model']}  labels {report['labels']}  protocol {report['protocol']}  "
         f"device {report['device']}",
-        f"store {report['store'].get('path')}  fingerprint {report['store'].get('fingerprint', '')[:16]}",
+        *(f"store {s['location']}  {s.get('dataset')}, {s.get('n_clips')} clips  id {s.get('store_id') or 'none'}"
+          for s in stores),
+        f"fingerprint {report['store'].get('fingerprint', '')[:16]}  epochs: {report.get('epoch_selection', '?')}",
         f"accuracy {report['accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}  UF1 {report['uf1']:.4f}  "
         f"UAR {report['uar']:.4f}  ({report.get('n_test_clips', '?')} test clips, {len(report['folds'])} folds, "
         f"{report['seconds_per_epoch']:.2f} s/epoch)",
-        "confusion (rows true, columns predicted):",
     ]
+    per_dataset = report.get("per_dataset", {})
+    if len(per_dataset) > 1:
+        lines.append(f"{'dataset':<14}{'clips':>6}{'accuracy':>10}{'UF1':>8}{'UAR':>8}")
+        for name, row in per_dataset.items():
+            lines.append(f"{name:<14}{row['n_test_clips']:>6}{row['accuracy']:>10.4f}{row['uf1']:>8.4f}"
+                         f"{row['uar']:>8.4f}")
+        lines.append(f"{'all':<14}{report['n_test_clips']:>6}{report['accuracy']:>10.4f}{report['uf1']:>8.4f}"
+                     f"{report['uar']:>8.4f}")
+    if report.get("resumed_folds"):
+        lines.append(f"resumed: {len(report['resumed_folds'])} folds kept from an interrupted attempt")
+    lines.append("confusion (rows true, columns predicted):")
+    top = 2 + len(stores)
     if report.get("parameter_count"):
-        lines.insert(3, f"parameters {report['parameter_count']:,}")
+        lines.insert(top, f"parameters {report['parameter_count']:,}")
     for key in sorted((k for k in report if k.startswith("stage") and k[5:].isdigit()), reverse=True):
         s1 = report[key]
-        lines.insert(3, f"stage {key[5:]} ({s1.get('measured_on')}): accuracy {s1['accuracy']:.4f}  "
+        lines.insert(top, f"stage {key[5:]} ({s1.get('measured_on')}): accuracy {s1['accuracy']:.4f}  "
                         f"UF1 {s1['uf1']:.4f}  UAR {s1['uar']:.4f}  ({s1['seconds_per_epoch']:.2f} s/epoch)")
     if "spotting_auc" in report:
         auc = report["spotting_auc"]
-        lines.insert(3, "spotting ROC AUC " + (f"{auc:.4f}" if auc is not None else "undefined (no frame outside "
+        lines.insert(top, "spotting ROC AUC " + (f"{auc:.4f}" if auc is not None else "undefined (no frame outside "
                                                                                   "onset..offset)"))
     width = max(len(c) for c in report["classes"]) + 1
     lines.append(" " * width + "".join(f"{c[:8]:>9}" for c in report["classes"]))
@@ -173,7 +190,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{name:<{width}}" + "".join(f"{int(v):>9}" for v in row))
     lines.append("folds:")
     for fold in report["folds"]:
-        lines.append(f"  {fold['name']:<14} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
+        lines.append(f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
                      f"acc {fold['accuracy']:.3f}  UF1 {fold['uf1']:.3f}  UAR {fold['uar']:.3f}  "
                      f"{fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch")
     return "\n".join(lines)

@@ -1,144 +1,49 @@
-"""A training run: label scheme → protocol folds → the model's recipe on each fold → report.
+"""A training run: plan (stores, labels, protocol folds) → the model's recipe on each fold → report.
 
 >>> from mepipe.train.run import RunParams, run_training
->>> report = run_training(RunParams(model="shcnn", store="data/stores/demo.zarr",
-...                                 labels="samm-3", out="runs/shcnn-demo"))   # doctest: +SKIP
->>> report["uf1"]                                                             # doctest: +SKIP
+>>> report = run_training(RunParams(model="shcnn", store=("data/stores/samm.zarr", "data/stores/casme2.zarr"),
+...                                 labels="megc-3", protocol="megc2019", out="runs/shcnn-megc"))  # doctest: +SKIP
+>>> report["uf1"], report["per_dataset"]["samm"]["uar"]                                         # doctest: +SKIP
 
 Everything the run knows about the network comes from its
 :class:`~mepipe.train.recipe.Recipe`: the features checked against the
-store before any fold runs, the size arguments the network needs, and the
+stores before any fold runs, the size arguments the network needs, and the
 stages :func:`mepipe.train.fold.run_fold` trains. Everything a fold's
 inputs depend on beyond single clips (standardisation, STRCN-A mask) is
-fitted on that fold's training clips; the test clips are only predicted.
+fitted on that fold's training clips; the test clips are read only once
+every stage of the fold is trained, so nothing chooses on them.
+
+A run writes each finished fold to its folder (:mod:`mepipe.train.runstate`),
+so a killed run, started again with the same parameters, keeps the folds it
+finished and trains the others.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-
-from mepipe.featurestore.errors import UsageError
 
 from . import metrics
 from .clips import ClipTable
-from .fold import FoldInputs, figures, run_fold
-from .labels import apply_scheme
+from .fold import figures, run_fold
 from .loop import TrainParams, describe_device, load_checkpoint, resolve_device
-from .models import create_model, get_recipe
-from .protocols import Fold, composite, cross_dataset, loso, lovo
-from .recipe import Recipe, RunOptions
-from .report import read_report, write_report
+from .models import create_model
+from .params import RunParams, RunParamsError
+from .plan import RunPlan, plan_run
+from .recipe import Recipe
+from .report import REPORT_FILE, read_report, write_report
+from .runstate import ExistingRunError, RunState
+
+__all__ = ["RunParams", "RunParamsError", "RunPlan", "load_fold_model", "plan_run", "run_training",
+           "stage_train_params"]
 
 log = logging.getLogger(__name__)
-
-PROTOCOLS = ("loso", "lovo", "composite", "cross")
-
-
-@dataclass(frozen=True)
-class RunParams:
-    """Everything that defines a run (recorded in ``report.json``).
-
-    Attributes
-    ----------
-    model : str
-        Registered model name (``mepipe.train.models.list_models()``).
-    store : str
-        Feature store folder, zip or URL.
-    labels : str
-        Label scheme (``mepipe.train.labels.list_schemes()``).
-    protocol : {"loso", "lovo", "composite", "cross"}
-    test_dataset : str, optional
-        Held-out dataset of the ``cross`` protocol (all others train).
-    out : str
-        Run folder.
-    epochs, batch_size, lr, optimizer, weight_decay : optional
-        Overrides of the first stage's settings (optimizer: "adam", "sgd" or "rmsprop").
-    device : {"auto", "cpu", "cuda"}
-    seed : int
-        Seeds every fold (each fold restarts from the same seed).
-    mask : {"fold", "global"}
-        STRCN-A mask from each fold's training clips, or from all clips (Xia).
-    in_memory : bool
-        Hold the needed features of the fold's clips in RAM.
-    folds : int, optional
-        Run only the first N folds (quick checks); the figures cover those.
-    augment : bool
-        On-the-fly augmentation of training items and batches.
-    model_args : tuple of (str, value)
-        Extra keyword arguments of the model factory (e.g. ``("n_maps", 32)``); they win over the
-        sizes the recipe derives from the store.
-    terms : tuple of str, optional
-        Objective terms, for models whose recipe takes them (Kim 2017: ``("E1", "E2")``; Table 6).
-    temporal_epochs : int, optional
-        Multi-stage models: epochs of the second (recurrent) stage.
-    patience : int, optional
-        Early stopping of the first stage on the training loss; None (default) trains every epoch.
-    workers : int
-        DataLoader worker processes.
-    progress : bool
-        tqdm bar per fold.
-    overwrite : bool
-        Replace an existing run in ``out``.
-    """
-
-    model: str
-    store: str
-    labels: str
-    protocol: str = "loso"
-    test_dataset: str | None = None
-    out: str = "runs/run"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    optimizer: str | None = None
-    weight_decay: float | None = None
-    device: str = "auto"
-    seed: int = 0
-    mask: str = "fold"
-    in_memory: bool = False
-    folds: int | None = None
-    augment: bool = True
-    model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
-    terms: tuple[str, ...] | None = None
-    temporal_epochs: int | None = None
-    patience: int | None = None
-    workers: int = 0
-    progress: bool = True
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if self.protocol == "cross" and not self.test_dataset:
-            raise ValueError("the cross protocol needs test_dataset (--test-dataset NAME)")
-        if self.mask not in ("fold", "global"):
-            raise ValueError(f"mask must be 'fold' or 'global', got {self.mask!r}")
-        if self.folds is not None and self.folds < 1:
-            raise ValueError(f"folds must be >= 1, got {self.folds}")
-        recipe = get_recipe(self.model)
-        if self.terms is not None and "terms" not in recipe.options:
-            raise ValueError(f"terms (--terms) select objective terms; model {self.model!r} has none "
-                             "(Kim 2017's E1..E5 do)")
-        if self.mask != "fold" and "mask" not in recipe.options:
-            raise ValueError(f"mask (--mask) chooses the clips of a dataset-level mask; model {self.model!r} "
-                             "reads none (STRCN-A does)")
-        if self.temporal_epochs is not None and (self.temporal_epochs < 1 or len(recipe.stages) < 2):
-            raise ValueError(f"temporal_epochs must be >= 1 and is for models with a second stage; "
-                             f"{self.model!r} has {len(recipe.stages)}")
-
-    def options(self) -> RunOptions:
-        """What item makers and objectives see of this run."""
-        return RunOptions(augment=self.augment, seed=self.seed, in_memory=self.in_memory, mask=self.mask,
-                          terms=self.terms, workers=self.workers)
 
 
 def stage_train_params(params: RunParams, recipe: Recipe) -> list[TrainParams]:
@@ -164,115 +69,121 @@ def stage_train_params(params: RunParams, recipe: Recipe) -> list[TrainParams]:
     return out
 
 
-def labelled_samples(clips: ClipTable, scheme: str, features: Sequence[str]) -> tuple[pd.DataFrame, list[str],
-                                                                                      dict[str, Any]]:
-    """The usable clips with a ``label`` column, the class names and what was dropped.
-
-    Failed clips, clips the scheme does not map, and clips lacking a needed
-    feature are dropped and counted.
-    """
-    table = clips.samples
-    failed = (table["status"].astype(str) == "failed") if "status" in table else pd.Series(False, table.index)
-    table = table[~failed]
-    labels, classes, unmapped = apply_scheme(table, scheme)
-    table = table.loc[labels.index].assign(label=labels)
-    has_all = np.array([all(clips.has(f, s) for f in features) for s in table["sample"]], dtype=bool)
-    missing = table.loc[~has_all, "sample"].astype(str).tolist() if len(table) else []
-    if missing:
-        log.warning("%d clips lack one of %s and are left out: %s", len(missing), list(features),
-                    ", ".join(missing[:5]))
-    table = table[has_all].reset_index(drop=True)
-    dropped = {"unmapped_by_scheme": unmapped, "failed": int(failed.sum()), "missing_features": missing}
-    if table.empty:
-        raise ValueError(f"{clips!r}: no clip is left to train on under scheme {scheme!r} with features "
-                         f"{list(features)} (dropped: {dropped})")
-    return table, classes, dropped
-
-
-def make_folds(table: pd.DataFrame, protocol: str, test_dataset: str | None = None) -> list[Fold]:
-    """Folds of a protocol over a labelled sample table."""
-    if protocol == "loso":
-        return loso(table)
-    if protocol == "lovo":
-        return lovo(table)
-    if protocol == "composite":
-        return composite(table)
-    others = sorted(set(table["dataset"].astype(str)) - {test_dataset})
-    return cross_dataset(table, train=others, test=test_dataset)
-
-
 def model_kwargs(params: RunParams, recipe: Recipe, clips: ClipTable, n_classes: int) -> dict[str, Any]:
     """The factory arguments of the run's model: classes, the sizes the recipe derives from the store, overrides."""
     adapted = dict(recipe.adapt(clips.geometry(recipe.reads, recipe.name)))
     return {"num_classes": n_classes, **adapted, **dict(params.model_args)}
 
 
-def run_training(params: RunParams) -> dict[str, Any]:
-    """Train and test every fold, write the run folder, return the report.
+def run_identity(plan: RunPlan) -> dict[str, Any]:
+    """What a run computes: its defining parameters, its stores and what it reads of them, its folds.
+
+    Two attempts with the same identity compute the same folds, so a killed
+    run's finished folds can be kept.
+    """
+    return {"parameters": plan.params.defining(),
+            "stores": [{"location": s["location"], "store_id": s["store_id"]} for s in plan.clips.describe()],
+            "fingerprint": plan.clips.fingerprint(plan.recipe.reads, plan.table["sample"].astype(str).tolist()),
+            "folds": [[s.fold.name, list(s.fold.test), list(s.validation)] for s in plan.folds]}
+
+
+def run_training(params: RunParams, plan: RunPlan | None = None) -> dict[str, Any]:
+    """Train and test every fold of the plan, write the run folder, return the report.
+
+    Parameters
+    ----------
+    params : RunParams
+    plan : RunPlan, optional
+        From :func:`plan_run` (made here when not given).
 
     Returns
     -------
     dict
-        The content of ``report.json`` (see :mod:`mepipe.train.report`).
+        The content of ``report.json`` (see :mod:`mepipe.train.report`):
+        pooled ``accuracy``, ``uf1``, ``uar``, ``confusion``; ``per_dataset``
+        (the same figures over each dataset's test clips); ``folds``
+        (per-fold figures); ``store`` (every store with its id); ``plan``;
+        ``warnings``; ``seconds``.
+
+    Raises
+    ------
+    ExistingRunError
+        ``params.out`` holds a finished run, or an unfinished one with other
+        parameters (``overwrite`` replaces either).
     """
     out = Path(params.out)
-    if (out / "report.json").exists() and not params.overwrite:
-        raise UsageError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
+    if (out / REPORT_FILE).exists() and not params.overwrite:
+        raise ExistingRunError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
     started = time.time()
-    recipe = get_recipe(params.model)
-    clips = ClipTable.of(params.store)
-    clips.require(recipe.reads, recipe.name)
-    table, classes, dropped = labelled_samples(clips, params.labels, recipe.reads)
-    kwargs = model_kwargs(params, recipe, clips, len(classes))
-    folds = make_folds(table, params.protocol, params.test_dataset)
-    if params.folds is not None:
-        folds = folds[:params.folds]
+    plan = plan if plan is not None else plan_run(params)
+    recipe, clips = plan.recipe, plan.clips
+    state = RunState.begin(out, run_identity(plan), overwrite=params.overwrite)
+    kwargs = model_kwargs(params, recipe, clips, len(plan.classes))
     stage_params = stage_train_params(params, recipe)
     device = resolve_device(params.device)
-    label_of = dict(zip(table["sample"].astype(str), table["label"].astype(int)))
-    log.info("%s on %r: %d clips, %d classes, %d folds, device %s", params.model, clips, len(table), len(classes),
-             len(folds), device)
+    labels, datasets = plan.labels, plan.datasets
+    log.info("%s on %r: %d clips, %d classes, %d folds, device %s", params.model, clips, len(plan.table),
+             len(plan.classes), len(plan.folds), device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     shared: dict | None = {} if params.in_memory else None
     fold_reports, predictions = [], []
-    for number, fold in enumerate(folds):
-        inputs = FoldInputs(clips, list(fold.train), [label_of[s] for s in fold.train], list(fold.test),
-                            [label_of[s] for s in fold.test], params.options(), device, shared)
-        result = run_fold(recipe, inputs, fold=fold, stage_params=stage_params, model_kwargs=kwargs,
-                          n_classes=len(classes), out=out, desc=f"fold {number + 1}/{len(folds)} {fold.name}")
+    for number, sides in enumerate(plan.folds):
+        result = state.finished.get(sides.fold.name)
+        if result is None:
+            result = run_fold(recipe, sides, clips=clips, labels=labels, options=params.options(), device=device,
+                              shared=shared, stage_params=stage_params, model_kwargs=kwargs,
+                              n_classes=len(plan.classes), out=out,
+                              desc=f"fold {number + 1}/{len(plan.folds)} {sides.fold.name}")
+            state.save(result)
         fold_reports.append(result.report)
-        predictions += result.predictions
-    report = _assemble(params, recipe, stage_params, clips, table, classes, dropped, fold_reports, predictions,
-                       device, time.time() - started)
+        predictions += [{**p, "dataset": datasets[p["sample"]]} for p in result.predictions]
+    report = _assemble(plan, stage_params, fold_reports, predictions, device, time.time() - started,
+                       resumed=list(state.kept))
     write_report(out, report)
-    return report
+    return read_report(out)
 
 
-def _assemble(params: RunParams, recipe: Recipe, stage_params: list[TrainParams], clips: ClipTable,
-              table: pd.DataFrame, classes: list[str], dropped: dict[str, Any], folds: list[dict[str, Any]],
-              predictions: list[dict[str, Any]], device: torch.device, seconds: float) -> dict[str, Any]:
+def per_dataset_figures(predictions: list[dict[str, Any]], n_classes: int) -> dict[str, dict[str, Any]]:
+    """Accuracy, UF1, UAR and confusion over each dataset's test clips, pooled over all folds (MEGC's table)."""
+    out = {}
+    for dataset in sorted({p["dataset"] for p in predictions}):
+        rows = [p for p in predictions if p["dataset"] == dataset]
+        y_true = np.array([p["true"] for p in rows], dtype=np.int64)
+        y_pred = np.array([p["pred"] for p in rows], dtype=np.int64)
+        out[dataset] = {**figures(y_true, y_pred, n_classes), "n_test_clips": len(rows)}
+    return out
+
+
+def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[str, Any]],
+              predictions: list[dict[str, Any]], device: torch.device, seconds: float,
+              resumed: list[str]) -> dict[str, Any]:
+    params, recipe, classes = plan.params, plan.recipe, plan.classes
     y_true = np.array([p["true"] for p in predictions], dtype=np.int64)
     y_pred = np.array([p["pred"] for p in predictions], dtype=np.int64)
     epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
     tested = sorted({p["sample"] for p in predictions})
-    stores = clips.describe()
-    first = next(iter(stores.values()))
+    described = plan.describe()
     report = {
         "model": params.model, "labels": params.labels, "protocol": params.protocol,
         **figures(y_true, y_pred, len(classes)), "classes": classes, "n_test_clips": len(predictions),
+        "per_dataset": per_dataset_figures(predictions, len(classes)),
         "mean_over_folds": {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "macro_f1", "uf1", "uar")},
+        "epoch_selection": params.epoch_selection(),
         "folds": folds, "predictions": predictions,
         "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
                        "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
                                   for s, t in zip(recipe.stages, stage_params)]},
-        "store": {"path": first["path"], "dataset": first["dataset"], "schema_version": first["schema_version"],
-                  "stores": stores, "fingerprint": clips.fingerprint(recipe.reads, tested),
-                  "features": list(recipe.reads), "n_clips": len(table), "dropped": dropped},
+        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(recipe.reads, tested),
+                  "features": list(recipe.reads), "n_clips": len(plan.table), "dropped": described["dropped"]},
+        "plan": {k: v for k, v in described.items() if k not in ("stores", "dropped", "folds", "warnings")},
+        "warnings": described["warnings"],
+        "resumed_folds": resumed,
         "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
         "seconds": round(seconds, 3),
         "device": describe_device(device),
         "torch": torch.__version__,
+        "mepipe": _version(),
     }
     for number, stage in enumerate(recipe.stages[:-1], start=1):
         key = f"stage{number}"
@@ -288,6 +199,13 @@ def _assemble(params: RunParams, recipe: Recipe, stage_params: list[TrainParams]
     if device.type == "cuda":
         report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
     return report
+
+
+def _version() -> str:
+    try:
+        return version("mepipe")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def load_fold_model(run: str | Path, fold: str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module,

@@ -1,0 +1,186 @@
+"""What defines a training run: :class:`RunParams`, checked when made.
+
+Kept apart from :mod:`mepipe.train.run` so that the plan
+(:mod:`mepipe.train.plan`) and the run both read one definition.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from mepipe.featurestore.errors import UsageError
+
+from .models import get_recipe
+from .protocols import PROTOCOLS
+from .recipe import RunOptions
+
+__all__ = ["EXECUTION_FIELDS", "RunParams", "RunParamsError"]
+
+EXECUTION_FIELDS = ("out", "progress", "overwrite", "workers", "in_memory")
+"""Fields that change how a run executes, not what it computes (left out when a killed run is resumed)."""
+
+
+class RunParamsError(UsageError, ValueError):
+    """Run parameters that do not go together (a protocol without its datasets, an option the model lacks)."""
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """Everything that defines a run (recorded in ``report.json``).
+
+    Attributes
+    ----------
+    model : str
+        Registered model name (``mepipe.train.models.list_models()``).
+    store : str or tuple of str
+        Feature stores (folder, zip or URL), one or several; kept as a tuple
+        (see :attr:`stores`). Clips of several stores are named
+        ``dataset/sample``.
+    labels : str
+        Label scheme (``mepipe.train.labels.list_schemes()``); ``megc-3`` for
+        the ``megc2019`` protocol, whose list gives the labels.
+    protocol : {"loso", "lovo", "megc2019", "cross", "lodo"}
+    test_dataset : str, optional
+        ``cross``: the dataset tested on.
+    train_datasets : tuple of str
+        ``cross``: the datasets trained on; default every other dataset.
+    composite_list : str, optional
+        ``megc2019``: a composite list file (``dataset,subject,clip,class``);
+        default the official MEGC 2019 list shipped with mepipe.
+    strict : bool
+        Refuse to run when a clip the protocol names is missing, failed or
+        lacks a feature (by default such clips are reported and left out).
+    store_ids : tuple of str or None
+        One per store: the store id its manifest must have (None: any).
+    val_subjects : int, optional
+        Hold out this many people of each fold's training side; each stage's
+        epoch is the one with the best UF1 on their clips. None (default):
+        fixed epochs. The test side never chooses anything.
+    out : str
+        Run folder.
+    epochs, batch_size, lr, optimizer, weight_decay : optional
+        Overrides of the first stage's settings (optimizer: "adam", "sgd" or "rmsprop").
+    device : {"auto", "cpu", "cuda"}
+    seed : int
+        Seeds every fold (each fold restarts from the same seed).
+    mask : {"fold", "global"}
+        STRCN-A mask from each fold's training clips, or from all clips (Xia).
+    in_memory : bool
+        Hold the needed features of the fold's clips in RAM.
+    folds : int, optional
+        Run only the first N folds (quick checks); the figures cover those.
+    augment : bool
+        On-the-fly augmentation of training items and batches.
+    model_args : tuple of (str, value)
+        Extra keyword arguments of the model factory (e.g. ``("n_maps", 32)``); they win over the
+        sizes the recipe derives from the store.
+    terms : tuple of str, optional
+        Objective terms, for models whose recipe takes them (Kim 2017: ``("E1", "E2")``; Table 6).
+    temporal_epochs : int, optional
+        Multi-stage models: epochs of the second (recurrent) stage.
+    patience : int, optional
+        Early stopping after this many epochs without improvement: of the
+        validation UF1 with ``val_subjects``, else of the first stage's
+        training loss. None (default) trains every epoch.
+    workers : int
+        DataLoader worker processes.
+    progress : bool
+        tqdm bar per fold.
+    overwrite : bool
+        Replace a finished or unfinished run in ``out`` instead of refusing or resuming.
+    """
+
+    model: str
+    store: str | tuple[str, ...]
+    labels: str
+    protocol: str = "loso"
+    test_dataset: str | None = None
+    train_datasets: tuple[str, ...] = ()
+    composite_list: str | None = None
+    strict: bool = False
+    store_ids: tuple[str | None, ...] = ()
+    val_subjects: int | None = None
+    out: str = "runs/run"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    device: str = "auto"
+    seed: int = 0
+    mask: str = "fold"
+    in_memory: bool = False
+    folds: int | None = None
+    augment: bool = True
+    model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    terms: tuple[str, ...] | None = None
+    temporal_epochs: int | None = None
+    patience: int | None = None
+    workers: int = 0
+    progress: bool = True
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        stores = (self.store,) if isinstance(self.store, str) else tuple(str(s) for s in self.store)
+        object.__setattr__(self, "store", stores)
+        object.__setattr__(self, "train_datasets", tuple(self.train_datasets))
+        object.__setattr__(self, "store_ids", tuple(self.store_ids))
+        if not stores:
+            raise RunParamsError("a run needs at least one store")
+        if self.store_ids and len(self.store_ids) != len(stores):
+            raise RunParamsError(f"{len(self.store_ids)} store ids for {len(stores)} stores; give one per store, "
+                                 "in the same order")
+        if self.protocol not in PROTOCOLS:
+            raise RunParamsError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.protocol == "cross" and not self.test_dataset:
+            raise RunParamsError("the cross protocol needs test_dataset (--test-dataset NAME)")
+        if self.protocol != "cross" and (self.test_dataset or self.train_datasets):
+            raise RunParamsError(f"test_dataset and train_datasets (--test-dataset, --train-dataset) belong to the "
+                                 f"cross protocol, not {self.protocol!r}")
+        if self.protocol == "megc2019" and self.labels != "megc-3":
+            raise RunParamsError(f"the megc2019 protocol takes its labels from the composite list, in the megc-3 "
+                                 f"classes; use --labels megc-3, not {self.labels!r}")
+        if self.composite_list is not None and self.protocol != "megc2019":
+            raise RunParamsError("composite_list (--composite-list) belongs to the megc2019 protocol")
+        if self.val_subjects is not None and self.val_subjects < 1:
+            raise RunParamsError(f"val_subjects must be >= 1, got {self.val_subjects}")
+        if self.mask not in ("fold", "global"):
+            raise RunParamsError(f"mask must be 'fold' or 'global', got {self.mask!r}")
+        if self.folds is not None and self.folds < 1:
+            raise RunParamsError(f"folds must be >= 1, got {self.folds}")
+        recipe = get_recipe(self.model)
+        if self.terms is not None and "terms" not in recipe.options:
+            raise RunParamsError(f"terms (--terms) select objective terms; model {self.model!r} has none "
+                                 "(Kim 2017's E1..E5 do)")
+        if self.mask != "fold" and "mask" not in recipe.options:
+            raise RunParamsError(f"mask (--mask) chooses the clips of a dataset-level mask; model {self.model!r} "
+                                 "reads none (STRCN-A does)")
+        if self.temporal_epochs is not None and (self.temporal_epochs < 1 or len(recipe.stages) < 2):
+            raise RunParamsError(f"temporal_epochs must be >= 1 and is for models with a second stage; "
+                                 f"{self.model!r} has {len(recipe.stages)}")
+
+    @property
+    def stores(self) -> tuple[str, ...]:
+        """The store locations, in order."""
+        return self.store  # type: ignore[return-value]
+
+    def options(self) -> RunOptions:
+        """What item makers and objectives see of this run."""
+        return RunOptions(augment=self.augment, seed=self.seed, in_memory=self.in_memory, mask=self.mask,
+                          terms=self.terms, workers=self.workers)
+
+    def epoch_selection(self) -> str:
+        """How each stage's epoch is chosen, in words (for reports): never on the test side."""
+        if self.val_subjects is not None:
+            stop = f"; stops after {self.patience} epochs without a higher one" if self.patience else ""
+            return (f"validation: {self.val_subjects} people of each fold's training side held out; each stage "
+                    f"keeps the epoch with the best UF1 on their clips{stop}")
+        if self.patience is not None:
+            return f"early stopping on the first stage's training loss (patience {self.patience})"
+        return "fixed epochs"
+
+    def defining(self) -> dict[str, Any]:
+        """The fields that define what the run computes (all but :data:`EXECUTION_FIELDS`), JSON-able."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_FIELDS}
+
