@@ -11,9 +11,12 @@ method with an IIR temporal band-pass, and Wu et al.'s reference code
    ``lowpass(r)[t] = (1 - r) * lowpass(r)[t - 1] + r * pyr[t]`` and both
    start at the first frame's pyramid (so the first frame is unchanged).
 3. Multiply each level's band by its own factor: α on coarse levels, the
-   bound α_c = λ / (8 δ) − 1 (times an exaggeration factor) on fine levels
-   whose representative wavelength λ is below the cut-off λ_c, and 0 on the
-   finest level and on the low-pass residual.
+   bound α_c = λ / (8 δ) − 1 on fine levels whose representative wavelength
+   λ is below the cut-off λ_c, and 0 on the finest level and on the
+   low-pass residual. Xia use min(α, α_c) (§IV-A); Wu's code multiplies
+   α_c by an exaggeration factor of 2, which doubles the gain of the fine
+   levels (``MagnifyParams.exaggeration``: 1 = Xia, the default; 2 = Wu's
+   code).
 4. Add the reconstructed amplified bands to the frame and clip to uint8.
 
 For colour clips the work is done in YIQ and the chroma channels' amplified
@@ -59,7 +62,8 @@ class MagnifyParams:
         Pyramid levels including the low-pass residual; None = as many as fit
         (the smaller side is halved while it is >= 5 px), as Wu's ``'auto'``.
     exaggeration : float
-        Factor on α_c, Wu's code's ``exaggeration_factor`` (2).
+        Factor on α_c. 1 is Xia's ``min(α, α_c)``; 2 is Wu's code's
+        ``exaggeration_factor``, which doubles the fine levels' gain.
     wavelength_divisor : float
         The coarsest level's representative wavelength is the frame diagonal
         divided by this (Wu's experimental constant 3); it halves per level.
@@ -86,7 +90,7 @@ class MagnifyParams:
     r2: float = 0.05
     lambda_c: float = 16.0
     n_levels: int | None = None
-    exaggeration: float = 2.0
+    exaggeration: float = 1.0
     wavelength_divisor: float = 3.0
     chroma_attenuation: float = 0.1
     size: tuple[int, int] = (128, 128)
