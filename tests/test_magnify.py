@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mepipe.pipeline.stages.magnify import MagnifyParams, level_alphas, magnify, magnify_resized
+from mepipe.pipeline.stages.magnify import MagnifyParams, level_alphas, magnify, magnify_frames, magnify_resized
 
 cv2.setNumThreads(1)
 
@@ -204,6 +204,19 @@ def test_magnify_resized_keys_shapes_and_resize():
     # A static clip comes back as its INTER_AREA resize.
     expected = cv2.resize(frame, (64, 48), interpolation=cv2.INTER_AREA)
     assert np.abs(out[(8.0, (64, 48))][3].astype(int) - expected).max() <= 1
+
+
+def test_magnify_frames_are_those_of_the_whole_clip():
+    # Frame t of the magnified clip depends on frames 0..t only; rendering two frames gives the same bytes.
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (40, 48), dtype=np.uint8), (0, 0), 2).astype(np.float64)
+    clip = np.stack([np.roll(frame, k // 3, axis=1) for k in range(9)]).astype(np.uint8)
+    out = magnify_frames(clip, (5.0, 8.0), (2, 7))
+    assert out.shape == (2, 2, 40, 48) and out.dtype == np.uint8
+    for a, alpha in enumerate((5.0, 8.0)):
+        assert np.array_equal(out[a], magnify(clip, alpha)[[2, 7]])
+    with pytest.raises(ValueError, match="frame indices"):
+        magnify_frames(clip, (8.0,), (9,))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -228,6 +228,41 @@ def magnify_resized(crops: np.ndarray,
     return out
 
 
+def magnify_frames(clip: np.ndarray, alphas: tuple[float, ...], indices: tuple[int, ...],
+                   params: MagnifyParams | None = None) -> np.ndarray:
+    """Some frames of a clip magnified with each of several α.
+
+    The temporal filter runs over the whole clip, so frame t is exactly
+    ``magnify(clip, α)[t]``; only the requested frames are reconstructed,
+    which is what a consumer of two frames (onset and apex) needs.
+
+    Parameters
+    ----------
+    clip : ndarray, shape (T, H, W) or (T, H, W, C), uint8
+        Aligned frames (H, W >= 10).
+    alphas : tuple of float
+        Amplification factors (>= 0).
+    indices : tuple of int
+        Frames to render, 0 <= index < T.
+    params : MagnifyParams, optional
+        Filter and pyramid parameters (``alphas`` and the sizes are not used).
+
+    Returns
+    -------
+    ndarray, shape (len(alphas), len(indices)) + clip.shape[1:], uint8
+    """
+    params = params or MagnifyParams()
+    clip = _check_clip(clip)
+    indices = tuple(int(i) for i in indices)
+    if any(not 0 <= i < len(clip) for i in indices):
+        raise ValueError(f"frame indices {indices} must lie in 0..{len(clip) - 1}")
+    if any(not a >= 0 for a in alphas):
+        raise ValueError(f"alphas must be >= 0, got {alphas!r}")
+    bands = _bandpass_pyramid(_to_working(clip, params), _n_levels(clip.shape[1:3], params), params)
+    return np.stack([_render(clip, bands, level_alphas(clip.shape[1:3], a, params), params, indices)
+                     for a in alphas])
+
+
 def _n_levels(shape: tuple[int, int], params: MagnifyParams) -> int:
     side, fit = min(shape[:2]), 1
     while side >= _BINOMIAL_TAPS:
@@ -311,22 +346,24 @@ def _iir_bandpass(x: np.ndarray, params: MagnifyParams) -> np.ndarray:
 
 
 def _render(clip: np.ndarray, bands: list[np.ndarray], factors: tuple[float, ...],
-            params: MagnifyParams) -> np.ndarray:
-    """Add the amplified, reconstructed bands to the clip and clip to uint8."""
+            params: MagnifyParams, indices: tuple[int, ...] | None = None) -> np.ndarray:
+    """Add the amplified, reconstructed bands to the clip (or its frames ``indices``) and clip to uint8."""
+    frames = clip if indices is None else clip[list(indices)]
+    times = range(len(clip)) if indices is None else indices
     active = [level for level, factor in enumerate(factors) if factor != 0.0]
     if not active:
-        return clip.copy()
+        return frames.copy()
     coarsest = max(active)
-    added = np.empty(bands[0].shape, dtype=np.float32)
-    for t in range(len(clip)):
+    added = np.empty((len(frames),) + bands[0].shape[1:], dtype=np.float32)
+    for k, t in enumerate(times):
         acc = factors[coarsest] * bands[coarsest][t]
         for level in range(coarsest - 1, -1, -1):
             acc = cv2.pyrUp(acc, dstsize=bands[level].shape[2:0:-1]).reshape(bands[level].shape[1:])
             if factors[level] != 0.0:
                 acc += factors[level] * bands[level][t]
-        added[t] = acc
+        added[k] = acc
     if clip.ndim == 4 and clip.shape[-1] == 3:
         chroma = np.array([1.0, params.chroma_attenuation, params.chroma_attenuation])
         added = _mix_channels(added, np.linalg.inv(_yiq_matrix(params)) * chroma)
-    added = added.reshape(clip.shape)
-    return np.clip(np.rint(clip + added), 0, 255).astype(np.uint8)
+    added = added.reshape(frames.shape)
+    return np.clip(np.rint(frames + added), 0, 255).astype(np.uint8)
