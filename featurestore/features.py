@@ -239,10 +239,10 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "optical flow between consecutive frames in pixels of the flow grid",
                "TV-L1 flow (u, v) from each crop to the next at flow_consecutive.size (Nag's temporal network; "
                "64x64)", {"uv": 2, **_size("flow_consecutive")}),
-    FeatureDef("magnified", "magnify", ("frame", "alpha", "y", "x", "channel"), "uint8", _GREY,
+    FeatureDef("magnified", "magnify", ("frame", "y", "x", "channel"), "uint8", _GREY,
                "Eulerian-magnified face crop intensity",
-               "aligned clip magnified with each alpha of magnify.alphas (Wu et al. 2012) at magnify.size",
-               {"alpha": Param("magnify", "alphas", length=True), **_size("magnify")}),
+               "aligned clip magnified with magnify.test_alpha (Wu et al. 2012; Xia: 8) at magnify.size; the apex "
+               "stage's std-diff input", _size("magnify")),
     FeatureDef("magnified_small", "magnify", ("frame", "alpha", "y", "x", "channel"), "uint8", _GREY,
                "Eulerian-magnified face crop intensity, STRCN-A size",
                "aligned clip magnified with each alpha at magnify.small_size, the input of STRCN-A's appearance "
@@ -259,11 +259,11 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "sum of |LFM| over the clip's maps divided by the face size (Choi eq. 3; below 0.35 a "
                "micro-expression, §IV-B)"),
     FeatureDef("heatmap", "appearance", ("y", "x"), "float32", _GREY, "difference heat map",
-               "sum_t |I(t) - I(0)| of the first alpha's magnified_small grey clip (Xia eq. 4)",
+               "sum_t |I(t) - I(0)| of the magnify.test_alpha magnified_small grey clip (Xia eq. 4)",
                _size("magnify", "small_size")),
     FeatureDef("appearance_frames", "appearance", ("time", "y", "x", "channel"), "float16", _GREY,
                "time-normalised magnified face crop intensity",
-               "the first alpha's magnified_small clip resampled to appearance.n_time frames (Xia §III-C1)",
+               "the magnify.test_alpha magnified_small clip resampled to appearance.n_time frames (Xia §III-C1)",
                {"time": Param("appearance", "n_time"), **_size("magnify", "small_size")}),
     FeatureDef("appearance", "appearance_mask", ("pixel", "time", "channel"), "float16", _GREY,
                "masked appearance matrix",
@@ -283,6 +283,16 @@ _FEATURES: tuple[FeatureDef, ...] = (
 
 FEATURES: dict[str, FeatureDef] = {f.name: f for f in _FEATURES}
 """Every feature, by name, in the order stages produce them."""
+
+
+def test_alpha_index(stage_params: Mapping[str, Mapping[str, Any]]) -> int:
+    """Position of ``magnify.test_alpha`` along the ``alpha`` dim, under recorded stage parameters.
+
+    The test alpha (Xia: 8) is the one of heat maps, test inputs and the
+    ``magnified`` clip; training samples the others.
+    """
+    magnify = stage_params["magnify"]
+    return [float(a) for a in magnify["alphas"]].index(float(magnify["test_alpha"]))
 
 
 def feature_def(name: str) -> FeatureDef:

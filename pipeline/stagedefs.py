@@ -139,17 +139,19 @@ def _flow_consecutive(ctx, inputs, params, shared):
     return StageOutput({"flow_consecutive": out}, {"gap_pairs": [int(b) for b in breaks]})
 
 
-def _with_channel(clip: np.ndarray) -> np.ndarray:
-    return clip if clip.ndim == 4 else clip[..., None]
+def _squeezed(crops: np.ndarray) -> np.ndarray:
+    """Crops (T, S, S, C) as the magnification kernels take them: greyscale without its channel axis."""
+    return crops[..., 0] if crops.shape[-1] == 1 else crops
 
 
 def _magnify(ctx, inputs, params, shared):
     crops = inputs["crops"]
-    crops = crops[..., 0] if crops.shape[-1] == 1 else crops
-    outputs = magnify.magnify_resized(crops, params)
-    by_size = {name: np.stack([_with_channel(outputs[(a, size)]) for a in params.alphas], axis=1)
-               for name, size in (("magnified", params.size), ("magnified_small", params.small_size))}
-    return StageOutput(by_size, {"alphas": list(params.alphas)})
+    grey = crops.shape[-1] == 1
+    small = magnify.magnify_sized(_squeezed(crops), params.small_size, params.alphas, params)
+    test = magnify.magnify_sized(_squeezed(crops), params.size, (params.test_alpha,), params)[:, 0]
+    return StageOutput({"magnified": test[..., None] if grey else test,
+                        "magnified_small": small[..., None] if grey else small},
+                       {"alphas": list(params.alphas), "test_alpha": params.test_alpha})
 
 
 def _lfm(ctx, inputs, params, shared):
@@ -160,7 +162,7 @@ def _lfm(ctx, inputs, params, shared):
 
 
 def _appearance(ctx, inputs, params, shared):
-    clip = inputs["magnified_small"][:, 0].astype(np.float32)
+    clip = inputs["magnified_small"][:, shared["magnify"].test_index].astype(np.float32)
     grey = clip.mean(axis=-1)
     return StageOutput({"heatmap": appearance.heatmap(grey),
                         "appearance_frames": time_normalise(clip, params.n_time)})
@@ -206,6 +208,8 @@ def register_stage(stage: StageDef) -> StageDef:
 register_stage(StageDef("landmarks", landmarks.VERSION, landmarks.LandmarkParams, (), (), True, False, _landmarks))
 register_stage(StageDef("align", align.VERSION, align.AlignParams, ("landmarks",), ("landmarks",), True, False,
                         _align))
+register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",), False, False,
+                        _magnify))
 register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align",), ("crops",), False, True, _apex))
 register_stage(StageDef("flow_onset_apex", flow.VERSION, flow.OnsetApexFlowParams, ("align", "apex"),
                         ("crops", "state_index"), False, False, _flow_onset_apex))
@@ -213,8 +217,6 @@ register_stage(StageDef("flow_first_each", flow.VERSION, flow.FirstEachFlowParam
                         False, False, _flow_first_each))
 register_stage(StageDef("flow_consecutive", flow.VERSION, flow.ConsecutiveFlowParams, ("align",), ("crops",),
                         False, False, _flow_consecutive))
-register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",), False, False,
-                        _magnify))
 register_stage(StageDef("lfm", lfm.VERSION, lfm.LFMParams, ("landmarks",), ("landmarks",), False, True, _lfm))
 register_stage(StageDef("appearance", appearance.VERSION, appearance.AppearanceParams, ("magnify",),
                         ("magnified_small",), False, False, _appearance))

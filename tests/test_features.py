@@ -21,8 +21,8 @@ def test_every_feature_has_its_shape_and_dtype(full_store):
         "flow_onset_apex": ((2, 245, 300), np.float16),
         "flow_first_each": ((N - 1, 2, 112, 112), np.float16),
         "flow_consecutive": ((N - 1, 2, 64, 64), np.float16),
-        "magnified": ((N, 1, 128, 128, 1), np.uint8),
-        "magnified_small": ((N, 1, 48, 64, 1), np.uint8),
+        "magnified": ((N, 128, 128, 1), np.uint8),
+        "magnified_small": ((N, 10, 48, 64, 1), np.uint8),  # Xia's alphas 5..14
         "lfm": ((N - 8, 68, 68), np.uint8),  # lag T = 200 / 25 = 8
         "clfm": ((N - 8, 21, 21), np.uint8),
         "sfem": ((), np.float64),
@@ -59,8 +59,10 @@ def test_parameters_are_recorded_with_paper_defaults(full_store):
     stages = open_store(full_store).record.stages
     assert stages["flow_first_each"].params["size"] == [112, 112]
     assert stages["flow_onset_apex"].params["size"] == [300, 245]
-    assert stages["magnify"].params["alphas"] == [8.0]
+    assert stages["magnify"].params["alphas"] == [float(a) for a in range(5, 15)]
+    assert stages["magnify"].params["test_alpha"] == 8.0 and stages["magnify"].params["exaggeration"] == 1.0
     assert stages["magnify"].params["r1"] == 0.4 and stages["magnify"].params["r2"] == 0.05
+    assert stages["flow_first_each"].params["compute_at"] == "crop"
     assert stages["appearance_mask"].params["keep_fraction"] == 0.3 and stages["appearance"].params["n_time"] == 30
     assert stages["lfm"].params["lag_fps_divisor"] == 25.0
 
@@ -92,9 +94,13 @@ def test_feature_selection_names():
 
 
 def test_config_file_changes_a_stage_and_rejects_typos(tmp_path):
-    params = params_from_mapping({"magnify": {"alphas": [5, 10]}, "flow_consecutive": {"size": [32, 32]}})
+    params = params_from_mapping({"magnify": {"alphas": [5, 10], "test_alpha": 5},
+                                  "flow_consecutive": {"size": [32, 32]}})
     assert params["magnify"].alphas == (5, 10) and params["flow_consecutive"].size == (32, 32)
-    with pytest.raises(ConfigError, match=r"magnify\.alpha: unknown parameter; valid keys of magnify: alphas, r1"):
+    with pytest.raises(ConfigError, match=r"magnify: MagnifyParams\.test_alpha=8\.0 must be one of alphas"):
+        params_from_mapping({"magnify": {"alphas": [5, 10]}})
+    with pytest.raises(ConfigError, match=r"magnify\.alpha: unknown parameter; valid keys of magnify: alphas, "
+                                          r"test_alpha, r1"):
         params_from_mapping({"magnify": {"alpha": 5}})
     with pytest.raises(ConfigError, match="magnfy: unknown stage"):
         params_from_mapping({"magnfy": {}})
@@ -197,7 +203,7 @@ def test_changing_alphas_recomputes_only_magnification_and_after(full_store, sma
     params["magnify"] = dataclasses.replace(params["magnify"], alphas=(5.0, 8.0))
     report = run_build(build_options(small_demo, store, stages=None, params=params))
     assert report.tasks_run == {"magnify": 6, "appearance": 6}
-    assert open_store(store).read("magnified", "001_1_1").shape[1] == 2
+    assert open_store(store).read("magnified_small", "001_1_1").shape[1] == 2
 
 
 @pytest.mark.parametrize("feature", ["flow_onset_apex", "flow_first_each", "lfm", "magnified", "intensity", "mask"])

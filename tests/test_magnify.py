@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mepipe.pipeline.stages.magnify import MagnifyParams, level_alphas, magnify, magnify_frames, magnify_resized
+from mepipe.pipeline.stages.magnify import (MagnifyParams, level_alphas, magnify, magnify_frames, magnify_resized,
+                                            magnify_sized)
 
 cv2.setNumThreads(1)
 
@@ -72,7 +73,9 @@ def _oscillation_amplitude(clip: np.ndarray, period: float, direction=None) -> f
 
 def test_defaults_follow_xia_and_wu():
     p = MagnifyParams()
-    assert (p.alphas, p.r1, p.r2, p.lambda_c) == ((8.0,), 0.4, 0.05, 16.0)
+    assert p.alphas == (5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0)  # Xia §III-E
+    assert p.test_alpha == 8.0 and p.alphas[p.test_index] == 8.0  # Xia §IV-A: testing with alpha = 8
+    assert (p.r1, p.r2, p.lambda_c) == (0.4, 0.05, 16.0)
     assert (p.small_size, p.size) == ((64, 48), (128, 128))
     assert p.exaggeration == 1.0 and p.wavelength_divisor == 3.0 and p.chroma_attenuation == 0.1
 
@@ -198,6 +201,7 @@ def test_magnify_resized_keys_shapes_and_resize():
     frame = cv2.GaussianBlur(rng.integers(0, 256, (256, 256), dtype=np.uint8), (0, 0), 3)
     crops = np.repeat(frame[None], 6, axis=0)
     out = magnify_resized(crops, MagnifyParams(alphas=(5, 8)))
+    assert np.array_equal(magnify_sized(crops, (64, 48), (8.0, 5.0))[:, 0], out[(8.0, (64, 48))])
     assert set(out) == {(a, s) for a in (5.0, 8.0) for s in ((64, 48), (128, 128))}
     assert out[(5.0, (64, 48))].shape == (6, 48, 64)
     assert out[(8.0, (128, 128))].shape == (6, 128, 128)
@@ -222,6 +226,7 @@ def test_magnify_frames_are_those_of_the_whole_clip():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(r1=0.05, r2=0.4), "r2 < r1"),
     (dict(alphas=()), "alphas"),
+    (dict(alphas=(5, 6)), "test_alpha=8.0 must be one of alphas"),
     (dict(alphas=(-1,)), "alphas"),
     (dict(n_levels=2), "n_levels"),
     (dict(small_size=(64, 4)), "small_size"),

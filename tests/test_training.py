@@ -91,7 +91,7 @@ def write_synthetic_store(path, *, n_subjects=4, n_clips=2, n_fields=4, seed=0, 
     if shuffle_labels:
         table["emotion"] = rng.permutation(table["emotion"].to_numpy())
     writer.write_samples(table)
-    finish_synthetic_store(writer, "synth", magnify={"alphas": (40.0, 60.0)})
+    finish_synthetic_store(writer, "synth", magnify={"alphas": (40.0, 60.0), "test_alpha": 40.0})
     return path
 
 

@@ -41,6 +41,9 @@ _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                         [0.211, -0.523, 0.312]], dtype=np.float64)
 """NTSC RGB→YIQ, as MATLAB's ``rgb2ntsc`` used by Wu et al.'s code."""
 
+XIA_ALPHAS = tuple(float(a) for a in range(5, 15))
+"""Xia et al.'s amplification factors for training data, 5, 6, ..., 14 (§III-E)."""
+
 
 @dataclass(frozen=True)
 class MagnifyParams:
@@ -49,8 +52,12 @@ class MagnifyParams:
     Attributes
     ----------
     alphas : tuple of float
-        Amplification factors to render. Xia et al. test with 8 and augment
-        training data with 5, 6, ..., 14.
+        Amplification factors of the ``magnified_small`` clips (and of
+        STRCN-G's magnified flows): Xia et al. augment training data with 5,
+        6, ..., 14 (the default).
+    test_alpha : float
+        The α of test inputs, heat maps, the apex estimate and the
+        ``magnified`` clip (Xia: 8); one of ``alphas``.
     r1, r2 : float
         Coefficients of the two first-order IIR low-passes whose difference is
         the temporal band-pass, ``0 < r2 < r1 <= 1`` (Xia's "cut-offs" 0.4 and
@@ -70,7 +77,7 @@ class MagnifyParams:
     chroma_attenuation : float
         Factor on the amplified I and Q (YIQ) bands of colour clips.
     size : (int, int)
-        (W, H) of the ``magnified`` feature (128×128).
+        (W, H) of the ``magnified`` feature (128×128, ``test_alpha`` only).
     small_size : (int, int)
         (W, H) of the ``magnified_small`` feature, STRCN-A's input (Xia: 64×48).
     channel_order : {"BGR", "RGB"}
@@ -85,7 +92,8 @@ class MagnifyParams:
        world", ACM Trans. Graph. 31(4), 2012. https://doi.org/10.1145/2185520.2185561
     """
 
-    alphas: tuple[float, ...] = (8.0,)
+    alphas: tuple[float, ...] = XIA_ALPHAS
+    test_alpha: float = 8.0
     r1: float = 0.4
     r2: float = 0.05
     lambda_c: float = 16.0
@@ -102,6 +110,10 @@ class MagnifyParams:
         if not alphas or any(not a >= 0 for a in alphas):
             raise ValueError(f"MagnifyParams.alphas must be a non-empty tuple of values >= 0, got {self.alphas!r}")
         object.__setattr__(self, "alphas", alphas)
+        if float(self.test_alpha) not in alphas:
+            raise ValueError(f"MagnifyParams.test_alpha={self.test_alpha!r} must be one of alphas {alphas}; "
+                             "add it to alphas or set test_alpha")
+        object.__setattr__(self, "test_alpha", float(self.test_alpha))
         if not 0 < self.r2 < self.r1 <= 1:
             raise ValueError(f"MagnifyParams needs 0 < r2 < r1 <= 1, got r1={self.r1!r}, r2={self.r2!r}")
         for name in ("lambda_c", "exaggeration", "wavelength_divisor"):
@@ -119,11 +131,16 @@ class MagnifyParams:
         if self.channel_order not in ("BGR", "RGB"):
             raise ValueError(f"MagnifyParams.channel_order must be 'BGR' or 'RGB', got {self.channel_order!r}")
 
+    @property
+    def test_index(self) -> int:
+        """Position of ``test_alpha`` in ``alphas`` (along the ``alpha`` dim of ``magnified_small``)."""
+        return self.alphas.index(self.test_alpha)
 
     @property
     def sizes(self) -> tuple[tuple[int, int], ...]:
         """The (W, H) output sizes :func:`magnify_resized` renders: ``small_size`` and ``size``."""
         return tuple(dict.fromkeys((self.small_size, self.size)))
+
 
 def level_alphas(shape: tuple[int, int], alpha: float, params: MagnifyParams | None = None) -> tuple[float, ...]:
     """Amplification factor of every pyramid level, finest first (Wu's rule).
@@ -218,14 +235,37 @@ def magnify_resized(crops: np.ndarray,
         pyramid and temporal filter are computed once per size.
     """
     params = params or MagnifyParams()
-    crops = _check_clip(crops, min_side=1)
     out = {}
     for size in params.sizes:
-        clip = _resize(crops, size)
-        bands = _bandpass_pyramid(_to_working(clip, params), _n_levels(clip.shape[1:3], params), params)
-        for alpha in params.alphas:
-            out[(alpha, size)] = _render(clip, bands, level_alphas(clip.shape[1:3], alpha, params), params)
+        clips = magnify_sized(crops, size, params.alphas, params)
+        out.update({(alpha, size): clips[:, k] for k, alpha in enumerate(params.alphas)})
     return out
+
+
+def magnify_sized(crops: np.ndarray, size: tuple[int, int], alphas: tuple[float, ...],
+                  params: MagnifyParams | None = None) -> np.ndarray:
+    """Resize crops to ``size`` (W, H) and magnify them with each α.
+
+    Parameters
+    ----------
+    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
+        Aligned face crops.
+    size : (int, int)
+        Output (W, H).
+    alphas : tuple of float
+        Amplification factors; the pyramid and temporal filter are computed once.
+    params : MagnifyParams, optional
+        Filter and pyramid parameters (its own ``alphas`` and sizes are not used).
+
+    Returns
+    -------
+    ndarray, shape (T, len(alphas), H, W) or (T, len(alphas), H, W, C), uint8
+    """
+    params = params or MagnifyParams()
+    clip = _resize(_check_clip(crops, min_side=1), size)
+    bands = _bandpass_pyramid(_to_working(clip, params), _n_levels(clip.shape[1:3], params), params)
+    return np.stack([_render(clip, bands, level_alphas(clip.shape[1:3], a, params), params) for a in alphas],
+                    axis=1)
 
 
 def magnify_frames(clip: np.ndarray, alphas: tuple[float, ...], indices: tuple[int, ...],
