@@ -216,7 +216,8 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "affine from source pixels to crop pixels",
                "2x3 affine matrix per frame mapping source pixels to crop pixels", {"row": 2, "col": 3}),
     FeatureDef("stddiff", "apex", ("frame",), "float32", _GREY, "std of the difference to the first frame",
-               "sigma(t) = std(I_t - I_0) over the aligned clip in grey levels (Xia eq. 5); apex = argmax"),
+               "sigma(t) = std(I_t - I_0) in grey levels over the magnified clip (Xia eq. 5) or the crops, as "
+               "apex.stddiff_on says; apex = argmax"),
     FeatureDef("ncc", "apex", ("frame",), "float32", _GREY, "normalised cross-correlation with the apex",
                "zero-mean NCC of each frame with the reference apex frame (Kim 2017, §2.2.1)"),
     FeatureDef("intensity", "apex", ("frame",), "float32", _GREY, "expression intensity",

@@ -87,7 +87,8 @@ def _align(ctx, inputs, params, shared):
 
 
 def _apex(ctx, inputs, params, shared):
-    r = apex.estimate(inputs["crops"], ctx.truth, params)
+    magnified = inputs["magnified"] if params.stddiff_on == "magnified" else None
+    r = apex.estimate(inputs["crops"], ctx.truth, params, magnified)
     number = ctx.frame_numbers
     return StageOutput(
         {"stddiff": r.stddiff, "ncc": r.ncc, "intensity": r.intensity, "state": r.state,
@@ -210,7 +211,8 @@ register_stage(StageDef("align", align.VERSION, align.AlignParams, ("landmarks",
                         _align))
 register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",), False, False,
                         _magnify))
-register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align",), ("crops",), False, True, _apex))
+register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align", "magnify"), ("crops", "magnified"), False,
+                        True, _apex))
 register_stage(StageDef("flow_onset_apex", flow.VERSION, flow.OnsetApexFlowParams, ("align", "apex"),
                         ("crops", "state_index"), False, False, _flow_onset_apex))
 register_stage(StageDef("flow_first_each", flow.VERSION, flow.FirstEachFlowParams, ("align",), ("crops",),

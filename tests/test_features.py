@@ -63,6 +63,7 @@ def test_parameters_are_recorded_with_paper_defaults(full_store):
     assert stages["magnify"].params["test_alpha"] == 8.0 and stages["magnify"].params["exaggeration"] == 1.0
     assert stages["magnify"].params["r1"] == 0.4 and stages["magnify"].params["r2"] == 0.05
     assert stages["flow_first_each"].params["compute_at"] == "crop"
+    assert stages["apex"].params["stddiff_on"] == "magnified"
     assert stages["appearance_mask"].params["keep_fraction"] == 0.3 and stages["appearance"].params["n_time"] == 30
     assert stages["lfm"].params["lag_fps_divisor"] == 25.0
 
@@ -85,8 +86,8 @@ def test_every_stage_output_is_a_feature_and_every_feature_has_a_stage():
 
 
 def test_feature_selection_names():
-    assert stages_for(["flow"]) == ["landmarks", "align", "apex", "flow_onset_apex", "flow_first_each",
-                                    "flow_consecutive"]
+    assert stages_for(["flow"]) == ["landmarks", "align", "magnify", "apex", "flow_onset_apex",
+                                    "flow_first_each", "flow_consecutive"]
     assert stages_for(["clfm"]) == ["landmarks", "lfm"]
     assert stages_for(["appearance_mask"]) == ["landmarks", "align", "magnify", "appearance"]
     with pytest.raises(KeyError, match="unknown feature"):
@@ -159,7 +160,9 @@ def test_configured_sizes_are_stored_and_models_adapt_or_refuse(full_store, smal
     params["magnify"] = dataclasses.replace(params["magnify"], small_size=(96, 72))
     params["kim"] = dataclasses.replace(params["kim"], size=48)
     report = run_build(build_options(small_demo, store, stages=None, params=params))
-    assert report.tasks_run == {"flow_consecutive": 6, "magnify": 6, "appearance": 6, "kim": 6}
+    # apex reads the magnified clip: a magnify parameter recomputes it and what follows it
+    assert report.tasks_run == {"flow_consecutive": 6, "magnify": 6, "apex": 6, "flow_onset_apex": 6,
+                                "appearance": 6, "kim": 6}
     opened = open_store(store)
     assert opened.read("flow_consecutive", "001_1_1").shape[2:] == (32, 32)
     assert opened.read("magnified_small", "001_1_1").shape[2:4] == (72, 96)
@@ -202,7 +205,8 @@ def test_changing_alphas_recomputes_only_magnification_and_after(full_store, sma
     params = fast_flow_params()
     params["magnify"] = dataclasses.replace(params["magnify"], alphas=(5.0, 8.0))
     report = run_build(build_options(small_demo, store, stages=None, params=params))
-    assert report.tasks_run == {"magnify": 6, "appearance": 6}
+    # the apex reads the magnified clip, so it and the stages after it recompute; the other flows do not
+    assert report.tasks_run == {"magnify": 6, "apex": 6, "flow_onset_apex": 6, "appearance": 6, "kim": 6}
     assert open_store(store).read("magnified_small", "001_1_1").shape[1] == 2
 
 

@@ -47,15 +47,16 @@ class ApexParams:
     blur_sigma : float
         Gaussian blur (pixels at ``size``) before differencing; 0 = none.
     stddiff_on : {"magnified", "crops"}
-        The clip std-diff runs on: the Eulerian-magnified clip (Xia eq. 5
-        writes it on the magnified intensities) or the aligned crops. NCC
-        and intensity always use the crops (Kim).
+        The clip std-diff runs on: the Eulerian-magnified clip at the test
+        alpha (Xia eq. 5 writes it on the magnified intensities; the
+        default) or the aligned crops (mepipe before issue 14). NCC and
+        intensity always use the crops (Kim).
     """
 
     threshold: float = 0.1
     size: int = 128
     blur_sigma: float = 0.0
-    stddiff_on: str = "crops"
+    stddiff_on: str = "magnified"
 
     def __post_init__(self):
         if self.stddiff_on not in STDDIFF_ON:
