@@ -43,6 +43,8 @@ DIMS: dict[str, str] = {
     "x": "image columns",
     "channel": "colour channels (1 for greyscale sources)",
     "alpha": "magnification factors, in the order of magnify.alphas",
+    "subset": "random frame subsets (Xia's augmentation), in the order of flow_onset_apex_magnified.subset_levels",
+    "end": "the two frames a flow joins: onset, apex",
     "map": "landmark feature maps; map k compares frame k + lag with frame k",
     "i": "landmark index (rows of a distance map)",
     "j": "landmark index (columns of a distance map)",
@@ -232,6 +234,27 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "optical flow from onset to apex in pixels of the flow grid",
                "TV-L1 flow (u, v) from the onset crop to the apex crop, crops resized to flow_onset_apex.size "
                "(STRCN-G; Xia: 300x245)", {"uv": 2, **_size("flow_onset_apex")}),
+    FeatureDef("flow_onset_apex_magnified", "flow_onset_apex_magnified", ("alpha", "pair", "uv", "y", "x"), "float16",
+               "pixel", "optical flow from onset to apex of the magnified clip in pixels of the flow grid",
+               "TV-L1 flow (u, v) between two frames of the clip magnified with each alpha of magnify.alphas, resized "
+               "to flow_onset_apex_magnified.size (STRCN-G; Xia: 300x245); pair k joins the frames "
+               "onset_apex_pairs[k], pair 0 the clip's onset and apex",
+               {"alpha": Param("magnify", "alphas", length=True), "uv": 2, **_size("flow_onset_apex_magnified")}),
+    FeatureDef("onset_apex_pairs", "flow_onset_apex_magnified", ("pair", "end"), "int32", _GREY,
+               "frame indices of each magnified flow's onset and apex",
+               "0-based frame indices (onset, apex) of each pair of flow_onset_apex_magnified; row 0 is the clip's "
+               "onset and apex (Kim's state frames 0 and 2), later rows those frame subsets give",
+               {"end": 2}),
+    FeatureDef("subset_frames", "flow_onset_apex_magnified", ("subset", "frame"), "bool", _GREY,
+               "frames kept by each frame subset",
+               "Xia's frame-subset augmentation: subset k keeps a seeded random flow_onset_apex_magnified."
+               "subset_levels[k] of the frames (True = kept)",
+               {"subset": Param("flow_onset_apex_magnified", "subset_levels", length=True)}),
+    FeatureDef("subset_pair", "flow_onset_apex_magnified", ("subset",), "int32", _GREY,
+               "magnified flow pair of each frame subset",
+               "index into onset_apex_pairs (and the pair dim of flow_onset_apex_magnified) of the onset->apex pair "
+               "subset k gives STRCN-G: its first kept frame from the onset, its kept frame nearest the apex",
+               {"subset": Param("flow_onset_apex_magnified", "subset_levels", length=True)}),
     FeatureDef("flow_first_each", "flow_first_each", ("pair", "uv", "y", "x"), "float16", "pixel",
                "optical flow from the first frame in pixels of the flow grid",
                "TV-L1 flow (u, v) from the first crop to each later crop at flow_first_each.size (SHCNN; "

@@ -35,7 +35,12 @@ def _arrows(ax, field: np.ndarray, step: int) -> None:
 def flow_figure(store: FeatureStore, sample: str, feature: str = "flow_onset_apex", index: int | None = None):
     """A flow field colour-coded (hue = angle, value = magnitude) and as arrows over the face."""
     flows = store.read(feature, sample).astype(np.float32)
-    if flows.ndim == 4:
+    if feature == "flow_onset_apex_magnified":
+        alpha = test_alpha_index(store.record.stage_params())
+        start, end = store.read("onset_apex_pairs", sample)[0]
+        field = flows[alpha, 0]
+        title = f"{feature}, test alpha: frame {start} -> {end}"
+    elif flows.ndim == 4:
         strongest = index is None
         index = int(np.argmax(np.abs(flows).sum(axis=(1, 2, 3)))) if strongest else index
         start, end = field_frames(feature, index)
@@ -154,6 +159,7 @@ def mask_figure(store: FeatureStore, sample: str):
 
 FIGURES = {
     "flow_onset_apex": lambda s, c: flow_figure(s, c, "flow_onset_apex"),
+    "flow_onset_apex_magnified": lambda s, c: flow_figure(s, c, "flow_onset_apex_magnified"),
     "flow_first_each": lambda s, c: flow_figure(s, c, "flow_first_each"),
     "flow_consecutive": lambda s, c: flow_figure(s, c, "flow_consecutive"),
     "lfm": lfm_figure,

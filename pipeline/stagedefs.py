@@ -22,7 +22,7 @@ from . import dataset_stages
 from .config import replace_from_mapping
 from .context import ClipContext
 from .errors import ClipError
-from .stages import align, apex, appearance, flow, frames, landmarks, lfm, magnify
+from .stages import align, apex, appearance, flow, frames, landmarks, lfm, magnify, subsets
 
 
 SOURCE_DIGEST_ATTR = "source_sha256"
@@ -155,6 +155,33 @@ def _magnify(ctx, inputs, params, shared):
                        {"alphas": list(params.alphas), "test_alpha": params.test_alpha})
 
 
+def _flow_onset_apex_magnified(ctx, inputs, params, shared):
+    """Onset->apex flows of the clip magnified with every alpha, for the (onset, apex) pairs its frame subsets give.
+
+    Xia et al. (2019) magnify the aligned clip, then compute STRCN-G's flow
+    between its onset and apex frames resized to 300x245; frame subsets
+    (their augmentation) change the pair when they drop either frame
+    (:mod:`.stages.subsets`). Magnification runs at the crops' resolution,
+    with the magnify stage's parameters and alpha list.
+    """
+    magnification = shared["magnify"]
+    onset, peak = _onset_apex(ctx, inputs)
+    crops = inputs["crops"]
+    keep = subsets.draw_subsets(len(crops), params.subset_levels, subsets.subset_seed(ctx.sample, params.subset_seed))
+    pairs, pair_of = subsets.subset_pairs(keep, onset, peak, inputs["stddiff"])
+    frames_used = sorted(set(pairs.ravel().tolist()))
+    position = {f: k for k, f in enumerate(frames_used)}
+    magnified = magnify.magnify_frames(_squeezed(crops), magnification.alphas, frames_used, magnification)
+    width, height = params.size
+    fields = np.empty((len(magnification.alphas), len(pairs), 2, height, width), dtype=np.float32)
+    for a, clip in enumerate(magnified):
+        for k, (start, end) in enumerate(pairs):
+            fields[a, k] = flow.flow_onset_apex(clip[[position[start], position[end]]], 0, 1, params)
+    return StageOutput({"flow_onset_apex_magnified": fields, "onset_apex_pairs": pairs, "subset_frames": keep,
+                        "subset_pair": pair_of},
+                       {"onset_index": onset, "apex_index": peak, "n_pairs": len(pairs)})
+
+
 def _lfm(ctx, inputs, params, shared):
     points = inputs["landmarks"]
     return StageOutput({"lfm": lfm.lfm68(points, ctx.fps, params), "clfm": lfm.lfm21(points, ctx.fps, params),
@@ -215,6 +242,9 @@ register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align", "magnif
                         True, _apex))
 register_stage(StageDef("flow_onset_apex", flow.VERSION, flow.OnsetApexFlowParams, ("align", "apex"),
                         ("crops", "state_index"), False, False, _flow_onset_apex))
+register_stage(StageDef("flow_onset_apex_magnified", flow.VERSION, flow.MagnifiedOnsetApexFlowParams,
+                        ("align", "magnify", "apex"), ("crops", "state_index", "stddiff"), False, False,
+                        _flow_onset_apex_magnified))
 register_stage(StageDef("flow_first_each", flow.VERSION, flow.FirstEachFlowParams, ("align",), ("crops",),
                         False, False, _flow_first_each))
 register_stage(StageDef("flow_consecutive", flow.VERSION, flow.ConsecutiveFlowParams, ("align",), ("crops",),
@@ -226,7 +256,7 @@ register_stage(StageDef("kim", "1", KimParams, ("align", "apex"), ("crops", "sta
 
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "core": ("apex",),
-    "flow": ("flow_onset_apex", "flow_first_each", "flow_consecutive"),
+    "flow": ("flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive"),
     "magnify": ("magnify",),
     "lfm": ("lfm",),
     "appearance": ("appearance",),

@@ -95,7 +95,7 @@ def fast_flow_params():
 
     params = default_params()
     fast = TVL1Params(nscales=3, warps=2, epsilon=0.05)
-    for name in ("flow_onset_apex", "flow_first_each", "flow_consecutive"):
+    for name in ("flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive"):
         params[name] = dataclasses.replace(params[name], tvl1=fast)
     return params
 

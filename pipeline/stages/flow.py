@@ -2,7 +2,9 @@
 
 Three variants (SPEC §2.5), each with its own parameter dataclass:
 
-- onset→apex at 300×245 (W×H) for STRCN-G: one field per clip;
+- onset→apex at 300×245 (W×H) for STRCN-G: one field per clip, and the
+  same on the magnified clip for every α and frame subset
+  (:class:`MagnifiedOnsetApexFlowParams`);
 - first frame→every later frame at 112×112 for SHCNN: T−1 fields;
 - consecutive frames at 64×64 for Nag's temporal network: T−1 fields.
 
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from .subsets import XIA_LEVELS
 
 VERSION = "1"
 """Bump when the output of any kernel here changes for the same input and parameters."""
@@ -154,6 +158,36 @@ class OnsetApexFlowParams(FlowParams):
     """Onset→apex flow for STRCN-G (Xia et al. 2019): 300×245 (W×H)."""
 
     size: tuple[int, int] = (300, 245)
+
+
+@dataclass(frozen=True)
+class MagnifiedOnsetApexFlowParams(OnsetApexFlowParams):
+    """Onset→apex flows of the magnified clip for STRCN-G (Xia et al. 2019): 300×245.
+
+    One field per α of ``magnify.alphas`` (the clip magnified at the crops'
+    resolution with the magnify stage's parameters) and per distinct
+    (onset, apex) pair of the clip's frame subsets (:mod:`.subsets`).
+
+    Attributes
+    ----------
+    subset_levels : tuple of float
+        Fraction of frames each subset keeps, one seeded random subset per
+        level (Xia: 1.0, 0.9, 0.8, 0.7, 0.6). ``(1.0,)`` stores only the
+        clip's own onset→apex pair.
+    subset_seed : int
+        Seed of the draws, with the sample id.
+    """
+
+    subset_levels: tuple[float, ...] = XIA_LEVELS
+    subset_seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        levels = tuple(float(v) for v in self.subset_levels)
+        if not levels or any(not 0 < v <= 1 for v in levels):
+            raise ValueError(f"{type(self).__name__}.subset_levels must be fractions in (0, 1], "
+                             f"got {self.subset_levels!r}")
+        object.__setattr__(self, "subset_levels", levels)
 
 
 @dataclass(frozen=True)
