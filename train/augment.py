@@ -38,8 +38,51 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .recipe import RecipeOption, RunOptions
+
 Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """A batch transform ``(x, generator) -> x`` applied to training batches only."""
+
+VARIANTS = RecipeOption(
+    "variants", 0, low=0,
+    help="variants of the augmentation grid each training clip is seen under per epoch; 0 (default) = every "
+         "variant, the paper's epoch over its augmented training set (fewer = a shorter epoch)")
+"""How much of a grid an augmented epoch covers (:class:`AugmentedEpochs`), shared by the recipes that have one."""
+
+
+@dataclass(frozen=True)
+class AugmentedEpochs:
+    """Epochs over a paper's augmented training set: every clip under every variant of a grid, drawn on the fly.
+
+    Kim (§3.1) trains on 150 affine variants of every clip, Xia (§III-E) on 10
+    α × 5 frame subsets; their epochs (and Xia's per-epoch learning-rate
+    decay) run over that enlarged set. Here an epoch is every training clip
+    under ``variants`` distinct variants of the grid, drawn without
+    replacement and in random order (:class:`~mepipe.train.data.VariantSampler`);
+    with the default 0 that is every variant, the paper's epoch.
+
+    Attributes
+    ----------
+    variants : RecipeOption
+        The run option of variants per clip and epoch.
+    switch : RecipeOption, optional
+        A recipe option that chooses between these epochs (value ``on``) and
+        the recipe's earlier augmentation (any other value).
+    on : str
+    """
+
+    variants: RecipeOption = VARIANTS
+    switch: RecipeOption | None = None
+    on: str | None = None
+
+    def per_clip(self, options: RunOptions, grid_size: int) -> int:
+        """Variants of each training clip per epoch; 0 when the run trains no augmented epochs."""
+        if not options.augment or grid_size < 1:
+            return 0
+        if self.switch is not None and options.choice(self.switch) != self.on:
+            return 0
+        wanted = int(options.choice(self.variants))
+        return grid_size if wanted == 0 else min(wanted, grid_size)
 
 
 @dataclass(frozen=True)
@@ -212,6 +255,46 @@ def affine_augment(x: torch.Tensor, generator: torch.Generator,
         scale=torch.tensor([v[3] for v in chosen], dtype=torch.float64),
         vector_channels=vector_channels,
     )
+
+
+def grid_transform(x: torch.Tensor, variant: torch.Tensor, params: AffineAugmentParams = AffineAugmentParams(),
+                   vector_channels: tuple[int, int] | None = None) -> torch.Tensor:
+    """Each item of x under its own variant of the grid; items with variant -1 are returned unchanged.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, C, H, W) or (B, T, C, H, W), floating point
+    variant : LongTensor, shape (B,)
+        Index into :func:`affine_variants` of each item, or -1.
+    params : AffineAugmentParams
+    vector_channels : (int, int), optional
+        See :func:`affine_transform`.
+
+    Returns
+    -------
+    Tensor, same shape, dtype and device as x
+    """
+    variant = torch.as_tensor(variant, dtype=torch.long).cpu().reshape(-1)
+    if variant.shape != (x.shape[0],):
+        raise ValueError(f"need one variant per item (B = {x.shape[0]}), got {tuple(variant.shape)}")
+    variants = affine_variants(params)
+    if bool((variant >= len(variants)).any()) or bool((variant < -1).any()):
+        raise ValueError(f"variants must lie in -1..{len(variants) - 1}, got {sorted(set(variant.tolist()))}")
+    chosen = variant >= 0
+    if not bool(chosen.any()):
+        return x
+    picked = [variants[int(v)] for v in variant[chosen]]
+    out = x.clone()
+    index = torch.nonzero(chosen).flatten().to(x.device)
+    out[index] = affine_transform(
+        x[index],
+        flip=torch.tensor([v[0] for v in picked], dtype=torch.bool),
+        angle=torch.tensor([v[1] for v in picked], dtype=torch.float64),
+        shift=torch.tensor([v[2] for v in picked], dtype=torch.float64).reshape(-1, 2),
+        scale=torch.tensor([v[3] for v in picked], dtype=torch.float64),
+        vector_channels=vector_channels,
+    )
+    return out
 
 
 def affine_transform(x: torch.Tensor, flip: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor,

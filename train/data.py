@@ -28,8 +28,12 @@ from mepipe.featurestore.views import apex_field, appearance_matrix, build_mask,
 
 from .clips import ClipTable, MissingFeatureError
 
-__all__ = ["AppearanceDataset", "ClipArrayDataset", "ClipBlockSampler", "ClipReader", "FlowFrameDataset",
-           "Standardiser", "StoreDataset", "fit_standardiser", "fold_mask"]
+__all__ = ["AppearanceDataset", "ClipArrayDataset", "ClipBlockSampler", "ClipReader", "Draw", "FlowFrameDataset",
+           "Standardiser", "StoreDataset", "VariantSampler", "fit_standardiser", "fold_mask"]
+
+Draw = tuple[int, int, int]
+"""``(item, variant, seed)``: an item asked for under one variant of an augmentation grid (-1: none), with
+the seed of any random draw the item makes (:class:`VariantSampler`)."""
 
 Clips = ClipTable | FeatureStore
 """What datasets read from: a clip table, or one store (wrapped in a clip table)."""
@@ -162,9 +166,13 @@ def fit_standardiser(dataset: StoreDataset, *, center: bool = True, max_items: i
 class StoreDataset(Dataset):
     """Base: clips with integer labels; subclasses define :meth:`raw`.
 
-    Items are dicts ``{"x": float32 tensor, "y": int64, "clip": int, "frame": int}``:
+    Items are dicts ``{"x": float32 tensor, "y": int64, "clip": int, "frame": int, "variant": int}``:
     ``clip`` indexes :attr:`samples`, ``frame`` the item within its clip
-    (a flow field, a state, a map; ``-1`` for whole-clip items).
+    (a flow field, a state, a map; ``-1`` for whole-clip items), ``variant``
+    the augmentation variant the item was asked for under (-1: none). An
+    item is asked for by its index or by a :data:`Draw`; a dataset whose
+    variants change its input (rather than an objective transforming the
+    batch) overrides :meth:`raw_variant`.
     """
 
     def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *,
@@ -188,13 +196,18 @@ class StoreDataset(Dataset):
     def raw(self, i: int) -> np.ndarray:
         raise NotImplementedError
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+        """Item ``i``'s input under a variant (default: the variant does not change it, :meth:`raw`)."""
+        return self.raw(i)
+
+    def __getitem__(self, i: int | Draw) -> dict[str, Any]:
+        i, variant, seed = (int(i[0]), int(i[1]), int(i[2])) if isinstance(i, tuple) else (int(i), -1, 0)
         clip, frame = self.locate(i)
-        x = self.raw(i).astype(np.float32, copy=False)
+        x = (self.raw(i) if variant < 0 else self.raw_variant(i, variant, seed)).astype(np.float32, copy=False)
         if self.standardiser is not None:
             x = self.standardiser(x)
         return {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-                "y": int(self.labels[clip]), "clip": clip, "frame": frame}
+                "y": int(self.labels[clip]), "clip": clip, "frame": frame, "variant": variant}
 
     def with_standardiser(self, standardiser: Standardiser | None) -> StoreDataset:
         self.standardiser = standardiser
@@ -352,6 +365,54 @@ def fold_mask(clips: Clips, samples: Sequence[str], keep_fraction: float) -> np.
         raise ValueError("the STRCN-A mask needs at least one clip's heat map")
     reader = ClipReader(clips, "heatmap", samples, cache_clips=1)
     return build_mask(np.stack([reader[s] for s in samples]), keep_fraction)
+
+
+class VariantSampler(Sampler[Draw]):
+    """An augmented epoch: every clip under ``per_clip`` distinct variants of a grid, in random order.
+
+    Papers enlarge their training sets with a grid of variants per clip (Kim:
+    150 affine transforms; Xia: 10 α × 5 frame subsets) and train epochs over
+    the enlarged set (:class:`~mepipe.train.augment.AugmentedEpochs`). Each
+    epoch draws, for every clip, ``per_clip`` variants out of ``n_variants``
+    without replacement, shuffles the (clip, variant) pairs and yields, for
+    each, the :data:`Draw` of the clip's ``items_per_clip`` consecutive items
+    (Kim's five state frames stay together and share their variant) with a
+    seed for the random draws an item makes (Xia's frame subsets), so that
+    DataLoader workers draw as the main process would.
+
+    Parameters
+    ----------
+    n_clips : int
+        Clips; clip c owns items ``c * items_per_clip ..``.
+    n_variants : int
+        Size of the grid.
+    per_clip : int
+        Variants of each clip per epoch, 1..n_variants.
+    items_per_clip : int
+    seed : int
+        Each epoch advances a generator seeded once.
+    """
+
+    def __init__(self, n_clips: int, n_variants: int, per_clip: int, *, items_per_clip: int = 1, seed: int = 0):
+        if n_clips < 1 or not 1 <= per_clip <= n_variants or items_per_clip < 1:
+            raise ValueError(f"need n_clips >= 1, 1 <= per_clip <= n_variants and items_per_clip >= 1, got "
+                             f"{n_clips}, {per_clip}, {n_variants}, {items_per_clip}")
+        self.n_clips, self.n_variants, self.per_clip = n_clips, n_variants, per_clip
+        self.items_per_clip = items_per_clip
+        self.generator = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.n_clips * self.per_clip * self.items_per_clip
+
+    def __iter__(self):
+        rng = self.generator
+        pairs = [(c, int(v)) for c in range(self.n_clips)
+                 for v in rng.choice(self.n_variants, size=self.per_clip, replace=False)]
+        seeds = rng.integers(0, 2 ** 62, size=len(pairs))
+        for k in rng.permutation(len(pairs)):
+            clip, variant = pairs[k]
+            for j in range(self.items_per_clip):
+                yield clip * self.items_per_clip + j, variant, int(seeds[k])
 
 
 class ClipBlockSampler(Sampler[int]):
