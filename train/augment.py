@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -75,11 +76,13 @@ class AugmentedEpochs:
     switch: RecipeOption | None = None
     on: str | None = None
 
+    def active(self, options: RunOptions) -> bool:
+        """Whether the run trains augmented epochs (it augments, and the switch, if any, chooses them)."""
+        return options.augment and (self.switch is None or options.choice(self.switch) == self.on)
+
     def per_clip(self, options: RunOptions, grid_size: int) -> int:
         """Variants of each training clip per epoch; 0 when the run trains no augmented epochs."""
-        if not options.augment or grid_size < 1:
-            return 0
-        if self.switch is not None and options.choice(self.switch) != self.on:
+        if not self.active(options) or grid_size < 1:
             return 0
         wanted = int(options.choice(self.variants))
         return grid_size if wanted == 0 else min(wanted, grid_size)
@@ -105,6 +108,22 @@ class AugmentParams:
             raise ValueError(f"alphas must be a non-empty tuple of values >= 0, got {self.alphas!r}")
         if not self.keep_fractions or not all(0 < f <= 1 for f in self.keep_fractions):
             raise ValueError(f"keep_fractions must be in (0, 1], got {self.keep_fractions!r}")
+
+
+def draw_frame_subset(n_frames: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Xia's random frame subset (§III-E): ``max(2, round(fraction * T))`` of T frames, drawn without replacement.
+
+    Returns
+    -------
+    ndarray of int64
+        The kept frame indices in increasing order (every frame for ``fraction`` 1).
+    """
+    if n_frames < 1 or not 0 < fraction <= 1:
+        raise ValueError(f"need n_frames >= 1 and a fraction in (0, 1], got {n_frames} and {fraction!r}")
+    count = min(n_frames, max(2, int(round(fraction * n_frames))))
+    if count == n_frames:
+        return np.arange(n_frames)
+    return np.sort(rng.choice(n_frames, size=count, replace=False))
 
 
 def magnification_scale(x: torch.Tensor, generator: torch.Generator,

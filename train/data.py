@@ -26,6 +26,7 @@ from torch.utils.data import Dataset, Sampler
 from mepipe.featurestore import FeatureStore
 from mepipe.featurestore.views import apex_field, appearance_matrix, build_mask, code_flow, time_normalise
 
+from .augment import draw_frame_subset
 from .clips import ClipTable, MissingFeatureError
 
 __all__ = ["AppearanceDataset", "ClipArrayDataset", "ClipBlockSampler", "ClipReader", "Draw", "FlowFrameDataset",
@@ -298,6 +299,13 @@ class AppearanceDataset(StoreDataset):
     under ``mask``, transposed so that the masked pixels run down the rows
     and time across the columns (Xia §III-C1).
 
+    Under a variant (a :data:`Draw`), the item is Xia's augmentation (§III-E):
+    variant ``a * K + k`` takes the clip magnified with the store's α number
+    ``a`` (``magnified_small``), keeps a random subset of its frames of the
+    fraction ``keep_fractions[k]`` (drawn with the draw's seed,
+    :func:`~mepipe.train.augment.draw_frame_subset`) and time-normalises
+    the kept frames to T. :attr:`n_variants` is the grid's size.
+
     Parameters
     ----------
     clips, samples, labels, standardiser
@@ -306,34 +314,44 @@ class AppearanceDataset(StoreDataset):
         From :func:`fold_mask` (built from the training clips of the fold).
     in_memory : bool
     random_alpha : bool
-        Training only: when the store's ``magnified_small`` holds several α,
-        each item is cut from a randomly chosen α's clip instead of the stored
-        ``appearance_frames`` (Xia's α ∈ {5..14} augmentation). Without
-        several α this option does nothing.
+        Items asked for by index are cut from a random α's clip (the
+        augmentation before issue 14, ``--recipe-option augmentation=columns``);
+        without several stored α it does nothing.
+    keep_fractions : tuple of float
+        Xia's frame-subset fractions (100 .. 60 %).
     seed : int
-        Seed of the α choice.
+        Seed of the random α choice.
     shared : dict, optional
         In-memory arrays shared across folds (see :class:`ClipReader`).
     """
 
     def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *, mask: np.ndarray,
                  in_memory: bool = False, standardiser: Standardiser | None = None, random_alpha: bool = False,
-                 seed: int = 0, shared: dict | None = None):
+                 keep_fractions: Sequence[float] = (1.0, 0.9, 0.8, 0.7, 0.6), seed: int = 0,
+                 shared: dict | None = None, variants: bool = False):
         super().__init__(clips, samples, labels, standardiser=standardiser)
         io = {"in_memory": in_memory, "shared": shared}
         self.reader = ClipReader(self.clips, "appearance_frames", self.samples, **io)
         self.mask = np.asarray(mask, dtype=bool)
+        self.n_alphas = 0
         if self.samples:
             shape = self.clips.shape("appearance_frames", self.samples[0])
             if tuple(shape[1:3]) != self.mask.shape:
                 raise ValueError(f"mask shape {self.mask.shape} does not match appearance_frames {shape[1:3]} "
                                  f"of clip {self.samples[0]!r}")
             self.n_time = int(shape[0])
+            self.n_alphas = int(self.clips.shape("magnified_small", self.samples[0])[1])
+        self.keep_fractions = tuple(float(f) for f in keep_fractions)
         self.random_alpha = random_alpha
         self._rng = np.random.default_rng(seed)
         self.alpha_reader = None
-        if random_alpha and self.samples and self.clips.shape("magnified_small", self.samples[0])[1] > 1:
+        if (variants or (random_alpha and self.n_alphas > 1)) and self.samples:
             self.alpha_reader = ClipReader(self.clips, "magnified_small", self.samples, **io)
+
+    @property
+    def n_variants(self) -> int:
+        """Size of Xia's grid on this store: stored α × frame-subset fractions."""
+        return self.n_alphas * len(self.keep_fractions)
 
     def raw(self, i: int) -> np.ndarray:
         sample = self.samples[i]
@@ -344,6 +362,14 @@ class AppearanceDataset(StoreDataset):
         else:
             frames = self.reader[sample].astype(np.float32)
         return appearance_matrix(frames, self.mask, self.n_time).transpose(2, 0, 1)
+
+    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+        if self.alpha_reader is None:
+            raise ValueError("AppearanceDataset: variants need variants=True (the magnified_small reader)")
+        alpha, level = divmod(int(variant), len(self.keep_fractions))
+        clip = self.alpha_reader[self.samples[i]][:, alpha]
+        kept = draw_frame_subset(len(clip), self.keep_fractions[level], np.random.default_rng(seed))
+        return appearance_matrix(clip[kept], self.mask, self.n_time).transpose(2, 0, 1)
 
 
 def fold_mask(clips: Clips, samples: Sequence[str], keep_fraction: float) -> np.ndarray:

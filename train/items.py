@@ -24,9 +24,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .augment import AffineAugmentParams, AugmentedEpochs, affine_augment, affine_transform, affine_variants
-from .data import (AppearanceDataset, ClipArrayDataset, ClipBlockSampler, FlowFrameDataset, StoreDataset,
-                   VariantSampler, fit_standardiser, fold_mask)
+from .augment import (AffineAugmentParams, AugmentedEpochs, AugmentParams, affine_augment, affine_transform,
+                      affine_variants)
+from .data import (AppearanceDataset, ClipArrayDataset, ClipBlockSampler, ClipReader, FlowFrameDataset,
+                   StoreDataset, VariantSampler, fit_standardiser, fold_mask)
 from .loop import make_loader
 from .sequence_data import (ClipSequenceDataset, FeatureSequenceDataset, MapDataset, NagWindowDataset,
                             StateFrameDataset, WholeClipSampler, pad_collate)
@@ -104,12 +105,20 @@ class AppearanceMatrices:
 
     The mask keeps the store's ``appearance_mask.keep_fraction`` of the summed heat
     maps of the fold's training clips (``--mask fold``, leak-free) or of every
-    clip with a heat map (``--mask global``, the paper's). With augmentation
-    and several stored α, training items are cut from a random α's clip.
+    clip with a heat map (``--mask global``, the paper's). Test items (and the
+    standardisation) are the stored ``appearance_frames``. With ``epochs``
+    (Xia §III-E), an epoch is every training clip under the variants of the
+    grid it asks for: each stored α of ``magnified_small`` times each frame
+    subset fraction, a fresh random subset per item
+    (:class:`~mepipe.train.data.AppearanceDataset`). When the run augments
+    without them, training items are cut from a random α's clip (and the
+    objective subsamples the matrix's time columns).
     """
 
     center: bool = True
     reads: tuple[str, ...] = ("appearance_frames", "heatmap", "magnified_small")
+    epochs: AugmentedEpochs | None = None
+    keep_fractions: tuple[float, ...] = AugmentParams().keep_fractions
 
     def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
         if fold.options.mask not in ("fold", "global"):
@@ -118,15 +127,22 @@ class AppearanceMatrices:
             s for s in fold.clips.ids if fold.clips.has("heatmap", s))
         mask = fold_mask(fold.clips, clips, fold.clips.stage_params("appearance_mask")["keep_fraction"])
         fold.statistics.mask, fold.statistics.mask_clips = mask, clips
-        train = AppearanceDataset(fold.clips, fold.train, fold.train_labels, mask=mask,
-                                  random_alpha=fold.options.augment, seed=fold.options.seed, **fold.io)
+        xia = self.epochs is not None and self.epochs.active(fold.options)
+        legacy = fold.options.augment and not xia
+        train = AppearanceDataset(fold.clips, fold.train, fold.train_labels, mask=mask, variants=xia,
+                                  keep_fractions=self.keep_fractions, seed=fold.options.seed, **fold.io)
         test = AppearanceDataset(fold.clips, fold.test, fold.test_labels, mask=mask, **fold.io)
-        train.random_alpha = False  # the standardisation is fitted on the stored alpha's matrices
-        _standardise(fold, train, test, self.center)
-        train.random_alpha = fold.options.augment
+        _standardise(fold, train, test, self.center)  # on the stored (test) alpha's matrices
+        train.random_alpha = legacy
+        if legacy and train.alpha_reader is None and train.n_alphas > 1:
+            train.alpha_reader = ClipReader(fold.clips, "magnified_small", train.samples, **fold.io)
         return train, test
 
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
+        per_clip = self.epochs.per_clip(fold.options, dataset.n_variants) if train and self.epochs else 0
+        if per_clip:
+            sampler = VariantSampler(len(dataset.samples), dataset.n_variants, per_clip, seed=fold.options.seed)
+            return make_loader(dataset, batch_size, sampler=sampler, workers=fold.options.workers, device=fold.device)
         return _loader(dataset, batch_size, fold, train)
 
 
