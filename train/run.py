@@ -288,8 +288,8 @@ def _assemble(params: RunParams, recipe: Recipe, stage_params: list[TrainParams]
         report[key] = {**figures(y_true, stage_pred, len(classes)), "measured_on": stage.predict.measured_on,
                        "seconds_per_epoch": float(np.mean([f[key]["seconds_per_epoch"] for f in folds]))}
     if any("intensity" in p for p in predictions):
-        report["spotting_auc"] = metrics.spotting_auc([np.array(p["intensity"]) for p in predictions],
-                                                      [np.array(p["span"]) for p in predictions])
+        spotting = metrics.spotting_report([p["intensity"] for p in predictions], [p["span"] for p in predictions])
+        report["spotting_auc"], report["spotting"] = spotting["auc"], spotting
     report["parameter_count"] = folds[0].get("parameter_count") if folds else None
     if device.type == "cuda":
         report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
