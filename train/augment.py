@@ -1,34 +1,44 @@
-"""On-the-fly augmentation of training batches, on the device the model trains on.
+"""On-the-fly augmentation of training items and batches.
 
-Xia et al. 2019 (§III-E) enlarge each training clip 50-fold: ten
-magnification factors α ∈ {5, …, 14} times five random frame subsets keeping
-100/90/80/70/60 % of the frames. Here, per training batch (the STRCN recipes
-name these as their batch augmentation):
+The papers enlarge each training clip with a grid of variants and train
+epochs over the enlarged set: Kim et al. 2017 (§3.1) 150 flipped, rotated,
+shifted and scaled copies, Xia et al. 2019 (§III-E) ten magnification
+factors α ∈ {5, …, 14} times five random frame subsets keeping
+100/90/80/70/60 % of the frames. Here the variants are drawn on the fly:
+:class:`AugmentedEpochs` (with :class:`~mepipe.train.data.VariantSampler`)
+makes an epoch every training clip under every variant of its grid (or the
+``variants`` run option's share of it), and
 
-- **STRCN-A** (appearance matrices, (B, C, d2, T)): a random subset of the T
-  time columns is kept and linearly resampled back to T
-  (:func:`frame_subset`). When the store's ``magnified_small`` holds several
-  α, the dataset also cuts each item from a random α's clip
-  (:class:`~mepipe.train.data.AppearanceDataset`), which is the real α
-  augmentation.
-- **STRCN-G** (onset→apex flow, (B, 2, H, W)): the store holds one flow field
-  per clip, computed on unmagnified crops, so neither α nor frame subsets can
-  be redone from it. In the linear regime of Eulerian magnification a
-  displacement δ becomes (1 + α) δ, so the α augmentation is emulated by
-  scaling each field by (1 + α_k) / (1 + α_ref) with α_ref the mean of the α
-  list (:func:`magnification_scale`), which keeps the scale of unaugmented
-  test inputs in the middle of the training range. Frame subsets have no
-  counterpart for a single onset→apex field and are not applied.
+- **Kim** (and Nag): :func:`grid_transform` applies each item's variant of
+  :class:`AffineAugmentParams`' grid to a batch, the same transform to every
+  frame of a sequence (:func:`affine_augment` draws one per item);
+- **STRCN-A**: the dataset cuts each item from the clip magnified with its
+  variant's α and keeps a random subset of its frames
+  (:func:`draw_frame_subset`) before time normalisation
+  (:class:`~mepipe.train.data.AppearanceDataset`);
 - **SHCNN**: Miao et al. use no augmentation for micro-expressions; none.
 
+The ways before issue 14 stay as recipe options: STRCN-A's random subset
+of the time-normalised matrix's columns (:func:`frame_subset`), and
+STRCN-G's emulation of α on a store holding one onset→apex flow of the
+unmagnified crops: in the linear regime of Eulerian magnification a
+displacement δ becomes (1 + α) δ, so each field is scaled by
+(1 + α_k) / (1 + α_ref) with α_ref the mean of the α list
+(:func:`magnification_scale`); frame subsets have no counterpart there.
+
 Random draws come from a CPU generator seeded per fold (reproducible on any
-device); the arithmetic runs on the batch's device.
+device), or from the seed a :data:`~mepipe.train.data.Draw` carries; the
+arithmetic runs on the batch's device.
 
 References
 ----------
 .. [1] Z. Xia, X. Hong, X. Gao, X. Feng and G. Zhao, "Spatiotemporal Recurrent
    Convolutional Networks for Recognizing Spontaneous Micro-Expressions,"
    IEEE Trans. Multimedia 22(3), 2020. doi:10.1109/TMM.2019.2931351
+.. [2] D. H. Kim, W. J. Baddar, J. Jang, Y. M. Ro, "Multi-objective based
+   spatio-temporal feature representation learning robust to expression
+   intensity variations for facial expression recognition", IEEE Trans.
+   Affective Computing, 2017. doi:10.1109/TAFFC.2017.2699999
 """
 from __future__ import annotations
 
@@ -185,9 +195,9 @@ class AffineAugmentParams:
     """Geometric augmentation grid of Kim et al. (2017, §3.1): 2 x 5 x 5 x 3 = 150 variants.
 
     Each training sequence is mirrored or not, rotated, shifted and scaled,
-    one variant drawn per sequence and batch (on the fly, rather than the
-    paper's 150 stored copies). Nag et al. (2019) apply the same kind of
-    augmentation to frames and optical flow.
+    one variant for all its frames, drawn on the fly rather than stored as
+    the paper's 150 copies (:class:`AugmentedEpochs`). Nag et al. (2019)
+    apply the same kind of augmentation to frames and optical flow.
 
     Attributes
     ----------

@@ -30,7 +30,7 @@ from .augment import draw_frame_subset
 from .clips import ClipTable, MissingFeatureError
 
 __all__ = ["AppearanceDataset", "ClipArrayDataset", "ClipBlockSampler", "ClipReader", "Draw", "FlowFrameDataset",
-           "Standardiser", "StoreDataset", "VariantSampler", "fit_standardiser", "fold_mask"]
+           "MagnifiedFlowDataset", "Standardiser", "StoreDataset", "VariantSampler", "fit_standardiser", "fold_mask"]
 
 Draw = tuple[int, int, int]
 """``(item, variant, seed)``: an item asked for under one variant of an augmentation grid (-1: none), with
@@ -289,6 +289,53 @@ class ClipArrayDataset(StoreDataset):
 
     def raw(self, i: int) -> np.ndarray:
         return self.reader[self.samples[i]].astype(np.float32)
+
+
+class MagnifiedFlowDataset(StoreDataset):
+    """STRCN-G input from flows of the magnified clip (Xia §III-C2, §III-E): one (2, H, W) field per item.
+
+    ``flow_onset_apex_magnified`` (alpha, pair, uv, y, x) holds the
+    onset→apex flow of the clip magnified with each stored α for each
+    (onset, apex) pair its frame subsets give (pair 0: the clip's own);
+    ``subset_pair`` (subset,) the pair of each of Xia's frame subsets. An
+    item asked for by index is the test input: the test α's field of pair
+    0. Under variant ``a * K + k`` (:data:`Draw`) it is α number ``a``'s
+    field of subset ``k``'s pair.
+
+    Parameters
+    ----------
+    clips, samples, labels, in_memory, standardiser, shared
+        See :class:`FlowFrameDataset`.
+    test_alpha : int
+        Position of the test α (Xia: 8) along the alpha dim.
+    """
+
+    def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *, test_alpha: int,
+                 in_memory: bool = False, standardiser: Standardiser | None = None, shared: dict | None = None):
+        super().__init__(clips, samples, labels, standardiser=standardiser)
+        io = {"in_memory": in_memory, "shared": shared}
+        self.flows = ClipReader(self.clips, "flow_onset_apex_magnified", self.samples, **io)
+        self.pairs = ClipReader(self.clips, "subset_pair", self.samples, **io)
+        self.test_alpha = int(test_alpha)
+        self.n_alphas = self.n_subsets = 0
+        if self.samples:
+            self.n_alphas = int(self.clips.shape("flow_onset_apex_magnified", self.samples[0])[0])
+            self.n_subsets = int(self.clips.shape("subset_pair", self.samples[0])[0])
+            if not 0 <= self.test_alpha < self.n_alphas:
+                raise ValueError(f"test alpha number {self.test_alpha} is not among the {self.n_alphas} stored")
+
+    @property
+    def n_variants(self) -> int:
+        """Size of Xia's grid on this store: stored α × frame subsets."""
+        return self.n_alphas * self.n_subsets
+
+    def raw(self, i: int) -> np.ndarray:
+        return self.flows[self.samples[i]][self.test_alpha, 0].astype(np.float32)
+
+    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+        alpha, subset = divmod(int(variant), self.n_subsets)
+        sample = self.samples[i]
+        return self.flows[sample][alpha, int(self.pairs[sample][subset])].astype(np.float32)
 
 
 class AppearanceDataset(StoreDataset):

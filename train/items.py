@@ -6,7 +6,9 @@ Each maker names the features it reads, builds a fold's two datasets
 calls them without knowing which it has.
 
 - :class:`FlowFrames`: every flow field of a clip, colour-coded (SHCNN).
-- :class:`ClipArrays`: one stored array per clip (STRCN-G's onset→apex flow).
+- :class:`ClipArrays`: one stored array per clip (STRCN-G's onset→apex flow of the crops).
+- :class:`MagnifiedFlows`: STRCN-G's onset→apex flows of the magnified clip, per α and frame subset.
+- :class:`ChosenItems`: the maker a recipe option chooses.
 - :class:`AppearanceMatrices`: STRCN-A's masked matrices, mask per fold or global.
 - :class:`StateFrames`: Kim's five expression-state frames, batched by whole clips.
 - :class:`MiddleMaps`: every map of Choi's middle window.
@@ -27,16 +29,17 @@ from torch.utils.data import DataLoader, Dataset
 from .augment import (AffineAugmentParams, AugmentedEpochs, AugmentParams, affine_augment, affine_transform,
                       affine_variants)
 from .data import (AppearanceDataset, ClipArrayDataset, ClipBlockSampler, ClipReader, FlowFrameDataset,
-                   StoreDataset, VariantSampler, fit_standardiser, fold_mask)
+                   MagnifiedFlowDataset, StoreDataset, VariantSampler, fit_standardiser, fold_mask)
 from .loop import make_loader
+from .recipe import ItemMaker, RecipeOption, RunOptions
 from .sequence_data import (ClipSequenceDataset, FeatureSequenceDataset, MapDataset, NagWindowDataset,
                             StateFrameDataset, WholeClipSampler, pad_collate)
 
 if TYPE_CHECKING:
     from .fold import FoldInputs
 
-__all__ = ["AppearanceMatrices", "ClipArrays", "EncodedSequences", "FlowFrames", "MiddleMaps", "PairWindows",
-           "StateFrames", "encode_sequences"]
+__all__ = ["AppearanceMatrices", "AugmentedEncodings", "ChosenItems", "ClipArrays", "EncodedSequences", "FlowFrames",
+           "MagnifiedFlows", "MiddleMaps", "PairWindows", "StateFrames", "encode_sequences", "test_alpha_index"]
 
 
 def _standardise(fold: FoldInputs, train: StoreDataset, test: StoreDataset, center: bool) -> None:
@@ -97,6 +100,76 @@ class ClipArrays:
 
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
         return _loader(dataset, batch_size, fold, train)
+
+
+def test_alpha_index(fold: FoldInputs) -> int:
+    """Position of the store's ``magnify.test_alpha`` (Xia: 8) in its ``magnify.alphas``."""
+    magnify = fold.clips.stage_params("magnify")
+    return [float(a) for a in magnify["alphas"]].index(float(magnify["test_alpha"]))
+
+
+@dataclass(frozen=True)
+class MagnifiedFlows:
+    """STRCN-G's onset→apex flows of the magnified clip (Xia §III-C2), one (2, H, W) field per item.
+
+    Test items (and the standardisation, without centring: zero means no
+    motion) are the test α's flow between the clip's onset and apex. With
+    ``epochs`` (Xia §III-E), an epoch is every training clip under the
+    variants of the grid it asks for: each stored α times each of the
+    clip's stored frame subsets, whose (onset, apex) pair selects the field
+    (:class:`~mepipe.train.data.MagnifiedFlowDataset`).
+    """
+
+    epochs: AugmentedEpochs | None = None
+    center: bool = False
+    reads: tuple[str, ...] = ("flow_onset_apex_magnified", "subset_pair")
+
+    def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
+        common = {"test_alpha": test_alpha_index(fold), **fold.io}
+        train = MagnifiedFlowDataset(fold.clips, fold.train, fold.train_labels, **common)
+        test = MagnifiedFlowDataset(fold.clips, fold.test, fold.test_labels, **common)
+        _standardise(fold, train, test, self.center)
+        return train, test
+
+    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
+        per_clip = self.epochs.per_clip(fold.options, dataset.n_variants) if train and self.epochs else 0
+        if per_clip:
+            sampler = VariantSampler(len(dataset.samples), dataset.n_variants, per_clip, seed=fold.options.seed)
+            return make_loader(dataset, batch_size, sampler=sampler, workers=fold.options.workers, device=fold.device)
+        return _loader(dataset, batch_size, fold, train)
+
+
+@dataclass(frozen=True)
+class ChosenItems:
+    """The item maker a recipe option chooses (STRCN-G: magnified flows per α, or one scaled flow).
+
+    Attributes
+    ----------
+    option : RecipeOption
+    makers : tuple of (str, ItemMaker)
+        The maker of each of the option's values.
+    """
+
+    option: RecipeOption
+    makers: tuple[tuple[str, ItemMaker], ...]
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every feature one of the makers reads."""
+        return tuple(dict.fromkeys(f for _, maker in self.makers for f in maker.reads))
+
+    def chosen(self, options: RunOptions) -> ItemMaker:
+        return dict(self.makers)[options.choice(self.option)]
+
+    def reads_for(self, options: RunOptions) -> tuple[str, ...]:
+        """The features the run's maker reads."""
+        return self.chosen(options).reads
+
+    def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
+        return self.chosen(fold.options).datasets(fold, model)
+
+    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
+        return self.chosen(fold.options).loader(dataset, batch_size, fold, train=train)
 
 
 @dataclass(frozen=True)

@@ -271,6 +271,8 @@ class Recipe:
         DOI of the paper that defines the network.
     reads : tuple of str
         Exactly the store features it reads; every store must hold them.
+        Where a recipe option chooses between item makers, the run reads
+        those of its choice (:meth:`reads_for`).
     stages : tuple of TrainingStage
         Trained in order on one model; the last one's ``predict`` gives the
         run's clip predictions.
@@ -316,6 +318,15 @@ class Recipe:
         names = [c.name for c in self.choices]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe {self.name!r}: a recipe option is declared twice in {names}")
+
+    def reads_for(self, options: RunOptions) -> tuple[str, ...]:
+        """The features a run with these options reads: :attr:`reads`, narrowed where a stage's items
+        depend on a recipe option (an item maker with ``reads_for(options)``)."""
+        chosen = [f for s in self.stages
+                  for f in (s.items.reads_for(options) if hasattr(s.items, "reads_for") else s.items.reads)]
+        if not any(hasattr(s.items, "reads_for") for s in self.stages):
+            return self.reads
+        return tuple(f for f in self.reads if f in chosen)
 
     def resolve_choices(self, given: Iterable[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
         """Every recipe option's value, the given ones parsed and checked, the others at their defaults.

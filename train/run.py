@@ -209,7 +209,7 @@ def make_folds(table: pd.DataFrame, protocol: str, test_dataset: str | None = No
 
 def model_kwargs(params: RunParams, recipe: Recipe, clips: ClipTable, n_classes: int) -> dict[str, Any]:
     """The factory arguments of the run's model: classes, the sizes the recipe derives from the store, overrides."""
-    adapted = dict(recipe.adapt(clips.geometry(recipe.reads, recipe.name)))
+    adapted = dict(recipe.adapt(clips.geometry(recipe.reads_for(params.options()), recipe.name)))
     return {"num_classes": n_classes, **adapted, **dict(params.model_args)}
 
 
@@ -227,8 +227,9 @@ def run_training(params: RunParams) -> dict[str, Any]:
     started = time.time()
     recipe = get_recipe(params.model)
     clips = ClipTable.of(params.store)
-    clips.require(recipe.reads, recipe.name)
-    table, classes, dropped = labelled_samples(clips, params.labels, recipe.reads)
+    reads = recipe.reads_for(params.options())
+    clips.require(reads, recipe.name)
+    table, classes, dropped = labelled_samples(clips, params.labels, reads)
     kwargs = model_kwargs(params, recipe, clips, len(classes))
     folds = make_folds(table, params.protocol, params.test_dataset)
     if params.folds is not None:
@@ -273,8 +274,8 @@ def _assemble(params: RunParams, recipe: Recipe, stage_params: list[TrainParams]
                        "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
                                   for s, t in zip(recipe.stages, stage_params)]},
         "store": {"path": first["path"], "dataset": first["dataset"], "schema_version": first["schema_version"],
-                  "stores": stores, "fingerprint": clips.fingerprint(recipe.reads, tested),
-                  "features": list(recipe.reads), "n_clips": len(table), "dropped": dropped},
+                  "stores": stores, "fingerprint": clips.fingerprint(recipe.reads_for(params.options()), tested),
+                  "features": list(recipe.reads_for(params.options())), "n_clips": len(table), "dropped": dropped},
         "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
         "seconds": round(seconds, 3),
         "device": describe_device(device),

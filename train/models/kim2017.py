@@ -45,17 +45,25 @@ What the paper does not state, and the choices made here (:data:`RECIPE`):
   unnamed optimiser; its stage uses Adam at 1e-3 (Keras' default setting)
   and a batch of 16 sequences.
 - Batch size: 5 clips, i.e. 25 state frames per CNN batch, kept to whole
-  clips so that every batch holds all five states of its clips (the state
-  terms E4/E5 need them). The paper augmented each clip 150-fold before
-  training, so its epochs were 150 times longer than an epoch here, where the
-  augmentation is drawn on the fly from the un-augmented clips; a small batch
-  keeps the number of updates per epoch useful on small datasets (with 125
-  frames per batch, the 36-clip demo gets two updates per epoch and does not
-  learn in 40 epochs).
+  clips (the same clip under the same variant) so that every batch holds all
+  five states of its clips.
 - Epochs: 40 for the CNN and 50 for the LSTM (§3.1), the stages' defaults.
-- Augmentation (§3.1: 150 flipped, rotated, shifted and scaled variants per
-  clip) is drawn on the fly: one variant per clip and batch in stage 1, and
-  four augmented copies of each training sequence for stage 2.
+
+What the paper states, as implemented (issue 14):
+
+- Augmentation (§3.1): 150 variants of every training sequence (flips x
+  rotations -10..10 step 5 x shifts (0, 0), (+-2, +-2) x scales 0.9/1.0/1.1),
+  one transform for all frames of a sequence; the CNN is trained on the
+  five state frames of each augmented sequence and the LSTM on all frames
+  of the augmented sequences. The variants are drawn on the fly, and an
+  epoch is every training clip under every variant (the paper's epoch over
+  its augmented set; ``--recipe-option variants=N`` shortens it to N
+  variants per clip, drawn anew each epoch). ``augmentation=per-frame``
+  keeps the earlier draws (a variant per state frame, one pass per epoch;
+  four fixed copies per sequence for the LSTM).
+- E2, E4, E5 use the training set's class and state means and radii (eq.
+  4-11), refreshed before each epoch (:class:`KimStep`); ``means=batch``
+  keeps the batch statistics. :data:`DEVIATIONS` lists what still differs.
 
 References
 ----------
