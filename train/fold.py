@@ -21,13 +21,14 @@ import torch
 from . import metrics
 from .clips import ClipTable
 from .data import Standardiser
-from .loop import EpochRecord, TrainParams, save_checkpoint, seed_everything, train_model
+from .loop import EpochHook, EpochRecord, TrainParams, save_checkpoint, seed_everything, train_model
 from .models import create_model
 from .protocols import Fold
 from .recipe import Recipe, RunOptions
 from .report import checkpoint_path
 
-__all__ = ["FoldInputs", "FoldResult", "FoldStatistics", "figures", "run_fold", "stage_checkpoint_path"]
+__all__ = ["FoldInputs", "FoldResult", "FoldStatistics", "epoch_hook", "figures", "run_fold",
+           "stage_checkpoint_path"]
 
 
 @dataclass
@@ -131,6 +132,23 @@ def stage_checkpoint_path(run: str | Path, fold: str, stage: int) -> Path:
     return path.with_name(f"{path.stem}-stage{stage}{path.suffix}")
 
 
+def epoch_hook(model: torch.nn.Module, train: Any, objective: Any, device: torch.device) -> EpochHook | None:
+    """The stage's per-epoch work: the training dataset's ``start_epoch(epoch)``, then the objective's
+    ``start_epoch(model, dataset, device, epoch)``, each where it has one (None when neither has)."""
+    dataset_hook = getattr(train, "start_epoch", None)
+    objective_hook = getattr(objective, "start_epoch", None)
+    if dataset_hook is None and objective_hook is None:
+        return None
+
+    def hook(epoch: int) -> None:
+        if dataset_hook is not None:
+            dataset_hook(epoch)
+        if objective_hook is not None:
+            objective_hook(model, train, device, epoch)
+
+    return hook
+
+
 def _mean_seconds(history: list[EpochRecord]) -> float:
     return float(np.mean([h.seconds for h in history])) if history else 0.0
 
@@ -169,8 +187,10 @@ def run_fold(recipe: Recipe, inputs: FoldInputs, *, fold: Fold, stage_params: li
         train, test = stage.items.datasets(inputs, model)
         n_first_items = n_first_items or len(train)
         loader = stage.items.loader(train, params.batch_size, inputs, train=True)
-        records = train_model(model, loader, params, inputs.device, objective=stage.objective(inputs.options),
-                              parameters=list(stage.parameters(model)), desc=label)
+        objective = stage.objective(inputs.options)
+        records = train_model(model, loader, params, inputs.device, objective=objective,
+                              parameters=list(stage.parameters(model)), desc=label,
+                              before_epoch=epoch_hook(model, train, objective, inputs.device))
         history += history_records(records, stage=number if multi else None, first_epoch=len(history) + 1)
         last = number == len(recipe.stages)
         path = save_checkpoint(model, checkpoint_path(out, fold.name) if last

@@ -78,6 +78,9 @@ class RunParams:
         sizes the recipe derives from the store.
     terms : tuple of str, optional
         Objective terms, for models whose recipe takes them (Kim 2017: ``("E1", "E2")``; Table 6).
+    recipe_options : tuple of (str, value)
+        The recipe's named options (``--recipe-option NAME=VALUE``, e.g. Kim's ``("means", "batch")``);
+        unset ones take their default, the paper's way.
     temporal_epochs : int, optional
         Multi-stage models: epochs of the second (recurrent) stage.
     patience : int, optional
@@ -109,6 +112,7 @@ class RunParams:
     augment: bool = True
     model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     terms: tuple[str, ...] | None = None
+    recipe_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     temporal_epochs: int | None = None
     patience: int | None = None
     workers: int = 0
@@ -131,6 +135,7 @@ class RunParams:
         if self.mask != "fold" and "mask" not in recipe.options:
             raise ValueError(f"mask (--mask) chooses the clips of a dataset-level mask; model {self.model!r} "
                              "reads none (STRCN-A does)")
+        recipe.resolve_choices(self.recipe_options)
         if self.temporal_epochs is not None and (self.temporal_epochs < 1 or len(recipe.stages) < 2):
             raise ValueError(f"temporal_epochs must be >= 1 and is for models with a second stage; "
                              f"{self.model!r} has {len(recipe.stages)}")
@@ -138,7 +143,8 @@ class RunParams:
     def options(self) -> RunOptions:
         """What item makers and objectives see of this run."""
         return RunOptions(augment=self.augment, seed=self.seed, in_memory=self.in_memory, mask=self.mask,
-                          terms=self.terms, workers=self.workers)
+                          terms=self.terms, workers=self.workers,
+                          choices=get_recipe(self.model).resolve_choices(self.recipe_options))
 
 
 def stage_train_params(params: RunParams, recipe: Recipe) -> list[TrainParams]:
@@ -203,7 +209,7 @@ def make_folds(table: pd.DataFrame, protocol: str, test_dataset: str | None = No
 
 def model_kwargs(params: RunParams, recipe: Recipe, clips: ClipTable, n_classes: int) -> dict[str, Any]:
     """The factory arguments of the run's model: classes, the sizes the recipe derives from the store, overrides."""
-    adapted = dict(recipe.adapt(clips.geometry(recipe.reads, recipe.name)))
+    adapted = dict(recipe.adapt(clips.geometry(recipe.reads_for(params.options()), recipe.name)))
     return {"num_classes": n_classes, **adapted, **dict(params.model_args)}
 
 
@@ -221,8 +227,9 @@ def run_training(params: RunParams) -> dict[str, Any]:
     started = time.time()
     recipe = get_recipe(params.model)
     clips = ClipTable.of(params.store)
-    clips.require(recipe.reads, recipe.name)
-    table, classes, dropped = labelled_samples(clips, params.labels, recipe.reads)
+    reads = recipe.reads_for(params.options())
+    clips.require(reads, recipe.name)
+    table, classes, dropped = labelled_samples(clips, params.labels, reads)
     kwargs = model_kwargs(params, recipe, clips, len(classes))
     folds = make_folds(table, params.protocol, params.test_dataset)
     if params.folds is not None:
@@ -267,8 +274,8 @@ def _assemble(params: RunParams, recipe: Recipe, stage_params: list[TrainParams]
                        "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
                                   for s, t in zip(recipe.stages, stage_params)]},
         "store": {"path": first["path"], "dataset": first["dataset"], "schema_version": first["schema_version"],
-                  "stores": stores, "fingerprint": clips.fingerprint(recipe.reads, tested),
-                  "features": list(recipe.reads), "n_clips": len(table), "dropped": dropped},
+                  "stores": stores, "fingerprint": clips.fingerprint(recipe.reads_for(params.options()), tested),
+                  "features": list(recipe.reads_for(params.options())), "n_clips": len(table), "dropped": dropped},
         "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
         "seconds": round(seconds, 3),
         "device": describe_device(device),
@@ -282,8 +289,8 @@ def _assemble(params: RunParams, recipe: Recipe, stage_params: list[TrainParams]
         report[key] = {**figures(y_true, stage_pred, len(classes)), "measured_on": stage.predict.measured_on,
                        "seconds_per_epoch": float(np.mean([f[key]["seconds_per_epoch"] for f in folds]))}
     if any("intensity" in p for p in predictions):
-        report["spotting_auc"] = metrics.spotting_auc([np.array(p["intensity"]) for p in predictions],
-                                                      [np.array(p["span"]) for p in predictions])
+        spotting = metrics.spotting_report([p["intensity"] for p in predictions], [p["span"] for p in predictions])
+        report["spotting_auc"], report["spotting"] = spotting["auc"], spotting
     report["parameter_count"] = folds[0].get("parameter_count") if folds else None
     if device.type == "cuda":
         report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
