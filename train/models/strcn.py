@@ -44,7 +44,7 @@ from torch import nn
 from dataclasses import dataclass
 
 from ..augment import VARIANTS, Augmenter, AugmentedEpochs, frame_subset, magnification_scale
-from ..items import AppearanceMatrices, ClipArrays
+from ..items import AppearanceMatrices, ChosenItems, ClipArrays, MagnifiedFlows
 from ..loop import Objective
 from ..objectives import Classify
 from ..recipe import Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
@@ -151,9 +151,12 @@ AUGMENTATION_A = RecipeOption(
          "per clip and epoch, a random alpha, and a random subset of the time-normalised matrix's columns")
 
 AUGMENTATION_G = RecipeOption(
-    "augmentation", "scale", values=("scale",),
-    help="scale (before issue 14, the only one until the store holds per-alpha flows): one item per clip and "
-         "epoch, its onset->apex flow scaled by (1 + alpha) / (1 + mean alpha) for a random alpha of 5..14")
+    "augmentation", "xia", values=("xia", "scale"),
+    help="xia (§III-C2, §III-E): the onset->apex flows of the clip magnified with each stored alpha "
+         "(flow_onset_apex_magnified), epochs over every clip under every alpha times each of its frame subsets' "
+         "(onset, apex) pair, tested at magnify.test_alpha; scale (before issue 14, for stores without magnified "
+         "flows): the flow of the unmagnified crops (flow_onset_apex), one item per clip and epoch, scaled by "
+         "(1 + alpha) / (1 + mean alpha) for a random alpha of 5..14")
 
 
 @dataclass(frozen=True)
@@ -207,11 +210,11 @@ def _adapt_a(geometry) -> dict:
 
 
 def _adapt_g(geometry) -> dict:
-    """STRCN-G takes any flow size its pools leave a pixel of."""
+    """STRCN-G takes any flow size its pools leave a pixel of (of the flow the run reads)."""
     min_h, min_w = _min_size(POOLS_G)
-    if geometry.size("flow_onset_apex", "y") < min_h or geometry.size("flow_onset_apex", "x") < min_w:
-        raise geometry.refuse(f"STRCN-G's pools need flow of at least {min_w}x{min_h}",
-                              ("flow_onset_apex", "y"), ("flow_onset_apex", "x"))
+    flow = next(f for f in ("flow_onset_apex_magnified", "flow_onset_apex") if f in geometry.sizes)
+    if geometry.size(flow, "y") < min_h or geometry.size(flow, "x") < min_w:
+        raise geometry.refuse(f"STRCN-G's pools need flow of at least {min_w}x{min_h}", (flow, "y"), (flow, "x"))
     return {}
 
 
@@ -231,16 +234,24 @@ RECIPE_A = Recipe(
 """STRCN-A reads the time-normalised magnified clips ``appearance_frames`` and the heat maps (the fold's mask),
 plus ``magnified_small`` for the random-α augmentation; an item is the masked matrix as (C, d2, T)."""
 
+EPOCHS_G = AugmentedEpochs(switch=AUGMENTATION_G, on="xia")
+"""Xia's augmented epochs for STRCN-G: stored alphas x frame subsets, unless ``augmentation=scale``."""
+
+ITEMS_G = ChosenItems(AUGMENTATION_G, (("xia", MagnifiedFlows(epochs=EPOCHS_G)),
+                                       ("scale", ClipArrays("flow_onset_apex"))))
+"""STRCN-G's items: magnified flows (Xia), or the crops' flow with the scale emulation (``augmentation=scale``)."""
+
 RECIPE_G = Recipe(
     name="strcn-g",
     doi=XIA_DOI,
-    reads=("flow_onset_apex",),
-    stages=(_stage(ClipArrays("flow_onset_apex"), XiaObjective(magnification_scale)),),
+    reads=ITEMS_G.reads,
+    stages=(_stage(ITEMS_G, XiaObjective(magnification_scale, EPOCHS_G)),),
     adapt=_adapt_g,
-    choices=(AUGMENTATION_G,),
+    choices=(AUGMENTATION_G, VARIANTS),
     min_input_shape=(2, *_min_size(POOLS_G)),
 )
-"""STRCN-G reads ``flow_onset_apex`` (2, H, W) per clip, (u, v) as channels."""
+"""STRCN-G reads ``flow_onset_apex_magnified`` (alpha, pair, 2, H, W) and ``subset_pair`` per clip (one
+(2, H, W) field per item, (u, v) as channels), or ``flow_onset_apex`` (2, H, W) with ``augmentation=scale``."""
 
 
 class RCL(nn.Module):
