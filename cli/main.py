@@ -165,7 +165,8 @@ def info(store, as_json, expect_id):
 @click.argument("store")
 @click.argument("clip")
 @click.option("--feature", required=True, type=click.Choice(sorted(
-    ["flow_onset_apex", "flow_first_each", "flow_consecutive", "lfm", "magnified", "intensity", "mask"])),
+    ["flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive", "lfm", "magnified",
+     "intensity", "mask"])),
               help="What to draw: a flow field (colour-coded and arrows), LFM/CLFM maps, magnified vs original "
                    "frames, the intensity curve with onset/apex/offset, or the STRCN-A mask over the face.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG file to write.")

@@ -18,6 +18,17 @@ from .paths import data_root, store_path
 log = logging.getLogger(__name__)
 
 
+def _pairs(items: tuple[str, ...], hint: str) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE`` pairs as text (the recipe parses and checks each value)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=hint)
+        key, value = (part.strip() for part in item.split("=", 1))
+        out.append((key, value))
+    return tuple(out)
+
+
 def _model_args(items: tuple[str, ...]) -> tuple[tuple[str, object], ...]:
     """``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, lists), else kept as text."""
     out = []
@@ -116,6 +127,9 @@ def _default_out(model: str, stores: tuple[str, ...], labels: str, protocol: str
                    "else of the training loss. Default: off, as in the papers.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
               help="Model constructor argument, e.g. n_maps=64 for STRCN. Repeatable.")
+@click.option("--recipe-option", "recipe_options", multiple=True, metavar="NAME=VALUE",
+              help="A named option of the model's recipe, e.g. means=batch for kim2017 or augmentation=scale for "
+                   "strcn-g (the paper's way is each option's default). Repeatable.")
 @click.option("--folds", type=click.IntRange(min=1), help="Run only the first N folds (quick checks).")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes.")
@@ -128,8 +142,8 @@ def _default_out(model: str, stores: tuple[str, ...], labels: str, protocol: str
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
 def train(model, stores, store_ids, labels, protocol, train_datasets, test_dataset, composite_list, strict,
           val_subjects, dry_run, as_json, epochs, temporal_epochs, terms, batch_size, lr, optimizer, weight_decay,
-          device, seed, mask, in_memory, no_augment, patience, model_args, folds, workers, out, overwrite,
-          data_root_opt, progress):
+          device, seed, mask, in_memory, no_augment, patience, model_args, recipe_options, folds, workers, out,
+          overwrite, data_root_opt, progress):
     """Train a network from one or more feature stores under an evaluation protocol.
 
     Writes RUN/report.json (figures whole and per dataset, folds, parameters,
@@ -160,8 +174,8 @@ def train(model, stores, store_ids, labels, protocol, train_datasets, test_datas
                        out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                        weight_decay=weight_decay, device=device, seed=seed, mask=mask, in_memory=in_memory,
                        folds=folds, augment=not no_augment, model_args=_model_args(model_args), terms=terms,
-                       temporal_epochs=temporal_epochs, patience=patience, workers=workers, progress=progress,
-                       overwrite=overwrite)
+                       temporal_epochs=temporal_epochs, recipe_options=_pairs(recipe_options, "--recipe-option"),
+                       patience=patience, workers=workers, progress=progress, overwrite=overwrite)
     plan = plan_run(params)
     if dry_run:
         click.echo(json.dumps(plan.describe(), indent=2) if as_json else format_plan(plan.describe()))

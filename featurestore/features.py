@@ -43,6 +43,8 @@ DIMS: dict[str, str] = {
     "x": "image columns",
     "channel": "colour channels (1 for greyscale sources)",
     "alpha": "magnification factors, in the order of magnify.alphas",
+    "subset": "random frame subsets (Xia's augmentation), in the order of flow_onset_apex_magnified.subset_levels",
+    "end": "the two frames a flow joins: onset, apex",
     "map": "landmark feature maps; map k compares frame k + lag with frame k",
     "i": "landmark index (rows of a distance map)",
     "j": "landmark index (columns of a distance map)",
@@ -216,7 +218,8 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "affine from source pixels to crop pixels",
                "2x3 affine matrix per frame mapping source pixels to crop pixels", {"row": 2, "col": 3}),
     FeatureDef("stddiff", "apex", ("frame",), "float32", _GREY, "std of the difference to the first frame",
-               "sigma(t) = std(I_t - I_0) over the aligned clip in grey levels (Xia eq. 5); apex = argmax"),
+               "sigma(t) = std(I_t - I_0) in grey levels over the magnified clip (Xia eq. 5) or the crops, as "
+               "apex.stddiff_on says; apex = argmax"),
     FeatureDef("ncc", "apex", ("frame",), "float32", _GREY, "normalised cross-correlation with the apex",
                "zero-mean NCC of each frame with the reference apex frame (Kim 2017, §2.2.1)"),
     FeatureDef("intensity", "apex", ("frame",), "float32", _GREY, "expression intensity",
@@ -231,6 +234,27 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "optical flow from onset to apex in pixels of the flow grid",
                "TV-L1 flow (u, v) from the onset crop to the apex crop, crops resized to flow_onset_apex.size "
                "(STRCN-G; Xia: 300x245)", {"uv": 2, **_size("flow_onset_apex")}),
+    FeatureDef("flow_onset_apex_magnified", "flow_onset_apex_magnified", ("alpha", "pair", "uv", "y", "x"), "float16",
+               "pixel", "optical flow from onset to apex of the magnified clip in pixels of the flow grid",
+               "TV-L1 flow (u, v) between two frames of the clip magnified with each alpha of magnify.alphas, resized "
+               "to flow_onset_apex_magnified.size (STRCN-G; Xia: 300x245); pair k joins the frames "
+               "onset_apex_pairs[k], pair 0 the clip's onset and apex",
+               {"alpha": Param("magnify", "alphas", length=True), "uv": 2, **_size("flow_onset_apex_magnified")}),
+    FeatureDef("onset_apex_pairs", "flow_onset_apex_magnified", ("pair", "end"), "int32", _GREY,
+               "frame indices of each magnified flow's onset and apex",
+               "0-based frame indices (onset, apex) of each pair of flow_onset_apex_magnified; row 0 is the clip's "
+               "onset and apex (Kim's state frames 0 and 2), later rows those frame subsets give",
+               {"end": 2}),
+    FeatureDef("subset_frames", "flow_onset_apex_magnified", ("subset", "frame"), "bool", _GREY,
+               "frames kept by each frame subset",
+               "Xia's frame-subset augmentation: subset k keeps a seeded random flow_onset_apex_magnified."
+               "subset_levels[k] of the frames (True = kept)",
+               {"subset": Param("flow_onset_apex_magnified", "subset_levels", length=True)}),
+    FeatureDef("subset_pair", "flow_onset_apex_magnified", ("subset",), "int32", _GREY,
+               "magnified flow pair of each frame subset",
+               "index into onset_apex_pairs (and the pair dim of flow_onset_apex_magnified) of the onset->apex pair "
+               "subset k gives STRCN-G: its first kept frame from the onset, its kept frame nearest the apex",
+               {"subset": Param("flow_onset_apex_magnified", "subset_levels", length=True)}),
     FeatureDef("flow_first_each", "flow_first_each", ("pair", "uv", "y", "x"), "float16", "pixel",
                "optical flow from the first frame in pixels of the flow grid",
                "TV-L1 flow (u, v) from the first crop to each later crop at flow_first_each.size (SHCNN; "
@@ -239,10 +263,10 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "optical flow between consecutive frames in pixels of the flow grid",
                "TV-L1 flow (u, v) from each crop to the next at flow_consecutive.size (Nag's temporal network; "
                "64x64)", {"uv": 2, **_size("flow_consecutive")}),
-    FeatureDef("magnified", "magnify", ("frame", "alpha", "y", "x", "channel"), "uint8", _GREY,
+    FeatureDef("magnified", "magnify", ("frame", "y", "x", "channel"), "uint8", _GREY,
                "Eulerian-magnified face crop intensity",
-               "aligned clip magnified with each alpha of magnify.alphas (Wu et al. 2012) at magnify.size",
-               {"alpha": Param("magnify", "alphas", length=True), **_size("magnify")}),
+               "aligned clip magnified with magnify.test_alpha (Wu et al. 2012; Xia: 8) at magnify.size; the apex "
+               "stage's std-diff input", _size("magnify")),
     FeatureDef("magnified_small", "magnify", ("frame", "alpha", "y", "x", "channel"), "uint8", _GREY,
                "Eulerian-magnified face crop intensity, STRCN-A size",
                "aligned clip magnified with each alpha at magnify.small_size, the input of STRCN-A's appearance "
@@ -259,11 +283,11 @@ _FEATURES: tuple[FeatureDef, ...] = (
                "sum of |LFM| over the clip's maps divided by the face size (Choi eq. 3; below 0.35 a "
                "micro-expression, §IV-B)"),
     FeatureDef("heatmap", "appearance", ("y", "x"), "float32", _GREY, "difference heat map",
-               "sum_t |I(t) - I(0)| of the first alpha's magnified_small grey clip (Xia eq. 4)",
+               "sum_t |I(t) - I(0)| of the magnify.test_alpha magnified_small grey clip (Xia eq. 4)",
                _size("magnify", "small_size")),
     FeatureDef("appearance_frames", "appearance", ("time", "y", "x", "channel"), "float16", _GREY,
                "time-normalised magnified face crop intensity",
-               "the first alpha's magnified_small clip resampled to appearance.n_time frames (Xia §III-C1)",
+               "the magnify.test_alpha magnified_small clip resampled to appearance.n_time frames (Xia §III-C1)",
                {"time": Param("appearance", "n_time"), **_size("magnify", "small_size")}),
     FeatureDef("appearance", "appearance_mask", ("pixel", "time", "channel"), "float16", _GREY,
                "masked appearance matrix",
@@ -283,6 +307,16 @@ _FEATURES: tuple[FeatureDef, ...] = (
 
 FEATURES: dict[str, FeatureDef] = {f.name: f for f in _FEATURES}
 """Every feature, by name, in the order stages produce them."""
+
+
+def test_alpha_index(stage_params: Mapping[str, Mapping[str, Any]]) -> int:
+    """Position of ``magnify.test_alpha`` along the ``alpha`` dim, under recorded stage parameters.
+
+    The test alpha (Xia: 8) is the one of heat maps, test inputs and the
+    ``magnified`` clip; training samples the others.
+    """
+    magnify = stage_params["magnify"]
+    return [float(a) for a in magnify["alphas"]].index(float(magnify["test_alpha"]))
 
 
 def feature_def(name: str) -> FeatureDef:

@@ -13,8 +13,9 @@ heat maps); the papers' networks see transforms of them, made when reading:
   (:func:`appearance_matrix`).
 - **Choi's middle window** of landmark feature maps (:func:`middle_sequence`,
   :func:`map_window`).
-- **Nag's windows** of consecutive steps (:func:`step_windows`) and the
-  spotting ground truth (:func:`onset_offset_span`).
+- **Nag's windows** of consecutive steps (:func:`step_windows`) within the
+  runs of consecutive frames (:func:`consecutive_runs`) and the spotting
+  ground truth (:func:`onset_offset_span`).
 
 ``mepipe show``, the pipeline's dataset-level stage and training import
 them from here, so that a picture, a stored matrix and a training item are
@@ -43,7 +44,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["FIELD_STARTS", "apex_field", "appearance_matrix", "build_mask", "code_flow", "field_ending_at",
+__all__ = ["FIELD_STARTS", "apex_field", "appearance_matrix", "build_mask", "code_flow", "consecutive_runs",
+           "field_ending_at",
            "field_frames", "flow_to_rgb", "map_window", "middle_sequence", "onset_offset_span", "step_windows",
            "time_normalise"]
 
@@ -317,6 +319,23 @@ def step_windows(n_steps: int, length: int | None, stride: int = 1) -> list[tupl
     size = min(length, n_steps)
     starts = sorted({*range(0, n_steps - size + 1, stride), n_steps - size})
     return [(start, size) for start in starts]
+
+
+def consecutive_runs(frame_numbers: Sequence[int]) -> list[tuple[int, int]]:
+    """(first, last) 0-based indices of each run of consecutive frame numbers of a clip.
+
+    A clip whose source lacks frames (numbers 102, 105) has a gap there;
+    ``flow_consecutive`` is not computed across it (NaN), so a sequence of
+    consecutive frame pairs (Nag's windows) lives within one run. A run of
+    one frame has no pair.
+    """
+    numbers = np.asarray(frame_numbers)
+    if numbers.ndim != 1 or numbers.size == 0:
+        raise ValueError(f"frame_numbers must be a non-empty 1-D sequence, got shape {numbers.shape}")
+    breaks = np.flatnonzero(np.diff(numbers) != 1)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [numbers.size - 1]])
+    return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
 
 def onset_offset_span(frame_numbers: Sequence[int], onset: int | None, offset: int | None) -> np.ndarray:

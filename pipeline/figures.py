@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mepipe.featurestore import FeatureStore  # noqa: E402
-from mepipe.featurestore.features import APEX_STATE  # noqa: E402
+from mepipe.featurestore.features import APEX_STATE, test_alpha_index  # noqa: E402
 from mepipe.featurestore.views import field_frames, flow_to_rgb  # noqa: E402
 
 
@@ -35,7 +35,12 @@ def _arrows(ax, field: np.ndarray, step: int) -> None:
 def flow_figure(store: FeatureStore, sample: str, feature: str = "flow_onset_apex", index: int | None = None):
     """A flow field colour-coded (hue = angle, value = magnitude) and as arrows over the face."""
     flows = store.read(feature, sample).astype(np.float32)
-    if flows.ndim == 4:
+    if feature == "flow_onset_apex_magnified":
+        alpha = test_alpha_index(store.record.stage_params())
+        start, end = store.read("onset_apex_pairs", sample)[0]
+        field = flows[alpha, 0]
+        title = f"{feature}, test alpha: frame {start} -> {end}"
+    elif flows.ndim == 4:
         strongest = index is None
         index = int(np.argmax(np.abs(flows).sum(axis=(1, 2, 3)))) if strongest else index
         start, end = field_frames(feature, index)
@@ -84,14 +89,14 @@ def magnified_figure(store: FeatureStore, sample: str):
     """Original and magnified frames side by side at the apex, with their difference to frame 0."""
     import cv2
 
-    mag = store.read("magnified", sample)[:, 0]
+    mag = store.read("magnified", sample)
     crops = store.read("crops", sample)
     apex = int(store.read("state_index", sample)[APEX_STATE])
     size = mag.shape[2], mag.shape[1]
     original = np.stack([cv2.resize(_grey(c) if c.shape[-1] == 1 else c, size, interpolation=cv2.INTER_AREA)
                          for c in crops[[0, apex]]])
     magnified = _grey(mag[apex]) if mag.shape[-1] == 1 else mag[apex]
-    alpha = store.attrs_of("magnified", sample).get("events", {}).get("alphas", ["?"])[0]
+    alpha = store.attrs_of("magnified", sample).get("events", {}).get("test_alpha", "?")
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), constrained_layout=True)
     panels = [(original[1], "original apex", "gray"), (magnified, f"magnified apex (alpha {alpha})", "gray"),
               (np.abs(original[1].astype(float) - original[0]), "|apex - first|, original", "magma"),
@@ -137,7 +142,7 @@ def _isna(v) -> bool:
 def mask_figure(store: FeatureStore, sample: str):
     """The STRCN-A dataset mask over the clip's magnified (small size) face, beside its heat map."""
     mask = np.asarray(store.dataset_array("appearance_mask"))
-    face = store.read("magnified_small", sample)[0, 0]
+    face = store.read("magnified_small", sample)[0, test_alpha_index(store.record.stage_params())]
     face = _grey(face) if face.shape[-1] == 1 else face.mean(-1)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), constrained_layout=True)
     axes[0].imshow(face, cmap="gray")
@@ -154,6 +159,7 @@ def mask_figure(store: FeatureStore, sample: str):
 
 FIGURES = {
     "flow_onset_apex": lambda s, c: flow_figure(s, c, "flow_onset_apex"),
+    "flow_onset_apex_magnified": lambda s, c: flow_figure(s, c, "flow_onset_apex_magnified"),
     "flow_first_each": lambda s, c: flow_figure(s, c, "flow_first_each"),
     "flow_consecutive": lambda s, c: flow_figure(s, c, "flow_consecutive"),
     "lfm": lfm_figure,

@@ -23,7 +23,7 @@ from . import dataset_stages
 from .config import replace_from_mapping
 from .context import ClipContext
 from .errors import ClipError
-from .stages import align, apex, appearance, flow, frames, landmarks, lfm, magnify
+from .stages import align, apex, appearance, flow, frames, landmarks, lfm, magnify, subsets
 
 
 SOURCE_DIGEST_ATTR = "source_sha256"
@@ -106,7 +106,8 @@ def _align(ctx, inputs, params, shared):
 
 
 def _apex(ctx, inputs, params, shared):
-    r = apex.estimate(inputs["crops"], ctx.truth, params)
+    magnified = inputs["magnified"] if params.stddiff_on == "magnified" else None
+    r = apex.estimate(inputs["crops"], ctx.truth, params, magnified)
     number = ctx.frame_numbers
     return StageOutput(
         {"stddiff": r.stddiff, "ncc": r.ncc, "intensity": r.intensity, "state": r.state,
@@ -216,17 +217,46 @@ _flow_first_each, _flow_first_each_many = _flow_stage("flow_first_each", _flow_f
 _flow_consecutive, _flow_consecutive_many = _flow_stage("flow_consecutive", _flow_consecutive_pairs)
 
 
-def _with_channel(clip: np.ndarray) -> np.ndarray:
-    return clip if clip.ndim == 4 else clip[..., None]
+def _squeezed(crops: np.ndarray) -> np.ndarray:
+    """Crops (T, S, S, C) as the magnification kernels take them: greyscale without its channel axis."""
+    return crops[..., 0] if crops.shape[-1] == 1 else crops
 
 
 def _magnify(ctx, inputs, params, shared):
     crops = inputs["crops"]
-    crops = crops[..., 0] if crops.shape[-1] == 1 else crops
-    outputs = magnify.magnify_resized(crops, params)
-    by_size = {name: np.stack([_with_channel(outputs[(a, size)]) for a in params.alphas], axis=1)
-               for name, size in (("magnified", params.size), ("magnified_small", params.small_size))}
-    return StageOutput(by_size, {"alphas": list(params.alphas)})
+    grey = crops.shape[-1] == 1
+    small = magnify.magnify_sized(_squeezed(crops), params.small_size, params.alphas, params)
+    test = magnify.magnify_sized(_squeezed(crops), params.size, (params.test_alpha,), params)[:, 0]
+    return StageOutput({"magnified": test[..., None] if grey else test,
+                        "magnified_small": small[..., None] if grey else small},
+                       {"alphas": list(params.alphas), "test_alpha": params.test_alpha})
+
+
+def _flow_onset_apex_magnified(ctx, inputs, params, shared):
+    """Onset->apex flows of the clip magnified with every alpha, for the (onset, apex) pairs its frame subsets give.
+
+    Xia et al. (2019) magnify the aligned clip, then compute STRCN-G's flow
+    between its onset and apex frames resized to 300x245; frame subsets
+    (their augmentation) change the pair when they drop either frame
+    (:mod:`.stages.subsets`). Magnification runs at the crops' resolution,
+    with the magnify stage's parameters and alpha list.
+    """
+    magnification = shared["magnify"]
+    onset, peak = _onset_apex(ctx, inputs)
+    crops = inputs["crops"]
+    keep = subsets.draw_subsets(len(crops), params.subset_levels, subsets.subset_seed(ctx.sample, params.subset_seed))
+    pairs, pair_of = subsets.subset_pairs(keep, onset, peak, inputs["stddiff"])
+    frames_used = sorted(set(pairs.ravel().tolist()))
+    position = {f: k for k, f in enumerate(frames_used)}
+    magnified = magnify.magnify_frames(_squeezed(crops), magnification.alphas, frames_used, magnification)
+    width, height = params.size
+    fields = np.empty((len(magnification.alphas), len(pairs), 2, height, width), dtype=np.float32)
+    for a, clip in enumerate(magnified):
+        for k, (start, end) in enumerate(pairs):
+            fields[a, k] = flow.flow_onset_apex(clip[[position[start], position[end]]], 0, 1, params)
+    return StageOutput({"flow_onset_apex_magnified": fields, "onset_apex_pairs": pairs, "subset_frames": keep,
+                        "subset_pair": pair_of},
+                       {"onset_index": onset, "apex_index": peak, "n_pairs": len(pairs)})
 
 
 def _lfm(ctx, inputs, params, shared):
@@ -237,7 +267,7 @@ def _lfm(ctx, inputs, params, shared):
 
 
 def _appearance(ctx, inputs, params, shared):
-    clip = inputs["magnified_small"][:, 0].astype(np.float32)
+    clip = inputs["magnified_small"][:, shared["magnify"].test_index].astype(np.float32)
     grey = clip.mean(axis=-1)
     return StageOutput({"heatmap": appearance.heatmap(grey),
                         "appearance_frames": time_normalise(clip, params.n_time)})
@@ -283,16 +313,20 @@ def register_stage(stage: StageDef) -> StageDef:
 register_stage(StageDef("landmarks", landmarks.VERSION, landmarks.LandmarkParams, (), (), True, False, _landmarks))
 register_stage(StageDef("align", align.VERSION, align.AlignParams, ("landmarks",), ("landmarks",), True, False,
                         _align))
-register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align",), ("crops",), False, True, _apex))
+register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",), False, False,
+                        _magnify))
+register_stage(StageDef("apex", apex.VERSION, apex.ApexParams, ("align", "magnify"), ("crops", "magnified"), False,
+                        True, _apex))
 register_stage(StageDef("flow_onset_apex", flow.VERSION, flow.OnsetApexFlowParams, ("align", "apex"),
                         ("crops", "state_index"), False, False, _flow_onset_apex,
                         _flow_onset_apex_many, _flow_placement("flow_onset_apex")))
+register_stage(StageDef("flow_onset_apex_magnified", flow.VERSION, flow.MagnifiedOnsetApexFlowParams,
+                        ("align", "magnify", "apex"), ("crops", "state_index", "stddiff"), False, False,
+                        _flow_onset_apex_magnified))
 register_stage(StageDef("flow_first_each", flow.VERSION, flow.FirstEachFlowParams, ("align",), ("crops",),
                         False, False, _flow_first_each, _flow_first_each_many, _flow_placement("flow_first_each")))
 register_stage(StageDef("flow_consecutive", flow.VERSION, flow.ConsecutiveFlowParams, ("align",), ("crops",),
                         False, False, _flow_consecutive, _flow_consecutive_many, _flow_placement("flow_consecutive")))
-register_stage(StageDef("magnify", magnify.VERSION, magnify.MagnifyParams, ("align",), ("crops",), False, False,
-                        _magnify))
 register_stage(StageDef("lfm", lfm.VERSION, lfm.LFMParams, ("landmarks",), ("landmarks",), False, True, _lfm))
 register_stage(StageDef("appearance", appearance.VERSION, appearance.AppearanceParams, ("magnify",),
                         ("magnified_small",), False, False, _appearance))
@@ -300,7 +334,7 @@ register_stage(StageDef("kim", "1", KimParams, ("align", "apex"), ("crops", "sta
 
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "core": ("apex",),
-    "flow": ("flow_onset_apex", "flow_first_each", "flow_consecutive"),
+    "flow": ("flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive"),
     "magnify": ("magnify",),
     "lfm": ("lfm",),
     "appearance": ("appearance",),

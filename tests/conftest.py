@@ -95,7 +95,7 @@ def fast_flow_params():
 
     params = default_params()
     fast = TVL1Params(nscales=3, warps=2, epsilon=0.05)
-    for name in ("flow_onset_apex", "flow_first_each", "flow_consecutive"):
+    for name in ("flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive"):
         params[name] = dataclasses.replace(params[name], tvl1=fast)
     return params
 
@@ -115,8 +115,8 @@ def full_store(tmp_path_factory, small_demo, small_store) -> Path:
 def finish_synthetic_store(writer, dataset: str, **changes) -> None:
     """Mark a store written directly with ``StoreWriter`` complete, with a build record of default parameters.
 
-    ``changes`` replace stage parameters (``magnify={"alphas": (5.0, 8.0)}``), so the record says what
-    the synthetic arrays were "built" with; the record lists the features the store holds.
+    ``changes`` replace stage parameters (``magnify={"alphas": (5.0, 8.0), "test_alpha": 5.0}``), so the
+    record says what the synthetic arrays were "built" with; the record lists the features the store holds.
     """
     import dataclasses
     import time

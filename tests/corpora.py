@@ -56,10 +56,15 @@ def composite_rows(dataset: str, subjects: range, n_clips: int) -> list[str]:
     return rows
 
 
+MAGNIFY = {"alphas": (5.0, 8.0), "test_alpha": 8.0}
+"""The magnification the synthetic stores record (two alphas keep their magnified flows small)."""
+
+
 def write_corpus_store(path: Path, dataset: str, *, subjects: range = range(1, 4), n_clips: int = 2,
                        n_fields: int = 3, seed: int = 0, failed: tuple[str, ...] = (), extra_emotion: str = "",
                        **params) -> Path:
-    """A complete store of ``dataset`` with ``flow_first_each``, ``flow_onset_apex`` and ``frame``.
+    """A complete store of ``dataset`` with ``flow_first_each``, ``flow_onset_apex`` and ``frame``, and STRCN-G's
+    magnified flows (``flow_onset_apex_magnified`` for alphas 5 and 8, one pair, and ``subset_pair``).
 
     Parameters
     ----------
@@ -101,8 +106,12 @@ def write_corpus_store(path: Path, dataset: str, *, subjects: range = range(1, 4
         onset_apex = rng.normal(0, 0.1, (2, 245, 300))
         onset_apex[:, 60:172, 90:202] += flow[n_fields // 2]
         writer.write_feature(sample, "flow_onset_apex", onset_apex.astype(np.float32), "synthetic")
+        magnified = np.stack([onset_apex * (1 + alpha) / 9 for alpha in MAGNIFY["alphas"]])[:, None]
+        writer.write_feature(sample, "flow_onset_apex_magnified", magnified.astype(np.float32), "synthetic")
+        writer.write_feature(sample, "onset_apex_pairs", np.array([[0, 1 + n_fields // 2]], np.int32), "synthetic")
+        writer.write_feature(sample, "subset_pair", np.zeros(5, np.int32), "synthetic")
         writer.write_feature(sample, "frame", np.arange(10, 11 + n_fields), "synthetic")
         rows.append(row)
     writer.write_samples(pd.DataFrame(rows))
-    finish_synthetic_store(writer, dataset, **params)
+    finish_synthetic_store(writer, dataset, **{"magnify": MAGNIFY, **params})
     return path

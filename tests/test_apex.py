@@ -46,10 +46,34 @@ def test_estimate_finds_a_synthetic_apex():
     profile = np.sin(np.linspace(0, np.pi, 11)) ** 2  # peak at index 5
     target = np.roll(base, 3, axis=1)
     frames = np.stack([(1 - a) * base + a * target for a in profile]).astype(np.uint8)[..., None]
-    r = apex.estimate(frames, params=apex.ApexParams(size=32))
+    r = apex.estimate(frames, params=apex.ApexParams(size=32, stddiff_on="crops"))
     assert r.apex_est == 5
     assert r.intensity[5] == pytest.approx(1.0)
     assert r.onset_est < 5 < r.offset_est
     assert r.states_from == "estimates"
-    with_truth = apex.estimate(frames, (1, 5, 9), apex.ApexParams(size=32))
+    with_truth = apex.estimate(frames, (1, 5, 9), apex.ApexParams(size=32, stddiff_on="crops"))
     assert with_truth.state_index.tolist() == [1, 3, 5, 7, 9] and with_truth.states_from == "ground truth"
+
+
+def test_stddiff_runs_on_the_magnified_clip_when_asked():
+    # Crops peak at frame 5, the "magnified" clip given at frame 3: std-diff follows the clip it is asked to use;
+    # NCC and intensity keep using the crops (their reference apex is the std-diff estimate here).
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (16, 16)).astype(np.float32)
+    target = np.roll(base, 2, axis=1)
+
+    def clip(peak):
+        profile = np.exp(-0.5 * ((np.arange(9) - peak) / 1.0) ** 2)
+        return np.stack([(1 - a) * base + a * target for a in profile]).astype(np.uint8)[..., None]
+
+    crops, magnified = clip(5), clip(3)
+    on_magnified = apex.estimate(crops, params=apex.ApexParams(size=16, stddiff_on="magnified"), magnified=magnified)
+    on_crops = apex.estimate(crops, params=apex.ApexParams(size=16, stddiff_on="crops"), magnified=magnified)
+    assert on_magnified.apex_est == 3 and on_crops.apex_est == 5
+    expected = apex.std_diff(magnified[..., 0].astype(np.float64))
+    assert on_magnified.stddiff == pytest.approx(expected, rel=1e-5)
+    assert on_crops.apex_ncc == on_magnified.apex_ncc  # from the crops either way
+    with pytest.raises(ValueError, match="needs the magnified clip"):
+        apex.estimate(crops, params=apex.ApexParams(size=16, stddiff_on="magnified"))
+    with pytest.raises(ValueError, match="stddiff_on"):
+        apex.ApexParams(stddiff_on="flow")

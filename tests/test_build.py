@@ -76,7 +76,7 @@ def test_alignment_removes_head_motion(small_store, small_demo, small_demo_param
 def test_rebuild_with_nothing_changed_does_no_stage_work(store_copy, small_demo):
     report = run_build(build_options(small_demo, store_copy))
     assert report.tasks_run == {} and report.exit_code == 0
-    assert sum(report.tasks_cached.values()) == 6 * 3
+    assert sum(report.tasks_cached.values()) == 6 * 4  # landmarks, align, magnify (apex reads it), apex
 
 
 @pytest.mark.slow
@@ -85,7 +85,7 @@ def test_changing_one_stage_parameter_recomputes_it_and_descendants(store_copy, 
     params = default_params()
     params["align"] = dataclasses.replace(params["align"], size=128)
     report = run_build(build_options(small_demo, store_copy, params=params))
-    assert report.tasks_run == {"align": 6, "apex": 6}
+    assert report.tasks_run == {"align": 6, "magnify": 6, "apex": 6}
     assert report.tasks_cached == {"landmarks": 6}
     store = open_store(store_copy)
     assert store.read("crops", "001_1_1").shape[1:] == (128, 128, 1)
@@ -95,7 +95,7 @@ def test_changing_one_stage_parameter_recomputes_it_and_descendants(store_copy, 
 @pytest.mark.slow
 def test_force_recomputes_on_demand(store_copy, small_demo):
     report = run_build(build_options(small_demo, store_copy, force=("apex",)))
-    assert report.tasks_run == {"apex": 6} and report.tasks_cached == {"landmarks": 6, "align": 6}
+    assert report.tasks_run == {"apex": 6} and report.tasks_cached == {"landmarks": 6, "align": 6, "magnify": 6}
 
 
 @pytest.mark.slow
@@ -116,7 +116,7 @@ def test_adding_clips_computes_only_them(store_copy, small_demo, tmp_path):
     first = run_build(build_options(small_demo, fresh, annotations=partial))
     assert first.n_samples == 3
     second = run_build(build_options(small_demo, fresh))
-    assert second.n_samples == 6 and second.tasks_run == {"landmarks": 3, "align": 3, "apex": 3}
+    assert second.n_samples == 6 and second.tasks_run == {"landmarks": 3, "align": 3, "magnify": 3, "apex": 3}
 
 
 @pytest.mark.slow

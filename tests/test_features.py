@@ -21,8 +21,10 @@ def test_every_feature_has_its_shape_and_dtype(full_store):
         "flow_onset_apex": ((2, 245, 300), np.float16),
         "flow_first_each": ((N - 1, 2, 112, 112), np.float16),
         "flow_consecutive": ((N - 1, 2, 64, 64), np.float16),
-        "magnified": ((N, 1, 128, 128, 1), np.uint8),
-        "magnified_small": ((N, 1, 48, 64, 1), np.uint8),
+        "magnified": ((N, 128, 128, 1), np.uint8),
+        "magnified_small": ((N, 10, 48, 64, 1), np.uint8),  # Xia's alphas 5..14
+        "subset_frames": ((5, N), bool),  # Xia's five subsets
+        "subset_pair": ((5,), np.int32),
         "lfm": ((N - 8, 68, 68), np.uint8),  # lag T = 200 / 25 = 8
         "clfm": ((N - 8, 21, 21), np.uint8),
         "sfem": ((), np.float64),
@@ -34,6 +36,10 @@ def test_every_feature_has_its_shape_and_dtype(full_store):
     for name, (shape, dtype) in expected.items():
         arr = store.read(name, sid)
         assert arr.shape == shape and arr.dtype == dtype, (name, arr.shape, arr.dtype)
+    pairs = store.read("onset_apex_pairs", sid)
+    assert pairs.dtype == np.int32 and pairs.shape[1] == 2 and 1 <= len(pairs) <= 5
+    magnified_flow = store.read("flow_onset_apex_magnified", sid)
+    assert magnified_flow.shape == (10, len(pairs), 2, 245, 300) and magnified_flow.dtype == np.float16
     mask = store.dataset_array("appearance_mask")
     assert mask.dtype == bool and int(mask.sum()) == round(0.3 * 48 * 64)
     assert sorted(mask.attrs["clips"]) == sorted(store.sample_ids)
@@ -59,8 +65,12 @@ def test_parameters_are_recorded_with_paper_defaults(full_store):
     stages = open_store(full_store).record.stages
     assert stages["flow_first_each"].params["size"] == [112, 112]
     assert stages["flow_onset_apex"].params["size"] == [300, 245]
-    assert stages["magnify"].params["alphas"] == [8.0]
+    assert stages["magnify"].params["alphas"] == [float(a) for a in range(5, 15)]
+    assert stages["magnify"].params["test_alpha"] == 8.0 and stages["magnify"].params["exaggeration"] == 1.0
     assert stages["magnify"].params["r1"] == 0.4 and stages["magnify"].params["r2"] == 0.05
+    assert stages["flow_first_each"].params["compute_at"] == "crop"
+    assert stages["apex"].params["stddiff_on"] == "magnified"
+    assert stages["flow_onset_apex_magnified"].params["subset_levels"] == [1.0, 0.9, 0.8, 0.7, 0.6]
     assert stages["appearance_mask"].params["keep_fraction"] == 0.3 and stages["appearance"].params["n_time"] == 30
     assert stages["lfm"].params["lag_fps_divisor"] == 25.0
 
@@ -83,8 +93,8 @@ def test_every_stage_output_is_a_feature_and_every_feature_has_a_stage():
 
 
 def test_feature_selection_names():
-    assert stages_for(["flow"]) == ["landmarks", "align", "apex", "flow_onset_apex", "flow_first_each",
-                                    "flow_consecutive"]
+    assert stages_for(["flow"]) == ["landmarks", "align", "magnify", "apex", "flow_onset_apex",
+                                    "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive"]
     assert stages_for(["clfm"]) == ["landmarks", "lfm"]
     assert stages_for(["appearance_mask"]) == ["landmarks", "align", "magnify", "appearance"]
     with pytest.raises(KeyError, match="unknown feature"):
@@ -92,9 +102,13 @@ def test_feature_selection_names():
 
 
 def test_config_file_changes_a_stage_and_rejects_typos(tmp_path):
-    params = params_from_mapping({"magnify": {"alphas": [5, 10]}, "flow_consecutive": {"size": [32, 32]}})
+    params = params_from_mapping({"magnify": {"alphas": [5, 10], "test_alpha": 5},
+                                  "flow_consecutive": {"size": [32, 32]}})
     assert params["magnify"].alphas == (5, 10) and params["flow_consecutive"].size == (32, 32)
-    with pytest.raises(ConfigError, match=r"magnify\.alpha: unknown parameter; valid keys of magnify: alphas, r1"):
+    with pytest.raises(ConfigError, match=r"magnify: MagnifyParams\.test_alpha=8\.0 must be one of alphas"):
+        params_from_mapping({"magnify": {"alphas": [5, 10]}})
+    with pytest.raises(ConfigError, match=r"magnify\.alpha: unknown parameter; valid keys of magnify: alphas, "
+                                          r"test_alpha, r1"):
         params_from_mapping({"magnify": {"alpha": 5}})
     with pytest.raises(ConfigError, match="magnfy: unknown stage"):
         params_from_mapping({"magnfy": {}})
@@ -153,7 +167,9 @@ def test_configured_sizes_are_stored_and_models_adapt_or_refuse(full_store, smal
     params["magnify"] = dataclasses.replace(params["magnify"], small_size=(96, 72))
     params["kim"] = dataclasses.replace(params["kim"], size=48)
     report = run_build(build_options(small_demo, store, stages=None, params=params))
-    assert report.tasks_run == {"flow_consecutive": 6, "magnify": 6, "appearance": 6, "kim": 6}
+    # apex reads the magnified clip: a magnify parameter recomputes it and what follows it
+    assert report.tasks_run == {"flow_consecutive": 6, "magnify": 6, "apex": 6, "flow_onset_apex": 6,
+                                "flow_onset_apex_magnified": 6, "appearance": 6, "kim": 6}
     opened = open_store(store)
     assert opened.read("flow_consecutive", "001_1_1").shape[2:] == (32, 32)
     assert opened.read("magnified_small", "001_1_1").shape[2:4] == (72, 96)
@@ -196,11 +212,15 @@ def test_changing_alphas_recomputes_only_magnification_and_after(full_store, sma
     params = fast_flow_params()
     params["magnify"] = dataclasses.replace(params["magnify"], alphas=(5.0, 8.0))
     report = run_build(build_options(small_demo, store, stages=None, params=params))
-    assert report.tasks_run == {"magnify": 6, "appearance": 6}
-    assert open_store(store).read("magnified", "001_1_1").shape[1] == 2
+    # the apex reads the magnified clip, so it and the stages after it recompute; the other flows do not
+    assert report.tasks_run == {"magnify": 6, "apex": 6, "flow_onset_apex": 6, "flow_onset_apex_magnified": 6,
+                                "appearance": 6, "kim": 6}
+    assert open_store(store).read("magnified_small", "001_1_1").shape[1] == 2
+    assert open_store(store).read("flow_onset_apex_magnified", "001_1_1").shape[0] == 2
 
 
-@pytest.mark.parametrize("feature", ["flow_onset_apex", "flow_first_each", "lfm", "magnified", "intensity", "mask"])
+@pytest.mark.parametrize("feature", ["flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "lfm",
+                                     "magnified", "intensity", "mask"])
 def test_show_writes_a_png(full_store, tmp_path, feature):
     from mepipe.cli.main import cli
 

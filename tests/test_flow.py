@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from mepipe.pipeline.stages.flow import (
     ConsecutiveFlowParams, FirstEachFlowParams, FlowParams, OnsetApexFlowParams, TVL1Params,
-    flow_consecutive, flow_first_each, flow_onset_apex, tvl1_flow,
+    flow_consecutive, flow_first_each, flow_onset_apex, resize_field, tvl1_flow,
 )
 
 cv2.setNumThreads(1)
@@ -58,6 +58,9 @@ def test_defaults():
     assert FirstEachFlowParams().size == (112, 112)
     assert ConsecutiveFlowParams().size == (64, 64)
     assert FirstEachFlowParams().tvl1 == p
+    # Miao: the flow is computed on the frames and resized to 112x112; Xia and Nag resize the frames first
+    assert FirstEachFlowParams().compute_at == "crop"
+    assert OnsetApexFlowParams().compute_at == ConsecutiveFlowParams().compute_at == "size"
 
 
 def test_params_reach_opencv():
@@ -89,10 +92,36 @@ def test_sign_convention(shift, expected):
     assert _interior_mean(flow) == pytest.approx(expected, abs=0.1)
 
 
+def test_resize_field_by_hand():
+    # (u, v) = (2, -1) everywhere on a 8x6 (W x H) grid is (2 * 4/8, -1 * 2/6) on a 4x2 grid
+    field = np.stack([np.full((6, 8), 2.0), np.full((6, 8), -1.0)])
+    out = resize_field(field, (4, 2))
+    assert out.shape == (2, 2, 4)
+    np.testing.assert_allclose(out[0], 1.0)
+    np.testing.assert_allclose(out[1], -1 / 3, rtol=1e-6)
+    # area resampling: u = 2 on the left half, 0 on the right, halved in width -> u = [1, 0] pixels of the new grid
+    halves = np.zeros((1, 2, 2, 4))
+    halves[0, 0, :, :2] = 2.0
+    np.testing.assert_allclose(resize_field(halves, (2, 2))[0, 0], [[1.0, 0.0], [1.0, 0.0]])
+    assert np.array_equal(resize_field(field, (8, 6)), field)
+
+
+def test_first_each_on_the_crops_is_the_resized_crop_flow():
+    # compute_at="crop": TV-L1 on the 128-px crops, then the field resized to 64x64 (vectors halved)
+    crops = _moving_clip(3, 1.0, seed=4)
+    params = FirstEachFlowParams(size=(64, 64), compute_at="crop")
+    got = flow_first_each(crops, params)
+    expected = np.stack([resize_field(tvl1_flow(crops[0], crops[t], params.tvl1), (64, 64)) for t in (1, 2)])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(_interior_mean(got), [[0.5, 0], [1.0, 0]], atol=0.1)
+    at_size = flow_first_each(crops, FirstEachFlowParams(size=(64, 64), compute_at="size"))
+    assert np.abs(at_size - got).max() > 1e-3
+
+
 def test_first_each_and_consecutive_compute_the_expected_pairs():
     # Crops move 1 px per frame at 128 px; the 64x64 INTER_AREA resize halves it to 0.5 px.
     crops = _moving_clip(4, 1.0)
-    first = flow_first_each(crops, FirstEachFlowParams(size=(64, 64)))
+    first = flow_first_each(crops, FirstEachFlowParams(size=(64, 64), compute_at="size"))
     assert first.shape == (3, 2, 64, 64) and first.dtype == np.float32
     np.testing.assert_allclose(_interior_mean(first), [[0.5, 0], [1.0, 0], [1.5, 0]], atol=0.1)
     consecutive = flow_consecutive(crops)
@@ -142,6 +171,7 @@ def test_bad_inputs_raise(call, match):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(size=(64,)), "size"), (dict(size=(4, 64)), "size"), (dict(channel_order="HSV"), "channel_order"),
     (dict(backend="cuda"), "backend"),
+    (dict(compute_at="frames"), "compute_at"),
 ])
 def test_bad_flow_params_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

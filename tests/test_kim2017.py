@@ -404,3 +404,193 @@ def test_a_sequence_gets_one_transform_on_every_frame():
     assert torch.equal(affine_augment(x, torch.Generator().manual_seed(7)), out)
     with pytest.raises(TypeError, match="floating point"):
         affine_augment(x.to(torch.uint8), torch.Generator())
+
+
+# --- training-set means (eq. 4-11 over the training set, issue 14) -----------------------------
+
+# The training set is batch B (class 0 states 0, 1, 2; class 1 states 2, 3, 4) with 150 copies:
+#   class means: m0 = mean of (0,0) (0,2) (4,1) (3,7) (5,7) = (12/5, 17/5) = (2.4, 3.4)
+#                m1 = mean of (4,2) (4,5) (4,6) = (4, 13/3)
+#   ||m0 - m1|| = sqrt(1.6^2 + (13/3 - 3.4)^2) = sqrt(2.56 + 0.87111) = 1.85233 -> d^0 = d^1 = 0.926165
+#   state means and radii as for batch B above; N_{c,p} = count x 150: N_{0,0} = 300, N_{0,1} = 150, ...
+D01 = math.sqrt(1.6 ** 2 + (13 / 3 - 3.4) ** 2) / 2
+
+
+def test_training_set_means_by_hand():
+    from mepipe.train.models.kim2017_loss import training_set_means
+
+    means = training_set_means(FEATS_B, Y_B, STATE_B, n_classes=3, n_states=5, copies=150)
+    assert means.class_means[0].tolist() == pytest.approx([2.4, 3.4], rel=1e-6)
+    assert means.class_means[1].tolist() == pytest.approx([4.0, 13 / 3], rel=1e-6)
+    assert torch.isnan(means.class_means[2]).all()  # no training sample of class 2
+    assert means.class_radius[:2].tolist() == pytest.approx([D01, D01], rel=1e-6)
+    assert means.state_means[0, 0].tolist() == [0.0, 1.0] and means.state_means[0, 2].tolist() == [4.0, 7.0]
+    assert torch.isnan(means.state_means[0, 3]).all()
+    assert means.state_radius[0, :3].tolist() == pytest.approx([2, 2, 3]) and torch.isinf(means.state_radius[0, 3])
+    assert means.state_radius[1, 2:].tolist() == pytest.approx([1.5, 0.5, 0.5])
+    assert means.state_counts[0].tolist() == [300, 150, 300, 0, 0] and means.state_counts[1].tolist() == [0, 0, 150,
+                                                                                                            150, 150]
+
+
+def test_terms_with_training_set_means_by_hand():
+    # The batch holds two frames of the training set above: (0,2) [class 0, state 0] and (4,5) [class 1, state 3].
+    from mepipe.train.models.kim2017_loss import training_set_means
+
+    means = training_set_means(FEATS_B, Y_B, STATE_B, n_classes=2, n_states=5, copies=150)
+    feats = _tensor([[0, 2], [4, 5]]).requires_grad_(True)
+    y, state = torch.tensor([0, 1]), torch.tensor([0, 3])
+    # E2 (beta 1): ||(0,2) - (2.4,3.4)||^2 = 5.76 + 1.96 = 7.72; ||(4,5) - (4,13/3)||^2 = 4/9; minus d^2 each.
+    expected_e2 = 0.5 * (g(7.72 - D01 ** 2, 1.0) + g(4 / 9 - D01 ** 2, 1.0)) / 2
+    assert e2_intra_class(feats, y, 1.0, means).item() == pytest.approx(expected_e2, rel=1e-6)
+    # The batch alone has one frame per class: its own means would give omega = 0 - (d/2)^2 ... not these.
+    assert e2_intra_class(feats, y, 1.0).item() != pytest.approx(expected_e2, rel=1e-3)
+    # E4 (beta 0.25, tau 2): (0,2) vs m00 = (0,1): 1 - (2/2)^2 = 0; (4,5) vs m13 = (4,5): 0 - (0.5/2)^2 = -0.0625.
+    expected_e4 = 0.5 * (g(0, 0.25) + g(-0.0625, 0.25)) / 2
+    assert e4_intra_state(feats, y, state, 0.25, 2.0, means).item() == pytest.approx(expected_e4, rel=1e-6)
+    # E5 (beta 0.25, tau 2): (c0, p0) -> q = 1: e5 = 12 (as for batch B), N_{0,0} = 300;
+    #   (c1, p3) -> q = 2: e5 = 8.75, N_{1,3} = 150.
+    # Value: [g(12)/(2*300) + g(8.75)/(2*150)] / 2 (batch N = 2).
+    value = e5_state_continuity(feats, y, state, 0.25, 2.0, apex_state=2, means=means)
+    assert value.item() == pytest.approx((g(12, 0.25) / 600 + g(8.75, 0.25) / 300) / 2, rel=1e-6)
+    # Gradient (eq. 11): g'(e5) (m_p - m_q) / N_{c,p} / N:
+    #   (0,2): sigmoid(3) ((0,1) - (4,1)) / 300 / 2 = sigmoid(3) (-4, 0) / 600
+    #   (4,5): sigmoid(2.1875) ((4,5) - (4,2)) / 150 / 2 = sigmoid(2.1875) (0, 3) / 300
+    value.backward()
+    assert feats.grad[0].tolist() == pytest.approx([sigmoid(3) * -4 / 600, 0.0], abs=1e-9)
+    assert feats.grad[1].tolist() == pytest.approx([0.0, sigmoid(2.1875) * 3 / 300], abs=1e-9)
+
+
+class _Identity(nn.Module):
+    """A stand-in for Kim's CNN whose F5 feature of a (1, 1, 2) 'frame' is its two pixels, times a weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+        self.class_head = nn.Linear(2, 2)
+        self.state_head = nn.Linear(2, 5)
+
+    def features(self, x):
+        return self.weight * x.flatten(1)
+
+    def forward(self, x):
+        f = self.features(x)
+        return KimOutput(f, self.class_head(f), self.state_head(f))
+
+
+class _Frames(torch.utils.data.Dataset):
+    """Batch B's features as (1, 1, 2) frames with their class and state (un-augmented items)."""
+
+    def __len__(self):
+        return len(FEATS_B)
+
+    def __getitem__(self, i):
+        return {"x": FEATS_B[i].reshape(1, 1, 2), "y": int(Y_B[i]), "state": int(STATE_B[i]), "variant": -1}
+
+
+def test_kim_step_refreshes_the_training_set_means_before_each_epoch():
+    from mepipe.train.models.kim2017 import MEANS, KimStateObjective
+    from mepipe.train.recipe import RunOptions
+
+    model = nn.Module()
+    model.cnn = _Identity()
+    step = KimStateObjective()(RunOptions(augment=False))
+    step.start_epoch(model, _Frames(), torch.device("cpu"), 0)
+    assert step.means.class_means[0].tolist() == pytest.approx([2.4, 3.4], rel=1e-6)
+    assert step.means.state_counts[0, 0] == 2  # no augmentation: one copy of each frame
+    with torch.no_grad():
+        model.cnn.weight.fill_(2.0)  # the network changed during the epoch
+    step.start_epoch(model, _Frames(), torch.device("cpu"), 1)
+    assert step.means.class_means[0].tolist() == pytest.approx([4.8, 6.8], rel=1e-6)
+    # The step's loss uses those means: E2 of one frame (0,2) -> feature (0,4), m0 = (4.8, 6.8), m1 = (8, 26/3).
+    batch = {"x": FEATS_B[1:2].reshape(1, 1, 1, 2), "y": torch.tensor([0]), "state": torch.tensor([0])}
+    step.loss = KimLossParams(beta=1.0, terms=("E1", "E2"))
+    loss, _, _ = step(model, batch, torch.Generator())
+    e1 = F.cross_entropy(model.cnn.class_head(torch.tensor([[0.0, 4.0]])), torch.tensor([0])).item()
+    e2 = 0.5 * g(4.8 ** 2 + 2.8 ** 2 - (2 * D01) ** 2, 1.0)
+    assert loss.item() == pytest.approx(e1 + e2, rel=1e-5)
+    batch_means = KimStateObjective()(RunOptions(augment=False, choices=((MEANS.name, "batch"),)))
+    batch_means.start_epoch(model, _Frames(), torch.device("cpu"), 0)
+    assert batch_means.means is None  # the named option keeps the batch statistics
+
+
+def test_stage_one_epochs_cover_the_grid_with_one_variant_per_clip(tmp_path):
+    from mepipe.train.augment import AugmentedEpochs, VARIANTS
+    from mepipe.train.data import VariantSampler
+    from mepipe.train.models.kim2017 import AUGMENTATION, GRID_EPOCHS
+    from mepipe.train.recipe import RunOptions
+
+    sampler = VariantSampler(n_clips=3, n_variants=150, per_clip=150, items_per_clip=5, seed=0)
+    draws = list(sampler)
+    assert len(draws) == len(sampler) == 3 * 150 * 5
+    # Five consecutive draws are one clip's five states under one variant (and one seed).
+    groups = [draws[k:k + 5] for k in range(0, len(draws), 5)]
+    for group in groups:
+        clip, variant, seed = group[0][0] // 5, group[0][1], group[0][2]
+        assert [d[0] for d in group] == [clip * 5 + s for s in range(5)]
+        assert {d[1] for d in group} == {variant} and {d[2] for d in group} == {seed}
+    # Every (clip, variant) once per epoch; a new order next epoch.
+    pairs = [(g[0][0] // 5, g[0][1]) for g in groups]
+    assert sorted(pairs) == [(c, v) for c in range(3) for v in range(150)]
+    assert [(d[0], d[1]) for d in list(sampler)[::5]] != [(c * 5, v) for c, v in pairs]
+    # variants=4: four distinct variants per clip per epoch.
+    four = [d for d in VariantSampler(3, 150, 4, items_per_clip=5, seed=1)][::5]
+    for clip in range(3):
+        assert len({v for c, v, _ in four if c == clip * 5}) == 4
+    # Which runs get augmented epochs, and how many variants.
+    assert GRID_EPOCHS.per_clip(RunOptions(), 150) == 150
+    assert GRID_EPOCHS.per_clip(RunOptions(choices=((VARIANTS.name, 4),)), 150) == 4
+    assert GRID_EPOCHS.per_clip(RunOptions(augment=False), 150) == 0
+    assert GRID_EPOCHS.per_clip(RunOptions(choices=((AUGMENTATION.name, "per-frame"),)), 150) == 0
+    assert AugmentedEpochs().per_clip(RunOptions(choices=((VARIANTS.name, 500),)), 150) == 150
+
+
+def test_grid_transform_applies_each_items_variant_and_leaves_minus_one():
+    from mepipe.train.augment import grid_transform
+
+    x = torch.rand(3, 5, 1, 9, 9, generator=torch.Generator().manual_seed(4))  # three clips' five states
+    out = grid_transform(x, torch.tensor([7, -1, 149]))
+    assert torch.equal(out[1], x[1])
+    for b, v in ((0, 7), (2, 149)):
+        flip, angle, shift, scale = affine_variants()[v]
+        for t in range(5):  # the same transform on every frame of the clip
+            alone = affine_transform(x[b, t][None], **_one(flip, angle, shift, scale))
+            assert torch.allclose(out[b, t], alone[0], atol=1e-6)
+    with pytest.raises(ValueError, match="variants must lie"):
+        grid_transform(x, torch.tensor([0, 150, 1]))
+
+
+def test_stage_two_encodes_each_sequence_under_its_epochs_variants_once():
+    from mepipe.train.items import AugmentedEncodings
+
+    class Encoder(nn.Module):
+        calls = 0
+
+        def encode(self, frames):  # (T, 1, 6, 6) -> (T, 36)
+            Encoder.calls += len(frames)
+            return frames.flatten(1)
+
+    class Sequences(torch.utils.data.Dataset):
+        labels = torch.tensor([0, 1])
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return {"x": torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(i))}
+
+    grid = AffineAugmentParams()
+    data = AugmentedEncodings(Encoder(), Sequences(), torch.device("cpu"), grid, per_clip=3, seed=0)
+    assert len(data) == 6
+    data.start_epoch(0)
+    assert Encoder.calls == 2 * 3 * 4 and len({p for p in data.pairs}) == 6
+    for i in range(len(data)):
+        clip, variant = data.pairs[i]
+        flip, angle, shift, scale = affine_variants(grid)[variant]
+        frames = Sequences()[clip]["x"]
+        expected = affine_transform(frames[None], **_one(flip, angle, shift, scale))[0].flatten(1)
+        item = data[i]
+        assert item["y"] == clip and item["length"] == 4
+        assert torch.allclose(item["x"], expected, atol=2e-3)  # kept as float16
+    seen = set(data.pairs)
+    data.start_epoch(1)  # new draws; only unseen (sequence, variant) pairs are encoded
+    assert Encoder.calls == 4 * (len(seen) + len(set(data.pairs) - seen))

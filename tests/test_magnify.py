@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mepipe.pipeline.stages.magnify import MagnifyParams, level_alphas, magnify, magnify_resized
+from mepipe.pipeline.stages.magnify import (MagnifyParams, level_alphas, magnify, magnify_frames, magnify_resized,
+                                            magnify_sized)
 
 cv2.setNumThreads(1)
 
@@ -72,22 +73,32 @@ def _oscillation_amplitude(clip: np.ndarray, period: float, direction=None) -> f
 
 def test_defaults_follow_xia_and_wu():
     p = MagnifyParams()
-    assert (p.alphas, p.r1, p.r2, p.lambda_c) == ((8.0,), 0.4, 0.05, 16.0)
+    assert p.alphas == (5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0)  # Xia §III-E
+    assert p.test_alpha == 8.0 and p.alphas[p.test_index] == 8.0  # Xia §IV-A: testing with alpha = 8
+    assert (p.r1, p.r2, p.lambda_c) == (0.4, 0.05, 16.0)
     assert (p.small_size, p.size) == ((64, 48), (128, 128))
-    assert p.exaggeration == 2.0 and p.wavelength_divisor == 3.0 and p.chroma_attenuation == 0.1
+    assert p.exaggeration == 1.0 and p.wavelength_divisor == 3.0 and p.chroma_attenuation == 0.1
 
 
 def test_level_alphas_by_hand():
-    # 128x128: 6 levels (128, 64, 32, 16, 8, 4 px). Residual wavelength
-    # hypot(128, 128) / 3 = 60.34 px, halving per finer level; delta = 16 / 8 / 9.
-    # bound = 2 * (lambda * 9 / 16 - 1): level 4 31.9, level 3 14.97,
-    # level 2 2 * (7.542 * 0.5625 - 1) = 6.485, level 1 2 * (3.771 * 0.5625 - 1) = 2.243.
-    assert level_alphas((128, 128), 8) == pytest.approx((0, 2.2426, 6.4853, 8, 8, 0), abs=1e-3)
+    # Xia's gain min(alpha, alpha_c), alpha_c = lambda / (8 delta) - 1 with delta = lambda_c / (8 (1 + alpha)),
+    # i.e. lambda * (1 + alpha) / lambda_c - 1 = lambda * 9 / 16 - 1 for alpha = 8.
+    # 128x128: 6 levels (128, 64, 32, 16, 8, 4 px). Residual wavelength hypot(128, 128) / 3 = 60.34 px,
+    # halving per finer level: level 4 30.17 -> 15.97 (capped at 8), level 3 15.085 -> 7.485,
+    # level 2 7.542 -> 3.243, level 1 3.771 -> 1.121; the finest level and the residual get 0.
+    assert level_alphas((128, 128), 8) == pytest.approx((0, 1.1213, 3.2426, 7.4853, 8, 0), abs=1e-3)
     # 48x64 (H, W): 5 levels; residual wavelength hypot(48, 64) / 3 = 26.67 px.
-    # level 3: 2 * (13.33 * 0.5625 - 1) = 13 -> 8; level 2: 5.5; level 1: 1.75.
-    assert level_alphas((48, 64), 8) == pytest.approx((0, 1.75, 5.5, 8, 0), abs=1e-3)
+    # level 3: 13.33 * 0.5625 - 1 = 6.5; level 2: 2.75; level 1: 0.875.
+    assert level_alphas((48, 64), 8) == pytest.approx((0, 0.875, 2.75, 6.5, 0), abs=1e-3)
     # A bound below zero would invert a band; it is clipped to 0.
     assert level_alphas((128, 128), 8, MagnifyParams(lambda_c=64.0))[1] == 0.0
+
+
+def test_wu_exaggeration_doubles_the_fine_levels():
+    # Wu's code multiplies alpha_c by 2: level 3 2 * 7.485 = 14.97 (capped at 8), level 2 6.485, level 1 2.243.
+    wu = MagnifyParams(exaggeration=2.0)
+    assert level_alphas((128, 128), 8, wu) == pytest.approx((0, 2.2426, 6.4853, 8, 8, 0), abs=1e-3)
+    assert level_alphas((48, 64), 8, wu) == pytest.approx((0, 1.75, 5.5, 8, 0), abs=1e-3)
 
 
 def test_static_clip_is_unchanged():
@@ -112,7 +123,7 @@ def test_in_band_oscillation_is_amplified(alpha):
 
 
 def test_default_cutoff_attenuates_fine_levels():
-    # With lambda_c = 16 the level-2 and level-1 bands get 6.49 and 2.24 instead
+    # With lambda_c = 16 the level-3, -2 and -1 bands get 7.49, 3.24 and 1.12 instead
     # of 8, so the same in-band pattern grows less than with the full alpha.
     period = 40.0
     clip = _oscillating_clip(period, 3.0, SETTLE + 4 * 40)
@@ -190,6 +201,7 @@ def test_magnify_resized_keys_shapes_and_resize():
     frame = cv2.GaussianBlur(rng.integers(0, 256, (256, 256), dtype=np.uint8), (0, 0), 3)
     crops = np.repeat(frame[None], 6, axis=0)
     out = magnify_resized(crops, MagnifyParams(alphas=(5, 8)))
+    assert np.array_equal(magnify_sized(crops, (64, 48), (8.0, 5.0))[:, 0], out[(8.0, (64, 48))])
     assert set(out) == {(a, s) for a in (5.0, 8.0) for s in ((64, 48), (128, 128))}
     assert out[(5.0, (64, 48))].shape == (6, 48, 64)
     assert out[(8.0, (128, 128))].shape == (6, 128, 128)
@@ -198,9 +210,23 @@ def test_magnify_resized_keys_shapes_and_resize():
     assert np.abs(out[(8.0, (64, 48))][3].astype(int) - expected).max() <= 1
 
 
+def test_magnify_frames_are_those_of_the_whole_clip():
+    # Frame t of the magnified clip depends on frames 0..t only; rendering two frames gives the same bytes.
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (40, 48), dtype=np.uint8), (0, 0), 2).astype(np.float64)
+    clip = np.stack([np.roll(frame, k // 3, axis=1) for k in range(9)]).astype(np.uint8)
+    out = magnify_frames(clip, (5.0, 8.0), (2, 7))
+    assert out.shape == (2, 2, 40, 48) and out.dtype == np.uint8
+    for a, alpha in enumerate((5.0, 8.0)):
+        assert np.array_equal(out[a], magnify(clip, alpha)[[2, 7]])
+    with pytest.raises(ValueError, match="frame indices"):
+        magnify_frames(clip, (8.0,), (9,))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(r1=0.05, r2=0.4), "r2 < r1"),
     (dict(alphas=()), "alphas"),
+    (dict(alphas=(5, 6)), "test_alpha=8.0 must be one of alphas"),
     (dict(alphas=(-1,)), "alphas"),
     (dict(n_levels=2), "n_levels"),
     (dict(small_size=(64, 4)), "small_size"),

@@ -94,11 +94,13 @@ def test_stores_that_computed_a_read_feature_differently_are_refused(corpora, tm
     message = str(caught.value)
     assert corpora["samm"] in message and str(other) in message
     assert "flow_first_each.tvl1.nscales (5 vs 3)" in message
-    # STRCN-G reads flow_onset_apex, which both stores computed alike: no refusal.
-    plan_run(RunParams(model="strcn-g", store=params.store, labels="megc-3"))
+    # STRCN-G with augmentation=scale reads flow_onset_apex, which both stores computed alike: no refusal.
+    scale = (("augmentation", "scale"),)
+    plan_run(RunParams(model="strcn-g", store=params.store, labels="megc-3", recipe_options=scale))
     upstream = write_corpus_store(tmp_path / "smic.zarr", "smic", n_clips=1, align={"size": 128})
     with pytest.raises(StoreMismatchError, match=r"differ in align.size \(256 vs 128\)"):
-        plan_run(RunParams(model="strcn-g", store=(corpora["samm"], str(upstream)), labels="megc-3"))
+        plan_run(RunParams(model="strcn-g", store=(corpora["samm"], str(upstream)), labels="megc-3",
+                           recipe_options=scale))
 
 
 def test_megc2019_plan_names_what_is_missing(corpora):

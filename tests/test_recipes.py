@@ -70,3 +70,52 @@ def test_the_trainer_names_no_model(module):
 def test_train_never_imports_the_pipeline():
     offenders = [str(p.relative_to(TRAIN)) for p in TRAIN.rglob("*.py") if "mepipe.pipeline" in p.read_text()]
     assert not offenders, offenders
+
+
+def test_recipe_options_default_to_the_paper_and_are_checked():
+    from mepipe.train.models import get_recipe
+    from mepipe.train.recipe import RunOptions
+    from mepipe.train.run import RunParams
+
+    recipe = get_recipe("kim2017")
+    assert dict(recipe.resolve_choices(())) == {"means": "training-set", "augmentation": "grid", "variants": 0}
+    assert dict(recipe.resolve_choices((("means", "batch"), ("variants", "4")))) == {
+        "means": "batch", "augmentation": "grid", "variants": 4}
+    with pytest.raises(ValueError, match="no recipe option 'mean'.*means, augmentation, variants"):
+        recipe.resolve_choices((("mean", "batch"),))
+    with pytest.raises(ValueError, match="must be one of training-set, batch"):
+        recipe.resolve_choices((("means", "epoch"),))
+    with pytest.raises(ValueError, match="takes an integer"):
+        recipe.resolve_choices((("variants", "all"),))
+    with pytest.raises(ValueError, match="no recipe option"):
+        RunParams(model="shcnn", store="s", labels="samm-3", recipe_options=(("means", "batch"),))
+    options = RunParams(model="kim2017", store="s", labels="samm-3", recipe_options=(("means", "batch"),)).options()
+    means = next(c for c in recipe.choices if c.name == "means")
+    assert options.choice(means) == "batch" and RunOptions().choice(means) == "training-set"
+    assert all(d["reason"] for d in recipe.describe()["deviations"])
+
+
+def test_train_refuses_an_unknown_recipe_option_in_one_line(small_store, tmp_path):
+    result = CliRunner().invoke(train_cli(), [
+        "train", "--model", "kim2017", "--store", str(small_store), "--labels", "samm-3", "--out", str(tmp_path / "r"),
+        "--recipe-option", "means=sometimes"])
+    assert result.exit_code == 2 and "means must be one of training-set, batch" in result.output
+
+
+def test_the_loop_calls_the_epoch_hook_before_each_epochs_batches():
+    import torch
+
+    from mepipe.train.loop import TrainParams, train_model
+
+    seen = []
+    model = torch.nn.Linear(1, 2)
+    data = [{"x": torch.ones(2, 1), "y": torch.tensor([0, 1])}] * 3
+
+    def objective(model, batch, generator):
+        seen.append("batch")
+        logits = model(batch["x"])
+        return torch.nn.functional.cross_entropy(logits, batch["y"]), logits, batch["y"]
+
+    train_model(model, data, TrainParams(epochs=2, batch_size=2, lr=0.1, progress=False), torch.device("cpu"),
+                objective=objective, before_epoch=lambda epoch: seen.append(epoch))
+    assert seen == [0, "batch", "batch", "batch", 1, "batch", "batch", "batch"]

@@ -53,7 +53,7 @@ def test_killed_build_resumes(small_demo, small_store, tmp_path, scheduler):
     report = run_build(build_options(small_demo, store))
     assert report.exit_code == 0
     assert sum(report.tasks_cached.values()) >= 2
-    assert sum(report.tasks_run.values()) + sum(report.tasks_cached.values()) == 18
+    assert sum(report.tasks_run.values()) + sum(report.tasks_cached.values()) == 24
     resumed = open_store(store)
     assert not any((store / ".mepipe" / "staging").iterdir())
     for sid in reference.sample_ids:

@@ -99,27 +99,71 @@ def test_pad_collate_pads_at_the_end_and_keeps_lengths():
     assert features[0]["length"] == 4 and features[0]["y"] == 2
 
 
-def test_nag_windows_refuse_a_clip_with_missing_frames(tmp_path):
-    """Frames 103 and 104 are missing: no window may pair 102 with 105 (the store leaves that flow NaN)."""
+def _gap_store(path, numbers):
     from conftest import finish_synthetic_store
-    from mepipe.featurestore.errors import DataError
     from mepipe.featurestore.schema import SAMPLE_COLUMNS
     from mepipe.featurestore.writer import StoreWriter
 
     import pandas as pd
 
-    writer = StoreWriter(tmp_path / "gap.zarr")
+    writer = StoreWriter(path)
     writer.create()
-    numbers = np.array([100, 101, 102, 105, 106])
-    writer.write_feature("a", "frame", numbers, "k")
-    writer.write_feature("a", "frames_rgb", np.zeros((5, 8, 8, 3), np.uint8), "k")
-    flow = np.zeros((4, 2, 8, 8), np.float32)
-    flow[2] = np.nan
+    n = len(numbers)
+    writer.write_feature("a", "frame", np.asarray(numbers), "k")
+    frames = np.zeros((n, 8, 8, 3), np.uint8) + np.arange(n, dtype=np.uint8)[:, None, None, None]
+    writer.write_feature("a", "frames_rgb", frames, "k")
+    flow = np.zeros((n - 1, 2, 8, 8), np.float32)
+    flow[np.flatnonzero(np.diff(numbers) != 1)] = np.nan  # the store leaves the flow across a gap NaN
     writer.write_feature("a", "flow_consecutive", flow, "k")
-    writer.write_feature("a", "intensity", np.zeros(5, np.float32), "k")
+    writer.write_feature("a", "intensity", np.linspace(0, 1, n).astype(np.float32), "k")
     writer.write_samples(pd.DataFrame([{**dict.fromkeys(SAMPLE_COLUMNS, ""), "sample": "a", "fps": 200.0,
-                                        "n_frames": 5, "subject": "1", "onset": 100, "offset": 106,
+                                        "n_frames": n, "subject": "1", "onset": 100, "offset": 106,
                                         **dict.fromkeys(("apex", "onset_est", "apex_est", "offset_est", "apex_ncc"))}]))
     finish_synthetic_store(writer, "gap")
-    with pytest.raises(DataError, match=r"clip 'a' has frames missing after frame numbers \[102\]"):
-        NagWindowDataset(open_store(tmp_path / "gap.zarr"), ["a"], [0], window=2)
+    return open_store(path)
+
+
+def test_nag_windows_are_cut_at_gaps_in_the_frame_numbers(tmp_path):
+    """Frames 103 and 104 are missing: no window pairs 102 with 105 (its flow is NaN); each run has its own."""
+    from mepipe.featurestore.errors import DataError
+
+    store = _gap_store(tmp_path / "gap.zarr", np.array([100, 101, 102, 105, 106, 107, 108]))
+    # Runs: frames 0..2 (pairs 0, 1) and frames 3..6 (pairs 3, 4, 5); pair 2 crosses the gap.
+    train = NagWindowDataset(store, ["a"], [0], window=2)
+    assert [(int(s), int(n)) for _, s, n in train.windows] == [(0, 2), (3, 2), (4, 2)]
+    assert all(np.isfinite(train[i]["x"].numpy()).all() for i in range(len(train)))
+    raw = train.raw(1)  # pairs 3 and 4: frames 3 -> 4 and 4 -> 5
+    assert raw[0, 0, 0, 0] * 255 == pytest.approx(3) and raw[3, 1, 0, 0] * 255 == pytest.approx(5)
+    test = NagWindowDataset(store, ["a"], [0], window=None)
+    assert [(int(s), int(n)) for _, s, n in test.windows] == [(0, 2), (3, 3)]
+    # Intensity targets of the second run: frames 4, 5, 6 of a ramp 0..1 over 7 frames.
+    np.testing.assert_allclose(test.targets(1)[0], [4 / 6, 5 / 6, 1.0], rtol=1e-6)
+    lonely = _gap_store(tmp_path / "lonely.zarr", np.array([100, 102, 104]))
+    with pytest.raises(DataError, match="clip 'a' has no two consecutive frame numbers"):
+        NagWindowDataset(lonely, ["a"], [0], window=2)
+
+
+def test_spotting_joins_a_clips_runs_and_classifies_it_by_its_longest_run(tmp_path):
+    from mepipe.train.models.nag2019 import NagOutput, Spotting
+
+    store = _gap_store(tmp_path / "gap.zarr", np.array([100, 101, 102, 105, 106, 107, 108]))
+    test = NagWindowDataset(store, ["a"], [0], window=None)
+
+    class Fake(torch.nn.Module):
+        """Intensity of a step = the value of the frame it ends at (k / 255 for frame k); class = run length % 2."""
+
+        def sequence(self, x, lengths):
+            logits = torch.zeros(x.shape[0], x.shape[1], 2)
+            logits[..., int(lengths[0]) % 2] = 1.0
+            return NagOutput(logits, x[:, :, 3, 0, 0] * 255 / 10)
+
+    predicted = Spotting()(Fake(), None, test, 1, torch.device("cpu"))
+    assert predicted.pred.tolist() == [1]  # the run of three pairs (length 3 -> class 1), not the run of two
+    row = predicted.rows[0]
+    # Frames 1..6 of the clip: frame 3 starts the second run and ends no pair.
+    assert row["intensity"] == pytest.approx([0.1, 0.2, None, 0.4, 0.5, 0.6])
+    # onset..offset = 100..106: frames 101, 102, 105, 106 inside, 107 and 108 outside.
+    assert row["span"] == [1, 1, 1, 1, 0, 0] and row["states"][2] == -1
+    spotting = predicted.fold["spotting"]
+    # Predicted frames inside score 0.1, 0.2, 0.4, outside 0.5, 0.6: every outside frame outranks -> AUC 0.
+    assert (spotting["frames"], spotting["inside"], spotting["outside"], spotting["auc"]) == (5, 3, 2, 0.0)

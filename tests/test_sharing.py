@@ -125,8 +125,8 @@ def test_diff_names_a_changed_align_size(small_store, store_copy, small_demo):
     stage = {d.key: (d.a, d.b) for d in result.in_section("stage")}
     assert stage == {"align.params.size": (256, 128)}
     stages_changed = {d.key.split("/")[1] for d in result.in_section("cache_key")}
-    assert stages_changed == {"align", "apex"}
-    assert len(result.in_section("cache_key")) == 2 * 6
+    assert stages_changed == {"align", "magnify", "apex"}  # the apex reads the magnified clip
+    assert len(result.in_section("cache_key")) == 3 * 6
     changed_arrays = {d.key.split("/")[1] for d in result.in_section("array")}
     assert "crops" in changed_arrays and "landmarks" not in changed_arrays
     assert not result.in_section("clip") and not result.in_section("store") and not result.in_section("source")

@@ -29,7 +29,8 @@ from mepipe.train.fold import FoldInputs
 from mepipe.train.items import AppearanceMatrices, ClipArrays
 from mepipe.train.loop import TrainParams, load_checkpoint, resolve_device, save_checkpoint
 from mepipe.train.models import create_model, get_recipe
-from mepipe.train.protocols import overlapping_subjects
+from mepipe.train.labels import apply_scheme
+from mepipe.train.protocols import loso, overlapping_subjects
 from mepipe.train.recipe import RunOptions
 from mepipe.train.report import REQUIRED_KEYS, read_report
 from mepipe.train.rules import FrameVote
@@ -92,7 +93,7 @@ def write_synthetic_store(path, *, n_subjects=4, n_clips=2, n_fields=4, seed=0, 
     if shuffle_labels:
         table["emotion"] = rng.permutation(table["emotion"].to_numpy())
     writer.write_samples(table)
-    finish_synthetic_store(writer, "synth", magnify={"alphas": (40.0, 60.0)})
+    finish_synthetic_store(writer, "synth", magnify={"alphas": (40.0, 60.0), "test_alpha": 40.0})
     return path
 
 
@@ -229,6 +230,129 @@ def test_random_alpha_reads_every_stored_alpha(synth_store):
     assert ds[0]["x"].shape == plain[0]["x"].shape == (1, int(mask.sum()), 30)
     distinct = {round(float(ds.raw(0).max()), 2) for _ in range(12)}
     assert len(distinct) == 2
+
+
+def _ramp_store(path, n_frames=5, alphas=(5.0, 8.0)):
+    """Two clips whose magnified frame t at alpha number a is the constant 10 t + 100 a (48x64, grey)."""
+    writer = StoreWriter(path)
+    writer.create()
+    rows = []
+    for k, emotion in enumerate(("Happiness", "Surprise")):
+        sample = f"00{k + 1}_0_0"
+        clip = np.zeros((n_frames, len(alphas), 48, 64, 1))
+        for a in range(len(alphas)):
+            clip[:, a] = (10 * np.arange(n_frames) + 100 * a)[:, None, None, None]
+        writer.write_feature(sample, "magnified_small", clip.astype(np.uint8), "synthetic")
+        writer.write_feature(sample, "heatmap", heatmap(clip[:, 0, ..., 0]) + np.arange(48 * 64).reshape(48, 64),
+                             "synthetic")
+        writer.write_feature(sample, "appearance_frames", time_normalise(clip[:, 1], 30), "synthetic")
+        writer.write_feature(sample, "frame", np.arange(n_frames), "synthetic")
+        row = dict.fromkeys(SAMPLE_COLUMNS, "")
+        row.update(sample=sample, dataset="ramp", subject=f"00{k + 1}", clip=sample, fps=200.0, n_frames=n_frames,
+                   emotion=emotion, onset=0, apex=2, offset=n_frames - 1, status="ok", onset_est=None,
+                   apex_est=None, offset_est=None, apex_ncc=None)
+        rows.append(row)
+    writer.write_samples(pd.DataFrame(rows))
+    finish_synthetic_store(writer, "ramp", magnify={"alphas": alphas})
+    return path
+
+
+def test_strcn_a_items_are_frame_subsets_of_each_alphas_clip_then_time_normalised(tmp_path):
+    clips = ClipTable.of(_ramp_store(tmp_path / "ramp.zarr"))
+    mask = np.zeros((48, 64), bool)
+    mask[:2, :3] = True
+    ds = AppearanceDataset(clips, clips.ids, [0, 1], mask=mask, variants=True)
+    assert ds.n_variants == 2 * 5  # two stored alphas x Xia's five fractions
+    # Variant 1 * 5 + 4: alpha number 1 (frames 100 + 10 t), 60 % of 5 frames = 3 kept, say t0 < t1 < t2.
+    # Subsetting then time-normalising to 30 columns puts kept frame k at position j * 2 / 29 of column j:
+    # 100 + 10 t0 at column 0, 100 + 10 t2 at column 29, and column 14 (position 28/29, between the first
+    # two) at v0 + 28/29 (v1 - v0); subsetting the 30 columns of the whole clip instead would give values
+    # on the line 100 + 40 j / 29, which no 3-frame subset of integers t gives.
+    for seed in range(6):
+        matrix = ds.raw_variant(0, 1 * 5 + 4, seed)[0]
+        assert matrix.shape == (6, 30) and np.ptp(matrix, axis=0).max() < 1e-4  # every masked pixel alike
+        column = matrix[0]
+        t0, t2 = (column[0] - 100) / 10, (column[29] - 100) / 10
+        t1 = ((column[0] + (column[14] - column[0]) * 29 / 28) - 100) / 10
+        t0, t1, t2 = (round(float(t), 3) for t in (t0, t1, t2))
+        assert t0 < t1 < t2 and all(t.is_integer() and 0 <= t <= 4 for t in (t0, t1, t2))
+        assert np.allclose(column, np.interp(np.arange(30) * 2 / 29, [0, 1, 2], [100 + 10 * t for t in (t0, t1, t2)]),
+                           atol=1e-3)
+        assert np.array_equal(matrix, ds.raw_variant(0, 5 + 4, seed)[0])  # the seed fixes the draw
+    # Fraction 100 % (variant 0 * 5 + 0): alpha number 0's whole clip, 10 t over 0..4.
+    assert np.allclose(ds.raw_variant(1, 0, 3)[0, 0], np.linspace(0, 40, 30), atol=1e-3)
+    # Items asked for by index are the stored appearance_frames (the test alpha, number 1 here).
+    assert np.allclose(ds.raw(0)[0, 0], np.linspace(100, 140, 30), atol=0.1)
+
+
+def test_strcn_a_epochs_cover_every_alpha_and_fraction_and_the_columns_option_keeps_the_old_way(tmp_path):
+    clips = ClipTable.of(_ramp_store(tmp_path / "ramp.zarr"))
+    labels, _, _ = apply_scheme(clips.samples, "samm-3")
+    table = clips.samples.loc[labels.index].assign(label=labels)
+    fold = loso(table)[0]
+    recipe = get_recipe("strcn-a")
+    items, objective = recipe.stages[0].items, recipe.stages[0].objective
+    inputs = _inputs(clips, table, fold)
+    train, _ = items.datasets(inputs, None)
+    draws = [d for batch in items.loader(train, 4, inputs, train=True) for d in batch["variant"].tolist()]
+    assert sorted(draws) == list(range(10))  # one clip x 2 alphas x 5 fractions, each once per epoch
+    x = torch.rand(3, 1, 8, 30)
+    step = objective(inputs.options)
+    logits = torch.zeros(3, 3, requires_grad=True)
+    model = lambda v: logits + v.sum() * 0  # noqa: E731 - a stand-in network that records nothing
+    seen = []
+    step(lambda v: seen.append(v) or model(v), {"x": x, "y": torch.tensor([0, 1, 2])}, torch.Generator())
+    assert torch.equal(seen[0], x)  # Xia's augmentation is in the items; the batch is left alone
+    columns = RunOptions(choices=(("augmentation", "columns"),))
+    train, _ = items.datasets(_inputs(clips, table, fold, choices=columns.choices), None)
+    assert train.random_alpha
+    objective(columns)(lambda v: seen.append(v) or model(v), {"x": x, "y": torch.tensor([0, 1, 2])},
+                       torch.Generator().manual_seed(0))
+    assert not torch.equal(seen[1], x)  # the column subset of the time-normalised matrix
+
+
+def test_strcn_g_items_are_each_alphas_flow_of_each_subsets_pair(tmp_path):
+    """Field (alpha a, pair p) holds 100 a + 10 p; subsets use pairs 0, 1, 1, 2, 0; the test alpha is 8 (number 1)."""
+    from mepipe.train.data import MagnifiedFlowDataset
+    from mepipe.train.items import test_alpha_index
+
+    writer = StoreWriter(tmp_path / "g.zarr")
+    writer.create()
+    rows = []
+    for k, emotion in enumerate(("Happiness", "Surprise")):
+        sample = f"00{k + 1}_0_0"
+        flows = np.zeros((2, 3, 2, 245, 300), np.float32) + (100 * np.arange(2)[:, None] + 10 * np.arange(3))[
+            :, :, None, None, None] + k
+        writer.write_feature(sample, "flow_onset_apex_magnified", flows, "synthetic")
+        writer.write_feature(sample, "onset_apex_pairs", np.array([[0, 2], [1, 2], [1, 3]], np.int32), "synthetic")
+        writer.write_feature(sample, "subset_pair", np.array([0, 1, 1, 2, 0], np.int32), "synthetic")
+        row = dict.fromkeys(SAMPLE_COLUMNS, "")
+        row.update(sample=sample, dataset="g", subject=f"00{k + 1}", clip=sample, fps=200.0, n_frames=5,
+                   emotion=emotion, onset=0, apex=2, offset=4, status="ok", onset_est=None, apex_est=None,
+                   offset_est=None, apex_ncc=None)
+        rows.append(row)
+    writer.write_samples(pd.DataFrame(rows))
+    finish_synthetic_store(writer, "g", magnify={"alphas": (5.0, 8.0), "test_alpha": 8.0})
+    clips = ClipTable.of(tmp_path / "g.zarr")
+    labels, _, _ = apply_scheme(clips.samples, "samm-3")
+    table = clips.samples.loc[labels.index].assign(label=labels)
+    fold = loso(table)[0]
+    inputs = _inputs(clips, table, fold)
+    assert test_alpha_index(inputs) == 1
+    ds = MagnifiedFlowDataset(clips, clips.ids, [0, 1], test_alpha=1)
+    assert ds.n_variants == 2 * 5
+    assert ds.raw(1)[0, 0, 0] == 100 + 1  # the test alpha's own onset->apex pair (pair 0), clip 2
+    # Variant a * 5 + k: alpha number a, the pair of subset k.
+    for variant, expected in ((0, 0), (2, 10), (3, 20), (5 + 1, 110), (5 + 3, 120), (5 + 4, 100)):
+        assert ds.raw_variant(0, variant, seed=0)[0, 0, 0] == expected
+    recipe = get_recipe("strcn-g")
+    assert recipe.reads_for(inputs.options) == ("flow_onset_apex_magnified", "subset_pair")
+    items = recipe.stages[0].items
+    train, test = items.datasets(inputs, None)
+    draws = [v for batch in items.loader(train, 4, inputs, train=True) for v in batch["variant"].tolist()]
+    assert sorted(draws) == list(range(10))  # every alpha x subset of the training clip, once per epoch
+    scale = RunOptions(choices=(("augmentation", "scale"),))
+    assert recipe.reads_for(scale) == ("flow_onset_apex",)
 
 
 def test_checkpoint_roundtrip_with_weights_only(tmp_path):

@@ -1,45 +1,101 @@
-"""On-the-fly augmentation of training batches, on the device the model trains on.
+"""On-the-fly augmentation of training items and batches.
 
-Xia et al. 2019 (§III-E) enlarge each training clip 50-fold: ten
-magnification factors α ∈ {5, …, 14} times five random frame subsets keeping
-100/90/80/70/60 % of the frames. Here, per training batch (the STRCN recipes
-name these as their batch augmentation):
+The papers enlarge each training clip with a grid of variants and train
+epochs over the enlarged set: Kim et al. 2017 (§3.1) 150 flipped, rotated,
+shifted and scaled copies, Xia et al. 2019 (§III-E) ten magnification
+factors α ∈ {5, …, 14} times five random frame subsets keeping
+100/90/80/70/60 % of the frames. Here the variants are drawn on the fly:
+:class:`AugmentedEpochs` (with :class:`~mepipe.train.data.VariantSampler`)
+makes an epoch every training clip under every variant of its grid (or the
+``variants`` run option's share of it), and
 
-- **STRCN-A** (appearance matrices, (B, C, d2, T)): a random subset of the T
-  time columns is kept and linearly resampled back to T
-  (:func:`frame_subset`). When the store's ``magnified_small`` holds several
-  α, the dataset also cuts each item from a random α's clip
-  (:class:`~mepipe.train.data.AppearanceDataset`), which is the real α
-  augmentation.
-- **STRCN-G** (onset→apex flow, (B, 2, H, W)): the store holds one flow field
-  per clip, computed on unmagnified crops, so neither α nor frame subsets can
-  be redone from it. In the linear regime of Eulerian magnification a
-  displacement δ becomes (1 + α) δ, so the α augmentation is emulated by
-  scaling each field by (1 + α_k) / (1 + α_ref) with α_ref the mean of the α
-  list (:func:`magnification_scale`), which keeps the scale of unaugmented
-  test inputs in the middle of the training range. Frame subsets have no
-  counterpart for a single onset→apex field and are not applied.
+- **Kim** (and Nag): :func:`grid_transform` applies each item's variant of
+  :class:`AffineAugmentParams`' grid to a batch, the same transform to every
+  frame of a sequence (:func:`affine_augment` draws one per item);
+- **STRCN-A**: the dataset cuts each item from the clip magnified with its
+  variant's α and keeps a random subset of its frames
+  (:func:`draw_frame_subset`) before time normalisation
+  (:class:`~mepipe.train.data.AppearanceDataset`);
 - **SHCNN**: Miao et al. use no augmentation for micro-expressions; none.
 
+The ways before issue 14 stay as recipe options: STRCN-A's random subset
+of the time-normalised matrix's columns (:func:`frame_subset`), and
+STRCN-G's emulation of α on a store holding one onset→apex flow of the
+unmagnified crops: in the linear regime of Eulerian magnification a
+displacement δ becomes (1 + α) δ, so each field is scaled by
+(1 + α_k) / (1 + α_ref) with α_ref the mean of the α list
+(:func:`magnification_scale`); frame subsets have no counterpart there.
+
 Random draws come from a CPU generator seeded per fold (reproducible on any
-device); the arithmetic runs on the batch's device.
+device), or from the seed a :data:`~mepipe.train.data.Draw` carries; the
+arithmetic runs on the batch's device.
 
 References
 ----------
 .. [1] Z. Xia, X. Hong, X. Gao, X. Feng and G. Zhao, "Spatiotemporal Recurrent
    Convolutional Networks for Recognizing Spontaneous Micro-Expressions,"
    IEEE Trans. Multimedia 22(3), 2020. doi:10.1109/TMM.2019.2931351
+.. [2] D. H. Kim, W. J. Baddar, J. Jang, Y. M. Ro, "Multi-objective based
+   spatio-temporal feature representation learning robust to expression
+   intensity variations for facial expression recognition", IEEE Trans.
+   Affective Computing, 2017. doi:10.1109/TAFFC.2017.2699999
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .recipe import RecipeOption, RunOptions
+
 Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """A batch transform ``(x, generator) -> x`` applied to training batches only."""
+
+VARIANTS = RecipeOption(
+    "variants", 0, low=0,
+    help="variants of the augmentation grid each training clip is seen under per epoch; 0 (default) = every "
+         "variant, the paper's epoch over its augmented training set (fewer = a shorter epoch)")
+"""How much of a grid an augmented epoch covers (:class:`AugmentedEpochs`), shared by the recipes that have one."""
+
+
+@dataclass(frozen=True)
+class AugmentedEpochs:
+    """Epochs over a paper's augmented training set: every clip under every variant of a grid, drawn on the fly.
+
+    Kim (§3.1) trains on 150 affine variants of every clip, Xia (§III-E) on 10
+    α × 5 frame subsets; their epochs (and Xia's per-epoch learning-rate
+    decay) run over that enlarged set. Here an epoch is every training clip
+    under ``variants`` distinct variants of the grid, drawn without
+    replacement and in random order (:class:`~mepipe.train.data.VariantSampler`);
+    with the default 0 that is every variant, the paper's epoch.
+
+    Attributes
+    ----------
+    variants : RecipeOption
+        The run option of variants per clip and epoch.
+    switch : RecipeOption, optional
+        A recipe option that chooses between these epochs (value ``on``) and
+        the recipe's earlier augmentation (any other value).
+    on : str
+    """
+
+    variants: RecipeOption = VARIANTS
+    switch: RecipeOption | None = None
+    on: str | None = None
+
+    def active(self, options: RunOptions) -> bool:
+        """Whether the run trains augmented epochs (it augments, and the switch, if any, chooses them)."""
+        return options.augment and (self.switch is None or options.choice(self.switch) == self.on)
+
+    def per_clip(self, options: RunOptions, grid_size: int) -> int:
+        """Variants of each training clip per epoch; 0 when the run trains no augmented epochs."""
+        if not self.active(options) or grid_size < 1:
+            return 0
+        wanted = int(options.choice(self.variants))
+        return grid_size if wanted == 0 else min(wanted, grid_size)
 
 
 @dataclass(frozen=True)
@@ -62,6 +118,22 @@ class AugmentParams:
             raise ValueError(f"alphas must be a non-empty tuple of values >= 0, got {self.alphas!r}")
         if not self.keep_fractions or not all(0 < f <= 1 for f in self.keep_fractions):
             raise ValueError(f"keep_fractions must be in (0, 1], got {self.keep_fractions!r}")
+
+
+def draw_frame_subset(n_frames: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Xia's random frame subset (§III-E): ``max(2, round(fraction * T))`` of T frames, drawn without replacement.
+
+    Returns
+    -------
+    ndarray of int64
+        The kept frame indices in increasing order (every frame for ``fraction`` 1).
+    """
+    if n_frames < 1 or not 0 < fraction <= 1:
+        raise ValueError(f"need n_frames >= 1 and a fraction in (0, 1], got {n_frames} and {fraction!r}")
+    count = min(n_frames, max(2, int(round(fraction * n_frames))))
+    if count == n_frames:
+        return np.arange(n_frames)
+    return np.sort(rng.choice(n_frames, size=count, replace=False))
 
 
 def magnification_scale(x: torch.Tensor, generator: torch.Generator,
@@ -123,9 +195,9 @@ class AffineAugmentParams:
     """Geometric augmentation grid of Kim et al. (2017, §3.1): 2 x 5 x 5 x 3 = 150 variants.
 
     Each training sequence is mirrored or not, rotated, shifted and scaled,
-    one variant drawn per sequence and batch (on the fly, rather than the
-    paper's 150 stored copies). Nag et al. (2019) apply the same kind of
-    augmentation to frames and optical flow.
+    one variant for all its frames, drawn on the fly rather than stored as
+    the paper's 150 copies (:class:`AugmentedEpochs`). Nag et al. (2019)
+    apply the same kind of augmentation to frames and optical flow.
 
     Attributes
     ----------
@@ -212,6 +284,46 @@ def affine_augment(x: torch.Tensor, generator: torch.Generator,
         scale=torch.tensor([v[3] for v in chosen], dtype=torch.float64),
         vector_channels=vector_channels,
     )
+
+
+def grid_transform(x: torch.Tensor, variant: torch.Tensor, params: AffineAugmentParams = AffineAugmentParams(),
+                   vector_channels: tuple[int, int] | None = None) -> torch.Tensor:
+    """Each item of x under its own variant of the grid; items with variant -1 are returned unchanged.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, C, H, W) or (B, T, C, H, W), floating point
+    variant : LongTensor, shape (B,)
+        Index into :func:`affine_variants` of each item, or -1.
+    params : AffineAugmentParams
+    vector_channels : (int, int), optional
+        See :func:`affine_transform`.
+
+    Returns
+    -------
+    Tensor, same shape, dtype and device as x
+    """
+    variant = torch.as_tensor(variant, dtype=torch.long).cpu().reshape(-1)
+    if variant.shape != (x.shape[0],):
+        raise ValueError(f"need one variant per item (B = {x.shape[0]}), got {tuple(variant.shape)}")
+    variants = affine_variants(params)
+    if bool((variant >= len(variants)).any()) or bool((variant < -1).any()):
+        raise ValueError(f"variants must lie in -1..{len(variants) - 1}, got {sorted(set(variant.tolist()))}")
+    chosen = variant >= 0
+    if not bool(chosen.any()):
+        return x
+    picked = [variants[int(v)] for v in variant[chosen]]
+    out = x.clone()
+    index = torch.nonzero(chosen).flatten().to(x.device)
+    out[index] = affine_transform(
+        x[index],
+        flip=torch.tensor([v[0] for v in picked], dtype=torch.bool),
+        angle=torch.tensor([v[1] for v in picked], dtype=torch.float64),
+        shift=torch.tensor([v[2] for v in picked], dtype=torch.float64).reshape(-1, 2),
+        scale=torch.tensor([v[3] for v in picked], dtype=torch.float64),
+        vector_channels=vector_channels,
+    )
+    return out
 
 
 def affine_transform(x: torch.Tensor, flip: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor,

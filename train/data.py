@@ -26,10 +26,15 @@ from torch.utils.data import Dataset, Sampler
 from mepipe.featurestore import FeatureStore
 from mepipe.featurestore.views import apex_field, appearance_matrix, build_mask, code_flow, time_normalise
 
+from .augment import draw_frame_subset
 from .clips import ClipTable, MissingFeatureError
 
-__all__ = ["AppearanceDataset", "ClipArrayDataset", "ClipBlockSampler", "ClipReader", "FlowFrameDataset",
-           "Standardiser", "StoreDataset", "fit_standardiser", "fold_mask"]
+__all__ = ["AppearanceDataset", "ClipArrayDataset", "ClipBlockSampler", "ClipReader", "Draw", "FlowFrameDataset",
+           "MagnifiedFlowDataset", "Standardiser", "StoreDataset", "VariantSampler", "fit_standardiser", "fold_mask"]
+
+Draw = tuple[int, int, int]
+"""``(item, variant, seed)``: an item asked for under one variant of an augmentation grid (-1: none), with
+the seed of any random draw the item makes (:class:`VariantSampler`)."""
 
 Clips = ClipTable | FeatureStore
 """What datasets read from: a clip table, or one store (wrapped in a clip table)."""
@@ -162,9 +167,13 @@ def fit_standardiser(dataset: StoreDataset, *, center: bool = True, max_items: i
 class StoreDataset(Dataset):
     """Base: clips with integer labels; subclasses define :meth:`raw`.
 
-    Items are dicts ``{"x": float32 tensor, "y": int64, "clip": int, "frame": int}``:
+    Items are dicts ``{"x": float32 tensor, "y": int64, "clip": int, "frame": int, "variant": int}``:
     ``clip`` indexes :attr:`samples`, ``frame`` the item within its clip
-    (a flow field, a state, a map; ``-1`` for whole-clip items).
+    (a flow field, a state, a map; ``-1`` for whole-clip items), ``variant``
+    the augmentation variant the item was asked for under (-1: none). An
+    item is asked for by its index or by a :data:`Draw`; a dataset whose
+    variants change its input (rather than an objective transforming the
+    batch) overrides :meth:`raw_variant`.
     """
 
     def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *,
@@ -188,13 +197,18 @@ class StoreDataset(Dataset):
     def raw(self, i: int) -> np.ndarray:
         raise NotImplementedError
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+        """Item ``i``'s input under a variant (default: the variant does not change it, :meth:`raw`)."""
+        return self.raw(i)
+
+    def __getitem__(self, i: int | Draw) -> dict[str, Any]:
+        i, variant, seed = (int(i[0]), int(i[1]), int(i[2])) if isinstance(i, tuple) else (int(i), -1, 0)
         clip, frame = self.locate(i)
-        x = self.raw(i).astype(np.float32, copy=False)
+        x = (self.raw(i) if variant < 0 else self.raw_variant(i, variant, seed)).astype(np.float32, copy=False)
         if self.standardiser is not None:
             x = self.standardiser(x)
         return {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-                "y": int(self.labels[clip]), "clip": clip, "frame": frame}
+                "y": int(self.labels[clip]), "clip": clip, "frame": frame, "variant": variant}
 
     def with_standardiser(self, standardiser: Standardiser | None) -> StoreDataset:
         self.standardiser = standardiser
@@ -277,6 +291,53 @@ class ClipArrayDataset(StoreDataset):
         return self.reader[self.samples[i]].astype(np.float32)
 
 
+class MagnifiedFlowDataset(StoreDataset):
+    """STRCN-G input from flows of the magnified clip (Xia §III-C2, §III-E): one (2, H, W) field per item.
+
+    ``flow_onset_apex_magnified`` (alpha, pair, uv, y, x) holds the
+    onset→apex flow of the clip magnified with each stored α for each
+    (onset, apex) pair its frame subsets give (pair 0: the clip's own);
+    ``subset_pair`` (subset,) the pair of each of Xia's frame subsets. An
+    item asked for by index is the test input: the test α's field of pair
+    0. Under variant ``a * K + k`` (:data:`Draw`) it is α number ``a``'s
+    field of subset ``k``'s pair.
+
+    Parameters
+    ----------
+    clips, samples, labels, in_memory, standardiser, shared
+        See :class:`FlowFrameDataset`.
+    test_alpha : int
+        Position of the test α (Xia: 8) along the alpha dim.
+    """
+
+    def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *, test_alpha: int,
+                 in_memory: bool = False, standardiser: Standardiser | None = None, shared: dict | None = None):
+        super().__init__(clips, samples, labels, standardiser=standardiser)
+        io = {"in_memory": in_memory, "shared": shared}
+        self.flows = ClipReader(self.clips, "flow_onset_apex_magnified", self.samples, **io)
+        self.pairs = ClipReader(self.clips, "subset_pair", self.samples, **io)
+        self.test_alpha = int(test_alpha)
+        self.n_alphas = self.n_subsets = 0
+        if self.samples:
+            self.n_alphas = int(self.clips.shape("flow_onset_apex_magnified", self.samples[0])[0])
+            self.n_subsets = int(self.clips.shape("subset_pair", self.samples[0])[0])
+            if not 0 <= self.test_alpha < self.n_alphas:
+                raise ValueError(f"test alpha number {self.test_alpha} is not among the {self.n_alphas} stored")
+
+    @property
+    def n_variants(self) -> int:
+        """Size of Xia's grid on this store: stored α × frame subsets."""
+        return self.n_alphas * self.n_subsets
+
+    def raw(self, i: int) -> np.ndarray:
+        return self.flows[self.samples[i]][self.test_alpha, 0].astype(np.float32)
+
+    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+        alpha, subset = divmod(int(variant), self.n_subsets)
+        sample = self.samples[i]
+        return self.flows[sample][alpha, int(self.pairs[sample][subset])].astype(np.float32)
+
+
 class AppearanceDataset(StoreDataset):
     """STRCN-A input: masked appearance matrix of each clip, as a (C, d2, T) float32 image.
 
@@ -284,6 +345,13 @@ class AppearanceDataset(StoreDataset):
     stored ``appearance_frames`` (magnified clip, time-normalised to T frames)
     under ``mask``, transposed so that the masked pixels run down the rows
     and time across the columns (Xia §III-C1).
+
+    Under a variant (a :data:`Draw`), the item is Xia's augmentation (§III-E):
+    variant ``a * K + k`` takes the clip magnified with the store's α number
+    ``a`` (``magnified_small``), keeps a random subset of its frames of the
+    fraction ``keep_fractions[k]`` (drawn with the draw's seed,
+    :func:`~mepipe.train.augment.draw_frame_subset`) and time-normalises
+    the kept frames to T. :attr:`n_variants` is the grid's size.
 
     Parameters
     ----------
@@ -293,34 +361,44 @@ class AppearanceDataset(StoreDataset):
         From :func:`fold_mask` (built from the training clips of the fold).
     in_memory : bool
     random_alpha : bool
-        Training only: when the store's ``magnified_small`` holds several α,
-        each item is cut from a randomly chosen α's clip instead of the stored
-        ``appearance_frames`` (Xia's α ∈ {5..14} augmentation). Without
-        several α this option does nothing.
+        Items asked for by index are cut from a random α's clip (the
+        augmentation before issue 14, ``--recipe-option augmentation=columns``);
+        without several stored α it does nothing.
+    keep_fractions : tuple of float
+        Xia's frame-subset fractions (100 .. 60 %).
     seed : int
-        Seed of the α choice.
+        Seed of the random α choice.
     shared : dict, optional
         In-memory arrays shared across folds (see :class:`ClipReader`).
     """
 
     def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *, mask: np.ndarray,
                  in_memory: bool = False, standardiser: Standardiser | None = None, random_alpha: bool = False,
-                 seed: int = 0, shared: dict | None = None):
+                 keep_fractions: Sequence[float] = (1.0, 0.9, 0.8, 0.7, 0.6), seed: int = 0,
+                 shared: dict | None = None, variants: bool = False):
         super().__init__(clips, samples, labels, standardiser=standardiser)
         io = {"in_memory": in_memory, "shared": shared}
         self.reader = ClipReader(self.clips, "appearance_frames", self.samples, **io)
         self.mask = np.asarray(mask, dtype=bool)
+        self.n_alphas = 0
         if self.samples:
             shape = self.clips.shape("appearance_frames", self.samples[0])
             if tuple(shape[1:3]) != self.mask.shape:
                 raise ValueError(f"mask shape {self.mask.shape} does not match appearance_frames {shape[1:3]} "
                                  f"of clip {self.samples[0]!r}")
             self.n_time = int(shape[0])
+            self.n_alphas = int(self.clips.shape("magnified_small", self.samples[0])[1])
+        self.keep_fractions = tuple(float(f) for f in keep_fractions)
         self.random_alpha = random_alpha
         self._rng = np.random.default_rng(seed)
         self.alpha_reader = None
-        if random_alpha and self.samples and self.clips.shape("magnified_small", self.samples[0])[1] > 1:
+        if (variants or (random_alpha and self.n_alphas > 1)) and self.samples:
             self.alpha_reader = ClipReader(self.clips, "magnified_small", self.samples, **io)
+
+    @property
+    def n_variants(self) -> int:
+        """Size of Xia's grid on this store: stored α × frame-subset fractions."""
+        return self.n_alphas * len(self.keep_fractions)
 
     def raw(self, i: int) -> np.ndarray:
         sample = self.samples[i]
@@ -331,6 +409,14 @@ class AppearanceDataset(StoreDataset):
         else:
             frames = self.reader[sample].astype(np.float32)
         return appearance_matrix(frames, self.mask, self.n_time).transpose(2, 0, 1)
+
+    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+        if self.alpha_reader is None:
+            raise ValueError("AppearanceDataset: variants need variants=True (the magnified_small reader)")
+        alpha, level = divmod(int(variant), len(self.keep_fractions))
+        clip = self.alpha_reader[self.samples[i]][:, alpha]
+        kept = draw_frame_subset(len(clip), self.keep_fractions[level], np.random.default_rng(seed))
+        return appearance_matrix(clip[kept], self.mask, self.n_time).transpose(2, 0, 1)
 
 
 def fold_mask(clips: Clips, samples: Sequence[str], keep_fraction: float) -> np.ndarray:
@@ -352,6 +438,54 @@ def fold_mask(clips: Clips, samples: Sequence[str], keep_fraction: float) -> np.
         raise ValueError("the STRCN-A mask needs at least one clip's heat map")
     reader = ClipReader(clips, "heatmap", samples, cache_clips=1)
     return build_mask(np.stack([reader[s] for s in samples]), keep_fraction)
+
+
+class VariantSampler(Sampler[Draw]):
+    """An augmented epoch: every clip under ``per_clip`` distinct variants of a grid, in random order.
+
+    Papers enlarge their training sets with a grid of variants per clip (Kim:
+    150 affine transforms; Xia: 10 α × 5 frame subsets) and train epochs over
+    the enlarged set (:class:`~mepipe.train.augment.AugmentedEpochs`). Each
+    epoch draws, for every clip, ``per_clip`` variants out of ``n_variants``
+    without replacement, shuffles the (clip, variant) pairs and yields, for
+    each, the :data:`Draw` of the clip's ``items_per_clip`` consecutive items
+    (Kim's five state frames stay together and share their variant) with a
+    seed for the random draws an item makes (Xia's frame subsets), so that
+    DataLoader workers draw as the main process would.
+
+    Parameters
+    ----------
+    n_clips : int
+        Clips; clip c owns items ``c * items_per_clip ..``.
+    n_variants : int
+        Size of the grid.
+    per_clip : int
+        Variants of each clip per epoch, 1..n_variants.
+    items_per_clip : int
+    seed : int
+        Each epoch advances a generator seeded once.
+    """
+
+    def __init__(self, n_clips: int, n_variants: int, per_clip: int, *, items_per_clip: int = 1, seed: int = 0):
+        if n_clips < 1 or not 1 <= per_clip <= n_variants or items_per_clip < 1:
+            raise ValueError(f"need n_clips >= 1, 1 <= per_clip <= n_variants and items_per_clip >= 1, got "
+                             f"{n_clips}, {per_clip}, {n_variants}, {items_per_clip}")
+        self.n_clips, self.n_variants, self.per_clip = n_clips, n_variants, per_clip
+        self.items_per_clip = items_per_clip
+        self.generator = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.n_clips * self.per_clip * self.items_per_clip
+
+    def __iter__(self):
+        rng = self.generator
+        pairs = [(c, int(v)) for c in range(self.n_clips)
+                 for v in rng.choice(self.n_variants, size=self.per_clip, replace=False)]
+        seeds = rng.integers(0, 2 ** 62, size=len(pairs))
+        for k in rng.permutation(len(pairs)):
+            clip, variant = pairs[k]
+            for j in range(self.items_per_clip):
+                yield clip * self.items_per_clip + j, variant, int(seeds[k])
 
 
 class ClipBlockSampler(Sampler[int]):

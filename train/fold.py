@@ -27,13 +27,13 @@ import torch
 from . import metrics
 from .clips import ClipTable
 from .data import Standardiser
-from .loop import EpochRecord, TrainParams, load_checkpoint, save_checkpoint, seed_everything, train_model
+from .loop import EpochHook, EpochRecord, TrainParams, load_checkpoint, save_checkpoint, seed_everything, train_model
 from .models import create_model
 from .protocols import Fold
 from .recipe import Recipe, RunOptions, TrainingStage
 from .report import checkpoint_path
 
-__all__ = ["EpochChoice", "FoldInputs", "FoldResult", "FoldSides", "FoldStatistics", "figures", "run_fold",
+__all__ = ["EpochChoice", "FoldInputs", "FoldResult", "FoldSides", "FoldStatistics", "epoch_hook", "figures", "run_fold",
            "stage_checkpoint_path"]
 
 
@@ -136,6 +136,23 @@ def stage_checkpoint_path(run: str | Path, fold: str, stage: int) -> Path:
     """Where the checkpoint after stage ``stage`` (1-based) of a multi-stage fold lives; the last is the fold's."""
     path = checkpoint_path(run, fold)
     return path.with_name(f"{path.stem}-stage{stage}{path.suffix}")
+
+
+def epoch_hook(model: torch.nn.Module, train: Any, objective: Any, device: torch.device) -> EpochHook | None:
+    """The stage's per-epoch work: the training dataset's ``start_epoch(epoch)``, then the objective's
+    ``start_epoch(model, dataset, device, epoch)``, each where it has one (None when neither has)."""
+    dataset_hook = getattr(train, "start_epoch", None)
+    objective_hook = getattr(objective, "start_epoch", None)
+    if dataset_hook is None and objective_hook is None:
+        return None
+
+    def hook(epoch: int) -> None:
+        if dataset_hook is not None:
+            dataset_hook(epoch)
+        if objective_hook is not None:
+            objective_hook(model, train, device, epoch)
+
+    return hook
 
 
 def _mean_seconds(history: list[EpochRecord]) -> float:
@@ -262,14 +279,16 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
         train, validation = stage.items.datasets(training, model)
         n_first_items = n_first_items or len(train)
         loader = stage.items.loader(train, params.batch_size, training, train=True)
+        objective = stage.objective(options)
         choice = None
         if sides.validation and stage.predict is not None:
             choice = EpochChoice(stage, model, stage.items.loader(validation, params.batch_size, training, train=False),
                                  validation, np.asarray(training.test_labels, dtype=np.int64), n_classes, device,
                                  patience=params.patience)
             params = dataclasses.replace(params, patience=None)  # patience counts validation epochs instead
-        records = train_model(model, loader, params, device, objective=stage.objective(options),
-                              parameters=list(stage.parameters(model)), desc=label, after_epoch=choice)
+        records = train_model(model, loader, params, device, objective=objective,
+                              parameters=list(stage.parameters(model)), desc=label,
+                              before_epoch=epoch_hook(model, train, objective, device), after_epoch=choice)
         entries = history_records(records, stage=number if multi else None, first_epoch=len(history) + 1)
         if choice is not None:
             choice.restore()

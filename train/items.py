@@ -10,7 +10,9 @@ clips. Recipes combine them; the trainer
 calls them without knowing which it has.
 
 - :class:`FlowFrames`: every flow field of a clip, colour-coded (SHCNN).
-- :class:`ClipArrays`: one stored array per clip (STRCN-G's onset→apex flow).
+- :class:`ClipArrays`: one stored array per clip (STRCN-G's onset→apex flow of the crops).
+- :class:`MagnifiedFlows`: STRCN-G's onset→apex flows of the magnified clip, per α and frame subset.
+- :class:`ChosenItems`: the maker a recipe option chooses.
 - :class:`AppearanceMatrices`: STRCN-A's masked matrices, mask per fold or global.
 - :class:`StateFrames`: Kim's five expression-state frames, batched by whole clips.
 - :class:`MiddleMaps`: every map of Choi's middle window.
@@ -23,22 +25,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .augment import AffineAugmentParams, affine_augment
-from .data import (AppearanceDataset, ClipArrayDataset, ClipBlockSampler, FlowFrameDataset, StoreDataset,
-                   fit_standardiser, fold_mask)
+from .augment import (AffineAugmentParams, AugmentedEpochs, AugmentParams, affine_augment, affine_transform,
+                      affine_variants)
+from .data import (AppearanceDataset, ClipArrayDataset, ClipBlockSampler, ClipReader, FlowFrameDataset,
+                   MagnifiedFlowDataset, StoreDataset, VariantSampler, fit_standardiser, fold_mask)
 from .loop import make_loader
+from .recipe import ItemMaker, RecipeOption, RunOptions
 from .sequence_data import (ClipSequenceDataset, FeatureSequenceDataset, MapDataset, NagWindowDataset,
                             StateFrameDataset, WholeClipSampler, pad_collate)
 
 if TYPE_CHECKING:
     from .fold import FoldInputs
 
-__all__ = ["AppearanceMatrices", "ClipArrays", "EncodedSequences", "FlowFrames", "MiddleMaps", "PairWindows",
-           "StateFrames", "encode_sequences"]
+__all__ = ["AppearanceMatrices", "AugmentedEncodings", "ChosenItems", "ClipArrays", "EncodedSequences", "FlowFrames",
+           "MagnifiedFlows", "MiddleMaps", "PairWindows", "StateFrames", "encode_sequences", "test_alpha_index"]
 
 
 def _standardise(fold: FoldInputs, train: StoreDataset, test: StoreDataset, center: bool) -> None:
@@ -101,18 +106,96 @@ class ClipArrays:
         return _loader(dataset, batch_size, fold, train)
 
 
+def test_alpha_index(fold: FoldInputs) -> int:
+    """Position of the store's ``magnify.test_alpha`` (Xia: 8) in its ``magnify.alphas``."""
+    magnify = fold.clips.stage_params("magnify")
+    return [float(a) for a in magnify["alphas"]].index(float(magnify["test_alpha"]))
+
+
+@dataclass(frozen=True)
+class MagnifiedFlows:
+    """STRCN-G's onset→apex flows of the magnified clip (Xia §III-C2), one (2, H, W) field per item.
+
+    Test items (and the standardisation, without centring: zero means no
+    motion) are the test α's flow between the clip's onset and apex. With
+    ``epochs`` (Xia §III-E), an epoch is every training clip under the
+    variants of the grid it asks for: each stored α times each of the
+    clip's stored frame subsets, whose (onset, apex) pair selects the field
+    (:class:`~mepipe.train.data.MagnifiedFlowDataset`).
+    """
+
+    epochs: AugmentedEpochs | None = None
+    center: bool = False
+    reads: tuple[str, ...] = ("flow_onset_apex_magnified", "subset_pair")
+
+    def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
+        common = {"test_alpha": test_alpha_index(fold), **fold.io}
+        train = MagnifiedFlowDataset(fold.clips, fold.train, fold.train_labels, **common)
+        test = MagnifiedFlowDataset(fold.clips, fold.test, fold.test_labels, **common)
+        _standardise(fold, train, test, self.center)
+        return train, test
+
+    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
+        per_clip = self.epochs.per_clip(fold.options, dataset.n_variants) if train and self.epochs else 0
+        if per_clip:
+            sampler = VariantSampler(len(dataset.samples), dataset.n_variants, per_clip, seed=fold.options.seed)
+            return make_loader(dataset, batch_size, sampler=sampler, workers=fold.options.workers, device=fold.device)
+        return _loader(dataset, batch_size, fold, train)
+
+
+@dataclass(frozen=True)
+class ChosenItems:
+    """The item maker a recipe option chooses (STRCN-G: magnified flows per α, or one scaled flow).
+
+    Attributes
+    ----------
+    option : RecipeOption
+    makers : tuple of (str, ItemMaker)
+        The maker of each of the option's values.
+    """
+
+    option: RecipeOption
+    makers: tuple[tuple[str, ItemMaker], ...]
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every feature one of the makers reads."""
+        return tuple(dict.fromkeys(f for _, maker in self.makers for f in maker.reads))
+
+    def chosen(self, options: RunOptions) -> ItemMaker:
+        return dict(self.makers)[options.choice(self.option)]
+
+    def reads_for(self, options: RunOptions) -> tuple[str, ...]:
+        """The features the run's maker reads."""
+        return self.chosen(options).reads
+
+    def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
+        return self.chosen(fold.options).datasets(fold, model)
+
+    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
+        return self.chosen(fold.options).loader(dataset, batch_size, fold, train=train)
+
+
 @dataclass(frozen=True)
 class AppearanceMatrices:
     """STRCN-A's masked appearance matrices (Xia §III-C1), (C, d2, T) per clip.
 
     The mask keeps the store's ``appearance_mask.keep_fraction`` of the summed heat
     maps of the fold's training clips (``--mask fold``, leak-free) or of every
-    clip with a heat map (``--mask global``, the paper's). With augmentation
-    and several stored α, training items are cut from a random α's clip.
+    clip with a heat map (``--mask global``, the paper's). Test items (and the
+    standardisation) are the stored ``appearance_frames``. With ``epochs``
+    (Xia §III-E), an epoch is every training clip under the variants of the
+    grid it asks for: each stored α of ``magnified_small`` times each frame
+    subset fraction, a fresh random subset per item
+    (:class:`~mepipe.train.data.AppearanceDataset`). When the run augments
+    without them, training items are cut from a random α's clip (and the
+    objective subsamples the matrix's time columns).
     """
 
     center: bool = True
     reads: tuple[str, ...] = ("appearance_frames", "heatmap", "magnified_small")
+    epochs: AugmentedEpochs | None = None
+    keep_fractions: tuple[float, ...] = AugmentParams().keep_fractions
 
     def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
         if fold.options.mask not in ("fold", "global"):
@@ -124,15 +207,22 @@ class AppearanceMatrices:
                                              fold.clips.stage_params("appearance_mask")["keep_fraction"])
             fold.statistics.mask_clips = clips
         mask = fold.statistics.mask
-        train = AppearanceDataset(fold.clips, fold.train, fold.train_labels, mask=mask,
-                                  random_alpha=fold.options.augment, seed=fold.options.seed, **fold.io)
+        xia = self.epochs is not None and self.epochs.active(fold.options)
+        legacy = fold.options.augment and not xia
+        train = AppearanceDataset(fold.clips, fold.train, fold.train_labels, mask=mask, variants=xia,
+                                  keep_fractions=self.keep_fractions, seed=fold.options.seed, **fold.io)
         test = AppearanceDataset(fold.clips, fold.test, fold.test_labels, mask=mask, **fold.io)
-        train.random_alpha = False  # the standardisation is fitted on the stored alpha's matrices
-        _standardise(fold, train, test, self.center)
-        train.random_alpha = fold.options.augment
+        _standardise(fold, train, test, self.center)  # on the stored (test) alpha's matrices
+        train.random_alpha = legacy
+        if legacy and train.alpha_reader is None and train.n_alphas > 1:
+            train.alpha_reader = ClipReader(fold.clips, "magnified_small", train.samples, **fold.io)
         return train, test
 
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
+        per_clip = self.epochs.per_clip(fold.options, dataset.n_variants) if train and self.epochs else 0
+        if per_clip:
+            sampler = VariantSampler(len(dataset.samples), dataset.n_variants, per_clip, seed=fold.options.seed)
+            return make_loader(dataset, batch_size, sampler=sampler, workers=fold.options.workers, device=fold.device)
         return _loader(dataset, batch_size, fold, train)
 
 
@@ -142,11 +232,16 @@ class StateFrames:
 
     A training batch of ``batch_size`` holds that many whole clips, each with
     all its state frames, so the state terms E4/E5 see every state of the
-    batch's classes.
+    batch's classes. With ``epochs`` (and a run that augments), an epoch is
+    every training clip under the variants of ``grid`` it asks for, and the
+    five frames of a clip carry the same variant (Kim §3.1 picks the state
+    frames of each augmented sequence); the objective transforms them.
     """
 
     feature: str = "state_frames"
     center: bool = True
+    grid: AffineAugmentParams = field(default_factory=AffineAugmentParams)
+    epochs: AugmentedEpochs | None = None
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -161,8 +256,11 @@ class StateFrames:
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
         if not train:
             return _loader(dataset, batch_size, fold, False)
-        return make_loader(dataset, batch_size * dataset.n_states,
-                           sampler=WholeClipSampler(dataset, fold.options.seed), workers=fold.options.workers,
+        per_clip = self.epochs.per_clip(fold.options, self.grid.n_variants) if self.epochs is not None else 0
+        sampler = (VariantSampler(len(dataset.samples), self.grid.n_variants, per_clip, seed=fold.options.seed,
+                                  items_per_clip=dataset.n_states) if per_clip
+                   else WholeClipSampler(dataset, fold.options.seed))
+        return make_loader(dataset, batch_size * dataset.n_states, sampler=sampler, workers=fold.options.workers,
                            device=fold.device)
 
 
@@ -196,15 +294,20 @@ class EncodedSequences:
     first stage's items, go through ``model.encode``; the recurrent head
     ``model.temporal`` then gets its input scale from the training
     sequences' features (a statistic of the fold's training clips). With
-    augmentation, ``copies`` extra copies of every training sequence are
-    encoded under random affine draws (Kim §3.1 trains the LSTM on augmented
-    sequences).
+    augmentation and ``epochs``, an epoch is every training sequence under
+    the variants of ``grid`` it asks for, each variant applied to all the
+    sequence's frames (Kim §3.1 trains the LSTM on the augmented sequences):
+    :class:`AugmentedEncodings` draws them before each epoch and encodes
+    each (sequence, variant) once. Without ``epochs`` (or when they are
+    switched off), ``copies`` extra copies of every training sequence are
+    encoded once, under random affine draws.
     """
 
     feature: str
     window: int | None = None
     copies: int = 0
-    augment: AffineAugmentParams = field(default_factory=AffineAugmentParams)
+    grid: AffineAugmentParams = field(default_factory=AffineAugmentParams)
+    epochs: AugmentedEpochs | None = None
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -215,18 +318,96 @@ class EncodedSequences:
         common = {"window": self.window, "standardiser": standardiser, **fold.io}
         train = ClipSequenceDataset(fold.clips, self.feature, fold.train, fold.train_labels, **common)
         test = ClipSequenceDataset(fold.clips, self.feature, fold.test, fold.test_labels, **common)
-        copies = self.copies if fold.options.augment else 0
+        per_clip = self.epochs.per_clip(fold.options, self.grid.n_variants) if self.epochs is not None else 0
+        copies = self.copies if fold.options.augment and not per_clip else 0
         encoded_train = encode_sequences(model, train, fold.device, copies=copies, seed=fold.options.seed,
-                                         augment=self.augment)
+                                         augment=self.grid)
         encoded_test = encode_sequences(model, test, fold.device)
         if len(encoded_train):  # a side with no training clips (predicting) keeps the scale the training fitted
             frames = torch.cat(encoded_train.features)
             model.temporal.set_input_scale(frames.mean(0), frames.std(0))
+        if per_clip and len(encoded_train):
+            encoded_train = AugmentedEncodings(model, train, fold.device, self.grid, per_clip, fold.options.seed)
         return encoded_train, encoded_test
 
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
         return make_loader(dataset, batch_size, shuffle=train, seed=fold.options.seed, device=fold.device,
                            collate_fn=pad_collate)
+
+
+class AugmentedEncodings(Dataset):
+    """Training sequences of an augmented epoch, encoded by the frozen network (see :class:`EncodedSequences`).
+
+    Before each epoch (:meth:`start_epoch`) every sequence draws ``per_clip``
+    distinct variants of the grid; a (sequence, variant) is encoded the
+    first time it is drawn and kept (float16: the network is frozen, so its
+    features do not change), so an epoch over the whole grid encodes it
+    once. Items are those of :class:`~mepipe.train.sequence_data.FeatureSequenceDataset`.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Has ``encode``; frozen.
+    dataset : ClipSequenceDataset
+        The training sequences.
+    device : torch.device
+    grid : AffineAugmentParams
+    per_clip : int
+        Variants per sequence and epoch.
+    seed : int
+    """
+
+    def __init__(self, model: nn.Module, dataset: ClipSequenceDataset, device: torch.device,
+                 grid: AffineAugmentParams, per_clip: int, seed: int = 0):
+        self.model, self.dataset, self.device, self.grid = model, dataset, device, grid
+        self.per_clip = per_clip
+        self.labels = dataset.labels
+        self.generator = np.random.default_rng(seed)
+        self.cache: dict[tuple[int, int], torch.Tensor] = {}
+        self.pairs: list[tuple[int, int]] = []
+
+    def start_epoch(self, epoch: int) -> None:
+        """Draw this epoch's variants of every sequence and encode the ones not seen yet."""
+        n_variants = self.grid.n_variants
+        self.pairs = [(clip, int(v)) for clip in range(len(self.dataset))
+                      for v in self.generator.choice(n_variants, size=self.per_clip, replace=False)]
+        missing = [p for p in self.pairs if p not in self.cache]
+        for clip in sorted({c for c, _ in missing}):
+            variants = [v for c, v in missing if c == clip]
+            for v, encoded in zip(variants, _encode_variants(self.model, self.dataset[clip]["x"], variants,
+                                                             self.grid, self.device)):
+                self.cache[(clip, v)] = encoded.half()
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.per_clip
+
+    def __getitem__(self, i: int) -> dict:
+        if not self.pairs:
+            raise RuntimeError("AugmentedEncodings: no epoch drawn yet (call start_epoch first)")
+        clip, variant = self.pairs[i]
+        x = self.cache[(clip, variant)].float()
+        return {"x": x, "y": int(self.labels[clip]), "clip": clip, "frame": -1, "length": int(x.shape[0])}
+
+
+@torch.no_grad()
+def _encode_variants(model: nn.Module, frames: torch.Tensor, variants: list[int], grid: AffineAugmentParams,
+                     device: torch.device, chunk: int = 256) -> list[torch.Tensor]:
+    """Per-frame features (T, D) of one sequence (T, C, H, W) under each of ``variants`` of the grid."""
+    was_training = model.training
+    model.to(device).eval()
+    table = affine_variants(grid)
+    out = []
+    try:
+        frames = frames.to(device)
+        for v in variants:
+            flip, angle, shift, scale = table[v]
+            moved = affine_transform(frames[None], flip=torch.tensor([flip]), angle=torch.tensor([angle]),
+                                     shift=torch.tensor([shift]), scale=torch.tensor([scale]))[0]
+            out.append(torch.cat([model.encode(moved[i:i + chunk]) for i in range(0, len(moved), chunk)])
+                       .float().cpu())
+    finally:
+        model.train(was_training)
+    return out
 
 
 @torch.no_grad()

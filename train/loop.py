@@ -27,6 +27,10 @@ Objective = Callable[[nn.Module, dict, torch.Generator], tuple[torch.Tensor, tor
 """``(model, batch on the device, generator) -> (loss, logits, y)``: one training step's loss and
 the logits/labels its accuracy is counted on (:mod:`mepipe.train.objectives`)."""
 
+EpochHook = Callable[[int], None]
+"""Called with the 0-based epoch number before that epoch's first batch (per-epoch draws, statistics of the
+training set an objective holds constant during the epoch)."""
+
 
 def to_device(batch: dict, device: torch.device) -> dict:
     """Every tensor of a batch on ``device`` (other values unchanged)."""
@@ -139,7 +143,8 @@ def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = 
 
 def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, device: torch.device, *,
                 objective: Objective, parameters: list[nn.Parameter] | None = None,
-                desc: str = "train", after_epoch: Callable[[EpochRecord], bool] | None = None) -> list[EpochRecord]:
+                desc: str = "train", before_epoch: EpochHook | None = None,
+                after_epoch: Callable[[EpochRecord], bool] | None = None) -> list[EpochRecord]:
     """Train ``model`` in place; returns one record per epoch run.
 
     Mixed precision (``torch.autocast`` + ``GradScaler``) is used on CUDA only.
@@ -150,6 +155,9 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
         The step's loss.
     parameters : list of Parameter, optional
         What the optimiser updates (a stage of a multi-stage model); default all.
+    before_epoch : EpochHook, optional
+        Called before each epoch (see :data:`EpochHook`); the model is in
+        training mode again after it returns.
     after_epoch : callable, optional
         Called with each epoch's record once the epoch is done (the model as
         that epoch left it); returning True stops training (e.g. validation
@@ -166,6 +174,9 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
     bar = tqdm(range(params.epochs), desc=desc, unit="epoch", disable=not params.progress, leave=True)
     for epoch in bar:
         started = time.perf_counter()
+        if before_epoch is not None:
+            before_epoch(epoch)
+            model.train()
         total_loss, correct, seen = 0.0, 0, 0
         lr = optimiser.param_groups[0]["lr"]
         for batch in loader:

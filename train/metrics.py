@@ -1,4 +1,4 @@
-"""Classification metrics of micro-expression recognition (SPEC §4).
+"""Classification and spotting metrics of micro-expression recognition (SPEC §4).
 
 Everything derives from confusion matrices with rows = true class and
 columns = predicted class. UF1 and UAR follow the MEGC 2019 composite
@@ -14,11 +14,23 @@ say something about. A class that is predicted but absent from the truth has
 a defined F1 of 0 (its false positives count). An average over no defined
 class raises.
 
+Spotting (Nag et al. 2019 predict a per-frame intensity): the frame-level
+ROC AUC of the intensity against the sheet's onset..offset
+(:func:`roc_auc`, over every frame with a prediction, inside and outside
+the expression), and, as in the MEGC spotting challenges, intervals spotted
+on each clip's curve by a relative threshold (:func:`spotted_intervals`)
+scored by F1 at IoU >= 0.5 (:func:`interval_f1`); :func:`spotting_report`
+gives both, and says why the AUC is undefined when it is.
+
 References
 ----------
 .. [1] J. See, M. H. Yap, J. Li, X. Hong, S.-J. Wang, "MEGC 2019 - the second
    facial micro-expressions grand challenge", IEEE FG 2019.
-   https://doi.org/10.1109/FG.2019.8756611
+   https://doi.org/10.1109/FG.2019.8756611 (spotting: IoU >= 0.5)
+.. [2] A. Moilanen, G. Zhao, M. Pietikäinen, "Spotting rapid facial movements
+   from videos using appearance-based feature difference analysis", ICPR
+   2014 (the threshold C_mean + p (C_max - C_mean)).
+   https://doi.org/10.1109/ICPR.2014.303
 """
 from __future__ import annotations
 
@@ -32,7 +44,12 @@ __all__ = [
     "macro_f1",
     "per_class_f1",
     "per_class_recall",
+    "interval_f1",
+    "interval_iou",
     "roc_auc",
+    "runs_of",
+    "spotted_intervals",
+    "spotting_report",
     "sum_confusions",
     "uar",
     "uf1",
@@ -191,23 +208,156 @@ def roc_auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
     return float(u / (n_pos * n_neg))
 
 
-def spotting_auc(intensity: Sequence[np.ndarray], spans: Sequence[np.ndarray]) -> float | None:
-    """ROC AUC of predicted per-frame intensity against the onset..offset span, over all given frames.
+def _curve(values: Sequence[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in np.asarray(values, dtype=object).ravel()], dtype=np.float64)
+
+
+def _pooled(intensity: Sequence, spans: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and truth of every predicted frame of every clip (frames without a prediction left out)."""
+    scores, truth = [np.empty(0)], [np.empty(0, dtype=bool)]
+    for curve, span in zip(intensity, spans):
+        curve = _curve(curve)
+        span = np.asarray(span, dtype=np.float64).ravel()
+        if curve.shape != span.shape:
+            raise ValueError(f"an intensity curve of {curve.size} frames has a span of {span.size}")
+        known = np.isfinite(curve)
+        scores.append(curve[known])
+        truth.append(span[known] > 0.5)
+    return np.concatenate(scores), np.concatenate(truth)
+
+
+# --- interval-level spotting (MEGC) ----------------------------------------------------------
+
+
+def runs_of(mask: Sequence[bool]) -> list[tuple[int, int]]:
+    """(first, last) indices, inclusive, of each run of True values."""
+    mask = np.asarray(mask, dtype=bool).ravel()
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
+def spotted_intervals(curve: Sequence[float | None], p: float = 0.5, min_frames: int = 1) -> list[tuple[int, int]]:
+    """Intervals spotted on one clip's predicted intensity curve by a relative threshold.
+
+    The threshold is ``T = C_mean + p (C_max - C_mean)`` over the clip's
+    predicted frames (Moilanen et al. 2014, the MEGC spotting baselines'
+    rule); each maximal run of consecutive frames with intensity >= T and
+    at least ``min_frames`` long is one interval. A frame without a
+    prediction (NaN or None) breaks a run; a flat curve (max = mean) spots
+    nothing.
 
     Parameters
     ----------
-    intensity : sequence of ndarray
-        Predicted intensity of each clip's frames.
-    spans : sequence of ndarray
-        1 (or > 0.5) for the frames inside the clip's onset..offset, aligned with ``intensity``.
+    curve : sequence of float or None, shape (T,)
+    p : float
+        In [0, 1]: 0 keeps every frame at or above the mean, 1 only the maximum.
+    min_frames : int
 
     Returns
     -------
-    float or None
-        None when the frames are all inside or all outside a span (the AUC is undefined).
+    list of (int, int)
+        (first, last) frame indices of the curve, inclusive.
     """
-    scores = np.concatenate([np.asarray(v, dtype=np.float64) for v in intensity]) if len(intensity) else np.empty(0)
-    truth = np.concatenate([np.asarray(v) > 0.5 for v in spans]) if len(spans) else np.empty(0, dtype=bool)
-    if truth.size == 0 or truth.all() or not truth.any():
-        return None
-    return roc_auc(scores, truth)
+    if not 0 <= p <= 1 or min_frames < 1:
+        raise ValueError(f"need 0 <= p <= 1 and min_frames >= 1, got p={p!r}, min_frames={min_frames!r}")
+    values = _curve(curve)
+    known = np.isfinite(values)
+    if not known.any():
+        return []
+    mean, top = float(values[known].mean()), float(values[known].max())
+    if top - mean <= 1e-12:
+        return []
+    above = known & (np.where(known, values, -np.inf) >= mean + p * (top - mean))
+    return [(a, b) for a, b in runs_of(above) if b - a + 1 >= min_frames]
+
+
+def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Intersection over union of two inclusive frame intervals, |a ∩ b| / |a ∪ b| counted in frames."""
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]) + 1)
+    union = (a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter
+    return inter / union
+
+
+def interval_f1(predicted: Sequence[Sequence[tuple[int, int]]], truth: Sequence[Sequence[tuple[int, int]]],
+                iou: float = 0.5) -> dict[str, float | int | None]:
+    """MEGC spotting figures over clips: a spotted interval is a true positive when its IoU with a ground-truth
+    interval of its clip is at least ``iou`` (0.5), each ground truth matched at most once.
+
+    Within a clip, pairs are matched greedily by decreasing IoU. Counts are
+    pooled over clips: ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``,
+    ``F1 = 2 TP / (2 TP + FP + FN)`` (None where a denominator is 0).
+
+    Parameters
+    ----------
+    predicted, truth : sequence (one per clip) of lists of (first, last)
+
+    Returns
+    -------
+    dict
+        ``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``.
+    """
+    if len(predicted) != len(truth):
+        raise ValueError(f"got spotted intervals of {len(predicted)} clips and ground truth of {len(truth)}")
+    tp = fp = fn = 0
+    for spotted, real in zip(predicted, truth):
+        pairs = sorted(((interval_iou(s, r), i, j) for i, s in enumerate(spotted) for j, r in enumerate(real)),
+                       reverse=True)
+        used_s, used_r = set(), set()
+        for value, i, j in pairs:
+            if value < iou:
+                break
+            if i not in used_s and j not in used_r:
+                used_s.add(i)
+                used_r.add(j)
+        tp += len(used_s)
+        fp += len(spotted) - len(used_s)
+        fn += len(real) - len(used_r)
+    return {"tp": tp, "fp": fp, "fn": fn,
+            "precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
+            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None}
+
+
+def spotting_report(intensity: Sequence, spans: Sequence, p: float = 0.5, iou: float = 0.5) -> dict:
+    """Frame-level and interval-level spotting figures of predicted intensity curves (Nag 2019; MEGC).
+
+    Parameters
+    ----------
+    intensity : sequence of array-like
+        Each clip's predicted intensity per frame (None / NaN: no prediction).
+    spans : sequence of array-like
+        Each clip's onset..offset indicator on the same frames.
+    p : float
+        Threshold of :func:`spotted_intervals`.
+    iou : float
+        IoU a spotted interval needs to count (MEGC: 0.5).
+
+    Returns
+    -------
+    dict
+        ``frames``, ``inside``, ``outside`` (predicted frames in and out of
+        onset..offset), ``auc`` (None when undefined) and ``auc_note`` saying
+        why, and ``intervals``: :func:`interval_f1` of the intervals spotted
+        with ``p`` against each clip's onset..offset run(s), with ``p`` and
+        ``iou``.
+    """
+    scores, truth = _pooled(intensity, spans)
+    inside = int(truth.sum())
+    outside = int(truth.size - inside)
+    out: dict = {"frames": int(truth.size), "inside": inside, "outside": outside, "auc": None}
+    if truth.size == 0:
+        out["auc_note"] = "no frame has a predicted intensity"
+    elif outside == 0:
+        out["auc_note"] = ("every predicted frame lies inside onset..offset (the clip folders hold only the "
+                           "expression's frames, as CASME II's raw folders do), so the ROC AUC, which needs frames "
+                           "outside it, is undefined")
+    elif inside == 0:
+        out["auc_note"] = "no predicted frame lies inside onset..offset (no sheet onset/offset?): the ROC AUC is undefined"
+    else:
+        out["auc"] = roc_auc(scores, truth)
+    spotted, real = [], []
+    for curve, span in zip(intensity, spans):
+        values = _curve(curve)
+        spotted.append(spotted_intervals(values, p))
+        real.append(runs_of(np.isfinite(values) & (np.asarray(span, dtype=np.float64).ravel() > 0.5)))
+    out["intervals"] = {**interval_f1(spotted, real, iou), "p": p, "iou": iou}
+    return out

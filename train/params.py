@@ -77,6 +77,9 @@ class RunParams:
         sizes the recipe derives from the store.
     terms : tuple of str, optional
         Objective terms, for models whose recipe takes them (Kim 2017: ``("E1", "E2")``; Table 6).
+    recipe_options : tuple of (str, value)
+        The recipe's named options (``--recipe-option NAME=VALUE``, e.g. Kim's ``("means", "batch")``);
+        unset ones take their default, the paper's way.
     temporal_epochs : int, optional
         Multi-stage models: epochs of the second (recurrent) stage.
     patience : int, optional
@@ -115,6 +118,7 @@ class RunParams:
     augment: bool = True
     model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     terms: tuple[str, ...] | None = None
+    recipe_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     temporal_epochs: int | None = None
     patience: int | None = None
     workers: int = 0
@@ -156,6 +160,10 @@ class RunParams:
         if self.mask != "fold" and "mask" not in recipe.options:
             raise RunParamsError(f"mask (--mask) chooses the clips of a dataset-level mask; model {self.model!r} "
                                  "reads none (STRCN-A does)")
+        try:
+            recipe.resolve_choices(self.recipe_options)
+        except ValueError as err:
+            raise RunParamsError(str(err)) from None
         if self.temporal_epochs is not None and (self.temporal_epochs < 1 or len(recipe.stages) < 2):
             raise RunParamsError(f"temporal_epochs must be >= 1 and is for models with a second stage; "
                                  f"{self.model!r} has {len(recipe.stages)}")
@@ -168,7 +176,8 @@ class RunParams:
     def options(self) -> RunOptions:
         """What item makers and objectives see of this run."""
         return RunOptions(augment=self.augment, seed=self.seed, in_memory=self.in_memory, mask=self.mask,
-                          terms=self.terms, workers=self.workers)
+                          terms=self.terms, workers=self.workers,
+                          choices=get_recipe(self.model).resolve_choices(self.recipe_options))
 
     def epoch_selection(self) -> str:
         """How each stage's epoch is chosen, in words (for reports): never on the test side."""

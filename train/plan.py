@@ -90,6 +90,11 @@ class RunPlan:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def reads(self) -> tuple[str, ...]:
+        """The features the run reads: the recipe's, as its options choose them."""
+        return self.recipe.reads_for(self.params.options())
+
+    @property
     def labels(self) -> dict[str, int]:
         """Class index of every used clip."""
         return dict(zip(self.table["sample"].astype(str), self.table["label"].astype(int)))
@@ -175,11 +180,12 @@ def plan_run(params: RunParams, clips: ClipTable | None = None) -> RunPlan:
     """
     recipe = get_recipe(params.model)
     clips = clips if clips is not None else ClipTable.open(params.stores, params.store_ids)
-    clips.require(recipe.reads, recipe.name)
-    clips.agree(recipe.reads, recipe.name)
+    reads = recipe.reads_for(params.options())
+    clips.require(reads, recipe.name)
+    clips.agree(reads, recipe.name)
     samples = clips.samples
     failed = samples["status"].astype(str).eq("failed") if "status" in samples else pd.Series(False, samples.index)
-    usable = pd.Series([all(clips.has(f, s) for f in recipe.reads) for s in samples["sample"]], index=samples.index)
+    usable = pd.Series([all(clips.has(f, s) for f in reads) for s in samples["sample"]], index=samples.index)
     plan = RunPlan(params, recipe, clips, samples.iloc[:0], [], [], {})
     if params.protocol == "megc2019":
         table = _composite_table(plan, samples, failed, usable)
@@ -226,7 +232,7 @@ def _scheme_table(plan: RunPlan, samples: pd.DataFrame, failed: pd.Series, usabl
     lacking = ~usable.loc[table.index]
     plan.dropped["missing_features"] = table.loc[lacking, "sample"].astype(str).tolist()
     if lacking.any():
-        plan.warnings.append(f"{_clips(int(lacking.sum()))} lack one of {', '.join(plan.recipe.reads)}, left out: "
+        plan.warnings.append(f"{_clips(int(lacking.sum()))} lack one of {', '.join(plan.reads)}, left out: "
                              f"{_some(plan.dropped['missing_features'])}")
     if failed.any():
         plan.warnings.append(f"{_clips(int(failed.sum()))} failed to build, left out: {_some(plan.dropped['failed'])}")
@@ -249,7 +255,7 @@ def _composite_table(plan: RunPlan, samples: pd.DataFrame, failed: pd.Series, us
     table = selection.table
     plan.missing = {d: {"not in any store": names} for d, names in selection.missing.items()}
     for reason, rows in (("failed to build", table["_failed"]),
-                         (f"lacks one of {', '.join(plan.recipe.reads)}", ~table["_failed"] & ~table["_usable"])):
+                         (f"lacks one of {', '.join(plan.reads)}", ~table["_failed"] & ~table["_usable"])):
         for dataset, ids in table.loc[rows].groupby("dataset")["sample"]:
             plan.missing.setdefault(str(dataset), {})[reason] = ids.astype(str).tolist()
     table = table[~table["_failed"] & table["_usable"]].drop(columns=["_failed", "_usable"])

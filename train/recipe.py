@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from .fold import FoldInputs
     from .rules import ClipPredictions
 
-__all__ = ["ItemMaker", "ClipRule", "ObjectiveMaker", "Optimiser", "Recipe", "RecipeError", "RunOptions",
-           "TrainingStage", "no_adaptation"]
+__all__ = ["ItemMaker", "ClipRule", "Deviation", "ObjectiveMaker", "Optimiser", "Recipe", "RecipeError",
+           "RecipeOption", "RunOptions", "TrainingStage", "no_adaptation"]
 
 OPTIMISERS = ("adam", "sgd", "rmsprop")
 """Optimiser families a stage may use."""
@@ -100,6 +100,9 @@ class RunOptions:
         Objective terms to use, for objectives made of several (Kim's E1..E5).
     workers : int
         DataLoader worker processes.
+    choices : tuple of (str, value)
+        The recipe's named options (:class:`RecipeOption`) as the run sets
+        them; :meth:`choice` gives a name's value, its default when unset.
     """
 
     augment: bool = True
@@ -108,6 +111,75 @@ class RunOptions:
     mask: str = "fold"
     terms: tuple[str, ...] | None = None
     workers: int = 0
+    choices: tuple[tuple[str, Any], ...] = ()
+
+    def choice(self, option: RecipeOption) -> Any:
+        """The run's value of a recipe option (its default when the run does not set it)."""
+        return dict(self.choices).get(option.name, option.default)
+
+
+@dataclass(frozen=True)
+class RecipeOption:
+    """A named choice a recipe offers: the paper's way (the default) or another one, e.g. the behaviour before it.
+
+    Set on the command line as ``--recipe-option NAME=VALUE`` and read by
+    item makers and objectives through :meth:`RunOptions.choice`.
+
+    Attributes
+    ----------
+    name : str
+    default : str or int
+        The paper's setting.
+    help : str
+        What the option chooses, and what each value does.
+    values : tuple of str, optional
+        The allowed values of a named choice; None for an integer option.
+    low, high : int
+        Bounds of an integer option (``values`` None).
+    """
+
+    name: str
+    default: Any
+    help: str
+    values: tuple[str, ...] | None = None
+    low: int = 1
+    high: int = 1 << 30
+
+    def parse(self, value: Any) -> Any:
+        """The option's value from a string or a value; ValueError naming the allowed ones."""
+        if self.values is not None:
+            if str(value) not in self.values:
+                raise ValueError(f"recipe option {self.name} must be one of {', '.join(self.values)}, got {value!r}")
+            return str(value)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"recipe option {self.name} takes an integer, got {value!r}") from None
+        if not self.low <= number <= self.high:
+            raise ValueError(f"recipe option {self.name} must be in {self.low}..{self.high}, got {number}")
+        return number
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """Where a recipe cannot follow its paper, and why (printed by reports and ``mepipe reproduce``).
+
+    Attributes
+    ----------
+    topic : str
+        What differs, in a few words (e.g. "Kim E2/E4/E5 means").
+    paper : str
+        What the paper does.
+    here : str
+        What this implementation does instead.
+    reason : str
+        Why, with the measurement behind it where there is one.
+    """
+
+    topic: str
+    paper: str
+    here: str
+    reason: str
 
 
 class ItemMaker(Protocol):
@@ -206,6 +278,8 @@ class Recipe:
         DOI of the paper that defines the network.
     reads : tuple of str
         Exactly the store features it reads; every store must hold them.
+        Where a recipe option chooses between item makers, the run reads
+        those of its choice (:meth:`reads_for`).
     stages : tuple of TrainingStage
         Trained in order on one model; the last one's ``predict`` gives the
         run's clip predictions.
@@ -219,6 +293,11 @@ class Recipe:
     min_input_shape : tuple of int
         Smallest item the default network accepts (channels first, with a
         leading time axis for sequence models); the registry's tests run it.
+    choices : tuple of RecipeOption
+        Named options of the recipe (``--recipe-option NAME=VALUE``); each
+        defaults to the paper's way.
+    deviations : tuple of Deviation
+        Where the default recipe still differs from the paper, and why.
     """
 
     name: str
@@ -228,6 +307,8 @@ class Recipe:
     min_input_shape: tuple[int, ...]
     adapt: Callable[[Geometry], Mapping[str, Any]] = no_adaptation
     options: tuple[str, ...] = ()
+    choices: tuple[RecipeOption, ...] = ()
+    deviations: tuple[Deviation, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -241,10 +322,40 @@ class Recipe:
         unknown = set(self.options) - {"terms", "mask"}
         if unknown:
             raise ValueError(f"recipe {self.name!r}: unknown options {sorted(unknown)}")
+        names = [c.name for c in self.choices]
+        if len(set(names)) != len(names):
+            raise ValueError(f"recipe {self.name!r}: a recipe option is declared twice in {names}")
+
+    def reads_for(self, options: RunOptions) -> tuple[str, ...]:
+        """The features a run with these options reads: :attr:`reads`, narrowed where a stage's items
+        depend on a recipe option (an item maker with ``reads_for(options)``)."""
+        chosen = [f for s in self.stages
+                  for f in (s.items.reads_for(options) if hasattr(s.items, "reads_for") else s.items.reads)]
+        if not any(hasattr(s.items, "reads_for") for s in self.stages):
+            return self.reads
+        return tuple(f for f in self.reads if f in chosen)
+
+    def resolve_choices(self, given: Iterable[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
+        """Every recipe option's value, the given ones parsed and checked, the others at their defaults.
+
+        Raises
+        ------
+        ValueError
+            Naming an option the recipe does not have (and those it has) or a bad value.
+        """
+        declared = {c.name: c for c in self.choices}
+        values = {c.name: c.default for c in self.choices}
+        for name, value in given:
+            if name not in declared:
+                known = ", ".join(declared) or "none"
+                raise ValueError(f"model {self.name!r} has no recipe option {name!r} (its options: {known})")
+            values[name] = declared[name].parse(value)
+        return tuple(values.items())
 
     def describe(self) -> dict[str, Any]:
         """JSON-able summary for run reports."""
         return {"name": self.name, "doi": self.doi, "reads": list(self.reads),
+                "deviations": [vars(d) for d in self.deviations],
                 "stages": [{"name": s.name, "items": type(s.items).__name__, "epochs": s.epochs,
                             "optimiser": vars(s.optimiser), "trains": s.trains,
                             "predict": s.predict.measured_on if s.predict is not None else None}

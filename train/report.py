@@ -83,7 +83,8 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
     rows = -(-len(clips) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.2 * rows), squeeze=False, sharey=True)
     for ax, clip in zip(axes.flat, clips):
-        curve, span = np.asarray(clip["intensity"]), np.asarray(clip["span"])
+        curve = np.array([np.nan if v is None else v for v in clip["intensity"]], dtype=float)
+        span = np.asarray(clip["span"])
         steps = np.arange(1, len(curve) + 1)
         ax.fill_between(steps, 0, span, step="mid", color="tab:green", alpha=0.2, label="onset..offset")
         ax.plot(steps, curve, color="tab:blue", lw=1.2, label="predicted intensity")
@@ -181,9 +182,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines.insert(top, f"stage {key[5:]} ({s1.get('measured_on')}): accuracy {s1['accuracy']:.4f}  "
                         f"UF1 {s1['uf1']:.4f}  UAR {s1['uar']:.4f}  ({s1['seconds_per_epoch']:.2f} s/epoch)")
     if "spotting_auc" in report:
-        auc = report["spotting_auc"]
-        lines.insert(top, "spotting ROC AUC " + (f"{auc:.4f}" if auc is not None else "undefined (no frame outside "
-                                                                                  "onset..offset)"))
+        auc, spotting = report["spotting_auc"], report.get("spotting", {})
+        text = f"spotting ROC AUC {auc:.4f}" if auc is not None else \
+            f"spotting ROC AUC undefined: {spotting.get('auc_note', 'no frame outside onset..offset')}"
+        intervals = spotting.get("intervals")
+        if intervals:
+            f1 = intervals["f1"]
+            text += (f"; intervals (IoU >= {intervals['iou']}): F1 {'-' if f1 is None else f'{f1:.4f}'}  "
+                     f"TP {intervals['tp']}  FP {intervals['fp']}  FN {intervals['fn']}")
+        lines.insert(top, text)
     width = max(len(c) for c in report["classes"]) + 1
     lines.append(" " * width + "".join(f"{c[:8]:>9}" for c in report["classes"]))
     for name, row in zip(report["classes"], report["confusion"]):

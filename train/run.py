@@ -71,7 +71,7 @@ def stage_train_params(params: RunParams, recipe: Recipe) -> list[TrainParams]:
 
 def model_kwargs(params: RunParams, recipe: Recipe, clips: ClipTable, n_classes: int) -> dict[str, Any]:
     """The factory arguments of the run's model: classes, the sizes the recipe derives from the store, overrides."""
-    adapted = dict(recipe.adapt(clips.geometry(recipe.reads, recipe.name)))
+    adapted = dict(recipe.adapt(clips.geometry(recipe.reads_for(params.options()), recipe.name)))
     return {"num_classes": n_classes, **adapted, **dict(params.model_args)}
 
 
@@ -83,7 +83,7 @@ def run_identity(plan: RunPlan) -> dict[str, Any]:
     """
     return {"parameters": plan.params.defining(),
             "stores": [{"location": s["location"], "store_id": s["store_id"]} for s in plan.clips.describe()],
-            "fingerprint": plan.clips.fingerprint(plan.recipe.reads, plan.table["sample"].astype(str).tolist()),
+            "fingerprint": plan.clips.fingerprint(plan.reads, plan.table["sample"].astype(str).tolist()),
             "folds": [[s.fold.name, list(s.fold.test), list(s.validation)] for s in plan.folds]}
 
 
@@ -174,8 +174,8 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
                        "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
                                   for s, t in zip(recipe.stages, stage_params)]},
-        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(recipe.reads, tested),
-                  "features": list(recipe.reads), "n_clips": len(plan.table), "dropped": described["dropped"]},
+        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(plan.reads, tested),
+                  "features": list(plan.reads), "n_clips": len(plan.table), "dropped": described["dropped"]},
         "plan": {k: v for k, v in described.items() if k not in ("stores", "dropped", "folds", "warnings")},
         "warnings": described["warnings"],
         "resumed_folds": resumed,
@@ -193,8 +193,8 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         report[key] = {**figures(y_true, stage_pred, len(classes)), "measured_on": stage.predict.measured_on,
                        "seconds_per_epoch": float(np.mean([f[key]["seconds_per_epoch"] for f in folds]))}
     if any("intensity" in p for p in predictions):
-        report["spotting_auc"] = metrics.spotting_auc([np.array(p["intensity"]) for p in predictions],
-                                                      [np.array(p["span"]) for p in predictions])
+        spotting = metrics.spotting_report([p["intensity"] for p in predictions], [p["span"] for p in predictions])
+        report["spotting_auc"], report["spotting"] = spotting["auc"], spotting
     report["parameter_count"] = folds[0].get("parameter_count") if folds else None
     if device.type == "cuda":
         report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)

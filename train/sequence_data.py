@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Sampler, default_collate
 
 from mepipe.featurestore.errors import DataError
 from mepipe.featurestore.features import feature_def
-from mepipe.featurestore.views import map_window, middle_sequence, onset_offset_span, step_windows
+from mepipe.featurestore.views import consecutive_runs, map_window, middle_sequence, onset_offset_span, step_windows
 
 from .data import ClipReader, Clips, Standardiser, StoreDataset
 
@@ -189,6 +189,12 @@ class NagWindowDataset(StoreDataset):
     store's intensity of frame ``s + k + 1``; ``span`` (L,) is 1 where that
     frame lies in the sheet's onset..offset (spotting ground truth).
 
+    Windows never cross a gap in the clip's frame numbers (a frame missing
+    from the source, whose flow the store leaves NaN): they are cut within
+    each run of consecutive frames (:func:`~mepipe.featurestore.views.consecutive_runs`),
+    and with ``window=None`` each run is one item. A run of one frame has
+    no pair and gives no item; a clip with no pair at all is refused.
+
     Parameters
     ----------
     clips, samples, labels, in_memory, standardiser, shared
@@ -217,16 +223,15 @@ class NagWindowDataset(StoreDataset):
                                         self.clips.value(s, "offset")) for s in self.samples]
         windows = []
         for c, s in enumerate(self.samples):
-            gaps = np.flatnonzero(np.diff(self.clips.frame_numbers(s)) != 1)
-            if gaps.size:
-                raise DataError(f"clip {s!r} has frames missing after frame numbers "
-                                f"{self.clips.frame_numbers(s)[gaps].tolist()}; windows of consecutive frame pairs "
-                                f"cannot span them ({flow} is not computed across a gap)")
             n_pairs, n_frames = self.flow.length(s), self.frames.length(s)
             if n_pairs + 1 != n_frames:
                 raise ValueError(f"clip {s!r} has {n_frames} {frames} but {n_pairs} {flow} fields "
                                  "(expected one fewer)")
-            windows += [(c, start, length) for start, length in step_windows(n_pairs, window, stride)]
+            runs = [(a, b) for a, b in consecutive_runs(self.clips.frame_numbers(s)) if b > a]
+            if not runs:
+                raise DataError(f"clip {s!r} has no two consecutive frame numbers, so no {flow} pair to train on")
+            windows += [(c, first + start, length) for first, last in runs
+                        for start, length in step_windows(last - first, window, stride)]
         self.windows = np.array(windows, dtype=np.int64).reshape(-1, 3)
 
     def __len__(self) -> int:

@@ -1,7 +1,9 @@
 """Stage 2.4: apex, onset and offset estimates, intensity and expression states.
 
-std-diff (Xia eq. 5): sigma(t) = std(I_t - I_0) over the aligned clip; the
-apex estimate is argmax sigma. NCC (Kim §2.2.1): zero-mean normalised
+std-diff (Xia eq. 5): sigma(t) = std(I_t - I_0) over the aligned clip,
+magnified as Xia do (``ApexParams.stddiff_on = "magnified"``, the clip the
+magnify stage renders at its test alpha) or not (``"crops"``); the apex
+estimate is argmax sigma. NCC (Kim §2.2.1): zero-mean normalised
 cross-correlation of every frame with the reference apex. SPEC writes the
 intensity as 1 - NCC rescaled, which is 0 at the apex; the onset/offset rule
 ("last frame before the apex whose intensity is below the threshold") needs
@@ -27,6 +29,9 @@ import numpy as np
 
 VERSION = "1"
 
+STDDIFF_ON = ("magnified", "crops")
+"""Clips std-diff may run on (``ApexParams.stddiff_on``)."""
+
 
 @dataclass(frozen=True)
 class ApexParams:
@@ -41,11 +46,22 @@ class ApexParams:
         estimates are averages over many pixels).
     blur_sigma : float
         Gaussian blur (pixels at ``size``) before differencing; 0 = none.
+    stddiff_on : {"magnified", "crops"}
+        The clip std-diff runs on: the Eulerian-magnified clip at the test
+        alpha (Xia eq. 5 writes it on the magnified intensities; the
+        default) or the aligned crops (mepipe before issue 14). NCC and
+        intensity always use the crops (Kim).
     """
 
     threshold: float = 0.1
     size: int = 128
     blur_sigma: float = 0.0
+    stddiff_on: str = "magnified"
+
+    def __post_init__(self):
+        if self.stddiff_on not in STDDIFF_ON:
+            raise ValueError(f"ApexParams.stddiff_on must be one of {', '.join(STDDIFF_ON)}, "
+                             f"got {self.stddiff_on!r}")
 
 
 def std_diff(clip: np.ndarray) -> np.ndarray:
@@ -125,7 +141,7 @@ class ApexResult:
 
 
 def estimate(crops: np.ndarray, truth: tuple[int | None, int | None, int | None] = (None, None, None),
-             params: ApexParams = ApexParams()) -> ApexResult:
+             params: ApexParams = ApexParams(), magnified: np.ndarray | None = None) -> ApexResult:
     """All estimates for one aligned clip.
 
     Parameters
@@ -133,9 +149,21 @@ def estimate(crops: np.ndarray, truth: tuple[int | None, int | None, int | None]
     crops : (T, S, S, C) uint8
         Aligned crops.
     truth : (onset, apex, offset) frame indices from the sheet, or None each.
+    params : ApexParams
+    magnified : (T, H, W) or (T, H, W, C) uint8, optional
+        The magnified clip, needed when ``params.stddiff_on == "magnified"``.
     """
     clip = prepare(crops, params)
-    sigma = std_diff(clip)
+    if params.stddiff_on == "magnified":
+        if magnified is None:
+            raise ValueError("ApexParams.stddiff_on='magnified' needs the magnified clip; "
+                             "pass it or set stddiff_on='crops'")
+        magnified = np.asarray(magnified)
+        if len(magnified) != len(crops):
+            raise ValueError(f"{len(crops)} crops but {len(magnified)} magnified frames")
+        sigma = std_diff(prepare(magnified if magnified.ndim == 4 else magnified[..., None], params))
+    else:
+        sigma = std_diff(clip)
     apex_est = int(np.argmax(sigma))
     apex_ncc = int(np.argmin(ncc_curve(clip, 0)))
     on_gt, apex_gt, off_gt = truth

@@ -2,14 +2,19 @@
 
 Three variants (SPEC §2.5), each with its own parameter dataclass:
 
-- onset→apex at 300×245 (W×H) for STRCN-G: one field per clip;
+- onset→apex at 300×245 (W×H) for STRCN-G: one field per clip, and the
+  same on the magnified clip for every α and frame subset
+  (:class:`MagnifiedOnsetApexFlowParams`);
 - first frame→every later frame at 112×112 for SHCNN: T−1 fields;
 - consecutive frames at 64×64 for Nag's temporal network: T−1 fields.
 
-Crops are resized with ``cv2.INTER_AREA`` to the variant's size before the
-flow is computed, so flow vectors are in pixels of that size. Kernels return
-float32; the store keeps float16 and casts on write. The colour coding of
-Miao et al. (§III-C) is done when reading
+Where the flow is computed is the variant's ``compute_at``: ``"size"``
+resizes the crops (``cv2.INTER_AREA``) to the variant's size and computes
+the flow there; ``"crop"`` computes it on the aligned crops and resizes the
+field to the variant's size, scaling u by the width ratio and v by the
+height ratio. Either way the stored vectors are in pixels of the variant's
+size. Kernels return float32; the store keeps float16 and casts on write.
+The colour coding of Miao et al. (§III-C) is done when reading
 (:func:`mepipe.featurestore.views.flow_to_rgb`), never stored.
 
 Backends (``FlowParams.backend``): ``"opencv"`` runs OpenCV's DualTVL1 one
@@ -32,6 +37,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .subsets import XIA_LEVELS
+
 VERSION = "1"
 """Bump when the output of any kernel here changes for the same input and parameters."""
 
@@ -39,6 +46,8 @@ _CHANNEL_ORDERS = {"BGR": cv2.COLOR_BGR2GRAY, "RGB": cv2.COLOR_RGB2GRAY}
 
 BACKENDS = ("auto", "opencv", "torch")
 """Values of ``FlowParams.backend``."""
+COMPUTE_AT = ("size", "crop")
+"""Values of ``FlowParams.compute_at``: flow on crops resized to ``size``, or on the crops then resized."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,7 @@ class FlowParams:
     Attributes
     ----------
     size : tuple of int
-        (W, H) the crops are resized to (``cv2.INTER_AREA``) before the flow.
+        (W, H) of the stored field.
     tvl1 : TVL1Params
         Solver parameters.
     channel_order : {"BGR", "RGB"}
@@ -138,12 +147,19 @@ class FlowParams:
         (OpenCV decodes to BGR).
     backend : {"auto", "opencv", "torch"}
         Which TV-L1 implementation computes the flow (see the module docstring).
+    compute_at : {"size", "crop"}
+        ``"size"``: the crops are resized to ``size`` (``cv2.INTER_AREA``)
+        and the flow is computed there. ``"crop"``: the flow is computed on
+        the aligned crops and the field is resized to ``size`` with its
+        vectors scaled to pixels of that size (about (S / W)^2 times the
+        solver's work for S-pixel crops).
     """
 
     size: tuple[int, int] = (112, 112)
     tvl1: TVL1Params = field(default_factory=TVL1Params)
     channel_order: str = "RGB"
     backend: str = "auto"
+    compute_at: str = "size"
 
     def __post_init__(self):
         size = tuple(self.size)
@@ -156,6 +172,9 @@ class FlowParams:
         if self.backend not in BACKENDS:
             raise ValueError(f"{type(self).__name__}.backend must be one of {', '.join(BACKENDS)}, "
                              f"got {self.backend!r}")
+        if self.compute_at not in COMPUTE_AT:
+            raise ValueError(f"{type(self).__name__}.compute_at must be one of {', '.join(COMPUTE_AT)}, "
+                             f"got {self.compute_at!r}")
 
 
 @dataclass(frozen=True)
@@ -166,10 +185,52 @@ class OnsetApexFlowParams(FlowParams):
 
 
 @dataclass(frozen=True)
+class MagnifiedOnsetApexFlowParams(OnsetApexFlowParams):
+    """Onset→apex flows of the magnified clip for STRCN-G (Xia et al. 2019): 300×245.
+
+    One field per α of ``magnify.alphas`` (the clip magnified at the crops'
+    resolution with the magnify stage's parameters) and per distinct
+    (onset, apex) pair of the clip's frame subsets (:mod:`.subsets`).
+
+    Attributes
+    ----------
+    subset_levels : tuple of float
+        Fraction of frames each subset keeps, one seeded random subset per
+        level (Xia: 1.0, 0.9, 0.8, 0.7, 0.6). ``(1.0,)`` stores only the
+        clip's own onset→apex pair.
+    subset_seed : int
+        Seed of the draws, with the sample id.
+    """
+
+    subset_levels: tuple[float, ...] = XIA_LEVELS
+    subset_seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        levels = tuple(float(v) for v in self.subset_levels)
+        if not levels or any(not 0 < v <= 1 for v in levels):
+            raise ValueError(f"{type(self).__name__}.subset_levels must be fractions in (0, 1], "
+                             f"got {self.subset_levels!r}")
+        object.__setattr__(self, "subset_levels", levels)
+
+
+@dataclass(frozen=True)
 class FirstEachFlowParams(FlowParams):
-    """First→each-frame flow for SHCNN (Miao et al. 2019): 112×112."""
+    """First→each-frame flow for SHCNN (Miao et al. 2019): 112×112, computed on the crops.
+
+    Miao §III-C: the TV-L1 flow between the first frame and every later one
+    "is firstly resized into 112×112 and then transformed into an HSI image",
+    so the flow is computed on the face frames and the field resized
+    (``compute_at="crop"``); ``compute_at="size"`` computes it on crops
+    resized to 112 px (mepipe before issue 14), about 5 times cheaper for
+    256-pixel crops. The paper says the intensity of the colour coding
+    represents the magnitude but not how the magnitude is scaled; the
+    reading-time coding scales each field by its own largest magnitude unless
+    given a fixed one (a reading of the paper, not its statement).
+    """
 
     size: tuple[int, int] = (112, 112)
+    compute_at: str = "crop"
 
 
 @dataclass(frozen=True)
@@ -290,7 +351,8 @@ def flows_of_clips(greys: Sequence[np.ndarray], pairs: Sequence[Sequence[tuple[i
     Parameters
     ----------
     greys : sequence of ndarray, shape (T_k, H, W), uint8
-        Each clip's crops from :func:`prepare_crops` (all at ``params.size``).
+        Each clip's crops from :func:`prepare_crops` (at ``params.size``, or
+        all at the crops' size when ``params.compute_at`` is ``"crop"``).
     pairs : sequence of sequence of (int, int)
         For each clip, the (from, to) crop indices of its flows.
     params : FlowParams
@@ -301,17 +363,18 @@ def flows_of_clips(greys: Sequence[np.ndarray], pairs: Sequence[Sequence[tuple[i
     """
     if len(greys) != len(pairs):
         raise ValueError(f"need one pair list per clip, got {len(greys)} clips and {len(pairs)} pair lists")
-    w, h = params.size
     prev = [g[[a for a, _ in p]] for g, p in zip(greys, pairs) if len(p)]
     nxt = [g[[b for _, b in p]] for g, p in zip(greys, pairs) if len(p)]
     if not prev:
+        w, h = params.size
         return [np.zeros((0, 2, h, w), np.float32) for _ in pairs]
     flows = tvl1_flows(np.concatenate(prev), np.concatenate(nxt), params.tvl1, params.backend)
-    return np.split(flows, np.cumsum([len(p) for p in pairs])[:-1])
+    return [_to_size(f, params) for f in np.split(flows, np.cumsum([len(p) for p in pairs])[:-1])]
 
 
 def prepare_crops(crops: np.ndarray, params: FlowParams, min_frames: int = 1) -> np.ndarray:
-    """A clip's crops as the flow sees them: grey, resized to ``params.size`` (INTER_AREA).
+    """A clip's crops as the flow sees them: grey, resized to ``params.size`` (INTER_AREA) unless
+    ``params.compute_at`` is ``"crop"``.
 
     Parameters
     ----------
@@ -451,12 +514,39 @@ def _check_crops(crops: np.ndarray, min_frames: int = 1) -> np.ndarray:
     return crops
 
 
+def resize_field(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Flow fields (..., 2, H, W) resized to ``size`` = (W', H'), vectors in pixels of the new grid.
+
+    Each component is area-resampled (``cv2.INTER_AREA``), then u is scaled
+    by W' / W and v by H' / H: a displacement of d pixels on the old grid is
+    d W' / W pixels on the new one.
+    """
+    flow = np.asarray(flow, dtype=np.float32)
+    h, w = flow.shape[-2:]
+    width, height = size
+    if (w, h) == (width, height):
+        return flow
+    planes = flow.reshape(-1, h, w)
+    out = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA) for p in planes])
+    out = out.reshape(flow.shape[:-2] + (height, width))
+    out[..., 0, :, :] *= width / w
+    out[..., 1, :, :] *= height / h
+    return out
+
+
+def _to_size(flow: np.ndarray, params: FlowParams) -> np.ndarray:
+    """Kernel output at ``params.size``: a field computed on the crops is resized there."""
+    return resize_field(flow, params.size) if params.compute_at == "crop" else flow
+
+
 def _prepare(crops: np.ndarray, params: FlowParams) -> np.ndarray:
-    """Greyscale crops resized to ``params.size``: (T, H, W) uint8."""
+    """Greyscale crops where the flow is computed: (T, H, W) uint8 at ``params.size`` or at the crops' size."""
     crops = _check_crops(crops)
     if crops.ndim == 4 and crops.shape[-1] == 3:
         code = _CHANNEL_ORDERS[params.channel_order]
         crops = np.stack([cv2.cvtColor(c, code) for c in crops])
     elif crops.ndim == 4:
         crops = crops[..., 0]
+    if params.compute_at == "crop":
+        return np.ascontiguousarray(crops)
     return np.stack([cv2.resize(c, params.size, interpolation=cv2.INTER_AREA) for c in crops])

@@ -11,9 +11,12 @@ method with an IIR temporal band-pass, and Wu et al.'s reference code
    ``lowpass(r)[t] = (1 - r) * lowpass(r)[t - 1] + r * pyr[t]`` and both
    start at the first frame's pyramid (so the first frame is unchanged).
 3. Multiply each level's band by its own factor: α on coarse levels, the
-   bound α_c = λ / (8 δ) − 1 (times an exaggeration factor) on fine levels
-   whose representative wavelength λ is below the cut-off λ_c, and 0 on the
-   finest level and on the low-pass residual.
+   bound α_c = λ / (8 δ) − 1 on fine levels whose representative wavelength
+   λ is below the cut-off λ_c, and 0 on the finest level and on the
+   low-pass residual. Xia use min(α, α_c) (§IV-A); Wu's code multiplies
+   α_c by an exaggeration factor of 2, which doubles the gain of the fine
+   levels (``MagnifyParams.exaggeration``: 1 = Xia, the default; 2 = Wu's
+   code).
 4. Add the reconstructed amplified bands to the frame and clip to uint8.
 
 For colour clips the work is done in YIQ and the chroma channels' amplified
@@ -38,6 +41,9 @@ _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                         [0.211, -0.523, 0.312]], dtype=np.float64)
 """NTSC RGB→YIQ, as MATLAB's ``rgb2ntsc`` used by Wu et al.'s code."""
 
+XIA_ALPHAS = tuple(float(a) for a in range(5, 15))
+"""Xia et al.'s amplification factors for training data, 5, 6, ..., 14 (§III-E)."""
+
 
 @dataclass(frozen=True)
 class MagnifyParams:
@@ -46,8 +52,12 @@ class MagnifyParams:
     Attributes
     ----------
     alphas : tuple of float
-        Amplification factors to render. Xia et al. test with 8 and augment
-        training data with 5, 6, ..., 14.
+        Amplification factors of the ``magnified_small`` clips (and of
+        STRCN-G's magnified flows): Xia et al. augment training data with 5,
+        6, ..., 14 (the default).
+    test_alpha : float
+        The α of test inputs, heat maps, the apex estimate and the
+        ``magnified`` clip (Xia: 8); one of ``alphas``.
     r1, r2 : float
         Coefficients of the two first-order IIR low-passes whose difference is
         the temporal band-pass, ``0 < r2 < r1 <= 1`` (Xia's "cut-offs" 0.4 and
@@ -59,14 +69,15 @@ class MagnifyParams:
         Pyramid levels including the low-pass residual; None = as many as fit
         (the smaller side is halved while it is >= 5 px), as Wu's ``'auto'``.
     exaggeration : float
-        Factor on α_c, Wu's code's ``exaggeration_factor`` (2).
+        Factor on α_c. 1 is Xia's ``min(α, α_c)``; 2 is Wu's code's
+        ``exaggeration_factor``, which doubles the fine levels' gain.
     wavelength_divisor : float
         The coarsest level's representative wavelength is the frame diagonal
         divided by this (Wu's experimental constant 3); it halves per level.
     chroma_attenuation : float
         Factor on the amplified I and Q (YIQ) bands of colour clips.
     size : (int, int)
-        (W, H) of the ``magnified`` feature (128×128).
+        (W, H) of the ``magnified`` feature (128×128, ``test_alpha`` only).
     small_size : (int, int)
         (W, H) of the ``magnified_small`` feature, STRCN-A's input (Xia: 64×48).
     channel_order : {"BGR", "RGB"}
@@ -81,12 +92,13 @@ class MagnifyParams:
        world", ACM Trans. Graph. 31(4), 2012. https://doi.org/10.1145/2185520.2185561
     """
 
-    alphas: tuple[float, ...] = (8.0,)
+    alphas: tuple[float, ...] = XIA_ALPHAS
+    test_alpha: float = 8.0
     r1: float = 0.4
     r2: float = 0.05
     lambda_c: float = 16.0
     n_levels: int | None = None
-    exaggeration: float = 2.0
+    exaggeration: float = 1.0
     wavelength_divisor: float = 3.0
     chroma_attenuation: float = 0.1
     size: tuple[int, int] = (128, 128)
@@ -98,6 +110,10 @@ class MagnifyParams:
         if not alphas or any(not a >= 0 for a in alphas):
             raise ValueError(f"MagnifyParams.alphas must be a non-empty tuple of values >= 0, got {self.alphas!r}")
         object.__setattr__(self, "alphas", alphas)
+        if float(self.test_alpha) not in alphas:
+            raise ValueError(f"MagnifyParams.test_alpha={self.test_alpha!r} must be one of alphas {alphas}; "
+                             "add it to alphas or set test_alpha")
+        object.__setattr__(self, "test_alpha", float(self.test_alpha))
         if not 0 < self.r2 < self.r1 <= 1:
             raise ValueError(f"MagnifyParams needs 0 < r2 < r1 <= 1, got r1={self.r1!r}, r2={self.r2!r}")
         for name in ("lambda_c", "exaggeration", "wavelength_divisor"):
@@ -115,11 +131,16 @@ class MagnifyParams:
         if self.channel_order not in ("BGR", "RGB"):
             raise ValueError(f"MagnifyParams.channel_order must be 'BGR' or 'RGB', got {self.channel_order!r}")
 
+    @property
+    def test_index(self) -> int:
+        """Position of ``test_alpha`` in ``alphas`` (along the ``alpha`` dim of ``magnified_small``)."""
+        return self.alphas.index(self.test_alpha)
 
     @property
     def sizes(self) -> tuple[tuple[int, int], ...]:
         """The (W, H) output sizes :func:`magnify_resized` renders: ``small_size`` and ``size``."""
         return tuple(dict.fromkeys((self.small_size, self.size)))
+
 
 def level_alphas(shape: tuple[int, int], alpha: float, params: MagnifyParams | None = None) -> tuple[float, ...]:
     """Amplification factor of every pyramid level, finest first (Wu's rule).
@@ -214,14 +235,72 @@ def magnify_resized(crops: np.ndarray,
         pyramid and temporal filter are computed once per size.
     """
     params = params or MagnifyParams()
-    crops = _check_clip(crops, min_side=1)
     out = {}
     for size in params.sizes:
-        clip = _resize(crops, size)
-        bands = _bandpass_pyramid(_to_working(clip, params), _n_levels(clip.shape[1:3], params), params)
-        for alpha in params.alphas:
-            out[(alpha, size)] = _render(clip, bands, level_alphas(clip.shape[1:3], alpha, params), params)
+        clips = magnify_sized(crops, size, params.alphas, params)
+        out.update({(alpha, size): clips[:, k] for k, alpha in enumerate(params.alphas)})
     return out
+
+
+def magnify_sized(crops: np.ndarray, size: tuple[int, int], alphas: tuple[float, ...],
+                  params: MagnifyParams | None = None) -> np.ndarray:
+    """Resize crops to ``size`` (W, H) and magnify them with each α.
+
+    Parameters
+    ----------
+    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
+        Aligned face crops.
+    size : (int, int)
+        Output (W, H).
+    alphas : tuple of float
+        Amplification factors; the pyramid and temporal filter are computed once.
+    params : MagnifyParams, optional
+        Filter and pyramid parameters (its own ``alphas`` and sizes are not used).
+
+    Returns
+    -------
+    ndarray, shape (T, len(alphas), H, W) or (T, len(alphas), H, W, C), uint8
+    """
+    params = params or MagnifyParams()
+    clip = _resize(_check_clip(crops, min_side=1), size)
+    bands = _bandpass_pyramid(_to_working(clip, params), _n_levels(clip.shape[1:3], params), params)
+    return np.stack([_render(clip, bands, level_alphas(clip.shape[1:3], a, params), params) for a in alphas],
+                    axis=1)
+
+
+def magnify_frames(clip: np.ndarray, alphas: tuple[float, ...], indices: tuple[int, ...],
+                   params: MagnifyParams | None = None) -> np.ndarray:
+    """Some frames of a clip magnified with each of several α.
+
+    The temporal filter runs over the whole clip, so frame t is exactly
+    ``magnify(clip, α)[t]``; only the requested frames are reconstructed,
+    which is what a consumer of two frames (onset and apex) needs.
+
+    Parameters
+    ----------
+    clip : ndarray, shape (T, H, W) or (T, H, W, C), uint8
+        Aligned frames (H, W >= 10).
+    alphas : tuple of float
+        Amplification factors (>= 0).
+    indices : tuple of int
+        Frames to render, 0 <= index < T.
+    params : MagnifyParams, optional
+        Filter and pyramid parameters (``alphas`` and the sizes are not used).
+
+    Returns
+    -------
+    ndarray, shape (len(alphas), len(indices)) + clip.shape[1:], uint8
+    """
+    params = params or MagnifyParams()
+    clip = _check_clip(clip)
+    indices = tuple(int(i) for i in indices)
+    if any(not 0 <= i < len(clip) for i in indices):
+        raise ValueError(f"frame indices {indices} must lie in 0..{len(clip) - 1}")
+    if any(not a >= 0 for a in alphas):
+        raise ValueError(f"alphas must be >= 0, got {alphas!r}")
+    bands = _bandpass_pyramid(_to_working(clip, params), _n_levels(clip.shape[1:3], params), params)
+    return np.stack([_render(clip, bands, level_alphas(clip.shape[1:3], a, params), params, indices)
+                     for a in alphas])
 
 
 def _n_levels(shape: tuple[int, int], params: MagnifyParams) -> int:
@@ -307,22 +386,24 @@ def _iir_bandpass(x: np.ndarray, params: MagnifyParams) -> np.ndarray:
 
 
 def _render(clip: np.ndarray, bands: list[np.ndarray], factors: tuple[float, ...],
-            params: MagnifyParams) -> np.ndarray:
-    """Add the amplified, reconstructed bands to the clip and clip to uint8."""
+            params: MagnifyParams, indices: tuple[int, ...] | None = None) -> np.ndarray:
+    """Add the amplified, reconstructed bands to the clip (or its frames ``indices``) and clip to uint8."""
+    frames = clip if indices is None else clip[list(indices)]
+    times = range(len(clip)) if indices is None else indices
     active = [level for level, factor in enumerate(factors) if factor != 0.0]
     if not active:
-        return clip.copy()
+        return frames.copy()
     coarsest = max(active)
-    added = np.empty(bands[0].shape, dtype=np.float32)
-    for t in range(len(clip)):
+    added = np.empty((len(frames),) + bands[0].shape[1:], dtype=np.float32)
+    for k, t in enumerate(times):
         acc = factors[coarsest] * bands[coarsest][t]
         for level in range(coarsest - 1, -1, -1):
             acc = cv2.pyrUp(acc, dstsize=bands[level].shape[2:0:-1]).reshape(bands[level].shape[1:])
             if factors[level] != 0.0:
                 acc += factors[level] * bands[level][t]
-        added[t] = acc
+        added[k] = acc
     if clip.ndim == 4 and clip.shape[-1] == 3:
         chroma = np.array([1.0, params.chroma_attenuation, params.chroma_attenuation])
         added = _mix_channels(added, np.linalg.inv(_yiq_matrix(params)) * chroma)
-    added = added.reshape(clip.shape)
-    return np.clip(np.rint(clip + added), 0, 255).astype(np.uint8)
+    added = added.reshape(frames.shape)
+    return np.clip(np.rint(frames + added), 0, 255).astype(np.uint8)

@@ -45,17 +45,25 @@ What the paper does not state, and the choices made here (:data:`RECIPE`):
   unnamed optimiser; its stage uses Adam at 1e-3 (Keras' default setting)
   and a batch of 16 sequences.
 - Batch size: 5 clips, i.e. 25 state frames per CNN batch, kept to whole
-  clips so that every batch holds all five states of its clips (the state
-  terms E4/E5 need them). The paper augmented each clip 150-fold before
-  training, so its epochs were 150 times longer than an epoch here, where the
-  augmentation is drawn on the fly from the un-augmented clips; a small batch
-  keeps the number of updates per epoch useful on small datasets (with 125
-  frames per batch, the 36-clip demo gets two updates per epoch and does not
-  learn in 40 epochs).
+  clips (the same clip under the same variant) so that every batch holds all
+  five states of its clips.
 - Epochs: 40 for the CNN and 50 for the LSTM (§3.1), the stages' defaults.
-- Augmentation (§3.1: 150 flipped, rotated, shifted and scaled variants per
-  clip) is drawn on the fly: one variant per clip and batch in stage 1, and
-  four augmented copies of each training sequence for stage 2.
+
+What the paper states, as implemented (issue 14):
+
+- Augmentation (§3.1): 150 variants of every training sequence (flips x
+  rotations -10..10 step 5 x shifts (0, 0), (+-2, +-2) x scales 0.9/1.0/1.1),
+  one transform for all frames of a sequence; the CNN is trained on the
+  five state frames of each augmented sequence and the LSTM on all frames
+  of the augmented sequences. The variants are drawn on the fly, and an
+  epoch is every training clip under every variant (the paper's epoch over
+  its augmented set; ``--recipe-option variants=N`` shortens it to N
+  variants per clip, drawn anew each epoch). ``augmentation=per-frame``
+  keeps the earlier draws (a variant per state frame, one pass per epoch;
+  four fixed copies per sequence for the LSTM).
+- E2, E4, E5 use the training set's class and state means and radii (eq.
+  4-11), refreshed before each epoch (:class:`KimStep`); ``means=batch``
+  keeps the batch statistics. :data:`DEVIATIONS` lists what still differs.
 
 References
 ----------
@@ -78,16 +86,19 @@ from torch import nn
 
 from mepipe.featurestore.features import APEX_STATE, STATE_NAMES
 
-from ..augment import AffineAugmentParams, affine_augment
+from torch.utils.data import DataLoader, Dataset
+
+from ..augment import AffineAugmentParams, AugmentedEpochs, VARIANTS, affine_augment, grid_transform
 from ..items import EncodedSequences, StateFrames
-from ..loop import Objective
 from ..objectives import Classify, frame_logits, sequence_logits
-from ..recipe import Optimiser, Recipe, RunOptions, TrainingStage
+from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
 from ..rules import ItemAt, MeanLogits
+from .kim2017_loss import KimLossParams, KimMeans, kim_objective, training_set_means
 from .registry import register_model
 from .sequence import SequenceHead
 
-__all__ = ["KIM_DOI", "RECIPE", "Kim2017", "KimCNN", "KimOutput", "KimStateObjective", "kim2017"]
+__all__ = ["AUGMENTATION", "GRID", "KIM_DOI", "MEANS", "RECIPE", "Kim2017", "KimCNN", "KimOutput",
+           "KimStateObjective", "KimStep", "kim2017"]
 
 KIM_DOI = "10.1109/TAFFC.2017.2699999"
 
@@ -98,27 +109,101 @@ _MIN_SIDE = 26
 """Smallest input side three 3x3 conv + 3x3/2 pool blocks leave a pixel of."""
 
 
+MEANS = RecipeOption(
+    "means", "training-set", values=("training-set", "batch"),
+    help="where E2, E4 and E5 take their class and state means: training-set (eq. 4-11: every training state "
+         "frame, refreshed before each epoch) or batch (the 5 clips of each batch, the behaviour before issue 14)")
+
+AUGMENTATION = RecipeOption(
+    "augmentation", "grid", values=("grid", "per-frame"),
+    help="grid (§3.1): one variant of the 150-variant grid per sequence, the same for all its frames, and "
+         "epochs over every clip under every variant (see variants); per-frame (before issue 14): stage 1 "
+         "draws a variant for each state frame, one pass over the clips per epoch, and stage 2 adds 4 "
+         "augmented copies of each sequence, drawn once")
+
+GRID = AffineAugmentParams()
+"""Kim's §3.1 grid: flips x rotations -10..10 step 5 x shifts (0, 0), (+-2, +-2) x scales 0.9/1.0/1.1."""
+
+GRID_EPOCHS = AugmentedEpochs(switch=AUGMENTATION, on="grid")
+"""Augmented epochs over :data:`GRID` (both stages), unless ``augmentation=per-frame``."""
+
+LEGACY_COPIES = 4
+"""Augmented copies of each training sequence in stage 2 under ``augmentation=per-frame``."""
+
+
+class KimStep:
+    """One stage-1 training step (E1 + ... + E5 on the batch) and the epoch statistics it holds.
+
+    Before each epoch (:meth:`start_epoch`) it computes the class and state
+    means of the training set's F5 features (:func:`~.kim2017_loss.training_set_means`),
+    unless the run asks for batch means.
+    """
+
+    def __init__(self, loss: KimLossParams, grid: AffineAugmentParams, per_frame: bool, training_set: bool,
+                 copies: int):
+        self.loss, self.grid, self.per_frame = loss, grid, per_frame
+        self.training_set, self.copies = training_set, copies
+        self.means: KimMeans | None = None
+
+    @torch.no_grad()
+    def start_epoch(self, model: nn.Module, dataset: Dataset, device: torch.device, epoch: int) -> None:
+        """Means of the F5 features of every (un-augmented) training state frame, by the current network."""
+        if not self.training_set:
+            return
+        cnn = model.cnn
+        cnn.eval()
+        features, labels, states = [], [], []
+        for batch in DataLoader(dataset, batch_size=256, shuffle=False):
+            features.append(cnn.features(batch["x"].to(device)).float())
+            labels.append(batch["y"])
+            states.append(batch["state"])
+        self.means = training_set_means(torch.cat(features), torch.cat(labels).to(device),
+                                        torch.cat(states).to(device), cnn.class_head.out_features,
+                                        cnn.state_head.out_features, self.copies)
+
+    def __call__(self, model: nn.Module, batch: dict, generator: torch.Generator):
+        x = batch["x"]
+        if self.per_frame:
+            x = affine_augment(x, generator, self.grid)
+        elif "variant" in batch:
+            x = grid_transform(x, batch["variant"], self.grid)
+        output = model.cnn(x)
+        loss, _ = kim_objective(output, batch["y"], batch["state"], self.loss,
+                                self.means if self.training_set else None)
+        return loss, output.class_logits, batch["y"]
+
+
 @dataclass(frozen=True)
 class KimStateObjective:
     """Stage 1: E1 + ... + E5 (eq. 2-11) of the CNN on state frames, under Kim's affine augmentation.
 
-    The run's ``terms`` choose the terms (Kim Table 6; default all five).
+    The run's ``terms`` choose the terms (Kim Table 6; default all five);
+    its ``means`` option where E2, E4 and E5 take their means; its
+    ``augmentation`` option whether each batch item carries its variant of
+    the grid (one per sequence, drawn by the item maker's augmented epochs)
+    or each frame draws its own.
     """
 
-    augment: AffineAugmentParams = field(default_factory=AffineAugmentParams)
+    grid: AffineAugmentParams = GRID
+    epochs: AugmentedEpochs = GRID_EPOCHS
 
-    def __call__(self, options: RunOptions) -> Objective:
-        from .kim2017_loss import KimLossParams, kim_objective  # it imports this module's KimOutput
+    def __call__(self, options: RunOptions) -> KimStep:
+        loss = KimLossParams(terms=tuple(options.terms)) if options.terms else KimLossParams()
+        grid_epochs = self.epochs.per_clip(options, self.grid.n_variants) > 0
+        return KimStep(loss, self.grid, per_frame=options.augment and not grid_epochs,
+                       training_set=options.choice(MEANS) == "training-set",
+                       copies=self.grid.n_variants if options.augment else 1)
 
-        loss_params = KimLossParams(terms=tuple(options.terms)) if options.terms else KimLossParams()
 
-        def step(model: nn.Module, batch: dict, generator: torch.Generator):
-            x = affine_augment(batch["x"], generator, self.augment) if options.augment else batch["x"]
-            output = model.cnn(x)
-            loss, _ = kim_objective(output, batch["y"], batch["state"], loss_params)
-            return loss, output.class_logits, batch["y"]
-
-        return step
+DEVIATIONS = (
+    Deviation(
+        "Kim E2/E4/E5 means",
+        "class and state means over the training set, whose 150 augmented copies of every clip it counts",
+        "means of the F5 features of every un-augmented training state frame, refreshed before each epoch; "
+        "N_{c,p} of eq. 11 counts 150 copies per frame",
+        "a network trained on the grid gives a frame and its variants nearly the same features; computing them "
+        "on every variant would cost a forward pass over 150 times the training set per epoch"),
+)
 
 
 def _adapt(geometry) -> dict:
@@ -137,7 +222,7 @@ RECIPE = Recipe(
     stages=(
         TrainingStage(
             name="cnn",
-            items=StateFrames(),
+            items=StateFrames(grid=GRID, epochs=GRID_EPOCHS),
             objective=KimStateObjective(),
             # §3.1 gives only the initial lr (CASME II: 0.01); SGD + momentum 0.9 and 5 clips per batch
             # are this implementation's choices (module docstring).
@@ -148,7 +233,7 @@ RECIPE = Recipe(
         ),
         TrainingStage(
             name="sequence",
-            items=EncodedSequences("frames_rgb", copies=4),
+            items=EncodedSequences("frames_rgb", copies=LEGACY_COPIES, grid=GRID, epochs=GRID_EPOCHS),
             objective=Classify(forward=sequence_logits),
             optimiser=Optimiser("adam", lr=1e-3, batch_size=16),
             epochs=50,
@@ -159,6 +244,8 @@ RECIPE = Recipe(
     adapt=_adapt,
     options=("terms",),
     min_input_shape=(1, 3, 64, 64),
+    choices=(MEANS, AUGMENTATION, VARIANTS),
+    deviations=DEVIATIONS,
 )
 """Kim 2017 reads ``state_frames`` (5, S, S, 3) for the CNN stage and ``frames_rgb`` (T, S, S, 3) for
 the LSTM stage; the network takes a clip as (T, 3, S, S), S = 64 in the paper (``kim.size``)."""

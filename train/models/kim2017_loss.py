@@ -20,28 +20,30 @@ the terms are
   with q the neighbouring state towards the apex (p + 1 before it, p - 1 after it).
 
 Conventions of this implementation (the paper writes its sums over the
-whole training set; here they run over one mini-batch):
+whole training set; training steps see one mini-batch):
 
-- **Means are batch statistics.** ``m_c``, ``m_{c,p}`` and the ``d_min`` are
-  computed from the samples of the batch. As in the paper's gradients (eq. 5,
-  9, 11) they are constants: E2 and E4 see detached means and radii. E5 would
-  have no gradient at all with every mean constant; eq. 11 differentiates
-  through ``m_{c,p}`` (the factor ``1 / N_{c,p}`` is d m_{c,p} / d f_i) and
-  holds the neighbour mean ``m_{c,q}`` and the radius constant, and so does
-  :func:`e5_state_continuity`.
+- **Means are training-set statistics** (:class:`KimMeans`, the default):
+  ``m_c``, ``m_{c,p}`` and the ``d_min`` are computed from the F5 features of
+  every training state frame (:func:`training_set_means`), refreshed before
+  each epoch and held constant during it. As in the paper's gradients (eq.
+  5, 9, 11) they are constants for E2 and E4. For E5, eq. 11 gives a sample
+  of (c, p) the gradient ``g'(e5) (m_{c,p} - m_{c,q}) / N_{c,p}`` with
+  ``N_{c,p}`` the samples of (c, p) in the (augmented) training set: summed
+  over an epoch that is E5's full gradient once, while E1-E4 are summed over
+  every sample. :func:`e5_state_continuity` gives each sample of the batch
+  that gradient and the value ``g(e5) / (2 N_{c,p})`` (which add up to E5
+  over the training set). ``means=None`` computes them from the batch
+  instead (``--recipe-option means=batch``, the behaviour before issue 14):
+  E5 then differentiates through the batch's ``m_{c,p}``.
 - **Normalisation by the batch size N.** Every term is the paper's sum over
   the batch divided by N, the number of frames in the batch (E1 and E3 are
   then torch's mean cross-entropy). For E1-E4, whose sums run over samples,
   this makes the loss scale, and so the right learning rate, independent of
-  the batch size. E5 sums over (class, state) pairs; it is divided by the
-  same N so that the five terms keep the relative weights the paper's
-  formula gives them on the batch (the sum E1 + ... + E5 divided by N).
+  the batch size. E5's per-sample shares are divided by the same N.
 - **Undefined pieces contribute 0.** A sample's E2 term needs another class
-  in the batch (else there is no ``d_min^c``); its E4 term needs another state
-  of its class. An E5 pair (c, p) needs ``m_{c,q}`` in the batch. Missing
-  ones add 0 (they still count in N), so a batch of one class has E2 = 0.
-  Batches of whole clips (all five state frames of each clip) and several
-  classes avoid this.
+  (else there is no ``d_min^c``); its E4 term needs another state of its
+  class. An E5 pair (c, p) needs ``m_{c,q}``. Missing ones add 0 (they still
+  count in N), so with batch means a batch of one class has E2 = 0.
 - Feature terms are computed in float32 (squared distances of 512-d
   features can overflow float16 under autocast).
 
@@ -61,17 +63,20 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from mepipe.featurestore.features import APEX_STATE, STATE_NAMES
 
-from .kim2017 import KimOutput
+if TYPE_CHECKING:
+    from .kim2017 import KimOutput
 
 __all__ = [
     "TERMS",
     "KimLossParams",
+    "KimMeans",
     "e1_class_error",
     "e2_intra_class",
     "e3_state_error",
@@ -80,6 +85,7 @@ __all__ = [
     "kim_objective",
     "parse_terms",
     "softplus_g",
+    "training_set_means",
 ]
 
 TERMS: tuple[str, ...] = ("E1", "E2", "E3", "E4", "E5")
@@ -127,6 +133,79 @@ class KimLossParams:
                              f"apex_state={self.apex_state}")
         terms = parse_terms(self.terms) if isinstance(self.terms, str) else _check_terms(tuple(self.terms))
         object.__setattr__(self, "terms", terms)
+
+
+@dataclass(frozen=True)
+class KimMeans:
+    """Class and state means of the training set's F5 features, with their radii (eq. 4, 8, 10, 11).
+
+    Attributes
+    ----------
+    class_means : Tensor, shape (C, D)
+        ``m_c``; NaN rows for classes without training samples.
+    class_radius : Tensor, shape (C,)
+        ``d_min^c``, half the distance to the nearest other class mean; inf
+        when there is no other class.
+    state_means : Tensor, shape (C, P, D)
+        ``m_{c,p}``; NaN where class c has no sample in state p.
+    state_radius : Tensor, shape (C, P)
+        ``d_min^{c,p}``, half the distance to the nearest other state mean of
+        class c; inf when c has no other state.
+    state_counts : Tensor, shape (C, P)
+        ``N_{c,p}`` of eq. 11: samples of (c, p) in the training set as the
+        paper counts it (its augmented copies included).
+    """
+
+    class_means: torch.Tensor
+    class_radius: torch.Tensor
+    state_means: torch.Tensor
+    state_radius: torch.Tensor
+    state_counts: torch.Tensor
+
+    def to(self, device: torch.device | str) -> KimMeans:
+        return KimMeans(*(t.to(device) for t in (self.class_means, self.class_radius, self.state_means,
+                                                  self.state_radius, self.state_counts)))
+
+
+def training_set_means(features: torch.Tensor, y: torch.Tensor, state: torch.Tensor, n_classes: int,
+                       n_states: int, copies: int = 1) -> KimMeans:
+    """:class:`KimMeans` of the F5 features of a training set (every state frame of every training clip).
+
+    Parameters
+    ----------
+    features : Tensor, shape (N, D)
+    y, state : LongTensor, shape (N,)
+        Class and expression state of each frame.
+    n_classes, n_states : int
+    copies : int
+        Augmented copies the paper's training set holds of each frame (150
+        under Kim's augmentation, 1 without): ``N_{c,p}`` counts them.
+    """
+    features, y = _check_features(features, y)
+    state = _check_labels(state, features.shape[0], "state").to(y.device)
+    if int(y.max()) >= n_classes or int(state.max()) >= n_states or copies < 1:
+        raise ValueError(f"classes must lie in 0..{n_classes - 1} and states in 0..{n_states - 1} (copies >= 1), "
+                         f"got {sorted(set(y.tolist()))}, {sorted(set(state.tolist()))}, copies={copies}")
+    features = features.detach().double()
+    dim = features.shape[1]
+    counts = torch.zeros(n_classes, dtype=torch.float64, device=y.device).index_add_(
+        0, y, torch.ones_like(y, dtype=torch.float64))
+    sums = features.new_zeros(n_classes, dim).index_add_(0, y, features)
+    class_means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], float("nan"))
+    class_radius = _half_min_distance(class_means.nan_to_num(), (counts > 0)[:, None] & (counts > 0)[None, :])
+    key = y * n_states + state
+    state_counts = torch.zeros(n_classes * n_states, dtype=torch.float64, device=y.device).index_add_(
+        0, key, torch.ones_like(key, dtype=torch.float64))
+    state_sums = features.new_zeros(n_classes * n_states, dim).index_add_(0, key, features)
+    state_means = torch.where(state_counts[:, None] > 0, state_sums / state_counts.clamp(min=1)[:, None],
+                              float("nan"))
+    present = state_counts > 0
+    group_class = torch.arange(n_classes * n_states, device=y.device) // n_states
+    allowed = present[:, None] & present[None, :] & (group_class[:, None] == group_class[None, :])
+    state_radius = _half_min_distance(state_means.nan_to_num(), allowed)
+    return KimMeans(class_means.float(), class_radius.float(), state_means.view(n_classes, n_states, dim).float(),
+                    state_radius.view(n_classes, n_states).float(),
+                    (state_counts * copies).view(n_classes, n_states).float())
 
 
 def parse_terms(text: str) -> tuple[str, ...]:
@@ -207,7 +286,8 @@ def e3_state_error(state_logits: torch.Tensor, state: torch.Tensor) -> torch.Ten
     return F.cross_entropy(state_logits.float(), state.long())
 
 
-def e2_intra_class(features: torch.Tensor, y: torch.Tensor, beta: float) -> torch.Tensor:
+def e2_intra_class(features: torch.Tensor, y: torch.Tensor, beta: float,
+                   means: KimMeans | None = None) -> torch.Tensor:
     """E2 (eq. 4) / N: pull each feature into the sphere of radius ``d_min^c`` around its class mean.
 
     Parameters
@@ -218,14 +298,24 @@ def e2_intra_class(features: torch.Tensor, y: torch.Tensor, beta: float) -> torc
         Expression classes.
     beta : float
         Sharpness of g.
+    means : KimMeans, optional
+        The training set's means and radii; None takes them from the batch.
 
     Returns
     -------
     Tensor, scalar
         ``1 / (2N) sum_i g(||f_i - m_c||^2 - (d_min^c)^2)``, means and radii
-        detached; 0 when fewer than two classes are in the batch.
+        constant; 0 when there is no other class (in the training set, or
+        in the batch).
     """
     features, y = _check_features(features, y)
+    if means is not None:
+        centre, radius = means.class_means[y], means.class_radius[y]
+        valid = torch.isfinite(radius) & torch.isfinite(centre).all(1)
+        if not bool(valid.any()):
+            return features.new_zeros(())
+        omega = ((features[valid] - centre[valid]) ** 2).sum(1) - radius[valid] ** 2
+        return 0.5 * softplus_g(omega, beta).sum() / features.shape[0]
     means, group = _group_means(features.detach(), y)
     radius = _half_min_distance(means, torch.ones(len(means), len(means), dtype=torch.bool, device=y.device))
     valid = torch.isfinite(radius)[group]
@@ -236,7 +326,7 @@ def e2_intra_class(features: torch.Tensor, y: torch.Tensor, beta: float) -> torc
 
 
 def e4_intra_state(features: torch.Tensor, y: torch.Tensor, state: torch.Tensor, beta: float,
-                   tau: float) -> torch.Tensor:
+                   tau: float, means: KimMeans | None = None) -> torch.Tensor:
     """E4 (eq. 8) / N: pull each feature into the sphere of radius ``d_min^{c,p} / tau`` around its state mean.
 
     Parameters
@@ -245,18 +335,27 @@ def e4_intra_state(features: torch.Tensor, y: torch.Tensor, state: torch.Tensor,
     y, state : LongTensor, shape (N,)
         Expression class and expression state of each sample.
     beta, tau : float
+    means : KimMeans, optional
+        The training set's means and radii; None takes them from the batch.
 
     Returns
     -------
     Tensor, scalar
         ``1 / (2N) sum_i g(||f_i - m_{c,p}||^2 - (d_min^{c,p} / tau)^2)``,
-        means and radii detached; samples whose class has no other state in
-        the batch contribute 0.
+        means and radii constant; samples whose class has no other state (in
+        the training set, or in the batch) contribute 0.
     """
     features, y = _check_features(features, y)
-    state = _check_labels(state, features.shape[0], "state")
+    state = _check_labels(state, features.shape[0], "state").to(y.device)
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau!r}")
+    if means is not None:
+        centre, radius = means.state_means[y, state], means.state_radius[y, state]
+        valid = torch.isfinite(radius) & torch.isfinite(centre).all(1)
+        if not bool(valid.any()):
+            return features.new_zeros(())
+        omega = ((features[valid] - centre[valid]) ** 2).sum(1) - (radius[valid] / tau) ** 2
+        return 0.5 * softplus_g(omega, beta).sum() / features.shape[0]
     means, group, group_class, _ = _state_groups(features.detach(), y, state)
     same_class = group_class[:, None] == group_class[None, :]
     radius = _half_min_distance(means, same_class)
@@ -268,7 +367,7 @@ def e4_intra_state(features: torch.Tensor, y: torch.Tensor, state: torch.Tensor,
 
 
 def e5_state_continuity(features: torch.Tensor, y: torch.Tensor, state: torch.Tensor, beta: float, tau: float,
-                        apex_state: int = 2) -> torch.Tensor:
+                        apex_state: int = 2, means: KimMeans | None = None) -> torch.Tensor:
     """E5 (eq. 10) / N: keep each state mean near its neighbour towards the apex.
 
     For every class c and non-apex state p present in the batch, q = p + 1 if
@@ -282,20 +381,29 @@ def e5_state_continuity(features: torch.Tensor, y: torch.Tensor, state: torch.Te
     beta, tau : float
     apex_state : int
         Index of the apex state.
+    means : KimMeans, optional
+        The training set's means, radii and ``N_{c,p}``; None takes means and
+        counts from the batch.
 
     Returns
     -------
     Tensor, scalar
-        ``1 / (2N)`` times the sum over pairs. As in eq. 11, ``m_{c,p}`` carries
-        the gradient while ``m_{c,q}`` and ``d_min^{c,p}`` are constants, so a
-        sample of (c, p) gets ``g'(e5) (m_{c,p} - m_{c,q}) / (N_{c,p} N)`` and
-        apex samples get none. Pairs whose ``m_{c,q}`` is not in the batch
-        contribute 0.
+        With batch means: ``1 / (2N)`` times the sum over the batch's pairs;
+        ``m_{c,p}`` carries the gradient while ``m_{c,q}`` and ``d_min^{c,p}``
+        are constants (eq. 11), so a sample of (c, p) gets
+        ``g'(e5) (m_{c,p} - m_{c,q}) / (N_{c,p} N)`` with the batch's
+        ``N_{c,p}``. With training-set means: each non-apex sample of (c, p)
+        adds ``g(e5) / (2 N_{c,p})`` and gets the gradient
+        ``g'(e5) (m_{c,p} - m_{c,q}) / N_{c,p}``, both divided by N, with the
+        training set's means and ``N_{c,p}``. Apex samples get nothing, and
+        pairs without ``m_{c,q}`` contribute 0.
     """
     features, y = _check_features(features, y)
-    state = _check_labels(state, features.shape[0], "state")
+    state = _check_labels(state, features.shape[0], "state").to(y.device)
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau!r}")
+    if means is not None:
+        return _e5_training_set(features, y, state, beta, tau, apex_state, means)
     means, _, group_class, group_state = _state_groups(features, y, state)
     fixed = means.detach()
     same_class = group_class[:, None] == group_class[None, :]
@@ -310,8 +418,28 @@ def e5_state_continuity(features: torch.Tensor, y: torch.Tensor, state: torch.Te
     return 0.5 * softplus_g(omega[valid], beta).sum() / features.shape[0]
 
 
+def _e5_training_set(features: torch.Tensor, y: torch.Tensor, state: torch.Tensor, beta: float, tau: float,
+                     apex_state: int, means: KimMeans) -> torch.Tensor:
+    """E5's share of one batch with the training set's means (see :func:`e5_state_continuity`)."""
+    n_states = means.state_means.shape[1]
+    neighbour = torch.where(state < apex_state, state + 1, state - 1).clamp(0, n_states - 1)
+    m_p, m_q = means.state_means[y, state], means.state_means[y, neighbour]
+    radius, count = means.state_radius[y, state], means.state_counts[y, state]
+    valid = ((state != apex_state) & torch.isfinite(radius) & torch.isfinite(m_p).all(1)
+             & torch.isfinite(m_q).all(1) & (count > 0))
+    if not bool(valid.any()):
+        return features.new_zeros(())
+    m_p, m_q, radius, count = m_p[valid], m_q[valid], radius[valid], count[valid]
+    omega = ((m_q - m_p) ** 2).sum(1) - (2 * radius / tau) ** 2
+    slope = torch.sigmoid(beta * omega)  # g'(omega)
+    live = features[valid] - features[valid].detach()  # zero, with the gradient of f_i
+    share = 0.5 * softplus_g(omega, beta) / count + (slope[:, None] * (m_p - m_q) * live).sum(1) / count
+    return share.sum() / features.shape[0]
+
+
 def kim_objective(output: KimOutput, y: torch.Tensor, state: torch.Tensor,
-                  params: KimLossParams = KimLossParams()) -> tuple[torch.Tensor, dict[str, float]]:
+                  params: KimLossParams = KimLossParams(),
+                  means: KimMeans | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Stage-1 objective of Kim et al.: the sum of the enabled terms E1..E5 on one batch.
 
     Parameters
@@ -324,6 +452,8 @@ def kim_objective(output: KimOutput, y: torch.Tensor, state: torch.Tensor,
     state : LongTensor, shape (N,)
         Expression state of each frame, in 0..n_states-1.
     params : KimLossParams
+    means : KimMeans, optional
+        The training set's means (E2, E4, E5); None takes them from the batch.
 
     Returns
     -------
@@ -349,10 +479,11 @@ def kim_objective(output: KimOutput, y: torch.Tensor, state: torch.Tensor,
         raise ValueError(f"state labels must lie in 0..{params.n_states - 1}, got {sorted(set(state.tolist()))}")
     compute = {
         "E1": lambda: e1_class_error(output.class_logits, y),
-        "E2": lambda: e2_intra_class(output.features, y, params.beta),
+        "E2": lambda: e2_intra_class(output.features, y, params.beta, means),
         "E3": lambda: e3_state_error(output.state_logits, state),
-        "E4": lambda: e4_intra_state(output.features, y, state, params.beta, params.tau),
-        "E5": lambda: e5_state_continuity(output.features, y, state, params.beta, params.tau, params.apex_state),
+        "E4": lambda: e4_intra_state(output.features, y, state, params.beta, params.tau, means),
+        "E5": lambda: e5_state_continuity(output.features, y, state, params.beta, params.tau, params.apex_state,
+                                          means),
     }
     terms = {name: compute[name]() for name in params.terms}
     total = torch.stack(list(terms.values())).sum()

@@ -189,34 +189,62 @@ class NagObjective:
 class Spotting:
     """Nag's test: whole clips; the class of the last step, and the per-frame intensity as spotting.
 
-    Each clip's prediction row gets its predicted ``intensity`` curve, the
-    sheet's ``span`` (1 inside onset..offset) and the expression ``states``
-    of the curve (Fig. 2, :func:`intensity_states`); the fold gets the ROC
-    AUC of the intensity against the span over every test frame.
+    Each test item is one run of consecutive frames of a clip (the whole
+    clip unless its frame numbers have a gap). A clip's class is the last
+    step's of its longest run. Its prediction row gets the predicted
+    ``intensity`` of frames 1..T-1 (the frame each step ends at; None for
+    the first frame of a run after a gap, which ends no pair), the sheet's
+    ``span`` (1 inside onset..offset) and the expression ``states`` of the
+    curve (Fig. 2, :func:`intensity_states`); the fold gets the ROC AUC of
+    the intensity against the span over every predicted frame, inside and
+    outside onset..offset (None when there is no frame outside, with the
+    reason in ``spotting``), and the intervals spotted on each curve, scored
+    as in MEGC (:func:`~mepipe.train.metrics.spotting_report`).
+
+    Attributes
+    ----------
+    states : StateParams
+    threshold : float
+        ``p`` of the spotted intervals' threshold ``mean + p (max - mean)``.
     """
 
     states: StateParams = field(default_factory=StateParams)
-    measured_on: str = "the last step of the whole clip"
+    threshold: float = 0.5
+    measured_on: str = "the last step of the clip's (longest run of) frames"
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, loader, dataset, n_clips: int, device: torch.device) -> ClipPredictions:
         model.to(device).eval()
         amp = device.type == "cuda"
-        pred, rows, curves, spans = [], [], [], []
+        runs: list[list[tuple[int, np.ndarray, int]]] = [[] for _ in range(n_clips)]
         for i in range(len(dataset)):
             item = dataset[i]
             batch = to_device(pad_collate([item]), device)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                 output = model.sequence(batch["x"], batch["length"])
-            curve = output.intensity[0].float().cpu().numpy()
-            span = item["span"].numpy()
-            pred.append(int(output.step_logits[0, -1].float().argmax()))
+            clip, start = dataset.locate(i)
+            runs[clip].append((start, output.intensity[0].float().cpu().numpy(),
+                               int(output.step_logits[0, -1].float().argmax())))
+        pred, rows, curves, spans = [], [], [], []
+        for clip, parts in enumerate(runs):
+            if not parts:
+                raise ValueError(f"test clip {clip} has no sequence to predict from")
+            span = np.asarray(dataset.spans[clip][1:], dtype=np.float64)  # frames 1..T-1, as the steps end
+            curve = np.full(len(span), np.nan)
+            for start, values, _ in parts:
+                curve[start:start + len(values)] = values
+            n_steps = len(curve)
+            pred.append(max(parts, key=lambda part: len(part[1]))[2])
+            known = np.isfinite(curve)
+            states = np.full(n_steps, -1, dtype=np.int64)
+            states[known] = intensity_states(curve[known], self.states)
             curves.append(curve)
             spans.append(span)
-            rows.append({"intensity": [float(v) for v in curve], "span": [int(v) for v in span],
-                         "states": intensity_states(curve, self.states).tolist()})
+            rows.append({"intensity": [float(v) if k else None for v, k in zip(curve, known)],
+                         "span": [int(v) for v in span], "states": states.tolist()})
+        report = metrics.spotting_report(curves, spans, p=self.threshold)
         return ClipPredictions(np.array(pred, dtype=np.int64), rows,
-                               {"spotting_auc": metrics.spotting_auc(curves, spans)})
+                               {"spotting_auc": report["auc"], "spotting": report})
 
 
 def _adapt(geometry) -> dict:

@@ -41,10 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..augment import frame_subset, magnification_scale
-from ..items import AppearanceMatrices, ClipArrays
+from dataclasses import dataclass
+
+from ..augment import VARIANTS, Augmenter, AugmentedEpochs, frame_subset, magnification_scale
+from ..items import AppearanceMatrices, ChosenItems, ClipArrays, MagnifiedFlows
+from ..loop import Objective
 from ..objectives import Classify
-from ..recipe import Optimiser, Recipe, TrainingStage
+from ..recipe import Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
 from ..rules import MeanLogits
 from .registry import register_model
 
@@ -141,15 +144,53 @@ class BalancedLoss(nn.Module):
         return balanced_loss(logits, targets, one_vs_rest=self.one_vs_rest, reduction=self.reduction)
 
 
-def _stage(items, augment) -> TrainingStage:
-    """Xia's training: balanced loss (eq. 9-10) with the batch augmentation of the variant."""
+AUGMENTATION_A = RecipeOption(
+    "augmentation", "xia", values=("xia", "columns"),
+    help="xia (§III-E): epochs over every clip magnified with each stored alpha times five random frame subsets "
+         "(100..60 % of the magnified clip's frames, then time-normalised); columns (before issue 14): one item "
+         "per clip and epoch, a random alpha, and a random subset of the time-normalised matrix's columns")
+
+AUGMENTATION_G = RecipeOption(
+    "augmentation", "xia", values=("xia", "scale"),
+    help="xia (§III-C2, §III-E): the onset->apex flows of the clip magnified with each stored alpha "
+         "(flow_onset_apex_magnified), epochs over every clip under every alpha times each of its frame subsets' "
+         "(onset, apex) pair, tested at magnify.test_alpha; scale (before issue 14, for stores without magnified "
+         "flows): the flow of the unmagnified crops (flow_onset_apex), one item per clip and epoch, scaled by "
+         "(1 + alpha) / (1 + mean alpha) for a random alpha of 5..14")
+
+
+@dataclass(frozen=True)
+class XiaObjective:
+    """Balanced loss (eq. 9-10); the batch augmentation of the recipe's earlier way when the run chooses it.
+
+    Attributes
+    ----------
+    legacy : Augmenter
+        Applied to training batches when the run augments and ``epochs`` is
+        not active (``frame_subset`` for STRCN-A, ``magnification_scale``
+        for STRCN-G).
+    epochs : AugmentedEpochs, optional
+        Xia's augmented epochs, drawn by the item maker (nothing to do here).
+    """
+
+    legacy: Augmenter
+    epochs: AugmentedEpochs | None = None
+
+    def __call__(self, options: RunOptions) -> Objective:
+        xia = self.epochs is not None and self.epochs.active(options)
+        return Classify(loss=balanced_loss, augment=None if xia else self.legacy)(options)
+
+
+def _stage(items, objective: XiaObjective) -> TrainingStage:
+    """Xia's training: balanced loss (eq. 9-10) with the variant's augmentation."""
     return TrainingStage(
         name="network",
         items=items,
-        objective=Classify(loss=balanced_loss, augment=augment),
+        objective=objective,
         # §IV-A: SGD with momentum 0.9, weight decay 5e-4, lr 1e-3 times 0.8 after every epoch, batch 20.
         optimiser=Optimiser("sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9, batch_size=20, lr_decay=0.8),
-        # No epoch count in the paper; the lr decay brings the lr to 1e-3 of its start after 30 epochs.
+        # No epoch count in the paper; the lr decay brings the lr to 1e-3 of its start after 30 epochs
+        # (of the augmented training set: 50 versions of each clip per epoch).
         epochs=30,
         predict=MeanLogits(),
     )
@@ -169,35 +210,48 @@ def _adapt_a(geometry) -> dict:
 
 
 def _adapt_g(geometry) -> dict:
-    """STRCN-G takes any flow size its pools leave a pixel of."""
+    """STRCN-G takes any flow size its pools leave a pixel of (of the flow the run reads)."""
     min_h, min_w = _min_size(POOLS_G)
-    if geometry.size("flow_onset_apex", "y") < min_h or geometry.size("flow_onset_apex", "x") < min_w:
-        raise geometry.refuse(f"STRCN-G's pools need flow of at least {min_w}x{min_h}",
-                              ("flow_onset_apex", "y"), ("flow_onset_apex", "x"))
+    flow = next(f for f in ("flow_onset_apex_magnified", "flow_onset_apex") if f in geometry.sizes)
+    if geometry.size(flow, "y") < min_h or geometry.size(flow, "x") < min_w:
+        raise geometry.refuse(f"STRCN-G's pools need flow of at least {min_w}x{min_h}", (flow, "y"), (flow, "x"))
     return {}
 
+
+EPOCHS_A = AugmentedEpochs(switch=AUGMENTATION_A, on="xia")
+"""Xia's augmented epochs for STRCN-A: stored alphas x frame-subset fractions, unless ``augmentation=columns``."""
 
 RECIPE_A = Recipe(
     name="strcn-a",
     doi=XIA_DOI,
     reads=AppearanceMatrices().reads,
-    stages=(_stage(AppearanceMatrices(), frame_subset),),
+    stages=(_stage(AppearanceMatrices(epochs=EPOCHS_A), XiaObjective(frame_subset, EPOCHS_A)),),
     adapt=_adapt_a,
     options=("mask",),
     min_input_shape=(3, *_min_size(POOLS_A)),
+    choices=(AUGMENTATION_A, VARIANTS),
 )
 """STRCN-A reads the time-normalised magnified clips ``appearance_frames`` and the heat maps (the fold's mask),
 plus ``magnified_small`` for the random-α augmentation; an item is the masked matrix as (C, d2, T)."""
 
+EPOCHS_G = AugmentedEpochs(switch=AUGMENTATION_G, on="xia")
+"""Xia's augmented epochs for STRCN-G: stored alphas x frame subsets, unless ``augmentation=scale``."""
+
+ITEMS_G = ChosenItems(AUGMENTATION_G, (("xia", MagnifiedFlows(epochs=EPOCHS_G)),
+                                       ("scale", ClipArrays("flow_onset_apex"))))
+"""STRCN-G's items: magnified flows (Xia), or the crops' flow with the scale emulation (``augmentation=scale``)."""
+
 RECIPE_G = Recipe(
     name="strcn-g",
     doi=XIA_DOI,
-    reads=("flow_onset_apex",),
-    stages=(_stage(ClipArrays("flow_onset_apex"), magnification_scale),),
+    reads=ITEMS_G.reads,
+    stages=(_stage(ITEMS_G, XiaObjective(magnification_scale, EPOCHS_G)),),
     adapt=_adapt_g,
+    choices=(AUGMENTATION_G, VARIANTS),
     min_input_shape=(2, *_min_size(POOLS_G)),
 )
-"""STRCN-G reads ``flow_onset_apex`` (2, H, W) per clip, (u, v) as channels."""
+"""STRCN-G reads ``flow_onset_apex_magnified`` (alpha, pair, 2, H, W) and ``subset_pair`` per clip (one
+(2, H, W) field per item, (u, v) as channels), or ``flow_onset_apex`` (2, H, W) with ``augmentation=scale``."""
 
 
 class RCL(nn.Module):
