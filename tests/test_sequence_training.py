@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 from conftest import train_cli
 
+from mepipe.train.models.kim2017 import GRID
 from mepipe.train.fold import stage_checkpoint_path
 from mepipe.train.report import SPOTTING_FILE, read_report
 from mepipe.train.run import RunParams, load_fold_model, run_training
@@ -75,8 +76,9 @@ def test_kim_through_the_cli_with_chosen_terms(full_store, tmp_path):
     fold = report["folds"][0]
     cnn, lstm = fold["inputs"]["stages"]
     assert cnn["shape"] == [3, 64, 64] and cnn["items"] == 5 * fold["n_train"]  # five state frames per clip
-    # Stage 2 trains on the clips' features plus four augmented copies of each (Kim §3.1).
-    assert lstm["items"] == 5 * fold["n_train"] and lstm["shape"] == [24, 32]  # 24 frames x F5 width
+    # Stage 2's epoch is every clip under each of the 150 affine variants of Kim's grid (§3.1).
+    assert GRID.n_variants == 150
+    assert lstm["items"] == GRID.n_variants * fold["n_train"] and lstm["shape"] == [24, 32]  # 24 frames x F5 width
     assert stage_checkpoint_path(out, fold["name"], 1).exists()
     assert all("stage1_pred" in p for p in report["predictions"])
 
