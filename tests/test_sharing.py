@@ -193,7 +193,8 @@ def test_open_over_http_reads_every_feature_and_caches(served, tmp_path):
 
 @pytest.mark.slow
 def test_one_training_epoch_from_http_and_a_second_run_from_the_cache(full_store, tmp_path, monkeypatch):
-    """``run_training`` with ``store=URL``: one short STRCN-G epoch; a rerun downloads no chunk again."""
+    """``run_training`` with ``store=URL``: one short STRCN-G epoch (on Xia's magnified flows); a rerun downloads
+    no chunk again."""
     from mepipe.train import run
     monkeypatch.setenv("MEPIPE_CACHE", str(tmp_path / "cache"))
     with _serving(full_store, tmp_path / "www") as (url, log):
@@ -205,7 +206,7 @@ def test_one_training_epoch_from_http_and_a_second_run_from_the_cache(full_store
         report = train("first")
         assert len(report["folds"]) == 1 and len(report["folds"][0]["history"]) == 1
         assert [s["location"] for s in report["store"]["stores"]] == [url]
-        assert any("/flow_onset_apex/flow_onset_apex/c/" in r for r in log)
+        assert any("/flow_onset_apex_magnified/flow_onset_apex_magnified/c/" in r for r in log)
         log.clear()
         train("second")
         assert log == [f"GET /{full_store.name}/manifest.json"], log
