@@ -66,8 +66,11 @@ def _adapter_names() -> list[str]:
               help="Whose face to follow when a clip shows several people: the largest (default), the one nearest "
                    "the frame centre, or the N-th from the left (1 = leftmost). Recorded as landmarks.face.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
+@click.option("--dry-run", is_flag=True,
+              help="Print which (clip, stage) tasks would run and which are cached, from the cache keys; compute "
+                   "and write nothing.")
 def build(dataset, root, annotations, store, workers, scheduler, stages, force, config, options, data_root_opt,
-          fingerprint, allow_outside_root, face, progress):
+          fingerprint, allow_outside_root, face, progress, dry_run):
     """Build (or update) a feature store from a dataset.
 
     Only stale work runs: each clip's stage is cached under a key of its
@@ -99,6 +102,11 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
                         stages=tuple(stages_for([s.strip() for s in stages.split(",")])) if stages else None,
                         force=tuple(force), params=params, progress=progress,
                         adapter_options=adapter_options, fingerprint=fingerprint)
+    if dry_run:
+        from mepipe.pipeline.build import preview_build
+
+        click.echo(preview_build(opts).format())
+        return
     report = run_build(opts)
     click.echo(report.summary())
     click.echo(f"report: {Path(store) / '.mepipe' / 'build-report.json'}")
@@ -122,6 +130,33 @@ def _ensure_demo(dataset: str, root: Path) -> None:
     if dataset in PRESETS and not (Path(root) / META_NAME).exists():
         click.echo(f"writing the synthetic {dataset} dataset to {root}", err=True)
         write_demo(Path(root), PRESETS[dataset])
+
+
+@cli.command("config")
+@click.argument("config_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--defaults", is_flag=True,
+              help="Print every stage's default parameters (the default when no CONFIG_FILE is given).")
+def config_cmd(config_file, defaults):
+    """Print stage parameters as the YAML that `mepipe build --config` reads, each with its meaning.
+
+    With no argument (or --defaults), every stage's defaults; with CONFIG_FILE,
+    the parameters that file resolves to (checked as a build checks it). The
+    output can be saved, edited and passed back with --config.
+    """
+    from mepipe.pipeline.defaults import params_yaml
+    from mepipe.pipeline.stagedefs import default_params, params_from_mapping
+
+    from .config import read_config
+
+    if defaults and config_file is not None:
+        raise click.UsageError("give --defaults or a CONFIG_FILE, not both")
+    if config_file is None:
+        header = ("Every stage's parameters with their defaults (mepipe config --defaults).\n"
+                  "Edit and pass back with: mepipe build --config THIS_FILE")
+        click.echo(params_yaml(default_params(), header), nl=False)
+        return
+    header = f"Stage parameters {config_file} resolves to (defaults where it says nothing)."
+    click.echo(params_yaml(params_from_mapping(read_config(config_file)), header), nl=False)
 
 
 @cli.command()
@@ -177,6 +212,34 @@ def show(store, clip, feature, out):
 
     save(FIGURES[feature](open_store(str(store)), clip), out)
     click.echo(f"wrote {out}")
+
+
+@cli.command("export")
+@click.argument("store")
+@click.option("--to", "to", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Frame table to write, TABLE.parquet or TABLE.csv; the clip table goes beside it as "
+                   "TABLE-clips.parquet (or .csv).")
+@click.option("--features", metavar="LIST",
+              help="Comma-separated per-frame features: face_found, landmarks, landmarks_aligned, face_box, "
+                   "intensity, state, stddiff, ncc. Default: face_found, landmarks, landmarks_aligned, intensity, "
+                   "state (those the store has).")
+@click.option("--store-id", "expect_id", metavar="ID", help="Refuse the store unless its id is this.")
+def export(store, to, features, expect_id):
+    """Flat tables of a store for pandas, R or a spreadsheet.
+
+    One row per frame (sample, subject, dataset, frame number, timestamp,
+    face_found, landmarks as x_0..x_67, y_0..y_67 in source pixels and
+    x_aligned_0..y_aligned_67 in crop pixels, as OpenFace and py-feat name
+    them, intensity, state), and one row per clip (ground truth and
+    estimated onset/apex/offset, SFEM, status, flags).
+    """
+    from mepipe.featurestore import open_store
+    from mepipe.featurestore.export import export_tables
+
+    chosen = [f.strip() for f in features.split(",")] if features else None
+    result = export_tables(open_store(str(store), expect_id=expect_id), to, chosen)
+    click.echo(f"wrote {result.frames_path} ({result.frame_shape[0]} frames x {result.frame_shape[1]} columns) "
+               f"and {result.clips_path} ({result.clip_shape[0]} clips x {result.clip_shape[1]} columns)")
 
 
 register_store_commands(cli)

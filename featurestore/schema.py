@@ -26,3 +26,35 @@ SAMPLE_COLUMNS = (
 frame numbers; missing values are -1 on disk and <NA> in ``store.samples``."""
 
 FRAME_COLUMNS = ("onset", "apex", "offset", "onset_est", "apex_est", "offset_est", "apex_ncc")
+
+INTEGER_COLUMNS = (*FRAME_COLUMNS, "n_frames")
+"""Sample columns stored as int64 (so plain xarray reads integers); a missing value is :data:`MISSING_INT`."""
+
+MISSING_INT = -1
+"""On-disk value of a missing integer sample column (frame numbers and counts are never negative).
+
+Deliberately not a ``_FillValue``: xarray would decode the column to float64
+with NaN. It is recorded as the column's ``valid_min`` = 0 and in its ``comment``."""
+
+SAMPLE_ATTRS: dict[str, tuple[str, str]] = {
+    "sample": ("1", "clip id (unique in the store; a folder name under clips/)"),
+    "dataset": ("1", "dataset the clip comes from"),
+    "subject": ("1", "person shown, as the dataset names them"),
+    "clip": ("1", "clip name within its subject, as the dataset names it"),
+    "fps": ("Hz", "frame rate of the source"),
+    "n_frames": ("1", "frames in the clip"),
+    "emotion": ("1", "emotion label of the annotation sheet"),
+    "objective_class": ("1", "objective class of the annotation sheet (SAMM, CASME II 2019 sheets)"),
+    "action_units": ("1", "FACS action units of the annotation sheet"),
+    "onset": ("1", "annotated onset: source frame number"),
+    "apex": ("1", "annotated apex: source frame number"),
+    "offset": ("1", "annotated offset: source frame number"),
+    "onset_est": ("1", "estimated onset: source frame number (apex stage)"),
+    "apex_est": ("1", "estimated apex: source frame number (apex stage, std-diff)"),
+    "offset_est": ("1", "estimated offset: source frame number (apex stage)"),
+    "apex_ncc": ("1", "frame least correlated with the onset: source frame number (apex stage, NCC)"),
+    "flags": ("1", "annotation quirks handled for this clip, separated by '; '"),
+    "status": ("1", "build status of the clip: ok, flagged (built, with annotation quirks) or failed"),
+    "error": ("1", "why the clip failed, empty when it did not"),
+}
+"""CF ``units`` and ``long_name`` of every sample column."""

@@ -17,7 +17,7 @@ from .layout import (CLIPS_GROUP, FRAME_COORD, SAMPLES_GROUP, array_path, clip_p
 from .location import StoreLocation, zarr_store
 from .manifest import Manifest
 from .provenance import BuildRecord
-from .schema import FRAME_COLUMNS
+from .schema import INTEGER_COLUMNS
 from .versioning import check_schema_readable
 from .writer import quiet_zarr
 
@@ -81,9 +81,10 @@ class FeatureStore:
             ds = xr.open_zarr(self._root.store, group=SAMPLES_GROUP, consolidated=self.complete,
                               zarr_format=3).load()
         df = ds.to_dataframe().reset_index()
-        for col in (*FRAME_COLUMNS, "n_frames"):
-            if col in df:
-                df[col] = df[col].round().astype("Int64")
+        for col in INTEGER_COLUMNS:
+            if col in df:  # int64 with MISSING_INT; float64 with NaN in older stores
+                numbers = df[col].astype("float64")
+                df[col] = numbers.where(numbers >= 0).round().astype("Int64")
         return df
 
     @property

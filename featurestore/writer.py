@@ -25,7 +25,7 @@ import zarr
 from .features import feature_def
 from .layout import (CLIPS_GROUP, DATASET_GROUP, FRAME_COORD, PRIVATE_DIR, SAMPLES_GROUP, STAGING_DIR, array_path, clip_path,
                      dataset_feature_path, feature_path)
-from .schema import FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
+from .schema import INTEGER_COLUMNS, MISSING_INT, SAMPLE_ATTRS, SAMPLE_COLUMNS, SCHEMA_VERSION
 from .versioning import check_schema_readable
 
 
@@ -194,28 +194,41 @@ class StoreWriter:
         g.attrs.update(dict(attrs))
 
     def write_samples(self, table: pd.DataFrame) -> None:
-        """Write the sample table as the ``samples`` group (plain xarray-readable)."""
+        """Write the sample table as the ``samples`` group (plain xarray-readable).
+
+        Integer columns are int64 with :data:`~.schema.MISSING_INT` for a
+        missing value and no ``_FillValue`` (which xarray would decode to
+        float64 with NaN), so ``xarray.open_zarr(path, group="samples")``
+        reads them as integers. Every column carries CF ``units`` and
+        ``long_name``.
+        """
         import xarray as xr
 
         missing = [c for c in SAMPLE_COLUMNS if c not in table.columns]
         if missing:
             raise ValueError(f"sample table lacks columns {missing}")
-        data, encoding = {}, {}
+        data = {}
         for col in SAMPLE_COLUMNS:
             values = table[col]
-            if col in FRAME_COLUMNS or col == "n_frames":
-                data[col] = ("sample", pd.to_numeric(values, errors="coerce").astype("float64").to_numpy())
-                encoding[col] = {"dtype": "int64", "_FillValue": -1}
+            units, long_name = SAMPLE_ATTRS[col]
+            attrs = {"units": units, "long_name": long_name}
+            if col in INTEGER_COLUMNS:
+                numbers = pd.to_numeric(values, errors="coerce")
+                if (numbers < 0).any():
+                    bad = table.loc[numbers < 0, "sample"].tolist()
+                    raise ValueError(f"sample table: negative {col} for {bad[:5]}")
+                data[col] = ("sample", numbers.fillna(MISSING_INT).round().astype("int64").to_numpy(),
+                             {**attrs, "valid_min": 0, "comment": f"{MISSING_INT} = not known"})
             elif col == "fps":
-                data[col] = ("sample", values.astype("float64").to_numpy())
+                data[col] = ("sample", values.astype("float64").to_numpy(), attrs)
             else:
                 strings = values.fillna("").astype(str).to_numpy()
                 width = max(1, max((len(s) for s in strings), default=1))
-                data[col] = ("sample", strings.astype(f"<U{width}"))
-        ds = xr.Dataset({k: v for k, v in data.items() if k != "sample"}, coords={"sample": data["sample"][1]})
+                data[col] = ("sample", strings.astype(f"<U{width}"), attrs)
+        ds = xr.Dataset({k: v for k, v in data.items() if k != "sample"},
+                        coords={"sample": data["sample"]})
         with quiet_zarr():
-            ds.to_zarr(self.path, group=SAMPLES_GROUP, mode="w", zarr_format=3, consolidated=False,
-                       encoding=encoding)
+            ds.to_zarr(self.path, group=SAMPLES_GROUP, mode="w", zarr_format=3, consolidated=False)
 
     def consolidate(self) -> None:
         with quiet_zarr():

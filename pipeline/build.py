@@ -149,6 +149,61 @@ def run_build(opts: BuildOptions) -> BuildReport:
         return _build_locked(opts, loaded, writer, started)
 
 
+@dataclass(frozen=True)
+class BuildPreview:
+    """What a build would do, from cache keys alone (``mepipe build --dry-run``); nothing is computed or written.
+
+    Attributes
+    ----------
+    stages : list of str
+        The stages the build covers, in order.
+    stale, cached : list of (str, str)
+        (clip, stage) tasks that would run and that are up to date in the store.
+    failing : dict of str to str
+        Clips the dataset adapter already refuses, with the reason.
+    changed_content : list of str
+        Clips whose sources were rewritten in place (``fingerprint="content"`` only).
+    """
+
+    stages: list[str]
+    stale: list[tuple[str, str]]
+    cached: list[tuple[str, str]]
+    failing: dict[str, str]
+    changed_content: list[str]
+
+    def format(self) -> str:
+        """One line per stage (tasks to run and cached), then one line per (clip, stage) task."""
+        run, cached = Counter(n for _, n in self.stale), Counter(n for _, n in self.cached)
+        lines = [f"{len(self.stale)} tasks would run, {len(self.cached)} are cached"]
+        lines += [f"  {name}: {run[name]} to run, {cached[name]} cached" for name in self.stages]
+        tasks = sorted([(s, n, "run") for s, n in self.stale] + [(s, n, "cached") for s, n in self.cached],
+                       key=lambda t: (t[0], self.stages.index(t[1])))
+        lines += [f"{state:6s}  {sample}  {name}" for sample, name, state in tasks]
+        lines += [f"fails   {sample}  dataset: {reason}" for sample, reason in sorted(self.failing.items())]
+        return "\n".join(lines)
+
+
+def preview_build(opts: BuildOptions) -> BuildPreview:
+    """Plan a build without running it: which (clip, stage) tasks are stale and which are cached.
+
+    Uses the build's own planning (:func:`~mepipe.pipeline.graph.plan_build`,
+    the same cache keys), reads the store's recorded keys if it exists, and
+    writes nothing (the store is neither created nor locked).
+    """
+    adapter = get_adapter(opts.dataset)
+    _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
+    loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
+    stages = stage_order(list(opts.stages) if opts.stages else None)
+    forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
+    contexts = [ClipContext.of(s) for s in loaded.samples if s.error is None]
+    cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
+    params = resolve_backends(opts.params, cuda)
+    plan = plan_build(StoreWriter(opts.store), contexts, stages, params, forced & set(stages), opts.fingerprint)
+    failing = {s.sample: str(s.error) for s in loaded.samples if s.error}
+    failing.update({q.sample: q.message for q in loaded.rejected})
+    return BuildPreview(stages, plan.stale, plan.cached, failing, plan.changed_content)
+
+
 def _check_adapter_options(dataset: str, adapter, options: dict[str, Any]) -> None:
     """Refuse options the adapter does not take, naming those it does (rather than a TypeError)."""
     takes = [n for n, p in inspect.signature(adapter).parameters.items() if p.kind is p.KEYWORD_ONLY]

@@ -275,7 +275,13 @@ def _appearance(ctx, inputs, params, shared):
 
 @dataclass(frozen=True)
 class KimParams:
-    """Sizes of Kim's inputs: every frame and the five state frames at ``size`` x ``size`` x 3 (Kim: 64)."""
+    """Sizes of Kim's inputs: every frame and the five state frames at ``size`` x ``size`` x 3 (Kim: 64).
+
+    Attributes
+    ----------
+    size : int
+        Side in pixels of the square ``frames_rgb`` and ``state_frames`` (Kim: 64).
+    """
 
     size: int = 64
 
