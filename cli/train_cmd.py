@@ -71,7 +71,11 @@ def _default_out(model: str, stores: tuple[str, ...], labels: str, protocol: str
 
 @click.command("train")
 @click.option("--model", required=True, metavar="NAME",
-              help="Network to train: shcnn, strcn-a, strcn-g, kim2017, lfm, clfm or nag2019 (SPEC §3).")
+              help="Network to train: shcnn, strcn-a, strcn-g, kim2017, lfm, clfm or nag2019 (SPEC §3), or one a "
+                   "--plugin or an installed package (entry-point group mepipe.models) registers.")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
+              help="Import this module first (a name on PYTHONPATH or a .py file); it registers your own models "
+                   "(mepipe.train.api.register). Repeatable.")
 @click.option("--store", "stores", multiple=True, metavar="PATH|URL",
               help="Feature store to train from: a folder, a .zip or a URL. Repeat for several stores (their clips "
                    "are named DATASET/CLIP). Default: DATA_ROOT/stores/demo.zarr.")
@@ -140,7 +144,7 @@ def _default_out(model: str, stores: tuple[str, ...], labels: str, protocol: str
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
-def train(model, stores, store_ids, labels, protocol, train_datasets, test_dataset, composite_list, strict,
+def train(model, plugins, stores, store_ids, labels, protocol, train_datasets, test_dataset, composite_list, strict,
           val_subjects, dry_run, as_json, epochs, temporal_epochs, terms, batch_size, lr, optimizer, weight_decay,
           device, seed, mask, in_memory, no_augment, patience, model_args, recipe_options, folds, workers, out,
           overwrite, data_root_opt, progress):
@@ -156,6 +160,11 @@ def train(model, stores, store_ids, labels, protocol, train_datasets, test_datas
     from mepipe.train.report import format_report
     from mepipe.train.run import RunParams, run_training
 
+    if plugins:
+        from mepipe.train.models import import_plugin
+
+        for plugin in plugins:
+            import_plugin(plugin)
     _check_names(model, labels)
     if terms is not None:
         from mepipe.train.models.kim2017_loss import parse_terms

@@ -9,16 +9,31 @@ a config file is an error, not a silently ignored setting.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
+import sys
 import warnings
+from importlib.metadata import entry_points
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
+from mepipe.featurestore.errors import UsageError
+
 from ..recipe import Recipe
 
-__all__ = ["create_model", "get_recipe", "list_models", "register_model"]
+__all__ = ["ENTRY_POINT_GROUP", "PluginError", "create_model", "get_recipe", "import_plugin", "list_models",
+           "load_entry_points", "register_model"]
+
+ENTRY_POINT_GROUP = "mepipe.models"
+"""Entry-point group of installed packages' models: each entry point names a module that registers models."""
+
+
+class PluginError(UsageError, ImportError):
+    """A model plugin (``--plugin``, or an installed entry point) that cannot be imported."""
 
 
 @dataclass(frozen=True)
@@ -114,3 +129,52 @@ def _check_factory_signature(name: str, factory: Callable) -> None:
     for param in inspect.signature(factory).parameters.values():
         if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             raise TypeError(f"factory {_qualname(factory)} of model {name!r} must not take *args or **kwargs")
+
+
+def import_plugin(spec: str) -> None:
+    """Import the module that registers your models: a module name (``my_lab.models``) or a ``.py`` file.
+
+    Raises
+    ------
+    PluginError
+        The module cannot be found or fails while importing (the message says which and why).
+    """
+    path = Path(spec)
+    try:
+        if spec.endswith(".py"):
+            if not path.is_file():
+                raise PluginError(f"model plugin {spec}: no such file")
+            name = f"mepipe_plugin_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except PluginError:
+        raise
+    except ModuleNotFoundError as err:
+        if err.name and spec.split(".")[0] == err.name.split(".")[0]:
+            raise PluginError(f"model plugin {spec!r} not found: give an importable module name (on PYTHONPATH) "
+                              "or a .py file") from None
+        raise PluginError(f"model plugin {spec!r} failed to import: {err}") from err
+    except Exception as err:  # noqa: BLE001 -- any failure of user code is reported as the plugin's
+        raise PluginError(f"model plugin {spec!r} failed to import: {type(err).__name__}: {err}") from err
+
+
+def load_entry_points() -> list[str]:
+    """Import every installed module of the ``mepipe.models`` entry-point group; returns their names.
+
+    A package declares ``[project.entry-points."mepipe.models"] my_net = "my_lab.models"``;
+    a broken one is skipped with a warning naming it, so it cannot break the built-in models.
+    """
+    loaded = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            point.load()
+        except Exception as err:  # noqa: BLE001 -- a third-party plugin must not stop mepipe
+            warnings.warn(f"model plugin {point.name} ({point.value}) of entry-point group {ENTRY_POINT_GROUP} "
+                          f"failed to import and is skipped: {type(err).__name__}: {err}", stacklevel=2)
+            continue
+        loaded.append(point.name)
+    return loaded
