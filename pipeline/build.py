@@ -254,8 +254,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         n_samples=len(loaded.samples) + len(loaded.rejected), n_ok=int((table["status"] != "failed").sum()),
         tasks_run=dict(Counter(r["stage"] for r in results if r["status"] == "ok")),
         tasks_cached=dict(Counter(n for _, n in plan.cached)),
-        stage_seconds={n: round(sum(r.get("seconds", 0.0) for r in results if r["stage"] == n), 2)
-                       for n in stages if any(r["stage"] == n for r in results)},
+        stage_seconds=_stage_seconds(results, stages),
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces)
@@ -264,6 +263,14 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     write_manifest(writer.path)
     writer.private_path(REPORT_FILE).write_text(json.dumps(asdict(report), indent=2))
     return report
+
+
+def _stage_seconds(results: list[dict[str, Any]], stages: list[str]) -> dict[str, float]:
+    """Task seconds per stage, with the decoding of source frames (once per clip) apart as ``decode``."""
+    seconds = {n: round(sum(r.get("seconds", 0.0) for r in results if r["stage"] == n), 2)
+               for n in stages if any(r["stage"] == n for r in results)}
+    decode = sum(r.get("decode_seconds", 0.0) for r in results)
+    return {"decode": round(decode, 2), **seconds} if decode else seconds
 
 
 def _sample_table(samples: list[Sample], stages: list[str], writer: StoreWriter,

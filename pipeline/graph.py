@@ -26,7 +26,7 @@ from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .stagedefs import SHARED_PARAMS, SOURCE_DIGEST_ATTR, STAGES
-from .tasks import run_stage_batch, run_stage_task
+from .tasks import run_stage_batch, run_stage_chain, run_stage_task
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,9 @@ def build_graph(plan: Plan, contexts: Mapping[str, ClipContext], store_path: str
     """One delayed task per stale (clip, stage), depending on its stale upstream tasks.
 
     Stages whose placement asks for several clips per task (flows on a GPU)
-    get one batch task per group of clips, listed under each of its clips.
+    get one batch task per group of clips, listed under each of its clips;
+    a clip's stale stages that decode its frames (landmarks, align) get one
+    chain task, listed under each of its stages, so the frames are decoded once.
     Tasks whose placement needs worker resources (``{"GPU": 1}``) carry them
     as a Dask annotation, so ``distributed`` runs them only on workers that
     have them (``cuda``: the build has a CUDA device).
@@ -105,15 +107,29 @@ def build_graph(plan: Plan, contexts: Mapping[str, ClipContext], store_path: str
     tasks: dict[tuple[str, str], Any] = {}
     run = dask.delayed(run_stage_task, pure=False)
     run_batch = dask.delayed(run_stage_batch, pure=False)
+    run_chain = dask.delayed(run_stage_chain, pure=False)
     stale: dict[str, list[str]] = {}
     for sample, name in plan.stale:
         stale.setdefault(name, []).append(sample)
+    chains = _decode_chains(plan)
     for name in [n for n in STAGES if n in stale]:
         stage = STAGES[name]
         placement = stage.place(params[name], cuda)
         size = placement.clips_per_task if stage.compute_many else 1
-        for start in range(0, len(stale[name]), size):
-            group = stale[name][start:start + size]
+        for sample in [s for s in stale[name] if name in chains.get(s, ())]:
+            if (sample, name) in tasks:
+                continue
+            chain = chains[sample]
+            deps = [tasks[(sample, u)] for n in chain for u in STAGES[n].upstream
+                    if u not in chain and (sample, u) in tasks]
+            keys = [plan.keys[(sample, n)] for n in chain]
+            task = run_chain(store_path, chain, contexts[sample], dict(params), keys, *deps,
+                             dask_key_name=f"{'+'.join(chain)}-{sample}-{_digest(keys)}")
+            for n in chain:
+                tasks[(sample, n)] = task
+        unchained = [s for s in stale[name] if name not in chains.get(s, ())]
+        for start in range(0, len(unchained), size):
+            group = unchained[start:start + size]
             deps = [tasks[(s, u)] for s in group for u in stage.upstream if (s, u) in tasks]
             keys = [plan.keys[(s, name)] for s in group]
             with dask.annotate(**({"resources": dict(placement.resources)} if placement.resources else {})):
@@ -126,6 +142,20 @@ def build_graph(plan: Plan, contexts: Mapping[str, ClipContext], store_path: str
             for s in group:
                 tasks[(s, name)] = task
     return tasks
+
+
+def _decode_chains(plan: Plan) -> dict[str, list[str]]:
+    """Per clip, its stale stages that decode the source frames, when there are several: one task runs them.
+
+    They share one decode of the clip (:func:`.tasks.run_stage_chain`) and
+    keep their own cache keys, so which of them is stale is decided as
+    before. Stages that batch clips (``compute_many``) are never chained.
+    """
+    chains: dict[str, list[str]] = {}
+    for sample, name in plan.stale:
+        if STAGES[name].reads_source and STAGES[name].compute_many is None:
+            chains.setdefault(sample, []).append(name)
+    return {s: [n for n in STAGES if n in c] for s, c in chains.items() if len(c) > 1}
 
 
 def _digest(keys: list[str]) -> str:

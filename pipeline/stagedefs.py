@@ -56,7 +56,9 @@ class Placement:
 class StageDef:
     """One per-clip stage: its kernel wrapper, parameters, and the stages and features it reads.
 
-    Its outputs are the features the feature table says it produces.
+    Its outputs are the features the feature table says it produces. A
+    stage that ``reads_source`` finds the clip's decoded frames in its inputs
+    under :data:`SOURCE_FRAMES` (the task decodes them, once per clip).
     ``compute_many`` (stages that batch clips) takes lists of contexts and
     inputs and returns, per clip, a StageOutput or the exception that clip
     raised. ``placement(params, cuda)`` says where the stage's tasks run when
@@ -89,18 +91,40 @@ def load_frames(ctx: ClipContext, params: frames.FramesParams, digest: ContentDi
     return frames.read_frames(ctx.frame_files, params, digest)
 
 
-def _landmarks(ctx, inputs, params, shared):
+SOURCE_FRAMES = "source_frames"
+"""Key of a clip's decoded frames (a :class:`DecodedClip`) in the inputs of a stage that reads sources.
+
+The task decodes the frames once and hands them to every source-reading
+stage it runs for the clip (:func:`mepipe.pipeline.tasks.run_stage_chain`),
+so a build decodes each frame once however many of those stages are stale.
+"""
+
+
+@dataclass(frozen=True)
+class DecodedClip:
+    """A clip's frames as decoded, and the content digest of the bytes they were decoded from."""
+
+    frames: np.ndarray
+    digest: str
+
+
+def decode_clip(ctx: ClipContext, params: frames.FramesParams) -> DecodedClip:
+    """Decode every frame of a clip once, hashing the bytes as they are read."""
     digest = ContentDigest()
-    clip = load_frames(ctx, shared["frames"], digest)
-    result = landmarks.track_landmarks(frames.to_grey(clip), params)
+    clip = load_frames(ctx, params, digest)
+    return DecodedClip(clip, digest.hexdigest())
+
+
+def _landmarks(ctx, inputs, params, shared):
+    decoded = inputs[SOURCE_FRAMES]
+    result = landmarks.track_landmarks(frames.to_grey(decoded.frames), params)
     return StageOutput({"frame": np.asarray(ctx.frame_numbers, dtype=np.int64), "landmarks": result.landmarks,
                         "face_found": result.face_found, "face_box": result.boxes},
-                       result.events(), digest.hexdigest())
+                       result.events(), decoded.digest)
 
 
 def _align(ctx, inputs, params, shared):
-    clip = load_frames(ctx, shared["frames"])
-    result = align.align_clip(clip, inputs["landmarks"], params, ctx.fps)
+    result = align.align_clip(inputs[SOURCE_FRAMES].frames, inputs["landmarks"], params, ctx.fps)
     return StageOutput({"crops": result.crops, "landmarks_aligned": result.landmarks,
                         "transforms": result.transforms})
 

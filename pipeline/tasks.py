@@ -4,7 +4,9 @@ A task reads its inputs from the store, runs the stage's kernel and writes
 the outputs atomically with their cache key. It never raises for a bad clip:
 it returns a status record, so one clip's failure never stops the others.
 A batch task (stages with ``compute_many``, e.g. flows on a GPU) does the same
-for several clips with one kernel call and returns one record per clip.
+for several clips with one kernel call and returns one record per clip; a
+chain task runs several stages of one clip that read its source frames
+(landmarks, align) with a single decode, and also returns one record per stage.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .errors import ClipError
-from .stagedefs import SOURCE_DIGEST_ATTR, STAGES, StageDef, StageOutput
+from .stagedefs import SOURCE_DIGEST_ATTR, SOURCE_FRAMES, STAGES, DecodedClip, StageDef, StageOutput, decode_clip
 
 
 def _limit_threads() -> None:
@@ -33,21 +35,62 @@ def _limit_threads() -> None:
 def run_stage_task(store_path: str, stage_name: str, ctx: ClipContext, params: Mapping[str, Any], key: str,
                    *upstream: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Run one stage on one clip; returns ``{"sample", "stage", "status", ...}``."""
-    record: dict[str, Any] = {"sample": ctx.sample, "stage": stage_name, "key": key}
-    blocked = _blocked_by(ctx.sample, upstream)
-    if blocked:
-        return {**record, "status": "skipped", "error": f"needs {blocked}, which did not complete"}
-    _limit_threads()
-    stage = STAGES[stage_name]
-    writer = StoreWriter(store_path)
-    start = time.perf_counter()
-    try:
-        inputs = {name: writer.read_feature(ctx.sample, name) for name in stage.inputs}
-        out = stage.compute(ctx, inputs, params[stage_name], params)
-        _write_outputs(writer, stage, ctx, out, key, params)
-    except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
-        return _failure(record, ctx, stage_name, e)
-    return {**record, "status": "ok", "events": out.events, "seconds": time.perf_counter() - start}
+    return run_stage_chain(store_path, [stage_name], ctx, params, [key], *upstream)[0]
+
+
+def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContext, params: Mapping[str, Any],
+                    keys: Sequence[str], *upstream: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    """Run several stages of one clip in order, decoding its frames at most once; one record per stage.
+
+    Each stage reads its inputs from the store (those an earlier stage of the
+    chain has just written too) and writes its outputs with its own cache
+    key, exactly as separate tasks would; only the decoded frames pass in
+    memory, to every stage that reads sources. A stage whose upstream failed,
+    here or in an earlier task, is skipped. The record of the stage that
+    decoded carries ``decode_seconds``; ``seconds`` excludes it.
+    """
+    records: list[dict[str, Any]] = []
+    done: list[Mapping[str, Any]] = list(upstream)
+    writer = None
+    decoded: DecodedClip | Exception | None = None
+    for stage_name, key in zip(stage_names, keys):
+        record: dict[str, Any] = {"sample": ctx.sample, "stage": stage_name, "key": key}
+        stage = STAGES[stage_name]
+        blocked = _blocked_by(ctx.sample, [r for r in _flat(done) if r.get("stage") in stage.upstream])
+        if blocked:
+            record = {**record, "status": "skipped", "error": f"needs {blocked}, which did not complete"}
+            records.append(record)
+            done.append(record)
+            continue
+        _limit_threads()
+        writer = writer or StoreWriter(store_path)
+        start = time.perf_counter()
+        decode_seconds = 0.0
+        try:
+            inputs: dict[str, Any] = {name: writer.read_feature(ctx.sample, name) for name in stage.inputs}
+            if stage.reads_source:
+                if decoded is None:
+                    try:
+                        decoded = decode_clip(ctx, params["frames"])
+                    except Exception as e:  # kept: every source-reading stage of the chain fails with it
+                        decoded = e
+                    decode_seconds = time.perf_counter() - start
+                if isinstance(decoded, Exception):
+                    raise decoded
+                inputs[SOURCE_FRAMES] = decoded
+            out = stage.compute(ctx, inputs, params[stage_name], params)
+            _write_outputs(writer, stage, ctx, out, key, params)
+        except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
+            record = _failure(record, ctx, stage_name, e)
+        else:
+            record = {**record, "status": "ok", "events": out.events,
+                      "seconds": time.perf_counter() - start - decode_seconds}
+            if decode_seconds:
+                record["decode_seconds"] = decode_seconds
+        records.append(record)
+        done.append(record)
+    return records
 
 
 def run_stage_batch(store_path: str, stage_name: str, ctxs: Sequence[ClipContext], params: Mapping[str, Any],
@@ -93,6 +136,11 @@ def run_stage_batch(store_path: str, stage_name: str, ctxs: Sequence[ClipContext
             continue
         results[i] = {**records[i], "status": "ok", "events": out.events, "seconds": seconds}
     return results
+
+
+def _flat(results) -> list[Mapping[str, Any]]:
+    """Status records of upstream results (a batch or chain task returns a list of them)."""
+    return [r for result in results for r in (result if isinstance(result, list) else [result])]
 
 
 def _blocked_by(sample: str, upstream) -> str | None:
