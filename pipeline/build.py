@@ -91,6 +91,9 @@ class BuildReport:
     ``faces`` holds, per clip with landmarks, how the face was found: the
     fraction of frames with the followed face, its median box size in
     pixels, the faces seen at the start and the detector calls.
+    ``stage_seconds`` are the tasks' wall seconds per stage and
+    ``stage_cpu_seconds`` their CPU seconds (what the work costs, whatever
+    else the machine runs), with decoding the sources apart as ``decode``.
     """
 
     store: str
@@ -107,6 +110,7 @@ class BuildReport:
     exit_code: int
     changed_sources: list[str] = field(default_factory=list)
     faces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} clips built into {self.store} "
@@ -254,7 +258,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         n_samples=len(loaded.samples) + len(loaded.rejected), n_ok=int((table["status"] != "failed").sum()),
         tasks_run=dict(Counter(r["stage"] for r in results if r["status"] == "ok")),
         tasks_cached=dict(Counter(n for _, n in plan.cached)),
-        stage_seconds=_stage_seconds(results, stages),
+        stage_seconds=_stage_seconds(results, stages), stage_cpu_seconds=_stage_seconds(results, stages, "cpu_"),
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces)
@@ -265,11 +269,11 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     return report
 
 
-def _stage_seconds(results: list[dict[str, Any]], stages: list[str]) -> dict[str, float]:
-    """Task seconds per stage, with the decoding of source frames (once per clip) apart as ``decode``."""
-    seconds = {n: round(sum(r.get("seconds", 0.0) for r in results if r["stage"] == n), 2)
+def _stage_seconds(results: list[dict[str, Any]], stages: list[str], kind: str = "") -> dict[str, float]:
+    """Task seconds per stage (``kind="cpu_"``: CPU seconds), with decoding the sources apart as ``decode``."""
+    seconds = {n: round(sum(r.get(f"{kind}seconds", 0.0) for r in results if r["stage"] == n), 2)
                for n in stages if any(r["stage"] == n for r in results)}
-    decode = sum(r.get("decode_seconds", 0.0) for r in results)
+    decode = sum(r.get(f"decode_{kind}seconds", 0.0) for r in results)
     return {"decode": round(decode, 2), **seconds} if decode else seconds
 
 

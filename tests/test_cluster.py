@@ -78,7 +78,7 @@ def separate_cluster(tmp_path):
 
 @pytest.mark.slow
 def test_cli_build_on_separately_started_scheduler_and_workers(separate_cluster, small_demo, small_store, tmp_path):
-    """``mepipe build --scheduler tcp://...`` on a cluster of separate processes writes the store a local build writes."""
+    """``mepipe build --scheduler tcp://...`` on separately started processes writes what a local build writes."""
     store = tmp_path / "shared" / "demo.zarr"
     done = subprocess.run([sys.executable, "-m", "mepipe.cli", "build", "--dataset", "demo", "--root", str(small_demo),
                            "--store", str(store), "--scheduler", separate_cluster, "--features", "core",
