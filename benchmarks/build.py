@@ -82,25 +82,23 @@ def main() -> None:
               "load_start": os.getloadavg(), "quick": args.quick}
     try:
         root = work / "samm-sized"
-        shutil.rmtree(root, ignore_errors=True)
         start = time.perf_counter()
-        write_demo(root, samm_sized(n_subjects, n_frames))
+        if not (work / "phases.json").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            write_demo(root, samm_sized(n_subjects, n_frames))
         result["generate_s"] = time.perf_counter() - start
         contexts = [ClipContext.of(s) for s in get_adapter("demo")(root, None).samples]
         frames = sum(len(c.frame_files) for c in contexts)
         result |= {"clips": len(contexts), "frames": frames}
         print(f"{len(contexts)} clips, {frames} frames of 2040x1088 in {result['generate_s']:.0f} s", flush=True)
 
-        one = build(root, work / "one.zarr", workers=1)
-        print(f"mepipe, 1 worker: {one['seconds']:.1f} s", flush=True)
-        result["baseline"] = baseline(contexts, work / "one.zarr")
-        print(f"baseline: {sum(result['baseline'].values()):.1f} s", flush=True)
-        two = build(root, work / "two.zarr", workers=2)
-        print(f"mepipe, 2 workers: {two['seconds']:.1f} s", flush=True)
-        cached = build(root, work / "two.zarr", workers=2)
-        print(f"cached rebuild: {cached['seconds']:.2f} s", flush=True)
-        twice = [build(root, work / "twice.zarr", workers=1, stages=s)
-                 for s in (("landmarks",), ("landmarks", "align"))]
+        phase = Phases(work / "phases.json")
+        one = phase("mepipe_1", lambda: build(root, work / "one.zarr", workers=1))
+        result["baseline"] = phase("baseline", lambda: baseline(contexts, work / "one.zarr"))
+        two = phase("mepipe_2", lambda: build(root, work / "two.zarr", workers=2))
+        cached = phase("cached", lambda: build(root, work / "two.zarr", workers=2))
+        twice = phase("decode_twice", lambda: [build(root, work / "twice.zarr", workers=1, stages=s)
+                                               for s in (("landmarks",), ("landmarks", "align"))])
         result |= {"mepipe_1": one, "mepipe_2": two, "cached": cached, "decode_twice": twice,
                    "same_store": same_crops(work / "one.zarr", work / "two.zarr")}
     finally:
@@ -114,6 +112,21 @@ def main() -> None:
     text = markdown(result)
     (out / f"{name}.md").write_text(text)
     print(text)
+
+
+class Phases:
+    """Runs each phase once per work folder: a rerun with ``--workdir`` after a failure keeps the phases done."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.done = json.loads(path.read_text()) if path.exists() else {}
+
+    def __call__(self, name: str, run):
+        if name not in self.done:
+            self.done[name] = run()
+            self.path.write_text(json.dumps(self.done, indent=2, default=float))
+        print(f"{name}: {json.dumps(self.done[name], default=float)[:200]}", flush=True)
+        return self.done[name]
 
 
 def build(root: Path, store: Path, workers: int, stages: tuple[str, ...] = STAGES) -> dict:

@@ -38,6 +38,7 @@ def test_fresh_build_decodes_every_frame_once(small_demo, tmp_path, decodes):
     assert sorted(decodes) == _frame_files(small_demo)
     assert set(decodes.values()) == {1}
     assert report.stage_seconds["decode"] > 0
+    assert set(report.stage_cpu_seconds) == {"decode", *STAGES} and report.stage_cpu_seconds["decode"] > 0
 
 
 @pytest.mark.slow
