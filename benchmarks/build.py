@@ -26,8 +26,8 @@ the cached rebuild as a percentage of the build. Everything is a ratio
 within the run, so a loaded machine slows both sides alike; the load
 average is recorded at the start and the end.
 
-    python benchmarks/build.py --out benchmarks/results          # 8 clips x 60 frames (~6 min on 2 quiet cores)
-    python benchmarks/build.py --quick --out /tmp/build-quick    # 2 clips x 30 frames (~3 min)
+    python benchmarks/build.py --out benchmarks/results          # 8 clips x 60 frames (~15 min on 2 quiet cores)
+    python benchmarks/build.py --quick --out /tmp/build-quick    # 2 clips x 30 frames (~2 min quiet)
 """
 from __future__ import annotations
 
