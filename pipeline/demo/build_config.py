@@ -1,0 +1,37 @@
+"""The demo corpora's build settings: paper defaults where they are cheap, fewer flow pairs where they are not.
+
+With every paper default (issue 14) the 36-clip demo solves about 1,700
+TV-L1 pairs, 900 of them onset->apex pairs at 300x245 on the clips magnified
+with each of Xia's ten alphas and frame subsets, and 828 first->each pairs
+on the 256-pixel crops (Miao): about 20 CPU minutes, 10 minutes on two
+cores. The demo exists to show the tool in a couple of minutes, so its
+builds use three alphas (5, Xia's test alpha 8, 11), only each clip's own
+onset->apex pair (no frame-subset pairs), and the first->each flow on crops
+resized to 112 pixels first. These are ordinary parameters: they are
+recorded in the store's build record and enter the cache keys, a
+``--config`` value overrides each of them, and ``mepipe build`` on a real
+dataset uses none of them.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .params import PRESETS
+
+BUILD_CONFIG: dict[str, dict[str, Any]] = {
+    "magnify": {"alphas": [5.0, 8.0, 11.0]},
+    "flow_onset_apex_magnified": {"subset_levels": [1.0]},
+    "flow_first_each": {"compute_at": "size"},
+}
+"""Stage parameters of every demo build (``{stage: {parameter: value}}``, as ``--config`` takes them)."""
+
+
+def build_config(dataset: str, config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``config`` over the demo's settings when ``dataset`` is a demo corpus; ``config`` alone otherwise."""
+    if dataset not in PRESETS:
+        return {stage: dict(values) for stage, values in config.items()}
+    merged = {stage: dict(values) for stage, values in BUILD_CONFIG.items()}
+    for stage, values in config.items():
+        merged[stage] = {**merged.get(stage, {}), **values}
+    return merged
