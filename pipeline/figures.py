@@ -246,7 +246,7 @@ def mask_figure(store: FeatureStore, sample: str):
     axes[0].imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.45)
     axes[0].set_title(f"mask: {int(mask.sum())} of {mask.size} pixels kept")
     im = axes[1].imshow(store.read("heatmap", sample), cmap="magma")
-    fig.colorbar(im, ax=axes[1])
+    fig.colorbar(im, ax=axes[1], label="grey levels, summed over the clip's frames")
     axes[1].set_title("heat map sum_t |I(t) - I(0)|")
     for ax in axes:
         ax.axis("off")

@@ -150,7 +150,7 @@ def test_curves_show_validation_and_the_kept_epoch_and_name_the_stage_boundary()
     vlines = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == ":"]
     assert [float(line.get_xdata()[0]) for line in vlines] == [3.5]
     assert "validation" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-    assert any("2 people held out" in t for t in texts)
+    assert any("2 people held out per fold" in t for t in texts)
     _close(fig)
 
 

@@ -190,12 +190,12 @@ def curves_figure(report: dict[str, Any]):
                     fontsize=7, color="dimgrey")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="loss (training batches)")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.08),
-               title="accuracy: training (solid), validation (dashed)" if validated else "training accuracy")
+               title="accuracy: training (solid),\nvalidation clips (dashed)" if validated else "training accuracy")
     if validated:
         people = sorted({len(f.get("validation", {}).get("people", [])) for f in folds})
-        held = f"{people[0]} people held out per fold" if len(people) == 1 else "people held out per fold"
+        count = f"{people[0]} {'person' if people[0] == 1 else 'people'}" if len(people) == 1 else "people"
         axes[2].set(xlabel="epoch", ylabel="validation UF1", ylim=(-0.02, 1.08),
-                    title=f"validation UF1 ({held}); o = kept epoch")
+                    title=f"validation UF1 ({count} held out per fold)\n\u25cf = the epoch each stage kept")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles = [Line2D([], [], color="black", **TRAIN_STYLE, label="training")]
@@ -203,9 +203,7 @@ def curves_figure(report: dict[str, Any]):
         handles.append(Line2D([], [], color="black", **VALIDATION_STYLE, label="validation"))
     if folds and len(folds) <= 12:
         handles += acc_ax.get_legend_handles_labels()[0]
-        acc_ax.legend(handles=handles, title="fold", fontsize=7, loc="lower right")
-    else:
-        acc_ax.legend(handles=handles, fontsize=7, loc="lower right")
+    acc_ax.legend(handles=handles, title="fold" if len(handles) > 2 else None, fontsize=7, loc="best")
     fig.suptitle(f"{report['model']} · {report['labels']} · {report['protocol']} ({len(folds)} folds)", fontsize=10)
     return fig
 
