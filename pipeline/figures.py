@@ -98,10 +98,11 @@ def flow_figure(store: FeatureStore, sample: str, feature: str = "flow_onset_ape
     strongest (or ``index``-th) field of a per-pair feature."""
     flows = store.read(feature, sample).astype(np.float32)
     if feature == "flow_onset_apex_magnified":
-        alpha = test_alpha_index(store.record.stage_params())
+        params = store.record.stage_params()
+        alpha = test_alpha_index(params)
         start, end = store.read("onset_apex_pairs", sample)[0]
         field = flows[alpha, 0]
-        title = f"{feature}, test alpha: frame {start} -> {end}"
+        title = f"{feature}, test alpha {params['magnify']['test_alpha']:g}: frame {start} -> {end}"
     elif flows.ndim == 4:
         strongest = index is None
         index = int(np.argmax(np.abs(flows).sum(axis=(1, 2, 3)))) if strongest else index
@@ -124,7 +125,7 @@ LFM_TICKS = {0: "largest decrease", 127: "no change", 255: "largest increase"}
 def lfm_range_text(raw: np.ndarray) -> str:
     """What 0 and 255 of a stored map stand for: the raw map's extremes, in source pixels."""
     low, high = float(min(raw.min(), 0.0)), float(max(raw.max(), 0.0))
-    return f"0 \u2264 {low:+.2f} px, 255 = {high:+.2f} px"
+    return f"{low:+.2f} px \u2192 0, {high:+.2f} px \u2192 255"
 
 
 def draw_lfm(stored: dict[str, np.ndarray], raw: dict[str, np.ndarray] | None, picks: list[int], lag: int,
@@ -150,7 +151,7 @@ def draw_lfm(stored: dict[str, np.ndarray], raw: dict[str, np.ndarray] | None, p
     bar = fig.colorbar(im, ax=axes, shrink=0.7, ticks=list(LFM_TICKS))
     whose = "its own map" if per == "map" else "the whole clip"
     bar.ax.set_yticklabels([f"{v}: {text}" for v, text in LFM_TICKS.items()], fontsize=8)
-    bar.set_label(f"stored value: signed \u221a of the change, scaled to {whose} (Choi & Song 2020, eq. 2)")
+    bar.set_label(f"stored value: signed \u221a of the change,\nscaled to {whose} (Choi & Song 2020, eq. 2)")
     note = "each map scaled on its own; compare ranges, not colours" if per == "map" else \
         "maps share the clip's scale"
     fig.suptitle(f"{title}\nlandmark distance change over T = {lag} frames, source pixels; {note}")

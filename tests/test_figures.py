@@ -71,10 +71,10 @@ def test_lfm_range_text_names_what_0_and_255_stand_for():
     from mepipe.pipeline.stages.lfm import normalise_lfm
 
     raw = np.array([[0.0, 2.5], [-1.25, 0.5]])
-    assert lfm_range_text(raw) == "0 \u2264 -1.25 px, 255 = +2.50 px"
+    assert lfm_range_text(raw) == "-1.25 px \u2192 0, +2.50 px \u2192 255"
     coded = normalise_lfm(raw)  # the claim of the label: the extremes code to 0 and 255
     assert coded[0, 1] == 255 and coded[1, 0] == 0 and coded[0, 0] == 127
-    assert lfm_range_text(np.array([[0.0, 1.0], [1.0, 0.0]])) == "0 \u2264 +0.00 px, 255 = +1.00 px"
+    assert lfm_range_text(np.array([[0.0, 1.0], [1.0, 0.0]])) == "+0.00 px \u2192 0, +1.00 px \u2192 255"
 
 
 def test_lfm_picture_titles_each_map_with_its_own_range():
@@ -270,5 +270,5 @@ def test_lfm_picture_of_a_built_store_recovers_every_range(full_store):
 
     fig = lfm_figure(open_store(str(full_store)), "001_1_1")
     titles = [ax.get_title() for ax in fig.axes if ax.images]
-    assert titles and all("255 = " in t and "not recoverable" not in t for t in titles), titles
+    assert titles and all("px \u2192 255" in t and "not recoverable" not in t for t in titles), titles
     _close(fig)
