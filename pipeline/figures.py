@@ -76,7 +76,7 @@ def draw_flow(field: np.ndarray, face: np.ndarray, title: str):
     mag = np.hypot(field[0].astype(np.float32), field[1].astype(np.float32))
     peak = float(mag.max())
     grid = f"{w}\u00d7{h}"
-    fig, axes = plt.subplots(1, 4, figsize=(14, 4.4), constrained_layout=True,
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4.8), constrained_layout=True,
                              gridspec_kw={"width_ratios": [1, 0.5, 1, 1.15]})
     axes[0].imshow(flow_to_rgb(field, max_magnitude=peak if peak > 0 else None))
     axes[0].set_title(f"colour-coded (key on the right)\nbrightest = {peak:.2f} px")
