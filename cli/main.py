@@ -20,7 +20,14 @@ from .train_cmd import register as register_train_commands
               help="More log output (-v info and tracebacks of errors, -vv debug, with distributed's own log).")
 @click.version_option(package_name="mepipe", prog_name="mepipe", message="%(prog)s %(version)s")
 def cli(verbose: int) -> None:
-    """mepipe: micro-expression datasets -> shareable Zarr feature stores -> published networks."""
+    """mepipe: micro-expression datasets -> shareable Zarr feature stores -> published networks.
+
+    \b
+    The networks and label schemes come from their papers; `mepipe train --help`
+    lists them with authors, year and DOI. The README's "Label schemes" says
+    what each scheme (casme2-5, samm-3, strcn-4, megc-3, objective) keeps and
+    merges; its "Papers" gives the full references.
+    """
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
 

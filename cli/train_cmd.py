@@ -69,10 +69,26 @@ def _default_out(model: str, stores: tuple[str, ...], labels: str, protocol: str
     return Path("runs") / f"{model}-{names}-{labels}-{protocol}"
 
 
-@click.command("train")
+PAPERS = """\b
+Papers (README, "Papers"):
+  shcnn             Miao, Xu, Han, Zhu 2019, IEEE Access 7, doi:10.1109/ACCESS.2019.2921220
+  strcn-a, strcn-g  Xia, Hong, Gao, Feng, Zhao 2020, IEEE TMM 22(3), doi:10.1109/TMM.2019.2931351
+  kim2017           Kim, Baddar, Jang, Ro 2017, IEEE TAFFC, doi:10.1109/TAFFC.2017.2699999
+  lfm, clfm         Choi, Song 2020, IEEE Access 8, doi:10.1109/ACCESS.2020.3006958
+  nag2019           Nag, Bhunia, Konwer, Roy 2019, ICASSP, doi:10.48550/arXiv.1902.03514
+  megc2019, megc-3  See, Yap, Li, Hong, Wang 2019, IEEE FG, doi:10.1109/FG.2019.8756611
+  objective         Davison, Merghani, Yap 2018, J. Imaging 4(10), doi:10.3390/jimaging4100119
+
+\b
+Label schemes (what each keeps and merges): README, "Label schemes"."""
+"""Citations under ``mepipe train --help`` (click keeps ``\\b`` paragraphs unwrapped)."""
+
+
+@click.command("train", epilog=PAPERS)
 @click.option("--model", required=True, metavar="NAME",
-              help="Network to train: shcnn, strcn-a, strcn-g, kim2017, lfm, clfm or nag2019 (SPEC §3), or one a "
-                   "--plugin or an installed package (entry-point group mepipe.models) registers.")
+              help="Network to train: shcnn (Miao et al. 2019), strcn-a or strcn-g (Xia et al. 2020), kim2017 "
+                   "(Kim et al. 2017), lfm or clfm (Choi & Song 2020), nag2019 (Nag et al. 2019); DOIs below. Or "
+                   "one a --plugin or an installed package (entry-point group mepipe.models) registers.")
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
               help="Import this module first (a name on PYTHONPATH or a .py file); it registers your own models "
                    "(mepipe.train.api.register). Repeatable.")
@@ -83,10 +99,12 @@ def _default_out(model: str, stores: tuple[str, ...], labels: str, protocol: str
               help="The store id each --store must have (one per --store, same order); any other content is "
                    "refused.")
 @click.option("--labels", required=True, metavar="SCHEME",
-              help="Label scheme: casme2-5, samm-3, strcn-4, megc-3 or objective (SPEC §5).")
+              help="Label scheme: casme2-5, samm-3 (Miao et al. 2019), strcn-4 (Xia et al. 2020), megc-3 (See et "
+                   "al. 2019) or objective (Davison et al. 2018). What each keeps and merges: README, 'Label "
+                   "schemes'.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="loso", show_default=True,
-              help="Evaluation protocol (SPEC §4): leave one subject/video out, the MEGC 2019 composite (its list "
-                   "decides clips and labels), cross-dataset, or leave one dataset out.")
+              help="Evaluation protocol: leave one subject/video out, the MEGC 2019 composite (See et al. 2019; "
+                   "its list decides clips and labels), cross-dataset, or leave one dataset out.")
 @click.option("--train-dataset", "train_datasets", multiple=True, metavar="NAME",
               help="With --protocol cross: a dataset trained on (repeatable). Default: all but --test-dataset.")
 @click.option("--test-dataset", metavar="NAME", help="With --protocol cross: the dataset tested on.")

@@ -25,21 +25,84 @@ def _row(store: FeatureStore, sample: str) -> dict:
     return df.loc[sample].to_dict()
 
 
-def _arrows(ax, field: np.ndarray, step: int) -> None:
+def _arrows(ax, field: np.ndarray, step: int) -> float:
+    """Quiver every ``step`` pixels, the longest drawn arrow 0.9 ``step`` long; returns its length in pixels."""
     u, v = field[0].astype(np.float32), field[1].astype(np.float32)
     ys, xs = np.mgrid[step // 2:u.shape[0]:step, step // 2:u.shape[1]:step]
+    longest = float(np.hypot(u[ys, xs], v[ys, xs]).max()) if ys.size else 0.0
     ax.quiver(xs, ys, u[ys, xs], v[ys, xs], color="yellow", angles="xy", scale_units="xy",
-              scale=max(float(np.hypot(u, v).max()) / step, 1e-6) / 0.9, width=0.004)
+              scale=max(longest / step, 1e-6) / 0.9, width=0.004)
+    return longest
+
+
+FLOW_KEY_LABEL = "flow colour key"
+"""Label of the colour-wheel axes of :func:`draw_flow` (how tests and scripts find it)."""
+
+
+def flow_key(ax, max_magnitude: float, n: int = 101) -> None:
+    """Draw the colour wheel of :func:`~mepipe.featurestore.views.flow_to_rgb` on ``ax``.
+
+    The wheel is a flow field (u, v) = (x, y) * ``max_magnitude`` coded by the
+    same function as the flow, so the key cannot drift from the picture: the
+    direction from the centre is the flow direction in image coordinates
+    (y down), the distance from the centre its magnitude, the rim
+    ``max_magnitude`` pixels.
+    """
+    ys, xs = np.mgrid[-1:1:n * 1j, -1:1:n * 1j]
+    scale = max(max_magnitude, 1e-6)
+    wheel = flow_to_rgb(np.stack([xs, ys]) * scale, max_magnitude=scale)
+    wheel[np.hypot(xs, ys) > 1] = 255
+    ax.imshow(wheel, extent=(-1, 1, 1, -1))
+    for x, y, text, ha, va in ((1.05, 0, "right", "left", "center"), (-1.05, 0, "left", "right", "center"),
+                               (0, -1.08, "up", "center", "bottom"), (0, 1.08, "down", "center", "top")):
+        ax.text(x, y, text, ha=ha, va=va, fontsize=7)
+    ax.set_xlim(-1.9, 1.9)
+    ax.set_ylim(1.7, -1.7)
+    ax.set_title(f"key: hue = direction,\nbrightness = magnitude,\nrim = {max_magnitude:.2f} px", fontsize=8)
+    ax.set_label(FLOW_KEY_LABEL)
+    ax.axis("off")
+
+
+def draw_flow(field: np.ndarray, face: np.ndarray, title: str):
+    """A (2, H, W) flow field colour-coded (with its key), as arrows over ``face``, and as magnitude.
+
+    Every number is in pixels of the field's own H x W grid (the flow
+    variant's stored size, not the source video): the colour coding and its
+    key saturate at the field's largest magnitude, the arrows are scaled to
+    the longest drawn one, and the magnitude panel's colour bar is in those
+    pixels.
+    """
+    h, w = field.shape[1:]
+    mag = np.hypot(field[0].astype(np.float32), field[1].astype(np.float32))
+    peak = float(mag.max())
+    grid = f"{w}\u00d7{h}"
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4.8), constrained_layout=True,
+                             gridspec_kw={"width_ratios": [1, 0.5, 1, 1.15]})
+    axes[0].imshow(flow_to_rgb(field, max_magnitude=peak if peak > 0 else None))
+    axes[0].set_title(f"colour-coded (key on the right)\nbrightest = {peak:.2f} px")
+    flow_key(axes[1], peak)
+    axes[2].imshow(face, cmap="gray")
+    longest = _arrows(axes[2], field, max(4, w // 20))
+    axes[2].set_title(f"arrows over the first frame\nlongest drawn = {longest:.2f} px")
+    im = axes[3].imshow(mag, cmap="magma", vmin=0)
+    fig.colorbar(im, ax=axes[3], label=f"magnitude, pixels of the {grid} flow grid")
+    axes[3].set_title(f"magnitude (max {peak:.2f} px)")
+    for ax in axes[[0, 2, 3]]:
+        ax.axis("off")
+    fig.suptitle(f"{title}  (flow grid {grid} px; 1 px here = 1 pixel of that grid)")
+    return fig
 
 
 def flow_figure(store: FeatureStore, sample: str, feature: str = "flow_onset_apex", index: int | None = None):
-    """A flow field colour-coded (hue = angle, value = magnitude) and as arrows over the face."""
+    """A clip's flow field, drawn by :func:`draw_flow`: the magnified flow at the test alpha, or the
+    strongest (or ``index``-th) field of a per-pair feature."""
     flows = store.read(feature, sample).astype(np.float32)
     if feature == "flow_onset_apex_magnified":
-        alpha = test_alpha_index(store.record.stage_params())
+        params = store.record.stage_params()
+        alpha = test_alpha_index(params)
         start, end = store.read("onset_apex_pairs", sample)[0]
         field = flows[alpha, 0]
-        title = f"{feature}, test alpha: frame {start} -> {end}"
+        title = f"{feature}, test alpha {params['magnify']['test_alpha']:g}: frame {start} -> {end}"
     elif flows.ndim == 4:
         strongest = index is None
         index = int(np.argmax(np.abs(flows).sum(axis=(1, 2, 3)))) if strongest else index
@@ -52,37 +115,72 @@ def flow_figure(store: FeatureStore, sample: str, feature: str = "flow_onset_ape
     import cv2
 
     face = cv2.resize(_grey(store.read("crops", sample)[0]), (w, h), interpolation=cv2.INTER_AREA)
-    mag = np.hypot(field[0], field[1])
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), constrained_layout=True)
-    axes[0].imshow(flow_to_rgb(field))
-    axes[0].set_title("colour-coded (hue = direction)")
-    axes[1].imshow(face, cmap="gray")
-    _arrows(axes[1], field, max(4, w // 20))
-    axes[1].set_title("arrows over the first frame")
-    im = axes[2].imshow(mag, cmap="magma")
-    fig.colorbar(im, ax=axes[2], label="pixels")
-    axes[2].set_title(f"magnitude (max {mag.max():.2f} px)")
-    for ax in axes:
-        ax.axis("off")
-    fig.suptitle(f"{sample}: {title}")
+    return draw_flow(field, face, f"{sample}: {title}")
+
+
+LFM_TICKS = {0: "largest decrease", 127: "no change", 255: "largest increase"}
+"""Stored LFM values and what they mean (Choi eq. 2: a signed square root of each map's own extremes)."""
+
+
+def lfm_range_text(raw: np.ndarray) -> str:
+    """What 0 and 255 of a stored map stand for: the raw map's extremes, in source pixels."""
+    low, high = float(min(raw.min(), 0.0)), float(max(raw.max(), 0.0))
+    return f"{low:+.2f} px \u2192 0, {high:+.2f} px \u2192 255"
+
+
+def draw_lfm(stored: dict[str, np.ndarray], raw: dict[str, np.ndarray] | None, picks: list[int], lag: int,
+             per: str, title: str):
+    """Stored LFM/CLFM maps at ``picks``, each titled with the distance change its 0 and 255 stand for.
+
+    Choi's eq. 2 stretches each map (``per="map"``) or the clip (``per="clip"``)
+    to its own extremes with a signed square root, so equal colours in two
+    maps are not equal changes: every panel therefore states its own range, in
+    source pixels of landmark-distance change over ``lag`` frames (from the
+    ``raw`` maps; None when they could not be recovered, which the titles say).
+    """
+    fig, axes = plt.subplots(len(stored), len(picks), figsize=(3.4 * len(picks) + 1.4, 3.5 * len(stored)),
+                             constrained_layout=True, squeeze=False)
+    for row, (name, maps) in enumerate(stored.items()):
+        for col, k in enumerate(picks):
+            ax = axes[row, col]
+            im = ax.imshow(maps[k], cmap="coolwarm", vmin=0, vmax=255)
+            rng = lfm_range_text(raw[name][k] if per == "map" else raw[name]) if raw is not None \
+                else "range not recoverable from the landmarks"
+            ax.set_title(f"{name} map {k}: frames {k}\u2192{k + lag}\n{rng}", fontsize=9)
+            ax.axis("off")
+    bar = fig.colorbar(im, ax=axes, shrink=0.7, ticks=list(LFM_TICKS))
+    whose = "its own map" if per == "map" else "the whole clip"
+    bar.ax.set_yticklabels([f"{v}: {text}" for v, text in LFM_TICKS.items()], fontsize=8)
+    bar.set_label(f"stored value: signed \u221a of the change,\nscaled to {whose} (Choi & Song 2020, eq. 2)")
+    note = "each map scaled on its own; compare ranges, not colours" if per == "map" else \
+        "maps share the clip's scale"
+    fig.suptitle(f"{title}\nlandmark distance change over T = {lag} frames, source pixels; {note}")
     return fig
 
 
 def lfm_figure(store: FeatureStore, sample: str):
-    """LFM (68 points) and CLFM (the compact points) maps at three moments of the clip."""
-    maps68, maps21 = store.read("lfm", sample), store.read("clfm", sample)
-    picks = sorted({0, len(maps68) // 2, len(maps68) - 1})
-    fig, axes = plt.subplots(2, len(picks), figsize=(3.3 * len(picks), 6.6), constrained_layout=True)
-    axes = np.atleast_2d(axes)
-    for col, k in enumerate(picks):
-        for row, (maps, name) in enumerate(((maps68, "LFM"), (maps21, "CLFM"))):
-            im = axes[row, col].imshow(maps[k], cmap="coolwarm", vmin=0, vmax=255)
-            axes[row, col].set_title(f"{name}, map {k}")
-            axes[row, col].axis("off")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="127 = no change")
+    """LFM (68 points) and CLFM (the compact points) maps at three moments of the clip, by :func:`draw_lfm`.
+
+    The raw maps (source pixels) are recomputed from the stored landmarks with
+    the recorded lag and points; they are used only when they code to exactly
+    the stored maps, so the stated ranges are those of the stored pictures.
+    """
+    from mepipe.pipeline.stages import lfm as lfm_stage
+
+    stored = {"LFM": store.read("lfm", sample), "CLFM": store.read("clfm", sample)}
+    params = store.record.stage_params()["lfm"]
+    per = params.get("normalise_per", "map")
+    lag = int(store.attrs_of("lfm", sample).get("events", {}).get("lag", 0))
+    landmarks = store.read("landmarks", sample)
+    raw = None
+    if lag >= 1 and len(landmarks) > lag:
+        points = [p - 1 for p in params["clfm_points"]]
+        candidate = {"LFM": lfm_stage.lfm(landmarks, lag), "CLFM": lfm_stage.lfm(landmarks[:, points], lag)}
+        if all(np.array_equal(lfm_stage.normalise_lfm(candidate[n], per=per), stored[n]) for n in stored):
+            raw = candidate
+    picks = sorted({0, len(stored["LFM"]) // 2, len(stored["LFM"]) - 1})
     sfem = float(store.read("sfem", sample))
-    fig.suptitle(f"{sample}: landmark feature maps (SFEM = {sfem:.3f})")
-    return fig
+    return draw_lfm(stored, raw, picks, lag, per, f"{sample}: landmark feature maps (SFEM = {sfem:.3f})")
 
 
 def magnified_figure(store: FeatureStore, sample: str):
@@ -149,7 +247,7 @@ def mask_figure(store: FeatureStore, sample: str):
     axes[0].imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.45)
     axes[0].set_title(f"mask: {int(mask.sum())} of {mask.size} pixels kept")
     im = axes[1].imshow(store.read("heatmap", sample), cmap="magma")
-    fig.colorbar(im, ax=axes[1])
+    fig.colorbar(im, ax=axes[1], label="grey levels, summed over the clip's frames")
     axes[1].set_title("heat map sum_t |I(t) - I(0)|")
     for ax in axes:
         ax.axis("off")

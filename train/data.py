@@ -9,8 +9,7 @@ coding, masks, windows) and standardise.
 
 Every statistic that depends on more than one clip (the standardisation,
 the STRCN-A mask) is passed in; the item makers of :mod:`mepipe.train.items`
-fit it on the training clips of a fold, so no test clip shapes its own input
-(SPEC §4).
+fit it on the training clips of a fold, so no test clip shapes its own input.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Label schemes (SPEC §5): raw dataset labels -> the classes a network is trained on.
+"""Label schemes: raw dataset labels -> the classes a network is trained on.
 
 The store keeps every sample's raw emotion and objective class; a scheme,
 chosen at training time, maps them to class indices. Schemes are data: a
@@ -142,7 +142,7 @@ SCHEMES: Mapping[str, LabelScheme] = MappingProxyType({
         ),
     )
 })
-"""Every scheme of SPEC §5, by name."""
+"""Every scheme, by name (the README's "Label schemes" table says what each keeps and merges)."""
 
 
 def list_schemes() -> list[str]:

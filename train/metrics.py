@@ -1,4 +1,4 @@
-"""Classification and spotting metrics of micro-expression recognition (SPEC §4).
+"""Classification and spotting metrics of micro-expression recognition.
 
 Everything derives from confusion matrices with rows = true class and
 columns = predicted class. UF1 and UAR follow the MEGC 2019 composite

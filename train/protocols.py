@@ -1,4 +1,4 @@
-"""Evaluation protocols as pure functions from a samples table to folds (SPEC §4).
+"""Evaluation protocols as pure functions from a samples table to folds.
 
 Splits are data: every protocol reads the ``sample``, ``subject`` and
 ``dataset`` columns of a table (one row per sample, e.g. the clips of a

@@ -8,7 +8,8 @@ Layout of a run folder::
       run.json                 the run's identity (parameters, stores, folds): a rerun resumes only if equal
       folds/fold-<name>.json   each finished fold's report entry and predictions (kept when a run resumes)
       confusion.png            pooled confusion matrix over all test folds
-      curves.png               training loss and accuracy per epoch, one line per fold
+      curves.png               loss and accuracy per epoch, one colour per fold; validation curves with
+                               --val-subjects; stage boundaries of multi-stage models
       checkpoints/fold-<name>.pt   state_dict of each fold's model (multi-stage models also
                                    fold-<name>-stage<k>.pt, the model after each earlier stage)
 """
@@ -100,54 +101,124 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
 
 
 def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Pooled confusion matrix (rows true, columns predicted), counts and row shares."""
+    """Draw :func:`confusion_figure` to ``path``."""
+    return save_figure(confusion_figure(report), path, dpi=120)
+
+
+def confusion_figure(report: dict[str, Any]):
+    """Pooled confusion matrix (rows true, columns predicted), counts and row shares, full class names."""
     plt = pyplot()
 
     matrix = np.asarray(report["confusion"], dtype=float)
-    classes = report["classes"]
+    classes = [str(c) for c in report["classes"]]
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = 1.2 + 0.9 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    margin = 0.09 * max(len(c) for c in classes)  # inches for the longest name beside and below the matrix
+    fig, ax = plt.subplots(figsize=(size + 1.2 + margin, size + 0.7 * margin))
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
             ax.text(j, i, f"{int(matrix[i, j])}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=8,
                     color="white" if shares[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{report['model']} · {report['labels']} · {report['protocol']}\n"
                  f"acc {report['accuracy']:.3f}  UF1 {report['uf1']:.3f}  UAR {report['uar']:.3f}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
-    return save_figure(fig, path, dpi=120)
+    return fig
 
 
 def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Training loss and accuracy per epoch, one line per fold."""
+    """Draw :func:`curves_figure` to ``path``."""
+    return save_figure(curves_figure(report), path, dpi=120)
+
+
+TRAIN_STYLE = {"ls": "-", "lw": 1.0}
+VALIDATION_STYLE = {"ls": "--", "lw": 1.2}
+"""Line styles of the training and validation curves of one fold (the fold keeps its colour)."""
+
+
+def curves_figure(report: dict[str, Any]):
+    """Loss and accuracy per epoch, one colour per fold; validation curves when the run held people out.
+
+    Training figures are on the augmented training batches. With
+    ``--val-subjects`` each history entry also carries ``val_accuracy`` and
+    ``val_uf1`` (the clip predictions of the held-out people), drawn dashed
+    beside the training accuracy and in a third panel; a marker shows the
+    epoch each stage kept. Multi-stage models (``kim2017``, ``lfm``, ``clfm``)
+    number epochs on across stages; a dotted line labelled with the stage's
+    name marks where each later stage starts.
+    """
     plt = pyplot()
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     folds = report["folds"]
-    for fold in folds:
+    validated = any("val_uf1" in h for fold in folds for h in fold.get("history", []))
+    fig, axes = plt.subplots(1, 3 if validated else 2, figsize=(14 if validated else 10, 4.0))
+    loss_ax, acc_ax = axes[0], axes[1]
+    boundaries: dict[int, str] = {}
+    for k, fold in enumerate(folds):
+        colour = f"C{k % 10}"
         history = fold.get("history", [])
         epochs = [h["epoch"] for h in history]
         label = str(fold["name"]) if len(folds) <= 12 else None
-        loss_ax.plot(epochs, [h["loss"] for h in history], lw=1, alpha=0.8, label=label)
-        acc_ax.plot(epochs, [h["accuracy"] for h in history], lw=1, alpha=0.8, label=label)
-        starts = [h["epoch"] for prev, h in zip(history, history[1:]) if h.get("stage") != prev.get("stage")]
-        for start in starts:  # multi-stage models: a line where each later stage starts
-            for ax in (loss_ax, acc_ax):
-                ax.axvline(start - 0.5, color="grey", ls=":", lw=0.8)
-    loss_ax.set(xlabel="epoch", ylabel="training loss", title="loss")
-    acc_ax.set(xlabel="epoch", ylabel="training accuracy", title="accuracy", ylim=(-0.02, 1.02))
-    for ax in (loss_ax, acc_ax):
+        loss_ax.plot(epochs, [h["loss"] for h in history], color=colour, alpha=0.8, label=label, **TRAIN_STYLE)
+        acc_ax.plot(epochs, [h["accuracy"] for h in history], color=colour, alpha=0.8, label=label, **TRAIN_STYLE)
+        if validated:
+            scored = [h for h in history if "val_uf1" in h]
+            acc_ax.plot([h["epoch"] for h in scored], [h["val_accuracy"] for h in scored], color=colour, alpha=0.8,
+                        **VALIDATION_STYLE)
+            axes[2].plot([h["epoch"] for h in scored], [h["val_uf1"] for h in scored], color=colour, alpha=0.8,
+                         label=label, **VALIDATION_STYLE)
+            for epoch in _chosen_epochs(fold):
+                entry = next((h for h in scored if h["epoch"] == epoch), None)
+                if entry is not None:
+                    axes[2].plot([epoch], [entry["val_uf1"]], marker="o", ms=5, color=colour, ls="none")
+        names = [s.get("name") for s in fold.get("inputs", {}).get("stages", [])]
+        for prev, h in zip(history, history[1:]):
+            if h.get("stage") != prev.get("stage") and h.get("stage") is not None:
+                number = int(h["stage"])
+                name = names[number - 1] if number - 1 < len(names) and names[number - 1] else None
+                boundaries.setdefault(h["epoch"], f"stage {number}" + (f": {name}" if name else ""))
+    for start, text in sorted(boundaries.items()):
+        for ax in axes:
+            ax.axvline(start - 0.5, color="grey", ls=":", lw=0.9)
+            ax.text(start - 0.3, 0.98, f"{text} \u2192", transform=ax.get_xaxis_transform(), ha="left", va="top",
+                    fontsize=7, color="dimgrey")
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="loss (training batches)")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.08),
+               title="accuracy: training (solid),\nvalidation clips (dashed)" if validated else "training accuracy")
+    if validated:
+        people = sorted({len(f.get("validation", {}).get("people", [])) for f in folds})
+        count = f"{people[0]} {'person' if people[0] == 1 else 'people'}" if len(people) == 1 else "people"
+        axes[2].set(xlabel="epoch", ylabel="validation UF1", ylim=(-0.02, 1.08),
+                    title=f"validation UF1 ({count} held out per fold)\n\u25cf = the epoch each stage kept")
+    for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = [Line2D([], [], color="black", **TRAIN_STYLE, label="training")]
+    if validated:
+        handles.append(Line2D([], [], color="black", **VALIDATION_STYLE, label="validation"))
     if folds and len(folds) <= 12:
-        acc_ax.legend(title="fold", fontsize=7, loc="lower right")
+        handles += acc_ax.get_legend_handles_labels()[0]
+    acc_ax.legend(handles=handles, title="fold" if len(handles) > 2 else None, fontsize=7, loc="best")
     fig.suptitle(f"{report['model']} · {report['labels']} · {report['protocol']} ({len(folds)} folds)", fontsize=10)
-    return save_figure(fig, path, dpi=120)
+    return fig
+
+
+def _chosen_epochs(fold: dict[str, Any]) -> list[int]:
+    """Run-wide epoch numbers of the epochs validation kept, one per stage (``validation.chosen_epoch``
+    counts within each stage, history numbers on across stages)."""
+    chosen = fold.get("validation", {}).get("chosen_epoch", {})
+    stages = fold.get("inputs", {}).get("stages", [])
+    out, offset = [], 0
+    for stage in stages:
+        if stage.get("name") in chosen:
+            out.append(offset + int(chosen[stage["name"]]))
+        offset += int(stage.get("epochs", 0))
+    return out
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -192,9 +263,10 @@ def format_report(report: dict[str, Any]) -> str:
                      f"TP {intervals['tp']}  FP {intervals['fp']}  FN {intervals['fn']}")
         lines.insert(top, text)
     width = max(len(c) for c in report["classes"]) + 1
-    lines.append(" " * width + "".join(f"{c[:8]:>9}" for c in report["classes"]))
+    column = max(9, width + 1)  # every class name whole, numbers right-aligned under it
+    lines.append(" " * width + "".join(f"{c:>{column}}" for c in report["classes"]))
     for name, row in zip(report["classes"], report["confusion"]):
-        lines.append(f"{name:<{width}}" + "".join(f"{int(v):>9}" for v in row))
+        lines.append(f"{name:<{width}}" + "".join(f"{int(v):>{column}}" for v in row))
     lines.append("folds:")
     for fold in report["folds"]:
         lines.append(f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "

@@ -1,4 +1,4 @@
-"""Dataset adapters: dataset root + annotation sheet -> one table of samples (SPEC §1).
+"""Dataset adapters: dataset root + annotation sheet -> one table of samples.
 
 Importing this package registers every adapter; pick one with
 :func:`get_adapter` (``--dataset NAME``) and call it as

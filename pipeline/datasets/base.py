@@ -1,4 +1,4 @@
-"""The sample table every dataset adapter produces (SPEC §1).
+"""The sample table every dataset adapter produces.
 
 An adapter turns a dataset root plus its annotation sheet into a list of
 :class:`Sample` records and a list of :class:`Quirk` reports. Labels stay raw;

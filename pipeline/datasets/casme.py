@@ -1,4 +1,4 @@
-"""CASME, the predecessor of CASME II: same layout and sheet style, 60 fps (SPEC §1).
+"""CASME, the predecessor of CASME II: same layout and sheet style, 60 fps.
 
 Frames are ``<root>/[<release folder>/]sub01/EP01_5/<name><frame>.jpg``. The
 sheet's column names vary between releases (``OnsetFrame``, ``Onset``,

@@ -1,4 +1,4 @@
-"""CASME II, raw or cropped release (SPEC §1).
+"""CASME II, raw or cropped release.
 
 Raw frames are ``CASME2_RAW_selected/sub01/EP02_01f/img46.jpg`` and cropped
 ones ``Cropped/sub01/EP02_01f/reg_img46.jpg``; in both the number in the file

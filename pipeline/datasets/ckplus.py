@@ -1,4 +1,4 @@
-"""CK+, the extended Cohn-Kanade posed-expression dataset (SPEC §1).
+"""CK+, the extended Cohn-Kanade posed-expression dataset.
 
 Frames are ``cohn-kanade-images/S005/001/S005_001_00000001.png``; each
 sequence runs from neutral (first frame, the onset) to the peak (last frame,

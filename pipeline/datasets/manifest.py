@@ -1,4 +1,4 @@
-"""Bring-your-own data: videos or frame folders listed in a CSV (SPEC §1).
+"""Bring-your-own data: videos or frame folders listed in a CSV.
 
 Columns ``path``, ``subject``, ``label`` and optionally ``onset``, ``apex``,
 ``offset``, ``fps``, ``sample``. ``path`` is a frame folder (frames mapped by

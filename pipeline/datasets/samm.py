@@ -1,4 +1,4 @@
-"""SAMM and the synthetic demo dataset written in its layout (SPEC §1).
+"""SAMM and the synthetic demo dataset written in its layout.
 
 Frames are ``<root>/<subject 3 digits>/<Filename>/<subject>_<frame 5 digits>.jpg``
 (greyscale, 200 fps); the sheet ``SAMM_Micro_FACS_Codes*.xlsx`` has a free-text

@@ -1,4 +1,4 @@
-"""Reading annotation sheets into samples, tolerating the sheets' known quirks (SPEC §1).
+"""Reading annotation sheets into samples, tolerating the sheets' known quirks.
 
 The published sheets are hand-edited spreadsheets: a free-text preamble above
 the header (SAMM), subjects written as ``6`` or ``"006"``, ``/`` for a missing
@@ -315,7 +315,7 @@ def check_span(gt: GroundTruth, sample: str, source: str, row: int | None) -> Gr
 
     Onset after offset leaves no trustworthy field, so all three become None.
     An apex outside onset..offset (SAMM 028_4_1, 032_3_1) only loses the apex,
-    which the apex stage then estimates (SPEC §2.4).
+    which the apex stage then estimates.
     """
     on, apex, off = gt.onset, gt.apex, gt.offset
     if on is not None and off is not None and on > off:

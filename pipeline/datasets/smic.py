@@ -1,9 +1,9 @@
-"""SMIC, high-speed (HS) or normal-speed visual (VIS) and near-infrared (NIR) (SPEC §1).
+"""SMIC, high-speed (HS) or normal-speed visual (VIS) and near-infrared (NIR).
 
 Frames are ``<root>/HS/s1/micro/negative/s1_ne_01/image106034.bmp``; the
 label is the folder (positive, negative, surprise). There is no sheet: onset
 and offset are the clip's first and last frame numbers and there is no apex
-(the apex stage estimates it, SPEC §2.4).
+(the apex stage estimates it).
 
 References
 ----------

@@ -1,4 +1,4 @@
-"""Synthetic demo datasets in the SAMM, CASME II and SMIC-HS layouts (SPEC §1, "demo").
+"""Synthetic demo datasets in the SAMM, CASME II and SMIC-HS layouts.
 
 Let every command run on a fresh machine without licensed data: a few
 synthetic subjects, distinct people made from two public-domain portraits

@@ -1,4 +1,4 @@
-"""Where a demo's files go and what its annotations look like, per dataset layout (SPEC §1).
+"""Where a demo's files go and what its annotations look like, per dataset layout.
 
 Three layouts, each the one its real dataset uses, so the real adapters
 read the demos (``mepipe build --dataset demo``, ``demo-casme2``, ``demo-smic``):

@@ -59,7 +59,7 @@ class DemoParams:
         Eye-centre distance of the canonical face; subjects vary around it.
     eye_line : tuple of float
         Eye midpoint of the canonical face as fractions ``(x, y)`` of the
-        frame. High in the frame, because Xia's crop (SPEC §2.3) taken
+        frame. High in the frame, because Xia's crop (Xia et al. 2019, eq. 1) taken
         literally runs from the eye line 2.2·d down.
     first_frame_range : tuple of int
         Range of the first frame number of a clip: numbers never start at 0

@@ -1,4 +1,4 @@
-"""Write a synthetic demo dataset in the SAMM, CASME II or SMIC-HS layout (SPEC §1, "demo").
+"""Write a synthetic demo dataset in the SAMM, CASME II or SMIC-HS layout.
 
 Frames and annotations follow the real dataset's layout (:mod:`.layouts`);
 beside them, under ``root``::

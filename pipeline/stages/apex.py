@@ -4,7 +4,7 @@ std-diff (Xia eq. 5): sigma(t) = std(I_t - I_0) over the aligned clip,
 magnified as Xia do (``ApexParams.stddiff_on = "magnified"``, the clip the
 magnify stage renders at its test alpha) or not (``"crops"``); the apex
 estimate is argmax sigma. NCC (Kim §2.2.1): zero-mean normalised
-cross-correlation of every frame with the reference apex. SPEC writes the
+cross-correlation of every frame with the reference apex. The project spec writes the
 intensity as 1 - NCC rescaled, which is 0 at the apex; the onset/offset rule
 ("last frame before the apex whose intensity is below the threshold") needs
 an intensity that peaks at the apex, so the intensity here is the NCC with

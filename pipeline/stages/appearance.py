@@ -1,4 +1,4 @@
-"""Appearance stage for STRCN-A (SPEC §2.8, Xia et al. 2019, §III-C1): heat maps and time-normalised clips.
+"""Appearance stage for STRCN-A (Xia et al. 2019, §III-C1): heat maps and time-normalised clips.
 
 Each magnified clip gets a difference heat map ``E_i(x, y) = sum_t
 |I_i(t) - I_i(0)|`` (Xia eq. 4, kept per clip) and is resampled to a fixed

@@ -1,6 +1,6 @@
 """TV-L1 optical flow between aligned face crops, and its colour coding.
 
-Three variants (SPEC §2.5), each with its own parameter dataclass:
+Three variants, each with its own parameter dataclass:
 
 - onset→apex at 300×245 (W×H) for STRCN-G: one field per clip, and the
   same on the magnified clip for every α and frame subset

@@ -1,4 +1,4 @@
-"""Landmark feature maps: LFM, CLFM and SFEM (SPEC §2.7, Choi & Song 2020).
+"""Landmark feature maps: LFM, CLFM and SFEM (Choi & Song 2020).
 
 A landmark feature map is the change, over a lag of ``T`` frames, of every
 pairwise distance between facial landmarks (Choi eq. 1), mapped to uint8 by a
@@ -34,8 +34,7 @@ CLFM_POINTS: tuple[int, ...] = (
 """The 21 CLFM landmarks, 1-based iBUG numbers (Choi §III-A1).
 
 The paper prints 19 numbers but counts 21 (3 per brow, 4 per eye, 4 mouth,
-3 nose); 52 (upper lip top) and 55 (right mouth corner) are restored, as
-SPEC §2.7 says.
+3 nose); 52 (upper lip top) and 55 (right mouth corner) are restored.
 """
 
 # 1-based landmark pairs spanning the SFEM face size (eq. 3): ear to ear, and

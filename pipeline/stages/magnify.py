@@ -1,4 +1,4 @@
-"""Eulerian video magnification of aligned face crops (SPEC §2.6).
+"""Eulerian video magnification of aligned face crops.
 
 Follows Xia et al. 2019 (§III-B2), who use Wu et al.'s 2012 Laplacian-pyramid
 method with an IIR temporal band-pass, and Wu et al.'s reference code

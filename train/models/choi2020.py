@@ -1,6 +1,6 @@
 """LFM and CLFM CNN-LSTM networks of Choi & Song (2020).
 
-A clip becomes a sequence of 24 landmark feature maps (SPEC §2.7): 68x68 maps
+A clip becomes a sequence of 24 landmark feature maps (Choi & Song 2020, eq. 1-2): 68x68 maps
 (LFM) or 21x21 compact maps (CLFM). A VGG-style CNN (Table 1) turns each map
 into the output of its first fully connected layer, FC1, and a one-layer LSTM
 with 128 units (§III-B2) reads the 24 FC1 vectors. A linear layer on the last

@@ -4,7 +4,7 @@ Each step t of a sequence sees two consecutive aligned frames I_t, I_{t+1}
 (64x64x3) and the optical flow between them. Per step:
 
 1. **Spatial network** (:class:`SpatialNet`), shared by both frames: a small
-   dilated CNN standing in for DeepLab-LargeFOV (SPEC §3 allows the swap) —
+   dilated CNN standing in for DeepLab-LargeFOV (a documented substitution) —
    three [3x3 conv, ReLU, 3x3 conv, ReLU, 2x2 max-pool] blocks to w/8, then a
    dilated 3x3 "fc6" layer (LargeFOV's atrous fc6, dilation 2 here since the
    map is only 8x8), then the paper's two 1x1 convolutions interleaved with

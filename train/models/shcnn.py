@@ -71,7 +71,7 @@ RECIPE = Recipe(
     min_input_shape=(3, 112, 112),
 )
 """SHCNN reads ``flow_first_each`` (T-1 fields (2, H, W) per clip), colour-coded to RGB when read
-(SPEC §2.5), one field per item, and ``frame`` for the field ending at the apex (the vote's tie-break)."""
+(Miao et al. 2019, §III-C), one field per item, and ``frame`` for the field ending at the apex (the vote's tie-break)."""
 
 
 class SHCNN(nn.Module):
