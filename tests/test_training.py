@@ -309,6 +309,55 @@ def test_strcn_a_epochs_cover_every_alpha_and_fraction_and_the_columns_option_ke
     assert not torch.equal(seen[1], x)  # the column subset of the time-normalised matrix
 
 
+MAGNIFIED_LAYOUT = pytest.mark.skipif(
+    "flow_onset_apex_magnified" not in __import__("mepipe.featurestore.features", fromlist=["FEATURES"]).FEATURES,
+    reason="the store's magnified flows (papers-pipeline, issue 14) are not on this branch yet")
+
+
+@MAGNIFIED_LAYOUT
+def test_strcn_g_items_are_each_alphas_flow_of_each_subsets_pair(tmp_path):
+    """Field (alpha a, pair p) holds 100 a + 10 p; subsets use pairs 0, 1, 1, 2, 0; the test alpha is 8 (number 1)."""
+    from mepipe.train.data import MagnifiedFlowDataset
+    from mepipe.train.items import test_alpha_index
+
+    writer = StoreWriter(tmp_path / "g.zarr")
+    writer.create()
+    rows = []
+    for k, emotion in enumerate(("Happiness", "Surprise")):
+        sample = f"00{k + 1}_0_0"
+        flows = np.zeros((2, 3, 2, 245, 300), np.float32) + (100 * np.arange(2)[:, None] + 10 * np.arange(3))[
+            :, :, None, None, None] + k
+        writer.write_feature(sample, "flow_onset_apex_magnified", flows, "synthetic")
+        writer.write_feature(sample, "onset_apex_pairs", np.array([[0, 2], [1, 2], [1, 3]], np.int32), "synthetic")
+        writer.write_feature(sample, "subset_pair", np.array([0, 1, 1, 2, 0], np.int32), "synthetic")
+        row = dict.fromkeys(SAMPLE_COLUMNS, "")
+        row.update(sample=sample, dataset="g", subject=f"00{k + 1}", clip=sample, fps=200.0, n_frames=5,
+                   emotion=emotion, onset=0, apex=2, offset=4, status="ok", onset_est=None, apex_est=None,
+                   offset_est=None, apex_ncc=None)
+        rows.append(row)
+    writer.write_samples(pd.DataFrame(rows))
+    finish_synthetic_store(writer, "g", magnify={"alphas": (5.0, 8.0), "test_alpha": 8.0})
+    clips = ClipTable.of(tmp_path / "g.zarr")
+    table, _, _ = labelled_samples(clips, "samm-3", ("subset_pair",))
+    fold = make_folds(table, "loso")[0]
+    inputs = _inputs(clips, table, fold)
+    assert test_alpha_index(inputs) == 1
+    ds = MagnifiedFlowDataset(clips, clips.ids, [0, 1], test_alpha=1)
+    assert ds.n_variants == 2 * 5
+    assert ds.raw(1)[0, 0, 0] == 100 + 1  # the test alpha's own onset->apex pair (pair 0), clip 2
+    # Variant a * 5 + k: alpha number a, the pair of subset k.
+    for variant, expected in ((0, 0), (2, 10), (3, 20), (5 + 1, 110), (5 + 3, 120), (5 + 4, 100)):
+        assert ds.raw_variant(0, variant, seed=0)[0, 0, 0] == expected
+    recipe = get_recipe("strcn-g")
+    assert recipe.reads_for(inputs.options) == ("flow_onset_apex_magnified", "subset_pair")
+    items = recipe.stages[0].items
+    train, test = items.datasets(inputs, None)
+    draws = [v for batch in items.loader(train, 4, inputs, train=True) for v in batch["variant"].tolist()]
+    assert sorted(draws) == list(range(10))  # every alpha x subset of the training clip, once per epoch
+    scale = RunOptions(choices=(("augmentation", "scale"),))
+    assert recipe.reads_for(scale) == ("flow_onset_apex",)
+
+
 def test_checkpoint_roundtrip_with_weights_only(tmp_path):
     model = create_model("shcnn", num_classes=3, widths=(4, 4, 4), hidden=8)
     path = save_checkpoint(model, tmp_path / "checkpoints" / "fold-a.pt")
