@@ -57,6 +57,11 @@ Choices where the paper is vague or inconsistent
 - *Pre-training*: the paper trains the two CNNs separately first (on
   segmentation / motion targets that the corpora lack); here everything is
   trained end to end from scratch.
+- *Gaps*: a clip whose frame numbers skip frames (a frame missing from the
+  source) has no flow across the gap (the store leaves it NaN); its windows
+  are cut within each run of consecutive frames and each run is one test
+  sequence (the clip's class is its longest run's last step), rather than
+  refusing the clip or pairing frames that are not consecutive.
 - *Batch size*: "batch size 14 where a sequence of 14 frames is chosen after
   randomly selecting a video" is Tokmakov's setting: one mini-batch is ONE
   sequence of 14 frames. One item of ours is one 14-step window, so the

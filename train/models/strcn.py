@@ -24,6 +24,21 @@ The paper tunes M by grid search and does not state the value it used
 & Hu that the paper builds on. Table I's STRCN-A input has C = 3; the store's
 magnified clips may be greyscale (C = 1): set ``in_chans`` to match.
 
+Training (§III-E, §IV-A; :func:`_stage`): the balanced loss, SGD with
+momentum 0.9 and weight decay 5e-4, lr 1e-3 multiplied by 0.8 "when all
+mini-batches are traversed", batches of 20, over the augmented training
+set: every clip magnified with each α of the store's list (Xia: 5..14)
+times five random frame subsets (100/90/80/70/60 %), 50 versions of a
+clip. An epoch here is every training clip under every (α, subset)
+variant, drawn on the fly (:class:`~mepipe.train.augment.AugmentedEpochs`;
+``--recipe-option variants=N`` takes N of them per clip and epoch), so the
+learning-rate decay runs per pass over the augmented set, as in the paper.
+Testing uses the store's test α (Xia: 8). STRCN-A cuts each subset from
+the magnified clip before time normalisation; STRCN-G reads the stored
+onset→apex flows of the magnified clip for each α and subset pair
+(``augmentation=scale`` emulates α on the crops' flow instead, for stores
+without them; ``augmentation=columns`` is STRCN-A's earlier way).
+
 References
 ----------
 .. [1] Z. Xia, X. Hong, X. Gao, X. Feng, G. Zhao, "Spatiotemporal recurrent
