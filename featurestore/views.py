@@ -6,7 +6,8 @@ heat maps); the papers' networks see transforms of them, made when reading:
 - **Flow colour coding** (Miao et al. 2019, §III-C): :func:`flow_to_rgb`,
   :func:`code_flow`.
 - **Which frames a flow field joins**: :func:`field_frames`,
-  :func:`field_ending_at`, :func:`apex_field`.
+  :func:`field_ending_at`, :func:`apex_field`; STRCN-G's magnified field
+  for an alpha and a frame subset, :func:`magnified_field`.
 - **STRCN-A appearance matrices** (Xia et al. 2019, §III-C1): the mask of
   the top heat-map pixels (:func:`build_mask`, per fold or over all clips),
   time normalisation (:func:`time_normalise`) and the masked matrix
@@ -45,9 +46,8 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = ["FIELD_STARTS", "apex_field", "appearance_matrix", "build_mask", "code_flow", "consecutive_runs",
-           "field_ending_at",
-           "field_frames", "flow_to_rgb", "map_window", "middle_sequence", "onset_offset_span", "step_windows",
-           "time_normalise"]
+           "field_ending_at", "field_frames", "flow_to_rgb", "magnified_field", "map_window", "middle_sequence",
+           "onset_offset_span", "step_windows", "time_normalise"]
 
 
 # --- flow colour coding ----------------------------------------------------------------------
@@ -148,6 +148,39 @@ def apex_field(frame_numbers: Sequence[int], apex_numbers: Sequence[int | None],
         if hits.size:
             return field_ending_at(int(hits[0]), n_fields)
     return max(0, (n_fields - 1) // 2)
+
+
+def magnified_field(fields: np.ndarray, subset_pair: np.ndarray, alpha_index: int, subset: int = 0) -> np.ndarray:
+    """STRCN-G's input for one magnification factor and one of Xia's frame subsets.
+
+    Parameters
+    ----------
+    fields : ndarray, shape (A, P, 2, H, W)
+        ``flow_onset_apex_magnified``: per alpha of ``magnify.alphas``, the flow of
+        each (onset, apex) pair of ``onset_apex_pairs``.
+    subset_pair : ndarray, shape (S,), int
+        ``subset_pair``: the pair each stored frame subset gives.
+    alpha_index : int
+        Position along ``magnify.alphas``; test inputs use
+        :func:`mepipe.featurestore.features.test_alpha_index` (Xia: alpha 8).
+    subset : int
+        Stored subset (``subset_frames`` row, level ``subset_levels[subset]``);
+        subset 0 keeps every frame (level 1.0) and so gives pair 0, the clip's
+        own onset and apex: the test input.
+
+    Returns
+    -------
+    ndarray, shape (2, H, W)
+    """
+    fields = np.asarray(fields)
+    if fields.ndim != 5 or fields.shape[2] != 2:
+        raise ValueError(f"fields must have shape (alpha, pair, 2, H, W), got {fields.shape}")
+    if not 0 <= alpha_index < fields.shape[0]:
+        raise IndexError(f"alpha index {alpha_index} is outside the {fields.shape[0]} stored alphas")
+    pair = int(np.asarray(subset_pair)[subset])
+    if not 0 <= pair < fields.shape[1]:
+        raise ValueError(f"subset {subset} names pair {pair}, but {fields.shape[1]} pairs are stored")
+    return fields[alpha_index, pair]
 
 
 # --- STRCN-A appearance matrices -------------------------------------------------------------

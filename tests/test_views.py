@@ -78,6 +78,19 @@ def test_apex_field_is_the_field_ending_at_the_apex_frame():
     assert V.apex_field(numbers, [None, None], 4) == 1  # no apex: the middle field
 
 
+def test_magnified_field_picks_the_alpha_and_the_pair_of_the_subset():
+    # fields[a, p] filled with 10 a + p: alpha 1, subset 2 -> pair 1 -> 11; subset 0 is the clip's own pair 0
+    fields = (10 * np.arange(3)[:, None] + np.arange(2)[None, :])[:, :, None, None, None] * np.ones((1, 1, 2, 4, 5))
+    subset_pair = np.array([0, 0, 1])
+    assert V.magnified_field(fields, subset_pair, 1, 2).shape == (2, 4, 5)
+    assert (V.magnified_field(fields, subset_pair, 1, 2) == 11).all()
+    assert (V.magnified_field(fields, subset_pair, 2) == 20).all()
+    with pytest.raises(IndexError, match="alpha index 3"):
+        V.magnified_field(fields, subset_pair, 3)
+    with pytest.raises(ValueError, match="names pair 5"):
+        V.magnified_field(fields, np.array([5]), 0)
+
+
 def test_mask_keeps_exactly_top_thirty_percent():
     # 4 x 5 = 20 pixels, 30% -> 6. Sum of the two maps is 0..19 row-major,
     # so the top 6 are flat indices 14..19: (2, 4) and all of row 3.

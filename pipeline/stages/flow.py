@@ -192,6 +192,19 @@ class MagnifiedOnsetApexFlowParams(OnsetApexFlowParams):
     resolution with the magnify stage's parameters) and per distinct
     (onset, apex) pair of the clip's frame subsets (:mod:`.subsets`).
 
+    Deviations from Xia, kept because the paper cannot be followed here:
+
+    - **Flow method.** Xia use Sun, Roth and Black's method (CVPR 2010,
+      "Secrets of optical flow", Lorentzian penalty); no implementation of
+      it is available to mepipe, so this is TV-L1 like every other flow
+      variant (SPEC §2.5).
+    - **Onset and apex.** Xia's onset is the first frame of the sequence and
+      their apex the std-diff maximum (eq. 5); here they are Kim's state
+      frames 0 and 2 (the sheet's onset and apex where it has them, else the
+      estimates, which are eq. 5 on the magnified clip), as for
+      ``flow_onset_apex``, because clip folders (SAMM, the demo) may hold
+      frames before the onset.
+
     Attributes
     ----------
     subset_levels : tuple of float
