@@ -59,8 +59,8 @@ def _adapter_names() -> list[str]:
               help="Recompute STAGE (and what depends on it) even if cached. Repeatable.")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML/TOML file of stage parameters ({stage: {param: value}}); recorded in the store. The demo "
-                   "corpora build with three alphas, no frame-subset flows and the first->each flow at 112 px "
-                   "(pipeline/demo/build_config.py, about 10 times faster); values given here override those.")
+                   "corpora build with three alphas, no frame-subset flows, the first->each flow at 112 px and a "
+                   "cheaper TV-L1 (pipeline/demo/build_config.py); values given here override those.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Adapter option, e.g. release=cropped for casme2 or modality=NIR for smic. Repeatable.")
 @click.option("--data-root", "data_root_opt", metavar="DIR",
