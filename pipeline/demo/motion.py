@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .face import Subject, apply_affine, interocular
+from .folds import FOLDS, fold_shade
 from .params import DemoParams
 from .warp import dense_field, grid_points, invert_displacement, upsample_map
 
@@ -37,17 +38,23 @@ class ExpressionClass:
     moves : dict
         0-based landmark row → (dx, dy) direction in image axes (y down),
         relative to the most-moving point.
+    folds : tuple of str
+        Skin folds the action units deepen (:data:`.folds.FOLDS`).
     """
 
     name: str
     code: int
     action_units: str | int
     moves: dict[int, tuple[float, float]]
+    folds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         still = sorted(set(self.moves) & set(STABLE_LANDMARKS))
         if still:
             raise ValueError(f"class {self.name!r} moves landmark rows {still}, which must stay still")
+        unknown = sorted(set(self.folds) - set(FOLDS))
+        if unknown:
+            raise ValueError(f"class {self.name!r} names unknown folds {unknown}; known: {', '.join(FOLDS)}")
 
     def displacements(self) -> np.ndarray:
         """(68, 2) landmark displacements, largest norm 1, zero for unlisted rows."""
@@ -100,23 +107,23 @@ def _table(*classes: ExpressionClass) -> dict[str, ExpressionClass]:
 LAYOUT_CLASSES: dict[str, dict[str, ExpressionClass]] = {
     # SAMM: Estimated Emotion, objective class (also the clip-name code), Action Units as SAMM writes them.
     "samm": _table(
-        ExpressionClass("Happiness", 1, 12, AU12),
-        ExpressionClass("Surprise", 2, "1+2", AU1_2),
-        ExpressionClass("Anger", 3, "4+7", AU4_7),
+        ExpressionClass("Happiness", 1, 12, AU12, ("nasolabial",)),
+        ExpressionClass("Surprise", 2, "1+2", AU1_2, ("forehead",)),
+        ExpressionClass("Anger", 3, "4+7", AU4_7, ("glabella",)),
     ),
     # CASME II: lower-case emotions, objective classes as the 2019 sheet mostly gives them for these AUs.
     "casme2": _table(
-        ExpressionClass("happiness", 1, 12, AU12),
-        ExpressionClass("surprise", 2, "1+2", AU1_2),
-        ExpressionClass("disgust", 3, "4+7", AU4_7),
-        ExpressionClass("repression", 6, "15+17", AU15_17),
-        ExpressionClass("others", 7, 4, AU4),
+        ExpressionClass("happiness", 1, 12, AU12, ("nasolabial",)),
+        ExpressionClass("surprise", 2, "1+2", AU1_2, ("forehead",)),
+        ExpressionClass("disgust", 3, "4+7", AU4_7, ("glabella",)),
+        ExpressionClass("repression", 6, "15+17", AU15_17, ("chin",)),
+        ExpressionClass("others", 7, 4, AU4, ("glabella",)),
     ),
     # SMIC: the label folders; codes number the classes for the clip plans only.
     "smic": _table(
-        ExpressionClass("positive", 1, 12, AU12),
-        ExpressionClass("surprise", 2, "1+2", AU1_2),
-        ExpressionClass("negative", 3, "4+7", AU4_7),
+        ExpressionClass("positive", 1, 12, AU12, ("nasolabial",)),
+        ExpressionClass("surprise", 2, "1+2", AU1_2, ("forehead",)),
+        ExpressionClass("negative", 3, "4+7", AU4_7, ("glabella",)),
     ),
 }
 """Expression classes per layout, keyed by the label the layout writes."""
@@ -164,6 +171,16 @@ def expression_basis(subject: Subject, cls: ExpressionClass, params: DemoParams)
     values = np.concatenate([cls.displacements(), np.zeros_like(anchors)])
     field = dense_field(centres, values, shape, at=grid)
     return field.reshape(grid.shape)
+
+
+def expression_shade(subject: Subject, cls: ExpressionClass, params: DemoParams) -> np.ndarray:
+    """Darkening of ``subject``'s canvas by ``cls``'s folds at full intensity, (H', W') float32 in [0, depth].
+
+    The canvas is multiplied by ``1 − intensity · shade`` before the
+    expression warp (:func:`.folds.fold_shade`; depth ``params.fold_depth``).
+    """
+    shade = fold_shade(cls.folds, subject.landmarks, subject.image.shape[:2], params.fold_width, params.fold_blur)
+    return np.float32(params.fold_depth) * shade
 
 
 def amplitude_profile(n_frames: int, onset: int, apex: int, offset: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the demo layouts and generator; bump when output bytes change."""
 
 LAYOUTS = ("samm", "casme2", "smic")
@@ -74,6 +74,11 @@ class DemoParams:
         Least number of frames between onset and apex and between apex and offset.
     amplitude_px : tuple of float
         Apex displacement of the most-moving landmark of a clip.
+    fold_depth : float
+        Darkening at the deepest point of a class's skin folds at the apex, as
+        a fraction of the grey level (:mod:`.folds`; 0 draws none).
+    fold_width, fold_blur : float
+        Stroke width and feathering (Gaussian sigma) of a fold, in inter-ocular distances.
     head_shift_px, head_rotation_deg : float
         Bounds of the rigid head pose at the first and the last frame; the pose
         drifts smoothly between them (:class:`.motion.HeadDrift`).
@@ -129,7 +134,10 @@ class DemoParams:
     apex_range: tuple[float, float] = (1 / 3, 2 / 3)
     offset_margin: int = 2
     min_phase: int = 3
-    amplitude_px: tuple[float, float] = (2.5, 4.0)
+    amplitude_px: tuple[float, float] = (5.0, 8.0)
+    fold_depth: float = 0.3
+    fold_width: float = 0.03
+    fold_blur: float = 0.02
     head_shift_px: float = 2.0
     head_rotation_deg: float = 1.0
     noise_sigma: float = 1.0
@@ -204,7 +212,7 @@ PRESETS: dict[str, DemoParams] = {
         interocular_px=90.0,
         eye_line=(0.5, 0.36),
         first_frame_range=(20, 400),
-        amplitude_px=(2.0, 3.3),
+        amplitude_px=(4.0, 6.6),
         erratum_clip="sub01/EP03_01",
         composite_skip=("sub03/EP06_01",),
     ),
@@ -223,7 +231,7 @@ PRESETS: dict[str, DemoParams] = {
         interocular_px=80.0,
         eye_line=(0.5, 0.34),
         first_frame_range=(100000, 900000),
-        amplitude_px=(1.9, 3.0),
+        amplitude_px=(3.8, 6.0),
         head_shift_px=1.5,
         erratum_clip=None,
     ),

@@ -31,6 +31,7 @@ from .motion import (
     amplitude_profile,
     expression_basis,
     expression_class,
+    expression_shade,
     frame_maps,
     moved_landmarks,
 )
@@ -223,15 +224,30 @@ def noise_frames(rng: np.random.Generator, params: DemoParams) -> Iterator[np.nd
 
 
 def render_clip(
-    subject: Subject, basis: np.ndarray, truth: ClipTruth, rng: np.random.Generator, params: DemoParams
+    subject: Subject, basis: np.ndarray, truth: ClipTruth, rng: np.random.Generator, params: DemoParams,
+    shade: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield the clip's frames, (H, W) or (H, W, 3) uint8, in frame order."""
+    """Yield the clip's frames, (H, W) or (H, W, 3) uint8, in frame order.
+
+    ``shade`` (canvas-sized, :func:`.motion.expression_shade`) darkens the
+    class's skin folds in proportion to the expression's intensity.
+    """
     profile = amplitude_profile(params.n_frames, truth.onset_index, truth.apex_index, truth.offset_index)
     head = truth.head
+    box = None
+    if shade is not None and shade.any():
+        # Only the folds' bounding box changes: darkening it alone keeps the folds' cost per frame small.
+        rows, cols = np.nonzero(shade.any(axis=1))[0], np.nonzero(shade.any(axis=0))[0]
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        shade = shade[box][..., None] if subject.image.ndim == 3 else shade[box]
     for index, noise in enumerate(noise_frames(rng, params)):
         head_pose = head.affine(index, params.n_frames)
         maps = frame_maps(subject, basis, truth.amplitude_px * profile[index], head_pose, params)
-        frame = cv2.remap(subject.image, maps, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        face = subject.image
+        if box is not None and profile[index] > 0:
+            face = face.copy()
+            face[box] *= 1 - np.float32(profile[index]) * shade
+        frame = cv2.remap(face, maps, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         frame += noise
         np.rint(frame, out=frame)
         yield np.clip(frame, 0, 255, out=frame).astype(np.uint8)
@@ -336,10 +352,10 @@ def write_annotations(root: Path, truths: list[ClipTruth], layout: str) -> Path 
 
 
 def write_meta(path: Path, params: DemoParams) -> None:
-    """Write ``demo.json``: format version, parameters, face sources and the class motion tables."""
+    """Write ``demo.json``: format version, parameters, face sources and the class motion and fold tables."""
     classes = {
         name: {"objective_class": c.code, "action_units": str(c.action_units),
-               "moves": {str(row + 1): list(vec) for row, vec in sorted(c.moves.items())}}
+               "moves": {str(row + 1): list(vec) for row, vec in sorted(c.moves.items())}, "folds": list(c.folds)}
         for name, c in ((n, expression_class(n, params.layout)) for n in params.classes + params.extra_clips)
     }
     meta = {
@@ -423,9 +439,10 @@ def write_demo(root: Path, params: DemoParams = DemoParams(), *, overwrite: bool
             subject = make_subject(number, params, layouts.subject_id(params.layout, number))
             basis = {}
         if cls.name not in basis:
-            basis[cls.name] = expression_basis(subject, cls, params)
+            basis[cls.name] = expression_basis(subject, cls, params), expression_shade(subject, cls, params)
         truth, rng = plan_clip(subject, cls, clip_number, params)
-        frames = render_clip(subject, basis[cls.name], truth, rng, params)
+        field, shade = basis[cls.name]
+        frames = render_clip(subject, field, truth, rng, params, shade=shade)
         folder = layouts.clip_folder(params.layout, root, subject.subject, cls.name, truth.filename)
         n_written += write_frames(folder, subject.subject, truth.first_frame, frames, params)
         truths.append(truth)
