@@ -132,6 +132,8 @@ def test_rows_pin_store_ids_and_the_mepipe_version(table, stores):
         {stores[d]: open_store(stores[d]).store_id for d in ("samm", "casme2")}
     assert result["mepipe"] == version("mepipe") == row["mepipe"]
     assert open_store(stores["casme2"]).store_id in table["markdown"]
+    line = next(x for x in table["markdown"].splitlines() if x.startswith("| shcnn | SAMM |"))
+    assert f"samm:{row['stores'][0]['store_id'][:rp.ID_SHOWN]}" in line
     assert json.loads((table["out"] / rp.REPRODUCE_JSON).read_text())["rows"] == json.loads(json.dumps(result["rows"]))
 
 

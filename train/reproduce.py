@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 REPRODUCE_JSON = "reproduce.json"
 REPRODUCE_MD = "reproduce.md"
+ID_SHOWN = 12
+"""Characters of a store id shown in a table row (the stores table and the JSON have them in full)."""
 
 QUICK: dict[str, dict[str, Any]] = {
     "shcnn": {"epochs": 5, "model_args": (("widths", (8, 16, 32)), ("hidden", 64))},
@@ -415,8 +417,8 @@ def format_markdown(table: dict[str, Any]) -> str:
         lines.append(f"| `{s['location']}` | {s['dataset']} | {CORPORA.get(corpus, '—') if corpus else '—'} | "
                      f"{s['n_clips']} | `{s['store_id'] or 'none'}` |")
     lines += ["", "| network | corpus | dataset | labels | protocol | accuracy | UF1 | UAR | published | source | "
-              "seeds | wall s | deviations and notes |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "store ids | seeds | wall s | deviations and notes |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in table["rows"]:
         notes = []
         if row["status"] != "ran":
@@ -432,9 +434,11 @@ def format_markdown(table: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(_cell(c) for c in (
             row["model"], row["experiment"], row.get("dataset") or "—", row["labels"], row["protocol"],
             _ours(row, "accuracy"), _ours(row, "uf1"), _ours(row, "uar"), _published(row), row["source"],
+            " ".join(f"{s['dataset']}:{(s['store_id'] or 'none')[:ID_SHOWN]}" for s in row["stores"]) or "—",
             len(row["seeds"]) or "—", f"{row['seconds']:.0f}" if row["status"] == "ran" else "—",
             "; ".join(notes) or "—")) + " |")
-    lines += ["", "Store ids per row are in `reproduce.json` (`rows[].stores`); runs are under `runs/`."]
+    lines += ["", f"Store ids are shown by their first {ID_SHOWN} characters (in full above and in `reproduce.json`); "
+              "the runs are under `runs/`."]
     if quick and table.get("quick_settings"):
         lines += ["", "Quick settings (replacing the recipe's epochs and network widths):", ""]
         for model, changes in table["quick_settings"].items():
