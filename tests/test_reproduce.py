@@ -186,6 +186,17 @@ def test_a_second_reproduce_keeps_the_finished_runs(table, stores):
     assert [r["ours"] for r in again["rows"]] == [r["ours"] for r in table["table"]["rows"]]
 
 
+def test_a_network_that_crashes_fails_its_rows_and_the_table_is_still_written(stores, tmp_path, monkeypatch, caplog):
+    def crash(params):
+        raise RuntimeError("boom in " + params.model)
+
+    monkeypatch.setattr(rp, "run_training", crash)
+    result = rp.reproduce(_params(stores, tmp_path / "out", models=("shcnn",), seeds=1))
+    assert [r["corpus"] for r in result["rows"]] == ["casme2", "samm"]
+    assert all(r["status"] == "failed" and "RuntimeError: boom in shcnn" in r["reason"] for r in result["rows"])
+    assert "**failed**" in (tmp_path / "out" / rp.REPRODUCE_MD).read_text() and "Traceback" in caplog.text
+
+
 def test_experiments_follow_the_corpora_the_demo_stores_stand_for():
     stores = [{"location": "a", "dataset": "demo"}, {"location": "b", "dataset": "demo-casme2"}]
     planned = rp.plan_experiments(["shcnn", "lfm"], stores)

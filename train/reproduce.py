@@ -164,8 +164,8 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
     -------
     dict
         The content of ``reproduce.json``: ``rows`` (one per network and
-        corpus, each with ``status`` ``ran`` or ``not run`` and its
-        ``reason``), ``stores`` (location, dataset, clips, store id),
+        corpus, each with ``status`` ``ran``, ``not run`` or ``failed``
+        (an unexpected error, whose traceback is logged) and its ``reason``), ``stores`` (location, dataset, clips, store id),
         ``mepipe``, ``torch``, ``quick``, ``seeds``, ``seconds``, ``machine``
         and ``deviations`` (per network, the recipe's).
 
@@ -283,12 +283,20 @@ def _run_experiment(experiment: Experiment, params: ReproduceParams, stores: Seq
         try:
             reports.append(_finished_or_run(run_params(experiment, params, seed, out, stores)))
         except MepipeError as err:
-            reason = f"cannot run: {err}"
-            log.warning("%s: %s", experiment.name, reason)
-            return [_row(e, params, stores_used=_used(experiment, stores), reason=reason) for e in experiment.entries]
+            return _not_run(experiment, params, stores, "not run", f"cannot run: {err}")
+        except Exception as err:  # a bug in one network must not lose the other rows; its traceback is logged
+            log.exception("%s failed", experiment.name)
+            return _not_run(experiment, params, stores, "failed", f"{type(err).__name__}: {err} (traceback in the log)")
         wall += time.time() - started
     return [_row(e, params, stores_used=_used(experiment, stores), reports=reports, seconds=wall,
                  experiment=experiment) for e in experiment.entries]
+
+
+def _not_run(experiment: Experiment, params: ReproduceParams, stores: Sequence[dict[str, Any]], status: str,
+             reason: str) -> list[dict[str, Any]]:
+    log.warning("%s: %s", experiment.name, reason)
+    rows = [_row(e, params, stores_used=_used(experiment, stores), reason=reason) for e in experiment.entries]
+    return [{**row, "status": status} for row in rows]
 
 
 def _finished_or_run(run: RunParams) -> dict[str, Any]:
