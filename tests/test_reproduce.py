@@ -264,3 +264,13 @@ def test_cli_reproduce_quick_on_a_built_demo_store(full_store, tmp_path):
     assert all(0 <= r["ours"]["uar"]["mean"] <= 1 for r in table["rows"] if r["status"] == "ran")
     assert "Quick schedules" in (out / "reproduce.md").read_text()
     assert os.path.exists(out / "runs")
+
+
+@pytest.mark.parametrize("model", sorted(rp.QUICK))
+def test_quick_settings_name_real_run_and_model_arguments(model):
+    from mepipe.train.models import create_model
+    from mepipe.train.run import RunParams
+
+    changes = rp.QUICK[model]
+    RunParams(model=model, store="x", labels="megc-3", **changes)
+    create_model(model, num_classes=3, **dict(changes.get("model_args", ())))
