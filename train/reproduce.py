@@ -1,8 +1,8 @@
 """``mepipe reproduce``: each paper's protocol over the given stores, beside the figure the paper publishes.
 
 For every network asked for, :func:`reproduce` runs each of its published
-experiments (:data:`mepipe.train.published.PUBLISHED`: network, label
-scheme, protocol, corpus) on the stores that hold that corpus, with the
+experiments (its recipe's :attr:`~mepipe.train.recipe.Recipe.published`:
+label scheme, protocol, corpus) on the stores that hold that corpus, with the
 recipe's defaults (the paper's settings, SPEC §3) through
 :func:`mepipe.train.run.run_training`, once per seed, and writes
 ``reproduce.json`` and ``reproduce.md`` to its folder: one row per
@@ -42,11 +42,12 @@ from mepipe.featurestore.errors import MepipeError, UsageError
 from .clips import ClipTable
 from .models import get_recipe, list_models
 from .params import EXECUTION_FIELDS, RunParams
-from .published import CORPORA, PUBLISHED, Published, corpus_of
+from .published import CORPORA, Published, corpus_of
 from .report import REPORT_FILE, read_report
 from .run import mepipe_version, run_training
 
-__all__ = ["QUICK", "REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams", "format_markdown", "reproduce"]
+__all__ = ["REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams", "format_markdown", "published_of", "quick_of",
+           "reproduce"]
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +56,16 @@ REPRODUCE_MD = "reproduce.md"
 ID_SHOWN = 12
 """Characters of a store id shown in a table row (the stores table and the JSON have them in full)."""
 
-QUICK: dict[str, dict[str, Any]] = {
-    "shcnn": {"epochs": 5, "model_args": (("widths", (8, 16, 32)), ("hidden", 64))},
-    # Xia's augmented epochs hold every clip under every stored alpha and frame subset: few of them suffice here.
-    "strcn-a": {"epochs": 3, "model_args": (("n_maps", 16),)},
-    "strcn-g": {"epochs": 3, "model_args": (("n_maps", 8),)},
-    "kim2017": {"epochs": 10, "temporal_epochs": 20,
-                "model_args": (("conv_widths", (16, 32, 32)), ("fc_widths", (128, 128)), ("hidden", 64),
-                               ("lstm_layers", 1))},
-    "clfm": {"epochs": 8, "temporal_epochs": 15, "model_args": (("hidden", 32),)},
-    # LFM's VGG13 is the costliest CNN (its widths are fixed): maps at 32x32, two epochs.
-    "lfm": {"epochs": 2, "temporal_epochs": 8, "model_args": (("input_size", 32), ("hidden", 32))},
-    "nag2019": {"epochs": 3, "model_args": (("widths", (8, 16, 32)), ("fc6", 32), ("feature_channels", 16),
-                                            ("fused", 16), ("fc", 64), ("hidden", 64))},
-}
-"""``quick``: per network, the run settings that replace the paper's (fewer epochs, narrower layers).
-Optimiser, learning rate, batch, weight decay, augmentation and protocol stay the recipe's."""
+
+
+def published_of(model: str) -> tuple[Published, ...]:
+    """The figures the network's paper publishes (its recipe's :attr:`~mepipe.train.recipe.Recipe.published`)."""
+    return get_recipe(model).published
+
+
+def quick_of(model: str) -> dict[str, Any]:
+    """The run settings ``quick`` uses for the network (its recipe's :attr:`~mepipe.train.recipe.Recipe.quick`)."""
+    return dict(get_recipe(model).quick)
 
 
 @dataclass(frozen=True)
@@ -88,7 +83,7 @@ class ReproduceParams:
     seeds : int
         Runs per experiment, seeds 0..seeds-1; the table gives mean ± std.
     quick : bool
-        Short schedules and narrow networks (:data:`QUICK`); the table says so.
+        Short schedules and narrow networks (each recipe's ``quick``); the table says so.
     store_ids : tuple of str or None
         One per store: the store id its manifest must have.
     composite_list : str, optional
@@ -120,7 +115,7 @@ class ReproduceParams:
             raise UsageError(f"seeds must be >= 1, got {self.seeds}")
         if self.store_ids and len(self.store_ids) != len(self.stores):
             raise UsageError(f"{len(self.store_ids)} store ids for {len(self.stores)} stores; give one per store")
-        published = sorted({p.model for p in PUBLISHED})
+        published = [m for m in list_models() if published_of(m)]
         models = tuple(self.models) if self.models is not None else tuple(published)
         unknown = [m for m in models if m not in list_models()]
         if unknown:
@@ -167,8 +162,8 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
     dict
         The content of ``reproduce.json``: ``rows`` (one per network and
         corpus, each with ``status`` ``ran``, ``not run`` or ``failed``
-        (an unexpected error, whose traceback is logged) and its ``reason``), ``stores`` (location, dataset, clips, store id),
-        ``mepipe``, ``torch``, ``quick``, ``seeds``, ``seconds``, ``machine``
+        (an unexpected error, whose traceback is logged) and its
+        ``reason``), ``stores`` (location, dataset, clips, store id), ``mepipe``, ``torch``, ``quick``, ``seeds``, ``seconds``, ``machine``
         and ``deviations`` (per network, the recipe's).
 
     Raises
@@ -185,7 +180,8 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
     rows: list[dict[str, Any]] = []
     for experiment, missing in plan_experiments(params.models, stores):
         if missing:
-            new = [_row(entry, params, stores_used=[], reason=missing) for entry in experiment.entries]
+            new = [_row(experiment.model, entry, params, stores_used=[], reason=missing)
+                   for entry in experiment.entries]
         else:
             new = _run_experiment(experiment, params, stores, out)
         for row in new:
@@ -196,7 +192,7 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
         "mepipe": mepipe_version(), "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(), "device": params.device, "quick": params.quick,
-        "quick_settings": {m: _jsonable(QUICK[m]) for m in params.models if m in QUICK} if params.quick else {},
+        "quick_settings": {m: _jsonable(quick_of(m)) for m in params.models} if params.quick else {},
         "seeds": list(range(params.seeds)), "models": list(params.models), "stores": stores,
         "composite_list": params.composite_list,
         "deviations": {m: [dataclasses.asdict(d) for d in get_recipe(m).deviations] for m in params.models},
@@ -208,7 +204,7 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
 
 
 def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) -> list[tuple[Experiment, str]]:
-    """The experiments of ``models`` over the stores, in :data:`PUBLISHED` order, each with why it cannot run
+    """The experiments of ``models`` over the stores, in their recipes' order, each with why it cannot run
     ("" if it can).
 
     A per-corpus experiment (LOSO) runs once on each store that holds its
@@ -224,7 +220,7 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
     out: list[tuple[Experiment, str]] = []
     seen: set[tuple] = set()
     for model in models:
-        entries = [p for p in PUBLISHED if p.model == model]
+        entries = list(published_of(model))
         for entry in entries:
             if entry.protocol == "megc2019":
                 key = (model, "megc2019")
@@ -265,10 +261,10 @@ def _datasets(stores: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 
 def run_params(experiment: Experiment, params: ReproduceParams, seed: int, out: Path,
                stores: Sequence[dict[str, Any]]) -> RunParams:
-    """The :class:`RunParams` of one seed of an experiment: the recipe's defaults, :data:`QUICK`'s with ``quick``."""
+    """The :class:`RunParams` of one seed of an experiment: the recipe's defaults, its ``quick`` ones with ``quick``."""
     ids = {s["location"]: s["store_id"] for s in stores}
     pinned = tuple(ids.get(loc) for loc in experiment.stores) if params.store_ids else ()
-    changes = dict(QUICK.get(experiment.model, {})) if params.quick else {}
+    changes = quick_of(experiment.model) if params.quick else {}
     return RunParams(model=experiment.model, store=experiment.stores, store_ids=pinned, labels=experiment.labels,
                      protocol=experiment.protocol, test_dataset=experiment.test_dataset,
                      composite_list=params.composite_list if experiment.protocol == "megc2019" else None,
@@ -290,14 +286,15 @@ def _run_experiment(experiment: Experiment, params: ReproduceParams, stores: Seq
             log.exception("%s failed", experiment.name)
             return _not_run(experiment, params, stores, "failed", f"{type(err).__name__}: {err} (traceback in the log)")
         wall += time.time() - started
-    return [_row(e, params, stores_used=_used(experiment, stores), reports=reports, seconds=wall,
+    return [_row(experiment.model, e, params, stores_used=_used(experiment, stores), reports=reports, seconds=wall,
                  experiment=experiment) for e in experiment.entries]
 
 
 def _not_run(experiment: Experiment, params: ReproduceParams, stores: Sequence[dict[str, Any]], status: str,
              reason: str) -> list[dict[str, Any]]:
     log.warning("%s: %s", experiment.name, reason)
-    rows = [_row(e, params, stores_used=_used(experiment, stores), reason=reason) for e in experiment.entries]
+    rows = [_row(experiment.model, e, params, stores_used=_used(experiment, stores), reason=reason)
+            for e in experiment.entries]
     return [{**row, "status": status} for row in rows]
 
 
@@ -318,14 +315,14 @@ def _used(experiment: Experiment, stores: Sequence[dict[str, Any]]) -> list[dict
     return [s for s in stores if s["location"] in experiment.stores]
 
 
-def _row(entry: Published, params: ReproduceParams, *, stores_used: list[dict[str, Any]], reason: str = "",
+def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: list[dict[str, Any]], reason: str = "",
          reports: Sequence[dict[str, Any]] = (), seconds: float = 0.0,
          experiment: Experiment | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "model": entry.model, "corpus": entry.corpus, "part": entry.part, "train_corpus": entry.train_corpus,
+        "model": model, "corpus": entry.corpus, "part": entry.part, "train_corpus": entry.train_corpus,
         "experiment": entry.describe(), "labels": entry.labels, "protocol": entry.protocol,
         "published": dict(entry.figures), "source": entry.source, "note": entry.note,
-        "deviations": [d.topic for d in get_recipe(entry.model).deviations],
+        "deviations": [d.topic for d in get_recipe(model).deviations],
         "quick": params.quick, "seeds": list(range(params.seeds)) if reports else [],
         "stores": [{k: s[k] for k in ("location", "dataset", "store_id")} for s in stores_used],
         "status": "ran" if reports else "not run", "reason": reason, "ours": {}, "seconds": round(seconds, 1),
