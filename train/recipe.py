@@ -27,6 +27,7 @@ from torch import nn
 from mepipe.featurestore.errors import DataError
 
 from .loop import Objective
+from .published import Published
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
@@ -298,6 +299,11 @@ class Recipe:
         defaults to the paper's way.
     deviations : tuple of Deviation
         Where the default recipe still differs from the paper, and why.
+    published : tuple of Published
+        The figures the paper publishes for the network (``mepipe reproduce`` runs each).
+    quick : tuple of (str, value)
+        :class:`~mepipe.train.params.RunParams` fields that ``mepipe reproduce --quick`` sets instead of
+        the paper's (fewer epochs, narrower layers); optimiser, augmentation and protocol stay the recipe's.
     """
 
     name: str
@@ -309,6 +315,8 @@ class Recipe:
     options: tuple[str, ...] = ()
     choices: tuple[RecipeOption, ...] = ()
     deviations: tuple[Deviation, ...] = ()
+    published: tuple[Published, ...] = ()
+    quick: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.stages:

@@ -40,7 +40,7 @@ from .recipe import Recipe
 from .report import REPORT_FILE, read_report, write_report
 from .runstate import ExistingRunError, RunState
 
-__all__ = ["RunParams", "RunParamsError", "RunPlan", "load_fold_model", "plan_run", "run_training",
+__all__ = ["RunParams", "RunParamsError", "RunPlan", "load_fold_model", "mepipe_version", "plan_run", "run_training",
            "stage_train_params"]
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         "seconds": round(seconds, 3),
         "device": describe_device(device),
         "torch": torch.__version__,
-        "mepipe": _version(),
+        "mepipe": mepipe_version(),
     }
     for number, stage in enumerate(recipe.stages[:-1], start=1):
         key = f"stage{number}"
@@ -201,7 +201,8 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
     return report
 
 
-def _version() -> str:
+def mepipe_version() -> str:
+    """The installed mepipe version (0+unknown when not installed), as run reports and reproduce tables record it."""
     try:
         return version("mepipe")
     except PackageNotFoundError:

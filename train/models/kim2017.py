@@ -91,6 +91,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..augment import AffineAugmentParams, AugmentedEpochs, VARIANTS, affine_augment, grid_transform
 from ..items import EncodedSequences, StateFrames
 from ..objectives import Classify, frame_logits, sequence_logits
+from ..published import Published
 from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
 from ..rules import ItemAt, MeanLogits
 from .kim2017_loss import KimLossParams, KimMeans, kim_objective, training_set_means
@@ -246,6 +247,11 @@ RECIPE = Recipe(
     min_input_shape=(1, 3, 64, 64),
     choices=(MEANS, AUGMENTATION, VARIANTS),
     deviations=DEVIATIONS,
+    # Kim et al. 2017, CASME II, five classes, LOSO: Table 4(a), the spatio-temporal representation.
+    published=(Published("casme2", "casme2-5", "loso", (("accuracy", 0.6098),), "Kim et al. 2017, Table 4(a)"),),
+    quick=(("epochs", 10), ("temporal_epochs", 20),
+           ("model_args", (("conv_widths", (16, 32, 32)), ("fc_widths", (128, 128)), ("hidden", 64),
+                           ("lstm_layers", 1)))),
 )
 """Kim 2017 reads ``state_frames`` (5, S, S, 3) for the CNN stage and ``frames_rgb`` (T, S, S, 3) for
 the LSTM stage; the network takes a clip as (T, 3, S, S), S = 64 in the paper (``kim.size``)."""

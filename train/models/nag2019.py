@@ -101,6 +101,7 @@ from .. import metrics
 from ..augment import AffineAugmentParams, affine_augment
 from ..items import PairWindows
 from ..loop import Objective, to_device
+from ..published import Published
 from ..recipe import Optimiser, Recipe, RunOptions, TrainingStage
 from ..rules import ClipPredictions
 from ..sequence_data import pad_collate
@@ -279,6 +280,13 @@ RECIPE = Recipe(
     ),),
     adapt=_adapt,
     min_input_shape=(1, 8, 64, 64),
+    # Nag et al. 2019, CASME II: recognition (Table 2) and spotting (Table 1).
+    published=(Published("casme2", "casme2-5", "loso", (("accuracy", 0.8146), ("spotting_auc", 0.9424)),
+                         "Nag et al. 2019, Tables 1-2",
+                         note="the paper states a 70/30 split and leave-one-out cross validation and not its "
+                              "classes; mepipe runs LOSO on casme2-5"),),
+    quick=(("epochs", 3), ("model_args", (("widths", (8, 16, 32)), ("fc6", 32), ("feature_channels", 16),
+                                          ("fused", 16), ("fc", 64), ("hidden", 64)))),
 )
 """Nag 2019 reads, per item, a window of L steps (L, 8, S, S): frame t (channels 0-2), frame t+1 (3-5),
 both standardised RGB (``frames_rgb``), and the TV-L1 flow t -> t+1 (6-7, ``flow_consecutive``), plus the

@@ -35,6 +35,7 @@ from torch import nn
 
 from ..items import FlowFrames
 from ..objectives import Classify
+from ..published import Published
 from ..recipe import Optimiser, Recipe, TrainingStage
 from ..rules import FrameVote, vote
 from .registry import register_model
@@ -69,6 +70,12 @@ RECIPE = Recipe(
     ),),
     adapt=_adapt,
     min_input_shape=(3, 112, 112),
+    # Miao et al. 2019, LOSO: CASME II in five classes (Table 7), SAMM in three (Table 8).
+    published=(
+        Published("casme2", "casme2-5", "loso", (("accuracy", 0.7114), ("f1", 0.6981)), "Miao et al. 2019, Table 7"),
+        Published("samm", "samm-3", "loso", (("accuracy", 0.8647), ("f1", 0.8029)), "Miao et al. 2019, Table 8"),
+    ),
+    quick=(("epochs", 5), ("model_args", (("widths", (8, 16, 32)), ("hidden", 64)))),
 )
 """SHCNN reads ``flow_first_each`` (T-1 fields (2, H, W) per clip), colour-coded to RGB when read
 (Miao et al. 2019, §III-C), one field per item, and ``frame`` for the field ending at the apex (the vote's tie-break)."""

@@ -62,6 +62,7 @@ from ..augment import VARIANTS, Augmenter, AugmentedEpochs, frame_subset, magnif
 from ..items import AppearanceMatrices, ChosenItems, ClipArrays, MagnifiedFlows
 from ..loop import Objective
 from ..objectives import Classify
+from ..published import Published
 from ..recipe import Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
 from ..rules import MeanLogits
 from .registry import register_model
@@ -236,6 +237,16 @@ def _adapt_g(geometry) -> dict:
 EPOCHS_A = AugmentedEpochs(switch=AUGMENTATION_A, on="xia")
 """Xia's augmented epochs for STRCN-A: stored alphas x frame-subset fractions, unless ``augmentation=columns``."""
 
+_XIA_F1 = "Xia's F1 pools TP/FP/FN over the classes (its §IV-C), not the UF1 mepipe reports"
+
+
+def _xia(figures: tuple[tuple[str, float, float], ...], note: str = "") -> tuple[Published, ...]:
+    """Xia et al.'s Table II (LOSO, four classes; SMIC has three of them): (corpus, accuracy, F1) rows."""
+    return tuple(Published(corpus, "strcn-4", "loso", (("accuracy", acc), ("f1", f1)), "Xia et al. 2019, Table II",
+                           note="; ".join(x for x in (_XIA_F1, note) if x))
+                 for corpus, acc, f1 in figures)
+
+
 RECIPE_A = Recipe(
     name="strcn-a",
     doi=XIA_DOI,
@@ -244,6 +255,10 @@ RECIPE_A = Recipe(
     adapt=_adapt_a,
     options=("mask",),
     min_input_shape=(3, *_min_size(POOLS_A)),
+    published=_xia((("smic", 0.531, 0.514), ("casme2", 0.560, 0.542), ("samm", 0.545, 0.492)),
+                   note="STRCN-A's mask is fitted on each fold's training clips (leak-free), Xia's on every clip"),
+    # Xia's augmented epochs hold every clip under every stored alpha and frame subset: few suffice for --quick.
+    quick=(("epochs", 3), ("model_args", (("n_maps", 16),))),
     choices=(AUGMENTATION_A, VARIANTS),
 )
 """STRCN-A reads the time-normalised magnified clips ``appearance_frames`` and the heat maps (the fold's mask),
@@ -264,6 +279,8 @@ RECIPE_G = Recipe(
     adapt=_adapt_g,
     choices=(AUGMENTATION_G, VARIANTS),
     min_input_shape=(2, *_min_size(POOLS_G)),
+    published=_xia((("smic", 0.723, 0.695), ("casme2", 0.803, 0.747), ("samm", 0.786, 0.741))),
+    quick=(("epochs", 3), ("model_args", (("n_maps", 8),))),
 )
 """STRCN-G reads ``flow_onset_apex_magnified`` (alpha, pair, 2, H, W) and ``subset_pair`` per clip (one
 (2, H, W) field per item, (u, v) as channels), or ``flow_onset_apex`` (2, H, W) with ``augmentation=scale``."""

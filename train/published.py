@@ -1,0 +1,72 @@
+"""What a paper publishes for its network, as data: :class:`Published` (for ``mepipe reproduce``).
+
+Each network's recipe lists its paper's figures (:attr:`mepipe.train.recipe.Recipe.published`):
+one entry per corpus, protocol and label scheme as the paper ran it, with
+the table it comes from. SPEC §6 summarises them; the papers are in
+``../shared/papers``. Figures are fractions (0.7114, not 71.14 %). ``f1``
+is the paper's own F1, which is not always the MEGC 2019 UF1 (see each
+entry's ``note``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CORPORA", "Published", "corpus_of"]
+
+CORPORA = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC-HS", "composite": "MEGC 2019 composite"}
+"""Corpus keys and the names the papers give them."""
+
+_CORPUS_OF = {"casme2": "casme2", "samm": "samm", "smic": "smic",
+              # The demo corpora (``mepipe build --dataset demo…``) are written in these corpora's layouts and labels.
+              "demo": "samm", "demo-casme2": "casme2", "demo-smic": "smic"}
+
+
+def corpus_of(dataset: str) -> str | None:
+    """The corpus (a :data:`CORPORA` key) a store's dataset is, or stands in for; None for another dataset."""
+    return _CORPUS_OF.get(str(dataset).lower())
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published result of a network.
+
+    Attributes
+    ----------
+    corpus : str
+        The corpus tested on (a :data:`CORPORA` key; ``composite`` for the whole MEGC 2019 composite).
+    labels : str
+        Label scheme (``mepipe.train.labels``) matching the paper's classes.
+    protocol : {"loso", "megc2019", "cross"}
+    figures : tuple of (str, float)
+        Metric -> value: ``accuracy``, ``f1`` (the paper's F1), ``uf1``, ``uar``, ``spotting_auc``.
+    source : str
+        Paper and table.
+    part : str, optional
+        ``megc2019``: the dataset part of the composite (a corpus key); None for the whole composite.
+    train_corpus : str, optional
+        ``cross``: the corpus trained on.
+    note : str
+        Where the paper's protocol or metric differs from what mepipe runs.
+    """
+
+    corpus: str
+    labels: str
+    protocol: str
+    figures: tuple[tuple[str, float], ...]
+    source: str
+    part: str | None = None
+    train_corpus: str | None = None
+    note: str = ""
+
+    @property
+    def tested(self) -> str:
+        """The corpus whose clips are tested: the composite's part, or the corpus."""
+        return self.part or self.corpus
+
+    def describe(self) -> str:
+        """Corpus and protocol in words, e.g. ``CASME II → SMIC-HS (cross)``."""
+        if self.protocol == "megc2019":
+            return f"{CORPORA['composite']}" + (f": {CORPORA[self.part]} part" if self.part else "")
+        if self.protocol == "cross":
+            return f"{CORPORA[self.train_corpus]} → {CORPORA[self.corpus]}"
+        return CORPORA[self.corpus]
