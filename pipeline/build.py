@@ -84,6 +84,10 @@ class BuildOptions:
     fingerprint: str = "stat"
 
 
+ALPHA_STAGES = ("magnify", "flow_onset_apex_magnified")
+"""Stages whose work grows with the number of magnification factors (Xia's alpha list)."""
+
+
 @dataclass
 class BuildReport:
     """What a build did: counts, failures, quirks, timing. Written as JSON.
@@ -111,6 +115,17 @@ class BuildReport:
     changed_sources: list[str] = field(default_factory=list)
     faces: dict[str, dict[str, Any]] = field(default_factory=dict)
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    alphas: int = 0
+
+    def alpha_cost(self) -> dict[str, float] | None:
+        """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha
+        (``magnify``, ``flow_onset_apex_magnified``) and their share of all stage CPU seconds."""
+        per_alpha = {k: v for k, v in self.stage_cpu_seconds.items() if k in ALPHA_STAGES}
+        total = sum(self.stage_cpu_seconds.values())
+        if not per_alpha or not total:
+            return None
+        return {"alphas": self.alphas, "cpu_seconds": round(sum(per_alpha.values()), 2),
+                "share": round(sum(per_alpha.values()) / total, 4)}
 
     def summary(self) -> str:
         lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} clips built into {self.store} "
@@ -119,6 +134,10 @@ class BuildReport:
                  "  stages cached: " + (", ".join(f"{k} {v}" for k, v in self.tasks_cached.items()) or "none")]
         if self.stage_seconds:
             lines.append("  task seconds:  " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items()))
+        cost = self.alpha_cost()
+        if cost is not None:
+            lines.append(f"  alpha list:    {cost['alphas']} alphas (magnify.alphas): magnify and magnified flows "
+                         f"{cost['cpu_seconds']:.1f} CPU s, {cost['share']:.0%} of the stages' CPU")
         partial = {k: v for k, v in self.faces.items() if (v.get("face_fraction") or 0) < 1}
         if self.faces:
             lines.append(f"  face in every frame of {len(self.faces) - len(partial)} of {len(self.faces)} clips"
@@ -261,7 +280,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         stage_seconds=_stage_seconds(results, stages), stage_cpu_seconds=_stage_seconds(results, stages, "cpu_"),
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
-        changed_sources=plan.changed_content, faces=faces)
+        changed_sources=plan.changed_content, faces=faces, alphas=len(opts.params["magnify"].alphas))
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)

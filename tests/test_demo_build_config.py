@@ -24,3 +24,15 @@ def test_only_demo_corpora_get_them_and_the_users_values_win():
     assert mine["magnify"] == {"alphas": [5.0, 8.0, 11.0], "test_alpha": 5.0}
     assert mine["flow_first_each"]["compute_at"] == "crop"
     assert BUILD_CONFIG["flow_first_each"]["compute_at"] == "size"  # not changed by the merge
+
+
+def test_build_report_says_what_the_alpha_list_costs():
+    from mepipe.pipeline.build import BuildReport
+
+    report = BuildReport(store="s", dataset="demo", started="t", seconds=10.0, n_samples=1, n_ok=1, tasks_run={},
+                         tasks_cached={}, stage_seconds={"align": 1.0}, failures=[], quirks=[], exit_code=0,
+                         stage_cpu_seconds={"align": 2.0, "magnify": 1.0, "flow_onset_apex_magnified": 5.0,
+                                            "flow_first_each": 2.0}, alphas=3)
+    assert report.alpha_cost() == {"alphas": 3, "cpu_seconds": 6.0, "share": 0.6}
+    assert "alpha list:    3 alphas (magnify.alphas): magnify and magnified flows 6.0 CPU s, 60% of" in report.summary()
+    assert BuildReport(**{**report.__dict__, "stage_cpu_seconds": {"align": 2.0}}).alpha_cost() is None
