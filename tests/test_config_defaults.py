@@ -68,7 +68,8 @@ def test_dry_run_lists_stale_and_cached_tasks_and_writes_nothing(store_copy, sma
     assert new.output.splitlines()[0] == "24 tasks would run, 0 are cached"
     assert "run     001_1_1  landmarks" in new.output
     config = tmp_path / "c.yaml"
-    config.write_text("apex: {threshold: 0.2}\n")
+    # The store was built with the default alpha list; restate it over the demo's own three alphas.
+    config.write_text("apex: {threshold: 0.2}\nmagnify: {alphas: [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]}\n")
     old = CliRunner().invoke(cli, [*args, "--store", str(store_copy), "--config", str(config)])
     assert old.exit_code == 0, old.output
     lines = old.output.splitlines()
