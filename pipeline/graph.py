@@ -291,10 +291,15 @@ def _execute_distributed(items, progress: BuildProgress, address: str | None, wo
     quiet_distributed()
     cluster = None
     if address is None:
-        # ":0" and dashboard=False: no fixed port to collide with (no "port 8787 in use" warning), no dashboard
+        # ":0" and dashboard=False: no fixed port to collide with (no "port 8787 in use" warning), no dashboard.
+        # Worker processes log on their own stderr: a heartbeat racing the shutdown logs a CommClosedError
+        # traceback at ERROR there, so they report only CRITICAL unless mepipe logs at DEBUG (task errors
+        # come back to the client as results either way).
+        debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
                                dashboard_address=":0", scheduler_kwargs={"dashboard": False},
-                               silence_logs=logging.ERROR, resources={"GPU": 1} if cuda else None)
+                               silence_logs=logging.ERROR if debug else logging.CRITICAL,
+                               resources={"GPU": 1} if cuda else None)
         address = cluster.scheduler_address
     results: list[dict[str, Any]] = []
     client = Client(address)
