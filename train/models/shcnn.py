@@ -36,7 +36,7 @@ from torch import nn
 from ..items import FlowFrames
 from ..objectives import Classify
 from ..published import Published
-from ..recipe import Optimiser, Recipe, TrainingStage
+from ..recipe import Deviation, Optimiser, Recipe, TrainingStage
 from ..rules import FrameVote, vote
 from .registry import register_model
 
@@ -54,6 +54,21 @@ def _adapt(geometry) -> dict:
     return {"input_size": height}
 
 
+DEVIATIONS = (
+    Deviation(
+        "flow colour scale",
+        "the flow as an HSI image whose intensity represents the magnitude (§III-C); how the magnitude is scaled "
+        "is not stated",
+        "each field coded with its own largest magnitude as full intensity (featurestore.views.code_flow)",
+        "the paper leaves the scale open; a per-field scale keeps every field's direction pattern visible"),
+    Deviation(
+        "epochs",
+        "no epoch count for micro-expressions (the FERPlus run stops after 31 epochs)",
+        "30 fixed epochs, or chosen on validation people with --val-subjects",
+        "the paper does not say; the test fold never chooses"),
+)
+
+
 RECIPE = Recipe(
     name="shcnn",
     doi=MIAO_DOI,
@@ -69,6 +84,7 @@ RECIPE = Recipe(
         predict=FrameVote(),
     ),),
     adapt=_adapt,
+    deviations=DEVIATIONS,
     min_input_shape=(3, 112, 112),
     # Miao et al. 2019, LOSO: CASME II in five classes (Table 7), SAMM in three (Table 8).
     published=(

@@ -63,7 +63,7 @@ from ..items import AppearanceMatrices, ChosenItems, ClipArrays, MagnifiedFlows
 from ..loop import Objective
 from ..objectives import Classify
 from ..published import Published
-from ..recipe import Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
+from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
 from ..rules import MeanLogits
 from .registry import register_model
 
@@ -247,6 +247,24 @@ def _xia(figures: tuple[tuple[str, float, float], ...], note: str = "") -> tuple
                  for corpus, acc, f1 in figures)
 
 
+ALIGNMENT = Deviation(
+    "alignment",
+    "local weighted mean (LWM, Goshtasby 1988) of the 68 landmarks onto a model face (Xia eq. 2)",
+    "a similarity fitted to the eye corners and nose (align.method = similarity; lwm is an option)",
+    "on the demo LWM keeps the stable points within 1 px as the similarity does, but also aligns away about half "
+    "of the expression's landmark motion (51 % kept against 98 %) and the std-diff apex error rises from 0.11 to "
+    "3.8 frames (benchmarks/alignment_demo.py)")
+"""Both STRCN variants read crops aligned by the similarity by default."""
+
+FLOW_METHOD = Deviation(
+    "STRCN-G flow",
+    "Sun, Roth and Black's optical flow (CVPR 2010) between the first frame and the std-diff apex of the "
+    "magnified clip",
+    "TV-L1 (OpenCV's DualTVL1) between Kim's state frames 0 and 2 (the sheet's onset and apex where it has them)",
+    "no implementation of Sun et al.'s method is available to mepipe; clip folders may hold frames before the onset")
+"""STRCN-G's input flow (see ``MagnifiedOnsetApexFlowParams``)."""
+
+
 RECIPE_A = Recipe(
     name="strcn-a",
     doi=XIA_DOI,
@@ -258,8 +276,9 @@ RECIPE_A = Recipe(
     published=_xia((("smic", 0.531, 0.514), ("casme2", 0.560, 0.542), ("samm", 0.545, 0.492)),
                    note="STRCN-A's mask is fitted on each fold's training clips (leak-free), Xia's on every clip"),
     # Xia's augmented epochs hold every clip under every stored alpha and frame subset: few suffice for --quick.
-    quick=(("epochs", 3), ("model_args", (("n_maps", 16),))),
+    quick=(("epochs", 3), ("recipe_options", (("variants", 2),)), ("model_args", (("n_maps", 16),))),
     choices=(AUGMENTATION_A, VARIANTS),
+    deviations=(ALIGNMENT,),
 )
 """STRCN-A reads the time-normalised magnified clips ``appearance_frames`` and the heat maps (the fold's mask),
 plus ``magnified_small`` for the random-α augmentation; an item is the masked matrix as (C, d2, T)."""
@@ -278,9 +297,10 @@ RECIPE_G = Recipe(
     stages=(_stage(ITEMS_G, XiaObjective(magnification_scale, EPOCHS_G)),),
     adapt=_adapt_g,
     choices=(AUGMENTATION_G, VARIANTS),
+    deviations=(ALIGNMENT, FLOW_METHOD),
     min_input_shape=(2, *_min_size(POOLS_G)),
     published=_xia((("smic", 0.723, 0.695), ("casme2", 0.803, 0.747), ("samm", 0.786, 0.741))),
-    quick=(("epochs", 3), ("model_args", (("n_maps", 8),))),
+    quick=(("epochs", 3), ("recipe_options", (("variants", 2),)), ("model_args", (("n_maps", 8),))),
 )
 """STRCN-G reads ``flow_onset_apex_magnified`` (alpha, pair, 2, H, W) and ``subset_pair`` per clip (one
 (2, H, W) field per item, (u, v) as channels), or ``flow_onset_apex`` (2, H, W) with ``augmentation=scale``."""
