@@ -31,13 +31,14 @@ residuals is exactly smoothing the warp.
 control point onto the first frame's, so with Xia's 68 points it also maps
 the landmarks that move with the expression (brows, lids, mouth) back to
 their neutral place and removes that motion from the crops. On the 36-clip
-demo (``benchmarks/alignment_demo.py``, true landmarks carried through each
-warp): both keep the stable points within 1 px of the first frame's (largest
-per-frame mean of any clip 0.66 px with either; median per-frame mean 0.22
-px similarity, 0.30 px LWM), but LWM keeps 51 % of the expression
-displacement at the apex (similarity 98 %) and the std-diff apex estimate
-is off by 3.8 frames on average instead of 0.11 (exact on 13 clips instead
-of 32). The printed n = 6 (exact quadratics through 6 neighbours) is also
+demo of six different people (``benchmarks/alignment_demo.py``, true
+landmarks carried through each warp, 2026-11-30): both keep the stable
+points near the first frame's (median per-frame mean 0.38 px similarity,
+0.49 px LWM; 90th percentile of the worst point 2.1 and 3.4 px), but LWM
+keeps 47 % of the expression displacement at the apex (similarity 101 %)
+and the std-diff apex estimate is off by 0.97 frames on average instead of
+0.44 (exact on 21 clips instead of 30). (On the earlier demo of one
+photograph: 51 % against 98 % kept, apex error 3.8 against 0.11 frames.) The printed n = 6 (exact quadratics through 6 neighbours) is also
 numerically unusable on 68 landmarks: stable points land up to 60 px off.
 LWM over the stable points alone (``lwm_points = stable_points``) keeps 94 %
 of the expression but its apex error is 2.0 frames. Mapping every frame of
