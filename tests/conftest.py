@@ -76,6 +76,18 @@ def build_options(root: Path, store: Path, **changes):
 
 
 @pytest.fixture(scope="session")
+def defaults_config(tmp_path_factory) -> Path:
+    """``mepipe config --defaults`` as a file: a CLI build of a demo corpus given it uses every default
+    parameter (as ``build_options`` does) instead of the demo's own build settings."""
+    from mepipe.pipeline.defaults import params_yaml
+    from mepipe.pipeline.stagedefs import default_params
+
+    path = tmp_path_factory.mktemp("config") / "defaults.yaml"
+    path.write_text(params_yaml(default_params()))
+    return path
+
+
+@pytest.fixture(scope="session")
 def small_store(tmp_path_factory, small_demo) -> Path:
     """The small demo built in-process with default parameters; copy before changing it."""
     from mepipe.pipeline.build import run_build

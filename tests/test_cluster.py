@@ -77,12 +77,13 @@ def separate_cluster(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_build_on_separately_started_scheduler_and_workers(separate_cluster, small_demo, small_store, tmp_path):
+def test_cli_build_on_separately_started_scheduler_and_workers(separate_cluster, small_demo, small_store, tmp_path,
+                                                               defaults_config):
     """``mepipe build --scheduler tcp://...`` on separately started processes writes what a local build writes."""
     store = tmp_path / "shared" / "demo.zarr"
     done = subprocess.run([sys.executable, "-m", "mepipe.cli", "build", "--dataset", "demo", "--root", str(small_demo),
                            "--store", str(store), "--scheduler", separate_cluster, "--features", "core",
-                           "--no-progress"], capture_output=True, text=True, timeout=600)
+                           "--config", str(defaults_config), "--no-progress"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     built, reference = open_store(store), open_store(small_store)
     assert built.record.build.scheduler == separate_cluster

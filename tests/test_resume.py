@@ -29,9 +29,10 @@ def _wait_for(predicate, timeout=120.0):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scheduler", [["--scheduler", "sync"], ["--workers", "2"]], ids=["sync", "processes"])
-def test_killed_build_resumes(small_demo, small_store, tmp_path, scheduler):
+def test_killed_build_resumes(small_demo, small_store, tmp_path, scheduler, defaults_config):
     store = tmp_path / "killed.zarr"
-    proc = subprocess.Popen(_build_cmd(small_demo, store, *scheduler), start_new_session=True,
+    proc = subprocess.Popen(_build_cmd(small_demo, store, "--config", str(defaults_config), *scheduler),
+                            start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: len(list(store.glob("clips/*/crops"))) >= 2), "build never wrote crops"
