@@ -42,6 +42,7 @@ def demo_cwd(small_store, tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_readme_snippet_runs_as_written(demo_cwd, clean_registry, capsys):
     snippet = readme_snippet()
     assert 12 <= len(snippet.strip().splitlines()) <= 20

@@ -148,6 +148,7 @@ def test_dry_run_prints_the_plan_as_json_and_trains_nothing(corpora, tmp_path):
     assert text.exit_code == 0 and "samm/001" in text.output and "8 folds" not in text.output
 
 
+@pytest.mark.slow
 def test_megc2019_run_reports_the_challenge_table(corpora, tmp_path):
     report = run_training(_params(corpora, protocol="megc2019", composite_list=corpora["list"],
                                   out=str(tmp_path / "megc")))
@@ -167,6 +168,7 @@ def test_megc2019_run_reports_the_challenge_table(corpora, tmp_path):
     assert report["classes"] == list(MEGC) and report["plan"]["missing"]["samm"]["count"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("protocol", "extra", "folds"), [
     ("cross", {"test_dataset": "samm", "train_datasets": ("casme2",)}, ["casme2->samm"]),
     ("lodo", {}, ["casme2", "samm", "smic"]),

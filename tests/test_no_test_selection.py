@@ -108,6 +108,7 @@ def four_people(tmp_path_factory):
                               n_clips=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["shcnn", "strcn-g"])
 def test_validation_people_choose_the_epoch_and_the_test_side_is_still_sealed(four_people, tmp_path, monkeypatch,
                                                                               model):

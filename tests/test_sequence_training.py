@@ -61,6 +61,7 @@ def test_choi_models_save_both_stages_and_report_stage_one(full_store, tmp_path,
     assert model_back(torch.zeros(1, 24, *cnn["shape"])).shape == (1, 3)
 
 
+@pytest.mark.slow
 def test_kim_through_the_cli_with_chosen_terms(full_store, tmp_path):
     out = tmp_path / "kim"
     args = ["train", "--model", "kim2017", "--store", str(full_store), "--labels", "samm-3", "--epochs", "1",
