@@ -59,6 +59,17 @@ def _loader(dataset: Dataset, batch_size: int, fold: FoldInputs, train: bool, **
                        device=fold.device, **kwargs)
 
 
+def _variant_loader(dataset: Dataset, batch_size: int, fold: FoldInputs, train: bool,
+                    epochs: AugmentedEpochs | None) -> DataLoader:
+    """Training batches over augmented epochs (each clip under ``per_clip`` variants of the grid) when the run
+    trains them; otherwise the plain loader."""
+    per_clip = epochs.per_clip(fold.options, dataset.n_variants) if train and epochs else 0
+    if per_clip:
+        sampler = VariantSampler(len(dataset.samples), dataset.n_variants, per_clip, seed=fold.options.seed)
+        return make_loader(dataset, batch_size, sampler=sampler, workers=fold.options.workers, device=fold.device)
+    return _loader(dataset, batch_size, fold, train)
+
+
 @dataclass(frozen=True)
 class FlowFrames:
     """Every field of a per-pair flow feature, colour-coded, one item per field (Miao §III-C).
@@ -136,11 +147,7 @@ class MagnifiedFlows:
         return train, test
 
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
-        per_clip = self.epochs.per_clip(fold.options, dataset.n_variants) if train and self.epochs else 0
-        if per_clip:
-            sampler = VariantSampler(len(dataset.samples), dataset.n_variants, per_clip, seed=fold.options.seed)
-            return make_loader(dataset, batch_size, sampler=sampler, workers=fold.options.workers, device=fold.device)
-        return _loader(dataset, batch_size, fold, train)
+        return _variant_loader(dataset, batch_size, fold, train, self.epochs)
 
 
 @dataclass(frozen=True)
@@ -219,11 +226,7 @@ class AppearanceMatrices:
         return train, test
 
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
-        per_clip = self.epochs.per_clip(fold.options, dataset.n_variants) if train and self.epochs else 0
-        if per_clip:
-            sampler = VariantSampler(len(dataset.samples), dataset.n_variants, per_clip, seed=fold.options.seed)
-            return make_loader(dataset, batch_size, sampler=sampler, workers=fold.options.workers, device=fold.device)
-        return _loader(dataset, batch_size, fold, train)
+        return _variant_loader(dataset, batch_size, fold, train, self.epochs)
 
 
 @dataclass(frozen=True)
