@@ -98,28 +98,23 @@ def small_store(tmp_path_factory, small_demo) -> Path:
     return store
 
 
-def fast_flow_params():
-    """Default parameters but a cheaper TV-L1 (3 scales, 2 warps, looser epsilon): the suite's time budget."""
-    import dataclasses
+def demo_build_params():
+    """Default parameters with the demo corpora's build settings (``mepipe build --dataset demo``'s): three
+    alphas, one onset->apex pair per clip, first->each at 112 px and a cheaper TV-L1; the suite's time budget."""
+    from mepipe.pipeline.demo.build_config import BUILD_CONFIG
+    from mepipe.pipeline.stagedefs import params_from_mapping
 
-    from mepipe.pipeline.stagedefs import default_params
-    from mepipe.pipeline.stages.flow import TVL1Params
-
-    params = default_params()
-    fast = TVL1Params(nscales=3, warps=2, epsilon=0.05)
-    for name in ("flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive"):
-        params[name] = dataclasses.replace(params[name], tvl1=fast)
-    return params
+    return params_from_mapping(BUILD_CONFIG)
 
 
 @pytest.fixture(scope="session")
 def full_store(tmp_path_factory, small_demo, small_store) -> Path:
-    """The small demo with every feature (issue-3 stages on top of ``small_store``'s cached core)."""
+    """The small demo with every feature, built with the demo's settings on top of ``small_store``'s cached core."""
     from mepipe.pipeline.build import run_build
 
     store = tmp_path_factory.mktemp("full") / "demo.zarr"
     shutil.copytree(small_store, store)
-    report = run_build(build_options(small_demo, store, stages=None, params=fast_flow_params()))
+    report = run_build(build_options(small_demo, store, stages=None, params=demo_build_params()))
     assert report.exit_code == 0, report.summary()
     return store
 

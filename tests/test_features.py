@@ -1,15 +1,16 @@
 """Features in a built store: the feature table's shapes and sizes, provenance, selection, config, pictures."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import build_options, fast_flow_params
+from conftest import build_options, demo_build_params
 from mepipe.featurestore import FEATURES, open_store
 from mepipe.pipeline.build import run_build
 from mepipe.pipeline.config import ConfigError
-from mepipe.pipeline.stagedefs import STAGES, params_from_mapping, stages_for
+from mepipe.pipeline.stagedefs import STAGES, default_params, params_from_mapping, resolve_backends, stages_for
 
 N = 24  # frames per demo clip
 
@@ -22,9 +23,9 @@ def test_every_feature_has_its_shape_and_dtype(full_store):
         "flow_first_each": ((N - 1, 2, 112, 112), np.float16),
         "flow_consecutive": ((N - 1, 2, 64, 64), np.float16),
         "magnified": ((N, 128, 128, 1), np.uint8),
-        "magnified_small": ((N, 10, 48, 64, 1), np.uint8),  # Xia's alphas 5..14
-        "subset_frames": ((5, N), bool),  # Xia's five subsets
-        "subset_pair": ((5,), np.int32),
+        "magnified_small": ((N, 3, 48, 64, 1), np.uint8),  # the demo's alphas 5, 8, 11
+        "subset_frames": ((1, N), bool),  # the demo's one subset level (Xia's five by default)
+        "subset_pair": ((1,), np.int32),
         "lfm": ((N - 8, 68, 68), np.uint8),  # lag T = 200 / 25 = 8
         "clfm": ((N - 8, 21, 21), np.uint8),
         "sfem": ((), np.float64),
@@ -37,9 +38,9 @@ def test_every_feature_has_its_shape_and_dtype(full_store):
         arr = store.read(name, sid)
         assert arr.shape == shape and arr.dtype == dtype, (name, arr.shape, arr.dtype)
     pairs = store.read("onset_apex_pairs", sid)
-    assert pairs.dtype == np.int32 and pairs.shape[1] == 2 and 1 <= len(pairs) <= 5
+    assert pairs.dtype == np.int32 and pairs.shape == (1, 2)  # the demo's one subset level: the clip itself
     magnified_flow = store.read("flow_onset_apex_magnified", sid)
-    assert magnified_flow.shape == (10, len(pairs), 2, 245, 300) and magnified_flow.dtype == np.float16
+    assert magnified_flow.shape == (3, 1, 2, 245, 300) and magnified_flow.dtype == np.float16
     mask = store.dataset_array("appearance_mask")
     assert mask.dtype == bool and int(mask.sum()) == round(0.3 * 48 * 64)
     assert sorted(mask.attrs["clips"]) == sorted(store.sample_ids)
@@ -61,18 +62,29 @@ def test_onset_apex_flow_shows_the_expression(full_store):
         assert mag.max() > 0.5, sid
 
 
-def test_parameters_are_recorded_with_paper_defaults(full_store):
+def test_default_parameters_are_the_papers():
+    """Xia's ten alphas, test alpha 8, filter band and five frame subsets; Miao's first->each on the crops;
+    Li's std-diff on the magnified clip; Zhu's 30 % mask and T = 30; Choi's lag of fps / 25."""
+    params = default_params()
+    assert params["flow_first_each"].size == (112, 112) and params["flow_first_each"].compute_at == "crop"
+    assert params["flow_onset_apex"].size == (300, 245)
+    assert params["magnify"].alphas == tuple(float(a) for a in range(5, 15))
+    assert params["magnify"].test_alpha == 8.0 and params["magnify"].exaggeration == 1.0
+    assert params["magnify"].r1 == 0.4 and params["magnify"].r2 == 0.05
+    assert params["apex"].stddiff_on == "magnified"
+    assert params["flow_onset_apex_magnified"].subset_levels == (1.0, 0.9, 0.8, 0.7, 0.6)
+    assert params["appearance_mask"].keep_fraction == 0.3 and params["appearance"].n_time == 30
+    assert params["lfm"].lag_fps_divisor == 25.0
+
+
+def test_the_build_records_the_parameters_it_used(full_store):
+    """The record holds each stage's parameters as given to the build (here the demo's, with the flow backend
+    resolved to the one that ran), not the defaults."""
+    used = resolve_backends(demo_build_params(), cuda=False)
     stages = open_store(full_store).record.stages
-    assert stages["flow_first_each"].params["size"] == [112, 112]
-    assert stages["flow_onset_apex"].params["size"] == [300, 245]
-    assert stages["magnify"].params["alphas"] == [float(a) for a in range(5, 15)]
-    assert stages["magnify"].params["test_alpha"] == 8.0 and stages["magnify"].params["exaggeration"] == 1.0
-    assert stages["magnify"].params["r1"] == 0.4 and stages["magnify"].params["r2"] == 0.05
-    assert stages["flow_first_each"].params["compute_at"] == "crop"
-    assert stages["apex"].params["stddiff_on"] == "magnified"
-    assert stages["flow_onset_apex_magnified"].params["subset_levels"] == [1.0, 0.9, 0.8, 0.7, 0.6]
-    assert stages["appearance_mask"].params["keep_fraction"] == 0.3 and stages["appearance"].params["n_time"] == 30
-    assert stages["lfm"].params["lag_fps_divisor"] == 25.0
+    for name in ("magnify", "flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "apex", "lfm"):
+        assert stages[name].params == json.loads(json.dumps(dataclasses.asdict(used[name]))), name
+    assert stages["magnify"].params["alphas"] == [5.0, 8.0, 11.0] != list(default_params()["magnify"].alphas)
 
 
 def test_stored_arrays_have_the_sizes_the_feature_table_derives_from_the_record(full_store):
@@ -162,7 +174,7 @@ def test_configured_sizes_are_stored_and_models_adapt_or_refuse(full_store, smal
 
     store = tmp_path / "s.zarr"
     shutil.copytree(full_store, store)
-    params = fast_flow_params()
+    params = demo_build_params()
     params["flow_consecutive"] = dataclasses.replace(params["flow_consecutive"], size=(32, 32))
     params["magnify"] = dataclasses.replace(params["magnify"], small_size=(96, 72))
     params["kim"] = dataclasses.replace(params["kim"], size=48)
@@ -193,7 +205,8 @@ def test_feature_list_is_what_is_readable_after_a_narrower_build(full_store, sma
     store = tmp_path / "s.zarr"
     shutil.copytree(full_store, store)
     before = open_store(store)
-    report = run_build(build_options(small_demo, store, stages=("landmarks", "align", "apex")))
+    report = run_build(build_options(small_demo, store, stages=("landmarks", "align", "apex"),
+                                     params=demo_build_params()))
     assert report.tasks_run == {}
     after = open_store(store)
     assert after.features == before.features and "flow_first_each" in after.features
@@ -209,7 +222,7 @@ def test_changing_alphas_recomputes_only_magnification_and_after(full_store, sma
 
     store = tmp_path / "s.zarr"
     shutil.copytree(full_store, store)
-    params = fast_flow_params()
+    params = demo_build_params()
     params["magnify"] = dataclasses.replace(params["magnify"], alphas=(5.0, 8.0))
     report = run_build(build_options(small_demo, store, stages=None, params=params))
     # the apex reads the magnified clip, so it and the stages after it recompute; the other flows do not

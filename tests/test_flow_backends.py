@@ -24,7 +24,7 @@ from mepipe.pipeline.graph import Plan, build_graph, plan_build
 from mepipe.pipeline.stages import flow, tvl1_torch
 from mepipe.pipeline.stages.flow import FirstEachFlowParams, TVL1Params
 
-from conftest import build_options, fast_flow_params
+from conftest import build_options, demo_build_params
 
 FLOW_STAGES = ("flow_onset_apex", "flow_first_each", "flow_consecutive")
 FAST = TVL1Params(nscales=3, warps=2, epsilon=0.05)
@@ -169,7 +169,7 @@ def test_gpu_flow_tasks_run_only_on_the_gpu_worker(small_demo, store_copy):
 
     from mepipe.pipeline.build import run_build
 
-    params = fast_flow_params()
+    params = demo_build_params()
     for n, size in (("flow_onset_apex", (48, 40)), ("flow_consecutive", (32, 32))):
         params[n] = dataclasses.replace(params[n], size=size, backend="auto")
     cluster = SpecCluster(scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0", "dashboard": False}},

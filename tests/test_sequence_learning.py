@@ -22,7 +22,7 @@ from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.writer import StoreWriter
 from mepipe.train.run import RunParams, run_training
 
-from conftest import build_options, fast_flow_params
+from conftest import build_options, demo_build_params
 
 torch.set_num_threads(1)
 
@@ -53,7 +53,7 @@ def demo_sequences(tmp_path_factory):
     write_demo(root)
     store = root.parent / "demo.zarr"
     stages = ("landmarks", "align", "apex", "kim", "lfm", "flow_consecutive")
-    report = run_build(build_options(root, store, stages=stages, params=fast_flow_params(), scheduler=None,
+    report = run_build(build_options(root, store, stages=stages, params=demo_build_params(), scheduler=None,
                                      workers=2))
     assert report.exit_code == 0, report.summary()
     return store
