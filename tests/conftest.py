@@ -53,19 +53,26 @@ def small_demo(tmp_path_factory, small_demo_params) -> Path:
     return root
 
 
-def train_cli():
-    """A click group holding ``train``, ``evaluate`` and ``saliency``, for CliRunner tests."""
+def command_group(*modules: str):
+    """A click group holding the commands that ``mepipe.cli.<module>.register`` adds, for CliRunner tests."""
+    import importlib
+
     import click
 
     from mepipe.cli.errors import ReportingGroup
-    from mepipe.cli.train_cmd import register
 
     @click.group(cls=ReportingGroup)
     def group():
         pass
 
-    register(group)
+    for module in modules:
+        importlib.import_module(f"mepipe.cli.{module}").register(group)
     return group
+
+
+def train_cli():
+    """A click group holding ``train``, ``evaluate`` and ``saliency``."""
+    return command_group("train_cmd")
 
 
 def build_options(root: Path, store: Path, **changes):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import command_group
 from corpora import write_corpus_store
 
 from mepipe.featurestore import open_store
@@ -16,20 +17,6 @@ from mepipe.train.run import RunParams, run_training
 torch.set_num_threads(1)
 
 TINY = (("widths", (4, 8, 8)), ("hidden", 16))
-
-
-def _cli():
-    import click
-
-    from mepipe.cli.errors import ReportingGroup
-    from mepipe.cli.reproduce_cmd import register
-
-    @click.group(cls=ReportingGroup)
-    def group():
-        pass
-
-    register(group)
-    return group
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +74,12 @@ def test_recall_figure_names_runs_axes_and_full_class_names(runs):
 
 def test_cli_prints_the_comparison_and_writes_the_png(runs, tmp_path):
     png = tmp_path / "recall.png"
-    result = CliRunner().invoke(_cli(), ["runs", "compare", *map(str, runs["runs"]), "--png", str(png)])
+    result = CliRunner().invoke(command_group("reproduce_cmd"), ["runs", "compare", *map(str, runs["runs"]), "--png", str(png)])
     assert result.exit_code == 0, result.output
     assert "recall negative" in result.output and "run.seed" in result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_refuses_a_folder_that_is_not_a_run(runs, tmp_path):
-    result = CliRunner().invoke(_cli(), ["runs", "compare", str(runs["runs"][0]), str(tmp_path)])
+    result = CliRunner().invoke(command_group("reproduce_cmd"), ["runs", "compare", str(runs["runs"][0]), str(tmp_path)])
     assert result.exit_code == 2 and "is not a finished run" in result.output and "Traceback" not in result.output

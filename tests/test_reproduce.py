@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import papers_dir
+from conftest import command_group, papers_dir
 from corpora import composite_rows, write_corpus_store
 
 from mepipe.featurestore import open_store
@@ -43,20 +43,6 @@ TEST_ENTRIES = (
 """Added to SHCNN's published figures: the composite and cross protocols on stores SHCNN can read."""
 
 PUBLISHED = [(model, entry) for model in list_models() for entry in get_recipe(model).published]
-
-
-def _cli():
-    import click
-
-    from mepipe.cli.errors import ReportingGroup
-    from mepipe.cli.reproduce_cmd import register
-
-    @click.group(cls=ReportingGroup)
-    def group():
-        pass
-
-    register(group)
-    return group
 
 
 @pytest.fixture(scope="module")
@@ -245,12 +231,12 @@ def test_published_figures_are_in_the_tables_they_cite(model, entry):
 
 
 def test_cli_reproduce_lists_rows_that_cannot_run(stores, tmp_path):
-    result = CliRunner().invoke(_cli(), ["reproduce", "--store", stores["samm"], "--models", "kim2017",
+    result = CliRunner().invoke(command_group("reproduce_cmd"), ["reproduce", "--store", stores["samm"], "--models", "kim2017",
                                          "--out", str(tmp_path / "r"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "no store holds CASME II" in result.output and "0 of 1 rows ran" in result.output
     assert (tmp_path / "r" / "reproduce.md").exists()
-    bad = CliRunner().invoke(_cli(), ["reproduce", "--store", stores["samm"], "--models", "nope",
+    bad = CliRunner().invoke(command_group("reproduce_cmd"), ["reproduce", "--store", stores["samm"], "--models", "nope",
                                       "--out", str(tmp_path / "r2")])
     assert bad.exit_code == 2 and "unknown model 'nope'" in bad.output and "Traceback" not in bad.output
 
@@ -259,7 +245,7 @@ def test_cli_reproduce_lists_rows_that_cannot_run(stores, tmp_path):
 def test_cli_reproduce_quick_on_a_built_demo_store(full_store, tmp_path):
     """``--quick`` on a small built demo (SAMM layout): the SAMM rows and the composite run, the others say why."""
     out = tmp_path / "r"
-    result = CliRunner().invoke(_cli(), ["reproduce", "--store", str(full_store), "--models", "shcnn,strcn-g,clfm",
+    result = CliRunner().invoke(command_group("reproduce_cmd"), ["reproduce", "--store", str(full_store), "--models", "shcnn,strcn-g,clfm",
                                          "--quick", "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     table = json.loads((out / "reproduce.json").read_text())

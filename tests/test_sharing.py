@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from conftest import build_options
+from conftest import build_options, command_group
 from mepipe.featurestore import IncompatibleStoreError, open_store
 from mepipe.featurestore.diff import diff_stores
 from mepipe.featurestore.location import locate
@@ -131,20 +131,10 @@ def test_diff_names_a_changed_align_size(small_store, store_copy, small_demo):
     assert "crops" in changed_arrays and "landmarks" not in changed_arrays
     assert not result.in_section("clip") and not result.in_section("store") and not result.in_section("source")
     assert "align.params.size: 256 -> 128" in result.format()
-    out = CliRunner().invoke(_cli(), ["store", "diff", str(small_store), str(store_copy), "--json"])
+    out = CliRunner().invoke(command_group("store_cmd"), ["store", "diff", str(small_store), str(store_copy), "--json"])
     assert out.exit_code == 0 and not json.loads(out.output)["identical"]
-    strict = CliRunner().invoke(_cli(), ["store", "diff", "--exit-code", str(small_store), str(store_copy)])
+    strict = CliRunner().invoke(command_group("store_cmd"), ["store", "diff", "--exit-code", str(small_store), str(store_copy)])
     assert strict.exit_code == 1
-
-
-def _cli():
-    import click
-
-    from mepipe.cli.store_cmd import register
-
-    group = click.Group("mepipe")
-    register(group)
-    return group
 
 
 class _CountingHandler(http.server.SimpleHTTPRequestHandler):
@@ -216,7 +206,7 @@ def test_verify_and_info_over_http(served, tmp_path, monkeypatch):
     url, _, folder = served
     monkeypatch.setenv("MEPIPE_CACHE", str(tmp_path / "cache"))
     assert verify(url).ok
-    out = CliRunner().invoke(_cli(), ["store", "info", url, "--json"])
+    out = CliRunner().invoke(command_group("store_cmd"), ["store", "info", url, "--json"])
     assert out.exit_code == 0, out.output
     desc = json.loads(out.output)
     assert desc["location"] == "url" and "bytes_total" not in desc
