@@ -20,8 +20,8 @@ from typing import Any
 from zarr.core.sync import sync
 
 from .integrity import FetchError, IntegrityError, RetryPolicy, read_retrying
-from .location import StoreLocation, locate, open_source
-from .manifest import MANIFEST_FILE, ManifestError, check_store_id, is_listed, parse_manifest
+from .location import StoreLocation, load_manifest, locate, open_source
+from .manifest import MANIFEST_FILE, ManifestError, is_listed
 from .safety import METADATA_LIMIT, UnsafeStoreError, max_chunk_bytes, printable, unsafe_entries
 from .sources import ReadLimitError
 
@@ -110,18 +110,11 @@ def verify(location: str | os.PathLike | StoreLocation, *, workers: int | None =
     started = time.perf_counter()
     loc = locate(location, cache=False)
     source, _ = open_source(loc)
-    try:
-        raw = sync(read_retrying(source, MANIFEST_FILE, METADATA_LIMIT, loc.retry))
-    except FileNotFoundError:
+    manifest = load_manifest(loc, source, expect_id)
+    if manifest is None:
         raise ManifestError(
             f"{loc.target}: no {MANIFEST_FILE}; a build writes one when it finishes. Rerun `mepipe build` "
-            "on the original folder (nothing is recomputed) and pack or push it again") from None
-    except FetchError as err:
-        raise IntegrityError(f"{loc.target}: {MANIFEST_FILE} could not be fetched: {err}") from None
-    except ReadLimitError as err:
-        raise ManifestError(str(err)) from None
-    manifest = parse_manifest(raw, loc.target)
-    check_store_id(manifest, expect_id, loc.target)
+            "on the original folder (nothing is recomputed) and pack or push it again")
     bad = manifest.malformed()
     if bad:
         raise ManifestError(f"{loc.target}: {MANIFEST_FILE} has entries without an integer size and a sha256: "
