@@ -27,7 +27,7 @@ from .layout import (CLIPS_GROUP, DATASET_GROUP, FRAME_COORD, PRIVATE_DIR, SAMPL
                      dataset_feature_path, feature_path)
 from .schema import INTEGER_COLUMNS, MISSING_INT, SAMPLE_ATTRS, SAMPLE_COLUMNS, SCHEMA_VERSION
 from .versioning import check_schema_readable
-from .zarr_files import ZARR_JSON, DirectArray, group_json
+from .zarr_files import ZARR_JSON, DirectArray, group_json, read_single_chunk
 
 
 @contextlib.contextmanager
@@ -106,7 +106,8 @@ class StoreWriter:
             spec.check(arr, stage_params)
         except ValueError as err:
             raise ValueError(f"{sample}: {err}") from None
-        zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)
+        if not (self.path / clip_path(sample) / ZARR_JSON).is_file():  # the clip's group, made by its first write
+            zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)
         coord = None
         if frame_numbers is not None and spec.frame_indexed and feature != FRAME_COORD:
             coord = np.asarray(frame_numbers, dtype=feature_def(FRAME_COORD).dtype)
@@ -189,6 +190,10 @@ class StoreWriter:
         return gone
 
     def read_feature(self, sample: str, feature: str) -> np.ndarray:
+        if self.direct:
+            arr = read_single_chunk(self.path / array_path(sample, feature))
+            if arr is not None:
+                return arr
         with quiet_zarr():
             return zarr.open_array(self.path / array_path(sample, feature), mode="r")[...]
 

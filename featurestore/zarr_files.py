@@ -127,3 +127,42 @@ def _direct_array(dtype: str, dims: tuple[str, ...], attrs_json: str) -> DirectA
     zstd = codecs[1] if len(codecs) == 2 and isinstance(codecs[1], ZstdCodec) and serial is not None else None
     endian = serial.endian.value if serial is not None and serial.endian is not None else None
     return DirectArray(meta.to_dict(), meta.fill_value, endian, zstd)
+
+
+def read_single_chunk(folder: Path) -> np.ndarray | None:
+    """The array a single-chunk ``bytes`` + ``zstd`` array folder holds, read without Zarr; None if it is not one.
+
+    The reading counterpart of :meth:`DirectArray.write`, for the build's
+    own reads of what it has just written (:meth:`StoreWriter.read_feature
+    <mepipe.featurestore.writer.StoreWriter.read_feature>`). Anything else
+    (other dtypes or codecs, several chunks, a chunk left out because it
+    held only the fill value) returns None and is read through Zarr.
+    """
+    try:
+        meta = json.loads((folder / ZARR_JSON).read_bytes())
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    shape = tuple(meta.get("shape", ()))
+    codecs = meta.get("codecs", [])
+    names = [c.get("name") for c in codecs]
+    dtype = meta.get("data_type")
+    if (meta.get("node_type") != "array" or not shape or names != ["bytes", "zstd"] or not isinstance(dtype, str)
+            or meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape") != [max(1, n) for n in shape]
+            or meta.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}}):
+        return None
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return None
+    if dt.kind not in _KINDS:
+        return None
+    endian = codecs[0].get("configuration", {}).get("endian")
+    if dt.itemsize > 1:
+        dt = dt.newbyteorder("<" if endian == "little" else ">")
+    chunk = folder.joinpath("c", *["0"] * len(shape))
+    if not chunk.is_file():
+        return None
+    out = np.empty(shape, dtype=dt)
+    if out.size:
+        ZstdCodec(**codecs[1].get("configuration", {}))._zstd_codec.decode(chunk.read_bytes(), out=out)
+    return out.astype(dt.newbyteorder("="), copy=False)

@@ -10,7 +10,7 @@ import zarr
 from mepipe.featurestore import open_store
 from mepipe.featurestore.layout import CLIPS_GROUP, feature_path
 from mepipe.featurestore.writer import StoreWriter
-from mepipe.featurestore.zarr_files import DirectArray
+from mepipe.featurestore.zarr_files import DirectArray, read_single_chunk
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -51,7 +51,14 @@ def test_direct_array_files_equal_zarrs(tmp_path, name):
     assert writer.usable()
     writer.write(tmp_path / "direct", arr)
     assert tree(tmp_path / "direct") == expected
-    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "direct"), mode="r")[...], arr)
+    read = read_single_chunk(tmp_path / "direct")
+    through_zarr = zarr.open_array(str(tmp_path / "direct"), mode="r")[...]
+    np.testing.assert_array_equal(through_zarr, arr)
+    if read is not None:  # None (read through Zarr): no chunk, as for the empty and all-fill arrays
+        assert read.dtype == through_zarr.dtype and read.flags.writeable
+        np.testing.assert_array_equal(read, through_zarr)
+    else:
+        assert not (arr.size and arr.reshape(-1).view(np.uint8).any())
 
 
 def test_other_dtypes_are_left_to_zarr():
@@ -77,6 +84,13 @@ def test_every_feature_of_a_built_store_is_written_as_zarr_writes_it(small_store
                 writer.write_feature(sample, feature, arr, "key", attrs, frame_numbers=frames)
             written += 1
     assert written >= 8 * len(store.sample_ids)
+    for sample in store.sample_ids:
+        for feature in store.features:
+            if store.has(feature, sample):
+                read = direct.read_feature(sample, feature)
+                expected = through_zarr.read_feature(sample, feature)
+                assert read.dtype == expected.dtype
+                np.testing.assert_array_equal(read, expected)
     assert tree(tmp_path / "direct.zarr" / CLIPS_GROUP) == tree(tmp_path / "zarr.zarr" / CLIPS_GROUP)
     sample = store.sample_ids[0]
     assert (tmp_path / "direct.zarr" / feature_path(sample, "crops") / "crops" / "c").is_dir()
