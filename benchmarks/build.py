@@ -6,10 +6,14 @@ generator at 2040x1088 greyscale JPEG, face about 400 px), then:
 1. builds it with mepipe on one worker process (landmarks, align, the three
    TV-L1 flows and what they need: magnify, apex);
 2. runs the baseline, what a researcher's own script does, one pair at a
-   time in this process: ``cv2.imread`` every frame, one dlib detection per
+   time in this process: ``cv2.imread`` every frame, dlib's models loaded
+   once (as each build worker loads them once, about 1 CPU s, counted with
+   the landmarks), one dlib detection per
    clip (first frame at half size, as mepipe's first detection scale), the 68
    landmarks per frame in that box, an eye-centre similarity and
-   ``cv2.warpAffine`` to 256x256 per frame, and OpenCV's DualTVL1 (default
+   ``cv2.warpAffine`` to 256x256 per frame, saving what the build stores
+   (landmarks; crops compressed with the store's codec, crop landmarks and
+   transforms), and OpenCV's DualTVL1 (default
    parameters) for the three flow variants. TV-L1 costs depend on the pixels,
    so the baseline's flows run on the crops mepipe stored, at the same pairs
    (its onset->apex pair is the one mepipe's apex stage chose): the flow
@@ -94,7 +98,7 @@ def main() -> None:
 
         phase = Phases(work / "phases.json")
         one = phase("mepipe_1", lambda: build(root, work / "one.zarr", workers=1))
-        result["baseline"] = phase("baseline", lambda: baseline(contexts, work / "one.zarr"))
+        result["baseline"] = phase("baseline", lambda: baseline(contexts, work / "one.zarr", work / "baseline"))
         two = phase("mepipe_2", lambda: build(root, work / "two.zarr", workers=2))
         cached = phase("cached", lambda: build(root, work / "two.zarr", workers=2))
         twice = phase("decode_twice", lambda: [build(root, work / "twice.zarr", workers=1, stages=s)
@@ -142,17 +146,27 @@ def build(root: Path, store: Path, workers: int, stages: tuple[str, ...] = STAGE
             "tasks_run": report.tasks_run, "faces": {k: v.get("face_px") for k, v in report.faces.items()}}
 
 
-def baseline(contexts: list[ClipContext], store_path: Path) -> dict[str, float]:
-    """Seconds per operation of a plain sequential loop (one thread), on the same clips and flow pairs."""
+def baseline(contexts: list[ClipContext], store_path: Path, saved: Path) -> dict[str, float]:
+    """Seconds per operation of a plain sequential loop (one thread), on the same clips and flow pairs.
+
+    Like the build, it saves what its landmarks and align steps compute, in
+    ``saved``: the landmarks, and the crops (compressed as the store's chunks
+    are, Zstandard level 0), the crop landmarks and the transforms of each clip.
+    """
     import dlib
+    from numcodecs import Zstd
+
+    zstd = Zstd(level=0)
+    saved.mkdir(parents=True, exist_ok=True)
 
     cv2.setNumThreads(1)
-    detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(shape_predictor_path()))
     params = default_params()
     solvers = {n: params[n].tvl1.create() for n in ("flow_first_each", "flow_consecutive", "flow_onset_apex")}
     store = open_store(store_path)
     seconds = dict.fromkeys(COMPARED, 0.0)
     timer = Timer(seconds, dict.fromkeys(COMPARED, 0.0))
+    with timer("landmarks"):  # once per run, as each build worker loads them once (about 1 CPU s)
+        detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(shape_predictor_path()))
     for ctx in contexts:
         with timer("decode"):
             grey = [cv2.imread(f, cv2.IMREAD_GRAYSCALE) for f in ctx.frame_files]
@@ -161,9 +175,14 @@ def baseline(contexts: list[ClipContext], store_path: Path) -> dict[str, float]:
             face = max(detector(small, 0), key=lambda r: r.area())
             box = dlib.rectangle(2 * face.left(), 2 * face.top(), 2 * face.right(), 2 * face.bottom())
             points = [np.array([(p.x, p.y) for p in predictor(g, box).parts()], np.float64) for g in grey]
+            np.save(saved / f"{ctx.sample}-landmarks.npy", np.stack(points).astype(np.float32))
         with timer("align"):
-            crops = [cv2.warpAffine(g, eye_similarity(p), (256, 256), flags=cv2.INTER_LINEAR)
-                     for g, p in zip(grey, points)]
+            transforms = [eye_similarity(p) for p in points]
+            crops = [cv2.warpAffine(g, m, (256, 256), flags=cv2.INTER_LINEAR) for g, m in zip(grey, transforms)]
+            (saved / f"{ctx.sample}-crops.zst").write_bytes(zstd.encode(np.stack(crops).tobytes()))
+            np.save(saved / f"{ctx.sample}-transforms.npy", np.stack(transforms).astype(np.float32))
+            np.save(saved / f"{ctx.sample}-landmarks-aligned.npy",
+                    np.stack([p @ m[:, :2].T + m[:, 2] for p, m in zip(points, transforms)]).astype(np.float32))
         assert len(crops) == len(grey)
         stored = store.read("crops", ctx.sample)[..., 0]
         state = store.read("state_index", ctx.sample)

@@ -55,7 +55,7 @@ def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContex
     """
     records: list[dict[str, Any]] = []
     done: list[Mapping[str, Any]] = list(upstream)
-    writer = None
+    writer = recorded = None
     decoded: DecodedClip | Exception | None = None
     for stage_name, key in zip(stage_names, keys):
         record: dict[str, Any] = {"sample": ctx.sample, "stage": stage_name, "key": key}
@@ -83,7 +83,8 @@ def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContex
                     raise decoded
                 inputs[SOURCE_FRAMES] = decoded
             out = stage.compute(ctx, inputs, params[stage_name], params)
-            _write_outputs(writer, stage, ctx, out, key, params)
+            recorded = recorded or _recorded(params)
+            _write_outputs(writer, stage, ctx, out, key, recorded)
         except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
             record = _failure(record, ctx, stage_name, e)
         else:
@@ -129,13 +130,15 @@ def run_stage_batch(store_path: str, stage_name: str, ctxs: Sequence[ClipContext
     except Exception as e:  # the batched call itself failed (e.g. out of GPU memory): every clip in it fails
         outs = [e] * len(todo)
     seconds = (time.perf_counter() - start) / max(len(todo), 1)
+    recorded = None
     cpu_seconds = (time.process_time() - cpu_start) / max(len(todo), 1)
     for i, out in zip(todo, outs):
         ctx = ctxs[i]
         try:
             if isinstance(out, Exception):
                 raise out
-            _write_outputs(writer, stage, ctx, out, keys[i], params)
+            recorded = recorded or _recorded(params)
+            _write_outputs(writer, stage, ctx, out, keys[i], recorded)
         except Exception as e:
             results[i] = _failure(records[i], ctx, stage_name, e)
             continue
@@ -159,14 +162,19 @@ def _blocked_by(sample: str, upstream) -> str | None:
 
 
 def _write_outputs(writer: StoreWriter, stage: StageDef, ctx: ClipContext, out: StageOutput, key: str,
-                   params: Mapping[str, Any]) -> None:
+                   recorded: Mapping[str, Any]) -> None:
+    """Write a stage's outputs; ``recorded`` is :func:`_recorded` of the parameters, made once per task."""
     attrs = {"stage_version": stage.version, "events": out.events}
     if out.source_digest is not None:
         attrs[SOURCE_DIGEST_ATTR] = out.source_digest
-    recorded = {name: canonical(p) for name, p in params.items()}
     for name in stage.outputs:
         writer.write_feature(ctx.sample, name, out.arrays[name], key, attrs,
                              frame_numbers=np.asarray(ctx.frame_numbers), stage_params=recorded)
+
+
+def _recorded(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every stage's canonical parameters, which the writer checks output sizes against."""
+    return {name: canonical(p) for name, p in params.items()}
 
 
 def _failure(record: dict[str, Any], ctx: ClipContext, stage_name: str, e: Exception) -> dict[str, Any]:
