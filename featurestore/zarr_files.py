@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numcodecs
 import numpy as np
 import zarr
 from zarr.codecs import BytesCodec, ZstdCodec
@@ -112,7 +113,13 @@ class DirectArray:
             data = data.astype(data.dtype.newbyteorder("<" if self.endian == "little" else ">"), copy=False)
         chunk = folder.joinpath("c", *["0"] * arr.ndim)
         chunk.parent.mkdir(parents=True)
-        chunk.write_bytes(self.zstd._zstd_codec.encode(data.tobytes()))
+        chunk.write_bytes(zstd_compressor(self.zstd.level, self.zstd.checksum).encode(data.tobytes()))
+
+
+@lru_cache(maxsize=8)
+def zstd_compressor(level: int, checksum: bool) -> numcodecs.Zstd:
+    """numcodecs' Zstd with these settings: what Zarr's ``ZstdCodec`` compresses and decompresses chunks with."""
+    return numcodecs.Zstd(level=level, checksum=checksum)
 
 
 @lru_cache(maxsize=256)
@@ -164,5 +171,6 @@ def read_single_chunk(folder: Path) -> np.ndarray | None:
         return None
     out = np.empty(shape, dtype=dt)
     if out.size:
-        ZstdCodec(**codecs[1].get("configuration", {}))._zstd_codec.decode(chunk.read_bytes(), out=out)
+        codec = ZstdCodec(**codecs[1].get("configuration", {}))
+        zstd_compressor(codec.level, codec.checksum).decode(chunk.read_bytes(), out=out)
     return out.astype(dt.newbyteorder("="), copy=False)
