@@ -58,7 +58,8 @@ def stores(tmp_path_factory):
 
 
 def _short(mp: pytest.MonkeyPatch) -> None:
-    """A one-epoch narrow SHCNN on at most QUICK_FOLDS folds for the quick schedule, the test entries in the published table, no run plots."""
+    """A one-epoch narrow SHCNN on at most QUICK_FOLDS folds as the quick schedule, the test entries in the
+    published table, no run plots."""
     published, quick = rp.published_of, rp.quick_of
     mp.setattr(rp, "published_of", lambda m: published(m) + (TEST_ENTRIES if m == "shcnn" else ()))
     mp.setattr(rp, "quick_of", lambda m: {"folds": rp.QUICK_FOLDS, **TINY} if m == "shcnn" else quick(m))

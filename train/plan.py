@@ -144,7 +144,8 @@ class RunPlan:
                       "by_dataset": {d: {**c, "total": sum(c.values())} for d, c in by_dataset.items()},
                       "by_class": {c: int(sum(v[c] for v in by_dataset.values())) for c in self.classes}},
             "dropped": {reason: list(ids) for reason, ids in self.dropped.items()},
-            "n_folds": len(folds), "n_protocol_folds": self.protocol_folds, "folds": folds, "warnings": list(self.warnings),
+            "n_folds": len(folds), "n_protocol_folds": self.protocol_folds,
+            "folds": folds, "warnings": list(self.warnings),
         }
         if self.composite is not None:
             plan["composite_list"] = self.composite.source

@@ -91,7 +91,8 @@ class ReproduceParams:
     seeds : int
         Runs per experiment, seeds 0..seeds-1; the table gives mean ± std.
     quick : bool
-        Short schedules and narrow networks (each recipe's ``quick``); the table says so.
+        Short schedules, narrow networks (each recipe's ``quick``) and at most :data:`QUICK_FOLDS` folds;
+        each row says what it ran.
     store_ids : tuple of str or None
         One per store: the store id its manifest must have.
     composite_list : str, optional
@@ -171,8 +172,12 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
         The content of ``reproduce.json``: ``rows`` (one per network and
         corpus, each with ``status`` ``ran``, ``not run`` or ``failed``
         (an unexpected error, whose traceback is logged) and its
-        ``reason``), ``stores`` (location, dataset, clips, store id), ``mepipe``, ``torch``, ``quick``, ``seeds``, ``seconds``, ``machine``
-        and ``deviations`` (per network, the recipe's).
+        ``reason``; ``seconds`` and ``cpu_seconds`` of its runs; with
+        ``quick``, ``quick_changes`` in words), ``stores`` (location,
+        dataset, clips, store id), ``mepipe``, ``torch``, ``quick``,
+        ``seeds``, ``seconds``, ``cpu_seconds`` (user and system, this
+        process and its children), ``threads`` (torch's), ``machine`` and
+        ``deviations`` (per network, the recipe's).
 
     Raises
     ------
