@@ -60,6 +60,11 @@ each dataset, so a composite tests one person of each corpus), unless the recipe
 Measured on the three demo corpora (one fold of each experiment, torch on one thread): the whole quick table
 cost about 630 CPU seconds with every fold and about 380 with three (SHCNN's six SAMM folds alone 124)."""
 
+QUICK_THREADS = 1
+"""``--quick`` trains with torch on this many threads (restored afterwards). Its networks are so small that a
+second thread mostly spins: SHCNN's quick CASME II LOSO on the demo took 26 CPU s on one thread and 46 on two,
+and longer in wall time too (48-85 s against 89-123 s, on the shared 2-core machine at load 5-7)."""
+
 ID_SHOWN = 12
 """Characters of a store id shown in a table row (the stores table and the JSON have them in full)."""
 
@@ -191,16 +196,23 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
     out.mkdir(parents=True, exist_ok=True)
     stores = ClipTable.open(params.stores, params.store_ids).describe()
     rows: list[dict[str, Any]] = []
-    for experiment, missing in plan_experiments(params.models, stores):
-        if missing:
-            new = [_row(experiment.model, entry, params, stores_used=[], reason=missing)
-                   for entry in experiment.entries]
-        else:
-            new = _run_experiment(experiment, params, stores, out)
-        for row in new:
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
+    threads = torch.get_num_threads()
+    if params.quick:
+        torch.set_num_threads(QUICK_THREADS)
+    try:
+        for experiment, missing in plan_experiments(params.models, stores):
+            if missing:
+                new = [_row(experiment.model, entry, params, stores_used=[], reason=missing)
+                       for entry in experiment.entries]
+            else:
+                new = _run_experiment(experiment, params, stores, out)
+            for row in new:
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
     table = {
         "mepipe": mepipe_version(), "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -210,7 +222,7 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
         "composite_list": params.composite_list,
         "deviations": {m: [dataclasses.asdict(d) for d in get_recipe(m).deviations] for m in params.models},
         "rows": rows, "seconds": round(time.time() - started, 1), "cpu_seconds": round(cpu_seconds() - cpu, 1),
-        "threads": torch.get_num_threads(),
+        "threads": used,
     }
     (out / REPRODUCE_JSON).write_text(json.dumps(table, indent=2, default=str))
     (out / REPRODUCE_MD).write_text(format_markdown(table))
@@ -459,7 +471,8 @@ def format_markdown(table: dict[str, Any]) -> str:
         f"mepipe {table['mepipe']}, torch {table['torch']}, {table['date']}, {table['machine']}, "
         f"device {table['device']}; seeds {', '.join(map(str, seeds))}"
         f"{' (mean ± sample std)' if len(seeds) > 1 else ''}; wall time {table['seconds']:.0f} s, CPU time "
-        f"{table.get('cpu_seconds', 0):.0f} s ({table.get('threads', '?')} torch threads).",
+        f"{table.get('cpu_seconds', 0):.0f} s (torch on {table.get('threads', '?')} thread"
+        f"{'' if table.get('threads') == 1 else 's'}).",
         "",
     ]
     if quick:
