@@ -176,6 +176,7 @@ def test_quick_rows_state_the_folds_epochs_and_network_they_ran(table):
     changes = f"{rp.QUICK_FOLDS} of 4 folds; 1 epoch (recipe {recipe_epochs}); network widths [4, 8, 8], hidden 16"
     assert composite["quick_changes"] == changes
     assert _row(table["table"], "shcnn", "samm")["quick_changes"].startswith("all 2 folds; 1 epoch")
+    assert _row(table["table"], "shcnn", "samm", "cross")["quick_changes"].startswith("its 1 fold; 1 epoch")
     line = next(x for x in table["markdown"].splitlines() if x.startswith("| shcnn | MEGC 2019 composite |"))
     assert f"quick schedule: {changes}" in line
     assert "folds = 3" in table["markdown"].split("Quick settings")[1]

@@ -397,7 +397,7 @@ def quick_changes(model: str, report: dict[str, Any]) -> str:
     recipe = get_recipe(model)
     plan, run = report["plan"], report["parameters"]["run"]
     ran, total = int(plan["n_folds"]), int(plan.get("n_protocol_folds") or plan["n_folds"])
-    words = [f"{ran} of {total} folds" if ran < total else f"all {total} folds"]
+    words = [f"{ran} of {total} folds" if ran < total else f"all {total} folds" if total > 1 else "its 1 fold"]
     stages = report["parameters"]["stages"]
     for stage, used in zip(recipe.stages, stages):
         epochs = int(used["train"]["epochs"])
