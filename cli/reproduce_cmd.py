@@ -45,8 +45,8 @@ def _composite_list(value: str | None, stores: tuple[str, ...]) -> str | None:
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs per experiment (seeds 0..N-1); the table gives mean ± std.")
 @click.option("--quick", is_flag=True,
-              help="Short schedules and narrow networks (the table says so): checks that every protocol runs, "
-                   "not the papers' figures.")
+              help="Short schedules, narrow networks and at most 3 folds per protocol (each row says what it ran): "
+                   "checks that every protocol runs, not the papers' figures.")
 @click.option("--composite-list", metavar="FILE|demo",
               help="The MEGC 2019 composite list. Default: the demo corpora's list when every store is a demo "
                    "corpus, else the official list.")

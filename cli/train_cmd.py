@@ -152,7 +152,8 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--recipe-option", "recipe_options", multiple=True, metavar="NAME=VALUE",
               help="A named option of the model's recipe, e.g. means=batch for kim2017 or augmentation=scale for "
                    "strcn-g (the paper's way is each option's default). Repeatable.")
-@click.option("--folds", type=click.IntRange(min=1), help="Run only the first N folds (quick checks).")
+@click.option("--folds", type=click.IntRange(min=1),
+              help="Run only N folds (quick checks): the first ones, in turn from each dataset tested.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes.")
 @click.option("--out", type=click.Path(path_type=Path),

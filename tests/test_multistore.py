@@ -122,6 +122,16 @@ def test_megc2019_plan_names_what_is_missing(corpora):
         plan_run(_params(corpora, protocol="megc2019", composite_list=corpora["list"], strict=True))
 
 
+def test_capped_composite_folds_test_each_dataset_in_turn(corpora):
+    """``folds=N`` on the composite takes each dataset's first people in turn, so every part is tested."""
+    whole = plan_run(_params(corpora, protocol="megc2019", composite_list=corpora["list"]))
+    capped = plan_run(_params(corpora, protocol="megc2019", composite_list=corpora["list"], folds=4))
+    assert [s.fold.name for s in capped.folds] == ["casme2/01", "casme2/02", "samm/001", "smic/s1"]
+    assert capped.describe()["n_folds"] == 4 and capped.describe()["n_protocol_folds"] == len(whole.folds) == 8
+    one = plan_run(_params(corpora, ("casme2",), folds=2))
+    assert [s.fold.name for s in one.folds] == [s.fold.name for s in plan_run(_params(corpora, ("casme2",))).folds][:2]
+
+
 def test_megc2019_without_a_listed_dataset_runs_on_the_others(corpora):
     plan = plan_run(_params(corpora, ("samm", "casme2"), protocol="megc2019", composite_list=corpora["list"]))
     assert plan.absent_datasets() == ["smic"] and len(plan.folds) == 6

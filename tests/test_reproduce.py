@@ -58,10 +58,11 @@ def stores(tmp_path_factory):
 
 
 def _short(mp: pytest.MonkeyPatch) -> None:
-    """A one-epoch narrow SHCNN for the quick schedule, the test entries in the published table, no run plots."""
+    """A one-epoch narrow SHCNN on at most QUICK_FOLDS folds as the quick schedule, the test entries in the
+    published table, no run plots."""
     published, quick = rp.published_of, rp.quick_of
     mp.setattr(rp, "published_of", lambda m: published(m) + (TEST_ENTRIES if m == "shcnn" else ()))
-    mp.setattr(rp, "quick_of", lambda m: dict(TINY) if m == "shcnn" else quick(m))
+    mp.setattr(rp, "quick_of", lambda m: {"folds": rp.QUICK_FOLDS, **TINY} if m == "shcnn" else quick(m))
     mp.setattr(report_module, "plot_run", lambda run, report: ())
 
 
@@ -165,6 +166,20 @@ def test_quick_runs_say_so(table):
     ran = [x for x in markdown.splitlines() if x.startswith("| shcnn |") and "not run" not in x]
     assert ran and all("quick schedule" in x for x in ran)
     assert table["table"]["quick_settings"]["shcnn"]["epochs"] == TINY["epochs"]
+
+
+def test_quick_rows_state_the_folds_epochs_and_network_they_ran(table):
+    """Each quick row says what quick changed: the folds run of the protocol's, the epochs, the network's sizes."""
+    recipe_epochs = get_recipe("shcnn").stages[0].epochs
+    composite = _row(table["table"], "shcnn", "composite", "megc2019")
+    assert read_report(composite["runs"][0])["plan"]["n_folds"] == rp.QUICK_FOLDS
+    changes = f"{rp.QUICK_FOLDS} of 4 folds; 1 epoch (recipe {recipe_epochs}); network widths [4, 8, 8], hidden 16"
+    assert composite["quick_changes"] == changes
+    assert _row(table["table"], "shcnn", "samm")["quick_changes"].startswith("all 2 folds; 1 epoch")
+    assert _row(table["table"], "shcnn", "samm", "cross")["quick_changes"].startswith("its 1 fold; 1 epoch")
+    line = next(x for x in table["markdown"].splitlines() if x.startswith("| shcnn | MEGC 2019 composite |"))
+    assert f"quick schedule: {changes}" in line
+    assert "folds = 3" in table["markdown"].split("Quick settings")[1]
 
 
 def test_a_second_reproduce_keeps_the_finished_runs(table, stores):

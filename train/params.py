@@ -69,7 +69,9 @@ class RunParams:
     in_memory : bool
         Hold the needed features of the fold's clips in RAM.
     folds : int, optional
-        Run only the first N folds (quick checks); the figures cover those.
+        Run only N folds (quick checks): the protocol's first N, taken in turn from each
+        dataset when the folds test several, so each part of a composite is tested; the
+        figures cover those.
     augment : bool
         On-the-fly augmentation of training items and batches.
     model_args : tuple of (str, value)

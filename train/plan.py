@@ -74,6 +74,8 @@ class RunPlan:
         megc2019: clips whose list label differs from what ``megc-3`` makes of their sheet emotion.
     warnings : list of str
         Everything the run should tell its user (also logged).
+    protocol_folds : int
+        Folds the protocol cuts; more than ``len(folds)`` when ``params.folds`` keeps fewer.
     """
 
     params: RunParams
@@ -88,6 +90,7 @@ class RunPlan:
     composite: CompositeList | None = None
     relabelled: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    protocol_folds: int = 0
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -141,7 +144,8 @@ class RunPlan:
                       "by_dataset": {d: {**c, "total": sum(c.values())} for d, c in by_dataset.items()},
                       "by_class": {c: int(sum(v[c] for v in by_dataset.values())) for c in self.classes}},
             "dropped": {reason: list(ids) for reason, ids in self.dropped.items()},
-            "n_folds": len(folds), "folds": folds, "warnings": list(self.warnings),
+            "n_folds": len(folds), "n_protocol_folds": self.protocol_folds,
+            "folds": folds, "warnings": list(self.warnings),
         }
         if self.composite is not None:
             plan["composite_list"] = self.composite.source
@@ -204,8 +208,9 @@ def plan_run(params: RunParams, clips: ClipTable | None = None) -> RunPlan:
         folds = _folds(plan.table, params, plan.composite)
     except ValueError as err:
         raise PlanError(f"protocol {params.protocol}: {err}") from None
+    plan.protocol_folds = len(folds)
     if params.folds is not None:
-        folds = folds[:params.folds]
+        folds = first_folds(folds, plan.table, params.folds)
     plan.folds = [_sides(fold, plan.table, params) for fold in folds]
     _warn_missing_classes(plan)
     for line in plan.warnings:
@@ -296,6 +301,26 @@ def _folds(table: pd.DataFrame, params: RunParams, listing: CompositeList | None
         return lodo(table)
     train = params.train_datasets or sorted(set(table["dataset"].astype(str)) - {params.test_dataset})
     return cross_dataset(table, train=train, test=params.test_dataset)
+
+
+def first_folds(folds: list[Fold], table: pd.DataFrame, n: int) -> list[Fold]:
+    """The first ``n`` folds, taken in turn from each dataset the folds test, in the protocol's order.
+
+    On one dataset these are simply its first ``n`` folds; on several (the
+    composite, leave one dataset out) each dataset's first folds come before
+    any dataset's later ones, so that every part of a composite is tested
+    (the protocol orders its folds by dataset).
+    """
+    datasets = dict(zip(table["sample"].astype(str), table["dataset"].astype(str)))
+    queues: dict[str, list[Fold]] = {}
+    for fold in folds:
+        queues.setdefault(datasets[str(fold.test[0])], []).append(fold)
+    chosen: set[str] = set()
+    for turn in range(max(map(len, queues.values()), default=0)):
+        for queue in queues.values():
+            if turn < len(queue) and len(chosen) < n:
+                chosen.add(queue[turn].name)
+    return [f for f in folds if f.name in chosen]
 
 
 def _sides(fold: Fold, table: pd.DataFrame, params: RunParams) -> FoldSides:

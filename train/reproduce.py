@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,17 @@ log = logging.getLogger(__name__)
 
 REPRODUCE_JSON = "reproduce.json"
 REPRODUCE_MD = "reproduce.md"
+QUICK_FOLDS = 3
+"""``--quick`` runs at most this many folds of a protocol (:attr:`RunParams.folds`: the first ones, in turn from
+each dataset, so a composite tests one person of each corpus), unless the recipe's ``quick`` says otherwise.
+Measured on the three demo corpora (one fold of each experiment, torch on one thread): the whole quick table
+cost about 630 CPU seconds with every fold and about 380 with three (SHCNN's six SAMM folds alone 124)."""
+
+QUICK_THREADS = 1
+"""``--quick`` trains with torch on this many threads (restored afterwards). Its networks are so small that a
+second thread mostly spins: SHCNN's quick CASME II LOSO on the demo took 26 CPU s on one thread and 46 on two,
+and longer in wall time too (48-85 s against 89-123 s, on the shared 2-core machine at load 5-7)."""
+
 ID_SHOWN = 12
 """Characters of a store id shown in a table row (the stores table and the JSON have them in full)."""
 
@@ -64,8 +76,9 @@ def published_of(model: str) -> tuple[Published, ...]:
 
 
 def quick_of(model: str) -> dict[str, Any]:
-    """The run settings ``quick`` uses for the network (its recipe's :attr:`~mepipe.train.recipe.Recipe.quick`)."""
-    return dict(get_recipe(model).quick)
+    """The run settings ``quick`` uses for the network: its recipe's :attr:`~mepipe.train.recipe.Recipe.quick`,
+    with at most :data:`QUICK_FOLDS` folds."""
+    return {"folds": QUICK_FOLDS, **dict(get_recipe(model).quick)}
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,8 @@ class ReproduceParams:
     seeds : int
         Runs per experiment, seeds 0..seeds-1; the table gives mean ± std.
     quick : bool
-        Short schedules and narrow networks (each recipe's ``quick``); the table says so.
+        Short schedules, narrow networks (each recipe's ``quick``) and at most :data:`QUICK_FOLDS` folds;
+        each row says what it ran.
     store_ids : tuple of str or None
         One per store: the store id its manifest must have.
     composite_list : str, optional
@@ -163,8 +177,12 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
         The content of ``reproduce.json``: ``rows`` (one per network and
         corpus, each with ``status`` ``ran``, ``not run`` or ``failed``
         (an unexpected error, whose traceback is logged) and its
-        ``reason``), ``stores`` (location, dataset, clips, store id), ``mepipe``, ``torch``, ``quick``, ``seeds``, ``seconds``, ``machine``
-        and ``deviations`` (per network, the recipe's).
+        ``reason``; ``seconds`` and ``cpu_seconds`` of its runs; with
+        ``quick``, ``quick_changes`` in words), ``stores`` (location,
+        dataset, clips, store id), ``mepipe``, ``torch``, ``quick``,
+        ``seeds``, ``seconds``, ``cpu_seconds`` (user and system, this
+        process and its children), ``threads`` (torch's), ``machine`` and
+        ``deviations`` (per network, the recipe's).
 
     Raises
     ------
@@ -173,21 +191,28 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
     """
     import torch
 
-    started = time.time()
+    started, cpu = time.time(), cpu_seconds()
     out = Path(params.out)
     out.mkdir(parents=True, exist_ok=True)
     stores = ClipTable.open(params.stores, params.store_ids).describe()
     rows: list[dict[str, Any]] = []
-    for experiment, missing in plan_experiments(params.models, stores):
-        if missing:
-            new = [_row(experiment.model, entry, params, stores_used=[], reason=missing)
-                   for entry in experiment.entries]
-        else:
-            new = _run_experiment(experiment, params, stores, out)
-        for row in new:
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
+    threads = torch.get_num_threads()
+    if params.quick:
+        torch.set_num_threads(QUICK_THREADS)
+    try:
+        for experiment, missing in plan_experiments(params.models, stores):
+            if missing:
+                new = [_row(experiment.model, entry, params, stores_used=[], reason=missing)
+                       for entry in experiment.entries]
+            else:
+                new = _run_experiment(experiment, params, stores, out)
+            for row in new:
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
     table = {
         "mepipe": mepipe_version(), "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -196,7 +221,8 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
         "seeds": list(range(params.seeds)), "models": list(params.models), "stores": stores,
         "composite_list": params.composite_list,
         "deviations": {m: [dataclasses.asdict(d) for d in get_recipe(m).deviations] for m in params.models},
-        "rows": rows, "seconds": round(time.time() - started, 1),
+        "rows": rows, "seconds": round(time.time() - started, 1), "cpu_seconds": round(cpu_seconds() - cpu, 1),
+        "threads": used,
     }
     (out / REPRODUCE_JSON).write_text(json.dumps(table, indent=2, default=str))
     (out / REPRODUCE_MD).write_text(format_markdown(table))
@@ -272,10 +298,17 @@ def run_params(experiment: Experiment, params: ReproduceParams, seed: int, out: 
                      in_memory=True, progress=params.progress, overwrite=params.overwrite, **changes)
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user and system, every thread) this process and its finished children have used so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _run_experiment(experiment: Experiment, params: ReproduceParams, stores: Sequence[dict[str, Any]],
                     out: Path) -> list[dict[str, Any]]:
     reports: list[dict[str, Any]] = []
     wall = 0.0
+    cpu = cpu_seconds()
     for seed in range(params.seeds):
         started = time.time()
         try:
@@ -287,7 +320,7 @@ def _run_experiment(experiment: Experiment, params: ReproduceParams, stores: Seq
             return _not_run(experiment, params, stores, "failed", f"{type(err).__name__}: {err} (traceback in the log)")
         wall += time.time() - started
     return [_row(experiment.model, e, params, stores_used=_used(experiment, stores), reports=reports, seconds=wall,
-                 experiment=experiment) for e in experiment.entries]
+                 cpu=cpu_seconds() - cpu, experiment=experiment) for e in experiment.entries]
 
 
 def _not_run(experiment: Experiment, params: ReproduceParams, stores: Sequence[dict[str, Any]], status: str,
@@ -316,7 +349,7 @@ def _used(experiment: Experiment, stores: Sequence[dict[str, Any]]) -> list[dict
 
 
 def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: list[dict[str, Any]], reason: str = "",
-         reports: Sequence[dict[str, Any]] = (), seconds: float = 0.0,
+         reports: Sequence[dict[str, Any]] = (), seconds: float = 0.0, cpu: float = 0.0,
          experiment: Experiment | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "model": model, "corpus": entry.corpus, "part": entry.part, "train_corpus": entry.train_corpus,
@@ -326,6 +359,7 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
         "quick": params.quick, "seeds": list(range(params.seeds)) if reports else [],
         "stores": [{k: s[k] for k in ("location", "dataset", "store_id")} for s in stores_used],
         "status": "ran" if reports else "not run", "reason": reason, "ours": {}, "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1), "quick_changes": "",
     }
     if not reports:
         return row
@@ -343,6 +377,8 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
     if entry.part is None and any(a is not None for a in aucs):
         row["ours"]["spotting_auc"] = _spread([float(a) for a in aucs if a is not None])
     row["runs"] = [r["parameters"]["run"]["out"] for r in reports]
+    if params.quick:
+        row["quick_changes"] = quick_changes(model, reports[0])
     row["epoch_selection"] = reports[0].get("epoch_selection")
     row["mepipe"] = reports[0].get("mepipe")
     if experiment is not None and entry.protocol == "megc2019" and entry.part is None:
@@ -352,6 +388,29 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
             row["note"] = "; ".join(x for x in (row["note"], f"composite of the given corpora only (no "
                                                                f"{', '.join(absent)})") if x)
     return row
+
+
+def quick_changes(model: str, report: dict[str, Any]) -> str:
+    """What a run changed from the recipe, in words, from its report: the folds run of the protocol's, each
+    stage's epochs, recipe options and network sizes (e.g. "3 of 6 folds; 5 epochs (recipe 100); network widths
+    [8, 16, 32]")."""
+    recipe = get_recipe(model)
+    plan, run = report["plan"], report["parameters"]["run"]
+    ran, total = int(plan["n_folds"]), int(plan.get("n_protocol_folds") or plan["n_folds"])
+    words = [f"{ran} of {total} folds" if ran < total else f"all {total} folds" if total > 1 else "its 1 fold"]
+    stages = report["parameters"]["stages"]
+    for stage, used in zip(recipe.stages, stages):
+        epochs = int(used["train"]["epochs"])
+        named = f"{stage.name} " if len(stages) > 1 else ""
+        words.append(f"{named}{epochs} epoch{'s' if epochs != 1 else ''}"
+                     + (f" (recipe {stage.epochs})" if epochs != stage.epochs else ""))
+    defaults = {c.name: c.default for c in recipe.choices}
+    words += [f"{name} {value} (recipe {defaults.get(name)})" for name, value in run.get("recipe_options") or ()
+              if value != defaults.get(name)]
+    sizes = ", ".join(f"{name} {value}" for name, value in run.get("model_args") or ())
+    if sizes:
+        words.append(f"network {sizes}")
+    return "; ".join(words)
 
 
 def _tested_dataset(entry: Published, report: dict[str, Any]) -> str | None:
@@ -411,7 +470,9 @@ def format_markdown(table: dict[str, Any]) -> str:
         "",
         f"mepipe {table['mepipe']}, torch {table['torch']}, {table['date']}, {table['machine']}, "
         f"device {table['device']}; seeds {', '.join(map(str, seeds))}"
-        f"{' (mean ± sample std)' if len(seeds) > 1 else ''}; wall time {table['seconds']:.0f} s.",
+        f"{' (mean ± sample std)' if len(seeds) > 1 else ''}; wall time {table['seconds']:.0f} s, CPU time "
+        f"{table.get('cpu_seconds', 0):.0f} s (torch on {table.get('threads', '?')} thread"
+        f"{'' if table.get('threads') == 1 else 's'}).",
         "",
     ]
     if quick:
@@ -424,8 +485,8 @@ def format_markdown(table: dict[str, Any]) -> str:
         lines.append(f"| `{s['location']}` | {s['dataset']} | {CORPORA.get(corpus, '—') if corpus else '—'} | "
                      f"{s['n_clips']} | `{s['store_id'] or 'none'}` |")
     lines += ["", "| network | corpus | dataset | labels | protocol | accuracy | UF1 | UAR | published | source | "
-              "store ids | seeds | wall s | deviations and notes |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "store ids | seeds | wall s | CPU s | deviations and notes |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in table["rows"]:
         notes = []
         if row["status"] != "ran":
@@ -437,17 +498,18 @@ def format_markdown(table: dict[str, Any]) -> str:
         if row["note"]:
             notes.append(row["note"])
         if quick and row["status"] == "ran":
-            notes.append("quick schedule")
+            notes.append(f"quick schedule: {row.get('quick_changes') or 'see below'}")
         lines.append("| " + " | ".join(_cell(c) for c in (
             row["model"], row["experiment"], row.get("dataset") or "—", row["labels"], row["protocol"],
             _ours(row, "accuracy"), _ours(row, "uf1"), _ours(row, "uar"), _published(row), row["source"],
             " ".join(f"{s['dataset']}:{(s['store_id'] or 'none')[:ID_SHOWN]}" for s in row["stores"]) or "—",
             len(row["seeds"]) or "—", f"{row['seconds']:.0f}" if row["status"] == "ran" else "—",
+            f"{row.get('cpu_seconds', 0):.0f}" if row["status"] == "ran" else "—",
             "; ".join(notes) or "—")) + " |")
     lines += ["", f"Store ids are shown by their first {ID_SHOWN} characters (in full above and in `reproduce.json`); "
               "the runs are under `runs/`."]
     if quick and table.get("quick_settings"):
-        lines += ["", "Quick settings (replacing the recipe's epochs and network widths):", ""]
+        lines += ["", "Quick settings (folds run, and what replaces the recipe's epochs and network widths):", ""]
         for model, changes in table["quick_settings"].items():
             lines.append(f"- {model}: " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
     deviations = {m: d for m, d in table["deviations"].items() if d}
