@@ -46,16 +46,53 @@ JAW = slice(0, 17)
 BROWS = slice(17, 27)
 EYES = slice(36, 48)
 MOUTH = slice(48, 68)
+OUTER_LIPS = slice(48, 60)
+INNER_LIPS = slice(60, 68)
+NOSE_TIP = slice(30, 36)
 NOSE_BASE = slice(31, 36)
 
-GEOMETRY_KEYS = ("aspect", "eyes", "lower", "mouth_width", "eye_size", "nose_width", "jaw", "brow")
-"""Face-shape changes an identity may make, each a signed fraction (see :func:`reshape`)."""
+GEOMETRY_RANGES: dict[str, tuple[float, float]] = {
+    "aspect": (-0.22, 0.22),
+    "eyes": (-0.22, 0.22),
+    "lower": (-0.22, 0.22),
+    "mouth_width": (-0.22, 0.22),
+    "eye_size": (-0.22, 0.22),
+    "nose_width": (-0.22, 0.3),
+    "jaw": (-0.2, 0.2),
+    "brow": (-0.15, 0.22),
+    "eye_open": (-0.35, 0.3),
+    "nose_length": (-0.1, 0.12),
+    "lips": (-0.45, 0.6),
+    "chin": (-0.1, 0.15),
+    "cheeks": (-0.1, 0.15),
+    "brow_slant": (-0.1, 0.1),
+    "mouth_y": (-0.08, 0.08),
+}
+"""Face-shape changes an identity may make (see :func:`reshape`), each a signed
+fraction, and the range the identity search explores (a change outside it
+moves dlib's landmarks more than 3 px from the designed ones)."""
+
+GEOMETRY_KEYS = tuple(GEOMETRY_RANGES)
+"""Names of the face-shape changes, in the order :func:`reshape` applies them."""
 
 SOURCE_INDEX = {"astronaut": 0, "hopper": 1}
 """Position of each source in ``Identity.halves`` and in the mixes (0 = astronaut)."""
 
 HALVES = ("both", "left", "right")
 """Which half of a source face a texture uses: as photographed, or one half mirrored onto the other."""
+
+SHAPE_MIX_RANGE = (-0.25, 1.25)
+"""Landmark blends may go a little beyond either source (a caricature of it, away from the other)."""
+
+APPEARANCE_RANGES: dict[str, tuple[float, float]] = {
+    "brow_tone": (0.45, 1.0),
+    "brow_width": (0.04, 0.11),
+    "skin_tone": (0.55, 1.15),
+    "skin_warmth": (-0.12, 0.15),
+    "detail": (-0.8, 1.2),
+    "beard": (0.0, 0.75),
+}
+"""Texture changes (fields of :class:`Identity`) and the range the identity search explores."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +101,11 @@ class Identity:
 
     Attributes
     ----------
-    shape_mix, texture_mix : float
-        0 = the astronaut's landmarks / face texture, 1 = Grace Hopper's.
+    shape_mix : float
+        0 = the astronaut's landmarks, 1 = Grace Hopper's; within
+        :data:`SHAPE_MIX_RANGE` (beyond 0 or 1 exaggerates one source's shape).
+    texture_mix : float
+        0 = the astronaut's face texture, 1 = Grace Hopper's.
     head : {"astronaut", "hopper"}
         Source of the hair, ears and background.
     halves : tuple of str
@@ -75,9 +115,22 @@ class Identity:
         Take the eye region (brows to cheekbones) from the source that
         ``texture_mix`` weighs less.
     brow_tone : float
-        Brow darkness: grey levels inside the brows are multiplied by it.
+        Brow darkness: levels inside the brows are multiplied by it.
     brow_width : float
-        Half-height of the darkened brow band, in inter-ocular distances.
+        Half-height of the darkened brow band, in inter-ocular distances
+        (thicker brows).
+    skin_tone : float
+        Skin levels (face, neck) multiplied by it: darker or lighter skin.
+    skin_warmth : float
+        Colour of the skin: red levels times ``1 + warmth``, blue times
+        ``1 - warmth`` (olive to ruddy; greyscale corpora see its luminance only).
+    detail : float
+        Age cue: the face's fine detail (wrinkles, pores, shading finer than
+        a tenth of the eye distance) times ``1 + detail``; -0.8 smooths
+        the skin young, positive values deepen wrinkles.
+    beard : float
+        Strength of a stubble shadow on the upper lip, chin and jaw (0: none):
+        a male cue.
     geometry : tuple of (str, float)
         Face-shape changes, keys from :data:`GEOMETRY_KEYS`.
     """
@@ -89,18 +142,33 @@ class Identity:
     eye_swap: bool = False
     brow_tone: float = 1.0
     brow_width: float = 0.06
+    skin_tone: float = 1.0
+    skin_warmth: float = 0.0
+    detail: float = 0.0
+    beard: float = 0.0
     geometry: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        if not (0 <= self.shape_mix <= 1 and 0 <= self.texture_mix <= 1):
-            raise ValueError(f"shape_mix and texture_mix must lie in [0, 1], got {self.shape_mix}, {self.texture_mix}")
+        low, high = SHAPE_MIX_RANGE
+        if not (low <= self.shape_mix <= high and 0 <= self.texture_mix <= 1):
+            raise ValueError(f"shape_mix must lie in [{low}, {high}] and texture_mix in [0, 1], "
+                             f"got {self.shape_mix}, {self.texture_mix}")
         if self.head not in SOURCE_INDEX:
             raise ValueError(f"head must be 'astronaut' or 'hopper', got {self.head!r}")
         if any(h not in HALVES for h in self.halves):
             raise ValueError(f"halves {self.halves} must be among {HALVES}")
+        if not (self.brow_tone > 0 and self.brow_width > 0 and self.skin_tone > 0 and self.detail > -1
+                and 0 <= self.beard <= 1 and abs(self.skin_warmth) < 1):
+            raise ValueError(f"brow_tone, brow_width and skin_tone must be positive, detail above -1, beard in "
+                             f"[0, 1] and |skin_warmth| below 1; got {self}")
         unknown = sorted({k for k, _ in self.geometry} - set(GEOMETRY_KEYS))
         if unknown:
             raise ValueError(f"unknown geometry keys {unknown}; known: {', '.join(GEOMETRY_KEYS)}")
+
+
+def _bump(index: np.ndarray, centre: float, half_width: float) -> np.ndarray:
+    """Weights 1 at ``centre`` falling linearly to 0 at ``half_width`` away (jaw-contour positions)."""
+    return np.clip(1 - np.abs(index - centre) / half_width, 0, 1)
 
 
 def reshape(landmarks: np.ndarray, geometry: dict[str, float]) -> np.ndarray:
@@ -117,6 +185,17 @@ def reshape(landmarks: np.ndarray, geometry: dict[str, float]) -> np.ndarray:
     - ``eye_size``: each eye scales about its centre by ``1 + eye_size``;
     - ``brow``: brows rise by ``brow·d``;
     - ``nose_width``, ``mouth_width``: relative widths;
+    - ``eye_open``: eye aperture (height) scales by ``1 + eye_open``;
+    - ``nose_length``: the nose tip and base move down by ``nose_length·d``
+      (the bridge stretches with them);
+    - ``lips``: the outer lip line moves away from the mouth's centre line
+      by that fraction of its distance (fuller or thinner lips);
+    - ``chin``: the chin moves down by ``chin·d``, fading out along the jaw;
+    - ``cheeks``: the jaw contour at cheek height moves out by ``cheeks·d/2``
+      (a fuller or leaner face);
+    - ``brow_slant``: each brow's inner end moves down and its outer end up
+      by ``brow_slant·d/2``;
+    - ``mouth_y``: the mouth moves down by ``mouth_y·d``;
     - ``aspect``: the whole face widens by that fraction about its midline.
     """
     g = {k: 0.0 for k in GEOMETRY_KEYS} | dict(geometry)
@@ -134,18 +213,31 @@ def reshape(landmarks: np.ndarray, geometry: dict[str, float]) -> np.ndarray:
         out[part, 0] += side[part] * g["eyes"] * d / 2
     for part in (LEFT_EYE, RIGHT_EYE):
         centre = out[part].mean(axis=0)
-        out[part] = centre + (out[part] - centre) * (1 + g["eye_size"])
+        out[part] = centre + (out[part] - centre) * [1 + g["eye_size"], (1 + g["eye_size"]) * (1 + g["eye_open"])]
     out[BROWS, 1] -= g["brow"] * d
     for part, key in ((NOSE_BASE, "nose_width"), (MOUTH, "mouth_width")):
         mid = out[part, 0].mean()
         out[part, 0] = mid + (out[part, 0] - mid) * (1 + g[key])
+    out[NOSE_TIP, 1] += g["nose_length"] * d
+    out[[28, 29], 1] += g["nose_length"] * d * np.array([1 / 3, 2 / 3])
+    out[MOUTH, 1] += g["mouth_y"] * d
+    mouth_line = out[INNER_LIPS, 1].mean()
+    out[OUTER_LIPS, 1] = mouth_line + (out[OUTER_LIPS, 1] - mouth_line) * (1 + g["lips"])
+    contour = np.arange(17, dtype=np.float64)
+    out[JAW, 1] += g["chin"] * d * _bump(contour, 8, 5)
+    cheek = np.maximum(_bump(contour, 4, 3), _bump(contour, 12, 3))
+    out[JAW, 0] += side[JAW] * g["cheeks"] * d / 2 * cheek
+    for part, inner_last in ((slice(17, 22), True), (slice(22, 27), False)):
+        t = np.linspace(0, 1, 5) if inner_last else np.linspace(1, 0, 5)
+        out[part, 1] += g["brow_slant"] * d * (t - 0.5)
     out[:, 0] = cx + (out[:, 0] - cx) * (1 + g["aspect"])
     return out
 
 
-def _id(shape_mix, texture_mix, head, halves=("both", "both"), eye_swap=False, brow_tone=1.0, brow_width=0.06,
-        **geometry) -> Identity:
-    return Identity(shape_mix, texture_mix, head, halves, eye_swap, brow_tone, brow_width, tuple(geometry.items()))
+def _id(shape_mix, texture_mix, head, halves=("both", "both"), eye_swap=False, *, brow_tone=1.0, brow_width=0.06,
+        skin_tone=1.0, skin_warmth=0.0, detail=0.0, beard=0.0, **geometry) -> Identity:
+    return Identity(shape_mix, texture_mix, head, halves, eye_swap, brow_tone, brow_width, skin_tone, skin_warmth,
+                    detail, beard, tuple(geometry.items()))
 
 
 IDENTITIES: tuple[Identity, ...] = (
