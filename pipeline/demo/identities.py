@@ -6,26 +6,26 @@ independent. With only two public-domain portraits shipped by installed
 packages (:mod:`.sources`), new people are made the way face-morphing
 studies make them:
 
-- **shape** — the 68 landmarks are a blend of the two sources' (``shape_mix``),
-  then reshaped (``geometry``: face width, eye spacing, eye size, brow height,
-  lower-face length, nose and mouth width, jaw width);
+- **shape** — the 68 landmarks are a blend of the two sources' (``shape_mix``,
+  a little beyond either source allowed), then reshaped (``geometry``: face
+  width, eye spacing, size and opening, brow height and slant, lower-face
+  length, chin, cheeks, nose width and length, mouth width, height and lips,
+  jaw width);
 - **texture** — the face inside the jaw line and brows is a blend of the two
   photographs warped onto that shape (``texture_mix``), optionally made
   symmetric from one half of a source (``halves``), optionally with the eye
-  region of the other source (``eye_swap``) and darker, wider brows;
+  region of the other source (``eye_swap``), with darker or wider brows, a
+  skin tone and warmth, finer or coarser skin detail (an age cue) and stubble;
 - **head** — hair, ears and background come from one source (``head``).
 
-The table :data:`IDENTITIES` was chosen from 150 random identities
-(shape and texture mixes, halves, eye swap, brows, every geometry key within
-±0.2) rendered as the SAMM-layout demo renders them: a farthest-point
-selection by dlib's face-recognition model (128-D descriptors), keeping the
-demo's first two subjects among those whose dlib landmarks agree with the
-designed ones best, then refined by perturbing a member of the closest pair
-and keeping changes that raised the set's minimum. On neutral frames of the
-three corpora the closest of the 66 pairs is 0.57 apart, the median 0.64,
-and 53 pairs exceed dlib's same-person threshold of 0.6: two photographs do
-not yet give 12 people that dlib tells apart every time
-(``tests/test_demo_identities.py`` measures it).
+The table :data:`IDENTITIES` was chosen by ``benchmarks/demo_identity_search.py``
+(its docstring says how): each row rendered where the presets use it and
+described by dlib's face-recognition model (128-D descriptors), a member of
+the closest pair perturbed and the change kept when the set's closest pair
+moved apart and dlib's landmarks still agreed with the designed ones. On
+neutral frames of the three corpora the closest of the 66 pairs is 0.63
+apart, the median 0.71, and all 66 pairs exceed dlib's same-person threshold
+of 0.6 (``tests/test_demo_identities.py`` measures it).
 
 References
 ----------
@@ -241,29 +241,42 @@ def _id(shape_mix, texture_mix, head, halves=("both", "both"), eye_swap=False, *
 
 
 IDENTITIES: tuple[Identity, ...] = (
-    _id(0.44, 0.5, "astronaut", ("right", "both"), brow_tone=0.78, brow_width=0.07,
-        aspect=-0.01, eyes=-0.04, lower=-0.06, mouth_width=-0.1, eye_size=0.01, nose_width=0.03, jaw=0.03, brow=0.02),
-    _id(0.01, 0.0, "astronaut", ("both", "left"), brow_tone=1.0, brow_width=0.08,
-        aspect=0.01, eyes=0.06, lower=0.07, mouth_width=0.09, eye_size=0.2, nose_width=-0.06, jaw=-0.02, brow=0.11),
-    _id(0.11, 0.0, "astronaut", ("both", "right"), eye_swap=True, brow_tone=0.84, brow_width=0.053,
-        aspect=0.05, eyes=0.12, lower=0.17, mouth_width=0.19, eye_size=0.05, nose_width=0.22, jaw=-0.06, brow=-0.15),
-    _id(0.1, 0.0, "astronaut", ("both", "left"), brow_tone=0.95, brow_width=0.05,
-        aspect=0.13, eyes=-0.22, lower=-0.22, mouth_width=-0.01, eye_size=-0.22, nose_width=0.16, jaw=-0.07, brow=-0.03),
-    _id(0.71, 0.0, "astronaut", ("both", "right"), brow_tone=0.91, brow_width=0.067,
-        aspect=0.17, eyes=0.01, lower=0.21, mouth_width=-0.12, eye_size=0.1, nose_width=-0.06, jaw=0.07, brow=0.02),
-    _id(1.0, 0.5, "hopper", ("both", "right"), brow_tone=1.0, brow_width=0.073,
-        aspect=-0.12, eyes=-0.22, lower=-0.17, mouth_width=0.19, eye_size=0.16, nose_width=-0.22, jaw=0.02, brow=-0.09),
-    _id(0.97, 1.0, "astronaut", ("right", "left"), eye_swap=True, brow_tone=1.0, brow_width=0.083,
-        aspect=-0.15, eyes=-0.12, lower=-0.1, mouth_width=-0.21, eye_size=-0.1, nose_width=0.22, jaw=0.13, brow=-0.14),
-    _id(0.07, 0.0, "hopper", ("both", "left"), eye_swap=True, brow_tone=0.81, brow_width=0.086,
-        aspect=-0.22, eyes=-0.04, lower=-0.2, mouth_width=0.13, eye_size=0.11, nose_width=0.05, jaw=-0.19, brow=-0.1),
-    _id(0.06, 0.5, "astronaut", ("left", "left"), eye_swap=True, brow_tone=0.72, brow_width=0.071,
-        aspect=0.05, eyes=0.1, lower=-0.05, mouth_width=-0.06, eye_size=-0.22, nose_width=-0.12, jaw=-0.07, brow=0.07),
-    _id(0.55, 0.0, "hopper", ("left", "right"), brow_tone=0.98, brow_width=0.057,
-        aspect=-0.14, eyes=-0.06, lower=0.22, mouth_width=0.22, eye_size=-0.1, nose_width=-0.22, jaw=0.1, brow=0.03),
-    _id(0.92, 0.0, "hopper", ("right", "both"), brow_tone=0.67, brow_width=0.055,
-        aspect=-0.22, eyes=0.01, lower=0.19, mouth_width=-0.22, eye_size=0.02, nose_width=0.07, jaw=-0.15, brow=0.22),
-    _id(0.85, 1.0, "hopper", ("left", "left"), brow_tone=0.6, brow_width=0.068,
-        aspect=-0.09, eyes=0.08, lower=-0.22, mouth_width=0.08, eye_size=-0.12, nose_width=0.11, jaw=0.03, brow=0.19),
+    _id(0.44, 0.33, "astronaut", ("right", "both"), brow_tone=0.82, brow_width=0.091, skin_tone=1.04, aspect=-0.01,
+        eyes=-0.04, lower=-0.06, mouth_width=-0.1, eye_size=0.01, nose_width=0.03, jaw=-0.04, brow=0.08, cheeks=-0.1,
+        chin=0.11, mouth_y=-0.02),
+    _id(0.01, 0.0, "hopper", ("both", "left"), brow_width=0.046, skin_warmth=0.01, aspect=0.01, eyes=0.05, lower=0.11,
+        mouth_width=0.09, eye_size=0.1, nose_width=-0.04, jaw=-0.03, brow=0.11, cheeks=-0.02, nose_length=0.03,
+        mouth_y=-0.03, brow_slant=0.09, lips=-0.03),
+    _id(0.11, 0.0, "astronaut", ("left", "right"), eye_swap=True, brow_tone=0.69, brow_width=0.053, detail=-0.65,
+        aspect=0.05, eyes=0.04, lower=0.01, mouth_width=0.19, eye_size=0.05, nose_width=0.08, jaw=0.05, brow=-0.11,
+        chin=0.06, mouth_y=0.08),
+    _id(-0.01, 0.0, "astronaut", ("both", "left"), brow_tone=0.95, brow_width=0.05, aspect=0.13, eyes=-0.22,
+        lower=-0.12, mouth_width=-0.01, eye_size=-0.22, nose_width=0.16, jaw=-0.07, brow=-0.03, cheeks=0.02,
+        nose_length=0.03, eye_open=-0.14),
+    _id(0.71, 0.0, "hopper", ("both", "right"), brow_tone=0.91, brow_width=0.044, detail=-0.39, beard=0.05,
+        aspect=0.1, eyes=0.01, lower=0.12, mouth_width=-0.14, eye_size=-0.01, nose_width=-0.06, jaw=-0.11, brow=0.02,
+        lips=0.16, brow_slant=0.03, cheeks=-0.06, eye_open=-0.09, chin=0.08),
+    _id(0.2, 0.26, "hopper", ("right", "both"), brow_width=0.073, beard=0.41, aspect=-0.18, eyes=-0.22, lower=-0.07,
+        mouth_width=0.19, eye_size=0.16, nose_width=-0.22, jaw=0.11, brow=-0.11, mouth_y=-0.06, chin=0.11,
+        cheeks=0.07, eye_open=-0.15),
+    _id(0.97, 1.0, "astronaut", ("right", "left"), eye_swap=True, brow_tone=0.91, brow_width=0.067, skin_tone=0.93,
+        aspect=-0.15, eyes=-0.12, lower=-0.22, mouth_width=-0.17, eye_size=-0.1, nose_width=0.17, jaw=0.19,
+        brow=-0.14, eye_open=-0.34, nose_length=-0.07, lips=-0.38, brow_slant=0.09),
+    _id(0.07, 0.0, "astronaut", ("both", "left"), eye_swap=True, brow_tone=0.63, brow_width=0.071, skin_tone=0.96,
+        skin_warmth=-0.12, aspect=-0.18, eyes=-0.1, lower=-0.2, mouth_width=0.13, eye_size=0.12, nose_width=0.05,
+        jaw=-0.19, brow=-0.13, lips=0.46),
+    _id(0.04, 0.5, "astronaut", ("left", "left"), eye_swap=True, brow_tone=0.72, brow_width=0.051, skin_warmth=0.07,
+        aspect=0.1, eyes=0.05, lower=-0.02, mouth_width=-0.06, eye_size=-0.22, nose_width=-0.21, jaw=-0.09,
+        brow=-0.05, chin=-0.08, nose_length=-0.04, mouth_y=-0.02),
+    _id(0.55, 0.0, "hopper", ("left", "both"), brow_tone=0.86, brow_width=0.043, skin_warmth=0.03, detail=0.44,
+        aspect=-0.15, eyes=-0.13, lower=0.15, mouth_width=0.22, eye_size=-0.17, nose_width=-0.22, jaw=-0.19,
+        brow=0.03, lips=-0.39, eye_open=-0.31, cheeks=0.05),
+    _id(-0.21, 0.03, "astronaut", ("both", "both"), brow_tone=0.98, brow_width=0.094, skin_tone=0.79,
+        skin_warmth=0.04, detail=0.84, beard=0.53, aspect=-0.09, eyes=0.07, lower=-0.09, mouth_width=0.19,
+        eye_size=0.14, nose_width=-0.19, jaw=-0.14, brow=0.17, eye_open=-0.05, nose_length=-0.1, lips=-0.12,
+        chin=-0.03, cheeks=0.12, brow_slant=-0.01, mouth_y=0.07),
+    _id(0.85, 0.99, "hopper", ("left", "left"), brow_tone=0.87, brow_width=0.068, skin_warmth=0.07, detail=-0.2,
+        beard=0.08, aspect=-0.09, eyes=0.04, lower=-0.22, mouth_width=0.09, eye_size=0.01, nose_width=0.1, jaw=-0.03,
+        brow=0.19, nose_length=0.02, chin=-0.06, brow_slant=0.02, mouth_y=-0.01, eye_open=-0.23, lips=0.22),
 )
 """Every demo person; :data:`.params.PRESETS` gives each corpus disjoint rows."""
