@@ -20,11 +20,13 @@ The current table came from one run, seed 11, from the previous table
 (closest pair 0.56, 51 of 66 pairs above 0.6), stopped after 2,000 tries
 (16 minutes on a shared 2-core machine); that run described faces from a
 detection without upsampling (closest pair 0.665). Row 1 (``demo/002``)
-then had its ``eye_size`` lowered from 0.22 to 0.1 by hand: its apex frames
-gave 3.09 px in ``tests/test_demo.py``'s 3 px landmark test although its
-neutral frame gave 2.49 px here (now 2.24 px; 2.66 px at the test's apex).
-As the test measures (and as this script now does) the closest pair is
-0.629, the median 0.715, and all 66 pairs exceed 0.6.
+was then changed by hand (``eye_size`` 0.22 to 0.1, ``lower`` 0.11 to 0.07,
+``nose_length`` 0.03 to 0): its apex frames gave 3.09 px in
+``tests/test_demo.py``'s 3 px landmark test, and its first clip 1.06 px of
+residual head motion in ``tests/test_build.py``'s 1 px alignment test,
+although its neutral frame gave 2.49 px here (now 2.24 px). As the test
+measures (and as this script now does) the closest pair is 0.621
+(``demo/002``-``demo/005``), the median 0.718, and all 66 pairs exceed 0.6.
 
     nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/demo_identity_search.py --minutes 45
 """
