@@ -57,8 +57,6 @@ def distances(descriptors) -> dict[tuple[str, str], float]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="two source photographs give a closest pair of 0.57, not above 0.6 "
-                                       "(measured; 53 of 66 pairs pass; see the README's demo section)")
 def test_every_pair_of_demo_subjects_are_different_people(descriptors):
     pairs = distances(descriptors)
     closest = min(pairs, key=pairs.get)
@@ -70,5 +68,6 @@ def test_no_two_demo_subjects_are_variations_of_one_photograph(descriptors):
     pairs = distances(descriptors)
     assert len(pairs) == 66
     closest = min(pairs, key=pairs.get)
-    print("closest pair", closest, round(pairs[closest], 3), "median", round(float(np.median(list(pairs.values()))), 3))
+    print("closest pair", closest, round(pairs[closest], 3), "median", round(float(np.median(list(pairs.values()))), 3),
+          "above 0.6", sum(d > SAME_PERSON for d in pairs.values()))
     assert pairs[closest] > NEAR_DUPLICATE, f"{closest} are {pairs[closest]:.3f} apart"

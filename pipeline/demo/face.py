@@ -25,6 +25,7 @@ from .identities import (
     IDENTITIES,
     JAW,
     LEFT_EYE,
+    OUTER_LIPS,
     RIGHT_EYE,
     SOURCE_INDEX,
     Identity,
@@ -37,7 +38,7 @@ from .warp import dense_field, grid_points, upsample_map
 __all__ = [
     "BROWS", "EYES", "JAW", "LEFT_EYE", "RIGHT_EYE", "Subject", "apply_affine", "astronaut_grey",
     "astronaut_landmarks", "canonical_similarity",
-    "eye_centres", "interocular", "make_subject", "shape_predictor_path",
+    "eye_centres", "interocular", "make_subject", "render_subject", "shape_predictor_path",
 ]
 
 MIRROR_ROWS = np.array(
@@ -222,6 +223,90 @@ def darken_brows(image: np.ndarray, landmarks: np.ndarray, tone: float, width: f
     return out
 
 
+def feature_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Mask of the eyes, brows and lips (each feature's hull, widened by 0.06·d and feathered): not skin."""
+    d = interocular(landmarks)
+    mask = np.zeros(shape, np.float32)
+    for part in (LEFT_EYE, RIGHT_EYE, slice(17, 22), slice(22, 27), OUTER_LIPS):
+        points = landmarks[part]
+        centre = points.mean(axis=0)
+        spread = points - centre
+        grown = centre + spread + 0.06 * d * spread / np.maximum(np.linalg.norm(spread, axis=1, keepdims=True), 1e-6)
+        mask = np.maximum(mask, region_mask(grown, shape, 0.03 * d))
+    return mask
+
+
+def neck_region(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Mask of the neck: the jaw line from ear to ear extended 0.8·d down, feathered."""
+    d = interocular(landmarks)
+    lower_jaw = landmarks[3:14]
+    return region_mask(np.concatenate([lower_jaw, lower_jaw + [0, 0.8 * d]]), shape, 0.09 * d)
+
+
+def age_texture(image: np.ndarray, landmarks: np.ndarray, detail: float) -> np.ndarray:
+    """The skin's fine detail (finer than 0.04·d) times ``1 + detail``, eyes, brows and lips untouched.
+
+    Negative ``detail`` smooths wrinkles and pores (a younger look), positive
+    deepens them (an older one).
+    """
+    if detail == 0:
+        return image
+    d = interocular(landmarks)
+    low = cv2.GaussianBlur(image, (0, 0), 0.04 * d)
+    skin = (1 - feature_mask(landmarks, image.shape[:2]))[..., None]
+    return image + skin * detail * (image - low)
+
+
+def tint_skin(image: np.ndarray, landmarks: np.ndarray, tone: float, warmth: float) -> np.ndarray:
+    """Face and neck skin (not eyes, brows, lips) times ``tone``, red ``1 + warmth``, blue ``1 - warmth`` (RGB)."""
+    if tone == 1 and warmth == 0:
+        return image
+    shape = image.shape[:2]
+    skin = np.maximum(face_region(landmarks, shape), neck_region(landmarks, shape))
+    skin = (skin * (1 - feature_mask(landmarks, shape)))[..., None]
+    gain = tone * np.array([1 + warmth, 1.0, 1 - warmth], np.float32)
+    return image * (1 - skin + skin * gain)
+
+
+BEARD_SEED = 20170331
+"""Seed of the stubble grain; fixed, so that a bearded identity renders the same bytes every time."""
+
+STUBBLE_SHADE = np.array([1.0, 0.95, 0.8], np.float32)
+"""Relative darkening of red, green and blue by stubble: a bluish shadow on light skin."""
+
+
+def beard_region(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Mask of the stubble: jaw from the sideburns to the chin, cheeks below the cheekbones and the
+    upper lip below the nose, lips left out; feathered."""
+    d = interocular(landmarks)
+    jaw = landmarks[2:15]
+    upper = np.array([
+        landmarks[54] + [0.3 * d, -0.3 * d],
+        landmarks[35] + [0.05 * d, 0.08 * d],
+        landmarks[33] + [0, 0.1 * d],
+        landmarks[31] + [-0.05 * d, 0.08 * d],
+        landmarks[48] + [-0.3 * d, -0.3 * d],
+    ])
+    mask = np.zeros(shape, np.float32)
+    cv2.fillPoly(mask, [np.rint(np.concatenate([jaw, upper])).astype(np.int32)], 1.0)
+    mask = cv2.GaussianBlur(mask, (0, 0), 0.05 * d)
+    lips = region_mask(landmarks[OUTER_LIPS], shape, 0.02 * d)
+    return mask * (1 - lips)
+
+
+def add_stubble(image: np.ndarray, landmarks: np.ndarray, strength: float) -> np.ndarray:
+    """A stubble shadow of ``strength`` (0-1) over :func:`beard_region`, with a fine hair grain."""
+    if strength == 0:
+        return image
+    d = interocular(landmarks)
+    shape = image.shape[:2]
+    grain = np.random.default_rng(BEARD_SEED).standard_normal(shape, dtype=np.float32)
+    grain = cv2.GaussianBlur(grain, (0, 0), 0.5 + 0.003 * d)
+    grain = np.clip(0.7 + 0.15 * grain / grain.std(), 0, 1)
+    shade = (strength * beard_region(landmarks, shape) * grain)[..., None] * STUBBLE_SHADE
+    return image * (1 - shade)
+
+
 def warp_onto(image: np.ndarray, landmarks: np.ndarray, target: np.ndarray, params: DemoParams) -> np.ndarray:
     """``image`` warped so that its ``landmarks`` land on ``target`` (thin-plate spline, forehead anchored).
 
@@ -259,20 +344,27 @@ def render_identity(identity: Identity, params: DemoParams, pad: int) -> tuple[n
     if identity.eye_swap:
         eyes = eye_region(target, face.shape[:2])[..., None]
         face = face * (1 - eyes) + warped[1 if w < 0.5 else 0] * eyes
+    face = age_texture(face, target, identity.detail)
     inside = face_region(target, face.shape[:2])[..., None]
     image = inside * face + (1 - inside) * warped[SOURCE_INDEX[identity.head]]
+    image = tint_skin(image, target, identity.skin_tone, identity.skin_warmth)
     image = darken_brows(image, target, identity.brow_tone, identity.brow_width)
+    image = add_stubble(image, target, identity.beard)
     return np.clip(image, 0, 255).astype(np.float32), target
 
 
 def make_subject(number: int, params: DemoParams, subject_id: str | None = None) -> Subject:
-    """Render subject ``number`` (1-based): identity ``params.identities[number - 1]``.
+    """Render subject ``number`` (1-based): identity ``params.identities[number - 1]`` (:func:`render_subject`)."""
+    return render_subject(IDENTITIES[params.identities[number - 1]], number, params, subject_id)
+
+
+def render_subject(identity: Identity, number: int, params: DemoParams, subject_id: str | None = None) -> Subject:
+    """Subject ``number`` (1-based) of a corpus with ``params``, as the person ``identity``.
 
     The identity fixes who the subject is; the subject's generator adds a
     small overall scale and the lighting. Greyscale unless ``params.colour``
     (then BGR, as OpenCV writes frames).
     """
-    identity = IDENTITIES[params.identities[number - 1]]
     rng = np.random.default_rng([params.seed, number, 0])
     pad = canvas_pad(params)
     rgb, landmarks = render_identity(identity, params, pad)
