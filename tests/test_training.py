@@ -125,6 +125,17 @@ def shcnn_run(synth_store, tmp_path_factory):
     return out
 
 
+def test_a_diverging_run_says_so_in_a_sentence_not_a_traceback(synth_store, tmp_path):
+    """A learning rate far too high makes the loss infinite: exit status 1, the fold and epoch, and what to change."""
+    result = CliRunner().invoke(train_cli(), [
+        "train", "--model", "shcnn", "--store", str(synth_store), "--labels", "samm-3", "--folds", "1",
+        "--epochs", "3", "--lr", "1e30", "--optimizer", "sgd", "--device", "cpu", "--no-progress",
+        "--out", str(tmp_path / "run"), "--model-arg", "widths=[4,4,4]", "--model-arg", "hidden=8"])
+    assert result.exit_code == 1, result.output
+    assert "error: fold 1/1" in result.output and "lower the learning rate (--lr)" in result.output
+    assert "Traceback" not in result.output
+
+
 def _folds(store_path):
     plan = plan_run(RunParams(model="shcnn", store=str(store_path), labels="samm-3"))
     return plan.clips, plan.table, [sides.fold for sides in plan.folds]

@@ -21,6 +21,19 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from mepipe.featurestore.errors import MepipeError
+
+
+class TrainingDiverged(MepipeError, FloatingPointError):
+    """The training loss became NaN or infinite: the settings (usually the learning rate) do not suit the data.
+
+    An expected failure of a run, not a bug: the CLI prints its sentence and
+    exits with status 1, and ``mepipe reproduce`` reports it in the row.
+    """
+
+    exit_code = 1
+
+
 log = logging.getLogger(__name__)
 
 Objective = Callable[[nn.Module, dict, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -184,7 +197,7 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                 loss, logits, y = objective(model, to_device(batch, device), generator)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: the training loss became {loss.item()} at epoch {epoch + 1}; "
+                raise TrainingDiverged(f"{desc}: the training loss became {loss.item()} at epoch {epoch + 1}; "
                                          "lower the learning rate (--lr)")
             scaler.scale(loss).backward()
             scaler.step(optimiser)

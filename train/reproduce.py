@@ -407,6 +407,8 @@ def quick_changes(model: str, report: dict[str, Any]) -> str:
     defaults = {c.name: c.default for c in recipe.choices}
     words += [f"{name} {value} (recipe {defaults.get(name)})" for name, value in run.get("recipe_options") or ()
               if value != defaults.get(name)]
+    if run.get("lr") is not None:
+        words.append(f"lr {run['lr']} (recipe " + ", ".join(str(s.optimiser.lr) for s in recipe.stages) + ")")
     sizes = ", ".join(f"{name} {value}" for name, value in run.get("model_args") or ())
     if sizes:
         words.append(f"network {sizes}")
