@@ -50,7 +50,8 @@ def _composite_list(value: str | None, stores: tuple[str, ...]) -> str | None:
 @click.option("--composite-list", metavar="FILE|demo",
               help="The MEGC 2019 composite list. Default: the demo corpora's list when every store is a demo "
                    "corpus, else the official list.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto = CUDA when available (with mixed precision), else CPU; recorded in the table.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/reproduce"),
               show_default=True, help="Folder for reproduce.md, reproduce.json and the runs.")
 @click.option("--overwrite", is_flag=True,
