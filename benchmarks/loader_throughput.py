@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -45,7 +44,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_throughput import step_seconds  # noqa: E402  (a sibling script)
+from training_throughput import step_seconds, write_results  # noqa: E402  (a sibling script)
 
 from mepipe.featurestore import open_store  # noqa: E402
 from mepipe.featurestore.location import locate  # noqa: E402
@@ -95,12 +94,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["load_end"] = os.getloadavg()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "loader-throughput.json").write_text(json.dumps(result, indent=2))
-    text = markdown(result)
-    (out / "loader-throughput.md").write_text(text)
-    print(text)
+    write_results(Path(args.out), "loader-throughput", result, markdown(result))
 
 
 @contextlib.contextmanager

@@ -87,12 +87,7 @@ def main() -> None:
         result["rows"].append(row)
         print(row, flush=True)
     result["load_end"] = os.getloadavg()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "training-throughput.json").write_text(json.dumps(result, indent=2))
-    text = markdown(result)
-    (out / "training-throughput.md").write_text(text)
-    print(text)
+    write_results(Path(args.out), "training-throughput", result, markdown(result))
 
 
 def markdown(r: dict) -> str:
@@ -110,6 +105,14 @@ def markdown(r: dict) -> str:
         lines.append(f"| {row['model']} | {'x'.join(map(str, row['input']))} | {row['batch']} | {row['step_s']:.3f} | "
                      f"{row['samples_per_s']:.1f} | {1000 / row['samples_per_s']:.0f} | {row['vs_reference']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, stem: str, result: dict, text: str) -> None:
+    """Write ``stem.json`` (the measurements) and ``stem.md`` (their tables) in ``out``, and print the tables."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    (out / f"{stem}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContex
     """
     records: list[dict[str, Any]] = []
     done: list[Mapping[str, Any]] = list(upstream)
-    writer = recorded = None
+    writer = None
+    recorded = _recorded(params)
     decoded: DecodedClip | Exception | None = None
     for stage_name, key in zip(stage_names, keys):
         record: dict[str, Any] = {"sample": ctx.sample, "stage": stage_name, "key": key}
@@ -83,7 +84,6 @@ def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContex
                     raise decoded
                 inputs[SOURCE_FRAMES] = decoded
             out = stage.compute(ctx, inputs, params[stage_name], params)
-            recorded = recorded or _recorded(params)
             _write_outputs(writer, stage, ctx, out, key, recorded)
         except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
             record = _failure(record, ctx, stage_name, e)
@@ -130,14 +130,13 @@ def run_stage_batch(store_path: str, stage_name: str, ctxs: Sequence[ClipContext
     except Exception as e:  # the batched call itself failed (e.g. out of GPU memory): every clip in it fails
         outs = [e] * len(todo)
     seconds = (time.perf_counter() - start) / max(len(todo), 1)
-    recorded = None
+    recorded = _recorded(params)
     cpu_seconds = (time.process_time() - cpu_start) / max(len(todo), 1)
     for i, out in zip(todo, outs):
         ctx = ctxs[i]
         try:
             if isinstance(out, Exception):
                 raise out
-            recorded = recorded or _recorded(params)
             _write_outputs(writer, stage, ctx, out, keys[i], recorded)
         except Exception as e:
             results[i] = _failure(records[i], ctx, stage_name, e)
