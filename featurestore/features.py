@@ -22,14 +22,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
-STATE_NAMES: tuple[str, ...] = ("onset", "onset_to_apex", "apex", "apex_to_offset", "offset")
-"""The five expression states (Kim et al. 2017, eq. 1), in the order of the ``state`` codes 0..4."""
+class State(IntEnum):
+    """The five expression states (Kim et al. 2017, eq. 1); the value is the stored ``state`` code."""
 
-APEX_STATE = STATE_NAMES.index("apex")
+    ONSET = 0
+    ONSET_TO_APEX = 1
+    APEX = 2
+    APEX_TO_OFFSET = 3
+    OFFSET = 4
+
+
+STATE_NAMES: tuple[str, ...] = tuple(s.name.lower() for s in State)
+"""Names of the expression states, in the order of the ``state`` codes 0..4."""
+
+APEX_STATE = int(State.APEX)
 """Code of the apex state (2)."""
 
 N_LANDMARKS = 68
@@ -197,112 +208,173 @@ def _square(stage: str, name: str = "size") -> dict[str, Param]:
 _GREY = "1"
 """Units of 8-bit intensities and other dimensionless values (CF: "1")."""
 
+FRAME = FeatureDef(
+    "frame", "landmarks", ("frame",), "int64", _GREY, "source frame number",
+    "the frame number of each frame in the source (file name or video position)")
+LANDMARKS = FeatureDef(
+    "landmarks", "landmarks", ("frame", "landmark", "xy"), "float32", "pixel",
+    "facial landmark position in source pixels",
+    "dlib iBUG 68-point landmarks (x, y) in source-frame pixels; interpolated where no face was found",
+    {"landmark": N_LANDMARKS, "xy": 2})
+FACE_FOUND = FeatureDef(
+    "face_found", "landmarks", ("frame",), "bool", _GREY, "face detected",
+    "False where no face was found and the landmarks were interpolated from neighbouring frames")
+FACE_BOX = FeatureDef(
+    "face_box", "landmarks", ("frame", "box"), "float32", "pixel", "face box in source pixels",
+    "face box the shape predictor used: left, top, right, bottom in source-frame pixels", {"box": 4})
+CROPS = FeatureDef(
+    "crops", "align", ("frame", "y", "x", "channel"), "uint8", _GREY, "aligned face crop intensity",
+    "face crops aligned to the first frame's geometry (Xia eq. 1), canonical size, source channels",
+    _square("align"))
+LANDMARKS_ALIGNED = FeatureDef(
+    "landmarks_aligned", "align", ("frame", "landmark", "xy"), "float32", "pixel",
+    "facial landmark position in crop pixels", "the landmarks mapped into the aligned crop",
+    {"landmark": N_LANDMARKS, "xy": 2})
+TRANSFORMS = FeatureDef(
+    "transforms", "align", ("frame", "row", "col"), "float32", _GREY,
+    "affine from source pixels to crop pixels",
+    "2x3 affine matrix per frame mapping source pixels to crop pixels", {"row": 2, "col": 3})
+STDDIFF = FeatureDef(
+    "stddiff", "apex", ("frame",), "float32", _GREY, "std of the difference to the first frame",
+    "sigma(t) = std(I_t - I_0) in grey levels over the magnified clip (Xia eq. 5) or the crops, as "
+    "apex.stddiff_on says; apex = argmax")
+NCC = FeatureDef(
+    "ncc", "apex", ("frame",), "float32", _GREY, "normalised cross-correlation with the apex",
+    "zero-mean NCC of each frame with the reference apex frame (Kim 2017, §2.2.1)")
+INTENSITY = FeatureDef(
+    "intensity", "apex", ("frame",), "float32", _GREY, "expression intensity",
+    "expression intensity in [0, 1]: NCC with the apex frame rescaled within the clip")
+STATE = FeatureDef(
+    "state", "apex", ("frame",), "int8", _GREY, "expression state",
+    "expression state of each frame: the nearest representative state frame (Kim eq. 1)",
+    flags=STATE_NAMES)
+STATE_INDEX = FeatureDef(
+    "state_index", "apex", ("state",), "int32", _GREY, "frame index of each expression state",
+    "0-based frame index of the five representative state frames (Kim eq. 1)",
+    {"state": len(STATE_NAMES)})
+FLOW_ONSET_APEX = FeatureDef(
+    "flow_onset_apex", "flow_onset_apex", ("uv", "y", "x"), "float16", "pixel",
+    "optical flow from onset to apex in pixels of the flow grid",
+    "TV-L1 flow (u, v) from the onset crop to the apex crop, crops resized to flow_onset_apex.size "
+    "(STRCN-G; Xia: 300x245)", {"uv": 2, **_size("flow_onset_apex")})
+FLOW_ONSET_APEX_MAGNIFIED = FeatureDef(
+    "flow_onset_apex_magnified", "flow_onset_apex_magnified", ("alpha", "pair", "uv", "y", "x"), "float16",
+    "pixel", "optical flow from onset to apex of the magnified clip in pixels of the flow grid",
+    "TV-L1 flow (u, v) between two frames of the clip magnified with each alpha of magnify.alphas, resized "
+    "to flow_onset_apex_magnified.size (STRCN-G; Xia: 300x245); pair k joins the frames "
+    "onset_apex_pairs[k], pair 0 the clip's onset and apex",
+    {"alpha": Param("magnify", "alphas", length=True), "uv": 2, **_size("flow_onset_apex_magnified")})
+ONSET_APEX_PAIRS = FeatureDef(
+    "onset_apex_pairs", "flow_onset_apex_magnified", ("pair", "end"), "int32", _GREY,
+    "frame indices of each magnified flow's onset and apex",
+    "0-based frame indices (onset, apex) of each pair of flow_onset_apex_magnified; row 0 is the clip's "
+    "onset and apex (Kim's state frames 0 and 2), later rows those frame subsets give",
+    {"end": 2})
+SUBSET_FRAMES = FeatureDef(
+    "subset_frames", "flow_onset_apex_magnified", ("subset", "frame"), "bool", _GREY,
+    "frames kept by each frame subset",
+    "Xia's frame-subset augmentation: subset k keeps a seeded random flow_onset_apex_magnified."
+    "subset_levels[k] of the frames (True = kept)",
+    {"subset": Param("flow_onset_apex_magnified", "subset_levels", length=True)})
+SUBSET_PAIR = FeatureDef(
+    "subset_pair", "flow_onset_apex_magnified", ("subset",), "int32", _GREY,
+    "magnified flow pair of each frame subset",
+    "index into onset_apex_pairs (and the pair dim of flow_onset_apex_magnified) of the onset->apex pair "
+    "subset k gives STRCN-G: its first kept frame from the onset, its kept frame nearest the apex",
+    {"subset": Param("flow_onset_apex_magnified", "subset_levels", length=True)})
+FLOW_FIRST_EACH = FeatureDef(
+    "flow_first_each", "flow_first_each", ("pair", "uv", "y", "x"), "float16", "pixel",
+    "optical flow from the first frame in pixels of the flow grid",
+    "TV-L1 flow (u, v) from the first crop to each later crop at flow_first_each.size (SHCNN; "
+    "Miao: 112x112)", {"uv": 2, **_size("flow_first_each")})
+FLOW_CONSECUTIVE = FeatureDef(
+    "flow_consecutive", "flow_consecutive", ("pair", "uv", "y", "x"), "float16", "pixel",
+    "optical flow between consecutive frames in pixels of the flow grid",
+    "TV-L1 flow (u, v) from each crop to the next at flow_consecutive.size (Nag's temporal network; "
+    "64x64)", {"uv": 2, **_size("flow_consecutive")})
+MAGNIFIED = FeatureDef(
+    "magnified", "magnify", ("frame", "y", "x", "channel"), "uint8", _GREY,
+    "Eulerian-magnified face crop intensity",
+    "aligned clip magnified with magnify.test_alpha (Wu et al. 2012; Xia: 8) at magnify.size; the apex "
+    "stage's std-diff input", _size("magnify"))
+MAGNIFIED_SMALL = FeatureDef(
+    "magnified_small", "magnify", ("frame", "alpha", "y", "x", "channel"), "uint8", _GREY,
+    "Eulerian-magnified face crop intensity, STRCN-A size",
+    "aligned clip magnified with each alpha at magnify.small_size, the input of STRCN-A's appearance "
+    "matrices (Xia: 64x48)", {"alpha": Param("magnify", "alphas", length=True),
+                             **_size("magnify", "small_size")})
+LFM = FeatureDef(
+    "lfm", "lfm", ("map", "i", "j"), "uint8", _GREY, "landmark feature map",
+    "change over lag T = fps / lfm.lag_fps_divisor of every pairwise distance of the 68 landmarks, "
+    "signed-square-root coded to uint8, 127 = no change (Choi eq. 1-2)",
+    {"i": N_LANDMARKS, "j": N_LANDMARKS})
+CLFM = FeatureDef(
+    "clfm", "lfm", ("map", "i", "j"), "uint8", _GREY, "compact landmark feature map",
+    "as lfm over the landmarks of lfm.clfm_points (Choi: 21 points)",
+    {"i": Param("lfm", "clfm_points", length=True), "j": Param("lfm", "clfm_points", length=True)})
+SFEM = FeatureDef(
+    "sfem", "lfm", (), "float64", "pixel-1", "simple facial expression metric",
+    "sum of |LFM| over the clip's maps divided by the face size (Choi eq. 3; below 0.35 a "
+    "micro-expression, §IV-B)")
+HEATMAP = FeatureDef(
+    "heatmap", "appearance", ("y", "x"), "float32", _GREY, "difference heat map",
+    "sum_t |I(t) - I(0)| of the magnify.test_alpha magnified_small grey clip (Xia eq. 4)",
+    _size("magnify", "small_size"))
+APPEARANCE_FRAMES = FeatureDef(
+    "appearance_frames", "appearance", ("time", "y", "x", "channel"), "float16", _GREY,
+    "time-normalised magnified face crop intensity",
+    "the magnify.test_alpha magnified_small clip resampled to appearance.n_time frames (Xia §III-C1)",
+    {"time": Param("appearance", "n_time"), **_size("magnify", "small_size")})
+APPEARANCE = FeatureDef(
+    "appearance", "appearance_mask", ("pixel", "time", "channel"), "float16", _GREY,
+    "masked appearance matrix",
+    "appearance_frames under the dataset-level mask, masked pixels x time x channels (Xia §III-C1)",
+    {"time": Param("appearance", "n_time")})
+APPEARANCE_MASK = FeatureDef(
+    "appearance_mask", "appearance_mask", ("y", "x"), "bool", _GREY, "STRCN-A appearance mask",
+    "top appearance_mask.keep_fraction of the summed heat maps of the clips it lists (Xia §III-C1)",
+    _size("magnify", "small_size"), scope="dataset")
+FRAMES_RGB = FeatureDef(
+    "frames_rgb", "kim", ("frame", "y", "x", "channel"), "uint8", _GREY, "face crop intensity, RGB",
+    "every aligned frame resized to kim.size, grey sources replicated to 3 channels (Kim, Nag)",
+    {"channel": 3, **_square("kim")})
+STATE_FRAMES = FeatureDef(
+    "state_frames", "kim", ("state", "y", "x", "channel"), "uint8", _GREY,
+    "expression-state frame intensity, RGB",
+    "Kim's five representative expression-state frames (the frames_rgb at state_index)",
+    {"state": len(STATE_NAMES), "channel": 3, **_square("kim")})
+
 _FEATURES: tuple[FeatureDef, ...] = (
-    FeatureDef("frame", "landmarks", ("frame",), "int64", _GREY, "source frame number",
-               "the frame number of each frame in the source (file name or video position)"),
-    FeatureDef("landmarks", "landmarks", ("frame", "landmark", "xy"), "float32", "pixel",
-               "facial landmark position in source pixels",
-               "dlib iBUG 68-point landmarks (x, y) in source-frame pixels; interpolated where no face was found",
-               {"landmark": N_LANDMARKS, "xy": 2}),
-    FeatureDef("face_found", "landmarks", ("frame",), "bool", _GREY, "face detected",
-               "False where no face was found and the landmarks were interpolated from neighbouring frames"),
-    FeatureDef("face_box", "landmarks", ("frame", "box"), "float32", "pixel", "face box in source pixels",
-               "face box the shape predictor used: left, top, right, bottom in source-frame pixels", {"box": 4}),
-    FeatureDef("crops", "align", ("frame", "y", "x", "channel"), "uint8", _GREY, "aligned face crop intensity",
-               "face crops aligned to the first frame's geometry (Xia eq. 1), canonical size, source channels",
-               _square("align")),
-    FeatureDef("landmarks_aligned", "align", ("frame", "landmark", "xy"), "float32", "pixel",
-               "facial landmark position in crop pixels", "the landmarks mapped into the aligned crop",
-               {"landmark": N_LANDMARKS, "xy": 2}),
-    FeatureDef("transforms", "align", ("frame", "row", "col"), "float32", _GREY,
-               "affine from source pixels to crop pixels",
-               "2x3 affine matrix per frame mapping source pixels to crop pixels", {"row": 2, "col": 3}),
-    FeatureDef("stddiff", "apex", ("frame",), "float32", _GREY, "std of the difference to the first frame",
-               "sigma(t) = std(I_t - I_0) in grey levels over the magnified clip (Xia eq. 5) or the crops, as "
-               "apex.stddiff_on says; apex = argmax"),
-    FeatureDef("ncc", "apex", ("frame",), "float32", _GREY, "normalised cross-correlation with the apex",
-               "zero-mean NCC of each frame with the reference apex frame (Kim 2017, §2.2.1)"),
-    FeatureDef("intensity", "apex", ("frame",), "float32", _GREY, "expression intensity",
-               "expression intensity in [0, 1]: NCC with the apex frame rescaled within the clip"),
-    FeatureDef("state", "apex", ("frame",), "int8", _GREY, "expression state",
-               "expression state of each frame: the nearest representative state frame (Kim eq. 1)",
-               flags=STATE_NAMES),
-    FeatureDef("state_index", "apex", ("state",), "int32", _GREY, "frame index of each expression state",
-               "0-based frame index of the five representative state frames (Kim eq. 1)",
-               {"state": len(STATE_NAMES)}),
-    FeatureDef("flow_onset_apex", "flow_onset_apex", ("uv", "y", "x"), "float16", "pixel",
-               "optical flow from onset to apex in pixels of the flow grid",
-               "TV-L1 flow (u, v) from the onset crop to the apex crop, crops resized to flow_onset_apex.size "
-               "(STRCN-G; Xia: 300x245)", {"uv": 2, **_size("flow_onset_apex")}),
-    FeatureDef("flow_onset_apex_magnified", "flow_onset_apex_magnified", ("alpha", "pair", "uv", "y", "x"), "float16",
-               "pixel", "optical flow from onset to apex of the magnified clip in pixels of the flow grid",
-               "TV-L1 flow (u, v) between two frames of the clip magnified with each alpha of magnify.alphas, resized "
-               "to flow_onset_apex_magnified.size (STRCN-G; Xia: 300x245); pair k joins the frames "
-               "onset_apex_pairs[k], pair 0 the clip's onset and apex",
-               {"alpha": Param("magnify", "alphas", length=True), "uv": 2, **_size("flow_onset_apex_magnified")}),
-    FeatureDef("onset_apex_pairs", "flow_onset_apex_magnified", ("pair", "end"), "int32", _GREY,
-               "frame indices of each magnified flow's onset and apex",
-               "0-based frame indices (onset, apex) of each pair of flow_onset_apex_magnified; row 0 is the clip's "
-               "onset and apex (Kim's state frames 0 and 2), later rows those frame subsets give",
-               {"end": 2}),
-    FeatureDef("subset_frames", "flow_onset_apex_magnified", ("subset", "frame"), "bool", _GREY,
-               "frames kept by each frame subset",
-               "Xia's frame-subset augmentation: subset k keeps a seeded random flow_onset_apex_magnified."
-               "subset_levels[k] of the frames (True = kept)",
-               {"subset": Param("flow_onset_apex_magnified", "subset_levels", length=True)}),
-    FeatureDef("subset_pair", "flow_onset_apex_magnified", ("subset",), "int32", _GREY,
-               "magnified flow pair of each frame subset",
-               "index into onset_apex_pairs (and the pair dim of flow_onset_apex_magnified) of the onset->apex pair "
-               "subset k gives STRCN-G: its first kept frame from the onset, its kept frame nearest the apex",
-               {"subset": Param("flow_onset_apex_magnified", "subset_levels", length=True)}),
-    FeatureDef("flow_first_each", "flow_first_each", ("pair", "uv", "y", "x"), "float16", "pixel",
-               "optical flow from the first frame in pixels of the flow grid",
-               "TV-L1 flow (u, v) from the first crop to each later crop at flow_first_each.size (SHCNN; "
-               "Miao: 112x112)", {"uv": 2, **_size("flow_first_each")}),
-    FeatureDef("flow_consecutive", "flow_consecutive", ("pair", "uv", "y", "x"), "float16", "pixel",
-               "optical flow between consecutive frames in pixels of the flow grid",
-               "TV-L1 flow (u, v) from each crop to the next at flow_consecutive.size (Nag's temporal network; "
-               "64x64)", {"uv": 2, **_size("flow_consecutive")}),
-    FeatureDef("magnified", "magnify", ("frame", "y", "x", "channel"), "uint8", _GREY,
-               "Eulerian-magnified face crop intensity",
-               "aligned clip magnified with magnify.test_alpha (Wu et al. 2012; Xia: 8) at magnify.size; the apex "
-               "stage's std-diff input", _size("magnify")),
-    FeatureDef("magnified_small", "magnify", ("frame", "alpha", "y", "x", "channel"), "uint8", _GREY,
-               "Eulerian-magnified face crop intensity, STRCN-A size",
-               "aligned clip magnified with each alpha at magnify.small_size, the input of STRCN-A's appearance "
-               "matrices (Xia: 64x48)", {"alpha": Param("magnify", "alphas", length=True),
-                                        **_size("magnify", "small_size")}),
-    FeatureDef("lfm", "lfm", ("map", "i", "j"), "uint8", _GREY, "landmark feature map",
-               "change over lag T = fps / lfm.lag_fps_divisor of every pairwise distance of the 68 landmarks, "
-               "signed-square-root coded to uint8, 127 = no change (Choi eq. 1-2)",
-               {"i": N_LANDMARKS, "j": N_LANDMARKS}),
-    FeatureDef("clfm", "lfm", ("map", "i", "j"), "uint8", _GREY, "compact landmark feature map",
-               "as lfm over the landmarks of lfm.clfm_points (Choi: 21 points)",
-               {"i": Param("lfm", "clfm_points", length=True), "j": Param("lfm", "clfm_points", length=True)}),
-    FeatureDef("sfem", "lfm", (), "float64", "pixel-1", "simple facial expression metric",
-               "sum of |LFM| over the clip's maps divided by the face size (Choi eq. 3; below 0.35 a "
-               "micro-expression, §IV-B)"),
-    FeatureDef("heatmap", "appearance", ("y", "x"), "float32", _GREY, "difference heat map",
-               "sum_t |I(t) - I(0)| of the magnify.test_alpha magnified_small grey clip (Xia eq. 4)",
-               _size("magnify", "small_size")),
-    FeatureDef("appearance_frames", "appearance", ("time", "y", "x", "channel"), "float16", _GREY,
-               "time-normalised magnified face crop intensity",
-               "the magnify.test_alpha magnified_small clip resampled to appearance.n_time frames (Xia §III-C1)",
-               {"time": Param("appearance", "n_time"), **_size("magnify", "small_size")}),
-    FeatureDef("appearance", "appearance_mask", ("pixel", "time", "channel"), "float16", _GREY,
-               "masked appearance matrix",
-               "appearance_frames under the dataset-level mask, masked pixels x time x channels (Xia §III-C1)",
-               {"time": Param("appearance", "n_time")}),
-    FeatureDef("appearance_mask", "appearance_mask", ("y", "x"), "bool", _GREY, "STRCN-A appearance mask",
-               "top appearance_mask.keep_fraction of the summed heat maps of the clips it lists (Xia §III-C1)",
-               _size("magnify", "small_size"), scope="dataset"),
-    FeatureDef("frames_rgb", "kim", ("frame", "y", "x", "channel"), "uint8", _GREY, "face crop intensity, RGB",
-               "every aligned frame resized to kim.size, grey sources replicated to 3 channels (Kim, Nag)",
-               {"channel": 3, **_square("kim")}),
-    FeatureDef("state_frames", "kim", ("state", "y", "x", "channel"), "uint8", _GREY,
-               "expression-state frame intensity, RGB",
-               "Kim's five representative expression-state frames (the frames_rgb at state_index)",
-               {"state": len(STATE_NAMES), "channel": 3, **_square("kim")}),
+    FRAME,
+    LANDMARKS,
+    FACE_FOUND,
+    FACE_BOX,
+    CROPS,
+    LANDMARKS_ALIGNED,
+    TRANSFORMS,
+    STDDIFF,
+    NCC,
+    INTENSITY,
+    STATE,
+    STATE_INDEX,
+    FLOW_ONSET_APEX,
+    FLOW_ONSET_APEX_MAGNIFIED,
+    ONSET_APEX_PAIRS,
+    SUBSET_FRAMES,
+    SUBSET_PAIR,
+    FLOW_FIRST_EACH,
+    FLOW_CONSECUTIVE,
+    MAGNIFIED,
+    MAGNIFIED_SMALL,
+    LFM,
+    CLFM,
+    SFEM,
+    HEATMAP,
+    APPEARANCE_FRAMES,
+    APPEARANCE,
+    APPEARANCE_MASK,
+    FRAMES_RGB,
+    STATE_FRAMES,
 )
 
 FEATURES: dict[str, FeatureDef] = {f.name: f for f in _FEATURES}
