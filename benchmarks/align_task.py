@@ -42,7 +42,8 @@ from mepipe.pipeline.build import BuildOptions, run_build  # noqa: E402
 from mepipe.pipeline.context import ClipContext  # noqa: E402
 from mepipe.pipeline.datasets import get_adapter  # noqa: E402
 from mepipe.pipeline.demo import write_demo  # noqa: E402
-from mepipe.pipeline.stagedefs import SOURCE_FRAMES, STAGES, DecodedClip, decode_clip, default_params  # noqa: E402
+from mepipe.pipeline.stages import SOURCE, SOURCE_FRAMES, STAGES, default_params  # noqa: E402
+from mepipe.pipeline.stages.frames import DecodedClip, decode_clip  # noqa: E402
 from mepipe.pipeline.stages.align import align_clip  # noqa: E402
 from mepipe.pipeline.tasks import _recorded, _write_outputs  # noqa: E402
 
@@ -73,7 +74,7 @@ def measure(work: Path, n_frames: int, repeats: int) -> str:
             raise SystemExit(report.summary())
     params = default_params()
     ctx = ClipContext.of(get_adapter("demo")(root, None).samples[0])
-    decoded = decode_clip(ctx, params["frames"])
+    decoded = decode_clip(ctx, params[SOURCE])
     landmarks = StoreWriter(store).read_feature(ctx.sample, "landmarks")
     if n_frames == 60:  # in a copy of the store
         shutil.rmtree(work / "landmarks-60.zarr", ignore_errors=True)
@@ -102,7 +103,7 @@ def measure(work: Path, n_frames: int, repeats: int) -> str:
 
     def task(w: StoreWriter):
         inputs = {"landmarks": w.read_feature(ctx.sample, "landmarks"), SOURCE_FRAMES: decoded}
-        out = stage.compute(ctx, inputs, params["align"], params)
+        out = stage.run(ctx, inputs, params)
         _write_outputs(w, stage, ctx, out, "bench", _recorded(params))
 
     runs = {"baseline align (warp + saves)": baseline, "mepipe align task": lambda: task(writer),

@@ -36,7 +36,8 @@ from mepipe.pipeline.datasets.base import get_adapter
 from mepipe.pipeline.demo.face import make_subject
 from mepipe.pipeline.demo.motion import STABLE_LANDMARKS, expression_class, moved_landmarks
 from mepipe.pipeline.demo.synth import plan_clip, read_params
-from mepipe.pipeline.stagedefs import default_params, load_frames
+from mepipe.pipeline.stages import SOURCE, default_params
+from mepipe.pipeline.stages.frames import load_frames
 from mepipe.pipeline.context import ClipContext
 from mepipe.pipeline.stages import align, apex, magnify
 
@@ -113,7 +114,7 @@ def main() -> None:
     rows = {spec: [] for spec in variants}
     for sid in store.sample_ids:
         ctx = ClipContext.of(samples[sid])
-        frames = load_frames(ctx, default_params()["frames"])
+        frames = load_frames(ctx, default_params()[SOURCE])
         detected = store.read("landmarks", sid).astype(np.float64)
         full, neutral, apex_true = true_tracks(demo, sid)
         for spec, params in variants.items():

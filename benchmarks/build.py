@@ -53,7 +53,7 @@ from mepipe.pipeline.build import BuildOptions, run_build
 from mepipe.pipeline.context import ClipContext
 from mepipe.pipeline.datasets import get_adapter
 from mepipe.pipeline.demo import DemoParams, write_demo
-from mepipe.pipeline.stagedefs import default_params
+from mepipe.pipeline.stages import default_params
 from mepipe.pipeline.stages.landmarks import shape_predictor_path
 
 STAGES = ("landmarks", "align", "flow_onset_apex", "flow_first_each", "flow_consecutive")

@@ -54,8 +54,8 @@ def _adapter_names() -> list[str]:
               help="Run on a dask.distributed scheduler (tcp://host:8786) instead of local processes; "
                    "'sync' runs everything in this process (debugging).")
 @click.option("--features", "stages", metavar="LIST",
-              help="Comma-separated features to build (plus what they need): groups core, flow, magnify, lfm, "
-                   "appearance, kim; or stage/feature names such as flow_first_each, clfm. Default: all.")
+              help="Comma-separated features to build (plus what they need): group, stage or feature names, e.g. "
+                   "flow, flow_first_each, clfm (an unknown name is refused with the known ones). Default: all.")
 @click.option("--force", multiple=True, metavar="STAGE",
               help="Recompute STAGE (and what depends on it) even if cached. Repeatable.")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -87,9 +87,10 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
     parameters, code version and inputs. A killed build resumes on rerun.
     Exits 1 if any clip failed (the others are stored; see the report).
     """
+    from mepipe.featurestore.features import LANDMARKS
     from mepipe.pipeline.build import BuildOptions, run_build
     from mepipe.pipeline.demo.build_config import build_config
-    from mepipe.pipeline.stagedefs import params_from_mapping, stages_for
+    from mepipe.pipeline.stages import params_from_mapping, stages_for
 
     from .config import read_config
 
@@ -101,7 +102,8 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
         raise click.UsageError(f"dataset root {root} does not exist; pass --root (see README: getting the datasets)")
     config_values = build_config(dataset, read_config(config))
     if face is not None:
-        config_values = {**config_values, "landmarks": {**config_values.get("landmarks", {}), "face": face}}
+        stage = LANDMARKS.stage
+        config_values = {**config_values, stage: {**config_values.get(stage, {}), "face": face}}
     params = params_from_mapping(config_values)
     adapter_options = _parse_options(options)
     if allow_outside_root:
@@ -155,7 +157,7 @@ def config_cmd(config_file, defaults):
     output can be saved, edited and passed back with --config.
     """
     from mepipe.pipeline.defaults import params_yaml
-    from mepipe.pipeline.stagedefs import default_params, params_from_mapping
+    from mepipe.pipeline.stages import default_params, params_from_mapping
 
     from .config import read_config
 
@@ -207,21 +209,48 @@ def info(store, as_json, expect_id):
     click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_description(desc))
 
 
+class RegistryChoice(click.Choice):
+    """A choice among names a registry holds, read when the option is checked or its help shown.
+
+    Reading late lets a stage registered after this module was imported
+    (a plug-in module) be chosen, and keeps ``mepipe --help`` from importing
+    every stage.
+    """
+
+    def __init__(self, names):
+        self._names = names
+        super().__init__(())
+
+    @property
+    def choices(self):
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value):
+        """Ignored: the names come from the registry."""
+
+
+def _figure_names() -> list[str]:
+    from mepipe.pipeline.stages import figure_names
+
+    return figure_names()
+
+
 @cli.command()
 @click.argument("store")
 @click.argument("clip")
-@click.option("--feature", required=True, type=click.Choice(sorted(
-    ["flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive", "lfm", "magnified",
-     "intensity", "mask"])),
+@click.option("--feature", required=True, type=RegistryChoice(_figure_names),
               help="What to draw: a flow field (colour-coded and arrows), LFM/CLFM maps, magnified vs original "
-                   "frames, the intensity curve with onset/apex/offset, or the STRCN-A mask over the face.")
+                   "frames, the intensity curve with onset/apex/offset, or the STRCN-A mask over the face: the "
+                   "figure each stage declares.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG file to write.")
 def show(store, clip, feature, out):
     """Draw one clip's feature from a store as a PNG."""
     from mepipe.featurestore import open_store
-    from mepipe.pipeline.figures import FIGURES, save
+    from mepipe.pipeline.figures import save
+    from mepipe.pipeline.stages import figure
 
-    save(FIGURES[feature](open_store(str(store)), clip), out)
+    save(figure(feature).draw(open_store(str(store)), clip), out)
     click.echo(f"wrote {out}")
 
 

@@ -31,20 +31,21 @@ import numpy as np
 import pandas as pd
 
 from .errors import UsageError
-from .features import N_LANDMARKS, STATE_NAMES, feature_def
+from .features import (FACE_BOX, FACE_FOUND, FRAME, INTENSITY, LANDMARKS, LANDMARKS_ALIGNED, N_LANDMARKS, NCC, SFEM,
+                       STATE, STATE_NAMES, STDDIFF, feature_def)
 from .schema import SAMPLE_COLUMNS
 from .store import FeatureStore, open_store
 
 __all__ = ["EXPORTABLE", "DEFAULT_FEATURES", "ExportResult", "clip_table", "clips_path", "export_tables",
            "frame_table"]
 
-EXPORTABLE = ("face_found", "landmarks", "landmarks_aligned", "face_box", "intensity", "state", "stddiff", "ncc")
+EXPORTABLE = tuple(f.name for f in (FACE_FOUND, LANDMARKS, LANDMARKS_ALIGNED, FACE_BOX, INTENSITY, STATE, STDDIFF, NCC))
 """Per-frame features a frame table can hold (arrays of a few numbers per frame; images and flow are not)."""
 
-DEFAULT_FEATURES = ("face_found", "landmarks", "landmarks_aligned", "intensity", "state")
+DEFAULT_FEATURES = tuple(f.name for f in (FACE_FOUND, LANDMARKS, LANDMARKS_ALIGNED, INTENSITY, STATE))
 """What the frame table holds when no features are chosen (those of them the store has)."""
 
-_LANDMARK_PREFIX = {"landmarks": "", "landmarks_aligned": "aligned_"}
+_LANDMARK_PREFIX = {LANDMARKS.name: "", LANDMARKS_ALIGNED.name: "aligned_"}
 _BOX_SIDES = ("left", "top", "right", "bottom")
 FORMATS = (".parquet", ".csv")
 
@@ -112,9 +113,9 @@ def frame_table(store: FeatureStore, features: Sequence[str] | None = None) -> p
     parts = []
     for _, row in samples.iterrows():
         sample = str(row["sample"])
-        if not store.has("frame", sample) or not all(store.has(f, sample) for f in chosen):
+        if not store.has(FRAME.name, sample) or not all(store.has(f, sample) for f in chosen):
             continue
-        frames = store.read("frame", sample).astype(np.int64)
+        frames = store.read(FRAME.name, sample).astype(np.int64)
         columns: dict[str, np.ndarray] = {
             "sample": np.full(len(frames), sample, dtype=object),
             "dataset": np.full(len(frames), str(row["dataset"]), dtype=object),
@@ -129,8 +130,8 @@ def frame_table(store: FeatureStore, features: Sequence[str] | None = None) -> p
     if not parts:
         return pd.DataFrame(columns=["sample", "dataset", "subject", "clip", "frame", "timestamp"])
     table = pd.concat(parts, ignore_index=True)
-    if "state" in table:
-        table["state_name"] = pd.Categorical.from_codes(table["state"].astype(int), categories=list(STATE_NAMES))
+    if STATE.name in table:
+        table["state_name"] = pd.Categorical.from_codes(table[STATE.name].astype(int), categories=list(STATE_NAMES))
     return table
 
 
@@ -139,7 +140,7 @@ def _feature_columns(feature: str, array: np.ndarray, sample: str) -> dict[str, 
     if feature in _LANDMARK_PREFIX:
         flat = np.concatenate([array[:, :, 0], array[:, :, 1]], axis=1)
         return dict(zip(landmark_columns(feature), flat.T))
-    if feature == "face_box":
+    if feature == FACE_BOX.name:
         return {f"face_box_{side}": array[:, k] for k, side in enumerate(_BOX_SIDES)}
     if array.shape != (n,):
         raise ValueError(f"{sample}: {feature} has shape {array.shape}, not one value per frame")
@@ -149,9 +150,9 @@ def _feature_columns(feature: str, array: np.ndarray, sample: str) -> dict[str, 
 def clip_table(store: FeatureStore) -> pd.DataFrame:
     """One row per clip: the sample table's columns (ground truth, estimates, status, flags) plus ``sfem``."""
     table = store.samples[[c for c in SAMPLE_COLUMNS if c in store.samples]].copy()
-    has_sfem = "sfem" in store.features
-    table["sfem"] = [float(store.read("sfem", s)) if has_sfem and store.has("sfem", s) else np.nan
-                     for s in table["sample"].astype(str)]
+    has_sfem = SFEM.name in store.features
+    table[SFEM.name] = [float(store.read(SFEM.name, s)) if has_sfem and store.has(SFEM.name, s) else np.nan
+                        for s in table["sample"].astype(str)]
     return table
 
 

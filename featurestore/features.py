@@ -344,7 +344,7 @@ STATE_FRAMES = FeatureDef(
     "Kim's five representative expression-state frames (the frames_rgb at state_index)",
     {"state": len(STATE_NAMES), "channel": 3, **_square("kim")})
 
-_FEATURES: tuple[FeatureDef, ...] = (
+FEATURES: dict[str, FeatureDef] = {f.name: f for f in (
     FRAME,
     LANDMARKS,
     FACE_FOUND,
@@ -375,10 +375,28 @@ _FEATURES: tuple[FeatureDef, ...] = (
     APPEARANCE_MASK,
     FRAMES_RGB,
     STATE_FRAMES,
-)
+)}
+"""Every feature, by name, in the order stages produce them; plug-in stages add theirs with :func:`register`."""
 
-FEATURES: dict[str, FeatureDef] = {f.name: f for f in _FEATURES}
-"""Every feature, by name, in the order stages produce them."""
+
+def register(*defs: FeatureDef) -> None:
+    """Add features to the table: a plug-in stage's own, or the table's own (a no-op).
+
+    A name the table already holds with another definition is refused, so
+    a plug-in cannot redefine what a built-in feature (or another plug-in's)
+    means to the writer and to training.
+
+    Raises
+    ------
+    ValueError
+        A feature of that name is defined differently.
+    """
+    for spec in defs:
+        known = FEATURES.get(spec.name)
+        if known is not None and known != spec:
+            raise ValueError(f"feature {spec.name!r} is already defined differently (written by stage "
+                             f"{known.stage!r}); give the new feature another name")
+    FEATURES.update((spec.name, spec) for spec in defs)
 
 
 def test_alpha_index(stage_params: Mapping[str, Mapping[str, Any]]) -> int:
@@ -401,9 +419,9 @@ def feature_def(name: str) -> FeatureDef:
 
 def feature_names(scope: str = "clip") -> list[str]:
     """Names of the features of one scope (``clip`` or ``dataset``), in table order."""
-    return [f.name for f in _FEATURES if f.scope == scope]
+    return [f.name for f in FEATURES.values() if f.scope == scope]
 
 
 def produced_by(stage: str) -> tuple[str, ...]:
     """The features a stage writes, in table order."""
-    return tuple(f.name for f in _FEATURES if f.stage == stage)
+    return tuple(f.name for f in FEATURES.values() if f.stage == stage)

@@ -45,6 +45,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .features import FLOW_CONSECUTIVE, FLOW_FIRST_EACH
+
 __all__ = ["FIELD_STARTS", "apex_field", "appearance_matrix", "build_mask", "code_flow", "consecutive_runs",
            "field_ending_at", "field_frames", "flow_to_rgb", "magnified_field", "map_window", "middle_sequence",
            "onset_offset_span", "step_windows", "time_normalise"]
@@ -98,7 +100,7 @@ def code_flow(field: np.ndarray, max_magnitude: float | None = None) -> np.ndarr
 
 # --- which frames a flow field joins ---------------------------------------------------------
 
-FIELD_STARTS = {"flow_first_each": "first", "flow_consecutive": "previous"}
+FIELD_STARTS = {FLOW_FIRST_EACH.name: "first", FLOW_CONSECUTIVE.name: "previous"}
 """Where each per-pair flow feature's field t starts: at frame 0 (``first``) or at frame t (``previous``).
 Either way field t ends at frame t + 1 (0-based frame indices of the clip)."""
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from mepipe.featurestore import features
 from mepipe.featurestore.cachekey import canonical
 from mepipe.featurestore.errors import UnknownNameError
-from mepipe.featurestore.features import produced_by
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
@@ -32,12 +32,13 @@ from mepipe.featurestore.provenance import BuildInfo, BuildRecord, SheetRecord, 
 from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
 from mepipe.featurestore.writer import StoreWriter
 
-from . import dataset_stages
 from .context import ClipContext
+from .dataset_stages import run_dataset_stage
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
 from .graph import BuildProgress, build_graph, build_has_cuda, execute, plan_build
-from .stagedefs import SHARED_PARAMS, STAGES, default_params, descendants, resolve_backends, stage_order, wants_cuda
+from .stages import (SOURCE, STAGES, dataset_stages_after, default_params, descendants, resolve_devices, stage_order,
+                     wants_cuda)
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,6 @@ class BuildOptions:
     fingerprint: str = "stat"
 
 
-ALPHA_STAGES = ("magnify", "flow_onset_apex_magnified")
-"""Stages whose work grows with the number of magnification factors (Xia's alpha list)."""
-
-
 @dataclass
 class BuildReport:
     """What a build did: counts, failures, quirks, timing. Written as JSON.
@@ -118,9 +115,10 @@ class BuildReport:
     alphas: int = 0
 
     def alpha_cost(self) -> dict[str, float] | None:
-        """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha
-        (``magnify``, ``flow_onset_apex_magnified``) and their share of all stage CPU seconds."""
-        per_alpha = {k: v for k, v in self.stage_cpu_seconds.items() if k in ALPHA_STAGES}
+        """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha (those
+        writing a feature with an ``alpha`` dim: ``magnify``, ``flow_onset_apex_magnified``) and their share of
+        all stage CPU seconds."""
+        per_alpha = {k: v for k, v in self.stage_cpu_seconds.items() if k in _alpha_stages()}
         total = sum(self.stage_cpu_seconds.values())
         if not per_alpha or not total:
             return None
@@ -220,7 +218,7 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
     contexts = [ClipContext.of(s) for s in loaded.samples if s.error is None]
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
-    params = resolve_backends(opts.params, cuda)
+    params = resolve_devices(opts.params, cuda)
     plan = plan_build(StoreWriter(opts.store), contexts, stages, params, forced & set(stages), opts.fingerprint)
     failing = {s.sample: str(s.error) for s in loaded.samples if s.error}
     failing.update({q.sample: q.message for q in loaded.rejected})
@@ -244,7 +242,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     writer.update_root_attrs({"state": "building", "build_started": _iso(started)})
     writer.clear_staging()
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
-    opts = replace(opts, params=resolve_backends(opts.params, cuda))  # keys and records name the real backend
+    opts = replace(opts, params=resolve_devices(opts.params, cuda))  # keys and records name the real backend
     plan = plan_build(writer, contexts.values(), stages, opts.params, forced & set(stages), opts.fingerprint)
     log.info("%d tasks to run, %d cached", len(plan.stale), len(plan.cached))
     progress = BuildProgress(plan, stages, enabled=opts.progress)
@@ -253,9 +251,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         results = execute(tasks, progress, opts.scheduler, opts.workers, cuda)
     finally:
         progress.close()
-    if dataset_stages.AFTER in stages:
-        dataset_stages.build_appearance(writer, [s.sample for s in buildable], plan.keys,
-                                        opts.params[dataset_stages.NAME])
+    for stage in dataset_stages_after(stages):
+        run_dataset_stage(writer, stage, [s.sample for s in buildable], plan.keys, opts.params)
     failures = [r for r in results if r["status"] == "failed"]
     failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
@@ -264,7 +261,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     errors = {f["sample"]: f["error"] for f in failures}
     table = _sample_table(loaded.samples, stages, writer, errors)
     faces = {s.sample: _face_events(writer, s.sample) for s in buildable
-             if "landmarks" in stages and s.sample not in errors}
+             if features.LANDMARKS.stage in stages and s.sample not in errors}
     for gone in writer.prune_clips({s.sample for s in loaded.samples}):
         log.info("removed clip %s: no longer in the dataset", gone)
     writer.write_samples(table)
@@ -280,7 +277,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         stage_seconds=_stage_seconds(results, stages), stage_cpu_seconds=_stage_seconds(results, stages, "cpu_"),
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
-        changed_sources=plan.changed_content, faces=faces, alphas=len(opts.params["magnify"].alphas))
+        changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params))
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)
@@ -305,8 +302,8 @@ def _sample_table(samples: list[Sample], stages: list[str], writer: StoreWriter,
                "action_units": s.action_units, "onset": s.onset, "apex": s.apex, "offset": s.offset,
                "flags": "; ".join(s.flags), "error": errors.get(s.sample, "")}
         events = {}
-        if "apex" in stages and not row["error"]:
-            events = writer.feature_attrs(s.sample, "intensity").get("events", {})
+        if features.INTENSITY.stage in stages and not row["error"]:
+            events = writer.feature_attrs(s.sample, features.INTENSITY.name).get("events", {})
         for col in ("onset_est", "apex_est", "offset_est", "apex_ncc"):
             row[col] = events.get(col)
         row["status"] = "failed" if row["error"] else ("flagged" if s.flags else "ok")
@@ -319,7 +316,7 @@ _FACE_EVENTS = ("face_fraction", "frames_without_face", "face_px", "faces_at_sta
 
 def _face_events(writer: StoreWriter, sample: str) -> dict[str, Any]:
     """How the landmarks stage found the clip's face (stored with its output, so cached clips report too)."""
-    events = writer.feature_attrs(sample, "landmarks").get("events", {})
+    events = writer.feature_attrs(sample, features.LANDMARKS.name).get("events", {})
     return {k: events.get(k) for k in _FACE_EVENTS}
 
 
@@ -331,12 +328,11 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
     earlier build with other ``--features`` wrote; the stages of those keep
     the record of the build that ran them.
     """
-    readable = writer.stored_features() | {f for f in produced_by(dataset_stages.NAME) if writer.dataset_attrs(f)}
-    ran = {n: StageRecord(STAGES[n].version, canonical(opts.params[n]), STAGES[n].outputs, STAGES[n].upstream)
-           for n in stages}
-    if dataset_stages.AFTER in stages:
-        ran[dataset_stages.NAME] = StageRecord(dataset_stages.VERSION, canonical(opts.params[dataset_stages.NAME]),
-                                               produced_by(dataset_stages.NAME), (dataset_stages.AFTER,))
+    dataset = dataset_stages_after(stages)
+    readable = writer.stored_features() | {f.name for s in STAGES.values() if s.scope == "dataset" for f in s.writes
+                                           if f.scope == "dataset" and writer.dataset_attrs(f.name)}
+    ran = {s.name: StageRecord(s.version, canonical(opts.params[s.name]), s.outputs, s.reads)
+           for s in [*(STAGES[n] for n in stages), *dataset]}
     attrs = writer.root_attrs()
     earlier = BuildRecord.from_attrs(attrs, str(writer.path)).stages if "build" in attrs else {}
     kept = {n: r for n, r in earlier.items() if n not in ran and set(r.outputs) & readable}
@@ -349,14 +345,25 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
         annotations=SheetRecord(str(loaded.sheet), file_sha256(loaded.sheet)) if loaded.sheet else None,
         quirks=tuple(report.quirks),
         features=tuple(sorted(readable)),
-        stages={n: {**kept, **ran}[n] for n in (*STAGES, dataset_stages.NAME) if n in kept or n in ran},
-        shared_params={n: canonical(opts.params[n]) for n in SHARED_PARAMS},
+        stages={n: {**kept, **ran}[n] for n in STAGES if n in kept or n in ran},
+        shared_params={SOURCE: canonical(opts.params[SOURCE])},
         build=BuildInfo(host=socket.gethostname(), user=os.environ.get("USER", ""), started=report.started,
                         finished=_iso(finished), seconds=round(report.seconds, 3),
                         scheduler=opts.scheduler or f"local processes x{opts.workers}",
                         fingerprint=opts.fingerprint, n_samples=report.n_samples, n_ok=report.n_ok,
                         n_failed=len(report.failures)),
     )
+
+
+def _alpha_stages() -> set[str]:
+    """Stages whose work grows with the number of magnification factors: those writing a feature with an alpha dim."""
+    return {s.name for s in STAGES.values() if any("alpha" in f.dims for f in s.writes)}
+
+
+def _n_alphas(params: dict[str, Any]) -> int:
+    """Length of the alpha list, as the ``alpha`` dim's size rule reads it from the parameters."""
+    rule = features.MAGNIFIED_SMALL.sizes["alpha"]
+    return rule.resolve({rule.stage: canonical(params[rule.stage])})
 
 
 def _iso(t: float) -> str:

@@ -1,65 +1,43 @@
-"""Stages that need every clip at once: the STRCN-A mask and the masked appearance matrices.
+"""Running a dataset-scope stage: once over every clip whose per-clip inputs this build holds.
 
-The mask keeps the top ``keep_fraction`` of the summed heat maps of the
-clips it is built from (Xia et al. 2019); the store's copy is built from all
-clips that have a heat map, as the paper does, and records their list.
-Training builds leak-free masks per fold from the stored heat maps with the
-same view (:func:`mepipe.featurestore.views.build_mask`).
+The stage (e.g. :mod:`.stages.appearance_mask`) reads the outputs of the one
+per-clip stage it declares; it runs over the clips whose outputs of that
+stage carry this build's keys, and its key chains theirs, so a clip added,
+removed or rebuilt upstream rebuilds it.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-
-import numpy as np
 
 from mepipe.featurestore.cachekey import stage_key
-from mepipe.featurestore.views import appearance_matrix, build_mask
 from mepipe.featurestore.writer import StoreWriter
 
-NAME = "appearance_mask"
-"""The dataset-level stage's name (the ``stage`` of the features it writes)."""
-
-AFTER = "appearance"
-"""The per-clip stage it runs after, on that stage's outputs."""
-
-VERSION = "1"
+from .stages.registry import ClipInputs, Stage
 
 
-@dataclass(frozen=True)
-class AppearanceMaskParams:
-    """Parameters of the STRCN-A mask (Xia §III-C1, §IV-B).
+def run_dataset_stage(writer: StoreWriter, stage: Stage, samples: list[str], keys: Mapping[tuple[str, str], str],
+                      params: Mapping[str, object]) -> str | None:
+    """Write a dataset stage's outputs unless they are fresh; returns the cache key used (None: no clip to run on).
 
-    Attributes
-    ----------
-    keep_fraction : float
-        Fraction p of heat-map pixels the mask keeps, in (0, 1] (Xia: 30%).
-        Training builds its per-fold masks with the value recorded here.
+    ``keys`` are the build's per-clip keys by (sample, stage) and ``params``
+    every stage's parameters.
     """
-
-    keep_fraction: float = 0.30
-
-    def __post_init__(self) -> None:
-        if not 0 < self.keep_fraction <= 1:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {self.keep_fraction!r}")
-
-
-def build_appearance(writer: StoreWriter, samples: list[str], keys: Mapping[tuple[str, str], str],
-                     params: AppearanceMaskParams) -> str | None:
-    """Write the dataset mask and every clip's ``appearance`` matrix; returns the cache key used."""
-    ids = [s for s in samples if writer.stored_key(s, "heatmap") == keys.get((s, AFTER))]
+    ids = [s for s in samples
+           if all(writer.stored_key(s, f.name) == keys.get((s, f.stage)) for f in stage.inputs)]
     if not ids:
         return None
-    key = stage_key(NAME, VERSION, params, {s: keys[(s, AFTER)] for s in ids})
-    fresh = writer.dataset_attrs("appearance_mask").get("cache_key") == key and all(
-        writer.stored_key(s, "appearance") == key for s in ids)
+    own, read = stage.kernel_params(params)
+    after = stage.reads[0]
+    key = stage_key(stage.name, stage.version, own, {s: keys[(s, after)] for s in ids})
+    per_clip = [f.name for f in stage.writes if f.scope == "clip"]
+    fresh = all(writer.dataset_attrs(f.name).get("cache_key") == key for f in stage.writes if f.scope == "dataset") \
+        and all(writer.stored_key(s, f) == key for s in ids for f in per_clip)
     if fresh:
         return key
-    heatmaps = np.stack([writer.read_feature(s, "heatmap") for s in ids])
-    mask = build_mask(heatmaps, params.keep_fraction)
-    for s in ids:
-        clip = writer.read_feature(s, "appearance_frames").astype(np.float32)
-        writer.write_feature(s, "appearance", appearance_matrix(clip, mask, len(clip)), key)
-    writer.write_dataset_feature("appearance_mask", mask, key,
-                                 {"clips": ids, "keep_fraction": params.keep_fraction, "n_pixels": int(mask.sum())})
+    out = stage.kernel(ClipInputs(stage.name, ids, stage.inputs, writer.read_feature), own, read)
+    for sample, arrays in out.per_clip:
+        for name in per_clip:
+            writer.write_feature(sample, name, arrays[name], key)
+    for name, array in out.dataset.items():
+        writer.write_dataset_feature(name, array, key, out.attrs)
     return key

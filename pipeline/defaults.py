@@ -93,7 +93,7 @@ def params_yaml(params: Mapping[str, Any], header: str = "") -> str:
     Parameters
     ----------
     params : mapping of str to dataclass instance
-        E.g. :func:`mepipe.pipeline.stagedefs.default_params`.
+        E.g. :func:`mepipe.pipeline.stages.default_params`.
     header : str
         Comment lines put first (without the ``#``).
     """

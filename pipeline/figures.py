@@ -1,19 +1,28 @@
 """Pictures of stored features for ``mepipe show``: flow fields, LFMs, magnification, intensity, mask.
 
-Each function takes a store and a clip id and returns a matplotlib Figure,
-so the same pictures are available from Python and from the command line.
+Each ``*_figure`` function takes a store and a clip id and returns a
+matplotlib Figure, so the same pictures are available from Python and from
+the command line; each stage declares its picture (``figure=`` of
+:func:`~mepipe.pipeline.stages.registry.register_stage`). Matplotlib is
+imported when a picture is drawn, not when a stage module is.
 """
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from mepipe.featurestore import FeatureStore, features
+from mepipe.featurestore.features import APEX_STATE, FeatureDef, test_alpha_index
+from mepipe.featurestore.views import field_frames, flow_to_rgb
 
-from mepipe.featurestore import FeatureStore  # noqa: E402
-from mepipe.featurestore.features import APEX_STATE, test_alpha_index  # noqa: E402
-from mepipe.featurestore.views import field_frames, flow_to_rgb  # noqa: E402
+
+def _pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
@@ -72,6 +81,7 @@ def draw_flow(field: np.ndarray, face: np.ndarray, title: str):
     the longest drawn one, and the magnitude panel's colour bar is in those
     pixels.
     """
+    plt = _pyplot()
     h, w = field.shape[1:]
     mag = np.hypot(field[0].astype(np.float32), field[1].astype(np.float32))
     peak = float(mag.max())
@@ -93,28 +103,28 @@ def draw_flow(field: np.ndarray, face: np.ndarray, title: str):
     return fig
 
 
-def flow_figure(store: FeatureStore, sample: str, feature: str = "flow_onset_apex", index: int | None = None):
-    """A clip's flow field, drawn by :func:`draw_flow`: the magnified flow at the test alpha, or the
-    strongest (or ``index``-th) field of a per-pair feature."""
-    flows = store.read(feature, sample).astype(np.float32)
-    if feature == "flow_onset_apex_magnified":
+def flow_figure(store: FeatureStore, sample: str, feature: FeatureDef, index: int | None = None):
+    """A clip's flow field, drawn by :func:`draw_flow`: a per-alpha flow at the test alpha (its first pair,
+    the clip's onset and apex), the strongest (or ``index``-th) field of a per-pair feature, or the one field."""
+    name = feature.name
+    flows = store.read(name, sample).astype(np.float32)
+    if "alpha" in feature.dims:
         params = store.record.stage_params()
-        alpha = test_alpha_index(params)
-        start, end = store.read("onset_apex_pairs", sample)[0]
-        field = flows[alpha, 0]
-        title = f"{feature}, test alpha {params['magnify']['test_alpha']:g}: frame {start} -> {end}"
-    elif flows.ndim == 4:
+        start, end = store.read(features.ONSET_APEX_PAIRS.name, sample)[0]
+        field = flows[test_alpha_index(params), 0]
+        title = f"{name}, test alpha {params['magnify']['test_alpha']:g}: frame {start} -> {end}"
+    elif "pair" in feature.dims:
         strongest = index is None
         index = int(np.argmax(np.abs(flows).sum(axis=(1, 2, 3)))) if strongest else index
-        start, end = field_frames(feature, index)
+        start, end = field_frames(name, index)
         field = flows[index]
-        title = f"{feature} field {index}: frame {start} -> {end}" + (" (strongest)" if strongest else "")
+        title = f"{name} field {index}: frame {start} -> {end}" + (" (strongest)" if strongest else "")
     else:
-        field, title = flows, feature
+        field, title = flows, name
     h, w = field.shape[1:]
     import cv2
 
-    face = cv2.resize(_grey(store.read("crops", sample)[0]), (w, h), interpolation=cv2.INTER_AREA)
+    face = cv2.resize(_grey(store.read(features.CROPS.name, sample)[0]), (w, h), interpolation=cv2.INTER_AREA)
     return draw_flow(field, face, f"{sample}: {title}")
 
 
@@ -138,6 +148,7 @@ def draw_lfm(stored: dict[str, np.ndarray], raw: dict[str, np.ndarray] | None, p
     source pixels of landmark-distance change over ``lag`` frames (from the
     ``raw`` maps; None when they could not be recovered, which the titles say).
     """
+    plt = _pyplot()
     fig, axes = plt.subplots(len(stored), len(picks), figsize=(3.4 * len(picks) + 1.4, 3.5 * len(stored)),
                              constrained_layout=True, squeeze=False)
     for row, (name, maps) in enumerate(stored.items()):
@@ -167,11 +178,11 @@ def lfm_figure(store: FeatureStore, sample: str):
     """
     from mepipe.pipeline.stages import lfm as lfm_stage
 
-    stored = {"LFM": store.read("lfm", sample), "CLFM": store.read("clfm", sample)}
-    params = store.record.stage_params()["lfm"]
+    stored = {"LFM": store.read(features.LFM.name, sample), "CLFM": store.read(features.CLFM.name, sample)}
+    params = store.record.stage_params()[features.LFM.stage]
     per = params.get("normalise_per", "map")
-    lag = int(store.attrs_of("lfm", sample).get("events", {}).get("lag", 0))
-    landmarks = store.read("landmarks", sample)
+    lag = int(store.attrs_of(features.LFM.name, sample).get("events", {}).get("lag", 0))
+    landmarks = store.read(features.LANDMARKS.name, sample)
     raw = None
     if lag >= 1 and len(landmarks) > lag:
         points = [p - 1 for p in params["clfm_points"]]
@@ -179,22 +190,23 @@ def lfm_figure(store: FeatureStore, sample: str):
         if all(np.array_equal(lfm_stage.normalise_lfm(candidate[n], per=per), stored[n]) for n in stored):
             raw = candidate
     picks = sorted({0, len(stored["LFM"]) // 2, len(stored["LFM"]) - 1})
-    sfem = float(store.read("sfem", sample))
+    sfem = float(store.read(features.SFEM.name, sample))
     return draw_lfm(stored, raw, picks, lag, per, f"{sample}: landmark feature maps (SFEM = {sfem:.3f})")
 
 
 def magnified_figure(store: FeatureStore, sample: str):
     """Original and magnified frames side by side at the apex, with their difference to frame 0."""
+    plt = _pyplot()
     import cv2
 
-    mag = store.read("magnified", sample)
-    crops = store.read("crops", sample)
-    apex = int(store.read("state_index", sample)[APEX_STATE])
+    mag = store.read(features.MAGNIFIED.name, sample)
+    crops = store.read(features.CROPS.name, sample)
+    apex = int(store.read(features.STATE_INDEX.name, sample)[APEX_STATE])
     size = mag.shape[2], mag.shape[1]
     original = np.stack([cv2.resize(_grey(c) if c.shape[-1] == 1 else c, size, interpolation=cv2.INTER_AREA)
                          for c in crops[[0, apex]]])
     magnified = _grey(mag[apex]) if mag.shape[-1] == 1 else mag[apex]
-    alpha = store.attrs_of("magnified", sample).get("events", {}).get("test_alpha", "?")
+    alpha = store.attrs_of(features.MAGNIFIED.name, sample).get("events", {}).get("test_alpha", "?")
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), constrained_layout=True)
     panels = [(original[1], "original apex", "gray"), (magnified, f"magnified apex (alpha {alpha})", "gray"),
               (np.abs(original[1].astype(float) - original[0]), "|apex - first|, original", "magma"),
@@ -211,11 +223,12 @@ def magnified_figure(store: FeatureStore, sample: str):
 
 def intensity_figure(store: FeatureStore, sample: str):
     """Intensity and std-diff curves with ground-truth and estimated onset/apex/offset marked."""
-    frames = store.read("frame", sample)
+    plt = _pyplot()
+    frames = store.read(features.FRAME.name, sample)
     row = _row(store, sample)
     fig, ax = plt.subplots(figsize=(8, 3.8), constrained_layout=True)
-    ax.plot(frames, store.read("intensity", sample), label="intensity (NCC with apex)", color="C0")
-    sd = store.read("stddiff", sample)
+    ax.plot(frames, store.read(features.INTENSITY.name, sample), label="intensity (NCC with apex)", color="C0")
+    sd = store.read(features.STDDIFF.name, sample)
     ax.plot(frames, sd / max(sd.max(), 1e-9), label="std-diff (scaled)", color="C1")
     for key, style in (("onset", ":"), ("apex", "-"), ("offset", "--")):
         if not np.ma.is_masked(row.get(key)) and row.get(key) is not None and not _isna(row[key]):
@@ -239,14 +252,15 @@ def _isna(v) -> bool:
 
 def mask_figure(store: FeatureStore, sample: str):
     """The STRCN-A dataset mask over the clip's magnified (small size) face, beside its heat map."""
-    mask = np.asarray(store.dataset_array("appearance_mask"))
-    face = store.read("magnified_small", sample)[0, test_alpha_index(store.record.stage_params())]
+    plt = _pyplot()
+    mask = np.asarray(store.dataset_array(features.APPEARANCE_MASK.name))
+    face = store.read(features.MAGNIFIED_SMALL.name, sample)[0, test_alpha_index(store.record.stage_params())]
     face = _grey(face) if face.shape[-1] == 1 else face.mean(-1)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), constrained_layout=True)
     axes[0].imshow(face, cmap="gray")
     axes[0].imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.45)
     axes[0].set_title(f"mask: {int(mask.sum())} of {mask.size} pixels kept")
-    im = axes[1].imshow(store.read("heatmap", sample), cmap="magma")
+    im = axes[1].imshow(store.read(features.HEATMAP.name, sample), cmap="magma")
     fig.colorbar(im, ax=axes[1], label="grey levels, summed over the clip's frames")
     axes[1].set_title("heat map sum_t |I(t) - I(0)|")
     for ax in axes:
@@ -255,19 +269,8 @@ def mask_figure(store: FeatureStore, sample: str):
     return fig
 
 
-FIGURES = {
-    "flow_onset_apex": lambda s, c: flow_figure(s, c, "flow_onset_apex"),
-    "flow_onset_apex_magnified": lambda s, c: flow_figure(s, c, "flow_onset_apex_magnified"),
-    "flow_first_each": lambda s, c: flow_figure(s, c, "flow_first_each"),
-    "flow_consecutive": lambda s, c: flow_figure(s, c, "flow_consecutive"),
-    "lfm": lfm_figure,
-    "magnified": magnified_figure,
-    "intensity": intensity_figure,
-    "mask": mask_figure,
-}
-"""What ``mepipe show --feature`` can draw."""
-
-
 def save(fig, path) -> None:
+    """Write a figure as a PNG and free it."""
+    plt = _pyplot()
     fig.savefig(path, dpi=130)
     plt.close(fig)

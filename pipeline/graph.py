@@ -25,7 +25,7 @@ from mepipe.featurestore.fingerprint import FINGERPRINT_MODES, content_digest, s
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
-from .stagedefs import SHARED_PARAMS, SOURCE_DIGEST_ATTR, STAGES
+from .stages import SOURCE_DIGEST_ATTR, STAGES
 from .tasks import run_stage_batch, run_stage_chain, run_stage_task
 
 log = logging.getLogger(__name__)
@@ -60,25 +60,23 @@ def plan_build(writer: StoreWriter, contexts: Iterable[ClipContext], stages: lis
         raise UnknownNameError(f"unknown fingerprint {fingerprint!r}; use one of {', '.join(FINGERPRINT_MODES)}")
     forced = set(force)
     plan = Plan()
-    shared = {n: params[n] for n in SHARED_PARAMS}
     decoder = next((n for n in stages if STAGES[n].reads_source), None)
     for ctx in contexts:
         digest = stat_digest(ctx.sources)
         plan.source_digests[ctx.sample] = digest
         truth = repr((ctx.truth, ctx.fps))
         rerun: set[str] = set()
+        clip_keys: dict[str, str] = {}
         for name in stages:
             stage = STAGES[name]
-            upstream = {u: plan.keys[(ctx.sample, u)] for u in stage.upstream}
             inputs = "|".join(p for p in (digest if stage.reads_source else "", truth if stage.reads_truth else "") if p)
-            stage_params = {"stage": params[name], **(shared if stage.reads_source else {})}
-            key = stage_key(name, stage.version, stage_params, upstream, inputs)
-            plan.keys[(ctx.sample, name)] = key
+            key = stage_key(name, stage.version, stage.key_params(params), stage.upstream_keys(clip_keys), inputs)
+            clip_keys[name] = plan.keys[(ctx.sample, name)] = key
             fresh = all(writer.stored_key(ctx.sample, f) == key for f in stage.outputs)
             if fresh and fingerprint == "content" and name == decoder and not _same_content(writer, ctx, stage):
                 fresh = False
                 plan.changed_content.append(ctx.sample)
-            if name in forced or any(u in rerun for u in stage.upstream) or not fresh:
+            if name in forced or any(u in rerun for u in stage.reads) or not fresh:
                 rerun.add(name)
                 plan.stale.append((ctx.sample, name))
             else:
@@ -115,29 +113,29 @@ def build_graph(plan: Plan, contexts: Mapping[str, ClipContext], store_path: str
     for name in [n for n in STAGES if n in stale]:
         stage = STAGES[name]
         placement = stage.place(params[name], cuda)
-        size = placement.clips_per_task if stage.compute_many else 1
+        size = placement.clips_per_task if stage.kernel_many else 1
         for sample in [s for s in stale[name] if name in chains.get(s, ())]:
             if (sample, name) in tasks:
                 continue
             chain = chains[sample]
-            deps = [tasks[(sample, u)] for n in chain for u in STAGES[n].upstream
+            deps = [tasks[(sample, u)] for n in chain for u in STAGES[n].reads
                     if u not in chain and (sample, u) in tasks]
             keys = [plan.keys[(sample, n)] for n in chain]
-            task = run_chain(store_path, chain, contexts[sample], dict(params), keys, *deps,
+            task = run_chain(store_path, [STAGES[n] for n in chain], contexts[sample], dict(params), keys, *deps,
                              dask_key_name=f"{'+'.join(chain)}-{sample}-{_digest(keys)}")
             for n in chain:
                 tasks[(sample, n)] = task
         unchained = [s for s in stale[name] if name not in chains.get(s, ())]
         for start in range(0, len(unchained), size):
             group = unchained[start:start + size]
-            deps = [tasks[(s, u)] for s in group for u in stage.upstream if (s, u) in tasks]
+            deps = [tasks[(s, u)] for s in group for u in stage.reads if (s, u) in tasks]
             keys = [plan.keys[(s, name)] for s in group]
             with dask.annotate(**({"resources": dict(placement.resources)} if placement.resources else {})):
                 if size == 1:
-                    task = run(store_path, name, contexts[group[0]], dict(params), keys[0], *deps,
+                    task = run(store_path, stage, contexts[group[0]], dict(params), keys[0], *deps,
                                dask_key_name=f"{name}-{group[0]}-{keys[0][:12]}")
                 else:
-                    task = run_batch(store_path, name, [contexts[s] for s in group], dict(params), keys, *deps,
+                    task = run_batch(store_path, stage, [contexts[s] for s in group], dict(params), keys, *deps,
                                      dask_key_name=f"{name}-batch-{_digest(keys)}")
             for s in group:
                 tasks[(s, name)] = task
@@ -149,11 +147,11 @@ def _decode_chains(plan: Plan) -> dict[str, list[str]]:
 
     They share one decode of the clip (:func:`.tasks.run_stage_chain`) and
     keep their own cache keys, so which of them is stale is decided as
-    before. Stages that batch clips (``compute_many``) are never chained.
+    before. Stages that batch clips (``kernel_many``) are never chained.
     """
     chains: dict[str, list[str]] = {}
     for sample, name in plan.stale:
-        if STAGES[name].reads_source and STAGES[name].compute_many is None:
+        if STAGES[name].reads_source and STAGES[name].kernel_many is None:
             chains.setdefault(sample, []).append(name)
     return {s: [n for n in STAGES if n in c] for s, c in chains.items() if len(c) > 1}
 

@@ -3,10 +3,15 @@
 A task reads its inputs from the store, runs the stage's kernel and writes
 the outputs atomically with their cache key. It never raises for a bad clip:
 it returns a status record, so one clip's failure never stops the others.
-A batch task (stages with ``compute_many``, e.g. flows on a GPU) does the same
+A batch task (stages with ``kernel_many``, e.g. flows on a GPU) does the same
 for several clips with one kernel call and returns one record per clip; a
 chain task runs several stages of one clip that read its source frames
 (landmarks, align) with a single decode, and also returns one record per stage.
+
+Tasks receive their :class:`~.stages.registry.Stage` itself, not its name:
+a worker process that unpickles it imports the stage's module, so a stage
+registered outside mepipe runs there as a built-in one does. A kernel is
+shown only the parameters its stage declares (:meth:`Stage.run`).
 """
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .errors import ClipError
-from .stagedefs import SOURCE_DIGEST_ATTR, SOURCE_FRAMES, STAGES, DecodedClip, StageDef, StageOutput, decode_clip
+from .stages import SOURCE, SOURCE_DIGEST_ATTR, SOURCE_FRAMES, Stage, StageOutput
+from .stages.frames import DecodedClip, decode_clip
 
 
 def _limit_threads() -> None:
@@ -32,13 +38,13 @@ def _limit_threads() -> None:
     cv2.setNumThreads(1)
 
 
-def run_stage_task(store_path: str, stage_name: str, ctx: ClipContext, params: Mapping[str, Any], key: str,
+def run_stage_task(store_path: str, stage: Stage, ctx: ClipContext, params: Mapping[str, Any], key: str,
                    *upstream: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Run one stage on one clip; returns ``{"sample", "stage", "status", ...}``."""
-    return run_stage_chain(store_path, [stage_name], ctx, params, [key], *upstream)[0]
+    return run_stage_chain(store_path, [stage], ctx, params, [key], *upstream)[0]
 
 
-def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContext, params: Mapping[str, Any],
+def run_stage_chain(store_path: str, stages: Sequence[Stage], ctx: ClipContext, params: Mapping[str, Any],
                     keys: Sequence[str], *upstream: Mapping[str, Any] | Sequence[Mapping[str, Any]]
                     ) -> list[dict[str, Any]]:
     """Run several stages of one clip in order, decoding its frames at most once; one record per stage.
@@ -58,10 +64,9 @@ def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContex
     writer = None
     recorded = _recorded(params)
     decoded: DecodedClip | Exception | None = None
-    for stage_name, key in zip(stage_names, keys):
-        record: dict[str, Any] = {"sample": ctx.sample, "stage": stage_name, "key": key}
-        stage = STAGES[stage_name]
-        blocked = _blocked_by(ctx.sample, [r for r in _flat(done) if r.get("stage") in stage.upstream])
+    for stage, key in zip(stages, keys):
+        record: dict[str, Any] = {"sample": ctx.sample, "stage": stage.name, "key": key}
+        blocked = _blocked_by(ctx.sample, [r for r in _flat(done) if r.get("stage") in stage.reads])
         if blocked:
             record = {**record, "status": "skipped", "error": f"needs {blocked}, which did not complete"}
             records.append(record)
@@ -72,21 +77,21 @@ def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContex
         start, cpu_start = time.perf_counter(), time.process_time()
         decode_seconds = decode_cpu = 0.0
         try:
-            inputs: dict[str, Any] = {name: writer.read_feature(ctx.sample, name) for name in stage.inputs}
+            inputs: dict[str, Any] = {f.name: writer.read_feature(ctx.sample, f.name) for f in stage.inputs}
             if stage.reads_source:
                 if decoded is None:
                     try:
-                        decoded = decode_clip(ctx, params["frames"])
+                        decoded = decode_clip(ctx, params[SOURCE])
                     except Exception as e:  # kept: every source-reading stage of the chain fails with it
                         decoded = e
                     decode_seconds, decode_cpu = time.perf_counter() - start, time.process_time() - cpu_start
                 if isinstance(decoded, Exception):
                     raise decoded
                 inputs[SOURCE_FRAMES] = decoded
-            out = stage.compute(ctx, inputs, params[stage_name], params)
+            out = stage.run(ctx, inputs, params)
             _write_outputs(writer, stage, ctx, out, key, recorded)
         except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
-            record = _failure(record, ctx, stage_name, e)
+            record = _failure(record, ctx, stage.name, e)
         else:
             record = {**record, "status": "ok", "events": out.events,
                       "seconds": time.perf_counter() - start - decode_seconds,
@@ -98,17 +103,16 @@ def run_stage_chain(store_path: str, stage_names: Sequence[str], ctx: ClipContex
     return records
 
 
-def run_stage_batch(store_path: str, stage_name: str, ctxs: Sequence[ClipContext], params: Mapping[str, Any],
+def run_stage_batch(store_path: str, stage: Stage, ctxs: Sequence[ClipContext], params: Mapping[str, Any],
                     keys: Sequence[str], *upstream: Mapping[str, Any] | Sequence[Mapping[str, Any]]
                     ) -> list[dict[str, Any]]:
-    """Run one stage on several clips with one call of its ``compute_many``; one record per clip.
+    """Run one stage on several clips with one call of its ``kernel_many``; one record per clip.
 
     A clip whose upstream failed is skipped, a clip whose inputs or kernel
     fail is recorded as failed, and the others are still computed together.
     ``seconds`` and ``cpu_seconds`` of each record are the batch's shared equally.
     """
-    stage = STAGES[stage_name]
-    records = [{"sample": c.sample, "stage": stage_name, "key": k} for c, k in zip(ctxs, keys)]
+    records = [{"sample": c.sample, "stage": stage.name, "key": k} for c, k in zip(ctxs, keys)]
     results: list[dict[str, Any] | None] = [None] * len(ctxs)
     todo: list[int] = []
     _limit_threads()
@@ -121,12 +125,12 @@ def run_stage_batch(store_path: str, stage_name: str, ctxs: Sequence[ClipContext
             results[i] = {**records[i], "status": "skipped", "error": f"needs {blocked}, which did not complete"}
             continue
         try:
-            inputs.append({name: writer.read_feature(ctx.sample, name) for name in stage.inputs})
+            inputs.append({f.name: writer.read_feature(ctx.sample, f.name) for f in stage.inputs})
             todo.append(i)
         except Exception as e:
-            results[i] = _failure(records[i], ctx, stage_name, e)
+            results[i] = _failure(records[i], ctx, stage.name, e)
     try:
-        outs = stage.compute_many([ctxs[i] for i in todo], inputs, params[stage_name], params) if todo else []
+        outs = stage.run_many([ctxs[i] for i in todo], inputs, params) if todo else []
     except Exception as e:  # the batched call itself failed (e.g. out of GPU memory): every clip in it fails
         outs = [e] * len(todo)
     seconds = (time.perf_counter() - start) / max(len(todo), 1)
@@ -139,7 +143,7 @@ def run_stage_batch(store_path: str, stage_name: str, ctxs: Sequence[ClipContext
                 raise out
             _write_outputs(writer, stage, ctx, out, keys[i], recorded)
         except Exception as e:
-            results[i] = _failure(records[i], ctx, stage_name, e)
+            results[i] = _failure(records[i], ctx, stage.name, e)
             continue
         results[i] = {**records[i], "status": "ok", "events": out.events, "seconds": seconds,
                       "cpu_seconds": cpu_seconds}
@@ -160,7 +164,7 @@ def _blocked_by(sample: str, upstream) -> str | None:
     return None
 
 
-def _write_outputs(writer: StoreWriter, stage: StageDef, ctx: ClipContext, out: StageOutput, key: str,
+def _write_outputs(writer: StoreWriter, stage: Stage, ctx: ClipContext, out: StageOutput, key: str,
                    recorded: Mapping[str, Any]) -> None:
     """Write a stage's outputs; ``recorded`` is :func:`_recorded` of the parameters, made once per task."""
     attrs = {"stage_version": stage.version, "events": out.events}

@@ -87,7 +87,7 @@ def defaults_config(tmp_path_factory) -> Path:
     """``mepipe config --defaults`` as a file: a CLI build of a demo corpus given it uses every default
     parameter (as ``build_options`` does) instead of the demo's own build settings."""
     from mepipe.pipeline.defaults import params_yaml
-    from mepipe.pipeline.stagedefs import default_params
+    from mepipe.pipeline.stages import default_params
 
     path = tmp_path_factory.mktemp("config") / "defaults.yaml"
     path.write_text(params_yaml(default_params()))
@@ -109,7 +109,7 @@ def demo_build_params():
     """Default parameters with the demo corpora's build settings (``mepipe build --dataset demo``'s): three
     alphas, one onset->apex pair per clip, first->each at 112 px and a cheaper TV-L1; the suite's time budget."""
     from mepipe.pipeline.demo.build_config import BUILD_CONFIG
-    from mepipe.pipeline.stagedefs import params_from_mapping
+    from mepipe.pipeline.stages import params_from_mapping
 
     return params_from_mapping(BUILD_CONFIG)
 
@@ -139,8 +139,7 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
     from mepipe.featurestore.manifest import write_manifest
     from mepipe.featurestore.provenance import BuildInfo, BuildRecord, StageRecord
     from mepipe.featurestore.schema import SCHEMA_VERSION
-    from mepipe.pipeline import dataset_stages
-    from mepipe.pipeline.stagedefs import STAGES, default_params
+    from mepipe.pipeline.stages import SOURCE, STAGES, default_params
 
     params = default_params()
     for stage, values in changes.items():
@@ -149,10 +148,8 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
     record = BuildRecord(
         schema_version=SCHEMA_VERSION, mepipe_version="test", dataset=dataset, source_root="synthetic",
         annotations=None, quirks=(), features=tuple(sorted(writer.stored_features())),
-        stages={**{n: StageRecord(s.version, canonical(params[n]), s.outputs, s.upstream) for n, s in STAGES.items()},
-                dataset_stages.NAME: StageRecord(dataset_stages.VERSION, canonical(params[dataset_stages.NAME]),
-                                                 ("appearance", "appearance_mask"), (dataset_stages.AFTER,))},
-        shared_params={"frames": canonical(params["frames"])},
+        stages={n: StageRecord(s.version, canonical(params[n]), s.outputs, s.reads) for n, s in STAGES.items()},
+        shared_params={SOURCE: canonical(params[SOURCE])},
         build=BuildInfo(host="test", user="test", started=now, finished=now, seconds=0.0, scheduler="none",
                         fingerprint="stat", n_samples=0, n_ok=0, n_failed=0))
     writer.update_root_attrs({"state": "complete", **record.to_attrs()})

@@ -23,7 +23,7 @@ def test_heatmap_sums_colour_channels():
 
 
 def test_params_defaults_are_xias():
-    from mepipe.pipeline.dataset_stages import AppearanceMaskParams
+    from mepipe.pipeline.stages.appearance_mask import AppearanceMaskParams
 
     assert A.AppearanceParams().n_time == 30  # Xia §IV-B: T = 30
     assert AppearanceMaskParams().keep_fraction == 0.30  # the top 30 % of pixels

@@ -9,7 +9,7 @@ from conftest import build_options
 from mepipe.featurestore import open_store
 from mepipe.featurestore.lock import BuildLock, StoreLockedError
 from mepipe.pipeline.build import run_build
-from mepipe.pipeline.stagedefs import default_params
+from mepipe.pipeline.stages import default_params
 
 CORE = ["crops", "face_found", "frame", "intensity", "landmarks", "landmarks_aligned", "state", "stddiff"]
 

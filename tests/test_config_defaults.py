@@ -7,8 +7,9 @@ from click.testing import CliRunner
 from mepipe.cli.config import read_config
 from mepipe.cli.main import cli
 from mepipe.pipeline.defaults import field_meanings, params_yaml
-from mepipe.pipeline.stagedefs import default_params, params_from_mapping
-from mepipe.pipeline.stages.flow import FirstEachFlowParams, TVL1Params
+from mepipe.pipeline.stages import default_params, params_from_mapping
+from mepipe.pipeline.stages.flow import TVL1Params
+from mepipe.pipeline.stages.flow_first_each import FirstEachFlowParams
 
 
 def _leaves(params, prefix=""):

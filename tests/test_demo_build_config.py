@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from mepipe.pipeline.demo.build_config import BUILD_CONFIG, build_config
-from mepipe.pipeline.stagedefs import default_params, params_from_mapping
+from mepipe.pipeline.stages import default_params, params_from_mapping
 
 
 def test_demo_settings_are_valid_parameters_that_cut_the_flow_pairs():

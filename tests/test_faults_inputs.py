@@ -25,8 +25,9 @@ from mepipe.pipeline.build import BuildOptions, run_build
 from mepipe.pipeline.context import ClipContext
 from mepipe.pipeline.datasets import get_adapter
 from mepipe.pipeline.errors import ClipError
-from mepipe.pipeline.stagedefs import STAGES, default_params
+from mepipe.pipeline.stages import STAGES, default_params
 from mepipe.pipeline.stages import flow
+from mepipe.pipeline.stages.flow_consecutive import ConsecutiveFlowParams, flow_consecutive
 from mepipe.pipeline.stages.frames import FramesParams, read_image, read_video
 
 N_FRAMES = 5
@@ -252,15 +253,16 @@ def test_consecutive_flow_never_pairs_frames_across_a_gap():
     crops = np.stack([np.roll(base, t, axis=1) for t in range(6)])[..., None]
     numbers = (10, 11, 12, 14, 15, 16)  # frame 13 is missing: positions 2 and 3 are two intervals apart
     ctx = ClipContext("c", (), numbers, None, 200.0, (None, None, None))
-    params = flow.ConsecutiveFlowParams(size=(16, 16), tvl1=flow.TVL1Params(nscales=2, warps=1))
-    out = STAGES["flow_consecutive"].compute(ctx, {"crops": crops}, params, default_params())
+    params = ConsecutiveFlowParams(size=(16, 16), tvl1=flow.TVL1Params(nscales=2, warps=1), backend="opencv")
+    every = {**default_params(), "flow_consecutive": params}
+    out = STAGES["flow_consecutive"].run(ctx, {"crops": crops}, every)
     field = out.arrays["flow_consecutive"]
     assert field.shape == (5, 2, 16, 16)
     assert np.isnan(field[2]).all() and np.isfinite(np.delete(field, 2, axis=0)).all()
     assert out.events["gap_pairs"] == [2]
-    assert np.allclose(field[3:], flow.flow_consecutive(crops[3:], params))
-    whole = STAGES["flow_consecutive"].compute(ClipContext("c", (), tuple(range(6)), None, 200.0, (None,) * 3),
-                                               {"crops": crops}, params, default_params())
+    assert np.allclose(field[3:], flow_consecutive(crops[3:], params))
+    whole = STAGES["flow_consecutive"].run(ClipContext("c", (), tuple(range(6)), None, 200.0, (None,) * 3),
+                                           {"crops": crops}, every)
     assert np.isfinite(whole.arrays["flow_consecutive"]).all() and "gap_pairs" not in whole.events
 
 

@@ -10,7 +10,7 @@ from conftest import build_options, demo_build_params
 from mepipe.featurestore import FEATURES, open_store
 from mepipe.pipeline.build import run_build
 from mepipe.pipeline.config import ConfigError
-from mepipe.pipeline.stagedefs import STAGES, default_params, params_from_mapping, resolve_backends, stages_for
+from mepipe.pipeline.stages import STAGES, default_params, params_from_mapping, resolve_devices, stages_for
 
 N = 24  # frames per demo clip
 
@@ -80,7 +80,7 @@ def test_default_parameters_are_the_papers():
 def test_the_build_records_the_parameters_it_used(full_store):
     """The record holds each stage's parameters as given to the build (here the demo's, with the flow backend
     resolved to the one that ran), not the defaults."""
-    used = resolve_backends(demo_build_params(), cuda=False)
+    used = resolve_devices(demo_build_params(), cuda=False)
     stages = open_store(full_store).record.stages
     for name in ("magnify", "flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "apex", "lfm"):
         assert stages[name].params == json.loads(json.dumps(dataclasses.asdict(used[name]))), name

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mepipe.pipeline.stages.flow import (
-    ConsecutiveFlowParams, FirstEachFlowParams, FlowParams, OnsetApexFlowParams, TVL1Params,
-    flow_consecutive, flow_first_each, flow_onset_apex, resize_field, tvl1_flow,
-)
+from mepipe.pipeline.stages.flow import FlowParams, TVL1Params, resize_field, tvl1_flow
+from mepipe.pipeline.stages.flow_consecutive import ConsecutiveFlowParams, flow_consecutive
+from mepipe.pipeline.stages.flow_first_each import FirstEachFlowParams, flow_first_each
+from mepipe.pipeline.stages.flow_onset_apex import OnsetApexFlowParams, flow_onset_apex
 
 cv2.setNumThreads(1)
 
@@ -109,19 +109,19 @@ def test_resize_field_by_hand():
 def test_first_each_on_the_crops_is_the_resized_crop_flow():
     # compute_at="crop": TV-L1 on the 128-px crops, then the field resized to 64x64 (vectors halved)
     crops = _moving_clip(3, 1.0, seed=4)
-    params = FirstEachFlowParams(size=(64, 64), compute_at="crop")
+    params = FirstEachFlowParams(size=(64, 64), compute_at="crop", backend="opencv")
     got = flow_first_each(crops, params)
     expected = np.stack([resize_field(tvl1_flow(crops[0], crops[t], params.tvl1), (64, 64)) for t in (1, 2)])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(_interior_mean(got), [[0.5, 0], [1.0, 0]], atol=0.1)
-    at_size = flow_first_each(crops, FirstEachFlowParams(size=(64, 64), compute_at="size"))
+    at_size = flow_first_each(crops, FirstEachFlowParams(size=(64, 64), compute_at="size", backend="opencv"))
     assert np.abs(at_size - got).max() > 1e-3
 
 
 def test_first_each_and_consecutive_compute_the_expected_pairs():
     # Crops move 1 px per frame at 128 px; the 64x64 INTER_AREA resize halves it to 0.5 px.
     crops = _moving_clip(4, 1.0)
-    first = flow_first_each(crops, FirstEachFlowParams(size=(64, 64), compute_at="size"))
+    first = flow_first_each(crops, FirstEachFlowParams(size=(64, 64), compute_at="size", backend="opencv"))
     assert first.shape == (3, 2, 64, 64) and first.dtype == np.float32
     np.testing.assert_allclose(_interior_mean(first), [[0.5, 0], [1.0, 0], [1.5, 0]], atol=0.1)
     consecutive = flow_consecutive(crops)
@@ -131,7 +131,7 @@ def test_first_each_and_consecutive_compute_the_expected_pairs():
 
 def test_onset_apex_uses_the_given_positions():
     crops = _moving_clip(5, 1.0, seed=1)
-    flow = flow_onset_apex(crops, onset=1, apex=4, params=OnsetApexFlowParams(size=(64, 48)))
+    flow = flow_onset_apex(crops, onset=1, apex=4, params=OnsetApexFlowParams(size=(64, 48), backend="opencv"))
     assert flow.shape == (2, 48, 64)
     # 3 frames apart at 1 px each, resized 128 -> 64 wide: u = 1.5 px.
     np.testing.assert_allclose(_interior_mean(flow), [1.5, 0.0], atol=0.1)

@@ -17,12 +17,14 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from mepipe.featurestore import open_store
 from mepipe.featurestore.writer import StoreWriter
-from mepipe.pipeline import stagedefs
+from mepipe.pipeline.stages import STAGES, default_params, resolve_devices
 from mepipe.pipeline.context import ClipContext
 from mepipe.pipeline.flow_agreement import agreement
 from mepipe.pipeline.graph import Plan, build_graph, plan_build
 from mepipe.pipeline.stages import flow, tvl1_torch
-from mepipe.pipeline.stages.flow import FirstEachFlowParams, TVL1Params
+from mepipe.pipeline.stages.flow import TVL1Params
+from mepipe.pipeline.stages.flow_consecutive import flow_consecutive
+from mepipe.pipeline.stages.flow_first_each import FirstEachFlowParams, flow_first_each
 
 from conftest import build_options, demo_build_params
 
@@ -47,17 +49,17 @@ def test_auto_means_torch_with_cuda_and_opencv_without(backend, cuda, expected):
 
 
 def test_the_build_resolves_auto_before_keys_and_the_backend_changes_the_key():
-    params = stagedefs.default_params()
+    params = default_params()
     assert {params[n].backend for n in FLOW_STAGES} == {"auto"}
     for cuda, backend in ((False, "opencv"), (True, "torch")):
-        resolved = stagedefs.resolve_backends(params, cuda)
+        resolved = resolve_devices(params, cuda)
         assert {resolved[n].backend for n in FLOW_STAGES} == {backend}
         assert resolved["align"] is params["align"]
     ctx = ClipContext("s1", ("a.png", "b.png"), (1, 2), None, 200.0, (0, 1, None))
     keys = {}
     for cuda in (False, True):
         plan = plan_build(StoreWriter("/nonexistent/store.zarr"), [ctx], ["landmarks", "align", "flow_first_each"],
-                          stagedefs.resolve_backends(params, cuda))
+                          resolve_devices(params, cuda))
         keys[cuda] = plan.keys[("s1", "flow_first_each")]
         assert plan.keys[("s1", "align")] == plan.keys.get(("s1", "align"))
     assert keys[False] != keys[True]
@@ -74,9 +76,9 @@ def test_a_torch_flow_task_solves_all_pairs_of_its_clip_in_one_call(monkeypatch)
     monkeypatch.setattr(tvl1_torch, "tvl1_batch", counting)
     crops = _moving_crops(6)
     params = FirstEachFlowParams(size=(32, 32), tvl1=FAST, backend="torch")
-    torch_flow = flow.flow_first_each(crops, params)
+    torch_flow = flow_first_each(crops, params)
     assert calls == [5]
-    opencv_flow = flow.flow_first_each(crops, dataclasses.replace(params, backend="opencv"))
+    opencv_flow = flow_first_each(crops, dataclasses.replace(params, backend="opencv"))
     assert agreement(torch_flow, opencv_flow).within()
 
 
@@ -84,19 +86,19 @@ def test_several_clips_share_one_solver_call_and_a_bad_clip_fails_alone(monkeypa
     calls = []
     solve = tvl1_torch.tvl1_batch
     monkeypatch.setattr(tvl1_torch, "tvl1_batch", lambda p, n, *a, **k: calls.append(len(p)) or solve(p, n, *a, **k))
-    stage = stagedefs.STAGES["flow_consecutive"]
-    params = stagedefs.default_params()
+    stage = STAGES["flow_consecutive"]
+    params = default_params()
     params["flow_consecutive"] = dataclasses.replace(params["flow_consecutive"], size=(32, 32), tvl1=FAST,
                                                      backend="torch")
     ctxs = [ClipContext(f"s{i}", (), (), None, 200.0, (None, None, None)) for i in range(3)]
     inputs = [{"crops": _moving_crops(4, seed=1)}, {"crops": _moving_crops(1)}, {"crops": _moving_crops(5, seed=2)}]
-    outs = stage.compute_many(ctxs, inputs, params["flow_consecutive"], params)
+    outs = stage.run_many(ctxs, inputs, params)
     assert calls == [3 + 4]
     assert isinstance(outs[1], ValueError) and "at least 2" in str(outs[1])
     assert outs[0].arrays["flow_consecutive"].shape == (3, 2, 32, 32)
     assert outs[2].arrays["flow_consecutive"].shape == (4, 2, 32, 32)
     assert outs[0].events["flow_backend"] == "torch" and outs[0].events["flow_device"] == "cpu"
-    alone = stage.compute(ctxs[2], inputs[2], params["flow_consecutive"], params)
+    alone = stage.run(ctxs[2], inputs[2], params)
     np.testing.assert_array_equal(alone.arrays["flow_consecutive"], outs[2].arrays["flow_consecutive"])
 
 
@@ -129,7 +131,7 @@ def _resources(task):
 def test_flow_tasks_ask_for_a_gpu_only_when_torch_runs_on_cuda(backend, cuda):
     samples = [f"s{i}" for i in range(40)]
     stages = ["landmarks", "align", "apex", *FLOW_STAGES]
-    params = stagedefs.default_params()
+    params = default_params()
     for n in FLOW_STAGES:
         params[n] = dataclasses.replace(params[n], backend=backend)
     contexts = {s: ClipContext(s, ("f.png",), (1,), None, 200.0, (None, None, None)) for s in samples}
@@ -140,7 +142,7 @@ def test_flow_tasks_ask_for_a_gpu_only_when_torch_runs_on_cuda(backend, cuda):
     for n in FLOW_STAGES:
         distinct = {tasks[(s, n)].key: tasks[(s, n)] for s in samples}
         if on_gpu:
-            per_task = stagedefs.GPU_FLOW_CLIPS_PER_TASK[n]
+            per_task = STAGES[n].placement.clips_per_task
             assert len(distinct) == -(-len(samples) // per_task)
             assert all(_resources(t) == {"resources": {"GPU": 1}} for t in distinct.values())
         else:

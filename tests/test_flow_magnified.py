@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from mepipe.pipeline.context import ClipContext
-from mepipe.pipeline.stagedefs import STAGES, default_params
-from mepipe.pipeline.stages.flow import MagnifiedOnsetApexFlowParams, TVL1Params, tvl1_flow
+from mepipe.pipeline.stages import STAGES, default_params
+from mepipe.pipeline.stages.flow import TVL1Params, tvl1_flow
+from mepipe.pipeline.stages.flow_onset_apex_magnified import MagnifiedOnsetApexFlowParams
 from mepipe.pipeline.stages.magnify import MagnifyParams, magnify
 from mepipe.pipeline.stages.subsets import draw_subsets, subset_pairs, subset_seed
 
@@ -36,14 +37,14 @@ def _run(params, magnification):
     state_index = np.array([ONSET, (ONSET + APEX) // 2, APEX, 9, 11], dtype=np.int32)
     stddiff = np.abs(np.arange(T) - APEX).max() - np.abs(np.arange(T) - APEX).astype(np.float32)
     ctx = ClipContext("001_1_1", (), tuple(range(100, 100 + T)), None, 200.0, (None, None, None))
-    shared = {**default_params(), "magnify": magnification}
+    every = {**default_params(), "magnify": magnification, "flow_onset_apex_magnified": params}
     inputs = {"crops": crops, "state_index": state_index, "stddiff": stddiff}
-    return STAGES["flow_onset_apex_magnified"].compute(ctx, inputs, params, shared), crops, stddiff
+    return STAGES["flow_onset_apex_magnified"].run(ctx, inputs, every), crops, stddiff
 
 
 def test_each_field_is_the_flow_between_the_magnified_frames_of_its_pair():
     fast = TVL1Params(nscales=3, warps=2, epsilon=0.05)
-    params = MagnifiedOnsetApexFlowParams(size=(48, 40), tvl1=fast, subset_levels=(1.0, 0.6))
+    params = MagnifiedOnsetApexFlowParams(size=(48, 40), tvl1=fast, subset_levels=(1.0, 0.6), backend="opencv")
     magnification = MagnifyParams(alphas=(5.0, 8.0, 14.0))
     out, crops, stddiff = _run(params, magnification)
     fields, pairs = out.arrays["flow_onset_apex_magnified"], out.arrays["onset_apex_pairs"]
@@ -65,7 +66,7 @@ def test_each_field_is_the_flow_between_the_magnified_frames_of_its_pair():
 
 def test_one_level_stores_only_the_clips_own_pair():
     params = MagnifiedOnsetApexFlowParams(size=(48, 40), tvl1=TVL1Params(nscales=2, warps=1, epsilon=0.1),
-                                          subset_levels=(1.0,))
+                                          subset_levels=(1.0,), backend="opencv")
     out, _, _ = _run(params, MagnifyParams(alphas=(8.0,)))
     assert out.arrays["onset_apex_pairs"].tolist() == [[ONSET, APEX]]
     assert out.arrays["flow_onset_apex_magnified"].shape == (1, 1, 2, 40, 48)

@@ -116,7 +116,7 @@ def test_diff_against_itself_is_empty(small_store):
 @pytest.mark.slow
 def test_diff_names_a_changed_align_size(small_store, store_copy, small_demo):
     from mepipe.pipeline.build import run_build
-    from mepipe.pipeline.stagedefs import default_params
+    from mepipe.pipeline.stages import default_params
 
     params = default_params()
     params["align"] = dataclasses.replace(params["align"], size=128)

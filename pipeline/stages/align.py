@@ -61,8 +61,11 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from mepipe.featurestore import features
+
 from .landmarks import LEFT_EYE, RIGHT_EYE
 from .lwm import N_COEFFICIENTS, LocalWeightedMean
+from .registry import SOURCE_FRAMES, StageOutput, register_stage
 
 VERSION = "2"
 
@@ -331,3 +334,15 @@ def align_clip(frames: np.ndarray, landmarks: np.ndarray, params: AlignParams = 
         crops[t] = warped.reshape(s, s, channels)
         transforms[t] = m
     return AlignResult(crops, out_points, transforms)
+
+
+def _kernel(ctx, inputs, params, read):
+    result = align_clip(inputs[SOURCE_FRAMES].frames, inputs[features.LANDMARKS.name], params, ctx.fps)
+    return StageOutput({features.CROPS.name: result.crops, features.LANDMARKS_ALIGNED.name: result.landmarks,
+                        features.TRANSFORMS.name: result.transforms})
+
+
+STAGE = register_stage(
+    name="align", version=VERSION, params=AlignParams, kernel=_kernel, group="core", reads=("landmarks",),
+    reads_source=True, inputs=(features.LANDMARKS,),
+    writes=(features.CROPS, features.LANDMARKS_ALIGNED, features.TRANSFORMS))

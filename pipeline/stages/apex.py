@@ -27,6 +27,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mepipe.featurestore import features
+
+from .. import figures
+from .registry import Figure, StageOutput, register_stage
+
 VERSION = "1"
 
 STDDIFF_ON = ("magnified", "crops")
@@ -178,3 +183,22 @@ def estimate(crops: np.ndarray, truth: tuple[int | None, int | None, int | None]
     return ApexResult(sigma.astype(np.float32), curve.astype(np.float32), intensity.astype(np.float32),
                       state_labels(len(crops), idx), idx, apex_est, apex_ncc, onset_est, offset_est,
                       reference, source)
+
+
+def _kernel(ctx, inputs, params, read):
+    magnified = inputs[features.MAGNIFIED.name] if params.stddiff_on == "magnified" else None
+    r = estimate(inputs[features.CROPS.name], ctx.truth, params, magnified)
+    number = ctx.frame_numbers
+    return StageOutput(
+        {features.STDDIFF.name: r.stddiff, features.NCC.name: r.ncc, features.INTENSITY.name: r.intensity,
+         features.STATE.name: r.state, features.STATE_INDEX.name: r.state_index},
+        {"apex_est": number[r.apex_est], "apex_ncc": number[r.apex_ncc], "onset_est": number[r.onset_est],
+         "offset_est": number[r.offset_est], "apex_reference": number[r.apex_reference],
+         "states_from": r.states_from})
+
+
+STAGE = register_stage(
+    name="apex", version=VERSION, params=ApexParams, kernel=_kernel, group="core", reads=("align", "magnify"),
+    reads_truth=True, inputs=(features.CROPS, features.MAGNIFIED),
+    writes=(features.STDDIFF, features.NCC, features.INTENSITY, features.STATE, features.STATE_INDEX),
+    figure=Figure(features.INTENSITY.name, figures.intensity_figure))

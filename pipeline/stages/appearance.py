@@ -23,6 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mepipe.featurestore import features
+from mepipe.featurestore.views import time_normalise
+
+from .registry import StageOutput, register_stage
+
 VERSION = "1"
 
 
@@ -63,3 +68,15 @@ def heatmap(clip: np.ndarray) -> np.ndarray:
     if diff.ndim == 3:
         diff = diff.sum(axis=-1)
     return diff.astype(np.float32)
+
+
+def _kernel(ctx, inputs, params, read):
+    magnify = read["magnify"]
+    clip = inputs[features.MAGNIFIED_SMALL.name][:, magnify.test_index].astype(np.float32)
+    return StageOutput({features.HEATMAP.name: heatmap(clip.mean(axis=-1)),
+                        features.APPEARANCE_FRAMES.name: time_normalise(clip, params.n_time)})
+
+
+STAGE = register_stage(
+    name="appearance", version=VERSION, params=AppearanceParams, kernel=_kernel, group="appearance",
+    reads=("magnify",), inputs=(features.MAGNIFIED_SMALL,), writes=(features.HEATMAP, features.APPEARANCE_FRAMES))

@@ -1,12 +1,12 @@
-"""TV-L1 optical flow between aligned face crops, and its colour coding.
+"""TV-L1 optical flow between aligned face crops: the solver, its parameters and the pieces the flow stages share.
 
-Three variants, each with its own parameter dataclass:
-
-- onset→apex at 300×245 (W×H) for STRCN-G: one field per clip, and the
-  same on the magnified clip for every α and frame subset
-  (:class:`MagnifiedOnsetApexFlowParams`);
-- first frame→every later frame at 112×112 for SHCNN: T−1 fields;
-- consecutive frames at 64×64 for Nag's temporal network: T−1 fields.
+Each flow variant is a stage module of its own, with its parameter
+dataclass (a :class:`FlowParams`) and kernel: onset→apex at 300×245 (W×H)
+for STRCN-G (:mod:`.flow_onset_apex`), the same on the magnified clip for
+every α and frame subset (:mod:`.flow_onset_apex_magnified`), first
+frame→every later frame at 112×112 for SHCNN (:mod:`.flow_first_each`) and
+consecutive frames at 64×64 for Nag's temporal network
+(:mod:`.flow_consecutive`).
 
 Where the flow is computed is the variant's ``compute_at``: ``"size"``
 resizes the crops (``cv2.INTER_AREA``) to the variant's size and computes
@@ -21,9 +21,10 @@ Backends (``FlowParams.backend``): ``"opencv"`` runs OpenCV's DualTVL1 one
 pair at a time; ``"torch"`` runs :mod:`.tvl1_torch`, the same algorithm on
 all pairs of a call at once (several clips per call in a build), on the CUDA
 device if there is one; ``"auto"`` is torch where the build has a CUDA device
-and OpenCV otherwise. A build resolves ``"auto"`` before it computes cache
-keys, so the key and the stored parameters name the backend that made each
-flow.
+and OpenCV otherwise. Only a build resolves ``"auto"`` (:func:`resolve_backend`,
+applied before it computes cache keys), so the key, the stored parameters,
+the task placement and the solver all name the backend that made each flow;
+the solver refuses an unresolved ``"auto"``.
 
 Sign convention (OpenCV's): ``flow[0]`` is u, the displacement along x
 (positive = content moves right), ``flow[1]`` is v, along y (positive = content
@@ -36,8 +37,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-
-from .subsets import XIA_LEVELS
 
 VERSION = "1"
 """Bump when the output of any kernel here changes for the same input and parameters."""
@@ -177,88 +176,20 @@ class FlowParams:
                              f"got {self.compute_at!r}")
 
 
-@dataclass(frozen=True)
-class OnsetApexFlowParams(FlowParams):
-    """Onset→apex flow for STRCN-G (Xia et al. 2019): 300×245 (W×H)."""
-
-    size: tuple[int, int] = (300, 245)
-
-
-@dataclass(frozen=True)
-class MagnifiedOnsetApexFlowParams(OnsetApexFlowParams):
-    """Onset→apex flows of the magnified clip for STRCN-G (Xia et al. 2019): 300×245.
-
-    One field per α of ``magnify.alphas`` (the clip magnified at the crops'
-    resolution with the magnify stage's parameters) and per distinct
-    (onset, apex) pair of the clip's frame subsets (:mod:`.subsets`).
-
-    Deviations from Xia, kept because the paper cannot be followed here:
-
-    - **Flow method.** Xia use Sun, Roth and Black's method (CVPR 2010,
-      "Secrets of optical flow", Lorentzian penalty); no implementation of
-      it is available to mepipe, so this is TV-L1 like every other flow
-      variant (SPEC §2.5).
-    - **Onset and apex.** Xia's onset is the first frame of the sequence and
-      their apex the std-diff maximum (eq. 5); here they are Kim's state
-      frames 0 and 2 (the sheet's onset and apex where it has them, else the
-      estimates, which are eq. 5 on the magnified clip), as for
-      ``flow_onset_apex``, because clip folders (SAMM, the demo) may hold
-      frames before the onset.
-
-    Attributes
-    ----------
-    subset_levels : tuple of float
-        Fraction of frames each subset keeps, one seeded random subset per
-        level (Xia: 1.0, 0.9, 0.8, 0.7, 0.6). ``(1.0,)`` stores only the
-        clip's own onset→apex pair.
-    subset_seed : int
-        Seed of the draws, with the sample id.
-    """
-
-    subset_levels: tuple[float, ...] = XIA_LEVELS
-    subset_seed: int = 0
-
-    def __post_init__(self):
-        super().__post_init__()
-        levels = tuple(float(v) for v in self.subset_levels)
-        if not levels or any(not 0 < v <= 1 for v in levels):
-            raise ValueError(f"{type(self).__name__}.subset_levels must be fractions in (0, 1], "
-                             f"got {self.subset_levels!r}")
-        object.__setattr__(self, "subset_levels", levels)
-
-
-@dataclass(frozen=True)
-class FirstEachFlowParams(FlowParams):
-    """First→each-frame flow for SHCNN (Miao et al. 2019): 112×112, computed on the crops.
-
-    Miao §III-C: the TV-L1 flow between the first frame and every later one
-    "is firstly resized into 112×112 and then transformed into an HSI image",
-    so the flow is computed on the face frames and the field resized
-    (``compute_at="crop"``); ``compute_at="size"`` computes it on crops
-    resized to 112 px (mepipe before issue 14), about 5 times cheaper for
-    256-pixel crops. The paper says the intensity of the colour coding
-    represents the magnitude but not how the magnitude is scaled; the
-    reading-time coding scales each field by its own largest magnitude unless
-    given a fixed one (a reading of the paper, not its statement).
-    """
-
-    size: tuple[int, int] = (112, 112)
-    compute_at: str = "crop"
-
-
-@dataclass(frozen=True)
-class ConsecutiveFlowParams(FlowParams):
-    """Consecutive-frame flow for Nag et al. 2019's temporal network: 64×64."""
-
-    size: tuple[int, int] = (64, 64)
-
-
 def resolve_backend(backend: str, cuda: bool) -> str:
     """The concrete backend: ``"auto"`` is ``"torch"`` where ``cuda`` (a CUDA device is there), else ``"opencv"``."""
     if backend not in BACKENDS:
         raise ValueError(f"flow backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto":
         return "torch" if cuda else "opencv"
+    return backend
+
+
+def _concrete(backend: str) -> str:
+    """``backend``, refused unless it is a concrete backend (``"auto"`` is the build's to resolve)."""
+    if backend not in BACKENDS or backend == "auto":
+        raise ValueError(f"flow backend must be 'opencv' or 'torch' here, got {backend!r}; a build resolves "
+                         "'auto' for its device (flow.resolve_backend) before any flow is computed")
     return backend
 
 
@@ -275,8 +206,7 @@ def backend_record(backend: str) -> dict[str, str]:
     Returns ``{"flow_backend", "flow_device", "flow_library"}``, e.g.
     ``{"flow_backend": "torch", "flow_device": "cuda:0 (NVIDIA H200)", "flow_library": "torch 2.13.0"}``.
     """
-    backend = resolve_backend(backend, cuda_available())
-    if backend == "opencv":
+    if _concrete(backend) == "opencv":
         return {"flow_backend": "opencv", "flow_device": "cpu", "flow_library": f"opencv {cv2.__version__}"}
     import torch
 
@@ -323,10 +253,10 @@ def tvl1_flows(prev: np.ndarray, next: np.ndarray, tvl1: TVL1Params | None = Non
         Pair i is ``prev[i] -> next[i]``.
     tvl1 : TVL1Params, optional
         Solver parameters; OpenCV's defaults when omitted.
-    backend : {"opencv", "torch", "auto"}
+    backend : {"opencv", "torch"}
         ``"opencv"``: one ``calc`` per pair; ``"torch"``: one batched call, on
-        the CUDA device if there is one (else the CPU); ``"auto"``: torch with
-        CUDA, OpenCV without.
+        the CUDA device if there is one (else the CPU). ``"auto"`` is refused:
+        a build resolves it (:func:`resolve_backend`).
 
     Returns
     -------
@@ -336,7 +266,7 @@ def tvl1_flows(prev: np.ndarray, next: np.ndarray, tvl1: TVL1Params | None = Non
     prev, next = np.asarray(prev), np.asarray(next)
     if prev.shape != next.shape or prev.ndim != 3:
         raise ValueError(f"prev and next must be stacks (N, H, W) of the same shape, got {prev.shape} and {next.shape}")
-    if resolve_backend(backend, backend == "auto" and cuda_available()) == "torch":
+    if _concrete(backend) == "torch":
         from .tvl1_torch import tvl1_batch
 
         return tvl1_batch(prev, next, tvl1, device=_torch_device())
@@ -403,36 +333,6 @@ def prepare_crops(crops: np.ndarray, params: FlowParams, min_frames: int = 1) ->
     return _prepare(_check_crops(crops, min_frames=min_frames), params)
 
 
-def flow_onset_apex(crops: np.ndarray, onset: int, apex: int,
-                    params: FlowParams | None = None) -> np.ndarray:
-    """TV-L1 flow from the onset crop to the apex crop (STRCN-G input).
-
-    Parameters
-    ----------
-    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
-        Aligned face crops, greyscale or colour (C = 1 or 3).
-    onset, apex : int
-        Positions of the onset and apex frames in ``crops`` (0-based indices,
-        not source frame numbers), ``0 <= onset < apex < T``.
-    params : FlowParams, optional
-        Defaults to :class:`OnsetApexFlowParams` (300×245).
-
-    Returns
-    -------
-    ndarray, shape (2, H, W), float32
-        (u, v) at the variant's size; the store casts to float16.
-
-    References
-    ----------
-    .. [1] Z. Xia, X. Hong, X. Gao, X. Feng, G. Zhao, "Spatiotemporal recurrent
-       convolutional networks for recognizing spontaneous micro-expressions",
-       IEEE Trans. Multimedia 22(3), 2020. https://doi.org/10.1109/TMM.2019.2931351
-    """
-    params = params or OnsetApexFlowParams()
-    grey = onset_apex_crops(crops, onset, apex, params)
-    return flows_of_clips([grey], [[(0, 1)]], params)[0][0]
-
-
 def onset_apex_crops(crops: np.ndarray, onset: int, apex: int, params: FlowParams) -> np.ndarray:
     """The onset and apex crops, checked and prepared: (2, H, W) uint8."""
     t = len(_check_crops(crops))
@@ -442,58 +342,6 @@ def onset_apex_crops(crops: np.ndarray, onset: int, apex: int, params: FlowParam
     if not onset < apex:
         raise ValueError(f"onset index must precede the apex index, got onset={onset}, apex={apex}")
     return _prepare(crops[[onset, apex]], params)
-
-
-def flow_first_each(crops: np.ndarray, params: FlowParams | None = None) -> np.ndarray:
-    """TV-L1 flow from the first crop to every later crop (SHCNN input).
-
-    Parameters
-    ----------
-    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
-        Aligned face crops, T >= 2.
-    params : FlowParams, optional
-        Defaults to :class:`FirstEachFlowParams` (112×112).
-
-    Returns
-    -------
-    ndarray, shape (T - 1, 2, H, W), float32
-        Field t is the flow from crop 0 to crop t + 1; the store casts to float16.
-
-    References
-    ----------
-    .. [1] S. Miao, H. Xu, Z. Han, Y. Zhu, "Recognizing facial expressions using
-       a shallow convolutional neural network", IEEE Access 7, 2019.
-       https://doi.org/10.1109/ACCESS.2019.2921220
-    """
-    params = params or FirstEachFlowParams()
-    grey = prepare_crops(crops, params, min_frames=2)
-    return flows_of_clips([grey], [first_each_pairs(len(grey))], params)[0]
-
-
-def flow_consecutive(crops: np.ndarray, params: FlowParams | None = None) -> np.ndarray:
-    """TV-L1 flow between consecutive crops (input of Nag et al.'s temporal network).
-
-    Parameters
-    ----------
-    crops : ndarray, shape (T, S, S) or (T, S, S, C), uint8
-        Aligned face crops, T >= 2.
-    params : FlowParams, optional
-        Defaults to :class:`ConsecutiveFlowParams` (64×64).
-
-    Returns
-    -------
-    ndarray, shape (T - 1, 2, H, W), float32
-        Field t is the flow from crop t to crop t + 1; the store casts to float16.
-
-    References
-    ----------
-    .. [1] S. Nag, A. K. Bhunia, A. Konwer, P. P. Roy, "Facial micro-expression
-       spotting and recognition using time contrasted feature with visual
-       memory", ICASSP 2019, pp. 2022-2026. https://doi.org/10.48550/arXiv.1902.03514
-    """
-    params = params or ConsecutiveFlowParams()
-    grey = prepare_crops(crops, params, min_frames=2)
-    return flows_of_clips([grey], [consecutive_pairs(len(grey))], params)[0]
 
 
 def _calc(solver: cv2.optflow.DualTVL1OpticalFlow, prev: np.ndarray, next: np.ndarray) -> np.ndarray:

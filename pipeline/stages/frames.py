@@ -12,6 +12,7 @@ import numpy as np
 from mepipe.featurestore.cachekey import NOT_IN_KEY
 from mepipe.featurestore.fingerprint import ContentDigest
 
+from ..context import ClipContext
 from ..errors import ClipError
 
 VERSION = "1"
@@ -191,3 +192,25 @@ def to_grey(frames: np.ndarray) -> np.ndarray:
     if frames.ndim == 3:
         return frames
     return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+
+
+def load_frames(ctx: ClipContext, params: FramesParams, digest: ContentDigest | None = None) -> np.ndarray:
+    """A clip's frames from its video or its frame files (``digest`` as in :func:`read_image`)."""
+    if ctx.video:
+        return read_video(ctx.video, ctx.frame_numbers, params, digest)
+    return read_frames(ctx.frame_files, params, digest)
+
+
+@dataclass(frozen=True)
+class DecodedClip:
+    """A clip's frames as decoded, and the content digest of the bytes they were decoded from."""
+
+    frames: np.ndarray
+    digest: str
+
+
+def decode_clip(ctx: ClipContext, params: FramesParams) -> DecodedClip:
+    """Decode every frame of a clip once, hashing the bytes as they are read."""
+    digest = ContentDigest()
+    clip = load_frames(ctx, params, digest)
+    return DecodedClip(clip, digest.hexdigest())

@@ -46,7 +46,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mepipe.featurestore import features
+
 from ..errors import ClipError
+from .frames import to_grey
+from .registry import SOURCE_FRAMES, StageOutput, register_stage
 
 VERSION = "2"
 
@@ -477,3 +481,17 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = _area(np.array([max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])]))
     union = _area(a) + _area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _kernel(ctx, inputs, params, read):
+    decoded = inputs[SOURCE_FRAMES]
+    result = track_landmarks(to_grey(decoded.frames), params)
+    return StageOutput({features.FRAME.name: np.asarray(ctx.frame_numbers, dtype=np.int64),
+                        features.LANDMARKS.name: result.landmarks, features.FACE_FOUND.name: result.face_found,
+                        features.FACE_BOX.name: result.boxes},
+                       result.events(), decoded.digest)
+
+
+STAGE = register_stage(
+    name="landmarks", version=VERSION, params=LandmarkParams, kernel=_kernel, group="core", reads_source=True,
+    writes=(features.FRAME, features.LANDMARKS, features.FACE_FOUND, features.FACE_BOX))

@@ -24,7 +24,11 @@ from typing import Literal
 
 import numpy as np
 
+from mepipe.featurestore import features
 from mepipe.featurestore.features import N_LANDMARKS
+
+from .. import figures
+from .registry import Figure, StageOutput, register_stage
 
 VERSION = "1"
 
@@ -288,3 +292,17 @@ def sfem(landmarks: np.ndarray, fps: float, params: LFMParams = LFMParams()) -> 
 def _pair_distance(points: np.ndarray, pair_1based: tuple[int, int]) -> np.ndarray:
     a, b = pair_1based
     return np.linalg.norm(points[:, a - 1] - points[:, b - 1], axis=-1)
+
+
+def _kernel(ctx, inputs, params, read):
+    points = inputs[features.LANDMARKS.name]
+    return StageOutput({features.LFM.name: lfm68(points, ctx.fps, params),
+                        features.CLFM.name: lfm21(points, ctx.fps, params),
+                        features.SFEM.name: np.float64(sfem(points, ctx.fps, params))},
+                       {"lag": lag_from_fps(ctx.fps, params.lag_fps_divisor)})
+
+
+STAGE = register_stage(
+    name="lfm", version=VERSION, params=LFMParams, kernel=_kernel, group="lfm", reads=("landmarks",),
+    reads_truth=True, inputs=(features.LANDMARKS,), writes=(features.LFM, features.CLFM, features.SFEM),
+    figure=Figure(features.LFM.name, figures.lfm_figure))

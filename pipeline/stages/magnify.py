@@ -30,6 +30,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mepipe.featurestore import features
+
+from .. import figures
+from .registry import Figure, StageOutput, register_stage
+
 VERSION = "1"
 """Bump when the output of any kernel here changes for the same input and parameters."""
 
@@ -407,3 +412,24 @@ def _render(clip: np.ndarray, bands: list[np.ndarray], factors: tuple[float, ...
         added = _mix_channels(added, np.linalg.inv(_yiq_matrix(params)) * chroma)
     added = added.reshape(frames.shape)
     return np.clip(np.rint(frames + added), 0, 255).astype(np.uint8)
+
+
+def squeezed(crops: np.ndarray) -> np.ndarray:
+    """Crops (T, S, S, C) as the magnification kernels take them: greyscale without its channel axis."""
+    return crops[..., 0] if crops.shape[-1] == 1 else crops
+
+
+def _kernel(ctx, inputs, params, read):
+    crops = inputs[features.CROPS.name]
+    grey = crops.shape[-1] == 1
+    small = magnify_sized(squeezed(crops), params.small_size, params.alphas, params)
+    test = magnify_sized(squeezed(crops), params.size, (params.test_alpha,), params)[:, 0]
+    return StageOutput({features.MAGNIFIED.name: test[..., None] if grey else test,
+                        features.MAGNIFIED_SMALL.name: small[..., None] if grey else small},
+                       {"alphas": list(params.alphas), "test_alpha": params.test_alpha})
+
+
+STAGE = register_stage(
+    name="magnify", version=VERSION, params=MagnifyParams, kernel=_kernel, group="magnify", reads=("align",),
+    inputs=(features.CROPS,), writes=(features.MAGNIFIED, features.MAGNIFIED_SMALL),
+    figure=Figure(features.MAGNIFIED.name, figures.magnified_figure))
