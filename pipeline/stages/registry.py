@@ -301,10 +301,10 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
     _check(stage)
     old = STAGES.get(name)
     if old is not None:
-        if _qualname(old.kernel) != _qualname(kernel):
-            raise ValueError(f"stage name {name!r} is already registered by {_qualname(old.kernel)}; "
-                             f"pick another name for {_qualname(kernel)}")
-        warnings.warn(f"stage {name!r} registered again by {_qualname(kernel)}; replacing it", stacklevel=2)
+        if _origin(old) != _origin(stage):
+            raise ValueError(f"stage name {name!r} is already registered by {_origin(old)}; "
+                             f"pick another name for {_origin(stage)}")
+        warnings.warn(f"stage {name!r} registered again by {_origin(stage)}; replacing it", stacklevel=2)
     features.register(*stage.writes)
     STAGES[name] = stage
     return stage
@@ -326,7 +326,7 @@ def _check(stage: Stage) -> None:
         raise ValueError(f"{where} loads {foreign}, written by stages it does not declare in reads")
     others = [f"{f.name} (stage {f.stage!r})" for f in stage.writes if f.stage != stage.name]
     if not stage.writes or others:
-        raise ValueError(f"{where} must write features of its own, got {others or 'none'}")
+        raise ValueError(f"{where} must write features of its own, got {', '.join(others) or 'none'}")
     if stage.scope == "clip" and any(f.scope != "clip" for f in stage.writes):
         raise ValueError(f"{where}: a per-clip stage writes per-clip features only")
     clash = [n for n, s in STAGES.items() if s.figure and stage.figure and s.figure.name == stage.figure.name
@@ -335,8 +335,9 @@ def _check(stage: Stage) -> None:
         raise ValueError(f"{where}: figure {stage.figure.name!r} is already stage {clash[0]!r}'s")
 
 
-def _qualname(fn: Callable) -> str:
-    return f"{fn.__module__}.{fn.__qualname__}"
+def _origin(stage: Stage) -> str:
+    """Where a stage is defined, by its parameter class (a module reloaded defines the same one again)."""
+    return f"{stage.params.__module__}.{stage.params.__qualname__}"
 
 
 def get_stage(name: str) -> Stage:
