@@ -16,12 +16,6 @@ from mepipe.featurestore import features
 from mepipe.featurestore.features import FeatureDef
 from mepipe.pipeline.stages import Figure, StageOutput, register_stage
 
-VERSION = "1"
-
-TOY_SMOOTHED = FeatureDef(
-    "toy_smoothed", "toy", ("frame",), "float32", "1", "smoothed expression intensity",
-    "the apex stage's intensity averaged over toy.window frames centred on each frame (edges: the frames there are)")
-
 
 @dataclass(frozen=True)
 class ToyParams:
@@ -38,6 +32,11 @@ class ToyParams:
     def __post_init__(self) -> None:
         if self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"ToyParams.window must be odd and >= 1, got {self.window!r}")
+
+
+TOY_SMOOTHED = FeatureDef(
+    "toy_smoothed", "toy", ("frame",), "float32", "1", "smoothed expression intensity",
+    "the apex stage's intensity averaged over toy.window frames centred on each frame (edges: the frames there are)")
 
 
 def smooth(curve: np.ndarray, window: int) -> np.ndarray:
@@ -61,6 +60,8 @@ def _figure(store, sample):
     ax.set_title(f"{sample}: intensity over {store.record.stage_params()['toy']['window']} frames")
     return fig
 
+
+VERSION = "1"
 
 STAGE = register_stage(
     name="toy", version=VERSION, params=ToyParams, kernel=_kernel, group="toy", reads=("apex",),

@@ -28,8 +28,6 @@ from mepipe.featurestore.views import time_normalise
 
 from .registry import StageOutput, register_stage
 
-VERSION = "1"
-
 
 @dataclass(frozen=True)
 class AppearanceParams:
@@ -76,6 +74,9 @@ def _kernel(ctx, inputs, params, read):
     return StageOutput({features.HEATMAP.name: heatmap(clip.mean(axis=-1)),
                         features.APPEARANCE_FRAMES.name: time_normalise(clip, params.n_time)})
 
+
+VERSION = "1"
+"""Bump when the output changes for the same input and parameters."""
 
 STAGE = register_stage(
     name="appearance", version=VERSION, params=AppearanceParams, kernel=_kernel, group="appearance",

@@ -4,14 +4,8 @@ The mask keeps the top ``keep_fraction`` of the summed heat maps of the
 clips it is built from (Xia et al. 2019); the store's copy is built from all
 clips that have a heat map, as the paper does, and records their list.
 Training builds leak-free masks per fold from the stored heat maps with the
-same view (:func:`mepipe.featurestore.views.build_mask`).
-
-References
-----------
-.. [1] Z. Xia, X. Hong, X. Gao, X. Feng and G. Zhao, "Spatiotemporal Recurrent
-   Convolutional Networks for Recognizing Spontaneous Micro-Expressions,"
-   IEEE Transactions on Multimedia, vol. 22, no. 3, pp. 626-640, 2020.
-   doi:10.1109/TMM.2019.2931351
+same view (:func:`mepipe.featurestore.views.build_mask`). Reference: Xia et
+al. 2019, https://doi.org/10.1109/TMM.2019.2931351 (§III-C1).
 """
 from __future__ import annotations
 
@@ -24,8 +18,6 @@ from mepipe.featurestore.views import appearance_matrix, build_mask
 
 from .. import figures
 from .registry import DatasetOutput, Figure, register_stage
-
-VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -58,6 +50,9 @@ def _kernel(clips, params, read) -> DatasetOutput:
                          {"clips": list(clips.samples), "keep_fraction": params.keep_fraction,
                           "n_pixels": int(mask.sum())})
 
+
+VERSION = "1"
+"""Bump when the output changes for the same input and parameters."""
 
 STAGE = register_stage(
     name="appearance_mask", version=VERSION, params=AppearanceMaskParams, kernel=_kernel, scope="dataset",

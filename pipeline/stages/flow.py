@@ -32,7 +32,7 @@ moves down), such that ``next[y + v, x + u] ≈ prev[y, x]``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -313,6 +313,13 @@ def flows_of_clips(greys: Sequence[np.ndarray], pairs: Sequence[Sequence[tuple[i
         return [np.zeros((0, 2, h, w), np.float32) for _ in pairs]
     flows = tvl1_flows(np.concatenate(prev), np.concatenate(nxt), params.tvl1, params.backend)
     return [_to_size(f, params) for f in np.split(flows, np.cumsum([len(p) for p in pairs])[:-1])]
+
+
+def clip_flows(crops: np.ndarray, params: FlowParams,
+               pairs_of: Callable[[int], list[tuple[int, int]]]) -> np.ndarray:
+    """The (P, 2, H, W) float32 flows of one clip's crop pairs ``pairs_of(T)`` (e.g. :func:`first_each_pairs`)."""
+    grey = prepare_crops(crops, params, min_frames=2)
+    return flows_of_clips([grey], [pairs_of(len(grey))], params)[0]
 
 
 def prepare_crops(crops: np.ndarray, params: FlowParams, min_frames: int = 1) -> np.ndarray:

@@ -11,16 +11,14 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from mepipe.featurestore import features
 
-from .. import figures
 from . import flow_tasks
-from .flow import VERSION, FlowParams, consecutive_pairs, flows_of_clips, prepare_crops
-from .registry import Figure, register_stage
+from .flow import VERSION, FlowParams, clip_flows, consecutive_pairs, prepare_crops
+from .registry import register_stage
 
 
 @dataclass(frozen=True)
@@ -35,9 +33,7 @@ def flow_consecutive(crops: np.ndarray, params: FlowParams | None = None) -> np.
 
     ``params`` defaults to :class:`ConsecutiveFlowParams` on the OpenCV backend.
     """
-    params = params or ConsecutiveFlowParams(backend="opencv")
-    grey = prepare_crops(crops, params, min_frames=2)
-    return flows_of_clips([grey], [consecutive_pairs(len(grey))], params)[0]
+    return clip_flows(crops, params or ConsecutiveFlowParams(backend="opencv"), consecutive_pairs)
 
 
 def _pairs(ctx, inputs, params):
@@ -59,5 +55,5 @@ _FLOWS = flow_tasks.PairFlows(features.FLOW_CONSECUTIVE, _pairs)
 STAGE = register_stage(
     name="flow_consecutive", version=VERSION, params=ConsecutiveFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align",), inputs=(features.CROPS,), writes=(features.FLOW_CONSECUTIVE,),
-    placement=flow_tasks.GpuPlacement(32), device=flow_tasks.BACKEND,
-    figure=Figure(features.FLOW_CONSECUTIVE.name, partial(figures.flow_figure, feature=features.FLOW_CONSECUTIVE)))
+    figure=flow_tasks.flow_figure(features.FLOW_CONSECUTIVE), device=flow_tasks.BACKEND,
+    placement=flow_tasks.GpuPlacement(32))

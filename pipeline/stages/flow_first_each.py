@@ -11,16 +11,14 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from mepipe.featurestore import features
 
-from .. import figures
 from . import flow_tasks
-from .flow import VERSION, FlowParams, first_each_pairs, flows_of_clips, prepare_crops
-from .registry import Figure, register_stage
+from .flow import VERSION, FlowParams, clip_flows, first_each_pairs, prepare_crops
+from .registry import register_stage
 
 
 @dataclass(frozen=True)
@@ -47,9 +45,7 @@ def flow_first_each(crops: np.ndarray, params: FlowParams | None = None) -> np.n
 
     ``params`` defaults to :class:`FirstEachFlowParams` on the OpenCV backend.
     """
-    params = params or FirstEachFlowParams(backend="opencv")
-    grey = prepare_crops(crops, params, min_frames=2)
-    return flows_of_clips([grey], [first_each_pairs(len(grey))], params)[0]
+    return clip_flows(crops, params or FirstEachFlowParams(backend="opencv"), first_each_pairs)
 
 
 def _pairs(ctx, inputs, params):
@@ -63,4 +59,4 @@ STAGE = register_stage(
     name="flow_first_each", version=VERSION, params=FirstEachFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align",), inputs=(features.CROPS,), writes=(features.FLOW_FIRST_EACH,),
     placement=flow_tasks.GpuPlacement(32), device=flow_tasks.BACKEND,
-    figure=Figure(features.FLOW_FIRST_EACH.name, partial(figures.flow_figure, feature=features.FLOW_FIRST_EACH)))
+    figure=flow_tasks.flow_figure(features.FLOW_FIRST_EACH))

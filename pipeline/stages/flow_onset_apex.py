@@ -12,16 +12,14 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from mepipe.featurestore import features
 
-from .. import figures
 from . import flow_tasks
 from .flow import VERSION, FlowParams, flows_of_clips, onset_apex_crops
-from .registry import Figure, register_stage
+from .registry import register_stage
 
 
 @dataclass(frozen=True)
@@ -56,4 +54,4 @@ STAGE = register_stage(
     name="flow_onset_apex", version=VERSION, params=OnsetApexFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align", "apex"), inputs=(features.CROPS, features.STATE_INDEX),
     writes=(features.FLOW_ONSET_APEX,), placement=flow_tasks.GpuPlacement(256), device=flow_tasks.BACKEND,
-    figure=Figure(features.FLOW_ONSET_APEX.name, partial(figures.flow_figure, feature=features.FLOW_ONSET_APEX)))
+    figure=flow_tasks.flow_figure(features.FLOW_ONSET_APEX))

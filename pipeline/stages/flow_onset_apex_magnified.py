@@ -1,32 +1,25 @@
-"""Stage: onset→apex flows of the magnified clip for every α and frame subset, STRCN-G's input (Xia et al. 2019).
+"""Stage: onset→apex flows of the magnified clip for every α and frame subset, STRCN-G's input.
 
-Xia et al. (2019) magnify the aligned clip, then compute STRCN-G's flow
-between its onset and apex frames resized to 300x245; frame subsets (their
-augmentation) change the pair when they drop either frame (:mod:`.subsets`).
-Magnification runs at the crops' resolution, with the magnify stage's
-parameters and alpha list, which this stage therefore reads.
-
-References
-----------
-.. [1] Z. Xia, X. Hong, X. Gao, X. Feng, G. Zhao, "Spatiotemporal recurrent
-   convolutional networks for recognizing spontaneous micro-expressions",
-   IEEE Trans. Multimedia 22(3), 2020. https://doi.org/10.1109/TMM.2019.2931351
+Xia et al. (2019, https://doi.org/10.1109/TMM.2019.2931351) magnify the
+aligned clip, then compute STRCN-G's flow between its onset and apex frames
+resized to 300x245; frame subsets (their augmentation) change the pair when
+they drop either frame (:mod:`.subsets`). Magnification runs at the crops'
+resolution, with the magnify stage's parameters and alpha list, which this
+stage therefore reads.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from mepipe.featurestore import features
 
-from .. import figures
 from . import flow_tasks, subsets
 from .flow import VERSION
 from .flow_onset_apex import OnsetApexFlowParams, flow_onset_apex
 from .magnify import magnify_frames, squeezed
-from .registry import Figure, StageOutput, register_stage
+from .registry import StageOutput, register_stage
 
 
 @dataclass(frozen=True)
@@ -97,5 +90,4 @@ STAGE = register_stage(
     writes=(features.FLOW_ONSET_APEX_MAGNIFIED, features.ONSET_APEX_PAIRS, features.SUBSET_FRAMES,
             features.SUBSET_PAIR),
     device=flow_tasks.BACKEND,
-    figure=Figure(features.FLOW_ONSET_APEX_MAGNIFIED.name,
-                  partial(figures.flow_figure, feature=features.FLOW_ONSET_APEX_MAGNIFIED)))
+    figure=flow_tasks.flow_figure(features.FLOW_ONSET_APEX_MAGNIFIED))

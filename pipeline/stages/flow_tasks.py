@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -15,9 +16,10 @@ import numpy as np
 from mepipe.featurestore import features
 from mepipe.featurestore.features import FeatureDef, State
 
+from .. import figures
 from ..errors import ClipError
 from . import flow
-from .registry import Device, Placement, StageOutput
+from .registry import Device, Figure, Placement, StageOutput
 
 
 def onset_apex(inputs: dict[str, np.ndarray]) -> tuple[int, int]:
@@ -98,6 +100,11 @@ def _may_use_cuda(params: flow.FlowParams) -> bool:
 
 BACKEND = Device(resolve=_resolve, may_use_cuda=_may_use_cuda)
 """The flow stages' device choice: ``backend``, with ``"auto"`` resolved by :func:`.flow.resolve_backend`."""
+
+
+def flow_figure(feature: FeatureDef) -> Figure:
+    """A flow stage's picture for ``mepipe show --feature NAME``: its field drawn by :func:`.figures.flow_figure`."""
+    return Figure(feature.name, partial(figures.flow_figure, feature=feature))
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,5 @@
-"""Stage: Kim et al. (2017)'s inputs: every aligned frame, and the five expression-state frames, in RGB.
-
-References
-----------
-.. [1] D. H. Kim, W. J. Baddar, J. Jang, Y. M. Ro, "Multi-objective based
-   spatio-temporal feature representation learning robust to expression
-   intensity variations for facial expression recognition", IEEE Trans.
-   Affective Computing, 2017. https://doi.org/10.1109/TAFFC.2017.2699999
+"""Stage: Kim et al.'s inputs (https://doi.org/10.1109/TAFFC.2017.2699999): every aligned frame, and the five
+expression-state frames, in RGB at ``kim.size``; the network is :mod:`mepipe.train.models.kim2017`.
 """
 from __future__ import annotations
 
@@ -17,8 +11,6 @@ import numpy as np
 from mepipe.featurestore import features
 
 from .registry import StageOutput, register_stage
-
-VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -49,6 +41,9 @@ def _kernel(ctx, inputs, params, read):
     return StageOutput({features.FRAMES_RGB.name: small,
                         features.STATE_FRAMES.name: small[inputs[features.STATE_INDEX.name]]})
 
+
+VERSION = "1"
+"""Bump when the output changes for the same input and parameters."""
 
 STAGE = register_stage(
     name="kim", version=VERSION, params=KimParams, kernel=_kernel, group="kim", reads=("align", "apex"),

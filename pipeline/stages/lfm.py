@@ -260,10 +260,8 @@ def sfem(landmarks: np.ndarray, fps: float, params: LFMParams = LFMParams()) -> 
 
     Parameters
     ----------
-    landmarks : ndarray, shape (F, 68, 2)
-        iBUG-68 landmarks per frame.
-    fps : float
-        Frame rate; sets the lag ``T`` (:func:`lag_from_fps`).
+    landmarks, fps
+        As for :func:`lfm68`.
     params : LFMParams
         ``sfem_points`` picks all 68 landmarks or the CLFM subset for the
         numerator; the denominator always uses landmarks 1, 17, 28, 34.
