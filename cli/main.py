@@ -39,7 +39,39 @@ def _adapter_names() -> list[str]:
     return adapter_names()
 
 
+def _import_stage_plugins(ctx, param, specs) -> None:
+    """Import the modules that register stages, before any other option is checked against the registry.
+
+    A ``.py`` file is imported by its name with its folder first on
+    ``sys.path``, the path a build's worker processes start with, so they
+    import the same module when they receive the stage's tasks.
+    """
+    import importlib
+
+    for spec in specs:
+        name = spec
+        if spec.endswith(".py"):
+            path = Path(spec).resolve()
+            if not path.is_file():
+                raise click.BadParameter(f"{spec}: no such file", param_hint="--plugin")
+            sys.path.insert(0, str(path.parent))
+            name = path.stem
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001 -- any failure of the plugin's code is reported as the plugin's
+            raise click.BadParameter(f"{spec} failed to import: {type(err).__name__}: {err}",
+                                     param_hint="--plugin") from None
+
+
+stage_plugin_option = click.option(
+    "--plugin", multiple=True, metavar="MODULE|FILE.py", expose_value=False, is_eager=True,
+    callback=_import_stage_plugins,
+    help="A module (importable name or .py file) that registers stages of its own; they are then built, "
+         "configured and drawn like the built-in ones (example: tests/toy_stage.py). Repeatable.")
+
+
 @cli.command()
+@stage_plugin_option
 @click.option("--dataset", required=True, type=click.Choice(_adapter_names()),
               help="Dataset adapter: how the root's folders and annotation sheet are read.")
 @click.option("--root", type=click.Path(path_type=Path),
@@ -146,6 +178,7 @@ def _ensure_demo(dataset: str, root: Path) -> None:
 
 
 @cli.command("config")
+@stage_plugin_option
 @click.argument("config_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--defaults", is_flag=True,
               help="Print every stage's default parameters (the default when no CONFIG_FILE is given).")
@@ -237,6 +270,7 @@ def _figure_names() -> list[str]:
 
 
 @cli.command()
+@stage_plugin_option
 @click.argument("store")
 @click.argument("clip")
 @click.option("--feature", required=True, type=RegistryChoice(_figure_names),

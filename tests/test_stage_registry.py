@@ -62,22 +62,30 @@ def test_a_new_stage_in_one_file_builds_and_reads_back(toy_stage, store_copy, sm
     assert store.record.stages["toy"].upstream == ("apex",)
 
 
-def test_mepipe_build_features_toy_runs_it_in_worker_processes(toy_stage, store_copy, small_demo, defaults_config,
-                                                              tmp_path):
+def test_mepipe_build_plugin_features_toy_runs_it_in_worker_processes(registry, store_copy, small_demo,
+                                                                     defaults_config, tmp_path):
     """Through the CLI and its local process pool: each worker imports the toy module when it unpickles the task."""
     from mepipe.cli.main import cli
 
-    result = CliRunner().invoke(cli, ["build", "--dataset", "demo", "--root", str(small_demo), "--store",
-                                      str(store_copy), "--config", str(defaults_config), "--features", "toy",
-                                      "--workers", "1", "--no-progress"])
-    assert result.exit_code == 0, result.output
-    assert "stages run:    toy 6" in result.output
-    store = open_store(store_copy)
-    assert "toy_smoothed" in store.features and store.read("toy_smoothed", store.sample_ids[0]).dtype == np.float32
-    png = tmp_path / "toy.png"
-    shown = CliRunner().invoke(cli, ["show", str(store_copy), store.sample_ids[0], "--feature", "toy_smoothed",
-                                     "--out", str(png)])
-    assert shown.exit_code == 0 and png.stat().st_size > 0, shown.output
+    sys.modules.pop("toy_stage", None)
+    plugin = str(Path(__file__).with_name("toy_stage.py"))
+    try:
+        result = CliRunner().invoke(cli, ["build", "--plugin", plugin, "--dataset", "demo", "--root", str(small_demo),
+                                          "--store", str(store_copy), "--config", str(defaults_config),
+                                          "--features", "toy", "--workers", "1", "--no-progress"])
+        assert result.exit_code == 0, result.output
+        assert "stages run:    toy 6" in result.output
+        store = open_store(store_copy)
+        sid = store.sample_ids[0]
+        assert "toy_smoothed" in store.features and store.read("toy_smoothed", sid).dtype == np.float32
+        png = tmp_path / "toy.png"
+        shown = CliRunner().invoke(cli, ["show", "--plugin", plugin, str(store_copy), sid, "--feature", "toy_smoothed",
+                                         "--out", str(png)])
+        assert shown.exit_code == 0 and png.stat().st_size > 0, shown.output
+    finally:
+        sys.modules.pop("toy_stage", None)
+    missing = CliRunner().invoke(cli, ["config", "--plugin", str(tmp_path / "absent.py")])
+    assert missing.exit_code == 2 and "absent.py: no such file" in missing.output
 
 
 @dataclass(frozen=True)
