@@ -4,9 +4,11 @@ Every array a store holds is declared here once, with the stage that
 produces it, its generic dims (``frame``, ``pair``, ``uv``, ``y``, ``x``,
 ``channel``, ...), its dtype, CF-style ``units`` and ``long_name``, and how
 the size of each fixed dim follows from the stage parameters recorded in
-the store. The pipeline's stage table reads its outputs from here, the
-writer checks every array against it, and training reads sizes and names
-from it; nothing else restates a feature's dims or sizes.
+the store. Each stage module declares the definitions it writes and loads
+(the built-in ones are named constants here, ``CROPS``, ``FLOW_FIRST_EACH``,
+...; a plug-in stage's own are added with :func:`register`), the writer
+checks every array against them, and training reads sizes and names from
+them; nothing else restates a feature's name, dims or sizes.
 
 A size that follows from a parameter is a :class:`Param`, e.g. the ``x``
 of ``flow_first_each`` is ``flow_first_each.size[0]``: configure the stage
@@ -420,8 +422,3 @@ def feature_def(name: str) -> FeatureDef:
 def feature_names(scope: str = "clip") -> list[str]:
     """Names of the features of one scope (``clip`` or ``dataset``), in table order."""
     return [f.name for f in FEATURES.values() if f.scope == scope]
-
-
-def produced_by(stage: str) -> tuple[str, ...]:
-    """The features a stage writes, in table order."""
-    return tuple(f.name for f in FEATURES.values() if f.stage == stage)

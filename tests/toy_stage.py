@@ -63,6 +63,6 @@ def _figure(store, sample):
 
 VERSION = "1"
 
-STAGE = register_stage(
+register_stage(
     name="toy", version=VERSION, params=ToyParams, kernel=_kernel, group="toy", reads=("apex",),
     inputs=(features.INTENSITY,), writes=(TOY_SMOOTHED,), figure=Figure(TOY_SMOOTHED.name, _figure))

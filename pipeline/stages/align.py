@@ -342,7 +342,7 @@ def _kernel(ctx, inputs, params, read):
                         features.TRANSFORMS.name: result.transforms})
 
 
-STAGE = register_stage(
+register_stage(
     name="align", version=VERSION, params=AlignParams, kernel=_kernel, group="core", reads=("landmarks",),
     reads_source=True, inputs=(features.LANDMARKS,),
     writes=(features.CROPS, features.LANDMARKS_ALIGNED, features.TRANSFORMS))

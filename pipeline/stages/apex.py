@@ -197,7 +197,7 @@ def _kernel(ctx, inputs, params, read):
          "states_from": r.states_from})
 
 
-STAGE = register_stage(
+register_stage(
     name="apex", version=VERSION, params=ApexParams, kernel=_kernel, group="core", reads=("align", "magnify"),
     reads_truth=True, inputs=(features.CROPS, features.MAGNIFIED),
     writes=(features.STDDIFF, features.NCC, features.INTENSITY, features.STATE, features.STATE_INDEX),

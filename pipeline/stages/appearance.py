@@ -78,6 +78,6 @@ def _kernel(ctx, inputs, params, read):
 VERSION = "1"
 """Bump when the output changes for the same input and parameters."""
 
-STAGE = register_stage(
+register_stage(
     name="appearance", version=VERSION, params=AppearanceParams, kernel=_kernel, group="appearance",
     reads=("magnify",), inputs=(features.MAGNIFIED_SMALL,), writes=(features.HEATMAP, features.APPEARANCE_FRAMES))

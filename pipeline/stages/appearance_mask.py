@@ -54,7 +54,7 @@ def _kernel(clips, params, read) -> DatasetOutput:
 VERSION = "1"
 """Bump when the output changes for the same input and parameters."""
 
-STAGE = register_stage(
+register_stage(
     name="appearance_mask", version=VERSION, params=AppearanceMaskParams, kernel=_kernel, scope="dataset",
     group="appearance", reads=("appearance",), inputs=(features.HEATMAP, features.APPEARANCE_FRAMES),
     writes=(features.APPEARANCE, features.APPEARANCE_MASK), figure=Figure("mask", figures.mask_figure))

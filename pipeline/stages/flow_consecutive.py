@@ -52,7 +52,7 @@ def _pairs(ctx, inputs, params):
 
 _FLOWS = flow_tasks.PairFlows(features.FLOW_CONSECUTIVE, _pairs)
 
-STAGE = register_stage(
+register_stage(
     name="flow_consecutive", version=VERSION, params=ConsecutiveFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align",), inputs=(features.CROPS,), writes=(features.FLOW_CONSECUTIVE,),
     figure=flow_tasks.flow_figure(features.FLOW_CONSECUTIVE), device=flow_tasks.BACKEND,

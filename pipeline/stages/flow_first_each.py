@@ -55,7 +55,7 @@ def _pairs(ctx, inputs, params):
 
 _FLOWS = flow_tasks.PairFlows(features.FLOW_FIRST_EACH, _pairs)
 
-STAGE = register_stage(
+register_stage(
     name="flow_first_each", version=VERSION, params=FirstEachFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align",), inputs=(features.CROPS,), writes=(features.FLOW_FIRST_EACH,),
     placement=flow_tasks.GpuPlacement(32), device=flow_tasks.BACKEND,

@@ -50,7 +50,7 @@ def _pairs(ctx, inputs, params):
 
 _FLOWS = flow_tasks.PairFlows(features.FLOW_ONSET_APEX, _pairs, one_field=True)
 
-STAGE = register_stage(
+register_stage(
     name="flow_onset_apex", version=VERSION, params=OnsetApexFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align", "apex"), inputs=(features.CROPS, features.STATE_INDEX),
     writes=(features.FLOW_ONSET_APEX,), placement=flow_tasks.GpuPlacement(256), device=flow_tasks.BACKEND,

@@ -84,7 +84,7 @@ def _kernel(ctx, inputs, params, read):
                        {"onset_index": onset, "apex_index": peak, "n_pairs": len(pairs)})
 
 
-STAGE = register_stage(
+register_stage(
     name="flow_onset_apex_magnified", version=VERSION, params=MagnifiedOnsetApexFlowParams, kernel=_kernel,
     group="flow", reads=("align", "magnify", "apex"), inputs=(features.CROPS, features.STATE_INDEX, features.STDDIFF),
     writes=(features.FLOW_ONSET_APEX_MAGNIFIED, features.ONSET_APEX_PAIRS, features.SUBSET_FRAMES,

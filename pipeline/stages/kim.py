@@ -45,6 +45,6 @@ def _kernel(ctx, inputs, params, read):
 VERSION = "1"
 """Bump when the output changes for the same input and parameters."""
 
-STAGE = register_stage(
+register_stage(
     name="kim", version=VERSION, params=KimParams, kernel=_kernel, group="kim", reads=("align", "apex"),
     inputs=(features.CROPS, features.STATE_INDEX), writes=(features.FRAMES_RGB, features.STATE_FRAMES))

@@ -492,6 +492,6 @@ def _kernel(ctx, inputs, params, read):
                        result.events(), decoded.digest)
 
 
-STAGE = register_stage(
+register_stage(
     name="landmarks", version=VERSION, params=LandmarkParams, kernel=_kernel, group="core", reads_source=True,
     writes=(features.FRAME, features.LANDMARKS, features.FACE_FOUND, features.FACE_BOX))

@@ -300,7 +300,7 @@ def _kernel(ctx, inputs, params, read):
                        {"lag": lag_from_fps(ctx.fps, params.lag_fps_divisor)})
 
 
-STAGE = register_stage(
+register_stage(
     name="lfm", version=VERSION, params=LFMParams, kernel=_kernel, group="lfm", reads=("landmarks",),
     reads_truth=True, inputs=(features.LANDMARKS,), writes=(features.LFM, features.CLFM, features.SFEM),
     figure=Figure(features.LFM.name, figures.lfm_figure))

@@ -429,7 +429,7 @@ def _kernel(ctx, inputs, params, read):
                        {"alphas": list(params.alphas), "test_alpha": params.test_alpha})
 
 
-STAGE = register_stage(
+register_stage(
     name="magnify", version=VERSION, params=MagnifyParams, kernel=_kernel, group="magnify", reads=("align",),
     inputs=(features.CROPS,), writes=(features.MAGNIFIED, features.MAGNIFIED_SMALL),
     figure=Figure(features.MAGNIFIED.name, figures.magnified_figure))
