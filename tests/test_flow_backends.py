@@ -23,7 +23,6 @@ from mepipe.pipeline.flow_agreement import agreement
 from mepipe.pipeline.graph import Plan, build_graph, plan_build
 from mepipe.pipeline.stages import flow, tvl1_torch
 from mepipe.pipeline.stages.flow import TVL1Params
-from mepipe.pipeline.stages.flow_consecutive import flow_consecutive
 from mepipe.pipeline.stages.flow_first_each import FirstEachFlowParams, flow_first_each
 
 from conftest import build_options, demo_build_params
