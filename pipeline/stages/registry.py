@@ -7,9 +7,11 @@ the features it writes (definitions of the feature table, or its own, which
 are added to the table), the features it loads, the stages it reads (their
 outputs or their parameters), whether it decodes the clip's sources or
 reads its ground truth, its ``--features`` group, its figure, and how its
-tasks are placed and choose a device. Nothing else in mepipe lists stages:
-adding one touches its module only, as a model is one file on the training
-side (STYLE §14, §20).
+tasks are placed and choose a device. Nothing else in mepipe lists stages
+or their groups, figures and placements: a plug-in stage is one file, and a
+built-in one is its module, its line in this package's ``__init__`` and its
+features in the feature table (which training reads without the pipeline),
+as a model is one file on the training side (STYLE §14, §20).
 
 A kernel sees exactly what its cache key covers. It is called as
 ``kernel(ctx, inputs, params, read)``: its own parameters, and a
