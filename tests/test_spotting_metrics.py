@@ -84,6 +84,26 @@ def test_spotting_report_uses_frames_outside_onset_offset_and_says_when_there_ar
     assert "every predicted frame lies inside onset..offset" in only_inside["auc_note"]
 
 
+def test_in_clip_spotting_takes_the_truth_from_the_annotation_and_counts_as_megc():
+    from mepipe.train.metrics import spotting_report
+
+    # One clip, onset..offset = frames 1..5; frame 3 has no prediction (it starts a run after a gap).
+    # mean of the predicted frames (0.1 + 0.8 + 0.9 + 0.9 + 0.8 + 0.1) / 6 = 0.6, max 0.9, p = 0.5 -> T = 0.75:
+    # spotted (1, 2) and (4, 5). The annotated interval is (1, 5) whole, not (1, 2) and (4, 5):
+    # IoU 2/5 each -> no truth found: TP 0, FP 2, FN 1 (the predicted frames alone would make two truths, TP 2).
+    report = spotting_report([[0.1, 0.8, 0.9, None, 0.9, 0.8, 0.1]], [[0, 1, 1, 1, 1, 1, 0]])
+    intervals = report["intervals"]
+    assert (intervals["tp"], intervals["fp"], intervals["fn"]) == (0, 2, 1) and intervals["f1"] == 0.0
+    # Two clips, each annotated 2..5, pooled as two videos. Clip 1: mean 0.5, T = 0.75, spots (2, 4): IoU 3/4,
+    # found. Clip 2: mean 2/3, T = 5/6, spots (0, 0) (a false positive) and (3, 5): IoU 3/4, found.
+    # M = 2, N = 3, A = 2: P 2/3, R 1, F1 0.8.
+    curves = [[0.0, 0.0, 1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]]
+    spans = [[0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]
+    both = spotting_report(curves, spans)["intervals"]
+    assert (both["tp"], both["fp"], both["fn"], both["truths"], both["predictions"]) == (2, 1, 0, 2, 3)
+    assert both["f1"] == pytest.approx(0.8) and (both["p"], both["iou"]) == (0.5, 0.5)
+
+
 def test_spotted_intervals_by_hand():
     from mepipe.train.metrics import spotted_intervals
 
