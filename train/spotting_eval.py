@@ -207,8 +207,8 @@ def spotting_counts(predicted: Sequence[Sequence[Sequence[int]]], truth: Sequenc
 # --- interval tables --------------------------------------------------------------------------
 
 
-def interval_table(records: pd.DataFrame | Iterable, what: str = "intervals",
-                   required: tuple[str, ...] = ()) -> pd.DataFrame:
+def interval_table(records: pd.DataFrame | Iterable, what: str = "intervals", required: tuple[str, ...] = (),
+                   kinds: tuple[str, ...] = KINDS) -> pd.DataFrame:
     """An interval table checked and normalised: str dataset, video, kind; int64 onset, offset; row order kept.
 
     Parameters
@@ -218,33 +218,33 @@ def interval_table(records: pd.DataFrame | Iterable, what: str = "intervals",
     what : str
         What the table is ("predictions", "truth"), for messages.
     required : tuple of str
-        Further columns the caller needs (e.g. ``emotion``); none of their values may be missing.
+        Further columns the caller needs (e.g. ``emotion``, kept as text);
+        no kept row may lack a value.
+    kinds : tuple of str
+        The kinds kept; rows of the others are checked, then left out.
 
     Raises
     ------
     ValueError
-        Naming the table, row, dataset and video: a missing column or value,
-        an unknown kind, a frame that is not an integer, or offset < onset.
+        Naming the table, row (its position in ``records``), dataset and
+        video: a missing column or value, an unknown kind, a frame that is
+        not an integer, or offset < onset.
     """
     if isinstance(records, pd.DataFrame):
         frame = records.reset_index(drop=True)
     else:
         rows = [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(r) for r in records]
         frame = pd.DataFrame.from_records(rows)
-    needed = COLUMNS + tuple(c for c in required if c not in COLUMNS)
+    extra = tuple(c for c in required if c not in COLUMNS)
     if frame.empty and not len(frame.columns):
-        frame = pd.DataFrame(columns=list(needed))
-    missing = [c for c in needed if c not in frame.columns]
+        frame = pd.DataFrame(columns=list(COLUMNS + extra))
+    missing = [c for c in COLUMNS + extra if c not in frame.columns]
     if missing:
         raise ValueError(f"{what}: no column {', '.join(map(repr, missing))}; an interval table has the columns "
-                         f"{', '.join(needed)}")
+                         f"{', '.join(COLUMNS + extra)}")
     frame = frame.copy()
-    for column in needed:
-        blank = frame[column].isna()
-        if blank.any():
-            raise ValueError(f"{what} {_where(frame, int(np.flatnonzero(blank)[0]))}: no {column}; every interval "
-                             f"needs {', '.join(needed)}")
-    for column in ("dataset", "video", "kind") + tuple(c for c in required if c not in COLUMNS):
+    _refuse_blanks(frame, COLUMNS, what)
+    for column in ("dataset", "video", "kind"):
         frame[column] = frame[column].astype(str)
     unknown = ~frame["kind"].isin(KINDS)
     if unknown.any():
@@ -264,7 +264,19 @@ def interval_table(records: pd.DataFrame | Iterable, what: str = "intervals",
         row = int(np.flatnonzero(reversed_)[0])
         raise ValueError(f"{what} {_where(frame, row)}: offset {frame['offset'][row]} is before onset "
                          f"{frame['onset'][row]}")
-    return frame
+    frame = frame[frame["kind"].isin(kinds)].copy()
+    _refuse_blanks(frame, extra, what)
+    for column in extra:
+        frame[column] = frame[column].astype(str)
+    return frame.reset_index(drop=True)
+
+
+def _refuse_blanks(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    for column in columns:
+        blank = frame[column].isna().to_numpy()
+        if blank.any():
+            row = int(frame.index[np.flatnonzero(blank)[0]])
+            raise ValueError(f"{what} {_where(frame, row)}: no {column}; every interval needs a {column}")
 
 
 def _shown(value) -> str:
@@ -273,9 +285,8 @@ def _shown(value) -> str:
 
 
 def _where(frame: pd.DataFrame, row: int) -> str:
-    dataset = printable(frame["dataset"][row]) if "dataset" in frame else "?"
-    video = printable(frame["video"][row]) if "video" in frame else "?"
-    return f"row {row} (dataset {dataset}, video {video})"
+    """``row N (dataset D, video V)`` for the row labelled N."""
+    return f"row {row} (dataset {printable(frame['dataset'][row])}, video {printable(frame['video'][row])})"
 
 
 def _intervals(frame: pd.DataFrame) -> np.ndarray:
