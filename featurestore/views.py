@@ -101,7 +101,8 @@ def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None, coding: st
     magnitude = np.hypot(u, v)
     scale = max_magnitude if max_magnitude is not None else magnitude.max(axis=(-2, -1), keepdims=True)
     level = np.clip(np.divide(magnitude, scale, out=np.zeros_like(magnitude), where=np.asarray(scale) > 0), 0.0, 1.0)
-    hue = np.degrees(np.arctan2(v, u)) % 360.0
+    hue = np.degrees(np.arctan2(v, u))
+    hue += np.float32(360.0) * (hue < 0)  # [0, 360); cheaper than % on floats
     if coding == "hsi":
         rgb = hsi_to_rgb(hue, np.ones_like(hue), level)
     else:
@@ -138,19 +139,20 @@ def hsi_to_rgb(hue: np.ndarray, saturation: np.ndarray, intensity: np.ndarray) -
     .. [1] R. C. Gonzalez, R. E. Woods, *Digital Image Processing*, 3rd ed.,
        Pearson 2008, §6.2.3 "Converting colors from HSI to RGB".
     """
-    hue = np.asarray(hue, dtype=np.float64) % 360.0
-    s = np.asarray(saturation, dtype=np.float64)
-    i = np.asarray(intensity, dtype=np.float64)
-    sector = np.minimum((hue // 120).astype(np.int64), 2)
-    angle = np.radians(hue - 120.0 * sector)
+    hue = np.asarray(hue, dtype=np.float32)
+    hue = hue - np.float32(360.0) * np.floor(hue / np.float32(360.0))
+    s = np.asarray(saturation, dtype=np.float32)
+    i = np.asarray(intensity, dtype=np.float32)
+    sector = (hue >= 120).astype(np.float32) + (hue >= 240)  # 360 itself lands in sector 2, where it equals 0
+    angle = np.radians(hue - np.float32(120.0) * sector)
     missing = i * (1 - s)
-    first = i * (1 + s * np.cos(angle) / np.cos(np.pi / 3 - angle))
+    first = i * (1 + s * np.cos(angle) / np.cos(np.float32(np.pi / 3) - angle))
     second = 3 * i - missing - first
-    # Channels (R, G, B) of (first, second, missing) in each sector.
-    order = np.array([[0, 1, 2], [2, 0, 1], [1, 2, 0]])[sector]  # index into (first, second, missing) per channel
-    parts = np.stack([first, second, missing], axis=-1)
-    rgb = np.take_along_axis(parts, order, axis=-1)
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    in_rg, in_gb = sector == 0, sector == 1
+    rgb = np.stack([np.where(in_rg, first, np.where(in_gb, missing, second)),
+                    np.where(in_rg, second, np.where(in_gb, first, missing)),
+                    np.where(in_rg, missing, np.where(in_gb, second, first))], axis=-1)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
 def code_flow(field: np.ndarray, max_magnitude: float | None = None, coding: str = "hsi") -> np.ndarray:
