@@ -4,7 +4,7 @@ The store keeps features losslessly (flow in pixels, whole clips, per-clip
 heat maps); the papers' networks see transforms of them, made when reading:
 
 - **Flow colour coding** (Miao et al. 2019, §III-C): :func:`flow_to_rgb`,
-  :func:`code_flow`.
+  :func:`code_flow`, HSI by default (:func:`hsi_to_rgb`), HSV on request.
 - **Which frames a flow field joins**: :func:`field_frames`,
   :func:`field_ending_at`, :func:`apex_field`; STRCN-G's magnified field
   for an alpha and a frame subset, :func:`magnified_field`.
@@ -47,55 +47,119 @@ import numpy as np
 
 from .features import FLOW_CONSECUTIVE, FLOW_FIRST_EACH
 
-__all__ = ["FIELD_STARTS", "apex_field", "appearance_matrix", "build_mask", "code_flow", "consecutive_runs",
-           "field_ending_at", "field_frames", "flow_to_rgb", "magnified_field", "map_window", "middle_sequence",
-           "onset_offset_span", "step_windows", "time_normalise"]
+__all__ = ["FIELD_STARTS", "FLOW_CODINGS", "apex_field", "appearance_matrix", "build_mask", "code_flow",
+           "consecutive_runs", "field_ending_at", "field_frames", "flow_to_rgb", "hsi_to_rgb", "magnified_field",
+           "map_window", "middle_sequence", "onset_offset_span", "step_windows", "time_normalise"]
 
 
 # --- flow colour coding ----------------------------------------------------------------------
 
 
-def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+FLOW_CODINGS = ("hsi", "hsv")
+"""Colour codings of flow: ``hsi`` (Miao §III-C, the default) and ``hsv`` (mepipe's coding before issue 25)."""
+
+
+def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None, coding: str = "hsi") -> np.ndarray:
     """Colour-code flow fields as in Miao et al. 2019, §III-C.
 
     Hue is the flow angle ``atan2(v, u)`` in image coordinates (right = 0°
     red, down = 90°, left = 180° cyan, up = 270°), saturation is full and the
-    value is the magnitude scaled to [0, 255]; HSV is then converted to RGB.
+    magnitude, scaled to [0, 1], is the intensity of an HSI colour (Miao:
+    "the hue component and the intensity component represent argument and
+    magnitude ... Finally the HSI image is transformed into a RGB image"),
+    converted to RGB by :func:`hsi_to_rgb`. ``coding="hsv"`` makes the
+    magnitude the value of an HSV colour instead (OpenCV's HSV2RGB).
+
+    The two differ in brightness: an HSI colour's channels average its
+    intensity I (before clipping), an HSV colour's between V/3 and 2V/3
+    (V/2 averaged over the hues), so the HSI image is about twice as bright;
+    at full saturation HSI reaches the RGB gamut's edge at I = 1/3 (pure
+    red, green or blue) to 2/3 (their mixtures) and brighter colours clip
+    to 255 in the largest channel.
 
     Parameters
     ----------
     flow : ndarray, shape (..., 2, H, W)
         One field or a stack of fields, (u, v) along axis -3.
     max_magnitude : float, optional
-        Magnitude mapped to full value; larger magnitudes saturate. By default
-        each field is scaled by its own maximum magnitude (zero flow stays black).
+        Magnitude mapped to full intensity (value); larger magnitudes saturate.
+        By default each field is scaled by its own maximum magnitude (zero
+        flow stays black).
+    coding : {"hsi", "hsv"}
 
     Returns
     -------
     ndarray, shape (..., H, W, 3), uint8
         RGB images.
     """
-    import cv2
-
     flow = np.asarray(flow, dtype=np.float32)
     if flow.ndim < 3 or flow.shape[-3] != 2:
         raise ValueError(f"flow must have shape (..., 2, H, W), got {flow.shape}")
     if max_magnitude is not None and not max_magnitude > 0:
         raise ValueError(f"max_magnitude must be > 0, got {max_magnitude!r}")
+    if coding not in FLOW_CODINGS:
+        raise ValueError(f"coding must be one of {', '.join(FLOW_CODINGS)}, got {coding!r}")
     u, v = flow[..., 0, :, :], flow[..., 1, :, :]
     magnitude = np.hypot(u, v)
     scale = max_magnitude if max_magnitude is not None else magnitude.max(axis=(-2, -1), keepdims=True)
-    value = np.divide(magnitude, scale, out=np.zeros_like(magnitude), where=np.asarray(scale) > 0)
-    hue = np.degrees(np.arctan2(v, u)) % 360.0
-    hsv = np.stack([hue, np.ones_like(hue), np.clip(value, 0.0, 1.0)], axis=-1).astype(np.float32)
-    h, w = hsv.shape[-3:-1]
-    rgb = cv2.cvtColor(hsv.reshape(-1, w, 3), cv2.COLOR_HSV2RGB)
-    return np.rint(rgb * 255.0).astype(np.uint8).reshape(hsv.shape)
+    level = np.clip(np.divide(magnitude, scale, out=np.zeros_like(magnitude), where=np.asarray(scale) > 0), 0.0, 1.0)
+    hue = np.degrees(np.arctan2(v, u))
+    hue += np.float32(360.0) * (hue < 0)  # [0, 360); cheaper than % on floats
+    if coding == "hsi":
+        rgb = hsi_to_rgb(hue, np.ones_like(hue), level)
+    else:
+        import cv2
+
+        hsv = np.stack([hue, np.ones_like(hue), level], axis=-1).astype(np.float32)
+        rgb = cv2.cvtColor(hsv.reshape(-1, hsv.shape[-2], 3), cv2.COLOR_HSV2RGB).reshape(hsv.shape)
+    return np.rint(rgb * 255.0).astype(np.uint8)
 
 
-def code_flow(field: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+def hsi_to_rgb(hue: np.ndarray, saturation: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] of HSI colours (Gonzalez and Woods, §6.2.3), clipped to the RGB cube.
+
+    In each 120° sector of the hue H (degrees, measured from the sector's
+    first primary), with S and I in [0, 1]: the sector's missing primary is
+    ``I (1 - S)``, its first primary ``I (1 + S cos H / cos(60° - H))`` and
+    its second primary ``3 I`` minus the other two, so that the three
+    channels average I. Sectors: 0-120° red, green (blue missing);
+    120-240° green, blue (red missing); 240-360° blue, red (green missing).
+
+    Parameters
+    ----------
+    hue : ndarray
+        Degrees, any real value (taken modulo 360).
+    saturation, intensity : ndarray
+        Same shape as ``hue``, in [0, 1].
+
+    Returns
+    -------
+    ndarray, shape hue.shape + (3,), float32
+
+    References
+    ----------
+    .. [1] R. C. Gonzalez, R. E. Woods, *Digital Image Processing*, 3rd ed.,
+       Pearson 2008, §6.2.3 "Converting colors from HSI to RGB".
+    """
+    hue = np.asarray(hue, dtype=np.float32)
+    hue = hue - np.float32(360.0) * np.floor(hue / np.float32(360.0))
+    s = np.asarray(saturation, dtype=np.float32)
+    i = np.asarray(intensity, dtype=np.float32)
+    sector = (hue >= 120).astype(np.float32) + (hue >= 240)  # 360 itself lands in sector 2, where it equals 0
+    angle = np.radians(hue - np.float32(120.0) * sector)
+    missing = i * (1 - s)
+    first = i * (1 + s * np.cos(angle) / np.cos(np.float32(np.pi / 3) - angle))
+    second = 3 * i - missing - first
+    in_rg, in_gb = sector == 0, sector == 1
+    rgb = np.stack([np.where(in_rg, first, np.where(in_gb, missing, second)),
+                    np.where(in_rg, second, np.where(in_gb, first, missing)),
+                    np.where(in_rg, missing, np.where(in_gb, second, first))], axis=-1)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def code_flow(field: np.ndarray, max_magnitude: float | None = None, coding: str = "hsi") -> np.ndarray:
     """One (2, H, W) flow field as a (3, H, W) float32 RGB image in [0, 1] (Miao's coding, channels first)."""
-    return flow_to_rgb(field, max_magnitude).astype(np.float32).transpose(2, 0, 1) / 255.0
+    return flow_to_rgb(field, max_magnitude, coding).astype(np.float32).transpose(2, 0, 1) / 255.0
 
 
 # --- which frames a flow field joins ---------------------------------------------------------

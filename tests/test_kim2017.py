@@ -594,3 +594,50 @@ def test_stage_two_encodes_each_sequence_under_its_epochs_variants_once():
     seen = set(data.pairs)
     data.start_epoch(1)  # new draws; only unseen (sequence, variant) pairs are encoded
     assert Encoder.calls == 4 * (len(seen) + len(set(data.pairs) - seen))
+
+
+def _numpy_e5(batch: list[int], copies: int, beta: float = 1.0, tau: float = 1.0, apex: int = 2) -> float:
+    """E5 of the batch rows of batch B with batch B as the training set, each frame drawn ``copies`` times an epoch.
+
+    Written from eq. 10-11 in numpy: each non-apex sample of (c, p) adds g(omega) / (2 N_{c,p}) with
+    N_{c,p} = frames of (c, p) x copies, omega = ||m_{c,q} - m_{c,p}||^2 - (2 d^{c,p} / tau)^2; the sum over the
+    batch is divided by its size.
+    """
+    import numpy as np
+
+    feats, y, state = FEATS_B.double().numpy(), Y_B.numpy(), STATE_B.numpy()
+    groups = {(c, p): feats[(y == c) & (state == p)] for c, p in set(zip(y.tolist(), state.tolist()))}
+    means = {key: rows.mean(axis=0) for key, rows in groups.items()}
+    total = 0.0
+    for i in batch:
+        c, p = int(y[i]), int(state[i])
+        q = p + 1 if p < apex else p - 1
+        if p == apex or (c, q) not in means:
+            continue
+        radius = min(np.linalg.norm(means[(c, p)] - means[(c, j)]) for j in range(5)
+                     if j != p and (c, j) in means) / 2
+        omega = np.sum((means[(c, q)] - means[(c, p)]) ** 2) - (2 * radius / tau) ** 2
+        total += np.log1p(np.exp(beta * omega)) / beta / (2 * len(groups[(c, p)]) * copies)
+    return total / len(batch)
+
+
+@pytest.mark.parametrize("choices, copies", [
+    ((), 150),  # every variant of the grid each epoch
+    ((("variants", 4),), 4),  # --recipe-option variants=4
+    ((("augmentation", "per-frame"),), 1),  # one random variant per state frame, one pass per epoch
+])
+def test_e5_is_normalised_by_the_variants_an_epoch_draws(choices, copies):
+    from mepipe.train.models.kim2017 import KimStateObjective
+    from mepipe.train.recipe import RunOptions
+
+    model = nn.Module()
+    model.cnn = _Identity()
+    step = KimStateObjective()(RunOptions(choices=choices))
+    step.start_epoch(model, _Frames(), torch.device("cpu"), 0)
+    # E5 of a batch of (0,2) [class 0, state 0] and (4,5) [class 1, state 3] with the epoch's means and counts
+    # (E5's value needs only those and the batch's labels, whatever variant the batch shows).
+    rows = [1, 6]
+    output = model.cnn(FEATS_B[rows].reshape(2, 1, 1, 2))
+    _, values = kim_objective(output, Y_B[rows], STATE_B[rows], KimLossParams(terms=("E1", "E5")), step.means)
+    assert values["E5"] == pytest.approx(_numpy_e5(rows, copies), rel=1e-5)
+    assert step.means.state_counts[0].tolist() == [2 * copies, copies, 2 * copies, 0, 0]

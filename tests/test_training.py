@@ -207,6 +207,24 @@ def test_frame_dataset_codes_flow_and_carries_clip_and_frame(synth_store):
         ClipReader(clips, "flow_consecutive", ids)
 
 
+def test_shcnn_codes_flow_hsi_unless_the_run_asks_for_hsv(synth_store):
+    from mepipe.featurestore.views import code_flow
+    from mepipe.train.models import get_recipe
+    from mepipe.train.recipe import RunOptions
+
+    recipe = get_recipe("shcnn")
+    items = recipe.stages[0].items
+    assert items.coding_of(RunOptions(choices=recipe.resolve_choices(()))) == "hsi"  # Miao §III-C
+    assert items.coding_of(RunOptions(choices=recipe.resolve_choices((("colour", "hsv"),)))) == "hsv"
+    clips = ClipTable.of(synth_store)
+    ids = clips.ids[:2]
+    for coding in ("hsi", "hsv"):
+        dataset = FlowFrameDataset(clips, ids, [0, 1], coding=coding)
+        np.testing.assert_array_equal(dataset.raw(5), code_flow(dataset.field(1, 1), coding=coding))
+    with pytest.raises(ValueError, match="colour must be one of hsi, hsv"):
+        recipe.resolve_choices((("colour", "rgb"),))
+
+
 def test_vote_uses_frames_and_the_apex_field_on_ties(synth_store):
     ds = FlowFrameDataset(ClipTable.of(synth_store), ClipTable.of(synth_store).ids[:2], [0, 0])
     frames = np.tile(np.arange(4), 2)

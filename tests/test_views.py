@@ -16,6 +16,48 @@ def _field(u: float, v: float) -> np.ndarray:
     return np.array([[[u]], [[v]]], dtype=np.float32)  # (2, 1, 1)
 
 
+# HSI (Miao §III-C), worked out with Gonzalez & Woods' sector formulas at S = 1 and intensity I = magnitude
+# (max_magnitude 1): in the sector of the angle H' from its first primary, missing = 0,
+# first = I (1 + cos H' / cos(60 - H')), second = 3 I - first; channels average I before clipping.
+@pytest.mark.parametrize("u, v, rgb", [
+    (0.2, 0, (153, 0, 0)),            # right, H 0, I 0.2: R = 0.2 * (1 + 1 / 0.5) = 0.6
+    (0.2, 0.34641, (153, 153, 0)),    # H 60, I 0.4: R = 0.4 * (1 + 0.5 / 1) = 0.6, G = 1.2 - 0.6
+    (0.28284, 0.28284, (177, 129, 0)),  # H 45, I 0.4: R = 0.4 (1 + cos 45 / cos 15) = 0.69282, G = 0.50718
+    (0, 0.4, (102, 204, 0)),          # down, H 90: R = 0.4 (1 + 0) = 0.4, G = 0.8
+    (-0.4, 0, (0, 153, 153)),         # left, H 180: sector green-blue, H' 60: G = 0.6, B = 0.6
+    (0, -0.4, (102, 0, 204)),         # up, H 270: sector blue-red, H' 30: B = 0.4 * 2 = 0.8, R = 0.4
+    (1, 0, (255, 0, 0)),              # right at full intensity: R = 3 clips to 255
+    (0, 0, (0, 0, 0)),                # no motion: black
+])
+def test_flow_to_rgb_is_hsi_by_hand(u, v, rgb):
+    out = flow_to_rgb(_field(u, v), max_magnitude=1.0)
+    assert out.shape == (1, 1, 3) and out.dtype == np.uint8
+    np.testing.assert_allclose(out[0, 0], rgb, atol=1)
+
+
+def test_hsi_to_rgb_grey_and_sectors():
+    # S = 0: grey of the intensity whatever the hue.
+    np.testing.assert_allclose(V.hsi_to_rgb(np.array([0.0, 200.0]), np.zeros(2), np.full(2, 0.3)), 0.3, atol=1e-6)
+    # S = 1/2, H 0, I 0.3: B = 0.15, R = 0.3 (1 + 0.5 * 1 / 0.5) = 0.6, G = 0.9 - 0.75 = 0.15.
+    np.testing.assert_allclose(V.hsi_to_rgb(np.array(0.0), np.array(0.5), np.array(0.3)), [0.6, 0.15, 0.15],
+                               atol=1e-6)
+    # Hues 360 apart are one hue.
+    np.testing.assert_array_equal(V.hsi_to_rgb(np.array(-90.0), np.array(1.0), np.array(0.2)),
+                                  V.hsi_to_rgb(np.array(270.0), np.array(1.0), np.array(0.2)))
+
+
+def test_hsi_coding_is_about_twice_as_bright_as_hsv():
+    # 360 directions at magnitude 0.3 of the maximum (no HSI channel clips: the largest, 3 * 0.3, stays below 1):
+    # HSI channels average I = 0.3, HSV channels V/2 = 0.15 over the hues.
+    angle = np.radians(np.arange(360) + 0.5)
+    field = np.stack([np.cos(angle), np.sin(angle)])[:, None, :] * 0.3
+    hsi = flow_to_rgb(field, max_magnitude=1.0).astype(float)
+    hsv = flow_to_rgb(field, max_magnitude=1.0, coding="hsv").astype(float)
+    assert hsi.mean() == pytest.approx(0.3 * 255, abs=0.5) and hsv.mean() == pytest.approx(0.15 * 255, abs=0.5)
+    assert hsi.mean() / hsv.mean() == pytest.approx(2.0, abs=0.01)
+
+
+# HSV, the coding before issue 25 (coding="hsv"): value = magnitude, OpenCV's HSV2RGB.
 @pytest.mark.parametrize("u, v, rgb", [
     (1, 0, (255, 0, 0)),        # right: hue 0, red
     (-1, 0, (0, 255, 255)),     # left: hue 180, cyan
@@ -24,21 +66,23 @@ def _field(u: float, v: float) -> np.ndarray:
     (1, 1, (255, 191, 0)),      # down-right: hue 45, G = 255 * 0.75 = 191.25
     (0, 0, (0, 0, 0)),          # no motion: black
 ])
-def test_flow_to_rgb_by_hand(u, v, rgb):
-    out = flow_to_rgb(_field(u, v))
+def test_flow_to_rgb_hsv_by_hand(u, v, rgb):
+    out = flow_to_rgb(_field(u, v), coding="hsv")
     assert out.shape == (1, 1, 3) and out.dtype == np.uint8
     np.testing.assert_allclose(out[0, 0], rgb, atol=1)
 
 
 def test_flow_to_rgb_magnitude_scaling_and_stacks():
-    # One field pointing right with magnitudes 1 and 2 (1 x 2 pixels).
+    # One field pointing right with magnitudes 1 and 2 (1 x 2 pixels), coded HSV (red = value).
     field = np.array([[[1.0, 2.0]], [[0.0, 0.0]]], dtype=np.float32)
-    red = flow_to_rgb(field)[0, :, 0]
+    red = flow_to_rgb(field, coding="hsv")[0, :, 0]
     np.testing.assert_allclose(red, [128, 255], atol=1)  # per-field max: 1/2 and 2/2
-    np.testing.assert_allclose(flow_to_rgb(field, max_magnitude=4.0)[0, :, 0], [64, 128], atol=1)
-    np.testing.assert_allclose(flow_to_rgb(field, max_magnitude=1.0)[0, :, 0], [255, 255], atol=1)
+    np.testing.assert_allclose(flow_to_rgb(field, max_magnitude=4.0, coding="hsv")[0, :, 0], [64, 128], atol=1)
+    np.testing.assert_allclose(flow_to_rgb(field, max_magnitude=1.0, coding="hsv")[0, :, 0], [255, 255], atol=1)
+    # HSI red is 3 I: I = 1/8 and 2/8 of max_magnitude 8 -> 0.375, 0.75 (96, 191).
+    np.testing.assert_allclose(flow_to_rgb(field, max_magnitude=8.0)[0, :, 0], [96, 191], atol=1)
     # A stack is normalised field by field: (2, 2, 1, 2) -> (2, 1, 2, 3).
-    stack = flow_to_rgb(np.stack([field, 4 * field]))
+    stack = flow_to_rgb(np.stack([field, 4 * field]), coding="hsv")
     assert stack.shape == (2, 1, 2, 3)
     np.testing.assert_allclose(stack[1, 0, :, 0], [128, 255], atol=1)
     assert np.all(stack[..., 1:] == 0)
@@ -51,12 +95,16 @@ def test_flow_to_rgb_rejects_bad_input():
         flow_to_rgb(np.zeros((3, 4, 4)))
     with pytest.raises(ValueError, match="max_magnitude"):
         flow_to_rgb(_field(1, 0), max_magnitude=0.0)
+    with pytest.raises(ValueError, match="coding must be one of hsi, hsv"):
+        flow_to_rgb(_field(1, 0), coding="hls")
 
 
 def test_code_flow_is_channels_first_in_unit_range():
-    coded = V.code_flow(_field(0, -2))
+    coded = V.code_flow(_field(0, -2))  # up at full intensity: B = 2 I clips to 1, R = I = 1
     assert coded.shape == (3, 1, 1) and coded.dtype == np.float32
-    np.testing.assert_allclose(coded[:, 0, 0], np.array([128, 0, 255]) / 255, atol=1 / 255)
+    np.testing.assert_allclose(coded[:, 0, 0], [1.0, 0.0, 1.0], atol=1 / 255)
+    np.testing.assert_allclose(V.code_flow(_field(0, -2), coding="hsv")[:, 0, 0], np.array([128, 0, 255]) / 255,
+                               atol=1 / 255)
 
 
 # --- which frames a flow field joins ---------------------------------------------------------

@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from mepipe.featurestore import FeatureStore
-from mepipe.featurestore.views import apex_field, appearance_matrix, build_mask, code_flow, time_normalise
+from mepipe.featurestore.views import (FLOW_CODINGS, apex_field, appearance_matrix, build_mask, code_flow,
+                                       time_normalise)
 
 from .augment import draw_frame_subset
 from .clips import ClipTable, MissingFeatureError
@@ -218,8 +219,8 @@ class FlowFrameDataset(StoreDataset):
     """SHCNN input: every field of a per-pair flow feature, colour-coded, one item per field.
 
     Each (2, H, W) field is coded by :func:`mepipe.featurestore.views.code_flow`
-    (hue = angle, value = magnitude scaled by the field's own maximum, Miao
-    §III-C) and returned as a (3, H, W) float in [0, 1] before
+    (hue = angle, HSI intensity, or HSV value, = magnitude scaled by the
+    field's own maximum, Miao §III-C) and returned as a (3, H, W) float in [0, 1] before
     standardisation. The label is the clip's. :attr:`apex_fields` holds the
     field of each clip that ends at its apex frame (the vote's tie-break).
 
@@ -235,16 +236,18 @@ class FlowFrameDataset(StoreDataset):
         Fixed magnitude for full value instead of each field's maximum.
     shared : dict, optional
         In-memory arrays shared across folds (see :class:`ClipReader`).
+    coding : {"hsi", "hsv"}
+        The colour coding (:data:`mepipe.featurestore.views.FLOW_CODINGS`).
     """
 
     def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *,
                  feature: str = "flow_first_each", in_memory: bool = False,
                  standardiser: Standardiser | None = None, max_magnitude: float | None = None,
-                 shared: dict | None = None):
+                 shared: dict | None = None, coding: str = FLOW_CODINGS[0]):
         super().__init__(clips, samples, labels, standardiser=standardiser)
         self.feature = feature
         self.reader = ClipReader(self.clips, feature, self.samples, in_memory=in_memory, shared=shared)
-        self.max_magnitude = max_magnitude
+        self.max_magnitude, self.coding = max_magnitude, coding
         counts = [self.reader.length(s) for s in self.samples]
         self.index = np.array([(c, t) for c, n in enumerate(counts) for t in range(n)], dtype=np.int64).reshape(-1, 2)
         self.field_counts = counts
@@ -270,7 +273,7 @@ class FlowFrameDataset(StoreDataset):
 
     def raw(self, i: int) -> np.ndarray:
         clip, frame = self.locate(i)
-        return code_flow(self.field(clip, frame), self.max_magnitude)
+        return code_flow(self.field(clip, frame), self.max_magnitude, self.coding)
 
 
 class ClipArrayDataset(StoreDataset):

@@ -21,6 +21,7 @@ from .clips import ClipTable
 from .data import Standardiser
 from .items import FlowFrames
 from .models import get_recipe, saliency
+from .recipe import RunOptions
 from .report import pyplot, read_report, save_figure
 from .run import load_fold_model
 
@@ -71,14 +72,18 @@ def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
     model, report = load_fold_model_for(run, clip, device)
     fold_name = next(p["fold"] for p in report["predictions"] if p["sample"] == clip)
     entry = next(f for f in report["folds"] if f["name"] == fold_name)
-    feature = get_recipe(report["model"]).stages[0].items.feature
+    recipe = get_recipe(report["model"])
+    items = recipe.stages[0].items
+    feature = items.feature
+    coding = items.coding_of(RunOptions(choices=recipe.resolve_choices(report["parameters"]["run"].get(
+        "recipe_options") or ())))
     clips = ClipTable.reopen(report["store"]["stores"])
     fields = clips.read(feature, clip).astype(np.float32)
     apex = [clips.value(clip, "apex"), clips.value(clip, "apex_est")]
     index = apex_field(clips.frame_numbers(clip), apex, len(fields)) if frame is None else frame
     if not 0 <= index < len(fields):
         raise IndexError(f"clip {clip!r} has flow fields 0..{len(fields) - 1}, not {index}")
-    coded = code_flow(fields[index])
+    coded = code_flow(fields[index], coding=coding)
     x = Standardiser.from_dict(entry["inputs"]["standardiser"])(coded)
     x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None].to(device)
     with torch.no_grad():

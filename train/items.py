@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from mepipe.featurestore.views import FLOW_CODINGS
+
 from .augment import (AffineAugmentParams, AugmentedEpochs, AugmentParams, affine_augment, affine_transform,
                       affine_variants)
 from .data import (AppearanceDataset, ClipArrayDataset, ClipBlockSampler, ClipReader, FlowFrameDataset,
@@ -74,20 +76,30 @@ def _variant_loader(dataset: Dataset, batch_size: int, fold: FoldInputs, train: 
 class FlowFrames:
     """Every field of a per-pair flow feature, colour-coded, one item per field (Miao §III-C).
 
+    ``coding`` is the recipe option choosing the colour coding (HSI or HSV).
+
     Lazy training reads go clip block by clip block (:class:`~mepipe.train.data.ClipBlockSampler`)
     so that each clip's chunk is read once per epoch.
     """
 
     feature: str = "flow_first_each"
     center: bool = True
+    coding: RecipeOption | None = None
 
     @property
     def reads(self) -> tuple[str, ...]:
         return (self.feature, "frame")
 
+    def coding_of(self, options: RunOptions) -> str:
+        """The run's colour coding (``coding`` option; HSI without one)."""
+        return FLOW_CODINGS[0] if self.coding is None else options.choice(self.coding)
+
     def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
-        train = FlowFrameDataset(fold.clips, fold.train, fold.train_labels, feature=self.feature, **fold.io)
-        test = FlowFrameDataset(fold.clips, fold.test, fold.test_labels, feature=self.feature, **fold.io)
+        coding = self.coding_of(fold.options)
+        train = FlowFrameDataset(fold.clips, fold.train, fold.train_labels, feature=self.feature, coding=coding,
+                                 **fold.io)
+        test = FlowFrameDataset(fold.clips, fold.test, fold.test_labels, feature=self.feature, coding=coding,
+                                **fold.io)
         _standardise(fold, train, test, self.center)
         return train, test
 

@@ -19,15 +19,20 @@ ROC AUC of the intensity against the sheet's onset..offset
 (:func:`roc_auc`, over every frame with a prediction, inside and outside
 the expression), and, as in the MEGC spotting challenges, intervals spotted
 on each clip's curve by a relative threshold (:func:`spotted_intervals`)
-scored by F1 at IoU >= 0.5 (:func:`interval_f1`); :func:`spotting_report`
-gives both, and says why the AUC is undefined when it is.
+scored against the annotated onset..offset by the MEGC 2020 count of
+:mod:`mepipe.train.spotting_eval` (each clip one video, IoU >= 0.5);
+:func:`spotting_report` gives both, and says why the AUC is undefined when
+it is.
 
 References
 ----------
 .. [1] J. See, M. H. Yap, J. Li, X. Hong, S.-J. Wang, "MEGC 2019 - the second
    facial micro-expressions grand challenge", IEEE FG 2019.
    https://doi.org/10.1109/FG.2019.8756611 (spotting: IoU >= 0.5)
-.. [2] A. Moilanen, G. Zhao, M. Pietikäinen, "Spotting rapid facial movements
+.. [2] Y. He, S.-J. Wang, J. Li, M. H. Yap, "Spotting macro- and
+   micro-expression intervals in long video sequences", IEEE FG 2020.
+   https://doi.org/10.1109/FG47880.2020.00036 (the MEGC 2020 count)
+.. [3] A. Moilanen, G. Zhao, M. Pietikäinen, "Spotting rapid facial movements
    from videos using appearance-based feature difference analysis", ICPR
    2014 (the threshold C_mean + p (C_max - C_mean)).
    https://doi.org/10.1109/ICPR.2014.303
@@ -38,14 +43,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .spotting_eval import IOU, spotting_counts
+
 __all__ = [
     "accuracy",
     "confusion_matrix",
     "macro_f1",
     "per_class_f1",
     "per_class_recall",
-    "interval_f1",
-    "interval_iou",
     "roc_auc",
     "runs_of",
     "spotted_intervals",
@@ -271,53 +276,7 @@ def spotted_intervals(curve: Sequence[float | None], p: float = 0.5, min_frames:
     return [(a, b) for a, b in runs_of(above) if b - a + 1 >= min_frames]
 
 
-def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    """Intersection over union of two inclusive frame intervals, |a ∩ b| / |a ∪ b| counted in frames."""
-    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]) + 1)
-    union = (a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter
-    return inter / union
-
-
-def interval_f1(predicted: Sequence[Sequence[tuple[int, int]]], truth: Sequence[Sequence[tuple[int, int]]],
-                iou: float = 0.5) -> dict[str, float | int | None]:
-    """MEGC spotting figures over clips: a spotted interval is a true positive when its IoU with a ground-truth
-    interval of its clip is at least ``iou`` (0.5), each ground truth matched at most once.
-
-    Within a clip, pairs are matched greedily by decreasing IoU. Counts are
-    pooled over clips: ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``,
-    ``F1 = 2 TP / (2 TP + FP + FN)`` (None where a denominator is 0).
-
-    Parameters
-    ----------
-    predicted, truth : sequence (one per clip) of lists of (first, last)
-
-    Returns
-    -------
-    dict
-        ``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``.
-    """
-    if len(predicted) != len(truth):
-        raise ValueError(f"got spotted intervals of {len(predicted)} clips and ground truth of {len(truth)}")
-    tp = fp = fn = 0
-    for spotted, real in zip(predicted, truth):
-        pairs = sorted(((interval_iou(s, r), i, j) for i, s in enumerate(spotted) for j, r in enumerate(real)),
-                       reverse=True)
-        used_s, used_r = set(), set()
-        for value, i, j in pairs:
-            if value < iou:
-                break
-            if i not in used_s and j not in used_r:
-                used_s.add(i)
-                used_r.add(j)
-        tp += len(used_s)
-        fp += len(spotted) - len(used_s)
-        fn += len(real) - len(used_r)
-    return {"tp": tp, "fp": fp, "fn": fn,
-            "precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None}
-
-
-def spotting_report(intensity: Sequence, spans: Sequence, p: float = 0.5, iou: float = 0.5) -> dict:
+def spotting_report(intensity: Sequence, spans: Sequence, p: float = 0.5, iou: float = IOU) -> dict:
     """Frame-level and interval-level spotting figures of predicted intensity curves (Nag 2019; MEGC).
 
     Parameters
@@ -336,9 +295,12 @@ def spotting_report(intensity: Sequence, spans: Sequence, p: float = 0.5, iou: f
     dict
         ``frames``, ``inside``, ``outside`` (predicted frames in and out of
         onset..offset), ``auc`` (None when undefined) and ``auc_note`` saying
-        why, and ``intervals``: :func:`interval_f1` of the intervals spotted
-        with ``p`` against each clip's onset..offset run(s), with ``p`` and
-        ``iou``.
+        why, and ``intervals``: the MEGC 2020 counts and figures
+        (:meth:`~mepipe.train.spotting_eval.SpottingCounts.as_record`) of the
+        intervals spotted with ``p`` against each clip's annotated interval,
+        with ``p`` and ``iou``. The annotated interval is the run of frames
+        inside onset..offset, whether or not the network predicted them (a
+        frame without a prediction inside it neither splits nor shortens it).
     """
     scores, truth = _pooled(intensity, spans)
     inside = int(truth.sum())
@@ -354,10 +316,7 @@ def spotting_report(intensity: Sequence, spans: Sequence, p: float = 0.5, iou: f
         out["auc_note"] = "no predicted frame lies inside onset..offset (no sheet onset/offset?): the ROC AUC is undefined"
     else:
         out["auc"] = roc_auc(scores, truth)
-    spotted, real = [], []
-    for curve, span in zip(intensity, spans):
-        values = _curve(curve)
-        spotted.append(spotted_intervals(values, p))
-        real.append(runs_of(np.isfinite(values) & (np.asarray(span, dtype=np.float64).ravel() > 0.5)))
-    out["intervals"] = {**interval_f1(spotted, real, iou), "p": p, "iou": iou}
+    spotted = [spotted_intervals(curve, p) for curve in intensity]
+    annotated = [runs_of(np.asarray(span, dtype=np.float64).ravel() > 0.5) for span in spans]
+    out["intervals"] = {**spotting_counts(spotted, annotated, iou).as_record(), "p": p, "iou": iou}
     return out

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 
 __all__ = ["CORPORA", "Published", "corpus_of"]
 
-CORPORA = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC-HS", "composite": "MEGC 2019 composite"}
-"""Corpus keys and the names the papers give them."""
+CORPORA = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC-HS", "composite": "MEGC 2019 composite",
+           "casme-sq": "CAS(ME)²", "samm-lv": "SAMM Long Videos"}
+"""Corpus keys and the names the papers give them (``casme-sq`` and ``samm-lv``: the MEGC spotting corpora of
+long videos, :data:`mepipe.train.spotting_eval.MEGC2020_BASELINE`)."""
 
 _CORPUS_OF = {"casme2": "casme2", "samm": "samm", "smic": "smic",
               # The demo corpora (``mepipe build --dataset demo…``) are written in these corpora's layouts and labels.
-              "demo": "samm", "demo-casme2": "casme2", "demo-smic": "smic"}
+              "demo": "samm", "demo-casme2": "casme2", "demo-smic": "smic",
+              "casme-sq": "casme-sq", "samm-lv": "samm-lv", "demo-lv": "samm-lv"}
 
 
 def corpus_of(dataset: str) -> str | None:

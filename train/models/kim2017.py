@@ -190,10 +190,9 @@ class KimStateObjective:
 
     def __call__(self, options: RunOptions) -> KimStep:
         loss = KimLossParams(terms=tuple(options.terms)) if options.terms else KimLossParams()
-        grid_epochs = self.epochs.per_clip(options, self.grid.n_variants) > 0
-        return KimStep(loss, self.grid, per_frame=options.augment and not grid_epochs,
-                       training_set=options.choice(MEANS) == "training-set",
-                       copies=self.grid.n_variants if options.augment else 1)
+        per_clip = self.epochs.per_clip(options, self.grid.n_variants)  # 0: no grid epochs
+        return KimStep(loss, self.grid, per_frame=options.augment and not per_clip,
+                       training_set=options.choice(MEANS) == "training-set", copies=max(per_clip, 1))
 
 
 DEVIATIONS = (
@@ -201,7 +200,8 @@ DEVIATIONS = (
         "Kim E2/E4/E5 means",
         "class and state means over the training set, whose 150 augmented copies of every clip it counts",
         "means of the F5 features of every un-augmented training state frame, refreshed before each epoch; "
-        "N_{c,p} of eq. 11 counts 150 copies per frame",
+        "N_{c,p} of eq. 11 counts each frame as often as an epoch trains on it (150 variants; N with variants=N; "
+        "once per epoch under augmentation=per-frame or without augmentation)",
         "a network trained on the grid gives a frame and its variants nearly the same features; computing them "
         "on every variant would cost a forward pass over 150 times the training set per epoch"),
 )

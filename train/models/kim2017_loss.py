@@ -30,7 +30,9 @@ whole training set; training steps see one mini-batch):
   of (c, p) the gradient ``g'(e5) (m_{c,p} - m_{c,q}) / N_{c,p}`` with
   ``N_{c,p}`` the samples of (c, p) in the (augmented) training set: summed
   over an epoch that is E5's full gradient once, while E1-E4 are summed over
-  every sample. :func:`e5_state_continuity` gives each sample of the batch
+  every sample. ``N_{c,p}`` therefore counts the samples an epoch actually
+  draws (the variants per clip of ``--recipe-option variants``, not always
+  the grid's 150). :func:`e5_state_continuity` gives each sample of the batch
   that gradient and the value ``g(e5) / (2 N_{c,p})`` (which add up to E5
   over the training set). ``means=None`` computes them from the batch
   instead (``--recipe-option means=batch``, the behaviour before issue 14):
@@ -152,8 +154,8 @@ class KimMeans:
         ``d_min^{c,p}``, half the distance to the nearest other state mean of
         class c; inf when c has no other state.
     state_counts : Tensor, shape (C, P)
-        ``N_{c,p}`` of eq. 11: samples of (c, p) in the training set as the
-        paper counts it (its augmented copies included).
+        ``N_{c,p}`` of eq. 11: samples of (c, p) one epoch trains on (each
+        frame times the variants drawn of it).
     """
 
     class_means: torch.Tensor
@@ -178,8 +180,10 @@ def training_set_means(features: torch.Tensor, y: torch.Tensor, state: torch.Ten
         Class and expression state of each frame.
     n_classes, n_states : int
     copies : int
-        Augmented copies the paper's training set holds of each frame (150
-        under Kim's augmentation, 1 without): ``N_{c,p}`` counts them.
+        How often one epoch trains on each frame, which ``N_{c,p}`` counts so
+        that E5's per-sample shares add up to E5 once per epoch: the grid
+        variants drawn per clip (Kim's 150, or N under ``variants=N``), 1
+        without augmentation or with one random variant per frame.
     """
     features, y = _check_features(features, y)
     state = _check_labels(state, features.shape[0], "state").to(y.device)

@@ -33,14 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mepipe.featurestore.views import FLOW_CODINGS
+
 from ..items import FlowFrames
 from ..objectives import Classify
 from ..published import Published
-from ..recipe import Deviation, Optimiser, Recipe, TrainingStage
+from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, TrainingStage
 from ..rules import FrameVote, vote
 from .registry import register_model
 
-__all__ = ["RECIPE", "SHCNN", "saliency", "shcnn", "vote"]
+__all__ = ["COLOUR", "RECIPE", "SHCNN", "saliency", "shcnn", "vote"]
 
 MIAO_DOI = "10.1109/ACCESS.2019.2921220"
 
@@ -52,6 +54,12 @@ def _adapt(geometry) -> dict:
         raise geometry.refuse("SHCNN takes square flow images of at least 8x8 (three 2x2 pools)",
                               ("flow_first_each", "y"), ("flow_first_each", "x"))
     return {"input_size": height}
+
+
+COLOUR = RecipeOption(
+    "colour", FLOW_CODINGS[0], values=FLOW_CODINGS,
+    help="flow colour coding: hsi (§III-C: hue = direction, intensity = magnitude, converted to RGB) or hsv "
+         "(value = magnitude, about half as bright; the coding before issue 25)")
 
 
 DEVIATIONS = (
@@ -75,7 +83,7 @@ RECIPE = Recipe(
     reads=("flow_first_each", "frame"),
     stages=(TrainingStage(
         name="network",
-        items=FlowFrames("flow_first_each"),
+        items=FlowFrames("flow_first_each", coding=COLOUR),
         objective=Classify(),  # softmax cross-entropy (eq. 2); no augmentation for micro-expressions
         # §III-D: Adam, lr 1e-3, batch 100; eq. 2 adds lam * sum ||w||^2 with lam = 3e-4: a gradient of 2 lam w.
         optimiser=Optimiser("adam", lr=1e-3, weight_decay=6e-4, batch_size=100),
@@ -84,6 +92,7 @@ RECIPE = Recipe(
         predict=FrameVote(),
     ),),
     adapt=_adapt,
+    choices=(COLOUR,),
     deviations=DEVIATIONS,
     min_input_shape=(3, 112, 112),
     # Miao et al. 2019, LOSO: CASME II in five classes (Table 7), SAMM in three (Table 8).
