@@ -480,10 +480,17 @@ def test_real_samm_sheet(tree_dir):
     result = get_adapter("samm")(tree_dir, sheet)
     assert len(result.samples) == 159 and len({s.subject for s in result.samples}) == 29
     assert all(s.error is None for s in result.samples)
-    flagged = {s.sample: s for s in result.samples if s.flags}
-    assert set(flagged) == {"028_4_1", "032_3_1"}
-    assert all(s.apex is None and s.flags == ("apex_outside_span",) for s in flagged.values())
-    assert {(q.sample, q.row) for q in result.quirks} == {("028_4_1", 140), ("032_3_1", 147)}
+    flagged = {s.sample: s.flags for s in result.samples if s.flags}
+    # the two apexes outside onset..offset, the five AU cells with "or" and the one with "soft focus"
+    ambiguous = ("007_6_1", "007_6_5", "011_4_2", "014_5_2", "035_7_2")
+    assert flagged == {"028_4_1": ("apex_outside_span",), "032_3_1": ("apex_outside_span",),
+                       **dict.fromkeys(ambiguous, ("action_units_ambiguous",)),
+                       "026_5_1": ("action_units_unparsable",)}
+    spans = {s.sample: s.apex for s in result.samples if "apex_outside_span" in s.flags}
+    assert spans == {"028_4_1": None, "032_3_1": None}
+    assert {(q.sample, q.row) for q in result.quirks if q.kind == "apex_outside_span"} == {
+        ("028_4_1", 140), ("032_3_1", 147)}
+    assert by_id(result)["035_7_2"].au_codes == "" and by_id(result)["026_5_1"].au_codes == "14+17"
 
 
 @needs_real_sheets

@@ -9,7 +9,8 @@ build records the problem instead of stopping on it.
 
 Flags and quirk kinds share one vocabulary: ``<field>_unparsable``,
 ``<field>_not_on_disk``, ``apex_outside_span``, ``onset_after_offset``,
-``missing_folder``, ``no_frames``, ``ambiguous_frames``, ``frame_gap``; rows that cannot
+``missing_folder``, ``no_frames``, ``ambiguous_frames``, ``frame_gap``,
+``action_units_unparsable``, ``action_units_ambiguous``; rows that cannot
 become samples are reported as ``incomplete_row`` or ``duplicate_sample``.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pandas as pd
 from mepipe.featurestore.errors import MissingPathError, SheetError
 from mepipe.featurestore.layout import sample_id_problem
 
+from .action_units import parse_action_units
 from .base import AdapterResult, Quirk, Sample, describe_gaps, frame_gaps, numbered_frames
 
 log = logging.getLogger(__name__)
@@ -353,6 +355,26 @@ def read_ground_truth(
     return check_span(GroundTruth(**values, findings=findings), sample, source, row.row)
 
 
+def check_action_units(cell: object, sample: str, source: str, row: int | None) -> Findings:
+    """Flag an AU cell with terms that are no AU, or with alternatives (:mod:`.action_units`).
+
+    The cell is kept as written; the flagged terms are only left out of the
+    AUs the clip is said to show (its ``au_codes``).
+    """
+    coding = parse_action_units(cell)
+    findings = Findings()
+    if coding.unparsed:
+        terms = ", ".join(repr(t) for t in coding.unparsed)
+        message = f"action units {cell_text(cell)!r}: {terms} read as no AU; left out of the clip's AUs"
+        findings += finding(sample, "action_units_unparsable", message, source, row)
+    if coding.alternatives:
+        options = " or ".join(str(u.number) for u in coding.alternatives)
+        message = (f"action units {cell_text(cell)!r}: AU {options} are alternatives; "
+                   "none of them is counted as shown")
+        findings += finding(sample, "action_units_ambiguous", message, source, row)
+    return findings
+
+
 @dataclass(frozen=True)
 class ClipFrames:
     """The numbered frame files of a clip folder, or why there are none."""
@@ -489,7 +511,8 @@ def _sheet_sample(
     folder = layout.folder(subject, clip)
     frames = clip_frames(folder, sample_id, sheet.source, row.row)
     on_disk = check_on_disk(gt, frames.numbers, str(folder), sample_id, sheet.source, row.row)
-    findings = gt.findings + frames.findings + on_disk
+    aus = check_action_units(row.get("action_units"), sample_id, sheet.source, row.row)
+    findings = gt.findings + frames.findings + on_disk + aus
     sample = Sample(
         sample=sample_id,
         dataset=layout.dataset,
