@@ -13,12 +13,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import openpyxl
 import pandas as pd
 import pytest
 
-from mepipe.pipeline.datasets import AdapterResult, Sample, adapter_names, get_adapter
+from mepipe.pipeline.datasets import adapter_names, get_adapter
 from mepipe.pipeline.datasets.sheets import find_sheet, normalise_subject, parse_frame, read_sheet
+from sheet_files import by_id, kinds, touch_frames, write_xlsx
 
 SAMM_HEADER = [
     "Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
@@ -43,39 +43,12 @@ ANNOTATIONS = _annotations_dir()
 needs_real_sheets = pytest.mark.skipif(ANNOTATIONS is None, reason="shared annotations folder not found")
 
 
-def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
-    """A one-tab workbook with ``rows`` from A1 down (empty lists are blank rows)."""
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    for i, row in enumerate(rows, start=1):
-        for j, value in enumerate(row, start=1):
-            if value is not None:
-                ws.cell(row=i, column=j, value=value)
-    wb.save(path)
-    return path
-
-
 def samm_row(subject, clip, onset, apex, offset, emotion="Anger", objective=3, aus="4+7") -> list[object]:
     return [subject, clip, 1, onset, apex, offset, None, "Micro - 1/2", aus, emotion, objective, None]
 
 
 def write_samm_sheet(path: Path, rows: list[list[object]], preamble: list[list[object]] = PREAMBLE) -> Path:
     return write_xlsx(path, [*preamble, SAMM_HEADER, *rows])
-
-
-def _empty_file(path: str) -> None:
-    """Create an empty file; ``mknod`` skips the open/close of ``write_bytes`` (the real-sheet trees hold ~29k)."""
-    try:
-        os.mknod(path)
-    except (AttributeError, PermissionError):
-        Path(path).write_bytes(b"")
-
-
-def touch_frames(folder: Path, numbers, name) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    base = os.fspath(folder)
-    for n in numbers:
-        _empty_file(os.path.join(base, name(n)))
 
 
 def samm_frames(root: Path, subject: str, clip: str, numbers) -> Path:
@@ -86,14 +59,6 @@ def samm_frames(root: Path, subject: str, clip: str, numbers) -> Path:
 
 def casme2_frames(root: Path, subject: str, clip: str, numbers, prefix: str = "img") -> None:
     touch_frames(root / f"sub{subject}" / clip, numbers, lambda n: f"{prefix}{n}.jpg")
-
-
-def by_id(result: AdapterResult) -> dict[str, Sample]:
-    return {s.sample: s for s in result.samples}
-
-
-def kinds(result: AdapterResult, sample: str) -> set[str]:
-    return {q.kind for q in result.quirks if q.sample == sample}
 
 
 # --- sheet helpers -------------------------------------------------------------------------------
