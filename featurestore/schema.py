@@ -20,7 +20,8 @@ READER_MIN_VERSION = {1: "0.1.0"}
 
 SAMPLE_COLUMNS = (
     "sample", "dataset", "subject", "clip", "fps", "n_frames", "emotion", "objective_class", "action_units",
-    "au_codes", "onset", "apex", "offset", "onset_est", "apex_est", "offset_est", "apex_ncc", "flags", "status", "error",
+    "au_codes", "onset", "apex", "offset", "onset_est", "apex_est", "offset_est", "apex_ncc", "flags", "status",
+    "error",
 )
 """Columns of the ``samples`` group, one row per clip. Frame columns hold source
 frame numbers; missing values are -1 on disk and <NA> in ``store.samples``."""

@@ -122,5 +122,5 @@ def load_casme3(
 
 @register_adapter("demo-casme3")
 def load_demo_casme3(root: Path, annotations: Path | None = None, *, fps: float = CASME3_FPS) -> AdapterResult:
-    """The synthetic demo in the CAS(ME)³ part A layout (``mepipe.pipeline.demo``): read as CAS(ME)³, named ``demo-casme3``."""
+    """The synthetic demo in the CAS(ME)³ part A layout (``mepipe.pipeline.demo``), named ``demo-casme3``."""
     return load_casme3(root, annotations, fps=fps, dataset="demo-casme3")
