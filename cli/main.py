@@ -135,7 +135,8 @@ def _parse_options(options) -> dict:
 
 
 def _ensure_demo(dataset: str, root: Path) -> None:
-    """Synthesise a demo corpus (``demo``, ``demo-casme2``, ``demo-smic``) into ``root`` when it is not there."""
+    """Synthesise a demo corpus (``demo``, ``demo-casme2``, ``demo-casme3``, ``demo-smic``) into ``root`` when it
+    is not there."""
     from mepipe.pipeline.demo import META_NAME, PRESETS, write_demo
 
     if dataset in PRESETS and not (Path(root) / META_NAME).exists():
@@ -171,8 +172,9 @@ def config_cmd(config_file, defaults):
 
 
 @cli.command()
-@click.option("--dataset", "name", type=click.Choice(["demo", "demo-casme2", "demo-smic"]), default="demo",
-              show_default=True, help="Which demo: SAMM, CASME II (raw) or SMIC-HS layout.")
+@click.option("--dataset", "name", type=click.Choice(["demo", "demo-casme2", "demo-casme3", "demo-smic"]),
+              default="demo", show_default=True,
+              help="Which demo: SAMM, CASME II (raw), CAS(ME)³ part A or SMIC-HS layout.")
 @click.option("--out", type=click.Path(path_type=Path), help="Folder to write. Default: DATA_ROOT/datasets/DATASET.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
 @click.option("--subjects", type=click.IntRange(min=1), help="Number of synthetic subjects (at most the preset's).")
