@@ -121,7 +121,8 @@ def test_find_sheet_prefers_newest_and_ignores_lock_files(tmp_path):
 
 
 def test_registry_lists_every_adapter():
-    assert set(adapter_names()) >= {"samm", "demo", "casme2", "casme", "smic", "ckplus", "manifest"}
+    assert set(adapter_names()) >= {"samm", "demo", "casme2", "casme", "smic", "ckplus", "manifest", "casme3", "4dme",
+                                    "mmew", "casme-sq", "demo-casme3"}
     with pytest.raises(KeyError, match="known: "):
         get_adapter("nope")
 

@@ -137,7 +137,7 @@ def test_mmew_finds_clips_under_any_emotion_folder(mmew_root):
     assert kinds(result, "S02-03-004") == {"apex_outside_span", "folder_emotion"}
 
 
-@pytest.mark.parametrize("name", ["casme3", "4dme", "mmew"])
+@pytest.mark.parametrize("name", ["casme3", "4dme", "mmew", "casme-sq"])
 def test_missing_root_and_sheet_are_clear_errors(tmp_path, name):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         get_adapter(name)(tmp_path / "nowhere")
