@@ -26,8 +26,9 @@ def cli(verbose: int) -> None:
     \b
     The networks and label schemes come from their papers; `mepipe train --help`
     lists them with authors, year and DOI. The README's "Label schemes" says
-    what each scheme (casme2-5, samm-3, strcn-4, megc-3, objective) keeps and
-    merges; its "Papers" gives the full references.
+    what each scheme (casme2-5, samm-3, strcn-4, megc-3, objective, and one of
+    each corpus's own emotions) keeps and merges; its "Papers" gives the full
+    references.
     """
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
