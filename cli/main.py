@@ -26,8 +26,9 @@ def cli(verbose: int) -> None:
     \b
     The networks and label schemes come from their papers; `mepipe train --help`
     lists them with authors, year and DOI. The README's "Label schemes" says
-    what each scheme (casme2-5, samm-3, strcn-4, megc-3, objective) keeps and
-    merges; its "Papers" gives the full references.
+    what each scheme (casme2-5, samm-3, strcn-4, megc-3, objective, and one of
+    each corpus's own emotions) keeps and merges; its "Papers" gives the full
+    references.
     """
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
@@ -169,7 +170,8 @@ def _parse_options(options) -> dict:
 
 
 def _ensure_demo(dataset: str, root: Path) -> None:
-    """Synthesise a demo corpus (``demo``, ``demo-casme2``, ``demo-smic``) into ``root`` when it is not there."""
+    """Synthesise a demo corpus (``demo``, ``demo-casme2``, ``demo-casme3``, ``demo-smic``) into ``root`` when it
+    is not there."""
     from mepipe.pipeline.demo import META_NAME, PRESETS, write_demo
 
     if dataset in PRESETS and not (Path(root) / META_NAME).exists():
@@ -206,8 +208,9 @@ def config_cmd(config_file, defaults):
 
 
 @cli.command()
-@click.option("--dataset", "name", type=click.Choice(["demo", "demo-casme2", "demo-smic"]), default="demo",
-              show_default=True, help="Which demo: SAMM, CASME II (raw) or SMIC-HS layout.")
+@click.option("--dataset", "name", type=click.Choice(["demo", "demo-casme2", "demo-casme3", "demo-smic"]),
+              default="demo", show_default=True,
+              help="Which demo: SAMM, CASME II (raw), CAS(ME)³ part A or SMIC-HS layout.")
 @click.option("--out", type=click.Path(path_type=Path), help="Folder to write. Default: DATA_ROOT/datasets/DATASET.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
 @click.option("--subjects", type=click.IntRange(min=1), help="Number of synthetic subjects (at most the preset's).")

@@ -20,7 +20,8 @@ READER_MIN_VERSION = {1: "0.1.0"}
 
 SAMPLE_COLUMNS = (
     "sample", "dataset", "subject", "clip", "fps", "n_frames", "emotion", "objective_class", "action_units",
-    "onset", "apex", "offset", "onset_est", "apex_est", "offset_est", "apex_ncc", "flags", "status", "error",
+    "au_codes", "onset", "apex", "offset", "onset_est", "apex_est", "offset_est", "apex_ncc", "flags", "status",
+    "error",
 )
 """Columns of the ``samples`` group, one row per clip. Frame columns hold source
 frame numbers; missing values are -1 on disk and <NA> in ``store.samples``."""
@@ -45,7 +46,8 @@ SAMPLE_ATTRS: dict[str, tuple[str, str]] = {
     "n_frames": ("1", "frames in the clip"),
     "emotion": ("1", "emotion label of the annotation sheet"),
     "objective_class": ("1", "objective class of the annotation sheet (SAMM, CASME II 2019 sheets)"),
-    "action_units": ("1", "FACS action units of the annotation sheet"),
+    "action_units": ("1", "FACS action units of the annotation sheet, as written there"),
+    "au_codes": ("1", "AU numbers the clip shows, ascending and '+'-separated ('4+10'; '' for none)"),
     "onset": ("1", "annotated onset: source frame number"),
     "apex": ("1", "annotated apex: source frame number"),
     "offset": ("1", "annotated offset: source frame number"),

@@ -95,6 +95,8 @@ class BuildReport:
     ``stage_seconds`` are the tasks' wall seconds per stage and
     ``stage_cpu_seconds`` their CPU seconds (what the work costs, whatever
     else the machine runs), with decoding the sources apart as ``decode``.
+    ``assumptions`` are the dataset adapter's, one line each, where the
+    corpus's format is uncertain.
     """
 
     store: str
@@ -113,6 +115,7 @@ class BuildReport:
     faces: dict[str, dict[str, Any]] = field(default_factory=dict)
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     alphas: int = 0
+    assumptions: list[str] = field(default_factory=list)
 
     def alpha_cost(self) -> dict[str, float] | None:
         """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha (those
@@ -147,6 +150,7 @@ class BuildReport:
         if self.changed_sources:
             lines.append(f"  sources changed in place since they were built (rebuilt): "
                          f"{', '.join(self.changed_sources)}")
+        lines += [f"  assumed: {a}" for a in self.assumptions]
         if self.quirks:
             lines.append(f"  {len(self.quirks)} sheet/data quirks handled (see the report): ")
             lines += [f"    {q}" for q in self.quirks[:10]]
@@ -277,7 +281,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         stage_seconds=_stage_seconds(results, stages), stage_cpu_seconds=_stage_seconds(results, stages, "cpu_"),
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
-        changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params))
+        changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params),
+        assumptions=list(loaded.assumptions))
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)
@@ -299,7 +304,7 @@ def _sample_table(samples: list[Sample], stages: list[str], writer: StoreWriter,
     for s in samples:
         row = {"sample": s.sample, "dataset": s.dataset, "subject": s.subject, "clip": s.clip, "fps": s.fps,
                "n_frames": s.n_frames, "emotion": s.emotion, "objective_class": s.objective_class,
-               "action_units": s.action_units, "onset": s.onset, "apex": s.apex, "offset": s.offset,
+               "action_units": s.action_units, "au_codes": s.au_codes, "onset": s.onset, "apex": s.apex, "offset": s.offset,
                "flags": "; ".join(s.flags), "error": errors.get(s.sample, "")}
         events = {}
         if features.INTENSITY.stage in stages and not row["error"]:

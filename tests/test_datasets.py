@@ -13,12 +13,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import openpyxl
 import pandas as pd
 import pytest
 
-from mepipe.pipeline.datasets import AdapterResult, Sample, adapter_names, get_adapter
+from mepipe.pipeline.datasets import adapter_names, get_adapter
 from mepipe.pipeline.datasets.sheets import find_sheet, normalise_subject, parse_frame, read_sheet
+from sheet_files import by_id, kinds, touch_frames, write_xlsx
 
 SAMM_HEADER = [
     "Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
@@ -43,39 +43,12 @@ ANNOTATIONS = _annotations_dir()
 needs_real_sheets = pytest.mark.skipif(ANNOTATIONS is None, reason="shared annotations folder not found")
 
 
-def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
-    """A one-tab workbook with ``rows`` from A1 down (empty lists are blank rows)."""
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    for i, row in enumerate(rows, start=1):
-        for j, value in enumerate(row, start=1):
-            if value is not None:
-                ws.cell(row=i, column=j, value=value)
-    wb.save(path)
-    return path
-
-
 def samm_row(subject, clip, onset, apex, offset, emotion="Anger", objective=3, aus="4+7") -> list[object]:
     return [subject, clip, 1, onset, apex, offset, None, "Micro - 1/2", aus, emotion, objective, None]
 
 
 def write_samm_sheet(path: Path, rows: list[list[object]], preamble: list[list[object]] = PREAMBLE) -> Path:
     return write_xlsx(path, [*preamble, SAMM_HEADER, *rows])
-
-
-def _empty_file(path: str) -> None:
-    """Create an empty file; ``mknod`` skips the open/close of ``write_bytes`` (the real-sheet trees hold ~29k)."""
-    try:
-        os.mknod(path)
-    except (AttributeError, PermissionError):
-        Path(path).write_bytes(b"")
-
-
-def touch_frames(folder: Path, numbers, name) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    base = os.fspath(folder)
-    for n in numbers:
-        _empty_file(os.path.join(base, name(n)))
 
 
 def samm_frames(root: Path, subject: str, clip: str, numbers) -> Path:
@@ -86,14 +59,6 @@ def samm_frames(root: Path, subject: str, clip: str, numbers) -> Path:
 
 def casme2_frames(root: Path, subject: str, clip: str, numbers, prefix: str = "img") -> None:
     touch_frames(root / f"sub{subject}" / clip, numbers, lambda n: f"{prefix}{n}.jpg")
-
-
-def by_id(result: AdapterResult) -> dict[str, Sample]:
-    return {s.sample: s for s in result.samples}
-
-
-def kinds(result: AdapterResult, sample: str) -> set[str]:
-    return {q.kind for q in result.quirks if q.sample == sample}
 
 
 # --- sheet helpers -------------------------------------------------------------------------------
@@ -156,7 +121,8 @@ def test_find_sheet_prefers_newest_and_ignores_lock_files(tmp_path):
 
 
 def test_registry_lists_every_adapter():
-    assert set(adapter_names()) >= {"samm", "demo", "casme2", "casme", "smic", "ckplus", "manifest"}
+    assert set(adapter_names()) >= {"samm", "demo", "casme2", "casme", "smic", "ckplus", "manifest", "casme3", "4dme",
+                                    "mmew", "casme-sq", "demo-casme3"}
     with pytest.raises(KeyError, match="known: "):
         get_adapter("nope")
 
@@ -480,10 +446,17 @@ def test_real_samm_sheet(tree_dir):
     result = get_adapter("samm")(tree_dir, sheet)
     assert len(result.samples) == 159 and len({s.subject for s in result.samples}) == 29
     assert all(s.error is None for s in result.samples)
-    flagged = {s.sample: s for s in result.samples if s.flags}
-    assert set(flagged) == {"028_4_1", "032_3_1"}
-    assert all(s.apex is None and s.flags == ("apex_outside_span",) for s in flagged.values())
-    assert {(q.sample, q.row) for q in result.quirks} == {("028_4_1", 140), ("032_3_1", 147)}
+    flagged = {s.sample: s.flags for s in result.samples if s.flags}
+    # the two apexes outside onset..offset, the five AU cells with "or" and the one with "soft focus"
+    ambiguous = ("007_6_1", "007_6_5", "011_4_2", "014_5_2", "035_7_2")
+    assert flagged == {"028_4_1": ("apex_outside_span",), "032_3_1": ("apex_outside_span",),
+                       **dict.fromkeys(ambiguous, ("action_units_ambiguous",)),
+                       "026_5_1": ("action_units_unparsable",)}
+    spans = {s.sample: s.apex for s in result.samples if "apex_outside_span" in s.flags}
+    assert spans == {"028_4_1": None, "032_3_1": None}
+    assert {(q.sample, q.row) for q in result.quirks if q.kind == "apex_outside_span"} == {
+        ("028_4_1", 140), ("032_3_1", 147)}
+    assert by_id(result)["035_7_2"].au_codes == "" and by_id(result)["026_5_1"].au_codes == "14+17"
 
 
 @needs_real_sheets

@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 
 from conftest import annotations_dir
-from mepipe.train.labels import SCHEMES, apply_scheme, get_scheme, list_schemes
+from mepipe.train.labels import (
+    AU_SETS, SCHEMES, apply_scheme, apply_version, au_matrix, class_counts, count_table, get_scheme, list_schemes,
+)
 
 ROWS = [
     # name, dataset, emotion, objective_class
@@ -34,9 +36,81 @@ def _by_name(labels: pd.Series, classes: list[str]) -> dict[str, str]:
 
 
 def test_schemes_are_listed():
-    assert list_schemes() == ["casme2-5", "megc-3", "objective", "samm-3", "strcn-4"]
-    with pytest.raises(KeyError, match="known: casme2-5, megc-3"):
+    assert list_schemes() == ["4dme-5", "casme-8", "casme-sq-4", "casme2-5", "casme2-7", "casme3-7", "ckplus-7",
+                              "megc-3", "mmew-7", "objective", "objective-5", "samm-3", "samm-8", "strcn-4"]
+    with pytest.raises(KeyError, match="known: 4dme-5, casme-8"):
         get_scheme("megc3")
+
+
+MORE_ROWS = [
+    # name, dataset, emotion, objective_class: the corpora MEB adds, CAS(ME)², CASME, CK+ and a demo
+    ("a1", "casme3", "happy", "1"), ("a2", "casme3", "sad", "5"), ("a3", "casme3", "others", "7"),
+    ("a4", "demo-casme3", "anger", ""),
+    ("f1", "4dme", "Repression", ""), ("f2", "4dme", "Surprise+Positive", ""), ("f3", "4dme", "Others", ""),
+    ("m1", "mmew", "fear", ""), ("m2", "mmew", "others", ""),
+    ("q1", "casme-sq", "negative", ""), ("q2", "casme-sq", "others", ""),
+    ("k1", "casme", "tense", ""), ("k2", "casme", "contempt", ""),
+    ("c1", "ckplus", "happy", ""), ("c2", "ckplus", "neutral", ""),
+]
+
+
+def test_megc3_maps_every_corpus_and_its_demo():
+    samples = pd.DataFrame(MORE_ROWS, columns=["name", "dataset", "emotion", "objective_class"]).set_index("name")
+    labels, classes, dropped = apply_scheme(samples, "megc-3")
+    assert _by_name(labels, classes) == {
+        "a1": "positive", "a2": "negative", "a4": "negative", "f1": "negative", "m1": "negative", "q1": "negative",
+        "k2": "negative", "c1": "positive"}
+    # others, 4DME's combination, tense and CK+'s neutral are left out
+    assert dropped == 7
+
+
+def test_each_corpus_has_a_scheme_of_its_own_emotions():
+    samples = pd.DataFrame(MORE_ROWS, columns=["name", "dataset", "emotion", "objective_class"]).set_index("name")
+    labels, classes, dropped = apply_scheme(samples, "casme3-7")
+    assert _by_name(labels, classes) == {"a1": "happy", "a2": "sad", "a3": "others", "a4": "anger"}
+    assert dropped == len(MORE_ROWS) - 4
+    labels, classes, _ = apply_scheme(samples, "4dme-5")
+    assert _by_name(labels, classes) == {"f1": "repression", "f3": "others"}
+    assert get_scheme("casme-sq-4").classes == ("positive", "negative", "surprise", "others")
+
+
+def test_objective5_drops_classes_6_and_7(samples):
+    labels, classes, dropped = apply_scheme(samples, "objective-5")
+    assert classes == ["1", "2", "3", "4", "5"]
+    assert _by_name(labels, classes) == {"c1": "3", "c3": "1", "s1": "2", "s3": "1", "s4": "5"}
+    assert dropped == 6  # 6 and 7 (c2, c4, c5, s2), empty and missing
+
+
+def test_au_matrix_is_multi_hot_over_a_vocabulary():
+    samples = pd.DataFrame({"au_codes": ["4+10", "", "1+2+43", None]})
+    matrix, names = au_matrix(samples, (1, 2, 4, 10))
+    assert names == ["AU1", "AU2", "AU4", "AU10"]
+    assert matrix.tolist() == [[0, 0, 1, 1], [0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]  # AU43 is not in it
+    assert matrix.dtype == "uint8"
+    meb, names = au_matrix(samples, "meb-cross")
+    assert len(names) == len(AU_SETS["meb-cross"]) == 12 and meb.sum() == 4
+    with pytest.raises(KeyError, match="au_codes.*mepipe build"):
+        au_matrix(samples.rename(columns={"au_codes": "x"}), "samm")
+
+
+CASME2_SUB24 = [
+    # subject, clip, emotion in the 2019 sheet
+    ("24", "EP07_01", "surprise"), ("24", "EP07_04f", "surprise"), ("24", "EP10_03", "surprise"),
+    ("24", "EP18_03", "surprise"), ("17", "EP15_01", "sadness"), ("05", "EP03_01", "disgust"),
+]
+
+
+def test_casme2_2014_labels_move_three_surprise_clips_to_sadness():
+    samples = pd.DataFrame(CASME2_SUB24, columns=["subject", "clip", "emotion"]).assign(dataset="casme2")
+    relabelled = apply_version(samples, "casme2-2014")
+    assert relabelled["emotion"].tolist() == ["sadness", "sadness", "sadness", "surprise", "sadness", "disgust"]
+    assert samples["emotion"].tolist()[:3] == ["surprise"] * 3  # a copy
+    demo = apply_version(samples.assign(dataset="demo-casme2"), "casme2-2014")
+    assert demo["emotion"].tolist() == samples["emotion"].tolist()  # demos are not relabelled
+    assert class_counts(samples, "casme2-5").tolist() == [0, 1, 0, 4, 0]
+    assert class_counts(samples, "casme2-5", "casme2-2014").tolist() == [0, 1, 0, 1, 0]
+    with pytest.raises(KeyError, match="known: casme2-2014"):
+        apply_version(samples, "casme2-2017")
 
 
 def test_megc3_maps_casme2_disgust_and_repression_to_negative(samples):
@@ -115,3 +189,15 @@ def test_real_sheets_class_counts():
     labels, classes, dropped = apply_scheme(samm, "samm-3")
     # Miao §III-A: positive 26, negative 92, surprise 15 (133 clips).
     assert labels.value_counts().sort_index().tolist() == [92, 26, 15] and dropped == 26
+
+
+@pytest.mark.skipif(_SHEETS is None, reason="real annotation sheets not available")
+def test_real_casme2_counts_under_the_2014_labels_are_the_papers():
+    sheet = pd.read_excel(_SHEETS / "CASME2-coding-20190701.xlsx", dtype=object)
+    samples = pd.DataFrame({"dataset": "casme2", "subject": sheet["Subject"].astype(str).str.zfill(2),
+                            "clip": sheet["Filename"], "emotion": sheet["Estimated Emotion"], "objective_class": ""})
+    table = count_table(samples).set_index(["scheme", "class"])
+    assert table.groupby("scheme").sum().loc["casme2-5"].tolist() == [249, 246, 246]  # sheet, 2014, paper
+    assert table.loc[("casme2-5", "surprise")].tolist() == [28, 25, 25]
+    assert table.loc[("strcn-4", "negative")].tolist() == [69, 72, 72]
+    assert (table["casme2-2014"] == table["paper"]).all()

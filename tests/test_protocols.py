@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from mepipe.train.composite import CompositeEntry, CompositeList
-from mepipe.train.protocols import (Fold, cross_dataset, lodo, loso, lovo, megc2019, overlapping_subjects,
-                                    validation_split)
+from mepipe.train.protocols import (DATASET_LISTS, Fold, cross_dataset, lodo, loso, lovo, megc2019,
+                                    overlapping_subjects, validation_split)
 
 # Subject "01" exists in CASME II and in SAMM: two different people.
 ROWS = [
@@ -92,6 +92,16 @@ def test_lodo_one_fold_per_dataset(samples):
     _no_leak(folds, samples)
     with pytest.raises(ValueError, match="at least two datasets"):
         lodo(samples[samples["dataset"] == "samm"])
+
+
+def test_lodo_over_a_named_list_leaves_the_other_datasets_out(samples):
+    assert DATASET_LISTS["meb"] == ("casme", "casme2", "samm", "4dme", "mmew", "casme3")
+    folds = lodo(samples, "meb")  # SMIC is not among MEB's six corpora
+    assert [(f.name, f.train, f.test) for f in folds] == [("casme2", ("s1", "s2"), ("c1", "c2", "c3")),
+                                                          ("samm", ("c1", "c2", "c3"), ("s1", "s2"))]
+    assert [f.name for f in lodo(samples, ["samm", "smic"])] == ["samm", "smic"]
+    with pytest.raises(ValueError, match=r"at least two datasets; the samples hold \['smic'\]"):
+        lodo(samples, ["smic", "mmew"])
 
 
 def test_validation_people_come_from_the_training_side_only(samples):

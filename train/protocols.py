@@ -13,7 +13,8 @@ together nor counted as overlapping.
   together; :mod:`mepipe.train.composite` selects them).
 - :func:`lovo`: leave one video out.
 - :func:`cross_dataset`: train on some datasets, test on others.
-- :func:`lodo`: leave one dataset out, one fold per dataset.
+- :func:`lodo`: leave one dataset out, one fold per dataset; a named list
+  (:data:`DATASET_LISTS`, MEB's six corpora) restricts it to those datasets.
 - :func:`validation_split`: people of a fold's training side held out to
   choose epochs on, never its test side.
 
@@ -22,6 +23,9 @@ References
 .. [1] J. See, M. H. Yap, J. Li, X. Hong, S.-J. Wang, "MEGC 2019 - the second
    facial micro-expressions grand challenge", IEEE FG 2019 (composite LOSO).
    https://doi.org/10.1109/FG.2019.8756611
+.. [2] T. Varanka, Y. Li, W. Peng, G. Zhao, "Data leakage and evaluation
+   issues in micro-expression analysis", IEEE Trans. Affective Computing
+   15(1), 2024 (MEB's cross-dataset protocol). https://doi.org/10.1109/TAFFC.2023.3265063
 """
 from __future__ import annotations
 
@@ -34,13 +38,19 @@ import pandas as pd
 
 from .composite import CompositeList, select_composite
 
-__all__ = ["PROTOCOLS", "Fold", "ValidationSplit", "cross_dataset", "lodo", "loso", "lovo", "megc2019",
-           "overlapping_subjects", "person", "validation_split"]
+__all__ = ["DATASET_LISTS", "PROTOCOLS", "Fold", "ValidationSplit", "cross_dataset", "lodo", "loso", "lovo",
+           "megc2019", "overlapping_subjects", "person", "validation_split"]
 
 PROTOCOLS = ("loso", "lovo", "megc2019", "cross", "lodo")
 """Names of the protocols a run can use (``--protocol``)."""
 
 _COLUMNS = ("sample", "subject", "dataset")
+
+DATASET_LISTS: dict[str, tuple[str, ...]] = {
+    # MEB's CrossDataset (tvaranka/meb, meb/datasets/datasets.py): Casme, Casme2, SAMM, Fourd, MMEW, Casme3A.
+    "meb": ("casme", "casme2", "samm", "4dme", "mmew", "casme3"),
+}
+"""Named dataset lists for leave-one-dataset-out, by name (dataset names as the adapters write them)."""
 
 
 @dataclass(frozen=True)
@@ -145,20 +155,31 @@ def cross_dataset(samples: pd.DataFrame, *, train: str | Sequence[str], test: st
     return [Fold(f"{'+'.join(sides['train'])}->{'+'.join(sides['test'])}", ids["train"], ids["test"])]
 
 
-def lodo(samples: pd.DataFrame) -> list[Fold]:
+def lodo(samples: pd.DataFrame, datasets: str | Sequence[str] | None = None) -> list[Fold]:
     """Leave one dataset out: one fold per dataset, tested on it and trained on all the others.
+
+    Parameters
+    ----------
+    samples : pandas.DataFrame
+        Columns ``sample``, ``subject``, ``dataset``.
+    datasets : str or sequence of str, optional
+        Only these datasets (a :data:`DATASET_LISTS` name such as ``"meb"``,
+        or names); the others' samples are in no fold. Default: every dataset.
 
     Raises
     ------
     ValueError
-        The table holds fewer than two datasets.
+        Fewer than two of the datasets have samples.
     """
     table = _table(samples)
-    datasets = sorted(set(table["dataset"]))
-    if len(datasets) < 2:
-        raise ValueError(f"leave-one-dataset-out needs at least two datasets; the samples hold {datasets}")
+    if datasets is not None:
+        wanted = DATASET_LISTS.get(datasets, (datasets,)) if isinstance(datasets, str) else tuple(datasets)
+        table = table[table["dataset"].isin(wanted)]
+    names = sorted(set(table["dataset"]))
+    if len(names) < 2:
+        raise ValueError(f"leave-one-dataset-out needs at least two datasets; the samples hold {names}")
     return [Fold(name, tuple(table.loc[table["dataset"] != name, "sample"]),
-                 tuple(table.loc[table["dataset"] == name, "sample"])) for name in datasets]
+                 tuple(table.loc[table["dataset"] == name, "sample"])) for name in names]
 
 
 @dataclass(frozen=True)

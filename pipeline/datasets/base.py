@@ -17,6 +17,8 @@ import pandas as pd
 
 from mepipe.featurestore.errors import UnknownNameError
 
+from .action_units import au_codes, parse_action_units
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -50,6 +52,11 @@ class Sample:
     def n_frames(self) -> int:
         return len(self.frame_numbers)
 
+    @property
+    def au_codes(self) -> str:
+        """The AUs the clip shows as the sample table stores them (``"4+10"``; :mod:`.action_units`)."""
+        return au_codes(parse_action_units(self.action_units))
+
     def index_of(self, frame_number: int | None) -> int | None:
         """Position of a source frame number in this clip, or None if absent."""
         if frame_number is None:
@@ -81,22 +88,26 @@ class AdapterResult:
 
     ``rejected`` rows could not become samples at all (e.g. a sample id that
     cannot name a store folder); a build reports each as a failure of that
-    row alone.
+    row alone. ``assumptions`` are one line each about a format the public
+    loaders leave uncertain, said where the adapter had to choose (a build
+    summary prints them).
     """
 
     samples: list[Sample] = field(default_factory=list)
     quirks: list[Quirk] = field(default_factory=list)
     sheet: str | None = None
     rejected: list[Quirk] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
-        """The samples as a DataFrame, one row per clip (frame lists omitted)."""
+        """The samples as a DataFrame, one row per clip (frame lists omitted, ``au_codes`` added)."""
         rows = []
         for s in self.samples:
             row = dataclasses.asdict(s)
             row.pop("frame_files")
             row.pop("frame_numbers")
             row["n_frames"] = s.n_frames
+            row["au_codes"] = s.au_codes
             row["flags"] = "; ".join(s.flags)
             rows.append(row)
         return pd.DataFrame(rows)

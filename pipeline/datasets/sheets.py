@@ -9,7 +9,8 @@ build records the problem instead of stopping on it.
 
 Flags and quirk kinds share one vocabulary: ``<field>_unparsable``,
 ``<field>_not_on_disk``, ``apex_outside_span``, ``onset_after_offset``,
-``missing_folder``, ``no_frames``, ``ambiguous_frames``, ``frame_gap``; rows that cannot
+``missing_folder``, ``no_frames``, ``ambiguous_frames``, ``frame_gap``,
+``action_units_unparsable``, ``action_units_ambiguous``; rows that cannot
 become samples are reported as ``incomplete_row`` or ``duplicate_sample``.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pandas as pd
 from mepipe.featurestore.errors import MissingPathError, SheetError
 from mepipe.featurestore.layout import sample_id_problem
 
+from .action_units import parse_action_units
 from .base import AdapterResult, Quirk, Sample, describe_gaps, frame_gaps, numbered_frames
 
 log = logging.getLogger(__name__)
@@ -353,6 +355,26 @@ def read_ground_truth(
     return check_span(GroundTruth(**values, findings=findings), sample, source, row.row)
 
 
+def check_action_units(cell: object, sample: str, source: str, row: int | None) -> Findings:
+    """Flag an AU cell with terms that are no AU, or with alternatives (:mod:`.action_units`).
+
+    The cell is kept as written; the flagged terms are only left out of the
+    AUs the clip is said to show (its ``au_codes``).
+    """
+    coding = parse_action_units(cell)
+    findings = Findings()
+    if coding.unparsed:
+        terms = ", ".join(repr(t) for t in coding.unparsed)
+        message = f"action units {cell_text(cell)!r}: {terms} read as no AU; left out of the clip's AUs"
+        findings += finding(sample, "action_units_unparsable", message, source, row)
+    if coding.alternatives:
+        options = " or ".join(str(u.number) for u in coding.alternatives)
+        message = (f"action units {cell_text(cell)!r}: AU {options} are alternatives; "
+                   "none of them is counted as shown")
+        findings += finding(sample, "action_units_ambiguous", message, source, row)
+    return findings
+
+
 @dataclass(frozen=True)
 class ClipFrames:
     """The numbered frame files of a clip folder, or why there are none."""
@@ -418,12 +440,14 @@ class SheetLayout:
     """How a sheet-annotated dataset maps a (subject, clip) row to a sample and a folder.
 
     ``sample_id`` and ``folder`` receive the normalised subject and the clip
-    name; ``subject_width`` is the zero-padding of subject ids.
+    name; ``subject_width`` is the zero-padding of subject ids (None keeps
+    the subject as the sheet writes it, for sheets whose subject is a folder
+    name such as ``S01``).
     """
 
     dataset: str
     fps: float
-    subject_width: int
+    subject_width: int | None
     sample_id: Callable[[str, str], str]
     folder: Callable[[str, str], Path]
 
@@ -470,7 +494,9 @@ def sheet_samples(sheet: Sheet, layout: SheetLayout) -> AdapterResult:
     """Samples of a SAMM/CASME-style sheet: one per row with a subject and a clip name."""
 
     def ids(row: SheetRow) -> tuple[str, str]:
-        return normalise_subject(row.get("subject"), layout.subject_width), cell_text(row.get("clip"))
+        cell = row.get("subject")
+        subject = cell_text(cell) if layout.subject_width is None else normalise_subject(cell, layout.subject_width)
+        return subject, cell_text(row.get("clip"))
 
     def sample_id(row: SheetRow) -> str | None:
         subject, clip = ids(row)
@@ -485,17 +511,39 @@ def sheet_samples(sheet: Sheet, layout: SheetLayout) -> AdapterResult:
 def _sheet_sample(
     row: SheetRow, sheet: Sheet, layout: SheetLayout, subject: str, clip: str, sample_id: str
 ) -> tuple[Sample, tuple[Quirk, ...]]:
-    gt = read_ground_truth(row, sample_id, sheet.source)
-    folder = layout.folder(subject, clip)
-    frames = clip_frames(folder, sample_id, sheet.source, row.row)
-    on_disk = check_on_disk(gt, frames.numbers, str(folder), sample_id, sheet.source, row.row)
-    findings = gt.findings + frames.findings + on_disk
+    return row_sample(row, sheet.source, sample_id, dataset=layout.dataset, subject=subject, clip=clip,
+                      fps=layout.fps, folder=layout.folder(subject, clip))
+
+
+def row_sample(
+    row: SheetRow,
+    source: str,
+    sample_id: str,
+    *,
+    dataset: str,
+    subject: str,
+    clip: str,
+    fps: float,
+    folder: Path,
+    frames_of: Callable[[GroundTruth], ClipFrames] | None = None,
+) -> tuple[Sample, tuple[Quirk, ...]]:
+    """The sample of one sheet row whose frames are in ``folder``, with every finding of the row.
+
+    ``frames_of`` picks the clip's frames from its ground truth (a clip cut
+    from a longer video, :func:`.cuts.cut_frames`); by default they are all
+    numbered frames of ``folder``.
+    """
+    gt = read_ground_truth(row, sample_id, source)
+    frames = frames_of(gt) if frames_of else clip_frames(folder, sample_id, source, row.row)
+    on_disk = check_on_disk(gt, frames.numbers, str(folder), sample_id, source, row.row)
+    aus = check_action_units(row.get("action_units"), sample_id, source, row.row)
+    findings = gt.findings + frames.findings + on_disk + aus
     sample = Sample(
         sample=sample_id,
-        dataset=layout.dataset,
+        dataset=dataset,
         subject=subject,
         clip=clip,
-        fps=float(layout.fps),
+        fps=float(fps),
         frame_files=frames.files,
         frame_numbers=frames.numbers,
         onset=gt.onset,

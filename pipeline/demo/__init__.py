@@ -1,12 +1,12 @@
-"""Synthetic demo datasets in the SAMM, CASME II and SMIC-HS layouts.
+"""Synthetic demo datasets in the SAMM, CASME II, SMIC-HS and CAS(ME)³ part A layouts.
 
 Let every command run on a fresh machine without licensed data: a few
 synthetic subjects, distinct people made from two public-domain portraits
 shipped by scikit-image and matplotlib (:mod:`.identities`), each with
 landmark-driven micro-movements of a few classes and known ground truth,
 written in the real dataset's layout so that the real adapters read them.
-:data:`PRESETS` holds the three corpora: ``demo`` (SAMM layout),
-``demo-casme2`` and ``demo-smic``.
+:data:`PRESETS` holds the four corpora: ``demo`` (SAMM layout),
+``demo-casme2``, ``demo-smic`` and ``demo-casme3``.
 """
 from .composite import COMPOSITE_NAME, composite_rows, write_composite
 from .face import shape_predictor_path

@@ -36,7 +36,7 @@ from .synth import clip_name, clip_plan
 
 COMPOSITE_NAME = "megc2019-composite-3class-demo.csv"
 COMPOSITE_PATH = Path(__file__).with_name(COMPOSITE_NAME)
-"""The shipped list for the three demo presets."""
+"""The shipped list for the three demo presets of the composite's corpora."""
 
 MEGC_CLASSES = ("negative", "positive", "surprise")
 """Class index in the list = position here (the official list's coding)."""
@@ -64,10 +64,11 @@ def list_clip(layout: str, number: int, clip: str) -> str:
 def composite_rows(presets: dict[str, DemoParams] = PRESETS) -> list[tuple[str, str, str, int]]:
     """(dataset, subject, clip, class) of every listed demo clip, datasets in name order.
 
-    Only clip plans are computed (no frames), so this is instant.
+    Only the demos of the composite's corpora (SAMM, CASME II, SMIC) are
+    listed; only clip plans are computed (no frames), so this is instant.
     """
     rows = []
-    for dataset in sorted(presets):
+    for dataset in sorted(d for d, params in presets.items() if params.layout in MEGC_GROUPS):
         params = presets[dataset]
         groups = MEGC_GROUPS[params.layout]
         for number, cls, clip_number in clip_plan(params):
@@ -75,7 +76,8 @@ def composite_rows(presets: dict[str, DemoParams] = PRESETS) -> list[tuple[str, 
             clip = clip_name(folder_subject, cls, clip_number, params.layout)
             subject = list_subject(params.layout, number)
             label = groups.get(cls.name.lower())
-            if label is None or layouts.clip_key(params.layout, folder_subject, clip) in params.composite_skip:
+            key = layouts.clip_key(params.layout, folder_subject, clip, cls.name)
+            if label is None or key in params.composite_skip:
                 continue
             rows.append((dataset, subject, list_clip(params.layout, number, clip), label))
     return rows

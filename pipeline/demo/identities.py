@@ -22,10 +22,11 @@ The table :data:`IDENTITIES` was chosen by ``benchmarks/demo_identity_search.py`
 (its docstring says how): each row rendered where the presets use it and
 described by dlib's face-recognition model (128-D descriptors), a member of
 the closest pair perturbed and the change kept when the set's closest pair
-moved apart and dlib's landmarks still agreed with the designed ones. On
-neutral frames of the three corpora the closest of the 66 pairs is 0.62
-apart, the median 0.72, and all 66 pairs exceed dlib's same-person threshold
-of 0.6 (``tests/test_demo_identities.py`` measures it).
+moved apart and dlib's landmarks still agreed with the designed ones (rows
+12-14, ``demo-casme3``'s people, were searched alone, the others kept). On
+neutral frames of the four corpora the closest of the 105 pairs of the 15
+people is 0.62 apart, the median 0.71, and all 105 pairs exceed dlib's
+same-person threshold of 0.6 (``tests/test_demo_identities.py`` measures it).
 
 References
 ----------
@@ -278,5 +279,17 @@ IDENTITIES: tuple[Identity, ...] = (
     _id(0.85, 0.99, "hopper", ("left", "left"), brow_tone=0.87, brow_width=0.068, skin_warmth=0.07, detail=-0.2,
         beard=0.08, aspect=-0.09, eyes=0.04, lower=-0.22, mouth_width=0.09, eye_size=0.01, nose_width=0.1, jaw=-0.03,
         brow=0.19, nose_length=0.02, chin=-0.06, brow_slant=0.02, mouth_y=-0.01, eye_open=-0.23, lips=0.22),
+    _id(0.35, 0.33, "astronaut", ("right", "right"), brow_tone=0.96, brow_width=0.075, skin_tone=1.15,
+        skin_warmth=0.1, detail=0.63, beard=0.31, aspect=-0.2, eyes=0.07, lower=-0.19, mouth_width=0.2,
+        eye_size=0.05, nose_width=-0.17, jaw=-0.18, brow=-0.11, cheeks=-0.04, chin=-0.04, mouth_y=-0.03,
+        eye_open=0.15, nose_length=-0.05, lips=-0.15, brow_slant=-0.07),
+    _id(0.57, 0.0, "hopper", ("right", "right"), brow_tone=0.94, brow_width=0.098, skin_tone=1.08,
+        skin_warmth=-0.08, detail=-0.66, aspect=-0.16, eyes=-0.16, lower=0.18, mouth_width=0.09, nose_width=-0.22,
+        jaw=-0.2, brow=0.01, cheeks=0.15, chin=0.06, mouth_y=0.01, eye_open=0.19, nose_length=-0.03, lips=-0.05,
+        brow_slant=-0.04),
+    _id(0.66, 0.53, "hopper", ("both", "left"), eye_swap=True, brow_tone=0.64, brow_width=0.045, skin_tone=1.1,
+        skin_warmth=-0.04, detail=0.89, beard=0.61, aspect=-0.09, eyes=-0.11, lower=0.01, mouth_width=0.22,
+        eye_size=-0.16, nose_width=0.02, jaw=0.15, brow=0.06, cheeks=0.02, chin=-0.1, mouth_y=0.01, eye_open=0.22,
+        nose_length=-0.03, lips=-0.03, brow_slant=0.01),
 )
 """Every demo person; :data:`.params.PRESETS` gives each corpus disjoint rows."""

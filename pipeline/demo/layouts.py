@@ -1,7 +1,8 @@
 """Where a demo's files go and what its annotations look like, per dataset layout.
 
-Three layouts, each the one its real dataset uses, so the real adapters
-read the demos (``mepipe build --dataset demo``, ``demo-casme2``, ``demo-smic``):
+Four layouts, each the one its real dataset uses, so the real adapters
+read the demos (``mepipe build --dataset demo``, ``demo-casme2``, ``demo-smic``,
+``demo-casme3``):
 
 ``samm``
     ``<subject>/<subject>_<class code>_<clip>/<subject>_<frame:05d>.jpg``,
@@ -17,6 +18,13 @@ read the demos (``mepipe build --dataset demo``, ``demo-casme2``, ``demo-smic``)
     ``HS/s<n>/micro/<label>/s<n>_<po|ne|sur>_<clip:02d>/image<frame:06d>.bmp``,
     colour; no sheet (labels are the folders, the clip spans onset..offset,
     there is no apex).
+``casme3``
+    ``spNO.<n>/<letter>/color/<frame>.jpg``: CAS(ME)³ part A, one folder per
+    recorded video holding several expressions (clip ``k`` of every class
+    in video ``a``, ``b``, ...; each class's frames in their own block of
+    numbers), colour; sheet ``cas(me)3_part_A_ME_label_JpgIndex_demo.xlsx``
+    (tab ``label``: Subject, Filename, Onset, Apex, Offset, AU, Objective
+    class, emotion), a clip being onset..offset of its video.
 """
 from __future__ import annotations
 
@@ -32,7 +40,8 @@ from openpyxl.writer.excel import ExcelWriter
 
 SAMM_SHEET = "SAMM_Micro_FACS_Codes_demo.xlsx"
 CASME2_SHEET = "CASME2-coding-demo.xlsx"
-ANNOTATIONS = {"samm": SAMM_SHEET, "casme2": CASME2_SHEET, "smic": None}
+CASME3_SHEET = "cas(me)3_part_A_ME_label_JpgIndex_demo.xlsx"
+ANNOTATIONS = {"samm": SAMM_SHEET, "casme2": CASME2_SHEET, "smic": None, "casme3": CASME3_SHEET}
 """The annotation file each layout writes (None: SMIC has none)."""
 
 TOP_FOLDERS = {"casme2": "CASME2_RAW_selected", "smic": "HS"}
@@ -41,7 +50,7 @@ TOP_FOLDERS = {"casme2": "CASME2_RAW_selected", "smic": "HS"}
 SMIC_ABBREVIATIONS = {"positive": "po", "negative": "ne", "surprise": "sur"}
 """SMIC's clip-name abbreviation of each label (``s1_ne_01``)."""
 
-DATASET_NAMES = {"samm": "demo", "casme2": "demo-casme2", "smic": "demo-smic"}
+DATASET_NAMES = {"samm": "demo", "casme2": "demo-casme2", "smic": "demo-smic", "casme3": "demo-casme3"}
 """The dataset name (adapter name, and ``dataset`` in a store's sample table) of each layout's demo."""
 
 SAMM_COLUMNS = (
@@ -63,50 +72,69 @@ CASME2_COLUMNS = (
     "Action Units", "Estimated Emotion", "Objective Classes",
 )
 """The 2019 CASME II sheet's header, blank columns included."""
+CASME3_COLUMNS = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")
+"""The CAS(ME)³ part A sheet's header (tab ``label``)."""
+
+CLIP_FOLDER_LAYOUTS = ("casme2", "smic")
+"""Layouts whose clip folders hold onset..offset only (SAMM's hold more frames, CAS(ME)³'s a whole video)."""
+
+VIDEO_BLOCK = 200
+"""CAS(ME)³ layout: frame numbers of the k-th class's clips in a video start at ``k * VIDEO_BLOCK`` plus the
+drawn first frame, so the clips sharing a video never overlap."""
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 FIXED_DOC_TIME = datetime(2000, 1, 1)
 
 
 def subject_id(layout: str, number: int) -> str:
-    """Subject ``number`` as the layout writes it in folders: ``"001"``, ``"01"`` (folder ``sub01``), ``"s1"``."""
-    return {"samm": f"{number:03d}", "casme2": f"{number:02d}", "smic": f"s{number}"}[layout]
+    """Subject ``number`` as the layout writes it in folders: ``"001"``, ``"01"`` (folder ``sub01``), ``"s1"``,
+    ``"spNO.1"``."""
+    return {"samm": f"{number:03d}", "casme2": f"{number:02d}", "smic": f"s{number}", "casme3": f"spNO.{number}"}[
+        layout]
 
 
 def clip_name(layout: str, subject: str, emotion: str, code: int, clip_number: int) -> str:
-    """A clip's name: ``001_1_2`` (SAMM), ``EP01_02`` (CASME II), ``s1_ne_02`` (SMIC)."""
+    """A clip's name: ``001_1_2`` (SAMM), ``EP01_02`` (CASME II), ``s1_ne_02`` (SMIC), the video letter ``b``
+    (CAS(ME)³, where every class's clip ``k`` shares video ``k``)."""
     if layout == "samm":
         return f"{subject}_{code}_{clip_number}"
     if layout == "casme2":
         return f"EP{code:02d}_{clip_number:02d}"
+    if layout == "casme3":
+        return chr(ord("a") + clip_number - 1)
     return f"{subject}_{SMIC_ABBREVIATIONS[emotion]}_{clip_number:02d}"
 
 
-def clip_key(layout: str, subject: str, clip: str) -> str:
-    """A name unique to one clip of a demo: the clip name, or ``sub01/EP01_01`` in CASME II,
-    whose clip names repeat across subjects (``erratum_clip``, ``composite_skip`` and
-    :func:`~.synth.true_landmarks` take these)."""
-    return f"sub{subject}/{clip}" if layout == "casme2" else clip
+def clip_key(layout: str, subject: str, clip: str, emotion: str) -> str:
+    """A name unique to one clip of a demo: the clip name, ``sub01/EP01_01`` in CASME II, whose clip names
+    repeat across subjects, or ``spNO.1/a/happy`` in CAS(ME)³, whose videos hold one clip of each class
+    (``erratum_clip``, ``composite_skip`` and :func:`~.synth.true_landmarks` take these)."""
+    if layout == "casme2":
+        return f"sub{subject}/{clip}"
+    if layout == "casme3":
+        return f"{subject}/{clip}/{emotion}"
+    return clip
 
 
 def clip_folder(layout: str, root: Path, subject: str, emotion: str, clip: str) -> Path:
-    """The folder of one clip's frames."""
+    """The folder of one clip's frames (CAS(ME)³: of its video, shared with the other classes' clips)."""
     if layout == "samm":
         return root / subject / clip
     if layout == "casme2":
         return root / TOP_FOLDERS["casme2"] / f"sub{subject}" / clip
+    if layout == "casme3":
+        return root / subject / clip / "color"
     return root / TOP_FOLDERS["smic"] / subject / "micro" / emotion / clip
 
 
 def frame_file(layout: str, subject: str, number: int) -> str:
     """A frame's file name; the number in it is the frame number the annotations use."""
-    return {"samm": f"{subject}_{number:05d}.jpg", "casme2": f"img{number}.jpg", "smic": f"image{number:06d}.bmp"}[
-        layout
-    ]
+    return {"samm": f"{subject}_{number:05d}.jpg", "casme2": f"img{number}.jpg", "smic": f"image{number:06d}.bmp",
+            "casme3": f"{number}.jpg"}[layout]
 
 
 def encode_frame(layout: str, frame: np.ndarray, quality: int) -> bytes:
-    """A frame's file bytes: JPEG at ``quality`` (SAMM, CASME II) or uncompressed BMP (SMIC)."""
+    """A frame's file bytes: JPEG at ``quality`` (SAMM, CASME II, CAS(ME)³) or uncompressed BMP (SMIC)."""
     if layout == "smic":
         ok, data = cv2.imencode(".bmp", frame)
     else:
@@ -118,7 +146,7 @@ def encode_frame(layout: str, frame: np.ndarray, quality: int) -> bytes:
 
 def top_level(layout: str, root: Path, subjects: list[str]) -> list[Path]:
     """The folders a demo of ``layout`` with these subjects wrote directly under ``root``."""
-    if layout == "samm":
+    if layout in ("samm", "casme3"):
         return [root / s for s in subjects]
     return [root / TOP_FOLDERS[layout]]
 

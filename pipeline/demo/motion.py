@@ -125,6 +125,12 @@ LAYOUT_CLASSES: dict[str, dict[str, ExpressionClass]] = {
         ExpressionClass("surprise", 2, "1+2", AU1_2, ("forehead",)),
         ExpressionClass("negative", 3, "4+7", AU4_7, ("glabella",)),
     ),
+    # CAS(ME)³: its lower-case emotions; AU cells with commas where CAS(ME)³ writes them so.
+    "casme3": _table(
+        ExpressionClass("happy", 1, "12", AU12, ("nasolabial",)),
+        ExpressionClass("surprise", 2, "1+2", AU1_2, ("forehead",)),
+        ExpressionClass("disgust", 3, "4,7", AU4_7, ("glabella",)),
+    ),
 }
 """Expression classes per layout, keyed by the label the layout writes."""
 

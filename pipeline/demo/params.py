@@ -2,8 +2,9 @@
 
 Every number the generator uses lives here, so a demo is fully described by
 one :class:`DemoParams` (written to ``demo.json`` next to the frames).
-:data:`PRESETS` holds the three demo corpora, one per layout: ``demo``
-(SAMM), ``demo-casme2`` (CASME II raw) and ``demo-smic`` (SMIC-HS).
+:data:`PRESETS` holds the four demo corpora, one per layout: ``demo``
+(SAMM), ``demo-casme2`` (CASME II raw), ``demo-smic`` (SMIC-HS) and
+``demo-casme3`` (CAS(ME)³ part A).
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import numpy as np
 FORMAT_VERSION = 3
 """Version of the demo layouts and generator; bump when output bytes change."""
 
-LAYOUTS = ("samm", "casme2", "smic")
+LAYOUTS = ("samm", "casme2", "smic", "casme3")
 """Dataset layouts a demo can be written in (:mod:`.layouts`)."""
 
-FRAME_NUMBER_LIMIT = {"samm": 99999, "casme2": 99999, "smic": 999999}
+FRAME_NUMBER_LIMIT = {"samm": 99999, "casme2": 99999, "smic": 999999, "casme3": 99999}
 """Largest frame number a layout's file names carry (SAMM pads to 5 digits, SMIC-HS uses 6)."""
 
 
@@ -30,7 +31,7 @@ class DemoParams:
 
     Parameters
     ----------
-    layout : {"samm", "casme2", "smic"}
+    layout : {"samm", "casme2", "smic", "casme3"}
         Folder layout, file names and annotation format (:mod:`.layouts`).
     seed : int
         Root seed. Every subject and clip draws from its own generator derived
@@ -107,7 +108,7 @@ class DemoParams:
         Fixed-point iterations that invert the forward expression field.
     erratum_clip : str or None
         Clip (its :func:`.layouts.clip_key`) whose apex is written wrongly in the sheet: outside
-        onset..offset in the SAMM layout (like SAMM's 028_4_1), ``/`` in the
+        onset..offset in the SAMM and CAS(ME)³ layouts (like SAMM's 028_4_1), ``/`` in the
         CASME II layout (like CASME II's sub04 EP12_01f); ``None`` writes no
         erratum. SMIC has no sheet and takes ``None``.
     composite_skip : tuple of str
@@ -235,5 +236,23 @@ PRESETS: dict[str, DemoParams] = {
         head_shift_px=1.5,
         erratum_clip=None,
     ),
+    # CAS(ME)³ part A layout at 30 fps, 640×480 colour: 3 subjects × 3 classes × 2 clips, clip k of every
+    # class cut from video k (letter a, b) of its subject; 24 frames = 0.8 s of video per clip, onset..offset
+    # about half a second. spNO.2's happy clip in video b has its apex written with a digit lost.
+    "demo-casme3": DemoParams(
+        layout="casme3",
+        n_subjects=3,
+        n_clips=2,
+        identities=(12, 13, 14),
+        classes=("happy", "surprise", "disgust"),
+        colour=True,
+        fps=30.0,
+        frame_size=(480, 640),
+        interocular_px=90.0,
+        eye_line=(0.5, 0.36),
+        first_frame_range=(20, 80),
+        amplitude_px=(4.0, 6.6),
+        erratum_clip="spNO.2/b/happy",
+    ),
 }
-"""The three demo corpora by dataset name (``mepipe build --dataset NAME``)."""
+"""The four demo corpora by dataset name (``mepipe build --dataset NAME``)."""

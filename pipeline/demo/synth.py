@@ -1,4 +1,4 @@
-"""Write a synthetic demo dataset in the SAMM, CASME II or SMIC-HS layout.
+"""Write a synthetic demo dataset in the SAMM, CASME II, SMIC-HS or CAS(ME)³ layout.
 
 Frames and annotations follow the real dataset's layout (:mod:`.layouts`);
 beside them, under ``root``::
@@ -115,12 +115,13 @@ def clip_name(subject: str, cls: ExpressionClass, clip_number: int, layout: str 
 def erratum_apex(apex: int, layout: str) -> int | None:
     """The apex a sheet writes for the erratum clip.
 
-    SAMM: the true one with its leading digit lost (1234 → 234); frame
-    numbers start at 1000 or later, so it lies before the onset, like the
-    typo in SAMM's 032_3_1 (4896, 1930, 4970). CASME II: None, written
+    SAMM and CAS(ME)³: the true one with its leading digit lost (1234 → 234);
+    frame numbers start at 1000 or later (CAS(ME)³: at 20 or later), so it
+    lies before the onset, like the typo in SAMM's 032_3_1 (4896, 1930, 4970)
+    and the CAS(ME)³ apex MEB's ``Casme3A`` replaces. CASME II: None, written
     ``/`` (as for sub04 EP12_01f).
     """
-    return int(str(apex)[1:]) if layout == "samm" else None
+    return int(str(apex)[1:]) if layout in ("samm", "casme3") else None
 
 
 def clip_plan(params: DemoParams) -> list[tuple[int, ExpressionClass, int]]:
@@ -143,7 +144,8 @@ def plan_names(params: DemoParams) -> dict[str, tuple[int, ExpressionClass, int]
     out = {}
     for number, cls, clip in clip_plan(params):
         subject = layouts.subject_id(params.layout, number)
-        out[layouts.clip_key(params.layout, subject, clip_name(subject, cls, clip, params.layout))] = (number, cls, clip)
+        name = clip_name(subject, cls, clip, params.layout)
+        out[layouts.clip_key(params.layout, subject, name, cls.name)] = (number, cls, clip)
     return out
 
 
@@ -156,23 +158,26 @@ def plan_clip(
     which the frame noise is drawn. The generator depends only on
     ``(seed, subject, class code, clip)``. In the CASME II and SMIC layouts a
     clip folder holds onset..offset only, so the onset is the first frame and
-    the offset the last.
+    the offset the last; in the CAS(ME)³ layout each class's clips take their
+    own block of the video's frame numbers (:data:`.layouts.VIDEO_BLOCK`).
     """
     number = subject.number
     rng = np.random.default_rng([params.seed, number, cls.code, clip_number])
     n = params.n_frames
     first = int(rng.integers(params.first_frame_range[0], params.first_frame_range[1] + 1))
+    if params.layout == "casme3":
+        first += (params.classes + params.extra_clips).index(cls.name) * layouts.VIDEO_BLOCK
     onset = int(rng.integers(params.onset_range[0], params.onset_range[1] + 1))
     first_apex, last_apex = params.apex_bounds()
     apex = int(rng.integers(max(first_apex, onset + params.min_phase), last_apex + 1))
     offset = int(rng.integers(apex + params.min_phase, n - params.offset_margin))
-    if params.layout != "samm":
+    if params.layout in layouts.CLIP_FOLDER_LAYOUTS:
         onset, offset = 0, n - 1
     amplitude = float(rng.uniform(*params.amplitude_px))
     left, right = eye_centres(subject.frame_landmarks)
     head = HeadDrift.draw(rng, params, (left + right) / 2)
     name = clip_name(subject.subject, cls, clip_number, params.layout)
-    erratum = layouts.clip_key(params.layout, subject.subject, name) == params.erratum_clip
+    erratum = layouts.clip_key(params.layout, subject.subject, name, cls.name) == params.erratum_clip
     truth = ClipTruth(
         subject=subject.subject,
         filename=name,
@@ -340,6 +345,17 @@ def casme2_rows(truths: list[ClipTruth]) -> list[list]:
     return rows
 
 
+def casme3_rows(truths: list[ClipTruth]) -> list[list]:
+    """Sheet rows in the CAS(ME)³ part A sheet's style: one per expression, by subject, video and onset; AU
+    cells as the class writes them (commas for some, as CAS(ME)³ does)."""
+    rows = []
+    for t in sorted(truths, key=lambda t: (t.subject_number, t.filename, t.onset)):
+        action_units = expression_class(t.emotion, "casme3").action_units
+        rows.append([t.subject, t.filename, t.onset, t.sheet_apex, t.offset, action_units, t.objective_class,
+                     t.emotion])
+    return rows
+
+
 def write_annotations(root: Path, truths: list[ClipTruth], layout: str) -> Path | None:
     """Write the layout's annotation sheet (none for SMIC); returns its path."""
     name = layouts.ANNOTATIONS[layout]
@@ -348,6 +364,8 @@ def write_annotations(root: Path, truths: list[ClipTruth], layout: str) -> Path 
         layouts.write_workbook(root / name, "MICRO_ONLY", rows)
     elif layout == "casme2":
         layouts.write_workbook(root / name, "Sheet1", [layouts.CASME2_COLUMNS, *casme2_rows(truths)])
+    elif layout == "casme3":
+        layouts.write_workbook(root / name, "label", [layouts.CASME3_COLUMNS, *casme3_rows(truths)])
     return None if name is None else root / name
 
 
