@@ -304,8 +304,8 @@ def _sample_table(samples: list[Sample], stages: list[str], writer: StoreWriter,
     for s in samples:
         row = {"sample": s.sample, "dataset": s.dataset, "subject": s.subject, "clip": s.clip, "fps": s.fps,
                "n_frames": s.n_frames, "emotion": s.emotion, "objective_class": s.objective_class,
-               "action_units": s.action_units, "au_codes": s.au_codes, "onset": s.onset, "apex": s.apex, "offset": s.offset,
-               "flags": "; ".join(s.flags), "error": errors.get(s.sample, "")}
+               "action_units": s.action_units, "au_codes": s.au_codes, "onset": s.onset, "apex": s.apex,
+               "offset": s.offset, "flags": "; ".join(s.flags), "error": errors.get(s.sample, "")}
         events = {}
         if features.INTENSITY.stage in stages and not row["error"]:
             events = writer.feature_attrs(s.sample, features.INTENSITY.name).get("events", {})
