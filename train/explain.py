@@ -18,8 +18,8 @@ import torch
 from mepipe.featurestore.views import apex_field, code_flow
 
 from .clips import ClipTable
-from .data import Standardiser
-from .items import FlowFrames
+from .inputs.base import Standardiser
+from .inputs.flow_frames import FlowFrames
 from .models import get_recipe, saliency
 from .report import pyplot, read_report, save_figure
 from .run import load_fold_model
@@ -71,7 +71,7 @@ def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
     model, report = load_fold_model_for(run, clip, device)
     fold_name = next(p["fold"] for p in report["predictions"] if p["sample"] == clip)
     entry = next(f for f in report["folds"] if f["name"] == fold_name)
-    feature = get_recipe(report["model"]).stages[0].items.feature
+    feature = get_recipe(report["model"]).stages[0].items.feature.name
     clips = ClipTable.reopen(report["store"]["stores"])
     fields = clips.read(feature, clip).astype(np.float32)
     apex = [clips.value(clip, "apex"), clips.value(clip, "apex_est")]
