@@ -17,10 +17,10 @@ from functools import partial
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from mepipe.featurestore.features import INTENSITY
-from mepipe.train.inputs.base import ClipReader, StoreDataset, fold_sides, shuffled_loader
+from mepipe.train.inputs.base import ClipReader, Shuffled, StoreDataset, fold_sides
 from mepipe.train.models import register_model
 from mepipe.train.objectives import Classify
 from mepipe.train.recipe import Optimiser, Recipe, TrainingStage
@@ -45,7 +45,7 @@ class CurveDataset(StoreDataset):
 
 
 @dataclass(frozen=True)
-class IntensityCurves:
+class IntensityCurves(Shuffled):
     """Item maker: resampled intensity curves, standardised on the fold's training clips."""
 
     length: int = LENGTH
@@ -54,9 +54,6 @@ class IntensityCurves:
     def datasets(self, fold, model: nn.Module) -> tuple[Dataset, Dataset]:
         # Standardised on the training side once (fold.statistics); the test pass reuses it.
         return fold_sides(fold, partial(CurveDataset, fold.clips, length=self.length, **fold.io), center=True)
-
-    def loader(self, dataset: Dataset, batch_size: int, fold, *, train: bool) -> DataLoader:
-        return shuffled_loader(dataset, batch_size, fold, train)
 
 
 class CurveNet(nn.Module):

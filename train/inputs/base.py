@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mepipe.featurestore import FeatureStore
+from mepipe.featurestore.features import FeatureDef
 
 from ..clips import ClipTable, MissingFeatureError
 from ..loop import make_loader
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from ..augment import AugmentedEpochs
     from ..fold import FoldInputs
 
-__all__ = ["ChosenItems", "ClipReader", "Clips", "Draw", "Standardiser", "StoreDataset", "VariantSampler",
+__all__ = ["ChosenItems", "ClipItemsDataset", "ClipReader", "Clips", "Draw", "OneFeature", "Shuffled", "Standardiser", "StoreDataset",
+           "VariantSampler",
            "fit_standardiser", "fold_sides", "image", "shuffled_loader", "standardise", "variant_loader"]
 
 Draw = tuple[int, int, int]
@@ -232,6 +234,28 @@ class StoreDataset(Dataset):
         return self
 
 
+class ClipItemsDataset(StoreDataset):
+    """Base of forms with several items per clip (flow fields, maps): :attr:`index` holds each item's
+    (clip, item within the clip), clip by clip."""
+
+    def index_items(self, per_clip: Sequence[Sequence[int]]) -> None:
+        """Set the items: ``per_clip[c]`` are clip c's items (their ``frame``), in order."""
+        self.index = np.array([(c, t) for c, items in enumerate(per_clip) for t in items],
+                              dtype=np.int64).reshape(-1, 2)
+        self._starts = np.concatenate([[0], np.cumsum([len(items) for items in per_clip])]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def locate(self, i: int) -> tuple[int, int]:
+        clip, frame = self.index[i]
+        return int(clip), int(frame)
+
+    def items_of(self, clip: int) -> np.ndarray:
+        """Item indices of one clip, in order."""
+        return np.arange(self._starts[clip], self._starts[clip + 1])
+
+
 class VariantSampler(Sampler[Draw]):
     """An augmented epoch: every clip under ``per_clip`` distinct variants of a grid, in random order.
 
@@ -308,6 +332,24 @@ def shuffled_loader(dataset: Dataset, batch_size: int, fold: FoldInputs, train: 
     """Training batches in a random order (a test side in order), with the run's workers and device."""
     return make_loader(dataset, batch_size, shuffle=train, seed=fold.options.seed, workers=fold.options.workers,
                        device=fold.device, **kwargs)
+
+
+@dataclass(frozen=True)
+class OneFeature:
+    """Item-maker base of a form that reads one stored feature, ``feature`` (its definition)."""
+
+    feature: FeatureDef
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.feature.name,)
+
+
+class Shuffled:
+    """Item-maker mixin: training batches in a random order, test batches in order (:func:`shuffled_loader`)."""
+
+    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
+        return shuffled_loader(dataset, batch_size, fold, train)
 
 
 def variant_loader(dataset: Dataset, batch_size: int, fold: FoldInputs, train: bool,

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from mepipe.featurestore.features import FLOW_ONSET_APEX, FeatureDef
+from mepipe.featurestore.features import FLOW_ONSET_APEX
 
-from .base import ClipReader, Clips, Standardiser, StoreDataset, fold_sides, shuffled_loader
+from .base import ClipReader, Clips, OneFeature, Shuffled, Standardiser, StoreDataset, fold_sides
 
 if TYPE_CHECKING:
     from ..fold import FoldInputs
@@ -38,19 +38,11 @@ class ClipArrayDataset(StoreDataset):
 
 
 @dataclass(frozen=True)
-class ClipArrays:
+class ClipArrays(OneFeature, Shuffled):
     """Item maker of :class:`ClipArrayDataset` items (STRCN-G: standardised without centring, zero = no motion)."""
 
-    feature: FeatureDef
     center: bool = False
-
-    @property
-    def reads(self) -> tuple[str, ...]:
-        return (self.feature.name,)
 
     def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
         return fold_sides(fold, partial(ClipArrayDataset, fold.clips, feature=self.feature.name, **fold.io),
                           center=self.center)
-
-    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
-        return shuffled_loader(dataset, batch_size, fold, train)

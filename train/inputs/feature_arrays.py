@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from mepipe.featurestore.features import FeatureDef, feature_def
 
 from ..clips import ClipTable
 from ..labels import apply_scheme
-from .base import ClipReader, StoreDataset, fold_sides, shuffled_loader
+from .base import ClipReader, Shuffled, StoreDataset, fold_sides
 
 if TYPE_CHECKING:
     from ..fold import FoldInputs
@@ -163,7 +163,7 @@ class FeatureDataset(StoreDataset):
 
 
 @dataclass(frozen=True)
-class FeatureItems:
+class FeatureItems(Shuffled):
     """Item maker of :func:`register`'s recipes: :class:`FeatureDataset` items, standardised per channel.
 
     The standardisation is fitted on the fold's training clips (never a test
@@ -188,6 +188,3 @@ class FeatureItems:
         return fold_sides(fold, lambda samples, labels: FeatureDataset(fold.clips, self.reads, samples=samples,
                                                                        sample_labels=labels, length=self.length,
                                                                        **fold.io), center=self.center)
-
-    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
-        return shuffled_loader(dataset, batch_size, fold, train)

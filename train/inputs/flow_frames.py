@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from mepipe.featurestore.features import FLOW_FIRST_EACH, FRAME, FeatureDef
 from mepipe.featurestore.views import apex_field, code_flow
 
-from .base import ClipReader, Clips, Standardiser, StoreDataset, fold_sides, shuffled_loader
+from .base import ClipItemsDataset, ClipReader, Clips, Standardiser, fold_sides, shuffled_loader
 
 if TYPE_CHECKING:
     from ..fold import FoldInputs
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["ClipBlockSampler", "FlowFrameDataset", "FlowFrames"]
 
 
-class FlowFrameDataset(StoreDataset):
+class FlowFrameDataset(ClipItemsDataset):
     """Every field of a per-pair flow feature, colour-coded, one item per field.
 
     Each (2, H, W) field is coded by :func:`mepipe.featurestore.views.code_flow`
@@ -57,23 +57,11 @@ class FlowFrameDataset(StoreDataset):
         self.reader = ClipReader(self.clips, feature, self.samples, in_memory=in_memory, shared=shared)
         self.max_magnitude = max_magnitude
         counts = [self.reader.length(s) for s in self.samples]
-        self.index = np.array([(c, t) for c, n in enumerate(counts) for t in range(n)], dtype=np.int64).reshape(-1, 2)
+        self.index_items([range(n) for n in counts])
         self.field_counts = counts
-        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.apex_fields = [apex_field(self.clips.frame_numbers(s),
                                        [self.clips.value(s, "apex"), self.clips.value(s, "apex_est")], n)
                             for s, n in zip(self.samples, counts)]
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def locate(self, i: int) -> tuple[int, int]:
-        clip, frame = self.index[i]
-        return int(clip), int(frame)
-
-    def items_of(self, clip: int) -> np.ndarray:
-        """Item indices of one clip's fields, in field order."""
-        return np.arange(self._starts[clip], self._starts[clip + 1])
 
     def field(self, clip: int, frame: int) -> np.ndarray:
         """One raw (2, H, W) float32 flow field."""

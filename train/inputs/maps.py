@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from mepipe.featurestore.features import FeatureDef
 from mepipe.featurestore.views import map_window
 
-from .base import ClipReader, Clips, Standardiser, StoreDataset, fold_sides, shuffled_loader
+from .base import ClipItemsDataset, ClipReader, Clips, OneFeature, Shuffled, Standardiser, fold_sides
 
 if TYPE_CHECKING:
     from ..fold import FoldInputs
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["MapDataset", "MiddleMaps"]
 
 
-class MapDataset(StoreDataset):
+class MapDataset(ClipItemsDataset):
     """Every distinct LFM/CLFM map of each clip's middle window, one item per map.
 
     Items are (1, H, W) float32 in [0, 1] (the stored uint8 map / 255);
@@ -34,15 +33,7 @@ class MapDataset(StoreDataset):
         super().__init__(clips, samples, labels, standardiser=standardiser)
         self.feature = feature
         self.reader = ClipReader(self.clips, feature, self.samples, in_memory=in_memory, shared=shared)
-        self.index = np.array([(c, m) for c, s in enumerate(self.samples)
-                               for m in map_window(self.reader.length(s), length)], dtype=np.int64).reshape(-1, 2)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def locate(self, i: int) -> tuple[int, int]:
-        clip, frame = self.index[i]
-        return int(clip), int(frame)
+        self.index_items([map_window(self.reader.length(s), length) for s in self.samples])
 
     def raw(self, i: int) -> np.ndarray:
         clip, frame = self.locate(i)
@@ -50,20 +41,12 @@ class MapDataset(StoreDataset):
 
 
 @dataclass(frozen=True)
-class MiddleMaps:
+class MiddleMaps(OneFeature, Shuffled):
     """Item maker of :class:`MapDataset` items over the middle ``window`` maps, standardised per channel."""
 
-    feature: FeatureDef
     window: int
     center: bool = True
-
-    @property
-    def reads(self) -> tuple[str, ...]:
-        return (self.feature.name,)
 
     def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
         return fold_sides(fold, partial(MapDataset, fold.clips, self.feature.name, length=self.window, **fold.io),
                           center=self.center)
-
-    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
-        return shuffled_loader(dataset, batch_size, fold, train)

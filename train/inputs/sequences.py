@@ -18,12 +18,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from mepipe.featurestore.features import FeatureDef, feature_def
+from mepipe.featurestore.features import feature_def
 from mepipe.featurestore.views import middle_sequence
 
 from ..augment import AffineAugmentParams, AugmentedEpochs, affine_augment, affine_transform, affine_variants
 from ..loop import make_loader
-from .base import ClipReader, Clips, Standardiser, StoreDataset, image
+from .base import ClipReader, Clips, OneFeature, Standardiser, StoreDataset, image
 from .batches import Item, stepwise
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class FeatureSequenceDataset(Dataset):
 
 
 @dataclass(frozen=True)
-class EncodedSequences:
+class EncodedSequences(OneFeature):
     """Item maker: whole clips as sequences of per-frame features of the network trained so far (frozen).
 
     Each clip's frames (or its middle ``window`` of maps), standardised as the
@@ -122,15 +122,10 @@ class EncodedSequences:
     encoded once, under random affine draws.
     """
 
-    feature: FeatureDef
     window: int | None = None
     copies: int = 0
     grid: AffineAugmentParams = field(default_factory=AffineAugmentParams)
     epochs: AugmentedEpochs | None = None
-
-    @property
-    def reads(self) -> tuple[str, ...]:
-        return (self.feature.name,)
 
     def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
         common = {"window": self.window, "standardiser": fold.statistics.standardiser, **fold.io}

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from mepipe.featurestore.errors import DataError
 from mepipe.featurestore.features import FLOW_CONSECUTIVE, FRAME, FRAMES_RGB, INTENSITY, FeatureDef
 from mepipe.featurestore.views import consecutive_runs, onset_offset_span, step_windows
 
-from ..inputs.base import ClipReader, Clips, Standardiser, StoreDataset, image, shuffled_loader, standardise
+from ..inputs.base import ClipReader, Clips, Shuffled, Standardiser, StoreDataset, image, standardise
 from ..inputs.batches import stepwise
 from ..inputs.sequences import SequenceItem
 
@@ -133,7 +133,7 @@ class NagWindowDataset(StoreDataset):
 
 
 @dataclass(frozen=True)
-class PairWindows:
+class PairWindows(Shuffled):
     """Item maker of :class:`NagWindowDataset` items: training windows of ``window`` steps every ``stride``
     steps, whole clips to test, standardised per channel on the training windows."""
 
@@ -155,6 +155,3 @@ class PairWindows:
         test = NagWindowDataset(fold.clips, fold.test, fold.test_labels, window=None, **names, **fold.io)
         standardise(fold, train, test, self.center)
         return train, test
-
-    def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader:
-        return shuffled_loader(dataset, batch_size, fold, train)
