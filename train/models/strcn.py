@@ -28,9 +28,13 @@ Training (§III-E, §IV-A; :func:`_stage`): the balanced loss, SGD with
 momentum 0.9 and weight decay 5e-4, lr 1e-3 multiplied by 0.8 "when all
 mini-batches are traversed", batches of 20, over the augmented training
 set: every clip magnified with each α of the store's list (Xia: 5..14)
-times five random frame subsets (100/90/80/70/60 %), 50 versions of a
-clip. An epoch here is every training clip under every (α, subset)
-variant, drawn on the fly (:class:`~mepipe.train.augment.AugmentedEpochs`;
+times random frame subsets of the store's levels (Xia: five, keeping
+100/90/80/70/60 % of the frames), 50 versions of a clip. Training reads
+the α list, test α and levels from the store's build record
+(``magnify.alphas``, ``magnify.test_alpha``,
+``flow_onset_apex_magnified.subset_levels``), never restating them. An
+epoch here is every training clip under every (α, subset) variant, drawn
+on the fly (:class:`~mepipe.train.augment.AugmentedEpochs`;
 ``--recipe-option variants=N`` takes N of them per clip and epoch), so the
 learning-rate decay runs per pass over the augmented set, as in the paper.
 Testing uses the store's test α (Xia: 8). STRCN-A cuts each subset from
@@ -173,9 +177,10 @@ class BalancedLoss(nn.Module):
 
 AUGMENTATION_A = RecipeOption(
     "augmentation", "xia", values=("xia", "columns"),
-    help="xia (§III-E): epochs over every clip magnified with each stored alpha times five random frame subsets "
-         "(100..60 % of the magnified clip's frames, then time-normalised); columns (before issue 14): one item "
-         "per clip and epoch, a random alpha, and a random subset of the time-normalised matrix's columns")
+    help="xia (§III-E): epochs over every clip magnified with each stored alpha times a random frame subset of "
+         "each of the store's flow_onset_apex_magnified.subset_levels (Xia: 100..60 % of the magnified clip's "
+         "frames), then time-normalised; columns (before issue 14): one item per clip and epoch, a random alpha, "
+         "and a random subset of the time-normalised matrix's columns")
 
 AUGMENTATION_G = RecipeOption(
     "augmentation", "xia", values=("xia", "scale"),
