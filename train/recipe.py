@@ -189,9 +189,11 @@ class Deviation:
 
 
 class ItemMaker(Protocol):
-    """How a stage's items are assembled from store features and batched.
+    """How a stage's items are assembled from store features and batched: the maker of an input form
+    (:mod:`mepipe.train.inputs`).
 
-    ``datasets`` builds the fold's training and test datasets; it fits what
+    ``datasets`` builds the fold's training and test datasets, whose items
+    are the form's typed :class:`~mepipe.train.inputs.batches.Item`; it fits what
     it needs on the training clips only (standardisation, masks) and records
     it in ``fold.statistics``, unless ``fold.statistics`` already holds it.
     ``model`` is the network as trained by the earlier stages (for items
