@@ -58,7 +58,6 @@ class FlowFrameDataset(ClipItemsDataset):
         self.max_magnitude = max_magnitude
         counts = [self.reader.length(s) for s in self.samples]
         self.index_items([range(n) for n in counts])
-        self.field_counts = counts
         self.apex_fields = [apex_field(self.clips.frame_numbers(s),
                                        [self.clips.value(s, "apex"), self.clips.value(s, "apex_est")], n)
                             for s, n in zip(self.samples, counts)]
