@@ -132,6 +132,8 @@ def check_metadata(raw: bytes, key: str, where: str) -> dict[str, Any]:
         doc = json.loads(raw)
     except ValueError as err:
         raise UnsafeStoreError(f"{where}: {key} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise UnsafeStoreError(f"{where}: {key} nests deeper than JSON can be read; refusing it") from None
     if not isinstance(doc, dict):
         raise UnsafeStoreError(f"{where}: {key} is not a JSON object")
     problems = unsafe_entries(doc, key.rpartition("zarr.json")[0].rstrip("/"))
@@ -143,8 +145,8 @@ def check_metadata(raw: bytes, key: str, where: str) -> dict[str, Any]:
     return doc
 
 
-def max_chunk_bytes(node: Mapping[str, Any]) -> int | None:
-    """The most bytes one stored chunk of an array may hold, from its metadata.
+def chunk_raw_bytes(node: Mapping[str, Any]) -> int | None:
+    """Bytes of one decoded chunk of an array (``prod(chunk_shape) * itemsize``), from its metadata.
 
     Parameters
     ----------
@@ -155,23 +157,29 @@ def max_chunk_bytes(node: Mapping[str, Any]) -> int | None:
     Returns
     -------
     int or None
-        ``prod(chunk_shape) * itemsize`` plus codec slack; None when the
-        metadata declares no regular chunk shape or data type mepipe knows
-        (such a store is refused by :func:`unsafe_entries` anyway).
+        None when the metadata declares no regular chunk shape or data type
+        mepipe knows (such a store is refused by :func:`unsafe_entries` anyway).
     """
     grid = node.get("chunk_grid")
-    shape = grid.get("configuration", {}).get("chunk_shape") if isinstance(grid, Mapping) else None
-    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+    config = grid.get("configuration") if isinstance(grid, Mapping) else None
+    shape = config.get("chunk_shape") if isinstance(config, Mapping) else None
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
         return None
     dtype = node.get("data_type")
     if isinstance(dtype, Mapping) and dtype.get("name") == "fixed_length_utf32":
-        item = (dtype.get("configuration") or {}).get("length_bytes")
+        config = dtype.get("configuration")
+        item = config.get("length_bytes") if isinstance(config, Mapping) else None
     else:
         item = _ITEM_BYTES.get(_name(dtype))
-    if not isinstance(item, int) or item < 0:
+    if type(item) is not int or item < 0:
         return None
-    raw = math.prod(shape) * item
-    return raw + raw // 128 + _CODEC_SLACK
+    return math.prod(shape) * item
+
+
+def max_chunk_bytes(node: Mapping[str, Any]) -> int | None:
+    """The most bytes one stored chunk of an array may hold: its :func:`chunk_raw_bytes` plus codec slack."""
+    raw = chunk_raw_bytes(node)
+    return None if raw is None else raw + raw // 128 + _CODEC_SLACK
 
 
 def name_problem(name: str) -> str | None:

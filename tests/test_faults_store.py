@@ -370,7 +370,7 @@ def test_verify_over_an_unlistable_url_checks_every_entry_and_needs_a_manifest(f
     with _server(root, listing=False) as (base, _, log):
         url = f"{base}/s.zarr"
         result = verify(url)
-        assert result.ok and result.unexpected is None
+        assert result.ok and not result.listed and result.unexpected == ()
         clip_files = [n for n in _manifest(folder)["files"] if n.startswith("clips/")]
         assert len({p for p in log if "/clips/" in p}) == len(clip_files)
         doc = _manifest(folder)
@@ -561,26 +561,24 @@ def test_pack_overwrite_keeps_the_old_zip_until_the_new_one_verifies(folder, tmp
     old_id = pack(folder, out).store_id
     old_bytes = out.read_bytes()
     newer = _write_store(tmp_path / "newer.zarr", seed=2)
-    monkeypatch.setattr(pack_module, "_add_entry", _fail_after(3, pack_module._add_entry))
+    monkeypatch.setattr(pack_module, "_read_checked", _fail_after(3, pack_module._read_checked))
     with pytest.raises(_Killed):
         pack(newer, out, overwrite=True)
     assert out.read_bytes() == old_bytes and verify(out).ok and verify(out).store_id == old_id
     monkeypatch.undo()
     (newer / _chunk(newer)).write_bytes(b"")  # damaged after its check: the written zip fails verification
-    monkeypatch.setattr(pack_module, "_checked_files", lambda d, e=None: (sorted(_manifest(newer)["files"]),
-                                                                         pack_module.parse_manifest(
-                                                                             (newer / "manifest.json").read_bytes(),
-                                                                             str(newer))))
-    monkeypatch.setattr(pack_module, "_read_checked", lambda d, n, m: (d / n).read_bytes())
+    monkeypatch.setattr(pack_module, "_read_checked", lambda source, name, manifest: (newer / name).read_bytes())
     with pytest.raises(PackError, match="did not verify, so it was not published"):
         pack(newer, out, overwrite=True)
     assert out.read_bytes() == old_bytes
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".mepipe-part")) == []
 
 
+@pytest.mark.parametrize("kill", ["copying", "verifying"])
 @pytest.mark.parametrize("target", ["folder", "zip"])
 @pytest.mark.parametrize("backend", ["file", "memory"])
-def test_push_overwrite_keeps_the_old_copy_until_the_new_one_verifies(target, backend, folder, tmp_path, monkeypatch):
+def test_push_overwrite_keeps_the_old_copy_until_the_new_one_verifies(kill, target, backend, folder, tmp_path,
+                                                                       monkeypatch):
     """Before: --overwrite deleted the good copy first, and a .zip URL was written straight to its final name."""
     from mepipe.featurestore import pack as pack_module
 
@@ -589,15 +587,11 @@ def test_push_overwrite_keeps_the_old_copy_until_the_new_one_verifies(target, ba
     old = push(folder, url)
     assert old.verified.ok and old.verified.store_id == open_store(folder).store_id
     newer = _write_store(tmp_path / "newer.zarr", seed=3)
-    if target == "folder":
-        upload = pack_module._upload_folder
-
-        def upload_half(fs, store_dir, names, dest):
-            upload(fs, store_dir, names[: len(names) // 2], dest)
-            raise _Killed
-        monkeypatch.setattr(pack_module, "_upload_folder", upload_half)
+    if kill == "copying":
+        monkeypatch.setattr(pack_module, "_read_checked", _fail_after(len(_manifest(newer)["files"]) // 2,
+                                                                      pack_module._read_checked))
     else:
-        monkeypatch.setattr(pack_module, "verify", _fail_after(1, pack_module.verify))
+        monkeypatch.setattr(pack_module, "verify", _fail_after(0, pack_module.verify))
     with pytest.raises(_Killed):
         push(newer, url, overwrite=True)
     monkeypatch.undo()
