@@ -45,6 +45,15 @@ MAX_EXPANSION = 32768
 FILL_LIMIT = 1 << 30
 """Most bytes of fill values (absent chunks) one array may read as, whatever its manifest records."""
 
+MAX_ABSENT = 1 << 16
+"""Most absent chunks one array may have: positions are enumerated to check them, so a grid of 10^9
+positions is refused by its count, before any is enumerated."""
+
+
+def _room(files: Mapping[str, Any], empty: frozenset[str] | None, raw: int) -> int:
+    """Most chunks an array may have: every file, every recorded empty chunk, and what the limits allow absent."""
+    return len(files) + len(empty or ()) + min(FILL_LIMIT // max(raw, 1), MAX_ABSENT)
+
 
 def arrays_in(node: str, doc: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """``(path, metadata)`` of the array a ``zarr.json`` describes and of the arrays in its consolidated metadata.
@@ -104,8 +113,22 @@ def chunk_keys(path: str, meta: Mapping[str, Any]) -> Iterator[str]:
 
 
 def empty_chunk_keys(files: Mapping[str, Any], arrays: Iterator[tuple[str, Mapping[str, Any]]]) -> list[str]:
-    """The chunk keys of ``arrays`` that are not among ``files``: chunks left out as all fill value, sorted."""
-    return sorted(key for path, meta in arrays for key in chunk_keys(path, meta) if key not in files)
+    """The chunk keys of ``arrays`` that are not among ``files``: chunks left out as all fill value, sorted.
+
+    Raises
+    ------
+    ValueError
+        An array declares more chunks than the files and :data:`FILL_LIMIT` could account for
+        (enlarged metadata), so they are not enumerated.
+    """
+    out = []
+    for path, meta in arrays:
+        n, raw = grid_count(meta), chunk_raw_bytes(meta)
+        if n is not None and raw is not None and n > _room(files, None, raw):
+            raise ValueError(f"{path}: its shape {meta['shape']} makes {n} chunks, more than its files and the "
+                             "limits on absent chunks could hold")
+        out += [key for key in chunk_keys(path, meta) if key not in files]
+    return sorted(out)
 
 
 def grid_problems(path: str, meta: Mapping[str, Any], files: Mapping[str, Any], empty: frozenset[str] | None
@@ -130,8 +153,7 @@ def grid_problems(path: str, meta: Mapping[str, Any], files: Mapping[str, Any], 
         return [f"{path}: no valid shape and chunk shape"]
     shape = meta["shape"]
     chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
-    room = len(files) + len(empty or ()) + FILL_LIMIT // max(raw, 1)
-    if n > room:
+    if n > _room(files, empty, raw):
         return [f"{path}: its shape {shape} in chunks of {chunks} makes {n} chunks, more than the manifest can "
                 f"account for; the metadata was enlarged"]
     problems, unaccounted, fill = [], [], 0

@@ -36,7 +36,7 @@ from .integrity import IncompleteStoreError, IntegrityError, VerifiedStore
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, check_store_id, parse_manifest, store_id_of
 from .safety import METADATA_LIMIT
 
-__all__ = ["CACHE_ENV", "StoreLocation", "default_cache_dir", "locate", "redact", "zarr_store"]
+__all__ = ["CACHE_ENV", "StoreLocation", "default_cache_dir", "locate", "public_address", "redact", "zarr_store"]
 
 
 def redact(address: str) -> str:
@@ -55,16 +55,30 @@ def redact(address: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+_REMEMBERED: dict[tuple[str, str], tuple[str, str]] = {}
+"""User and password given in a URL, by scheme and host, for this process only (never written anywhere):
+an address shown or recorded without them (a run's stores, reopened for its folds) reaches the same
+server with them."""
+
+
 def _credentials(address: str) -> tuple[str, tuple[str, str] | None]:
-    """A URL without its user info, and the user info (decoded), if any."""
+    """A URL without its user info, and the user info (decoded) given in it or earlier for its host."""
     if not is_url(address) or "::" in address:
         return address, None
     parts = urlsplit(address)
-    if parts.username is None and parts.password is None:
-        return address, None
     host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    key = (parts.scheme.lower(), host.lower())
+    if parts.username is None and parts.password is None:
+        return address, _REMEMBERED.get(key)
     bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return bare, (unquote(parts.username or ""), unquote(parts.password or ""))
+    _REMEMBERED[key] = (unquote(parts.username or ""), unquote(parts.password or ""))
+    return bare, _REMEMBERED[key]
+
+
+def public_address(location: str | os.PathLike | StoreLocation) -> str:
+    """A store's address as it may be printed and recorded: a path as given, a URL without user,
+    password or query (credentials in it are kept for this process, see :func:`locate`)."""
+    return locate(location).where
 
 
 @dataclass(frozen=True)
@@ -126,7 +140,8 @@ def locate(location: str | os.PathLike | StoreLocation, *, cache: bool | None = 
     ----------
     location : str, PathLike or StoreLocation
         A path or a URL (anything with ``://`` or ``::``); user and password
-        in a URL are moved to :attr:`StoreLocation.credentials`.
+        in a URL are moved to :attr:`StoreLocation.credentials`, and kept
+        for later URLs of the same scheme and host in this process.
     cache, cache_dir, storage_options, retry, backend
         See :class:`StoreLocation`.
     """

@@ -69,12 +69,24 @@ def build_manifest(store_path: str | os.PathLike) -> dict[str, Any]:
         data = (root / name).read_bytes()
         files[name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         if name.rpartition("/")[2] == METADATA_NAME and b'"array"' in data:
-            doc = json.loads(data)
-            if doc.get("node_type") == "array":
+            doc = _parsed(data)
+            if isinstance(doc, dict) and doc.get("node_type") == "array":
                 arrays.append((name.rpartition(METADATA_NAME)[0].rstrip("/"), doc))
+    try:
+        empty = empty_chunk_keys(files, iter(arrays))
+    except ValueError as err:
+        raise ManifestError(f"{root}: {err}; no manifest was written") from None
     return {"format": MANIFEST_FORMAT, "algorithm": "sha256", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_files": len(files), "n_bytes": sum(f["size"] for f in files.values()), "files": files,
-            "empty_chunks": empty_chunk_keys(files, iter(arrays))}
+            "empty_chunks": empty}
+
+
+def _parsed(data: bytes) -> Any:
+    """A metadata document, or None when it is not JSON (a reader refuses it; the manifest still hashes it)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
 
 
 def write_manifest(store_path: str | os.PathLike) -> Path:

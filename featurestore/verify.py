@@ -190,10 +190,13 @@ async def _check_all(backend: StoreBackend, manifest: Manifest, retry: RetryPoli
             return name, "ok" if same else "modified"
         try:
             doc = json.loads(data)
-        except (ValueError, RecursionError):
-            doc = None
+        except ValueError:
+            doc = "not valid JSON"
+        except RecursionError:
+            doc = "nests deeper than JSON can be read"
         node = name.rpartition("zarr.json")[0].rstrip("/")
-        problems = unsafe_entries(doc, node) if isinstance(doc, dict) else [f"{name}: not a JSON object"]
+        problems = (unsafe_entries(doc, node) if isinstance(doc, dict)
+                    else [f"{name}: {doc if isinstance(doc, str) else 'not a JSON object'}"])
         unsafe.extend(problems)
         if not same:
             return name, "modified"

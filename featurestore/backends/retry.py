@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..safety import UnsafeStoreError
 from .base import ReadLimitError
 
@@ -69,8 +69,8 @@ class RetryPolicy:
         try:
             return cls(timeout=float(value))
         except ValueError:
-            raise ValueError(f"${TIMEOUT_ENV}={value!r}: give the seconds a remote request may wait, e.g. 30"
-                             ) from None
+            raise ConfigError(f"${TIMEOUT_ENV}={value!r}: give the seconds a remote request may wait, e.g. 30"
+                              ) from None
 
     @property
     def cap(self) -> float:
@@ -153,11 +153,13 @@ async def read_retrying(backend: Any, name: str, limit: int, retry: RetryPolicy,
                 raise
             waited = time.monotonic() - started
             if isinstance(err, asyncio.TimeoutError) and not isinstance(err, RemoteTimeout):
-                err = RemoteTimeout(f"no complete answer within the {retry.cap:g} s allowed for one file")
+                err = RemoteTimeout(f"{backend.where}/{name}: no complete answer within the {retry.cap:g} s allowed "
+                                    "for one file")
             if not is_transient(err):
                 raise FetchError(_describe(err)) from None
             if delay is None or waited + delay >= retry.cap:
-                raise FetchError(f"{attempt} attempt{'s' if attempt > 1 else ''} over {waited:.1f} s failed, the "
+                raise FetchError(f"{attempt} attempt{'s' if attempt > 1 else ''} over {waited:.1f} s failed (each "
+                                 f"request may wait {retry.timeout:g} s for an answer, one file {retry.cap:g} s), the "
                                  f"last with {_describe(err)}") from None
             err_text = _describe(err)
         log.info("%s: reading %s failed (%s); retrying in %.2f s", backend.where, name, err_text, delay)
