@@ -286,21 +286,10 @@ class VerifiedStore(Store):
 
     # -- listing: in verified mode the manifest is the list of files ---------------------------------
 
-    @property
-    def supports_writes(self) -> bool:
-        return False
-
-    @property
-    def supports_deletes(self) -> bool:
-        return False
-
-    @property
-    def supports_partial_writes(self) -> bool:
-        return False
-
-    @property
-    def supports_listing(self) -> bool:
-        return True
+    supports_writes = False
+    supports_deletes = False
+    supports_partial_writes = False
+    supports_listing = True
 
     async def set(self, key: str, value: Buffer) -> None:
         self._check_writable()

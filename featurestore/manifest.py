@@ -28,7 +28,7 @@ from typing import Any
 from .errors import DataError
 from .chunkgrid import empty_chunk_keys
 from .layout import PRIVATE_DIR
-from .safety import METADATA_LIMIT, UnsafeStoreError, printable, unsafe_names
+from .safety import UnsafeStoreError, printable, read_json, unsafe_names
 
 MANIFEST_FILE = "manifest.json"
 METADATA_NAME = "zarr.json"
@@ -69,7 +69,10 @@ def build_manifest(store_path: str | os.PathLike) -> dict[str, Any]:
         data = (root / name).read_bytes()
         files[name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         if name.rpartition("/")[2] == METADATA_NAME and b'"array"' in data:
-            doc = _parsed(data)
+            try:
+                doc = read_json(data, str(root), name, ValueError)
+            except ValueError:  # a reader refuses it; the manifest still hashes it
+                doc = None
             if isinstance(doc, dict) and doc.get("node_type") == "array":
                 arrays.append((name.rpartition(METADATA_NAME)[0].rstrip("/"), doc))
     try:
@@ -79,14 +82,6 @@ def build_manifest(store_path: str | os.PathLike) -> dict[str, Any]:
     return {"format": MANIFEST_FORMAT, "algorithm": "sha256", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_files": len(files), "n_bytes": sum(f["size"] for f in files.values()), "files": files,
             "empty_chunks": empty}
-
-
-def _parsed(data: bytes) -> Any:
-    """A metadata document, or None when it is not JSON (a reader refuses it; the manifest still hashes it)."""
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
-        return None
 
 
 def write_manifest(store_path: str | os.PathLike) -> Path:
@@ -188,15 +183,7 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
     mepipe.featurestore.safety.UnsafeStoreError
         A file name that would lead outside the store (each named).
     """
-    if len(raw) > METADATA_LIMIT:
-        raise ManifestError(f"{where}: {MANIFEST_FILE} is larger than {METADATA_LIMIT} bytes")
-    try:
-        doc = json.loads(raw)
-    except ValueError as err:
-        raise ManifestError(f"{where}: {MANIFEST_FILE} is not valid JSON ({err})") from None
-    except RecursionError:
-        raise ManifestError(f"{where}: {MANIFEST_FILE} nests deeper than JSON can be read; the manifest is "
-                            "damaged or hostile") from None
+    doc = read_json(raw, where, MANIFEST_FILE, ManifestError)
     if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), dict):
         raise ManifestError(f"{where}: {MANIFEST_FILE} is not a {MANIFEST_FORMAT} manifest")
     files: dict[str, Any] = doc["files"]

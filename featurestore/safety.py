@@ -114,6 +114,29 @@ def unsafe_entries(doc: Mapping[str, Any], path: str = "") -> list[str]:
     return problems
 
 
+def read_json(raw: bytes, where: str, name: str, error: type[Exception]) -> Any:
+    """A JSON document read from a store, or ``error`` naming it when it is too large or cannot be parsed.
+
+    Parameters
+    ----------
+    raw : bytes
+        The document as stored.
+    where, name : str
+        The store's location and the document's name, for the message.
+    error : exception class
+        What to raise (:class:`UnsafeStoreError` for metadata, ``ManifestError`` for a manifest).
+    """
+    if len(raw) > METADATA_LIMIT:
+        raise error(f"{where}: {name} is larger than the {METADATA_LIMIT} bytes allowed for metadata")
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        raise error(f"{where}: {name} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise error(f"{where}: {name} nests deeper than JSON can be read (a damaged or hostile file); refusing it"
+                    ) from None
+
+
 def check_metadata(raw: bytes, key: str, where: str) -> dict[str, Any]:
     """Raise :class:`UnsafeStoreError` unless the ``zarr.json`` at ``key`` is safe to open; return it parsed.
 
@@ -126,14 +149,7 @@ def check_metadata(raw: bytes, key: str, where: str) -> dict[str, Any]:
     where : str
         The store's location, named in the error.
     """
-    if len(raw) > METADATA_LIMIT:
-        raise UnsafeStoreError(f"{where}: {key} is larger than the {METADATA_LIMIT} bytes allowed for metadata")
-    try:
-        doc = json.loads(raw)
-    except ValueError as err:
-        raise UnsafeStoreError(f"{where}: {key} is not valid JSON ({err})") from None
-    except RecursionError:
-        raise UnsafeStoreError(f"{where}: {key} nests deeper than JSON can be read; refusing it") from None
+    doc = read_json(raw, where, key, UnsafeStoreError)
     if not isinstance(doc, dict):
         raise UnsafeStoreError(f"{where}: {key} is not a JSON object")
     problems = unsafe_entries(doc, key.rpartition("zarr.json")[0].rstrip("/"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +27,7 @@ from .chunkgrid import arrays_in, chunk_keys, grid_problems
 from .integrity import IntegrityError
 from .location import StoreLocation, load_manifest, locate
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, is_listed
-from .safety import METADATA_LIMIT, UnsafeStoreError, max_chunk_bytes, printable, unsafe_entries
+from .safety import METADATA_LIMIT, UnsafeStoreError, max_chunk_bytes, printable, read_json, unsafe_entries
 
 
 @dataclass(frozen=True)
@@ -188,15 +187,12 @@ async def _check_all(backend: StoreBackend, manifest: Manifest, retry: RetryPoli
         same = len(data) == entry["size"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
         if name.rpartition("/")[2] != "zarr.json":
             return name, "ok" if same else "modified"
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            doc = "not valid JSON"
-        except RecursionError:
-            doc = "nests deeper than JSON can be read"
         node = name.rpartition("zarr.json")[0].rstrip("/")
-        problems = (unsafe_entries(doc, node) if isinstance(doc, dict)
-                    else [f"{name}: {doc if isinstance(doc, str) else 'not a JSON object'}"])
+        try:
+            doc = read_json(data, backend.where, name, UnsafeStoreError)
+            problems = unsafe_entries(doc, node) if isinstance(doc, dict) else [f"{name}: not a JSON object"]
+        except UnsafeStoreError as err:
+            problems = [str(err)]
         unsafe.extend(problems)
         if not same:
             return name, "modified"

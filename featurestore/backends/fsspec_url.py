@@ -57,12 +57,10 @@ class FsspecBackend(StoreBackend):
     description = "a store folder at any fsspec URL (s3://, gs://, memory://, ...)"
     remote = True
     writable = True
-
-    def __init__(self, location):
-        super().__init__(location)
-        self._afs: Any = None
-        self._fs: Any = None
-        self.root = ""
+    _afs: Any = None
+    _fs: Any = None
+    root = ""
+    """The store's path in its file system, once the file system is made."""
 
     @classmethod
     def guess_can_open(cls, target: str) -> bool:

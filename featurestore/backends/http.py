@@ -12,17 +12,18 @@ server sends).
 
 Credentials are never part of a URL mepipe shows or records: user and
 password given in the URL are taken out by :func:`..location.locate` and
-sent as HTTP basic authentication; without them, aiohttp looks the host up
+sent as HTTP basic authentication (aiohttp drops it on a redirect to another host); without them, aiohttp looks the host up
 in ``~/.netrc`` (or the file ``$NETRC`` names).
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import weakref
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from .base import StoreBackend, check_name, too_large
 from .retry import RemoteTimeout
 
@@ -42,8 +43,21 @@ def http_client_options(location, given: dict[str, Any]) -> dict[str, Any]:
     out = {"trust_env": True, **given,
            "timeout": aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)}
     if location.credentials:
-        out["auth"] = aiohttp.BasicAuth(*location.credentials)
+        token = base64.b64encode(":".join(location.credentials).encode()).decode()
+        out["headers"] = {**out.get("headers", {}), "Authorization": f"Basic {token}"}
     return out
+
+
+class AccessDenied(DataError, PermissionError):
+    """The server refused the request (HTTP 401 or 403): credentials are missing or wrong."""
+
+
+class HttpStatusError(OSError):
+    """Any other HTTP error status; ``status`` tells :func:`.retry.is_transient` whether to retry."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 class HttpBackend(StoreBackend):
@@ -95,13 +109,21 @@ class HttpBackend(StoreBackend):
         session = await self._session()
         return session.request(method, self._url(name), **self._fs.kwargs)
 
+    def _check_status(self, status: int, name: str) -> None:
+        if status == 404:
+            raise FileNotFoundError(f"{self.where}/{name}: not found")
+        if status in (401, 403):
+            raise AccessDenied(f"{self.where}/{name}: HTTP {status}, the server wants credentials it accepts; give "
+                               "them in the URL (https://user:password@host/...) or in ~/.netrc (mepipe never "
+                               "records them)")
+        if status >= 400:
+            raise HttpStatusError(status, f"{self.where}/{name}: HTTP {status}")
+
     async def read(self, name: str, limit: int) -> bytes:
         aiohttp = _aiohttp()
         try:
             async with await self._request("GET", name) as r:
-                if r.status == 404:
-                    raise FileNotFoundError(f"{self.where}/{name}: not found")
-                r.raise_for_status()
+                self._check_status(r.status, name)
                 if r.content_length is not None and r.content_length > limit:
                     raise too_large(self.where, name, limit)
                 parts, n = [], 0
@@ -120,9 +142,7 @@ class HttpBackend(StoreBackend):
         aiohttp = _aiohttp()
         try:
             async with await self._request("HEAD", name) as r:
-                if r.status == 404:
-                    raise FileNotFoundError(f"{self.where}/{name}: not found")
-                r.raise_for_status()
+                self._check_status(r.status, name)
                 if r.content_length is not None:
                     return r.content_length
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):

@@ -20,14 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ..safety import UnsafeStoreError
-from .base import ReadLimitError
 
 log = logging.getLogger(__name__)
-
-TIMEOUT_ENV = "MEPIPE_TIMEOUT"
-"""Environment variable: seconds a remote request may go without an answer (default 30)."""
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -82,6 +76,10 @@ class RetryPolicy:
         return [self.first_delay * self.factor ** i for i in range(self.attempts - 1)]
 
 
+TIMEOUT_ENV = "MEPIPE_TIMEOUT"
+"""Environment variable: seconds a remote request may go without an answer (default 30)."""
+
+
 class FetchError(DataError, RuntimeError):
     """A remote read failed: for good (HTTP 403, ...), or on every attempt, or past its time cap."""
 
@@ -102,7 +100,7 @@ def network_error(err: BaseException) -> bool:
 
 def is_transient(err: BaseException) -> bool:
     """Whether a remote read error may go away on retry (network trouble, server overload, a 404 for a listed file)."""
-    if isinstance(err, (UnsafeStoreError, ReadLimitError, DataError)) or not network_error(err):
+    if isinstance(err, DataError) or not network_error(err):
         return False
     status = getattr(err, "status", None)
     if isinstance(status, int):
@@ -146,7 +144,7 @@ async def read_retrying(backend: Any, name: str, limit: int, retry: RetryPolicy,
             if not retry_missing or delay is None:
                 raise
             err_text = "not found"
-        except (UnsafeStoreError, ReadLimitError):
+        except DataError:  # refused for what the store is (outside it, too large, access denied): no retry
             raise
         except Exception as err:
             if not network_error(err):
