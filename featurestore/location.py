@@ -20,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from zarr.core.sync import sync
 
@@ -46,13 +47,14 @@ def redact(address: str) -> str:
     """
     if not is_url(address):
         return address
-    if "::" in address:
-        return "::".join(map(redact, address.split("::")))
-    parts = urlsplit(address)
-    if not parts.scheme:
-        return address
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    bare = re.sub(r"//[^/?#]*@", "//", address)
+    return "::".join(part.partition("?")[0].partition("#")[0] for part in bare.split("::"))
+
+
+def _host(parts: SplitResult) -> str:
+    """The network location without user info (an IPv6 address in brackets, the port if given)."""
+    host = parts.hostname or ""
+    return (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
 
 
 _REMEMBERED: dict[tuple[str, str], tuple[str, str]] = {}
@@ -66,7 +68,7 @@ def _credentials(address: str) -> tuple[str, tuple[str, str] | None]:
     if not is_url(address) or "::" in address:
         return address, None
     parts = urlsplit(address)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    host = _host(parts)
     key = (parts.scheme.lower(), host.lower())
     if parts.username is None and parts.password is None:
         return address, _REMEMBERED.get(key)

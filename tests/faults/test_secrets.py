@@ -113,3 +113,17 @@ def test_training_records_the_store_without_its_credentials(tmp_path):
     for path in Path(out).rglob("*.json"):
         assert not _leaks(path.read_text()), path
     assert json.loads((out / "run.json").read_text())["identity"]["parameters"]["store"] == [bare]
+
+
+@pytest.mark.parametrize("given, shown", [
+    ("http://alice:pw@host:8080/s.zarr?token=t#x", "http://host:8080/s.zarr"),
+    ("https://alice@host/a@b/s.zarr", "https://host/a@b/s.zarr"),
+    ("simplecache::s3://key:secret@bucket/s.zarr?v=1", "simplecache::s3://bucket/s.zarr"),
+    ("http://alice:pw@[::1]:8080/s.zarr", "http://[::1]:8080/s.zarr"),
+    ("data/stores/alice:pw@demo.zarr", "data/stores/alice:pw@demo.zarr"),
+])
+def test_an_address_is_shown_without_user_password_or_query(given, shown):
+    from mepipe.featurestore.location import public_address, redact
+
+    assert redact(given) == shown
+    assert public_address(given) == shown
