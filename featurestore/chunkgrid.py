@@ -74,42 +74,47 @@ def arrays_in(node: str, doc: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[
             yield (f"{node}/{child}" if node else child), meta
 
 
-def _grid(meta: Mapping[str, Any]) -> tuple[list[int], list[int]] | None:
+def _grid(meta: Mapping[str, Any]) -> tuple[list[int], list[int], list[int]] | None:
+    """Shape, chunk shape and chunks per dimension; None when malformed. (Checked per array on every open,
+    so plain ``dict`` and ``int`` type tests: parsed JSON holds nothing else.)"""
     shape = meta.get("shape")
     grid = meta.get("chunk_grid")
-    config = grid.get("configuration") if isinstance(grid, Mapping) else None
-    chunks = config.get("chunk_shape") if isinstance(config, Mapping) else None
-    if (not isinstance(shape, list) or not isinstance(chunks, list) or len(shape) != len(chunks)
-            or not all(type(n) is int and n >= 0 for n in shape) or not all(type(c) is int and c > 0 for c in chunks)):
+    config = grid.get("configuration") if type(grid) is dict else None
+    chunks = config.get("chunk_shape") if type(config) is dict else None
+    if type(shape) is not list or type(chunks) is not list or len(shape) != len(chunks):
         return None
-    return shape, chunks
+    for s, c in zip(shape, chunks):
+        if type(s) is not int or type(c) is not int or s < 0 or c < 1:
+            return None
+    return shape, chunks, [-(-s // c) for s, c in zip(shape, chunks)]
 
 
 def grid_count(meta: Mapping[str, Any]) -> int | None:
     """Chunks in the array's regular grid; None when its shape or chunk shape is malformed."""
     grid = _grid(meta)
-    if grid is None:
-        return None
-    return math.prod(-(-s // c) for s, c in zip(*grid))
+    return None if grid is None else math.prod(grid[2])
 
 
 def chunk_keys(path: str, meta: Mapping[str, Any]) -> Iterator[str]:
     """The store keys of every chunk of an array, in C order (see the spec's chunk key encodings)."""
     grid = _grid(meta)
-    if grid is None:
-        return
+    if grid is not None:
+        yield from _keys(path, meta, grid[2])
+
+
+def _keys(path: str, meta: Mapping[str, Any], counts: list[int]) -> Iterator[str]:
     encoding = meta.get("chunk_key_encoding")
-    encoding = encoding if isinstance(encoding, Mapping) else {"name": "default"}
+    encoding = encoding if type(encoding) is dict else {}
     config = encoding.get("configuration")
     v2 = encoding.get("name") == "v2"
-    separator = (config.get("separator") if isinstance(config, Mapping) else None) or ("." if v2 else "/")
-    ranges = [range(-(-s // c)) for s, c in zip(*grid)]
+    separator = (config.get("separator") if type(config) is dict else None) or ("." if v2 else "/")
+    head = f"{path}/" if v2 else f"{path}/c{separator}"
+    if not counts:  # a 0-d array: one chunk
+        yield head + "0" if v2 else head[:-len(separator)]
+        return
+    ranges = [range(n) for n in counts] if any(n != 1 for n in counts) else [("0",)] * len(counts)
     for index in itertools.product(*ranges):
-        coords = separator.join(map(str, index))
-        if v2:
-            yield f"{path}/{coords or '0'}"
-        else:
-            yield f"{path}/c{separator}{coords}" if coords else f"{path}/c"
+        yield head + separator.join(map(str, index))
 
 
 def empty_chunk_keys(files: Mapping[str, Any], arrays: Iterator[tuple[str, Mapping[str, Any]]]) -> list[str]:
@@ -147,17 +152,17 @@ def grid_problems(path: str, meta: Mapping[str, Any], files: Mapping[str, Any], 
         The manifest's recorded empty chunks; None for a manifest written
         before they were recorded (then unlisted chunks count as fill values).
     """
-    n = grid_count(meta)
+    grid = _grid(meta)
     raw = chunk_raw_bytes(meta)
-    if n is None or raw is None:
+    if grid is None or raw is None:
         return [f"{path}: no valid shape and chunk shape"]
-    shape = meta["shape"]
-    chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    shape, chunks, counts = grid
+    n = math.prod(counts)
     if n > _room(files, empty, raw):
         return [f"{path}: its shape {shape} in chunks of {chunks} makes {n} chunks, more than the manifest can "
                 f"account for; the metadata was enlarged"]
     problems, unaccounted, fill = [], [], 0
-    for key in chunk_keys(path, meta):
+    for key in _keys(path, meta, counts):
         entry = files.get(key)
         if entry is None:
             if empty is None or key in empty:
@@ -165,7 +170,7 @@ def grid_problems(path: str, meta: Mapping[str, Any], files: Mapping[str, Any], 
             else:
                 unaccounted.append(key)
             continue
-        size = entry.get("size") if isinstance(entry, Mapping) else None
+        size = entry.get("size") if type(entry) is dict else None
         if type(size) is int and size >= 0 and raw > MAX_EXPANSION * size:
             problems.append(f"{path}: chunk {key} holds {size} bytes, which cannot decode to the {raw} bytes its "
                             f"chunk shape {chunks} declares; the metadata was enlarged")

@@ -177,14 +177,14 @@ def chunk_raw_bytes(node: Mapping[str, Any]) -> int | None:
         mepipe knows (such a store is refused by :func:`unsafe_entries` anyway).
     """
     grid = node.get("chunk_grid")
-    config = grid.get("configuration") if isinstance(grid, Mapping) else None
-    shape = config.get("chunk_shape") if isinstance(config, Mapping) else None
-    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+    config = grid.get("configuration") if type(grid) is dict else None
+    shape = config.get("chunk_shape") if type(config) is dict else None
+    if type(shape) is not list or not all(type(n) is int and n >= 0 for n in shape):
         return None
     dtype = node.get("data_type")
-    if isinstance(dtype, Mapping) and dtype.get("name") == "fixed_length_utf32":
+    if type(dtype) is dict and dtype.get("name") == "fixed_length_utf32":
         config = dtype.get("configuration")
-        item = config.get("length_bytes") if isinstance(config, Mapping) else None
+        item = config.get("length_bytes") if type(config) is dict else None
     else:
         item = _ITEM_BYTES.get(_name(dtype))
     if type(item) is not int or item < 0:
