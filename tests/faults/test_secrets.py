@@ -36,12 +36,12 @@ def forget_credentials(monkeypatch):
 
 @pytest.fixture
 def guarded(tmp_path):
-    """A store on a server that wants USER:SECRET; yields (URL with them, URL without, the folder)."""
+    """A store on a server that wants USER:SECRET; yields (URL with them, URL without, the folder, fault table)."""
     root = tmp_path / "www"
     folder = write_store(root / "s.zarr")
-    with serve(root, auth=f"{USER}:{SECRET}") as (base, _, _):
+    with serve(root, auth=f"{USER}:{SECRET}") as (base, faults, _):
         bare = f"{base}/s.zarr"
-        yield bare.replace("http://", f"http://{USER}:{SECRET}@"), bare, folder
+        yield bare.replace("http://", f"http://{USER}:{SECRET}@"), bare, folder, faults
 
 
 def _leaks(text: str) -> bool:
@@ -51,15 +51,17 @@ def _leaks(text: str) -> bool:
 def test_commands_use_the_credentials_and_never_print_them(guarded, tmp_path, monkeypatch, caplog):
     from mepipe.cli.main import cli
 
-    secret_url, bare, folder = guarded
+    secret_url, bare, folder, faults = guarded
     monkeypatch.setenv("MEPIPE_CACHE", str(tmp_path / "cache"))
     caplog.set_level(logging.DEBUG)
+    faults["/s.zarr/manifest.json"] = [503]  # a retried read is logged, naming the store
     for args in (["store", "verify", secret_url], ["store", "verify", secret_url, "--json"],
                  ["store", "info", secret_url], ["store", "info", secret_url, "--json"], ["info", secret_url],
                  ["store", "diff", secret_url, str(folder)], ["store", "diff", str(folder), secret_url, "--json"]):
         out = CliRunner().invoke(cli, args)
         assert out.exit_code == 0, out.output
         assert not _leaks(out.output) and bare in out.output, (args, out.output)
+    assert any("retrying" in r.getMessage() and bare in r.getMessage() for r in caplog.records)
     assert not any(_leaks(r.getMessage()) for r in caplog.records)
     notes = [p.read_text() for p in (tmp_path / "cache").rglob("url.txt")]
     assert notes == [bare + "\n"]
@@ -68,7 +70,7 @@ def test_commands_use_the_credentials_and_never_print_them(guarded, tmp_path, mo
 def test_a_wrong_password_is_one_sentence_without_the_password(guarded, tmp_path):
     from mepipe.cli.main import cli
 
-    _, bare, _ = guarded
+    _, bare, _, _ = guarded
     wrong = bare.replace("http://", f"http://{USER}:wrong-{SECRET}@")
     for args in (["store", "verify", wrong], ["info", wrong]):
         out = CliRunner().invoke(cli, args)
@@ -80,7 +82,7 @@ def test_a_wrong_password_is_one_sentence_without_the_password(guarded, tmp_path
 
 
 def test_a_netrc_entry_gives_the_credentials(guarded, tmp_path, monkeypatch):
-    _, bare, folder = guarded
+    _, bare, folder, _ = guarded
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine 127.0.0.1 login {USER} password {SECRET}\n")
     netrc.chmod(0o600)
