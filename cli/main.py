@@ -237,15 +237,17 @@ def demo(name, out, seed, subjects, clips, videos, data_root_opt):
 
 @cli.command()
 @click.argument("store")
-@click.option("--json", "as_json", is_flag=True, help="Print the full information as JSON.")
+@click.option("--clips", is_flag=True, help="List every clip: id, dataset, subject, frames, status and why.")
+@click.option("--features", is_flag=True,
+              help="List every feature: scope, dims, shape per clip, dtype, units and meaning.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full information (or the lists) as JSON.")
 @click.option("--store-id", "expect_id", metavar="ID",
               help="Refuse the store unless its id is this (see `store verify`).")
-def info(store, as_json, expect_id):
+def info(store, clips, features, as_json, expect_id):
     """What is in a store: its id, clips, features, parameters, sizes, failures."""
-    from mepipe.featurestore.info import describe, format_description
+    from mepipe.featurestore.info import info_text
 
-    desc = describe(str(store), expect_id=expect_id)
-    click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_description(desc))
+    click.echo(info_text(str(store), clips=clips, features=features, as_json=as_json, expect_id=expect_id))
 
 
 class RegistryChoice(click.Choice):

@@ -86,7 +86,10 @@ class BuildRecord:
     quirks : tuple of str
         Sheet and data quirks the adapter handled.
     features : tuple of str
-        Every feature readable for at least one clip, whichever build wrote it.
+        Every feature the store holds, whichever build wrote it: those
+        readable for at least one clip and the dataset-level ones
+        (``FeatureStore.features`` and ``FeatureStore.dataset_features``
+        tell them apart).
     stages : dict of str to StageRecord
         The stages whose outputs the store holds, with the parameters they ran with.
     shared_params : dict

@@ -12,8 +12,8 @@ import zarr
 
 from .features import feature_def
 from .integrity import IncompleteStoreError
-from .layout import (CLIPS_GROUP, FRAME_COORD, SAMPLES_GROUP, array_path, clip_path, dataset_feature_path,
-                     feature_path)
+from .layout import (CLIPS_GROUP, DATASET_GROUP, FRAME_COORD, SAMPLES_GROUP, array_path, clip_path,
+                     dataset_feature_path, feature_path)
 from .location import StoreLocation, zarr_store
 from .manifest import Manifest
 from .provenance import BuildRecord
@@ -76,7 +76,8 @@ class FeatureStore:
                 self._root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
 
     def __repr__(self) -> str:
-        return f"FeatureStore({self.path!r}, {len(self.samples)} clips, features={self.features})"
+        return (f"FeatureStore({self.path!r}, {len(self.samples)} clips, features={self.features}, "
+                f"dataset_features={self.dataset_features})")
 
     @cached_property
     def samples(self) -> pd.DataFrame:
@@ -106,14 +107,25 @@ class FeatureStore:
 
     @cached_property
     def features(self) -> list[str]:
-        """Names of the features readable for at least one clip."""
+        """Names of the clip-level features: those readable with :meth:`read` for at least one clip.
+
+        Features of the whole store (``appearance_mask``) are listed apart, in
+        :attr:`dataset_features`.
+        """
         if self.complete and self.record is not None:
-            return list(self.record.features)
+            return [f for f in self.record.features if f not in self.dataset_features]
         names: set[str] = set()
         if CLIPS_GROUP in self._root:
             for _, clip in self._root[CLIPS_GROUP].groups():
                 names.update(name for name, _ in clip.groups())
         return sorted(names)
+
+    @cached_property
+    def dataset_features(self) -> list[str]:
+        """Names of the dataset-level features: one array for the whole store, read with :meth:`dataset_array`."""
+        if DATASET_GROUP not in self._root:
+            return []
+        return sorted(name for name, _ in self._root[DATASET_GROUP].groups())
 
     def nodes(self):
         """Every group and array below the root as ``(path, zarr node)`` pairs (metadata only, no chunks)."""
@@ -130,6 +142,9 @@ class FeatureStore:
             known = self.sample_ids
             if sample not in known:
                 raise KeyError(f"{self.path}: no clip {sample!r} (the store has {len(known)} clips)") from None
+            if feature in self.dataset_features:
+                raise KeyError(f"{self.path}: {feature!r} is a dataset-level feature, one array for the whole "
+                               f"store; read it with dataset_array({feature!r})") from None
             raise KeyError(f"{self.path}: clip {sample!r} has no feature {feature!r} "
                            f"(failed clip, or the build skipped that feature)") from None
 

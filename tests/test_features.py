@@ -91,7 +91,8 @@ def test_stored_arrays_have_the_sizes_the_feature_table_derives_from_the_record(
     """Every fixed size of every stored feature follows from the recorded parameters, as the table says."""
     store = open_store(full_store)
     params = store.record.stage_params()
-    for name in store.features:
+    assert store.dataset_features == ["appearance_mask"] and "appearance_mask" not in store.features
+    for name in (*store.features, *store.dataset_features):
         spec = FEATURES[name]
         shape = store.dataset_array(name).shape if spec.scope == "dataset" else store.shape(name, "001_1_1")
         assert dict(zip(spec.dims, shape)) | spec.expected_sizes(params) == dict(zip(spec.dims, shape)), name
