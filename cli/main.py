@@ -1,7 +1,6 @@
 """The ``mepipe`` command line: a thin layer over the pipeline, store and training APIs."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
