@@ -182,6 +182,79 @@ def test_quick_rows_state_the_folds_epochs_and_network_they_ran(table):
     assert "folds = 3" in table["markdown"].split("Quick settings")[1]
 
 
+def test_the_terminal_lines_put_the_published_figure_beside_ours(table):
+    row = _row(table["table"], "shcnn", "casme2")
+    lines = rp.format_row_lines(row, table["out"]).splitlines()
+    mean, std = row["ours"]["accuracy"]["mean"], row["ours"]["accuracy"]["std"]
+    assert lines[0] == "shcnn · CASME II · loso  (casme2, 2 seeds)"
+    assert lines[1].split()[:5] == ["ours", "acc", f"{mean:.3f}", "±", f"{std:.3f},"]
+    assert lines[2] == "  published  acc 0.711, F1 0.698  (Miao et al. 2019, Table 7)"
+    assert lines[3] == f"  figure     {table['out'] / row['figure']}"
+    missing = rp.format_row_lines(_row(table["table"], "kim2017", "casme2"), table["out"]).splitlines()
+    assert missing[1].startswith("  not run ") and "frames_rgb" in missing[1] and missing[2].startswith("  published")
+
+
+def test_each_row_that_ran_has_a_figure_of_ours_beside_the_published(table):
+    rows = table["table"]["rows"]
+    ran = [r for r in rows if r["status"] == "ran"]
+    assert ran and all(r["figure"] is None for r in rows if r["status"] != "ran")
+    figures = [table["out"] / r["figure"] for r in ran]
+    assert len(set(figures)) == len(ran) and all(f.parent == table["out"] / rp.FIGURES_DIR for f in figures)
+    assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)
+
+
+def test_a_row_figure_draws_our_mean_and_spread_and_the_published_values(table):
+    from mepipe.train.reproduce_figures import row_figure
+
+    row = _row(table["table"], "shcnn", "casme2")  # published: accuracy and the paper's F1; ours: acc, UF1, UAR
+    ax = row_figure(row).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["accuracy", "F1 (paper's)", "UF1", "UAR"]
+    spread, ours, published = ax.containers  # error bars (mean ± sample std over the seeds), our bars, theirs
+    heights = [bar.get_height() for bar in ours]
+    assert heights[0] == pytest.approx(row["ours"]["accuracy"]["mean"]) and heights[1] != heights[1]  # F1: NaN
+    assert heights[3] == pytest.approx(row["ours"]["uar"]["mean"])
+    assert [bar.get_height() for bar in published][:2] == pytest.approx([0.7114, 0.6981])
+    segments = spread.lines[2][0].get_segments()
+    assert segments[0][1][1] - segments[0][0][1] == pytest.approx(2 * row["ours"]["accuracy"]["std"])
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("n/a") == 3  # ours F1; published UF1 and UAR
+    assert f"{row['ours']['uf1']['mean']:.3f}" in texts and "0.711" in texts and "0.698" in texts
+    dots = [line for line in ax.lines if line.get_marker() == "."]
+    assert len(dots) == 3 and all(len(d.get_ydata()) == 2 for d in dots)  # each seed of acc, UF1, UAR
+    assert "quick schedule" in ax.get_title() and "Table 7" in ax.get_legend().get_texts()[1].get_text()
+
+
+def test_row_figure_names_are_file_names_whatever_the_store_calls_its_dataset():
+    from mepipe.train.reproduce_figures import row_slug
+
+    row = {"model": "shcnn", "protocol": "cross", "train_corpus": "casme2", "corpus": "samm", "part": None,
+           "dataset": "../../etc/passwd"}
+    assert row_slug(row) == "shcnn-cross-casme2-to-samm-_etc_passwd"
+    assert row_slug({**row, "protocol": "megc2019", "train_corpus": None, "corpus": "composite", "part": "smic",
+                     "dataset": "smic"}) == "shcnn-megc2019-smic-smic"
+
+
+def test_compare_names_reproduce_runs_by_their_row_and_seed(table):
+    from mepipe.train.compare import compare_runs
+
+    samm = _row(table["table"], "shcnn", "samm")
+    composite = _row(table["table"], "shcnn", "composite", "megc2019")
+    names = [r["name"] for r in compare_runs([*samm["runs"], composite["runs"][0]])["runs"]]
+    assert names == ["shcnn · SAMM · loso · seed 0", "shcnn · SAMM · loso · seed 1",
+                     "shcnn · MEGC 2019 composite · megc2019 · seed 0"]
+
+
+def test_the_progress_bar_counts_the_runs_and_names_the_row(stores, tmp_path, monkeypatch, capsys):
+    def crash(params):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(rp, "run_training", crash)
+    rp.reproduce(_params(stores, tmp_path / "out", models=("shcnn",), seeds=2, progress=True))
+    err = capsys.readouterr().err
+    assert "reproduce" in err and "4/4 [" in err  # two corpora x 2 seeds
+    assert "shcnn · SAMM · loso, seed 0" in err
+
+
 def test_a_second_reproduce_keeps_the_finished_runs(table, stores):
     runs = [Path(run) / "report.json" for r in table["table"]["rows"] for run in r.get("runs", [])]
     before = {p: p.stat().st_mtime_ns for p in runs}

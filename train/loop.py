@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from mepipe.featurestore.cachekey import NOT_IN_KEY
 from mepipe.featurestore.errors import MepipeError
 
 from .inputs.batches import Item, collate
@@ -73,6 +74,9 @@ class TrainParams:
         DataLoader worker processes (0 reads in the training process).
     progress : bool
         Show a tqdm bar per fold.
+
+    ``workers`` and ``progress`` say how the stage runs, not what it computes
+    (tagged :data:`~mepipe.featurestore.cachekey.NOT_IN_KEY`).
     """
 
     epochs: int
@@ -84,8 +88,8 @@ class TrainParams:
     lr_decay: float = 1.0
     patience: int | None = None
     seed: int = 0
-    workers: int = 0
-    progress: bool = True
+    workers: int = field(default=0, metadata=NOT_IN_KEY)
+    progress: bool = field(default=True, metadata=NOT_IN_KEY)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:

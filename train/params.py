@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mepipe.featurestore.cachekey import NOT_IN_KEY, fields_not_in_key
 from mepipe.featurestore.errors import UsageError
 from mepipe.featurestore.location import public_address
 
@@ -18,10 +19,6 @@ from .recipe import RunOptions
 
 __all__ = ["EXECUTION_FIELDS", "RunParams", "RunParamsError"]
 
-EXECUTION_FIELDS = ("out", "progress", "overwrite", "workers", "in_memory")
-"""Fields that change how a run executes, not what it computes (left out when a killed run is resumed)."""
-
-
 class RunParamsError(UsageError, ValueError):
     """Run parameters that do not go together (a protocol without its datasets, an option the model lacks)."""
 
@@ -29,6 +26,10 @@ class RunParamsError(UsageError, ValueError):
 @dataclass(frozen=True)
 class RunParams:
     """Everything that defines a run (recorded in ``report.json``).
+
+    Fields tagged :data:`~mepipe.featurestore.cachekey.NOT_IN_KEY` (:data:`EXECUTION_FIELDS`) say how the run
+    executes, not what it computes: a killed run resumes under other values of them, and ``mepipe runs
+    compare`` leaves them out.
 
     Attributes
     ----------
@@ -105,7 +106,7 @@ class RunParams:
     strict: bool = False
     store_ids: tuple[str | None, ...] = ()
     val_subjects: int | None = None
-    out: str = "runs/run"
+    out: str = field(default="runs/run", metadata=NOT_IN_KEY)
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -113,16 +114,16 @@ class RunParams:
     weight_decay: float | None = None
     device: str = "auto"
     seed: int = 0
-    in_memory: bool = False
+    in_memory: bool = field(default=False, metadata=NOT_IN_KEY)
     folds: int | None = None
     augment: bool = True
     model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     recipe_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     temporal_epochs: int | None = None
     patience: int | None = None
-    workers: int = 0
-    progress: bool = True
-    overwrite: bool = False
+    workers: int = field(default=0, metadata=NOT_IN_KEY)
+    progress: bool = field(default=True, metadata=NOT_IN_KEY)
+    overwrite: bool = field(default=False, metadata=NOT_IN_KEY)
 
     def __post_init__(self) -> None:
         stores = tuple(map(public_address, (self.store,) if isinstance(self.store, str) else self.store))
@@ -183,3 +184,7 @@ class RunParams:
         """The fields that define what the run computes (all but :data:`EXECUTION_FIELDS`), JSON-able."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_FIELDS}
 
+
+
+EXECUTION_FIELDS = fields_not_in_key(RunParams)
+"""Fields that change how a run executes, not what it computes (``out``, ``progress``, ``workers``, ...)."""

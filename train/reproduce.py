@@ -18,8 +18,13 @@ A store's dataset stands for a corpus by :func:`mepipe.train.published.corpus_of
 ``demo``, ``demo-casme2`` and ``demo-smic`` stand for SAMM, CASME II and
 SMIC-HS, so the whole table runs on the demo corpora.
 
-Each run is written to ``OUT/runs/<experiment>/seed-<k>``; a reproduce
-started again with the same settings keeps the runs it finished.
+Each run is written to ``OUT/runs/<experiment>/seed-<k>``, beside
+``experiment.json`` naming the row it answers (``mepipe runs compare`` names
+the runs by it); a reproduce started again with the same settings keeps the
+runs it finished. Each row that ran gets a figure of our figures beside the
+published ones, ``OUT/figures/<row>.png``
+(:mod:`mepipe.train.reproduce_figures`), and with ``progress`` a bar over the
+runs shows an ETA.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from tqdm.auto import tqdm
+
 from mepipe.featurestore.errors import MepipeError, UsageError
 from mepipe.featurestore.location import public_address
 
@@ -46,15 +53,21 @@ from .models import get_recipe, list_models
 from .params import EXECUTION_FIELDS, RunParams
 from .published import CORPORA, Published, corpus_of
 from .report import REPORT_FILE, read_report
+from .reproduce_figures import draw_row
 from .run import mepipe_version, run_training
 
-__all__ = ["REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams", "format_markdown", "published_of", "quick_of",
-           "reproduce"]
+__all__ = ["EXPERIMENT_FILE", "FIGURES_DIR", "REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams", "format_markdown",
+           "format_row_lines", "published_of", "quick_of", "reproduce", "row_title", "run_title"]
 
 log = logging.getLogger(__name__)
 
 REPRODUCE_JSON = "reproduce.json"
 REPRODUCE_MD = "reproduce.md"
+FIGURES_DIR = "figures"
+"""Folder (in ``out``) of the per-row figures, ours beside the published."""
+
+EXPERIMENT_FILE = "experiment.json"
+"""Written in each experiment's folder, ``OUT/runs/<experiment>/``: the title of the row its runs answer."""
 QUICK_FOLDS = 3
 """``--quick`` runs at most this many folds of a protocol (:attr:`RunParams.folds`: the first ones, in turn from
 each dataset, so a composite tests one person of each corpus), unless the recipe's ``quick`` says otherwise.
@@ -107,7 +120,7 @@ class ReproduceParams:
     overwrite : bool
         Run every experiment again, replacing earlier runs in ``out``.
     progress : bool
-        A progress bar per fold.
+        A progress bar over the table's runs (experiments x seeds), with an ETA and the row running.
     """
 
     stores: tuple[str, ...]
@@ -155,6 +168,12 @@ class Experiment:
     test_dataset: str | None = None
 
     @property
+    def title(self) -> str:
+        """The row its runs answer, in words: network · corpus · protocol (a composite's whole)."""
+        corpus = CORPORA["composite"] if self.protocol == "megc2019" else self.entries[0].describe()
+        return _title(self.model, corpus, self.protocol)
+
+    @property
     def name(self) -> str:
         """Folder name of its runs."""
         parts = (self.model, self.protocol, self.labels, "+".join(self.datasets))
@@ -200,19 +219,26 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
     threads = torch.get_num_threads()
     if params.quick:
         torch.set_num_threads(QUICK_THREADS)
+    planned = plan_experiments(params.models, stores)
+    bar = tqdm(total=params.seeds * sum(not missing for _, missing in planned), desc="reproduce", unit="run",
+               disable=not params.progress, dynamic_ncols=True)
     try:
-        for experiment, missing in plan_experiments(params.models, stores):
+        for experiment, missing in planned:
             if missing:
                 new = [_row(experiment.model, entry, params, stores_used=[], reason=missing)
                        for entry in experiment.entries]
             else:
-                new = _run_experiment(experiment, params, stores, out)
+                new = _run_experiment(experiment, params, stores, out, bar)
             for row in new:
+                row["figure"] = str(draw_row(row, out / FIGURES_DIR).relative_to(out)) if row["status"] == "ran" \
+                    else None
                 rows.append(row)
                 if on_row is not None:
-                    on_row(row)
+                    with tqdm.external_write_mode():
+                        on_row(row)
         used = torch.get_num_threads()
     finally:
+        bar.close()
         torch.set_num_threads(threads)
     table = {
         "mepipe": mepipe_version(), "torch": torch.__version__,
@@ -296,7 +322,7 @@ def run_params(experiment: Experiment, params: ReproduceParams, seed: int, out: 
                      protocol=experiment.protocol, test_dataset=experiment.test_dataset,
                      composite_list=params.composite_list if experiment.protocol == "megc2019" else None,
                      out=str(out / "runs" / experiment.name / f"seed-{seed}"), device=params.device, seed=seed,
-                     in_memory=True, progress=params.progress, overwrite=params.overwrite, **changes)
+                     in_memory=True, progress=False, overwrite=params.overwrite, **changes)
 
 
 def cpu_seconds() -> float:
@@ -306,19 +332,26 @@ def cpu_seconds() -> float:
 
 
 def _run_experiment(experiment: Experiment, params: ReproduceParams, stores: Sequence[dict[str, Any]],
-                    out: Path) -> list[dict[str, Any]]:
+                    out: Path, bar: tqdm) -> list[dict[str, Any]]:
     reports: list[dict[str, Any]] = []
     wall = 0.0
     cpu = cpu_seconds()
+    folder = out / "runs" / experiment.name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / EXPERIMENT_FILE).write_text(json.dumps({"title": experiment.title}))
     for seed in range(params.seeds):
         started = time.time()
+        bar.set_postfix_str(f"{experiment.title}, seed {seed}")
         try:
             reports.append(_finished_or_run(run_params(experiment, params, seed, out, stores)))
         except MepipeError as err:
+            bar.update(params.seeds - seed)
             return _not_run(experiment, params, stores, "not run", f"cannot run: {err}")
         except Exception as err:  # a bug in one network must not lose the other rows; its traceback is logged
             log.exception("%s failed", experiment.name)
+            bar.update(params.seeds - seed)
             return _not_run(experiment, params, stores, "failed", f"{type(err).__name__}: {err} (traceback in the log)")
+        bar.update()
         wall += time.time() - started
     return [_row(experiment.model, e, params, stores_used=_used(experiment, stores), reports=reports, seconds=wall,
                  cpu=cpu_seconds() - cpu, experiment=experiment) for e in experiment.entries]
@@ -459,6 +492,43 @@ def _published(row: dict[str, Any]) -> str:
     return ", ".join(f"{name} {row['published'][key]:.3f}" for key, name in _METRICS if key in row["published"])
 
 
+def _title(model: str, corpus: str, protocol: str) -> str:
+    return f"{model} · {corpus} · {protocol}"
+
+
+def row_title(row: dict[str, Any]) -> str:
+    """A row in words: network · corpus (or composite part) · protocol, e.g. ``shcnn · SAMM · loso``."""
+    return _title(row["model"], row["experiment"], row["protocol"])
+
+
+def run_title(run: str | os.PathLike, report: dict[str, Any]) -> str | None:
+    """How ``mepipe runs compare`` names a run reproduce made: its row's title and seed
+    (``shcnn · SAMM · loso · seed 1``); None for a run reproduce did not make."""
+    try:
+        title = json.loads((Path(run).parent / EXPERIMENT_FILE).read_text())["title"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return f"{title} · seed {report['parameters']['run']['seed']}"
+
+
+def format_row_lines(row: dict[str, Any], out: str | os.PathLike) -> str:
+    """One finished row for the terminal: its title and dataset, then our figures (mean ± std over seeds) or
+    why it did not run, the published figures and their source, and its figure (a path under ``out``)."""
+    seeds = len(row["seeds"])
+    where = ", ".join(x for x in (row.get("dataset"), f"{seeds} seed{'s' if seeds != 1 else ''}" if seeds else "")
+                      if x)
+    lines = [f"{row_title(row)}" + (f"  ({where})" if where else "")]
+    if row["status"] == "ran":
+        lines.append("  ours       " + (", ".join(f"{name} {_ours(row, key)}" for key, name in _METRICS
+                                                if key in row["ours"]) or "—"))
+    else:
+        lines.append(f"  {row['status']:<10} {row['reason']}")
+    lines.append(f"  published  {_published(row) or '—'}  ({row['source']})")
+    if row.get("figure"):
+        lines.append(f"  figure     {Path(out) / row['figure']}")
+    return "\n".join(lines)
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -510,7 +580,8 @@ def format_markdown(table: dict[str, Any]) -> str:
             f"{row.get('cpu_seconds', 0):.0f}" if row["status"] == "ran" else "—",
             "; ".join(notes) or "—")) + " |")
     lines += ["", f"Store ids are shown by their first {ID_SHOWN} characters (in full above and in `reproduce.json`); "
-              "the runs are under `runs/`."]
+              f"the runs are under `runs/`, a figure of each row that ran (ours beside the published) under "
+              f"`{FIGURES_DIR}/`."]
     if quick and table.get("quick_settings"):
         lines += ["", "Quick settings (folds run, and what replaces the recipe's epochs and network widths):", ""]
         for model, changes in table["quick_settings"].items():
