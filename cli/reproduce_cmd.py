@@ -10,8 +10,6 @@ from pathlib import Path
 
 import click
 
-from mepipe.featurestore.safety import printable
-
 from .paths import data_root, store_path
 
 
@@ -83,7 +81,7 @@ def reproduce(stores, store_ids, models, seeds, quick, composite_list, device, o
                              quick=quick, composite_list=_composite_list(composite_list, stores), device=device,
                              overwrite=overwrite, progress=progress)
 
-    table = run_reproduce(params, on_row=lambda row: click.echo(printable(format_row_lines(row, out))))
+    table = run_reproduce(params, on_row=lambda row: click.echo(format_row_lines(row, out)))
     ran = sum(r["status"] == "ran" for r in table["rows"])
     click.echo(f"{ran} of {len(table['rows'])} rows ran in {table['seconds']:.0f} s; table: {out / REPRODUCE_MD}")
 

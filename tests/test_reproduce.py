@@ -190,8 +190,11 @@ def test_the_terminal_lines_put_the_published_figure_beside_ours(table):
     assert lines[1].split()[:5] == ["ours", "acc", f"{mean:.3f}", "±", f"{std:.3f},"]
     assert lines[2] == "  published  acc 0.711, F1 0.698  (Miao et al. 2019, Table 7)"
     assert lines[3] == f"  figure     {table['out'] / row['figure']}"
-    missing = rp.format_row_lines(_row(table["table"], "kim2017", "casme2"), table["out"]).splitlines()
+    kim = _row(table["table"], "kim2017", "casme2")
+    missing = rp.format_row_lines(kim, table["out"]).splitlines()
     assert missing[1].startswith("  not run ") and "frames_rgb" in missing[1] and missing[2].startswith("  published")
+    hostile = rp.format_row_lines({**kim, "reason": "a store's \x1b[2J reason", "dataset": "x\ny"}, table["out"])
+    assert "\x1b" not in hostile and "\\x1b[2J" in hostile and len(hostile.splitlines()) == 3
 
 
 def test_each_row_that_ran_has_a_figure_of_ours_beside_the_published(table):

@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from mepipe.featurestore.errors import MepipeError, UsageError
 from mepipe.featurestore.location import public_address
+from mepipe.featurestore.safety import printable
 
 from .clips import ClipTable
 from .models import get_recipe, list_models
@@ -513,7 +514,10 @@ def run_title(run: str | os.PathLike, report: dict[str, Any]) -> str | None:
 
 def format_row_lines(row: dict[str, Any], out: str | os.PathLike) -> str:
     """One finished row for the terminal: its title and dataset, then our figures (mean ± std over seeds) or
-    why it did not run, the published figures and their source, and its figure (a path under ``out``)."""
+    why it did not run, the published figures and their source, and its figure (a path under ``out``).
+
+    Every line is escaped for the terminal (dataset names and reasons come from the stores).
+    """
     seeds = len(row["seeds"])
     where = ", ".join(x for x in (row.get("dataset"), f"{seeds} seed{'s' if seeds != 1 else ''}" if seeds else "")
                       if x)
@@ -526,7 +530,7 @@ def format_row_lines(row: dict[str, Any], out: str | os.PathLike) -> str:
     lines.append(f"  published  {_published(row) or '—'}  ({row['source']})")
     if row.get("figure"):
         lines.append(f"  figure     {Path(out) / row['figure']}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def _cell(text: str) -> str:

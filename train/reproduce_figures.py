@@ -46,8 +46,8 @@ def row_figure(row: dict[str, Any]):
     ours = [row["ours"].get(key) for key, _ in shown]
     published = [row["published"].get(key) for key, _ in shown]
     ax.bar(x - width / 2, [np.nan if v is None else v["mean"] for v in ours], width,
-           yerr=[0.0 if v is None else v["std"] for v in ours], capsize=4, color="tab:blue",
-           label=f"ours (mean{' ± std' if seeds > 1 else ''} over {seeds} seed{'s' if seeds != 1 else ''})")
+           yerr=[0.0 if v is None else v["std"] for v in ours] if seeds > 1 else None, capsize=4, color="tab:blue",
+           label=f"ours (mean ± std over {seeds} seeds)" if seeds > 1 else "ours (1 seed)")
     for xi, value in zip(x, ours):
         if value is not None and len(value["values"]) > 1:
             ax.plot(np.full(len(value["values"]), xi - width / 2), value["values"], "k.", markersize=4)
