@@ -15,7 +15,7 @@ from mepipe.pipeline.build import run_build
 
 def _build_cmd(root, store, *extra):
     return [sys.executable, "-m", "mepipe.cli", "build", "--dataset", "demo", "--root", str(root),
-            "--store", str(store), "--no-progress", "--features", "core", *extra]
+            "--store", str(store), "--no-progress", "--no-estimate", "--features", "core", *extra]
 
 
 def _wait_for(predicate, timeout=120.0):
