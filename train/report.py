@@ -91,8 +91,11 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
         ax.plot(steps, curve, color="tab:blue", lw=1.2, label="predicted intensity")
         ax.set_title(f"{clip['sample']} (true {clip['true']}, pred {clip['pred']})", fontsize=8)
         ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("frame of the clip (t: pair t-1 \u2192 t)", fontsize=7)
     for ax in list(axes.flat)[len(clips):]:
         ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("intensity (0..1)", fontsize=7)
     axes.flat[0].legend(fontsize=6, loc="upper left")
     auc = report.get("spotting_auc")
     auc_text = f"ROC AUC {auc:.3f}" if auc is not None else "ROC AUC undefined"
@@ -198,12 +201,12 @@ def curves_figure(report: dict[str, Any]):
                     title=f"validation UF1 ({count} held out per fold)\n\u25cf = the epoch each stage kept")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles = [Line2D([], [], color="black", **TRAIN_STYLE, label="training")]
-    if validated:
-        handles.append(Line2D([], [], color="black", **VALIDATION_STYLE, label="validation"))
-    if folds and len(folds) <= 12:
-        handles += acc_ax.get_legend_handles_labels()[0]
-    acc_ax.legend(handles=handles, title="fold" if len(handles) > 2 else None, fontsize=7, loc="best")
+    if folds and len(folds) <= 12:  # a colour per fold; beyond 12 folds the colours repeat and name nothing
+        loss_ax.legend(title="fold", fontsize=7, title_fontsize=8, loc="best")
+    if validated:  # two line styles to tell apart; a run without validation has one, which needs no key
+        acc_ax.legend(handles=[Line2D([], [], color="black", **TRAIN_STYLE, label="training"),
+                               Line2D([], [], color="black", **VALIDATION_STYLE, label="validation")],
+                      fontsize=7, loc="best")
     fig.suptitle(f"{report['model']} · {report['labels']} · {report['protocol']} ({len(folds)} folds)", fontsize=10)
     return fig
 
