@@ -91,7 +91,7 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
         ax.plot(steps, curve, color="tab:blue", lw=1.2, label="predicted intensity")
         ax.set_title(f"{clip['sample']} (true {clip['true']}, pred {clip['pred']})", fontsize=8)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("frame of the clip (t: pair t-1 \u2192 t)", fontsize=7)
+        ax.set_xlabel("step t of the tested sequence (pair t-1 \u2192 t)", fontsize=7)
     for ax in list(axes.flat)[len(clips):]:
         ax.axis("off")
     for ax in axes[:, 0]:
