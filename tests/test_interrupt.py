@@ -10,24 +10,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import wait_for
 from mepipe.featurestore import open_store
 
 MESSAGE = "interrupted; run the same command again to resume"
-
-
-def _wait_for(predicate, timeout: float = 600.0) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _interrupt(command: list[str], started) -> subprocess.CompletedProcess:
@@ -35,7 +26,7 @@ def _interrupt(command: list[str], started) -> subprocess.CompletedProcess:
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        assert _wait_for(lambda: started() or proc.poll() is not None), "it never got going"
+        assert wait_for(lambda: started() or proc.poll() is not None, timeout=600), "it never got going"
         assert proc.poll() is None, "it finished before it could be interrupted"
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=300)
