@@ -160,7 +160,7 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
 
         click.echo(preview_build(opts).format())
         return
-    report = run_build(opts, on_estimate=lambda e: click.echo(f"{e.headline()}\n{e.shares()}"))
+    report = run_build(opts, on_estimate=lambda e: click.echo("\n".join(e.lines())))
     click.echo(report.summary())
     click.echo(f"report: {Path(store) / '.mepipe' / 'build-report.json'}")
     sys.exit(report.exit_code)

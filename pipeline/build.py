@@ -227,7 +227,7 @@ class BuildPreview:
         run, cached = Counter(n for _, n in self.stale), Counter(n for _, n in self.cached)
         lines = [f"{len(self.stale)} tasks would run, {len(self.cached)} are cached"]
         if self.estimate is not None and self.stale:
-            lines += [self.estimate.headline(), self.estimate.shares()]
+            lines += self.estimate.lines()
         for name in self.stages:
             line = f"  {name}: {run[name]} to run, {cached[name]} cached"
             if self.estimate is not None and name in self.estimate.stages:

@@ -144,6 +144,10 @@ class Estimate:
                 f"(measured on clip {self.probe}, {self.probe_frames} frames, in {self.measure_seconds:.1f} CPU s)")
         return text + (f"; not estimated: {', '.join(missing)}" if missing else "")
 
+    def lines(self) -> list[str]:
+        """What a build prints at its start: :meth:`headline`, and :meth:`shares` when something runs."""
+        return [self.headline(), self.shares()] if self.probe is not None and self.cpu_seconds else [self.headline()]
+
     def shares(self, top: int = 4) -> str:
         """The stages that cost most, with their share: ``"flow_first_each 61 %, landmarks 20 %, ..."``."""
         total = self.cpu_seconds or 1.0
