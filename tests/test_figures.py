@@ -403,6 +403,7 @@ def test_spotting_picture_labels_its_axes():
     (fig,) = seen
     ax = fig.axes[0]
     assert ax.get_xlabel() and ax.get_ylabel() == "intensity (0..1)"
+    assert ax.get_title() == "c (true negative, predicted negative)"  # class names, not indices
     assert all(t.get_text() for t in ax.get_legend().get_texts())
 
 

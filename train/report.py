@@ -76,8 +76,14 @@ def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, ...]
 
 
 def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: int = 12) -> Path:
-    """Predicted intensity of held-out clips against the sheet's onset..offset span (Nag's spotting)."""
+    """Predicted intensity of held-out clips against the sheet's onset..offset span (Nag's spotting).
+
+    The x axis counts the steps of the sequence each clip was tested on
+    (step t: the flow pair t-1 -> t); predictions do not record which
+    source frames those are.
+    """
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
 
     clips = [p for p in report["predictions"] if "intensity" in p][:max_clips]
     columns = min(4, len(clips))
@@ -89,8 +95,10 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
         steps = np.arange(1, len(curve) + 1)
         ax.fill_between(steps, 0, span, step="mid", color="tab:green", alpha=0.2, label="onset..offset")
         ax.plot(steps, curve, color="tab:blue", lw=1.2, label="predicted intensity")
-        ax.set_title(f"{clip['sample']} (true {clip['true']}, pred {clip['pred']})", fontsize=8)
+        ax.set_title(f"{clip['sample']} (true {_class(report, clip['true'])}, "
+                     f"predicted {_class(report, clip['pred'])})", fontsize=8)
         ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("step t of the tested sequence (pair t-1 \u2192 t)", fontsize=7)
     for ax in list(axes.flat)[len(clips):]:
         ax.axis("off")
@@ -99,8 +107,14 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
     axes.flat[0].legend(fontsize=6, loc="upper left")
     auc = report.get("spotting_auc")
     auc_text = f"ROC AUC {auc:.3f}" if auc is not None else "ROC AUC undefined"
-    fig.suptitle(f"{report['model']} spotting on held-out clips (frame t: pair t-1 -> t); {auc_text}", fontsize=10)
+    fig.suptitle(f"{report['model']} spotting on held-out clips; {auc_text}", fontsize=10)
     return save_figure(fig, path, dpi=110)
+
+
+def _class(report: dict[str, Any], value: Any) -> str:
+    """A prediction's class by name (predictions hold indices into the report's classes)."""
+    classes = report.get("classes", [])
+    return str(classes[value]) if isinstance(value, int) and 0 <= value < len(classes) else str(value)
 
 
 def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
