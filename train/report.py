@@ -152,8 +152,8 @@ def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
     return save_figure(curves_figure(report), path, dpi=120)
 
 
-TRAIN_STYLE = {"ls": "-", "lw": 1.0}
-VALIDATION_STYLE = {"ls": "--", "lw": 1.2}
+TRAIN_STYLE = {"ls": "-", "lw": 1.0, "marker": ".", "ms": 4}
+VALIDATION_STYLE = {"ls": "--", "lw": 1.2, "marker": ".", "ms": 4}
 """Line styles of the training and validation curves of one fold (the fold keeps its colour)."""
 
 
@@ -213,8 +213,10 @@ def curves_figure(report: dict[str, Any]):
         count = f"{people[0]} {'person' if people[0] == 1 else 'people'}" if len(people) == 1 else "people"
         axes[2].set(xlabel="epoch", ylabel="validation UF1", ylim=(-0.02, 1.08),
                     title=f"validation UF1 ({count} held out per fold)\n\u25cf = the epoch each stage kept")
+    last = max((h["epoch"] for fold in folds for h in fold.get("history", [])), default=1)
     for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, last + 0.5)  # whole epochs, and a one-epoch run's points in view
     if folds and len(folds) <= 12:  # a colour per fold; beyond 12 folds the colours repeat and name nothing
         loss_ax.legend(title="fold", fontsize=7, title_fontsize=8, loc="best")
     if validated:  # two line styles to tell apart; a run without validation has one, which needs no key
