@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mepipe.featurestore.errors import MepipeError, UsageError
 from mepipe.featurestore.location import public_address
+from mepipe.featurestore.progress import progress_bar
 from mepipe.featurestore.safety import printable
 
 from .clips import ClipTable
@@ -221,8 +221,8 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
     if params.quick:
         torch.set_num_threads(QUICK_THREADS)
     planned = plan_experiments(params.models, stores)
-    bar = tqdm(total=params.seeds * sum(not missing for _, missing in planned), desc="reproduce", unit="run",
-               disable=not params.progress, dynamic_ncols=True)
+    bar = progress_bar(total=params.seeds * sum(not missing for _, missing in planned), desc="reproduce",
+                       unit="run", enabled=params.progress, dynamic_ncols=True)
     try:
         for experiment, missing in planned:
             if missing:
