@@ -9,6 +9,7 @@ imported when a picture is drawn, not when a stage module is.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 import numpy as np
 
@@ -357,7 +358,8 @@ def mask_figure(store: FeatureStore, sample: str):
 
 
 def save(fig, path) -> None:
-    """Write a figure as a PNG and free it."""
+    """Write a figure as a PNG (creating its folder) and free it."""
     plt = _pyplot()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
     plt.close(fig)
