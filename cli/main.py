@@ -112,8 +112,15 @@ stage_plugin_option = click.option(
 @click.option("--dry-run", is_flag=True,
               help="Print which (clip, stage) tasks would run and which are cached, from the cache keys; compute "
                    "and write nothing.")
+@click.option("--prune", is_flag=True,
+              help="Remove the store's clips that the dataset no longer lists (rows deleted from the sheet); "
+                   "without it such a build is refused. The report names every clip removed.")
+@click.option("--replace", is_flag=True,
+              help="Rebuild a store made from another dataset, root or adapter options from this one: its clips "
+                   "this dataset lacks and the features of stages this build does not run are removed. Without "
+                   "it such a build is refused.")
 def build(dataset, root, annotations, store, workers, scheduler, stages, force, config, options, data_root_opt,
-          fingerprint, allow_outside_root, face, progress, dry_run):
+          fingerprint, allow_outside_root, face, progress, dry_run, prune, replace):
     """Build (or update) a feature store from a dataset.
 
     Only stale work runs: each clip's stage is cached under a key of its
@@ -147,7 +154,7 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
                         workers=workers, scheduler=scheduler,
                         stages=tuple(stages_for([s.strip() for s in stages.split(",")])) if stages else None,
                         force=tuple(force), params=params, progress=progress,
-                        adapter_options=adapter_options, fingerprint=fingerprint)
+                        adapter_options=adapter_options, fingerprint=fingerprint, replace=replace, prune=prune)
     if dry_run:
         from mepipe.pipeline.build import preview_build
 

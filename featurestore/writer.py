@@ -174,20 +174,27 @@ class StoreWriter:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
 
-    def prune_clips(self, keep: set[str]) -> list[str]:
-        """Remove clip groups not in ``keep`` (so the store matches its sample table); returns their ids.
-
-        Each clip folder is renamed out of the hierarchy first, so a kill
-        mid-way never leaves a half-deleted clip visible.
-        """
+    def clip_ids(self) -> list[str]:
+        """The clips the store holds a group of, sorted."""
         clips = self.path / CLIPS_GROUP
-        gone = sorted(p.name for p in clips.iterdir() if p.is_dir() and p.name not in keep) if clips.is_dir() else []
+        return sorted(p.name for p in clips.iterdir() if p.is_dir()) if clips.is_dir() else []
+
+    def prune_clips(self, keep: set[str]) -> list[str]:
+        """Remove clip groups not in ``keep`` (so the store matches its sample table); returns their ids."""
+        gone = [sample for sample in self.clip_ids() if sample not in keep]
         for sample in gone:
-            trash = self.path / STAGING_DIR / (uuid.uuid4().hex + ".old")
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(clips / sample, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            self.discard(f"{CLIPS_GROUP}/{sample}")  # a folder name as listed, whatever it is
         return gone
+
+    def discard(self, rel_path: str) -> None:
+        """Remove a group (a clip, a feature) if present: renamed out of the hierarchy first, so a kill
+        mid-way never leaves it half-deleted and visible."""
+        if not (self.path / rel_path).is_dir():
+            return
+        trash = self.path / STAGING_DIR / (uuid.uuid4().hex + ".old")
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path / rel_path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def read_feature(self, sample: str, feature: str) -> np.ndarray:
         if self.direct:

@@ -34,6 +34,7 @@ from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .dataset_stages import run_dataset_stage
+from .destination import Sources, apply_removal, check_destination, plan_removal
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
 from .graph import BuildProgress, build_graph, build_has_cuda, execute, plan_build
@@ -69,6 +70,9 @@ class BuildOptions:
         How unchanged sources are recognised: names, sizes and mtimes
         (fast), or also the sha256 of every source file (catches a file
         rewritten in place with its size and mtime kept).
+    replace, prune : bool
+        Rebuild a store of other sources from this dataset; remove the
+        clips the dataset no longer lists (:mod:`.destination`).
     """
 
     dataset: str
@@ -83,6 +87,8 @@ class BuildOptions:
     progress: bool = True
     adapter_options: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = "stat"
+    replace: bool = False
+    prune: bool = False
 
 
 @dataclass
@@ -96,7 +102,9 @@ class BuildReport:
     ``stage_cpu_seconds`` their CPU seconds (what the work costs, whatever
     else the machine runs), with decoding the sources apart as ``decode``.
     ``assumptions`` are the dataset adapter's, one line each, where the
-    corpus's format is uncertain.
+    corpus's format is uncertain. ``removed`` names every clip the build
+    removed (``--prune``, ``--replace``) and ``replaced`` the sources it
+    replaced.
     """
 
     store: str
@@ -116,6 +124,8 @@ class BuildReport:
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     alphas: int = 0
     assumptions: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    replaced: str = ""
 
     def alpha_cost(self) -> dict[str, float] | None:
         """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha (those
@@ -151,6 +161,10 @@ class BuildReport:
             lines.append(f"  sources changed in place since they were built (rebuilt): "
                          f"{', '.join(self.changed_sources)}")
         lines += [f"  assumed: {a}" for a in self.assumptions]
+        if self.replaced:
+            lines.append(f"  replaced {self.replaced} (--replace), with the features of stages this build did not run")
+        if self.removed:
+            lines.append(f"  removed {len(self.removed)} clips the dataset does not list: {', '.join(self.removed)}")
         if self.quirks:
             lines.append(f"  {len(self.quirks)} sheet/data quirks handled (see the report): ")
             lines += [f"    {q}" for q in self.quirks[:10]]
@@ -168,6 +182,7 @@ def run_build(opts: BuildOptions) -> BuildReport:
     adapter = get_adapter(opts.dataset)
     _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
+    check_destination(Path(opts.store))
     writer = StoreWriter(opts.store)
     writer.create()
     with BuildLock(opts.store):
@@ -220,6 +235,9 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
     stages = stage_order(list(opts.stages) if opts.stages else None)
     forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
+    check_destination(Path(opts.store))
+    plan_removal(StoreWriter(opts.store), Sources.of(opts.dataset, opts.root, opts.adapter_options),
+                 {s.sample for s in loaded.samples}, replace=opts.replace, prune=opts.prune)
     contexts = [ClipContext.of(s) for s in loaded.samples if s.error is None]
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
     params = resolve_devices(opts.params, cuda)
@@ -243,6 +261,9 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
     buildable = [s for s in loaded.samples if s.error is None]
     contexts = {s.sample: ClipContext.of(s) for s in buildable}
+    listed = {s.sample for s in loaded.samples}
+    removal = plan_removal(writer, Sources.of(opts.dataset, opts.root, opts.adapter_options), listed,
+                           replace=opts.replace, prune=opts.prune)
     writer.update_root_attrs({"state": "building", "build_started": _iso(started)})
     writer.clear_staging()
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
@@ -266,8 +287,9 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     table = _sample_table(loaded.samples, stages, writer, errors)
     faces = {s.sample: _face_events(writer, s.sample) for s in buildable
              if features.LANDMARKS.stage in stages and s.sample not in errors}
-    for gone in writer.prune_clips({s.sample for s in loaded.samples}):
-        log.info("removed clip %s: no longer in the dataset", gone)
+    removed = apply_removal(writer, removal, listed, stages)
+    if removed:
+        log.warning("removed %d clips the dataset does not list: %s", len(removed), ", ".join(removed))
     writer.write_samples(table)
     for sample, digest in plan.source_digests.items():
         earlier = writer.clip_attrs(sample).get("cache_keys", {})
@@ -282,7 +304,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params),
-        assumptions=list(loaded.assumptions))
+        assumptions=list(loaded.assumptions), removed=removed, replaced=removal.replaced)
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)
@@ -352,6 +374,7 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
         features=tuple(sorted(readable)),
         stages={n: {**kept, **ran}[n] for n in STAGES if n in kept or n in ran},
         shared_params={SOURCE: canonical(opts.params[SOURCE])},
+        adapter_options=canonical(dict(opts.adapter_options)),
         build=BuildInfo(host=socket.gethostname(), user=os.environ.get("USER", ""), started=report.started,
                         finished=_iso(finished), seconds=round(report.seconds, 3),
                         scheduler=opts.scheduler or f"local processes x{opts.workers}",
