@@ -158,6 +158,21 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
 
 
 @pytest.fixture
+def toy_network(monkeypatch):
+    """The toy eighth network of ``tests/toy_network.py``, registered for one test only."""
+    import importlib
+    import sys
+
+    from mepipe.train.models import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    sys.modules.pop("toy_network", None)
+    module = importlib.import_module("toy_network")
+    yield module
+    sys.modules.pop("toy_network", None)
+
+
+@pytest.fixture
 def store_copy(small_store, tmp_path) -> Path:
     dst = tmp_path / "copy.zarr"
     shutil.copytree(small_store, dst)
