@@ -23,12 +23,13 @@ import pandas as pd
 
 from mepipe.featurestore import features
 from mepipe.featurestore.cachekey import canonical
-from mepipe.featurestore.errors import UnknownNameError
+from mepipe.featurestore.errors import DiskFullError, UnknownNameError, out_of_space
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
 from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.provenance import BuildInfo, BuildRecord, SheetRecord, StageRecord
+from mepipe.featurestore.safety import printable
 from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
 from mepipe.featurestore.writer import StoreWriter
 
@@ -37,6 +38,7 @@ from .dataset_stages import run_dataset_stage
 from .destination import Sources, apply_removal, check_destination, plan_removal
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
+from .datasets.sheets import SKIPPED_ROW_KINDS
 from .graph import BuildProgress, build_graph, build_has_cuda, execute, plan_build
 from .stages import (SOURCE, STAGES, dataset_stages_after, default_params, descendants, resolve_devices, stage_order,
                      wants_cuda)
@@ -102,7 +104,9 @@ class BuildReport:
     ``stage_cpu_seconds`` their CPU seconds (what the work costs, whatever
     else the machine runs), with decoding the sources apart as ``decode``.
     ``assumptions`` are the dataset adapter's, one line each, where the
-    corpus's format is uncertain. ``removed`` names every clip the build
+    corpus's format is uncertain. ``skipped_rows`` are the quirks of sheet
+    rows that were skipped (also in ``quirks``), each naming its row and why,
+    listed in full by the summary. ``removed`` names every clip the build
     removed (``--prune``, ``--replace``) and ``replaced`` the sources it
     replaced.
     """
@@ -126,6 +130,7 @@ class BuildReport:
     assumptions: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     replaced: str = ""
+    skipped_rows: list[str] = field(default_factory=list)
 
     def alpha_cost(self) -> dict[str, float] | None:
         """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha (those
@@ -161,19 +166,23 @@ class BuildReport:
             lines.append(f"  sources changed in place since they were built (rebuilt): "
                          f"{', '.join(self.changed_sources)}")
         lines += [f"  assumed: {a}" for a in self.assumptions]
+        if self.skipped_rows:
+            lines.append(f"  {len(self.skipped_rows)} sheet rows skipped:")
+            lines += [f"    {q}" for q in self.skipped_rows]
+        quirks = [q for q in self.quirks if q not in self.skipped_rows]
         if self.replaced:
             lines.append(f"  replaced {self.replaced} (--replace), with the features of stages this build did not run")
         if self.removed:
             lines.append(f"  removed {len(self.removed)} clips the dataset does not list: {', '.join(self.removed)}")
-        if self.quirks:
-            lines.append(f"  {len(self.quirks)} sheet/data quirks handled (see the report): ")
-            lines += [f"    {q}" for q in self.quirks[:10]]
-            if len(self.quirks) > 10:
-                lines.append(f"    … {len(self.quirks) - 10} more")
+        if quirks:
+            lines.append(f"  {len(quirks)} sheet/data quirks handled (see the report): ")
+            lines += [f"    {q}" for q in quirks[:10]]
+            if len(quirks) > 10:
+                lines.append(f"    … {len(quirks) - 10} more")
         if self.failures:
             lines.append(f"  {len(self.failures)} clips FAILED:")
             lines += [f"    {f['error']}" for f in self.failures]
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)  # labels, ids and paths come from sheets and folders
 
 
 def run_build(opts: BuildOptions) -> BuildReport:
@@ -184,9 +193,15 @@ def run_build(opts: BuildOptions) -> BuildReport:
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
     check_destination(Path(opts.store))
     writer = StoreWriter(opts.store)
-    writer.create()
-    with BuildLock(opts.store):
-        return _build_locked(opts, loaded, writer, started)
+    try:
+        writer.create()
+        with BuildLock(opts.store):
+            return _build_locked(opts, loaded, writer, started)
+    except OSError as err:
+        if out_of_space(err):
+            raise DiskFullError(f"{opts.store}: no space left on its disk ({err.strerror or err}); free some and run "
+                                "the same build again: it resumes from the features already written") from err
+        raise
 
 
 @dataclass(frozen=True)
@@ -304,7 +319,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params),
-        assumptions=list(loaded.assumptions), removed=removed, replaced=removal.replaced)
+        assumptions=list(loaded.assumptions), removed=removed, replaced=removal.replaced,
+        skipped_rows=[str(q) for q in loaded.quirks if q.kind in SKIPPED_ROW_KINDS])
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)

@@ -31,7 +31,7 @@ from typing import Any
 
 from mepipe.featurestore.cachekey import canonical
 from mepipe.featurestore.errors import UsageError
-from mepipe.featurestore.layout import dataset_feature_path, feature_path
+from mepipe.featurestore.layout import PRIVATE_DIR, dataset_feature_path, feature_path
 from mepipe.featurestore.provenance import BuildRecord
 from mepipe.featurestore.writer import StoreWriter
 
@@ -119,7 +119,7 @@ def check_destination(store: Path) -> None:
         raise DestinationError(f"--store {store} is a file, not a store folder; give a new folder or an existing "
                                "store")
     if store.is_dir() and not (store / "zarr.json").is_file():
-        entries = sorted(p.name for p in store.iterdir())
+        entries = sorted(p.name for p in store.iterdir() if p.name != PRIVATE_DIR)  # .mepipe/: a build's own
         if entries:
             raise DestinationError(
                 f"--store {store} is a folder that holds files ({_some(entries)}) and is not a mepipe store; a build "
