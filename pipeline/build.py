@@ -304,7 +304,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
              if features.LANDMARKS.stage in stages and s.sample not in errors}
     removed = apply_removal(writer, removal, listed, stages)
     if removed:
-        log.warning("removed %d clips the dataset does not list: %s", len(removed), ", ".join(removed))
+        log.info("removed %d clips the dataset does not list: %s", len(removed), ", ".join(removed))
     writer.write_samples(table)
     for sample, digest in plan.source_digests.items():
         earlier = writer.clip_attrs(sample).get("cache_keys", {})

@@ -141,10 +141,10 @@ def plan_removal(writer: StoreWriter, build: Sources, keep: Collection[str], *, 
     differences = held.differences(build) if held is not None else []
     gone = tuple(c for c in writer.clip_ids() if c not in set(keep))
     if differences and not replace:
-        also = f"; replacing it removes {len(gone)} clips ({_some(gone)})" if gone else ""
+        also = f" (removing {len(gone)} clips it lacks: {_some(gone)})" if gone else ""
         raise DestinationError(
             f"{writer.path} was built from other sources ({'; '.join(differences)}); pass --replace to rebuild "
-            f"it from this build's{also}, or choose another --store")
+            f"it from this build's sources{also}, or choose another --store")
     if gone and not (prune or replace):
         raise DestinationError(
             f"{writer.path}: this build would remove {len(gone)} clips its dataset no longer lists ({_some(gone)}); "
