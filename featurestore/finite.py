@@ -74,6 +74,6 @@ def check_finite(spec: FeatureDef, values: np.ndarray, where: str) -> np.ndarray
     """
     problem = non_finite_problem(spec, values)
     if problem is not None:
-        raise NonFiniteError(f"{where} holds {problem}; no build writes them, so the store is damaged: rebuild that "
-                             f"clip (`mepipe build --force {spec.stage}`) or use an intact copy of the store")
+        raise NonFiniteError(f"{where} holds {problem}; no build writes them, so the store is damaged: rebuild it "
+                             f"(`mepipe build --force {spec.stage}` with its dataset) or use an intact copy")
     return values

@@ -199,8 +199,8 @@ def run_build(opts: BuildOptions) -> BuildReport:
             return _build_locked(opts, loaded, writer, started)
     except OSError as err:
         if out_of_space(err):
-            raise DiskFullError(f"{opts.store}: no space left on its disk ({err.strerror or err}); free some and run "
-                                "the same build again: it resumes from the features already written") from err
+            raise DiskFullError(f"{opts.store}: no space left on its disk; free some and run the same build again: "
+                                "it resumes from the features already written") from err
         raise
 
 
