@@ -75,6 +75,15 @@ def train_cli():
     return command_group("train_cmd")
 
 
+def one_line_error(result, status: int, *words: str) -> str:
+    """The output of a CliRunner ``result`` that must be one ``error: ...`` line with exit ``status`` naming ``words``."""
+    output = result.output.strip()
+    assert result.exit_code == status, output
+    assert "Traceback" not in output and len(output.splitlines()) == 1, output
+    assert output.startswith("error: ") and all(w in output for w in words), output
+    return output
+
+
 def build_options(root: Path, store: Path, **changes):
     from mepipe.pipeline.build import BuildOptions
 

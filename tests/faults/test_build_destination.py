@@ -18,7 +18,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
-from conftest import build_options
+from conftest import build_options, one_line_error
 
 from mepipe.cli.main import cli
 from mepipe.featurestore import open_store
@@ -34,14 +34,6 @@ def _build(root: Path, store: Path, *extra: str, dataset: str = "demo", features
            ) -> list[str]:
     return ["build", "--dataset", dataset, "--root", str(root), "--store", str(store), "--no-progress", "--scheduler",
             "sync", "--features", features, *extra]
-
-
-def _one_line_error(result, status: int, *words: str) -> str:
-    output = result.output.strip()
-    assert result.exit_code == status, output
-    assert "Traceback" not in output and len(output.splitlines()) == 1, output
-    assert output.startswith("error: ") and all(w in output for w in words), output
-    return output
 
 
 def _state(store: Path) -> dict[str, bytes]:
@@ -68,19 +60,19 @@ def _drop_subject(root: Path, subject: str) -> list[str]:
 def test_a_build_from_another_root_is_refused_and_changes_nothing(store_copy, small_demo, demo_copy):
     before = _state(store_copy)
     result = CliRunner().invoke(cli, _build(demo_copy, store_copy))
-    _one_line_error(result, 2, f"{store_copy} was built from other sources",
+    one_line_error(result, 2, f"{store_copy} was built from other sources",
                     f"root {small_demo.resolve()}, not {demo_copy.resolve()}", "--replace")
     assert _state(store_copy) == before and verify(str(store_copy)).ok
 
 
 def test_a_build_of_another_dataset_is_refused(store_copy, small_demo):
     result = CliRunner().invoke(cli, _build(small_demo, store_copy, dataset="samm"))
-    _one_line_error(result, 2, "dataset 'demo', not 'samm'", "--replace")
+    one_line_error(result, 2, "dataset 'demo', not 'samm'", "--replace")
 
 
 def test_a_build_with_other_adapter_options_is_refused(store_copy, small_demo):
     result = CliRunner().invoke(cli, _build(small_demo, store_copy, "--option", "fps=100"))
-    _one_line_error(result, 2, 'adapter options none, not {"fps": "100"}')
+    one_line_error(result, 2, 'adapter options none, not {"fps": "100"}')
 
 
 def test_replace_rebuilds_from_the_new_root_and_names_every_clip_removed(store_copy, small_demo, demo_copy):
@@ -118,14 +110,14 @@ def test_a_folder_that_is_not_a_store_is_refused(demo_copy, tmp_path, where):
     (target / "notes.txt").write_text("my notes\n")
     before = sorted(p.relative_to(target) for p in target.rglob("*"))
     result = CliRunner().invoke(cli, _build(demo_copy, target))
-    _one_line_error(result, 2, str(target), "notes.txt", "not a mepipe store", "another --store")
+    one_line_error(result, 2, str(target), "notes.txt", "not a mepipe store", "another --store")
     assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
 
 
 def test_a_file_named_as_the_store_is_one_line(small_demo, tmp_path):
     target = tmp_path / "s.zarr"
     target.write_text("not a store")
-    _one_line_error(CliRunner().invoke(cli, _build(small_demo, target)), 2, str(target), "is a file")
+    one_line_error(CliRunner().invoke(cli, _build(small_demo, target)), 2, str(target), "is a file")
     assert target.read_text() == "not a store"
 
 

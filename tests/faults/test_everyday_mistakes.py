@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import build_options
+from conftest import build_options, one_line_error
 from storekit import write_store
 
 import mepipe.pipeline.graph as graph
@@ -56,14 +56,6 @@ sys.argv = ["mepipe", *sys.argv[1:]]
 cli()
 """
 """Runs ``mepipe ARGS`` and SIGKILLs it right after the first file of a pack's or push's staged copy."""
-
-
-def _one_line(result, status: int, *words: str) -> str:
-    output = result.output.strip()
-    assert result.exit_code == status, output
-    assert "Traceback" not in output and len(output.splitlines()) == 1, output
-    assert output.startswith("error: ") and all(w in output for w in words), output
-    return output
 
 
 @contextlib.contextmanager
@@ -108,14 +100,14 @@ def test_an_unreachable_scheduler_is_one_line_after_its_timeout(small_demo, tmp_
     result = CliRunner().invoke(cli, ["build", "--dataset", "demo", "--root", str(small_demo), "--store",
                                       str(tmp_path / "s.zarr"), "--features", "landmarks", "--no-progress",
                                       "--scheduler", address])
-    _one_line(result, 2, f"--scheduler {address}: no dask scheduler answered within 0.5 s", "dask scheduler")
+    one_line_error(result, 2, f"--scheduler {address}: no dask scheduler answered within 0.5 s", "dask scheduler")
 
 
 def test_a_scheduler_that_is_no_address_is_one_line(small_demo, tmp_path):
     result = CliRunner().invoke(cli, ["build", "--dataset", "demo", "--root", str(small_demo), "--store",
                                       str(tmp_path / "s.zarr"), "--features", "landmarks", "--no-progress",
                                       "--scheduler", "localhost"])
-    _one_line(result, 2, "--scheduler localhost: not a scheduler address", "tcp://HOST:PORT")
+    one_line_error(result, 2, "--scheduler localhost: not a scheduler address", "tcp://HOST:PORT")
 
 
 @pytest.mark.slow
@@ -129,7 +121,7 @@ def test_a_full_disk_stops_the_build_in_one_line_and_it_resumes_to_the_same_stor
             remount = stack.enter_context(_tmpfs(tmp_path / "disk", "2m"))
         else:  # no mount without root: the writer's renames fail as a full disk fails them
             remount = _full_disk_after(monkeypatch, 20)
-        _one_line(CliRunner().invoke(cli, args), 1, f"{store}: no space left on its disk",
+        one_line_error(CliRunner().invoke(cli, args), 1, f"{store}: no space left on its disk",
                   "run the same build again: it resumes")
         with pytest.raises(IncompleteStoreError):  # never taken for complete
             open_store(str(store))
@@ -178,7 +170,7 @@ def test_a_read_only_destination_is_one_line_for_build_export_pack_and_train(sma
     }
     why = "the file system is read-only" if ROOT else "permission denied"
     for name, args in commands.items():
-        output = _one_line(CliRunner().invoke(cli, args), 2, str(read_only_dir), why, "choose a place you can write")
+        output = one_line_error(CliRunner().invoke(cli, args), 2, str(read_only_dir), why, "choose a place you can write")
         assert name and "Errno" not in output
     assert not list(read_only_dir.iterdir())
 
@@ -187,11 +179,11 @@ def test_export_over_a_table_is_refused_unless_overwrite(tmp_path):
     store = write_store(tmp_path / "s.zarr")
     table = tmp_path / "t.csv"
     table.write_text("my edits\n")
-    _one_line(CliRunner().invoke(cli, ["export", str(store), "--to", str(table)]), 2, f"{table} exists",
+    one_line_error(CliRunner().invoke(cli, ["export", str(store), "--to", str(table)]), 2, f"{table} exists",
               "--overwrite")
     assert table.read_text() == "my edits\n" and not (tmp_path / "t-clips.csv").exists()
     (tmp_path / "u-clips.csv").write_text("mine\n")
-    _one_line(CliRunner().invoke(cli, ["export", str(store), "--to", str(tmp_path / "u.csv")]), 2, "u-clips.csv exists")
+    one_line_error(CliRunner().invoke(cli, ["export", str(store), "--to", str(tmp_path / "u.csv")]), 2, "u-clips.csv exists")
     result = CliRunner().invoke(cli, ["export", str(store), "--to", str(table), "--overwrite"])
     assert result.exit_code == 0 and table.read_text().startswith("sample,"), result.output
 
