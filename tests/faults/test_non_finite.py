@@ -19,7 +19,7 @@ from conftest import train_cli
 from storekit import write_store
 
 from mepipe.featurestore import open_store
-from mepipe.featurestore.features import FLOW_CONSECUTIVE, INTENSITY, LANDMARKS
+from mepipe.featurestore.features import FLOW_CONSECUTIVE, FLOW_FIRST_EACH, INTENSITY, LANDMARKS
 from mepipe.featurestore.finite import NonFiniteError, non_finite_problem
 from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.writer import StoreWriter
@@ -40,6 +40,17 @@ def test_the_problem_counts_nan_and_infinity_and_names_the_first():
     assert non_finite_problem(INTENSITY, values) == "2 NaN and 1 infinite of 5 values, the first at frame 1"
     assert non_finite_problem(INTENSITY, values[[0, 3]]) is None
     assert non_finite_problem(INTENSITY, np.array([1, 2], dtype=np.int8)) is None
+
+
+def test_float16_values_are_told_by_their_exponent_bits():
+    """Stored flows are float16, checked by bits: the largest finite value, -0 and subnormals pass, the rest not."""
+    edge = np.zeros((1, 2, 1, 4), dtype=np.float16)
+    edge[0, 0, 0] = [65504, -65504, -0.0, 6e-8]
+    assert non_finite_problem(FLOW_FIRST_EACH, edge) is None
+    for value, word in [(np.nan, "NaN"), (np.inf, "infinite"), (-np.inf, "infinite")]:
+        bad = edge.copy()
+        bad[0, 1, 0, 3] = value
+        assert non_finite_problem(FLOW_FIRST_EACH, bad) == f"1 {word} of 8 values, the first at pair 0, uv 1, y 0, x 3"
 
 
 def test_flow_consecutive_may_hold_whole_nan_fields_only():
