@@ -81,7 +81,7 @@ def test_replace_rebuilds_from_the_new_root_and_names_every_clip_removed(store_c
     result = CliRunner().invoke(cli, _build(demo_copy, store_copy, "--replace", features="landmarks"))
     assert result.exit_code == 0, result.output
     assert f"replaced demo from {small_demo.resolve()} (--replace)" in result.output
-    assert f"removed {len(gone)} clips the dataset does not list: {', '.join(gone)}" in result.output
+    assert f"removed {len(gone)} clip{'' if len(gone) == 1 else 's'} the dataset does not list: {', '.join(gone)}" in result.output
     report = json.loads((store_copy / ".mepipe" / "build-report.json").read_text())
     assert report["removed"] == gone and report["replaced"] == f"demo from {small_demo.resolve()}"
     store = open_store(str(store_copy))

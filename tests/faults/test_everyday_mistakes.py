@@ -99,14 +99,14 @@ def test_an_unreachable_scheduler_is_one_line_after_its_timeout(small_demo, tmp_
     address = f"tcp://127.0.0.1:{_closed_port()}"
     result = CliRunner().invoke(cli, ["build", "--dataset", "demo", "--root", str(small_demo), "--store",
                                       str(tmp_path / "s.zarr"), "--features", "landmarks", "--no-progress",
-                                      "--scheduler", address])
+                                      "--no-estimate", "--scheduler", address])
     one_line_error(result, 2, f"--scheduler {address}: no dask scheduler answered within 0.5 s", "dask scheduler")
 
 
 def test_a_scheduler_that_is_no_address_is_one_line(small_demo, tmp_path):
     result = CliRunner().invoke(cli, ["build", "--dataset", "demo", "--root", str(small_demo), "--store",
                                       str(tmp_path / "s.zarr"), "--features", "landmarks", "--no-progress",
-                                      "--scheduler", "localhost"])
+                                      "--no-estimate", "--scheduler", "localhost"])
     one_line_error(result, 2, "--scheduler localhost: not a scheduler address", "tcp://HOST:PORT")
 
 
@@ -206,7 +206,7 @@ def test_one_frame_clips_still_images_and_skipped_rows_are_in_the_summary(small_
     result = CliRunner().invoke(cli, ["build", "--dataset", "manifest", "--root", str(root), "--store", str(store),
                                       "--features", "landmarks", "--no-progress", "--scheduler", "sync"])
     assert result.exit_code == 0, result.output
-    assert "1 sheet rows skipped:\n    a: duplicate_sample: row 5 skipped: its sample id repeats row 2" in result.output
+    assert "1 sheet row skipped:\n    a: duplicate_sample: row 5 skipped: its sample id repeats row 2" in result.output
     assert f"one: single_frame: {root / 'one'} has 1 frame: no motion to measure" in result.output
     assert f"still: still_image: {root / 'still.jpg'} is a still image, not a video" in result.output
     report = json.loads((store / ".mepipe" / "build-report.json").read_text())
