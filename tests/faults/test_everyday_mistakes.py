@@ -23,6 +23,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -115,14 +116,18 @@ def test_a_full_disk_stops_the_build_in_one_line_and_it_resumes_to_the_same_stor
                                                                                    defaults_config, monkeypatch):
     store = tmp_path / "disk" / "s.zarr"
     args = ["build", "--dataset", "demo", "--root", str(small_demo), "--store", str(store), "--features",
-            "landmarks,align,apex", "--no-progress", "--scheduler", "sync", "--config", str(defaults_config)]
+            "landmarks,align,apex", "--no-progress", "--no-estimate", "--scheduler", "sync",
+            "--config", str(defaults_config)]
     with contextlib.ExitStack() as stack:
         if ROOT:  # a real file system that fills up
             remount = stack.enter_context(_tmpfs(tmp_path / "disk", "2m"))
         else:  # no mount without root: the writer's renames fail as a full disk fails them
             remount = _full_disk_after(monkeypatch, 20)
-        one_line_error(CliRunner().invoke(cli, args), 1, f"{store}: no space left on its disk",
-                  "run the same build again: it resumes")
+        result = CliRunner().invoke(cli, args)
+        note, _, error = result.output.partition("\n")  # first the note that this config replaces the demo's settings
+        assert note.startswith(f"note: {defaults_config} replaces"), result.output
+        one_line_error(SimpleNamespace(output=error, exit_code=result.exit_code), 1,
+                       f"{store}: no space left on its disk", "run the same build again: it resumes")
         with pytest.raises(IncompleteStoreError):  # never taken for complete
             open_store(str(store))
         remount("size=64m")
