@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import click
@@ -16,6 +17,17 @@ from mepipe.train.protocols import PROTOCOLS
 from .paths import data_root, store_path
 
 log = logging.getLogger(__name__)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float option in a range that is also finite: ``nan`` passes every comparison and ``inf`` every lower
+    bound, so FloatRange alone lets them through."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _pairs(items: tuple[str, ...], hint: str) -> tuple[tuple[str, str], ...]:
@@ -127,11 +139,11 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Mini-batch size of the first stage (kim2017: clips, each with its 5 state frames). "
                    "Default: the model's recipe.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True),
               help="Initial learning rate of the first stage. Default: the model's recipe.")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]),
               help="Optimiser of the first stage. Default: the model's recipe.")
-@click.option("--weight-decay", type=click.FloatRange(min=0),
+@click.option("--weight-decay", type=FiniteFloatRange(min=0),
               help="L2 coefficient of the first stage's optimiser (gradient += wd * w). Default: the model's recipe.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto = CUDA when available (with mixed precision), else CPU.")

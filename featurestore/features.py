@@ -140,6 +140,14 @@ class FeatureDef:
     flags : tuple of str
         For categorical integer features: the meaning of codes 0, 1, ...
         (written as CF ``flag_values`` / ``flag_meanings``).
+    nan_fills : tuple of str
+        For a float feature that marks a missing item with NaN by design,
+        the dims one such item spans (``flow_consecutive``: a pair across a
+        gap in the frame numbers is a NaN ``(uv, y, x)`` field). Empty (the
+        rule): the feature never holds NaN or infinity, so a build refuses
+        to write one and a read of one is a damaged store
+        (:mod:`.finite`). Declared here, not read from the store, so a
+        store cannot excuse its own NaN.
     """
 
     name: str
@@ -152,12 +160,16 @@ class FeatureDef:
     sizes: Mapping[str, Size] = field(default_factory=dict)
     scope: str = "clip"
     flags: tuple[str, ...] = ()
+    nan_fills: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [d for d in (*self.dims, *self.sizes) if d not in DIMS]
         if unknown or not set(self.sizes) <= set(self.dims):
             raise ValueError(f"feature {self.name!r}: dims {unknown or sorted(set(self.sizes) - set(self.dims))} "
                              f"are not among its dims {self.dims} or not in DIMS")
+        if not set(self.nan_fills) <= set(self.dims[1:]) or (self.nan_fills and self.dtype[0] != "f"):
+            raise ValueError(f"feature {self.name!r}: nan_fills {self.nan_fills} must be dims after the first of a "
+                             f"float feature; it has dims {self.dims} and dtype {self.dtype}")
 
     @property
     def frame_indexed(self) -> bool:
@@ -293,7 +305,7 @@ FLOW_CONSECUTIVE = FeatureDef(
     "flow_consecutive", "flow_consecutive", ("pair", "uv", "y", "x"), "float16", "pixel",
     "optical flow between consecutive frames in pixels of the flow grid",
     "TV-L1 flow (u, v) from each crop to the next at flow_consecutive.size (Nag's temporal network; "
-    "64x64)", {"uv": 2, **_size("flow_consecutive")})
+    "64x64)", {"uv": 2, **_size("flow_consecutive")}, nan_fills=("uv", "y", "x"))
 MAGNIFIED = FeatureDef(
     "magnified", "magnify", ("frame", "y", "x", "channel"), "uint8", _GREY,
     "Eulerian-magnified face crop intensity",

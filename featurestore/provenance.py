@@ -96,6 +96,11 @@ class BuildRecord:
         Settings that are not a stage but enter the keys of stages reading sources (``frames``).
     build : BuildInfo
         The last build.
+    adapter_options : dict or None
+        The dataset adapter's options (``--option``, ``--allow-outside-root``);
+        with ``dataset`` and ``source_root`` they say which sources the store
+        holds, so a build from other sources is refused. None in stores built
+        before it was recorded.
     """
 
     schema_version: int
@@ -108,6 +113,7 @@ class BuildRecord:
     stages: dict[str, StageRecord]
     shared_params: dict[str, dict[str, Any]]
     build: BuildInfo
+    adapter_options: dict[str, Any] | None = None
 
     def stage_params(self) -> dict[str, dict[str, Any]]:
         """Parameters of every recorded stage and shared setting, by name (what feature sizes follow from)."""
@@ -142,6 +148,7 @@ class BuildRecord:
                         for name, s in attrs["stages"].items()},
                 shared_params={name: dict(p) for name, p in attrs["shared_params"].items()},
                 build=BuildInfo(**attrs["build"]),
+                adapter_options=_options(attrs.get("adapter_options")),
             )
         except KeyError as err:
             raise ProvenanceError(f"{where}: its build record lacks {err.args[0]!r}; rebuild it with "
@@ -149,6 +156,15 @@ class BuildRecord:
         except (TypeError, ValueError, AttributeError) as err:
             raise ProvenanceError(f"{where}: its build record is malformed ({err}); rebuild it with "
                                   "`mepipe build`") from None
+
+
+def _options(value: Any) -> dict[str, Any] | None:
+    """The recorded adapter options: a mapping, or None when the record predates them."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"adapter_options is not a mapping but {type(value).__name__} {value!r:.80}")
+    return dict(value)
 
 
 def _strings(value: Any, field: str) -> tuple[str, ...]:

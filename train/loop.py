@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mepipe.featurestore.cachekey import NOT_IN_KEY
-from mepipe.featurestore.errors import MepipeError
+from mepipe.featurestore.errors import ConfigError, MepipeError
 from mepipe.featurestore.progress import progress_bar
 
 from .inputs.batches import Item, collate
@@ -94,8 +94,10 @@ class TrainParams:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         if self.optimizer not in _OPTIMISERS:
             raise ValueError(f"optimizer must be one of {sorted(_OPTIMISERS)}, got {self.optimizer!r}")
         if self.patience is not None and self.patience < 1:

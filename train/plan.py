@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from mepipe.featurestore.errors import DataError, UsageError
+from mepipe.featurestore.safety import printable
 
 from .clips import ClipTable
 from .composite import CompositeList, read_composite_list, select_composite
@@ -404,4 +405,4 @@ def format_plan(plan: dict[str, Any]) -> str:
         lacking = f"  no {', '.join(fold['missing_fit_classes'])} in training" if fold["missing_fit_classes"] else ""
         validation = f"  validation {fold['n_validation']}" if fold["n_validation"] else ""
         lines.append(f"  {fold['name']:<16} train {fold['n_fit']:>5}{validation}  test {fold['n_test']:>4}{lacking}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # dataset and subject names come from sheets

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mepipe.featurestore.features import INTENSITY
+from mepipe.featurestore.safety import printable
 
 REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion.png"
@@ -293,7 +294,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
                      f"acc {fold['accuracy']:.3f}  UF1 {fold['uf1']:.3f}  UAR {fold['uar']:.3f}  "
                      f"{fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # class, dataset and subject names come from sheets
 
 
 def pyplot():
