@@ -9,7 +9,8 @@ pools:
 - STRCN-A reads the appearance matrix (d2 x T x C: masked pixels x
   time-normalised frames x channels) as a C-channel image of height d2 and
   width T; Pool1/Pool2 are 4x1 (pixels only), Pool3 4x4, Pool4 2x2.
-- STRCN-G reads the onset -> apex optical flow (u, v) at 245x300 (HxW) as a
+- STRCN-G reads the onset -> apex optical flow (u, v) at 300x245 (HxW: Xia's
+  "300 x 245" read as height x width, see the frame-size deviation) as a
   2-channel image; Pool1-3 are 4x4, Pool4 2x2.
 
 Each RCL (eq. 6-7) is one feed-forward 1x1 convolution of its input u and
@@ -432,5 +433,5 @@ def strcn_a(num_classes: int = 4, in_chans: int = 3, n_maps: int = 128, steps: i
 
 @register_model("strcn-g", recipe=RECIPE_G)
 def strcn_g(num_classes: int = 4, in_chans: int = 2, n_maps: int = 128, steps: int = 3) -> STRCN:
-    """STRCN-G: onset -> apex flow (B, 2, 245, 300) in, 4x4 pools (Table I)."""
+    """STRCN-G: onset -> apex flow (B, 2, 300, 245) in, 4x4 pools (Table I)."""
     return STRCN(num_classes, in_chans, n_maps, POOLS_G, steps)
