@@ -65,11 +65,14 @@ def reproduce(stores, store_ids, models, seeds, quick, composite_list, device, o
     """Run each paper's protocol over the stores and write the table of our figures beside the published ones.
 
     Writes OUT/reproduce.md and OUT/reproduce.json: one row per network and
-    corpus (accuracy, UF1, UAR; the published figure and its table; store
-    ids, seeds, wall time; the recipe's deviations from the paper). A row
-    that cannot run says why.
+    corpus (accuracy, UF1, UAR; the published figure and its table; clips
+    per class beside the papers'; store ids, seeds, wall time; each of the
+    recipe's deviations from the paper, and why a published figure has no
+    figure of ours beside it). CASME II experiments train with the labels
+    the papers used (label version casme2-2014). A row that cannot run says
+    why.
     """
-    from mepipe.train.reproduce import REPRODUCE_MD, ReproduceParams
+    from mepipe.train.reproduce import REPRODUCE_MD, ReproduceParams, format_row
     from mepipe.train.reproduce import reproduce as run_reproduce
 
     if not stores:
@@ -79,13 +82,7 @@ def reproduce(stores, store_ids, models, seeds, quick, composite_list, device, o
                              quick=quick, composite_list=_composite_list(composite_list, stores), device=device,
                              overwrite=overwrite, progress=progress)
 
-    def show(row: dict) -> None:
-        ours = ", ".join(f"{k} {v['mean']:.3f}" for k, v in row["ours"].items())
-        where = row.get("dataset") or "—"
-        click.echo(f"{row['model']:<8} {row['experiment']:<40} {where:<24} "
-                   f"{ours or row['status'] + ': ' + row['reason']}")
-
-    table = run_reproduce(params, on_row=show)
+    table = run_reproduce(params, on_row=lambda row: click.echo(format_row(row)))
     ran = sum(r["status"] == "ran" for r in table["rows"])
     click.echo(f"{ran} of {len(table['rows'])} rows ran in {table['seconds']:.0f} s; table: {out / REPRODUCE_MD}")
 
