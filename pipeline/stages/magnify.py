@@ -31,9 +31,9 @@ resolution and resizes every magnified clip to ``small_size`` and ``size``.
 Magnifying the small clip instead (the order before stage version 2)
 attenuates far more of the face's motion: at 64 pixels the face's edges
 lie in the finest pyramid levels, whose gain Wu's bound α_c cuts (it grows
-with a level's wavelength in pixels; the finest level gets none). On the demo store (36 clips, α = 8,
-``benchmarks/magnify_order.py``, 2026-12-07) the 48×64 clip's
-temporal-difference energy sum_t sum_px |I(t) - I(0)| (the total of Xia's
+with a level's wavelength in pixels; the finest level gets none). On the
+demo store (36 clips, α = 8, ``benchmarks/magnify_order.py``, 2026-12-07)
+the 48×64 clip's temporal-difference energy sum_t sum_px |I(t) - I(0)| (the total of Xia's
 eq. 4 heat map) is 3.48× that of the unmagnified clip when magnified at the
 256-pixel crop and resized (median per clip 3.63×), and 1.69× (1.73×) when
 resized first, so the old order gave 28 % of the gain (squared differences:
