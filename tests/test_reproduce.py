@@ -136,7 +136,7 @@ def test_published_figures_without_a_figure_of_ours_say_why(table):
     assert _row(table["table"], "shcnn", "composite", "megc2019")["no_column"] == {}  # UF1 and UAR are ours
     # An entry's own reason wins (Xia's pooled F1), and a spotting AUC no run computed says so.
     xia = next(e for e in get_recipe("strcn-g").published if e.corpus == "samm")
-    assert dict(xia.no_column)["f1"].startswith("Xia's F1 is 2PR/(P+R)")
+    assert dict(xia.no_column)["f1"].startswith("Xia pool precision and recall over the classes")
     spotting = Published("samm", "samm-3", "loso", (("accuracy", 0.5), ("spotting_auc", 0.9)), "test")
     report = read_report(_row(table["table"], "shcnn", "samm")["runs"][0])
     built = rp._row("shcnn", spotting, _params({"samm": "a", "casme2": "b", "list": None}, "x"), stores_used=[],

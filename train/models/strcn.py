@@ -268,9 +268,8 @@ EPOCHS_A = AugmentedEpochs(switch=AUGMENTATION_A, on="xia")
 """Xia's augmented epochs for STRCN-A: stored alphas x the clip's stored frame subsets, unless
 ``augmentation=columns``."""
 
-_XIA_F1 = ("Xia's F1 is 2PR/(P+R) with precision and recall pooled over the classes (§IV-B), which for one label "
-           "per clip equals the accuracy; the published F1s differ from the accuracies, so how they were computed "
-           "is unknown and no figure of ours matches them (UF1, the mean of per-class F1, is the nearest)")
+_XIA_F1 = ("Xia pool precision and recall over the classes (§IV-B), which makes F1 equal the accuracy, yet publish "
+           "other F1s: theirs cannot be recomputed (UF1 is the nearest)")
 
 
 def _xia(figures: tuple[tuple[str, float, float], ...]) -> tuple[Published, ...]:
