@@ -66,10 +66,13 @@ def reproduce(stores, store_ids, models, seeds, quick, composite_list, device, o
     """Run each paper's protocol over the stores and write the table of our figures beside the published ones.
 
     Writes OUT/reproduce.md and OUT/reproduce.json: one row per network and
-    corpus (accuracy, UF1, UAR; the published figure and its table; store
-    ids, seeds, wall time; the recipe's deviations from the paper), and a
-    figure per row that ran, ours beside the published (OUT/figures/). Each
-    row is printed as it finishes; a row that cannot run says why.
+    corpus (accuracy, UF1, UAR; the published figure and its table; clips
+    per class beside the papers'; store ids, seeds, wall time; each of the
+    recipe's deviations from the paper, and why a published figure has no
+    figure of ours beside it), and a figure per row that ran, ours beside the
+    published (OUT/figures/). CASME II experiments train with the labels the
+    papers used (label version casme2-2014). Each row is printed as it
+    finishes; a row that cannot run says why.
     """
     from mepipe.train.reproduce import REPRODUCE_MD, ReproduceParams, format_row_lines
     from mepipe.train.reproduce import reproduce as run_reproduce

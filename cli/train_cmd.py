@@ -114,6 +114,10 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
               help="Label scheme: casme2-5, samm-3 (Miao et al. 2019), strcn-4 (Xia et al. 2020), megc-3 (See et "
                    "al. 2019) or objective (Davison et al. 2018). What each keeps and merges: README, 'Label "
                    "schemes'.")
+@click.option("--label-version", metavar="NAME",
+              help="Relabel the clips as an older version of their sheet gives them before the scheme maps them: "
+                   "casme2-2014 = the CASME II labels the papers used (surprise 25, sadness 7; the 2019 sheet "
+                   "relabels three sadness clips as surprise). Recorded in the run. Default: the labels as stored.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="loso", show_default=True,
               help="Evaluation protocol: leave one subject/video out, the MEGC 2019 composite (See et al. 2019; "
                    "its list decides clips and labels), cross-dataset, or leave one dataset out.")
@@ -172,8 +176,8 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
-def train(model, plugins, stores, store_ids, labels, protocol, train_datasets, test_dataset, composite_list, strict,
-          val_subjects, dry_run, as_json, epochs, temporal_epochs, batch_size, lr, optimizer, weight_decay,
+def train(model, plugins, stores, store_ids, labels, label_version, protocol, train_datasets, test_dataset,
+          composite_list, strict, val_subjects, dry_run, as_json, epochs, temporal_epochs, batch_size, lr, optimizer, weight_decay,
           device, seed, in_memory, no_augment, patience, model_args, recipe_options, folds, workers, out,
           overwrite, data_root_opt, progress):
     """Train a network from one or more feature stores under an evaluation protocol.
@@ -198,7 +202,8 @@ def train(model, plugins, stores, store_ids, labels, protocol, train_datasets, t
         raise click.UsageError("--json prints the plan of --dry-run; add --dry-run")
     stores = stores or (str(store_path(data_root(data_root_opt), "demo")),)
     out = out or _default_out(model, stores, labels, protocol)
-    params = RunParams(model=model, store=stores, store_ids=store_ids, labels=labels, protocol=protocol,
+    params = RunParams(model=model, store=stores, store_ids=store_ids, labels=labels, label_version=label_version,
+                       protocol=protocol,
                        train_datasets=train_datasets, test_dataset=test_dataset,
                        composite_list=_composite_list(composite_list), strict=strict, val_subjects=val_subjects,
                        out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,

@@ -270,12 +270,12 @@ FLOW_ONSET_APEX = FeatureDef(
     "flow_onset_apex", "flow_onset_apex", ("uv", "y", "x"), "float16", "pixel",
     "optical flow from onset to apex in pixels of the flow grid",
     "TV-L1 flow (u, v) from the onset crop to the apex crop, crops resized to flow_onset_apex.size "
-    "(STRCN-G; Xia: 300x245)", {"uv": 2, **_size("flow_onset_apex")})
+    "(STRCN-G; Xia: 245x300, their 300 x 245 read as H x W)", {"uv": 2, **_size("flow_onset_apex")})
 FLOW_ONSET_APEX_MAGNIFIED = FeatureDef(
     "flow_onset_apex_magnified", "flow_onset_apex_magnified", ("alpha", "pair", "uv", "y", "x"), "float16",
     "pixel", "optical flow from onset to apex of the magnified clip in pixels of the flow grid",
     "TV-L1 flow (u, v) between two frames of the clip magnified with each alpha of magnify.alphas, resized "
-    "to flow_onset_apex_magnified.size (STRCN-G; Xia: 300x245); pair k joins the frames "
+    "to flow_onset_apex_magnified.size (STRCN-G; Xia: 245x300); pair k joins the frames "
     "onset_apex_pairs[k], pair 0 the clip's onset and apex",
     {"alpha": Param("magnify", "alphas", length=True), "uv": 2, **_size("flow_onset_apex_magnified")})
 ONSET_APEX_PAIRS = FeatureDef(
@@ -309,13 +309,13 @@ FLOW_CONSECUTIVE = FeatureDef(
 MAGNIFIED = FeatureDef(
     "magnified", "magnify", ("frame", "y", "x", "channel"), "uint8", _GREY,
     "Eulerian-magnified face crop intensity",
-    "aligned clip magnified with magnify.test_alpha (Wu et al. 2012; Xia: 8) at magnify.size; the apex "
-    "stage's std-diff input", _size("magnify"))
+    "aligned clip magnified with magnify.test_alpha (Wu et al. 2012; Xia: 8) at the crops' size and resized "
+    "to magnify.size; the apex stage's std-diff input", _size("magnify"))
 MAGNIFIED_SMALL = FeatureDef(
     "magnified_small", "magnify", ("frame", "alpha", "y", "x", "channel"), "uint8", _GREY,
     "Eulerian-magnified face crop intensity, STRCN-A size",
-    "aligned clip magnified with each alpha at magnify.small_size, the input of STRCN-A's appearance "
-    "matrices (Xia: 64x48)", {"alpha": Param("magnify", "alphas", length=True),
+    "aligned clip magnified with each alpha at the crops' size and resized to magnify.small_size, the input "
+    "of STRCN-A's appearance matrices (Xia: 48x64, their 64 x 48 read as H x W)", {"alpha": Param("magnify", "alphas", length=True),
                              **_size("magnify", "small_size")})
 LFM = FeatureDef(
     "lfm", "lfm", ("map", "i", "j"), "uint8", _GREY, "landmark feature map",

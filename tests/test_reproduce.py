@@ -107,6 +107,44 @@ def test_rows_put_mean_and_sample_std_over_seeds_beside_the_published_figure(tab
     assert f"{mean:.3f} ± {std:.3f}" in line and "Table 7" in line and "acc 0.711, F1 0.698" in line
 
 
+def test_rows_put_the_runs_clips_per_class_beside_the_papers_and_train_the_papers_label_version(table):
+    """CASME II rows train with the labels the papers used (casme2-2014) and show the run's clips per class with
+    Miao's counts (246 clips: surprise 25) beside them; SAMM's with Miao's 133 in three classes."""
+    row = _row(table["table"], "shcnn", "casme2")
+    report = read_report(row["runs"][0])
+    assert row["label_version"] == "casme2-2014" == report["parameters"]["run"]["label_version"]
+    expected = {c: n for c, n in report["plan"]["clips"]["by_dataset"]["casme2"].items() if c != "total"}
+    assert row["class_counts"]["ours"] == expected and sum(expected.values()) == 6
+    assert row["class_counts"]["paper"] == {"happiness": 32, "disgust": 63, "repression": 27, "surprise": 25,
+                                            "others": 99}
+    line = next(x for x in table["markdown"].splitlines() if x.startswith("| shcnn | CASME II |"))
+    assert f"surprise {expected['surprise']} (25)" in line and "total 6 (246)" in line
+    assert "label version casme2-2014" in line
+    samm = _row(table["table"], "shcnn", "samm")
+    assert samm["label_version"] is None and samm["class_counts"]["paper"] == {"negative": 92, "positive": 26,
+                                                                                "surprise": 15}
+    assert "Miao et al. 2019 §III-A (246 clips)" in table["markdown"].split("Clips per class")[1]
+    kim = _row(table["table"], "kim2017", "casme2")  # not run: the papers' counts only
+    assert kim["class_counts"]["ours"] is None and kim["class_counts"]["paper"]["surprise"] == 25
+
+
+def test_published_figures_without_a_figure_of_ours_say_why(table):
+    row = _row(table["table"], "shcnn", "casme2")
+    assert row["no_column"] == {"f1": rp.NO_COLUMN["f1"]}  # Miao's F1 is undefined; accuracy has ours
+    line = next(x for x in table["markdown"].splitlines() if x.startswith("| shcnn | CASME II |"))
+    assert f"no F1 of ours: {rp.NO_COLUMN['f1']}" in line
+    assert _row(table["table"], "shcnn", "composite", "megc2019")["no_column"] == {}  # UF1 and UAR are ours
+    # An entry's own reason wins (Xia's pooled F1), and a spotting AUC no run computed says so.
+    xia = next(e for e in get_recipe("strcn-g").published if e.corpus == "samm")
+    assert dict(xia.no_column)["f1"].startswith("Xia pool precision and recall over the classes")
+    spotting = Published("samm", "samm-3", "loso", (("accuracy", 0.5), ("spotting_auc", 0.9)), "test")
+    report = read_report(_row(table["table"], "shcnn", "samm")["runs"][0])
+    built = rp._row("shcnn", spotting, _params({"samm": "a", "casme2": "b", "list": None}, "x"), stores_used=[],
+                    reports=[report])
+    assert built["no_column"] == {"spotting_auc": rp.NO_COLUMN["spotting_auc"]}
+    assert "no spotting AUC of ours" in rp.format_row_lines(built, "out") and "deviations: layers; flow colour scale" in rp.format_row_lines(built, "out")
+
+
 def test_each_row_reads_only_its_corpus_with_the_papers_labels(table):
     casme2, samm = _row(table["table"], "shcnn", "casme2"), _row(table["table"], "shcnn", "samm")
     assert [s["dataset"] for s in casme2["stores"]] == ["casme2"] and casme2["labels"] == "casme2-5"
@@ -194,7 +232,7 @@ def test_the_terminal_lines_put_the_published_figure_beside_ours(table):
     missing = rp.format_row_lines(kim, table["out"]).splitlines()
     assert missing[1].startswith("  not run ") and "frames_rgb" in missing[1] and missing[2].startswith("  published")
     hostile = rp.format_row_lines({**kim, "reason": "a store's \x1b[2J reason", "dataset": "x\ny"}, table["out"])
-    assert "\x1b" not in hostile and "\\x1b[2J" in hostile and len(hostile.splitlines()) == 3
+    assert "\x1b" not in hostile and "\\x1b[2J" in hostile and len(hostile.splitlines()) == len(missing)
 
 
 def test_each_row_that_ran_has_a_figure_of_ours_beside_the_published(table):
@@ -326,6 +364,9 @@ def test_cli_reproduce_lists_rows_that_cannot_run(stores, tmp_path):
                                          "--out", str(tmp_path / "r"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "no store holds CASME II" in result.output and "0 of 1 rows ran" in result.output
+    topics = [d.topic for d in get_recipe("kim2017").deviations]
+    assert "  deviations: " + "; ".join(topics) in result.output
+    assert "clips per class, ours (papers': Miao et al. 2019 §III-A (246 clips)): happiness — (32)" in result.output
     assert (tmp_path / "r" / "reproduce.md").exists()
     bad = CliRunner().invoke(command_group("reproduce_cmd"), ["reproduce", "--store", stores["samm"], "--models", "nope",
                                       "--out", str(tmp_path / "r2")])

@@ -13,6 +13,7 @@ from mepipe.featurestore.cachekey import NOT_IN_KEY, fields_not_in_key
 from mepipe.featurestore.errors import UsageError
 from mepipe.featurestore.location import public_address
 
+from .labels import LABEL_VERSIONS
 from .models import get_recipe
 from .protocols import PROTOCOLS
 from .recipe import RunOptions
@@ -44,6 +45,11 @@ class RunParams:
     labels : str
         Label scheme (``mepipe.train.labels.list_schemes()``); ``megc-3`` for
         the ``megc2019`` protocol, whose list gives the labels.
+    label_version : str, optional
+        Relabel the stores' clips as an older version of their sheet gives
+        them before the scheme maps them (``mepipe.train.labels.LABEL_VERSIONS``,
+        e.g. ``casme2-2014``, the CASME II labels the papers used); None keeps
+        the labels as stored. Not for ``megc2019``, whose list gives the labels.
     protocol : {"loso", "lovo", "megc2019", "cross", "lodo"}
     test_dataset : str, optional
         ``cross``: the dataset tested on.
@@ -99,6 +105,7 @@ class RunParams:
     model: str
     store: str | tuple[str, ...]
     labels: str
+    label_version: str | None = None
     protocol: str = "loso"
     test_dataset: str | None = None
     train_datasets: tuple[str, ...] = ()
@@ -145,6 +152,12 @@ class RunParams:
         if self.protocol == "megc2019" and self.labels != "megc-3":
             raise RunParamsError(f"the megc2019 protocol takes its labels from the composite list, in the megc-3 "
                                  f"classes; use --labels megc-3, not {self.labels!r}")
+        if self.label_version is not None and self.label_version not in LABEL_VERSIONS:
+            raise RunParamsError(f"unknown label version {self.label_version!r}; known: "
+                                 f"{', '.join(sorted(LABEL_VERSIONS))}")
+        if self.label_version is not None and self.protocol == "megc2019":
+            raise RunParamsError("the megc2019 protocol takes its labels from the composite list; drop "
+                                 f"--label-version {self.label_version}")
         if self.composite_list is not None and self.protocol != "megc2019":
             raise RunParamsError("composite_list (--composite-list) belongs to the megc2019 protocol")
         if self.val_subjects is not None and self.val_subjects < 1:

@@ -25,7 +25,7 @@ from mepipe.featurestore.safety import printable
 from .clips import ClipTable
 from .composite import CompositeList, read_composite_list, select_composite
 from .fold import FoldSides
-from .labels import apply_scheme, get_scheme
+from .labels import apply_scheme, apply_version, get_scheme
 from .models import get_recipe
 from .params import RunParams
 from .protocols import Fold, cross_dataset, lodo, loso, lovo, megc2019, person, validation_split
@@ -72,7 +72,8 @@ class RunPlan:
         megc2019: listed clips per dataset.
     composite : CompositeList or None
     relabelled : list of str
-        megc2019: clips whose list label differs from what ``megc-3`` makes of their sheet emotion.
+        megc2019: clips whose list label differs from what ``megc-3`` makes of their sheet emotion; with
+        ``params.label_version``, the clips that version relabels.
     warnings : list of str
         Everything the run should tell its user (also logged).
     protocol_folds : int
@@ -148,6 +149,9 @@ class RunPlan:
             "n_folds": len(folds), "n_protocol_folds": self.protocol_folds,
             "folds": folds, "warnings": list(self.warnings),
         }
+        if self.params.label_version is not None:
+            plan["label_version"] = self.params.label_version
+            plan["relabelled_by_version"] = list(self.relabelled)
         if self.composite is not None:
             plan["composite_list"] = self.composite.source
             plan["listed"] = dict(self.listed)
@@ -223,7 +227,9 @@ def _scheme_table(plan: RunPlan, samples: pd.DataFrame, failed: pd.Series, usabl
     """The usable clips labelled by the run's scheme; every clip left out is named under its reason."""
     params = plan.params
     plan.dropped["failed"] = samples.loc[failed, "sample"].astype(str).tolist()
-    kept = samples[~failed]
+    kept = apply_version(samples[~failed], params.label_version)
+    changed = kept["emotion"].astype(str) != samples.loc[kept.index, "emotion"].astype(str)
+    plan.relabelled = kept.loc[changed, "sample"].astype(str).tolist()
     labels, plan.classes, _ = apply_scheme(kept, params.labels)
     unmapped = kept.loc[kept.index.difference(labels.index)]
     plan.dropped["unmapped_by_scheme"] = unmapped["sample"].astype(str).tolist()
@@ -381,7 +387,8 @@ def _dropped_counts(dropped: dict[str, list[str]]) -> str:
 def format_plan(plan: dict[str, Any]) -> str:
     """A plain-text summary of :meth:`RunPlan.describe`: stores, clips per dataset and class, missing, folds."""
     classes = plan["classes"]
-    lines = [f"plan: {plan['model']}  labels {plan['labels']}  protocol {plan['protocol']}  "
+    version = f" (label version {plan['label_version']})" if plan.get("label_version") else ""
+    lines = [f"plan: {plan['model']}  labels {plan['labels']}{version}  protocol {plan['protocol']}  "
              f"epochs: {plan['epoch_selection']}"]
     lines += [f"store {s['location']}  {s['dataset']}, {s['n_clips']} clips  id {s['store_id'] or 'none'}"
               for s in plan["stores"]]
@@ -397,6 +404,10 @@ def format_plan(plan: dict[str, Any]) -> str:
     for dataset, missing in plan.get("missing", {}).items():
         reasons = ", ".join(f"{r} {len(v)}" for r, v in missing.items() if r != "count")
         lines.append(f"missing from {dataset}: {missing['count']} ({reasons})")
+    if plan.get("label_version"):
+        relabelled = plan["relabelled_by_version"]
+        lines.append(f"label version {plan['label_version']} relabels {len(relabelled)} clip"
+                     f"{'' if len(relabelled) == 1 else 's'}" + (f": {_some(relabelled)}" if relabelled else ""))
     dropped = {r: len(v) for r, v in plan["dropped"].items() if v}
     if dropped:
         lines.append("left out: " + ", ".join(f"{r} {n}" for r, n in dropped.items()))

@@ -50,6 +50,13 @@ class Published:
         ``cross``: the corpus trained on.
     note : str
         Where the paper's protocol or metric differs from what mepipe runs.
+    label_version : str, optional
+        The label version (:data:`mepipe.train.labels.LABEL_VERSIONS`) the
+        paper's clips were labelled by, which ``mepipe reproduce`` trains
+        with: ``casme2-2014`` for CASME II in papers before its 2019 sheet.
+    no_column : tuple of (str, str)
+        Metric -> why no figure of ours stands beside it (the paper's own
+        F1, say); metrics not listed get a general reason in the table.
     """
 
     corpus: str
@@ -60,6 +67,8 @@ class Published:
     part: str | None = None
     train_corpus: str | None = None
     note: str = ""
+    label_version: str | None = None
+    no_column: tuple[tuple[str, str], ...] = ()
 
     @property
     def tested(self) -> str:

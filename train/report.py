@@ -247,8 +247,9 @@ def format_report(report: dict[str, Any]) -> str:
     """A plain-text summary: overall figures, the confusion matrix, one line per fold."""
     stores = report["store"].get("stores", [])
     lines = [
-        f"model {report['model']}  labels {report['labels']}  protocol {report['protocol']}  "
-        f"device {report['device']}",
+        f"model {report['model']}  labels {report['labels']}"
+        + (f" (label version {report['label_version']})" if report.get("label_version") else "")
+        + f"  protocol {report['protocol']}  device {report['device']}",
         *(f"store {s['location']}  {s.get('dataset')}, {s.get('n_clips')} clips  id {s.get('store_id') or 'none'}"
           for s in stores),
         f"fingerprint {report['store'].get('fingerprint', '')[:16]}  epochs: {report.get('epoch_selection', '?')}",

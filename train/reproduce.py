@@ -7,12 +7,16 @@ recipe's defaults (the paper's settings, SPEC §3) through
 :func:`mepipe.train.run.run_training`, once per seed, and writes
 ``reproduce.json`` and ``reproduce.md`` to its folder: one row per
 network and corpus with our accuracy, UF1 and UAR (mean ± std over seeds)
-beside the published figure, the stores and their ids, the seeds, the wall
-time, and what differs from the paper (the recipe's
-:attr:`~mepipe.train.recipe.Recipe.deviations`, the entry's note, and the
-short schedules of ``quick``). An experiment that cannot run (no store
-holds its corpus, a store lacks a feature the network reads) keeps its row,
-which says why.
+beside the published figure, the clips per class of the run beside the
+papers' (:data:`mepipe.train.labels.PAPER_COUNTS`), the stores and their
+ids, the seeds, the wall time, and what differs from the paper (every one
+of the recipe's :attr:`~mepipe.train.recipe.Recipe.deviations`, the entry's
+note, why a published figure has no figure of ours beside it, and the
+short schedules of ``quick``). Each experiment trains with the label
+version its paper's clips were labelled by (``casme2-2014`` for CASME II,
+:attr:`~mepipe.train.published.Published.label_version`). An experiment
+that cannot run (no store holds its corpus, a store lacks a feature the
+network reads) keeps its row, which says why.
 
 A store's dataset stands for a corpus by :func:`mepipe.train.published.corpus_of`:
 ``demo``, ``demo-casme2`` and ``demo-smic`` stand for SAMM, CASME II and
@@ -50,6 +54,7 @@ from mepipe.featurestore.progress import progress_bar
 from mepipe.featurestore.safety import printable
 
 from .clips import ClipTable
+from .labels import PAPER_COUNTS
 from .models import get_recipe, list_models
 from .params import EXECUTION_FIELDS, RunParams
 from .published import CORPORA, Published, corpus_of
@@ -57,8 +62,8 @@ from .report import REPORT_FILE, read_report
 from .reproduce_figures import draw_row
 from .run import mepipe_version, run_training
 
-__all__ = ["EXPERIMENT_FILE", "FIGURES_DIR", "REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams", "format_markdown",
-           "format_row_lines", "published_of", "quick_of", "reproduce", "row_title", "run_title"]
+__all__ = ["EXPERIMENT_FILE", "FIGURES_DIR", "NO_COLUMN", "REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams",
+           "format_markdown", "format_row_lines", "published_of", "quick_of", "reproduce", "row_title", "run_title"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,15 @@ and longer in wall time too (48-85 s against 89-123 s, on the shared 2-core mach
 
 ID_SHOWN = 12
 """Characters of a store id shown in a table row (the stores table and the JSON have them in full)."""
+
+NO_COLUMN = {
+    "f1": "the paper does not define its F1; mepipe reports UF1 (the mean of the per-class F1) and UAR, which "
+          "equal it only if it is that mean",
+    "spotting_auc": "the runs computed no spotting AUC (only a network that predicts a per-frame intensity does, "
+                    "and only over a whole protocol, not a composite's part)",
+}
+"""Why a published metric has no figure of ours beside it, unless the entry says
+(:attr:`~mepipe.train.published.Published.no_column`)."""
 
 
 
@@ -167,6 +181,7 @@ class Experiment:
     entries: tuple[Published, ...]
     datasets: tuple[str, ...] = ()
     test_dataset: str | None = None
+    label_version: str | None = None
 
     @property
     def title(self) -> str:
@@ -293,7 +308,8 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
                 test = tested[0]["dataset"] if tested else None
                 used = trained + tested[:1]
                 out.append((Experiment(model, entry.labels, "cross", _locations(used), (entry,),
-                                       _datasets(trained), test_dataset=test), missing))
+                                       _datasets(trained), test_dataset=test, label_version=entry.label_version),
+                            missing))
             else:
                 held = by_corpus.get(entry.corpus, [])
                 if not held:
@@ -301,7 +317,7 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
                                 f"no store holds {CORPORA[entry.corpus]}"))
                 for store in held:
                     out.append((Experiment(model, entry.labels, entry.protocol, _locations([store]), (entry,),
-                                           _datasets([store])), ""))
+                                           _datasets([store]), label_version=entry.label_version), ""))
     return out
 
 
@@ -320,7 +336,7 @@ def run_params(experiment: Experiment, params: ReproduceParams, seed: int, out: 
     pinned = tuple(ids.get(loc) for loc in experiment.stores) if params.store_ids else ()
     changes = quick_of(experiment.model) if params.quick else {}
     return RunParams(model=experiment.model, store=experiment.stores, store_ids=pinned, labels=experiment.labels,
-                     protocol=experiment.protocol, test_dataset=experiment.test_dataset,
+                     label_version=experiment.label_version, protocol=experiment.protocol, test_dataset=experiment.test_dataset,
                      composite_list=params.composite_list if experiment.protocol == "megc2019" else None,
                      out=str(out / "runs" / experiment.name / f"seed-{seed}"), device=params.device, seed=seed,
                      in_memory=True, progress=False, overwrite=params.overwrite, **changes)
@@ -390,7 +406,9 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
         "model": model, "corpus": entry.corpus, "part": entry.part, "train_corpus": entry.train_corpus,
         "experiment": entry.describe(), "labels": entry.labels, "protocol": entry.protocol,
         "published": dict(entry.figures), "source": entry.source, "note": entry.note,
+        "label_version": entry.label_version,
         "deviations": [d.topic for d in get_recipe(model).deviations],
+        "class_counts": _class_counts(entry, None, None),
         "quick": params.quick, "seeds": list(range(params.seeds)) if reports else [],
         "stores": [{k: s[k] for k in ("location", "dataset", "store_id")} for s in stores_used],
         "status": "ran" if reports else "not run", "reason": reason, "ours": {}, "seconds": round(seconds, 1),
@@ -411,6 +429,10 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
     aucs = [r.get("spotting_auc") for r in reports]
     if entry.part is None and any(a is not None for a in aucs):
         row["ours"]["spotting_auc"] = _spread([float(a) for a in aucs if a is not None])
+    why = {**NO_COLUMN, **dict(entry.no_column)}
+    row["no_column"] = {metric: why.get(metric, "mepipe reports no such figure") for metric in row["published"]
+                        if metric not in row["ours"]}
+    row["class_counts"] = _class_counts(entry, reports[0], dataset)
     row["runs"] = [r["parameters"]["run"]["out"] for r in reports]
     if params.quick:
         row["quick_changes"] = quick_changes(model, reports[0])
@@ -423,6 +445,18 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
             row["note"] = "; ".join(x for x in (row["note"], f"composite of the given corpora only (no "
                                                                f"{', '.join(absent)})") if x)
     return row
+
+
+def _class_counts(entry: Published, report: dict[str, Any] | None, dataset: str | None) -> dict[str, Any]:
+    """Clips per class of the run (of the tested dataset; None before it ran) beside the papers' counts for the
+    tested corpus and label scheme (:data:`~mepipe.train.labels.PAPER_COUNTS`; None where no paper states them)."""
+    paper, source = PAPER_COUNTS.get((entry.tested, entry.labels), (None, None))
+    ours = None
+    if report is not None:
+        clips = report["plan"]["clips"]
+        by_dataset = clips["by_dataset"].get(dataset) if dataset is not None else None
+        ours = {c: int(n) for c, n in (by_dataset or clips["by_class"]).items() if c != "total"}
+    return {"ours": ours, "paper": dict(paper) if paper is not None else None, "paper_source": source}
 
 
 def quick_changes(model: str, report: dict[str, Any]) -> str:
@@ -514,7 +548,8 @@ def run_title(run: str | os.PathLike, report: dict[str, Any]) -> str | None:
 
 def format_row_lines(row: dict[str, Any], out: str | os.PathLike) -> str:
     """One finished row for the terminal: its title and dataset, then our figures (mean ± std over seeds) or
-    why it did not run, the published figures and their source, and its figure (a path under ``out``).
+    why it did not run, the published figures and their source, its figure (a path under ``out``), the clips per
+    class (ours and the papers'), published figures without ours and the recipe's deviations.
 
     Every line is escaped for the terminal (dataset names and reasons come from the stores).
     """
@@ -530,11 +565,57 @@ def format_row_lines(row: dict[str, Any], out: str | os.PathLike) -> str:
     lines.append(f"  published  {_published(row) or '—'}  ({row['source']})")
     if row.get("figure"):
         lines.append(f"  figure     {Path(out) / row['figure']}")
+    counts = row.get("class_counts") or {}
+    if counts.get("paper") is not None or counts.get("ours"):
+        source = counts.get("paper_source")
+        lines.append(f"  clips per class, ours (papers'{': ' + source if source else ''}): {_counts(row)}")
+    names = dict(_METRICS)
+    lines += [f"  no {names.get(metric, metric)} of ours: {why}" for metric, why in row.get("no_column", {}).items()]
+    if row.get("deviations"):
+        lines.append("  deviations: " + "; ".join(row["deviations"]))
     return "\n".join(printable(line) for line in lines)
 
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _counts(row: dict[str, Any]) -> str:
+    """Clips per class, ours and (in brackets) the papers', e.g. ``surprise 6 (25); total 30 (246)``."""
+    counts = row.get("class_counts") or {}
+    ours, paper = counts.get("ours"), counts.get("paper")
+    if ours is None and paper is None:
+        return "—"
+    classes = list(ours or paper)
+    words = []
+    for cls in classes:
+        mine = "—" if ours is None else ours.get(cls, 0)
+        theirs = f" ({paper[cls]})" if paper is not None and cls in paper else ""
+        words.append(f"{cls} {mine}{theirs}")
+    total = "—" if ours is None else sum(ours.values())
+    theirs = f" ({sum(paper.values())})" if paper is not None else " (papers': not stated)"
+    return ", ".join(words) + f"; total {total}{theirs}"
+
+
+def _notes(row: dict[str, Any], quick: bool) -> list[str]:
+    """A row's notes: why it did not run, spotting AUC, label version, figures without ours, deviations, notes."""
+    notes = []
+    if row["status"] != "ran":
+        notes.append(f"**{row['status']}**: {row['reason']}")
+    if "spotting_auc" in row["ours"]:
+        notes.append(f"spotting AUC {_ours(row, 'spotting_auc')}")
+    if row.get("label_version"):
+        notes.append(f"label version {row['label_version']}")
+    names = dict(_METRICS)
+    notes += [f"no {names.get(metric, metric)} of ours: {why}" for metric, why in row.get("no_column", {}).items()]
+    if row["deviations"]:
+        notes.append("recipe deviations: " + "; ".join(row["deviations"]))
+    if row["note"]:
+        notes.append(row["note"])
+    if quick and row["status"] == "ran":
+        notes.append(f"quick schedule: {row.get('quick_changes') or 'see below'}")
+    return notes
+
 
 
 def format_markdown(table: dict[str, Any]) -> str:
@@ -562,30 +643,23 @@ def format_markdown(table: dict[str, Any]) -> str:
         lines.append(f"| `{s['location']}` | {s['dataset']} | {CORPORA.get(corpus, '—') if corpus else '—'} | "
                      f"{s['n_clips']} | `{s['store_id'] or 'none'}` |")
     lines += ["", "| network | corpus | dataset | labels | protocol | accuracy | UF1 | UAR | published | source | "
-              "store ids | seeds | wall s | CPU s | deviations and notes |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "clips per class, ours (papers') | store ids | seeds | wall s | CPU s | deviations and notes |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in table["rows"]:
-        notes = []
-        if row["status"] != "ran":
-            notes.append(f"**{row['status']}**: {row['reason']}")
-        if "spotting_auc" in row["ours"]:
-            notes.append(f"spotting AUC {_ours(row, 'spotting_auc')}")
-        if row["deviations"]:
-            notes.append("recipe deviations: " + "; ".join(row["deviations"]))
-        if row["note"]:
-            notes.append(row["note"])
-        if quick and row["status"] == "ran":
-            notes.append(f"quick schedule: {row.get('quick_changes') or 'see below'}")
         lines.append("| " + " | ".join(_cell(c) for c in (
             row["model"], row["experiment"], row.get("dataset") or "—", row["labels"], row["protocol"],
             _ours(row, "accuracy"), _ours(row, "uf1"), _ours(row, "uar"), _published(row), row["source"],
+            _counts(row),
             " ".join(f"{s['dataset']}:{(s['store_id'] or 'none')[:ID_SHOWN]}" for s in row["stores"]) or "—",
             len(row["seeds"]) or "—", f"{row['seconds']:.0f}" if row["status"] == "ran" else "—",
             f"{row.get('cpu_seconds', 0):.0f}" if row["status"] == "ran" else "—",
-            "; ".join(notes) or "—")) + " |")
+            "; ".join(_notes(row, quick)) or "—")) + " |")
     lines += ["", f"Store ids are shown by their first {ID_SHOWN} characters (in full above and in `reproduce.json`); "
               f"the runs are under `runs/`, a figure of each row that ran (ours beside the published) under "
-              f"`{FIGURES_DIR}/`."]
+              f"`{FIGURES_DIR}/`. Clips per class: the run's (of the corpus tested) and, in brackets, the "
+              "papers' for the real corpus and label scheme, where a paper states them:"]
+    sources = {(r["class_counts"] or {}).get("paper_source") for r in table["rows"]} - {None}
+    lines += [f"- {source}" for source in sorted(sources)] or ["- none of these rows"]
     if quick and table.get("quick_settings"):
         lines += ["", "Quick settings (folds run, and what replaces the recipe's epochs and network widths):", ""]
         for model, changes in table["quick_settings"].items():

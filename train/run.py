@@ -167,7 +167,8 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
     tested = sorted({p["sample"] for p in predictions})
     described = plan.describe()
     report = {
-        "model": params.model, "labels": params.labels, "protocol": params.protocol,
+        "model": params.model, "labels": params.labels, "label_version": params.label_version,
+        "protocol": params.protocol,
         **figures(y_true, y_pred, len(classes)), "classes": classes, "n_test_clips": len(predictions),
         "per_dataset": per_dataset_figures(predictions, len(classes)),
         "mean_over_folds": {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "macro_f1", "uf1", "uar")},

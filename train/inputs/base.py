@@ -43,9 +43,9 @@ __all__ = ["ChosenItems", "ClipItemsDataset", "ClipReader", "Clips", "Draw", "On
            "VariantSampler",
            "fit_standardiser", "fold_sides", "image", "shuffled_loader", "standardise", "variant_loader"]
 
-Draw = tuple[int, int, int]
-"""``(item, variant, seed)``: an item asked for under one variant of an augmentation grid (-1: none), with
-the seed of any random draw the item makes (:class:`VariantSampler`)."""
+Draw = tuple[int, int]
+"""``(item, variant)``: an item asked for under one variant of an augmentation grid (-1: none); a variant is
+a fixed transform of the item, so the same draw gives the same input (:class:`VariantSampler`)."""
 
 Clips = ClipTable | FeatureStore
 """What datasets read from: a clip table, or one store (wrapped in a clip table)."""
@@ -213,7 +213,7 @@ class StoreDataset(Dataset):
     def raw(self, i: int) -> np.ndarray:
         raise NotImplementedError
 
-    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+    def raw_variant(self, i: int, variant: int) -> np.ndarray:
         """Item ``i``'s input under a variant (default: the variant does not change it, :meth:`raw`)."""
         return self.raw(i)
 
@@ -222,9 +222,9 @@ class StoreDataset(Dataset):
         return Item(x=x, y=int(self.labels[clip]), clip=clip, frame=frame, variant=variant)
 
     def __getitem__(self, i: int | Draw) -> Item:
-        i, variant, seed = (int(i[0]), int(i[1]), int(i[2])) if isinstance(i, tuple) else (int(i), -1, 0)
+        i, variant = (int(i[0]), int(i[1])) if isinstance(i, tuple) else (int(i), -1)
         clip, frame = self.locate(i)
-        x = (self.raw(i) if variant < 0 else self.raw_variant(i, variant, seed)).astype(np.float32, copy=False)
+        x = (self.raw(i) if variant < 0 else self.raw_variant(i, variant)).astype(np.float32, copy=False)
         if self.standardiser is not None:
             x = self.standardiser(x)
         return self.item(i, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), clip, frame, variant)
@@ -266,8 +266,7 @@ class VariantSampler(Sampler[Draw]):
     ``n_variants`` without replacement, shuffles the (clip, variant) pairs
     and yields, for each, the :data:`Draw` of the clip's ``items_per_clip``
     consecutive items (Kim's five state frames stay together and share their
-    variant) with a seed for the random draws an item makes (Xia's frame
-    subsets), so that DataLoader workers draw as the main process would.
+    variant).
 
     Parameters
     ----------
@@ -297,11 +296,10 @@ class VariantSampler(Sampler[Draw]):
         rng = self.generator
         pairs = [(c, int(v)) for c in range(self.n_clips)
                  for v in rng.choice(self.n_variants, size=self.per_clip, replace=False)]
-        seeds = rng.integers(0, 2 ** 62, size=len(pairs))
         for k in rng.permutation(len(pairs)):
             clip, variant = pairs[k]
             for j in range(self.items_per_clip):
-                yield clip * self.items_per_clip + j, variant, int(seeds[k])
+                yield clip * self.items_per_clip + j, variant
 
 
 # --- item-maker helpers ----------------------------------------------------------------------
