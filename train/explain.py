@@ -99,6 +99,8 @@ def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
 def load_fold_model_for(run: str | os.PathLike, clip: str, device: str = "cpu"):
     """The model of the fold that tested ``clip``, with the run's report; the run must classify coded flow."""
     report = read_report(run)
+    if report.get("targets") == "au":
+        raise ValueError(f"{run}: saliency maps explain a class; this run trained AU targets ({report['labels']})")
     if not isinstance(get_recipe(report["model"]).stages[0].items, FlowFrames):
         raise ValueError(f"{run}: saliency maps are defined for networks on coded flow frames (SHCNN); "
                          f"this run trained {report['model']!r}")
