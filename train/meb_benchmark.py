@@ -16,11 +16,10 @@ CASME II, SAMM, 4DME, MMEW and CAS(ME)³ part A, leaving one dataset out
 
 MEB ran networks of its own choice (OFF-ApexNet, STSTNet, RCN-A, SSSNet on
 onset->apex optical flow; ResNets), none of them a mepipe network. A mepipe
-network's row therefore shows MEB's figure of the MEB network nearest to it
-(:data:`NEAREST`: RCN-A, Xia et al.'s recurrent convolutional layers on
-flow, for STRCN; SSSNet, a shallow CNN on flow and MEB's best, for the
-others), and its note names every MEB network's figure: the benchmark's
-range, not a paper's claim about this network.
+network's row therefore shows the figure of MEB's best network on the
+benchmark (:data:`REFERENCE`, SSSNet, a shallow CNN on flow), and its note
+gives every MEB network's figure: the benchmark's range, not a paper's claim
+about this network.
 
 References
 ----------
@@ -35,7 +34,7 @@ from types import MappingProxyType
 
 from .published import Published
 
-__all__ = ["AU_LABELS", "EMOTION_LABELS", "MEB_AU_F1", "MEB_HDE_UAR", "NEAREST", "meb_entries"]
+__all__ = ["AU_LABELS", "EMOTION_LABELS", "MEB_AU_F1", "MEB_HDE_UAR", "REFERENCE", "meb_entries"]
 
 AU_LABELS = "au:meb-cross"
 EMOTION_LABELS = "objective-5"
@@ -62,13 +61,8 @@ MEB_HDE_UAR: Mapping[str, Mapping[str, float]] = MappingProxyType({
 """MEB's networks on its emotion benchmark: UAR of the SAMM and CASME II folds, each trained on the other corpora
 (one run each), as the Table 10 notebook prints them."""
 
-NEAREST: Mapping[str, tuple[str, str]] = MappingProxyType({
-    "strcn-a": ("RCN-A", "SSSNet"),
-    "strcn-g": ("RCN-A", "SSSNet"),
-})
-"""mepipe network -> the MEB networks whose (AU, emotion) figures its rows show; SSSNet for networks not named."""
-
-_DEFAULT = ("SSSNet", "SSSNet")
+REFERENCE = "SSSNet"
+"""The MEB network whose figures the rows show: the best of MEB's on both benchmarks."""
 
 _HDE_NOTE = ("MEB's objective classes of every corpus were predicted from its AUs by a classifier fitted on SAMM's; "
              "mepipe reads each sheet's objective class, so corpora without one (CASME, 4DME, MMEW) have no clip "
@@ -78,19 +72,18 @@ _HDE_NOTE = ("MEB's objective classes of every corpus were predicted from its AU
 def meb_entries(model: str) -> tuple[Published, ...]:
     """The rows of MEB's benchmark for a mepipe network: AUs (all folds), and emotions on SAMM and CASME II.
 
-    Each carries the figure of the MEB network :data:`NEAREST` names; the
-    note says whose figure it is and gives the others'.
+    Each carries the figure of :data:`REFERENCE`; the note says whose figure
+    it is and gives every MEB network's.
     """
-    au_reference, emotion_reference = NEAREST.get(model, _DEFAULT)
-    macro, binary = MEB_AU_F1[au_reference]
+    macro, binary = MEB_AU_F1[REFERENCE]
     others = ", ".join(f"{name} {m:.3f}/{b:.3f}" for name, (m, b) in MEB_AU_F1.items())
     entries = [Published("meb", AU_LABELS, "meb", (("f1_macro", macro), ("f1_binary", binary)), _AU_SOURCE,
-                         note=f"MEB's figure is {au_reference}'s, not {model}'s (MEB ran no mepipe network); "
+                         note=f"MEB's figure is {REFERENCE}'s, not {model}'s (MEB ran no mepipe network); "
                               f"MEB's networks, mean F1 macro/binary: {others}")]
     for part in ("samm", "casme2"):
-        uar = MEB_HDE_UAR[emotion_reference][part]
+        uar = MEB_HDE_UAR[REFERENCE][part]
         others = ", ".join(f"{name} {figures[part]:.3f}" for name, figures in MEB_HDE_UAR.items())
         entries.append(Published("meb", EMOTION_LABELS, "meb", (("uar", uar),), _HDE_SOURCE, part=part,
-                                 note=f"MEB's figure is {emotion_reference}'s, not {model}'s; MEB's networks' UAR: "
+                                 note=f"MEB's figure is {REFERENCE}'s, not {model}'s; MEB's networks' UAR: "
                                       f"{others}; {_HDE_NOTE}"))
     return tuple(entries)

@@ -108,7 +108,7 @@ class ClassTargets:
     def label(self, samples: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         """(target of every labelled sample, mask of the samples the scheme leaves out), indexed like ``samples``."""
         labels, _, _ = apply_scheme(samples, self.name)
-        return labels, ~samples.index.isin(labels.index)
+        return labels, pd.Series(~samples.index.isin(labels.index), index=samples.index)
 
     def training_loss(self, recipe_loss: Loss) -> Loss:
         """The recipe's own loss."""
