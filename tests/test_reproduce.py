@@ -282,3 +282,27 @@ def test_quick_settings_name_real_run_and_model_arguments(model):
     assert changes.get("epochs")
     RunParams(model=model, store="x", labels="megc-3", **changes)
     create_model(model, num_classes=3, **dict(changes.get("model_args", ())))
+
+
+def test_meb_rows_run_the_au_benchmark_beside_mebs_figure_and_say_why_one_cannot(tmp_path, monkeypatch):
+    """SAMM and CASME II stores with AU cells: MEB's AU row runs (2 of its 6 corpora), Kim's cannot learn AUs."""
+    stores = tuple(str(write_corpus_store(tmp_path / f"{d}.zarr", d, subjects=range(1, 3), n_clips=1, aus=True,
+                                          seed=k)) for k, d in enumerate(("samm", "casme2")))
+    _short(monkeypatch)
+    table = rp.reproduce(rp.ReproduceParams(stores=stores, out=str(tmp_path / "r"), models=("shcnn", "kim2017"),
+                                            quick=True, device="cpu"))
+    au = _row(table, "shcnn", "meb", "meb")
+    assert au["status"] == "ran" and au["labels"] == "au:meb-cross" and au["experiment"] == "MEB cross-dataset (AUs)"
+    assert au["published"] == {"f1_macro": 0.683, "f1_binary": 0.405} and "SSSNet" in au["note"]
+    report = read_report(au["runs"][0])
+    assert report["protocol"] == "meb" and [f["name"] for f in report["folds"]] == ["casme2", "samm"]
+    assert au["ours"]["f1_macro"]["mean"] == pytest.approx(report["f1_macro"]) and "accuracy" not in au["ours"]
+    assert "over 2 of MEB's 6 corpora (no CASME, 4DME, MMEW, CAS(ME)³)" in au["note"]
+    kim = _row(table, "kim2017", "meb", "meb")
+    assert kim["status"] == "not run" and "KimStateObjective takes classes only" in kim["reason"]
+    samm = _row(table, "shcnn", "meb", "meb", "samm")
+    assert samm["labels"] == "objective-5" and samm["published"] == {"uar": 0.8313}
+    assert samm["status"] == "not run" and "no clip" in samm["reason"]  # these stores have no objective classes
+    line = next(x for x in (tmp_path / "r" / rp.REPRODUCE_MD).read_text().splitlines()
+                if x.startswith("| shcnn | MEB cross-dataset (AUs) |"))
+    assert "AU F1 macro 0.683" in line and "ours: AU F1 macro" in line
