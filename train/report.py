@@ -308,11 +308,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(" " * width + "".join(f"{c:>{column}}" for c in report["classes"]))
     for name, row in zip(report["classes"], report["confusion"]):
         lines.append(f"{name:<{width}}" + "".join(f"{int(v):>{column}}" for v in row))
-    lines.append("folds:")
-    for fold in report["folds"]:
-        lines.append(f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
-                     f"acc {fold['accuracy']:.3f}  UF1 {fold['uf1']:.3f}  UAR {fold['uar']:.3f}  "
-                     f"{fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch")
+    lines += _fold_lines(report, lambda f: f"acc {f['accuracy']:.3f}  UF1 {f['uf1']:.3f}  UAR {f['uar']:.3f}")
     return "\n".join(lines)
 
 
@@ -355,12 +351,15 @@ def format_au_report(report: dict[str, Any]) -> str:
         mean = report.get("dataset_mean", {})
         if mean:
             lines.append(f"{'mean':<14}{'':>6}{mean['f1_macro']:>10.4f}{mean['f1_binary']:>11.4f}")
-    lines.append("folds:")
-    for fold in report["folds"]:
-        lines.append(f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
-                     f"F1 macro {fold['f1_macro']:.3f}  binary {fold['f1_binary']:.3f}  "
-                     f"{fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch")
+    lines += _fold_lines(report, lambda f: f"F1 macro {f['f1_macro']:.3f}  binary {f['f1_binary']:.3f}")
     return "\n".join(lines)
+
+
+def _fold_lines(report: dict[str, Any], figures) -> list[str]:
+    """``folds:`` and a line per fold: its name and sides, the figures ``figures(fold)`` writes, epochs, time."""
+    return ["folds:"] + [f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
+                         f"{figures(fold)}  {fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch"
+                         for fold in report["folds"]]
 
 
 def pyplot():
