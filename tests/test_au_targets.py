@@ -266,3 +266,14 @@ def test_shcnn_learns_the_demos_aus_under_loso_and_not_when_they_are_reassigned(
     reassigned = run_training(dataclasses.replace(params, out=str(tmp_path / "reassigned")), plan)
     print(f"shcnn reassigned AU targets: LOSO mean F1 binary {reassigned['f1_binary']:.3f}")
     assert reassigned["f1_binary"] <= 0.4, "AUs reassigned differently per person must not be learnable"
+
+
+def test_a_feature_dataset_of_au_targets_gives_each_clip_its_vector(corpora):
+    from mepipe.train.api import FeatureDataset
+    from mepipe.train.inputs.batches import collate
+
+    data = FeatureDataset(corpora, ["flow_onset_apex"], labels="au:4+7+12")
+    assert data.classes == ["AU4", "AU7", "AU12"] and len(data) == 12  # SMIC's clips have no AU cell
+    by_sample = {s: data[i].y.tolist() for i, s in enumerate(data.samples)}
+    assert by_sample["samm/001_1_1"] == [1.0, 1.0, 0.0] and by_sample["casme2/sub01_EP03_01f"] == [0.0, 0.0, 1.0]
+    assert collate([data[0], data[1]]).y.shape == (2, 3)
