@@ -59,11 +59,17 @@ def _model_args(items: tuple[str, ...]) -> tuple[tuple[str, object], ...]:
 def _check_names(model: str, labels: str) -> None:
     from mepipe.train.labels import list_schemes
     from mepipe.train.models import list_models
+    from mepipe.train.targets import AU_PREFIX, known_labels, parse_targets
 
     if model not in list_models():
         raise click.BadParameter(f"unknown model {model!r}; known: {', '.join(list_models())}", param_hint="--model")
-    if labels not in list_schemes():
-        raise click.BadParameter(f"unknown label scheme {labels!r}; known: {', '.join(list_schemes())}",
+    if labels.startswith(AU_PREFIX):
+        try:
+            parse_targets(labels)
+        except KeyError as err:
+            raise click.BadParameter(str(err.args[0]), param_hint="--labels") from None
+    elif labels not in list_schemes():
+        raise click.BadParameter(f"unknown label scheme {labels!r}; known: {', '.join(known_labels())}",
                                  param_hint="--labels")
 
 
@@ -90,6 +96,7 @@ Papers (README, "Papers"):
   nag2019           Nag, Bhunia, Konwer, Roy 2019, ICASSP, doi:10.48550/arXiv.1902.03514
   megc2019, megc-3  See, Yap, Li, Hong, Wang 2019, IEEE FG, doi:10.1109/FG.2019.8756611
   objective         Davison, Merghani, Yap 2018, J. Imaging 4(10), doi:10.3390/jimaging4100119
+  meb, au:SET       Varanka, Li, Peng, Zhao 2024, IEEE TAFFC 15(1), doi:10.1109/TAFFC.2023.3265063
 
 \b
 Label schemes (what each keeps and merges): README, "Label schemes"."""
@@ -113,14 +120,18 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--labels", required=True, metavar="SCHEME",
               help="Label scheme: casme2-5, samm-3 (Miao et al. 2019), strcn-4 (Xia et al. 2020), megc-3 (See et "
                    "al. 2019) or objective (Davison et al. 2018). What each keeps and merges: README, 'Label "
-                   "schemes'.")
+                   "schemes'. Or au:SET to detect action units, one output per AU with binary cross-entropy, F1 "
+                   "per AU (Varanka et al. 2024, MEB): au:meb-cross (MEB's 12 AUs), au:casme2, ... or AU numbers "
+                   "(au:4+12).")
 @click.option("--label-version", metavar="NAME",
               help="Relabel the clips as an older version of their sheet gives them before the scheme maps them: "
                    "casme2-2014 = the CASME II labels the papers used (surprise 25, sadness 7; the 2019 sheet "
                    "relabels three sadness clips as surprise). Recorded in the run. Default: the labels as stored.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="loso", show_default=True,
               help="Evaluation protocol: leave one subject/video out, the MEGC 2019 composite (See et al. 2019; "
-                   "its list decides clips and labels), cross-dataset, or leave one dataset out.")
+                   "its list decides clips and labels), cross-dataset, leave one dataset out, or meb: leave one "
+                   "dataset out over MEB's corpora (CASME, CASME II, SAMM, 4DME, MMEW, CAS(ME)³; Varanka et al. "
+                   "2024), of those the stores hold (--dry-run names the absent ones).")
 @click.option("--train-dataset", "train_datasets", multiple=True, metavar="NAME",
               help="With --protocol cross: a dataset trained on (repeatable). Default: all but --test-dataset.")
 @click.option("--test-dataset", metavar="NAME", help="With --protocol cross: the dataset tested on.")

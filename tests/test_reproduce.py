@@ -312,7 +312,7 @@ def test_a_network_that_crashes_fails_its_rows_and_the_table_is_still_written(st
 
     monkeypatch.setattr(rp, "run_training", crash)
     result = rp.reproduce(_params(stores, tmp_path / "out", models=("shcnn",), seeds=1))
-    assert [r["corpus"] for r in result["rows"]] == ["casme2", "samm"]
+    assert [r["corpus"] for r in result["rows"]] == ["casme2", "samm", "meb", "meb", "meb"]
     assert all(r["status"] == "failed" and "RuntimeError: boom in shcnn" in r["reason"] for r in result["rows"])
     assert "**failed**" in (tmp_path / "out" / rp.REPRODUCE_MD).read_text() and "Traceback" in caplog.text
 
@@ -320,7 +320,7 @@ def test_a_network_that_crashes_fails_its_rows_and_the_table_is_still_written(st
 def test_experiments_follow_the_corpora_the_demo_stores_stand_for():
     stores = [{"location": "a", "dataset": "demo"}, {"location": "b", "dataset": "demo-casme2"}]
     planned = rp.plan_experiments(["shcnn", "lfm"], stores)
-    shcnn = [(e.stores, e.labels, missing) for e, missing in planned if e.model == "shcnn"]
+    shcnn = [(e.stores, e.labels, missing) for e, missing in planned if e.model == "shcnn" and e.protocol == "loso"]
     assert shcnn == [(("b",), "casme2-5", ""), (("a",), "samm-3", "")]
     lfm = {(e.protocol, e.entries[0].corpus): (e, missing) for e, missing in planned if e.model == "lfm"}
     composite, _ = lfm[("megc2019", "composite")]
@@ -363,7 +363,7 @@ def test_cli_reproduce_lists_rows_that_cannot_run(stores, tmp_path):
     result = CliRunner().invoke(command_group("reproduce_cmd"), ["reproduce", "--store", stores["samm"], "--models", "kim2017",
                                          "--out", str(tmp_path / "r"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "no store holds CASME II" in result.output and "0 of 1 rows ran" in result.output
+    assert "no store holds CASME II" in result.output and "0 of 4 rows ran" in result.output  # and MEB's 3
     topics = [d.topic for d in get_recipe("kim2017").deviations]
     assert "  deviations: " + "; ".join(topics) in result.output
     assert "clips per class, ours (papers': Miao et al. 2019 §III-A (246 clips)): happiness — (32)" in result.output
@@ -399,3 +399,27 @@ def test_quick_settings_name_real_run_and_model_arguments(model):
     assert changes.get("epochs")
     RunParams(model=model, store="x", labels="megc-3", **changes)
     create_model(model, num_classes=3, **dict(changes.get("model_args", ())))
+
+
+def test_meb_rows_run_the_au_benchmark_beside_mebs_figure_and_say_why_one_cannot(tmp_path, monkeypatch):
+    """SAMM and CASME II stores with AU cells: MEB's AU row runs (2 of its 6 corpora), Kim's cannot learn AUs."""
+    stores = tuple(str(write_corpus_store(tmp_path / f"{d}.zarr", d, subjects=range(1, 3), n_clips=1, aus=True,
+                                          seed=k)) for k, d in enumerate(("samm", "casme2")))
+    _short(monkeypatch)
+    table = rp.reproduce(rp.ReproduceParams(stores=stores, out=str(tmp_path / "r"), models=("shcnn", "kim2017"),
+                                            quick=True, device="cpu"))
+    au = _row(table, "shcnn", "meb", "meb")
+    assert au["status"] == "ran" and au["labels"] == "au:meb-cross" and au["experiment"] == "MEB cross-dataset (AUs)"
+    assert au["published"] == {"f1_macro": 0.683, "f1_binary": 0.405} and "SSSNet" in au["note"]
+    report = read_report(au["runs"][0])
+    assert report["protocol"] == "meb" and [f["name"] for f in report["folds"]] == ["casme2", "samm"]
+    assert au["ours"]["f1_macro"]["mean"] == pytest.approx(report["f1_macro"]) and "accuracy" not in au["ours"]
+    assert "over 2 of MEB's 6 corpora (no CASME, 4DME, MMEW, CAS(ME)³)" in au["note"]
+    kim = _row(table, "kim2017", "meb", "meb")
+    assert kim["status"] == "not run" and "KimStateObjective takes classes only" in kim["reason"]
+    samm = _row(table, "shcnn", "meb", "meb", "samm")
+    assert samm["labels"] == "objective-5" and samm["published"] == {"uar": 0.8313}
+    assert samm["status"] == "not run" and "no clip" in samm["reason"]  # these stores have no objective classes
+    line = next(x for x in (tmp_path / "r" / rp.REPRODUCE_MD).read_text().splitlines()
+                if x.startswith("| shcnn | MEB cross-dataset (AUs) |"))
+    assert "AU F1 macro 0.683" in line and "ours: AU F1 macro" in line

@@ -41,6 +41,7 @@ from mepipe.train.report import REQUIRED_KEYS, read_report
 from mepipe.train.rules import FrameVote
 from mepipe.train.plan import plan_run
 from mepipe.train.run import RunParams, run_training, stage_train_params
+from mepipe.train.targets import ClassTargets
 
 torch.set_num_threads(1)
 
@@ -236,7 +237,7 @@ def test_vote_uses_frames_and_the_apex_field_on_ties(synth_store):
     logits[[0, 1, 2, 3], [2, 2, 2, 0]] = 1
     logits[[4, 5, 6, 7], [0, 1, 0, 1]] = 1
     predicted = ItemLogits(logits=logits, y=np.zeros(8), clip=clips, frame=frames)
-    pred = FrameVote().decide(predicted, [np.arange(4), np.arange(4, 8)], ds)
+    pred = FrameVote().decide(predicted, [np.arange(4), np.arange(4, 8)], ds, ClassTargets("test", ("a", "b", "c")))
     assert pred.tolist() == [2, int(logits[4 + ds.apex_fields[1]].argmax())]
 
 

@@ -63,6 +63,10 @@ def compare_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
         A folder is not a finished run (naming it).
     """
     reports = [read_report(run) for run in runs]
+    au = [str(run) for run, report in zip(runs, reports) if report.get("targets") == "au"]
+    if au:
+        raise ValueError(f"runs compare puts class figures side by side; {', '.join(au)} trained AU targets "
+                         "(`mepipe evaluate RUN` prints each AU's F1)")
     names = _names([Path(run) for run in runs], reports)
     entries = []
     for name, run, report in zip(names, runs, reports):

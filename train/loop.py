@@ -25,6 +25,7 @@ from mepipe.featurestore.errors import ConfigError, MepipeError
 from mepipe.featurestore.progress import progress_bar
 
 from .inputs.batches import Item, collate
+from .targets import correct_decisions
 
 
 class TrainingDiverged(MepipeError, FloatingPointError):
@@ -106,7 +107,8 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """Training figures of one epoch (on the augmented training batches)."""
+    """Training figures of one epoch (on the augmented training batches); ``accuracy`` is the share of right
+    decisions (:func:`~mepipe.train.targets.correct_decisions`: of clips' classes, or of each clip's AUs)."""
 
     epoch: int
     loss: float
@@ -195,7 +197,7 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
         if before_epoch is not None:
             before_epoch(epoch)
             model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, clips = 0.0, 0, 0, 0
         lr = optimiser.param_groups[0]["lr"]
         for batch in loader:
             optimiser.zero_grad(set_to_none=True)
@@ -208,12 +210,14 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
             scaler.step(optimiser)
             scaler.update()
             total_loss += float(loss.detach()) * len(y)
-            correct += int((logits.detach().argmax(1) == y).sum())
-            seen += len(y)
+            right, decisions = correct_decisions(logits.detach(), y)
+            correct += right
+            seen += decisions
+            clips += len(y)
         scheduler.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        record = EpochRecord(epoch + 1, total_loss / max(seen, 1), correct / max(seen, 1),
+        record = EpochRecord(epoch + 1, total_loss / max(clips, 1), correct / max(seen, 1),
                              time.perf_counter() - started, lr)
         history.append(record)
         bar.set_postfix(loss=f"{record.loss:.4f}", acc=f"{record.accuracy:.3f}")
@@ -242,9 +246,11 @@ class ItemLogits:
 
     Attributes
     ----------
-    logits : ndarray, float32, shape (N, n_classes)
-    y, clip, frame : ndarray, int64, shape (N,)
-        The items' class, clip index and place within the clip
+    logits : ndarray, float32, shape (N, n_outputs)
+    y : ndarray, int64, shape (N,), or (N, K) for AU targets
+        The items' class (or AU vector).
+    clip, frame : ndarray, int64, shape (N,)
+        The items' clip index and place within the clip
         (see :class:`~mepipe.train.inputs.batches.Item`).
     """
 

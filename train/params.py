@@ -14,9 +14,10 @@ from mepipe.featurestore.errors import UsageError
 from mepipe.featurestore.location import public_address
 
 from .labels import LABEL_VERSIONS
-from .models import get_recipe
+from .models import get_recipe, list_models
 from .protocols import PROTOCOLS
 from .recipe import RunOptions
+from .targets import parse_targets
 
 __all__ = ["EXECUTION_FIELDS", "RunParams", "RunParamsError"]
 
@@ -44,13 +45,17 @@ class RunParams:
         stores are named ``dataset/sample``.
     labels : str
         Label scheme (``mepipe.train.labels.list_schemes()``); ``megc-3`` for
-        the ``megc2019`` protocol, whose list gives the labels.
+        the ``megc2019`` protocol, whose list gives the labels. Or AU targets,
+        ``au:`` and an AU set (``au:meb-cross``) or AU numbers (``au:4+12``):
+        a model whose recipe cannot train them is refused
+        (:mod:`mepipe.train.targets`).
     label_version : str, optional
         Relabel the stores' clips as an older version of their sheet gives
         them before the scheme maps them (``mepipe.train.labels.LABEL_VERSIONS``,
         e.g. ``casme2-2014``, the CASME II labels the papers used); None keeps
         the labels as stored. Not for ``megc2019``, whose list gives the labels.
-    protocol : {"loso", "lovo", "megc2019", "cross", "lodo"}
+    protocol : {"loso", "lovo", "megc2019", "cross", "lodo", "meb"}
+        ``meb``: leave one dataset out over MEB's corpora (those the stores hold).
     test_dataset : str, optional
         ``cross``: the dataset tested on.
     train_datasets : tuple of str
@@ -167,8 +172,14 @@ class RunParams:
         recipe = get_recipe(self.model)
         try:
             recipe.resolve_choices(self.recipe_options)
-        except ValueError as err:
-            raise RunParamsError(str(err)) from None
+            targets = parse_targets(self.labels)
+        except (KeyError, ValueError) as err:
+            raise RunParamsError(str(err.args[0] if err.args else err)) from None
+        refusal = recipe.refusal(targets.kind)
+        if refusal:
+            able = [m for m in list_models() if not get_recipe(m).refusal(targets.kind)]
+            raise RunParamsError(f"model {self.model!r} cannot learn {targets.kind.upper()} targets "
+                                 f"(--labels {self.labels}): {refusal}; models that can: {', '.join(able)}")
         if self.temporal_epochs is not None and (self.temporal_epochs < 1 or len(recipe.stages) < 2):
             raise RunParamsError(f"temporal_epochs must be >= 1 and is for models with a second stage; "
                                  f"{self.model!r} has {len(recipe.stages)}")

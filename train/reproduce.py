@@ -22,6 +22,12 @@ A store's dataset stands for a corpus by :func:`mepipe.train.published.corpus_of
 ``demo``, ``demo-casme2`` and ``demo-smic`` stand for SAMM, CASME II and
 SMIC-HS, so the whole table runs on the demo corpora.
 
+Every network also gets the rows of MEB's cross-dataset benchmark
+(:mod:`mepipe.train.meb_benchmark`): AUs and emotions, leaving one of MEB's
+corpora out at a time over those the stores hold (``demo-casme3`` stands for
+CAS(ME)³), beside the figure MEB publishes for its nearest network; a
+network that cannot learn AU targets keeps its AU row, which says why.
+
 Each run is written to ``OUT/runs/<experiment>/seed-<k>``, beside
 ``experiment.json`` naming the row it answers (``mepipe runs compare`` names
 the runs by it); a reproduce started again with the same settings keeps the
@@ -55,12 +61,15 @@ from mepipe.featurestore.safety import printable
 
 from .clips import ClipTable
 from .labels import PAPER_COUNTS
+from .meb_benchmark import meb_entries
 from .models import get_recipe, list_models
 from .params import EXECUTION_FIELDS, RunParams
+from .protocols import DATASET_LISTS
 from .published import CORPORA, Published, corpus_of
 from .report import REPORT_FILE, read_report
 from .reproduce_figures import draw_row
 from .run import mepipe_version, run_training
+from .targets import parse_targets
 
 __all__ = ["EXPERIMENT_FILE", "FIGURES_DIR", "NO_COLUMN", "REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams",
            "format_markdown", "format_row_lines", "published_of", "quick_of", "reproduce", "row_title", "run_title"]
@@ -195,7 +204,7 @@ class Experiment:
         parts = (self.model, self.protocol, self.labels, "+".join(self.datasets))
         if self.test_dataset:
             parts += ("to", self.test_dataset)
-        return "-".join(x for x in parts if x).replace("/", "_")
+        return "-".join(x for x in parts if x).replace("/", "_").replace(":", "_")
 
 
 def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -289,7 +298,7 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
     out: list[tuple[Experiment, str]] = []
     seen: set[tuple] = set()
     for model in models:
-        entries = list(published_of(model))
+        entries = list(published_of(model)) + list(meb_entries(model))
         for entry in entries:
             if entry.protocol == "megc2019":
                 key = (model, "megc2019")
@@ -301,6 +310,15 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
                 missing = "" if held else "no store holds SMIC-HS, CASME II or SAMM"
                 out.append((Experiment(model, entry.labels, "megc2019", _locations(held), parts, _datasets(held)),
                             missing))
+            elif entry.protocol == "meb":
+                key = (model, "meb", entry.labels)
+                if key in seen:
+                    continue
+                seen.add(key)
+                parts = tuple(p for p in entries if p.protocol == "meb" and p.labels == entry.labels)
+                held = [s for s in stores if corpus_of(s["dataset"]) in DATASET_LISTS["meb"]]
+                out.append((Experiment(model, entry.labels, "meb", _locations(held), parts, _datasets(held)),
+                            _meb_missing(model, entry.labels, held)))
             elif entry.protocol == "cross":
                 trained, tested = by_corpus.get(entry.train_corpus, []), by_corpus.get(entry.corpus, [])
                 absent = [CORPORA[c] for c, held in ((entry.train_corpus, trained), (entry.corpus, tested)) if not held]
@@ -319,6 +337,20 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
                     out.append((Experiment(model, entry.labels, entry.protocol, _locations([store]), (entry,),
                                            _datasets([store]), label_version=entry.label_version), ""))
     return out
+
+
+def _meb_missing(model: str, labels: str, held: Sequence[dict[str, Any]]) -> str:
+    """Why MEB's benchmark cannot run for the network on the stores ("" when it can)."""
+    kind = parse_targets(labels).kind
+    refusal = get_recipe(model).refusal(kind)
+    if refusal:
+        return f"{model} cannot learn {kind.upper()} targets: {refusal}"
+    corpora = sorted({corpus_of(s["dataset"]) for s in held})
+    if len(corpora) < 2:
+        given = f"the stores hold only {CORPORA[corpora[0]]}" if corpora else "no store holds one"
+        names = ", ".join(CORPORA[c] for c in DATASET_LISTS["meb"])
+        return f"leaving one dataset out needs two of MEB's corpora ({names}); {given}"
+    return ""
 
 
 def _locations(stores: Sequence[dict[str, Any]]) -> tuple[str, ...]:
@@ -424,7 +456,7 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
     row["dataset"] = dataset or "+".join(sorted(r for r in reports[0]["per_dataset"]))
     row["n_test_clips"] = int(figures[0]["n_test_clips"])
     row["classes"] = list(reports[0]["classes"])
-    for metric in ("accuracy", "uf1", "uar"):
+    for metric in ("f1_macro", "f1_binary") if reports[0].get("targets") == "au" else ("accuracy", "uf1", "uar"):
         row["ours"][metric] = _spread([float(f[metric]) for f in figures])
     aucs = [r.get("spotting_auc") for r in reports]
     if entry.part is None and any(a is not None for a in aucs):
@@ -444,6 +476,12 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
         if absent:
             row["note"] = "; ".join(x for x in (row["note"], f"composite of the given corpora only (no "
                                                                f"{', '.join(absent)})") if x)
+    if entry.protocol == "meb":
+        absent = reports[0]["plan"].get("absent_datasets") or []
+        if absent:
+            row["note"] = "; ".join(x for x in (f"over {len(DATASET_LISTS['meb']) - len(absent)} of MEB's "
+                                                f"{len(DATASET_LISTS['meb'])} corpora (no "
+                                                f"{', '.join(CORPORA[c] for c in absent)})", row["note"]) if x)
     return row
 
 
@@ -513,7 +551,8 @@ def machine() -> str:
     return words
 
 
-_METRICS = (("accuracy", "acc"), ("f1", "F1"), ("uf1", "UF1"), ("uar", "UAR"), ("spotting_auc", "spotting AUC"))
+_METRICS = (("accuracy", "acc"), ("f1", "F1"), ("uf1", "UF1"), ("uar", "UAR"), ("spotting_auc", "spotting AUC"),
+            ("f1_macro", "AU F1 macro"), ("f1_binary", "AU F1 binary"))
 
 
 def _ours(row: dict[str, Any], metric: str) -> str:
@@ -598,12 +637,14 @@ def _counts(row: dict[str, Any]) -> str:
 
 
 def _notes(row: dict[str, Any], quick: bool) -> list[str]:
-    """A row's notes: why it did not run, spotting AUC, label version, figures without ours, deviations, notes."""
+    """A row's notes: why it did not run, spotting AUC, AU F1, label version, figures without ours, deviations, notes."""
     notes = []
     if row["status"] != "ran":
         notes.append(f"**{row['status']}**: {row['reason']}")
     if "spotting_auc" in row["ours"]:
         notes.append(f"spotting AUC {_ours(row, 'spotting_auc')}")
+    if "f1_macro" in row["ours"]:
+        notes.append(f"ours: AU F1 macro {_ours(row, 'f1_macro')}, binary {_ours(row, 'f1_binary')}")
     if row.get("label_version"):
         notes.append(f"label version {row['label_version']}")
     names = dict(_METRICS)

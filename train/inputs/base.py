@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ChosenItems", "ClipItemsDataset", "ClipReader", "Clips", "Draw", "OneFeature", "Shuffled", "Standardiser", "StoreDataset",
            "VariantSampler",
-           "fit_standardiser", "fold_sides", "image", "shuffled_loader", "standardise", "variant_loader"]
+           "fit_standardiser", "fold_sides", "image", "shuffled_loader", "standardise", "target_array", "target_of",
+           "variant_loader"]
 
 Draw = tuple[int, int]
 """``(item, variant)``: an item asked for under one variant of an augmentation grid (-1: none); a variant is
@@ -180,8 +181,19 @@ def fit_standardiser(dataset: StoreDataset, *, center: bool = True, max_items: i
     return Standardiser(tuple(float(v) for v in mean), tuple(float(v) for v in std))
 
 
+def target_array(labels: Sequence[Any]) -> np.ndarray:
+    """Clips' targets as an array: class indices, int64 (N,), or AU vectors, float32 (N, K)."""
+    array = np.asarray(list(labels))
+    return array.astype(np.float32) if array.ndim == 2 else array.astype(np.int64).reshape(-1)
+
+
+def target_of(labels: np.ndarray, i: int) -> int | torch.Tensor:
+    """Target ``i`` of a :func:`target_array` as an item carries it: the class, or the AU vector as a tensor."""
+    return torch.from_numpy(labels[i]) if labels.ndim == 2 else int(labels[i])
+
+
 class StoreDataset(Dataset):
-    """Base: clips with integer labels; subclasses define :meth:`raw`.
+    """Base: clips with their targets (a class each, or an AU vector each); subclasses define :meth:`raw`.
 
     Items are :class:`~mepipe.train.inputs.batches.Item` (or the subclass a
     form's :meth:`item` returns): ``clip`` indexes :attr:`samples`,
@@ -192,7 +204,7 @@ class StoreDataset(Dataset):
     objective transforming the batch) overrides :meth:`raw_variant`.
     """
 
-    def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *,
+    def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[Any], *,
                  standardiser: Standardiser | None = None):
         self.clips = ClipTable.of(clips)
         if len(samples) != len(labels):
@@ -200,7 +212,7 @@ class StoreDataset(Dataset):
         if len(set(samples)) != len(samples):
             raise ValueError("a clip is listed twice in the dataset")
         self.samples = [str(s) for s in samples]
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.labels = target_array(labels)
         self.standardiser = standardiser
 
     def __len__(self) -> int:
@@ -219,7 +231,7 @@ class StoreDataset(Dataset):
 
     def item(self, i: int, x: torch.Tensor, clip: int, frame: int, variant: int) -> Item:
         """Item ``i`` around its standardised input; a form whose items carry more overrides this."""
-        return Item(x=x, y=int(self.labels[clip]), clip=clip, frame=frame, variant=variant)
+        return Item(x=x, y=target_of(self.labels, clip), clip=clip, frame=frame, variant=variant)
 
     def __getitem__(self, i: int | Draw) -> Item:
         i, variant = (int(i[0]), int(i[1])) if isinstance(i, tuple) else (int(i), -1)

@@ -112,6 +112,7 @@ from .sequence import last_valid
 
 if TYPE_CHECKING:
     from ..fold import FoldInputs
+    from ..targets import Targets
 
 __all__ = [
     "RECIPE",
@@ -226,7 +227,8 @@ class Spotting:
     measured_on: str = "the last step of the clip's (longest run of) frames"
 
     @torch.no_grad()
-    def __call__(self, model: nn.Module, loader, dataset, n_clips: int, device: torch.device) -> ClipPredictions:
+    def __call__(self, model: nn.Module, loader, dataset, n_clips: int, device: torch.device,
+                 targets: Targets) -> ClipPredictions:
         model.to(device).eval()
         amp = device.type == "cuda"
         runs: list[list[tuple[int, np.ndarray, int]]] = [[] for _ in range(n_clips)]

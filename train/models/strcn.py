@@ -60,7 +60,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -222,6 +222,8 @@ class XiaObjective:
 
     legacy: Callable[[FoldInputs], Augmenter]
     epochs: AugmentedEpochs | None = None
+    label_kinds: ClassVar[tuple[str, ...]] = Classify.label_kinds
+    """AU targets train Classify's binary cross-entropy per AU instead of the balanced class loss."""
 
     def __call__(self, fold: FoldInputs) -> Objective:
         xia = self.epochs is not None and self.epochs.active(fold.options)
