@@ -292,8 +292,8 @@ def test_the_progress_bar_counts_the_runs_and_names_the_row(stores, tmp_path, mo
     monkeypatch.setattr(rp, "run_training", crash)
     rp.reproduce(_params(stores, tmp_path / "out", models=("shcnn",), seeds=2, progress=True))
     err = capsys.readouterr().err
-    assert "reproduce" in err and "4/4 [" in err  # two corpora x 2 seeds
-    assert "shcnn · SAMM · loso, seed 0" in err
+    assert "reproduce" in err and "8/8 [" in err  # (two corpora + MEB's AU and emotion rows) x 2 seeds
+    assert "shcnn · MEB cross-dataset (emotions): SAMM held out · meb, seed 0" in err  # the row it last ran
 
 
 def test_a_second_reproduce_keeps_the_finished_runs(table, stores):
