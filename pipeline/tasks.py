@@ -31,7 +31,7 @@ from .stages import SOURCE, SOURCE_DIGEST_ATTR, SOURCE_FRAMES, Stage, StageOutpu
 from .stages.frames import DecodedClip, decode_clip
 
 
-def _limit_threads() -> None:
+def limit_threads() -> None:
     """One thread per task: the scheduler parallelises across clips."""
     import cv2
 
@@ -72,7 +72,7 @@ def run_stage_chain(store_path: str, stages: Sequence[Stage], ctx: ClipContext, 
             records.append(record)
             done.append(record)
             continue
-        _limit_threads()
+        limit_threads()
         writer = writer or StoreWriter(store_path)
         start, cpu_start = time.perf_counter(), time.process_time()
         decode_seconds = decode_cpu = 0.0
@@ -115,7 +115,7 @@ def run_stage_batch(store_path: str, stage: Stage, ctxs: Sequence[ClipContext], 
     records = [{"sample": c.sample, "stage": stage.name, "key": k} for c, k in zip(ctxs, keys)]
     results: list[dict[str, Any] | None] = [None] * len(ctxs)
     todo: list[int] = []
-    _limit_threads()
+    limit_threads()
     writer = StoreWriter(store_path)
     start, cpu_start = time.perf_counter(), time.process_time()
     inputs = []

@@ -234,10 +234,10 @@ def test_changing_alphas_recomputes_only_magnification_and_after(full_store, sma
 
 @pytest.mark.parametrize("feature", ["flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "lfm",
                                      "magnified", "intensity", "mask"])
-def test_show_writes_a_png(full_store, tmp_path, feature):
+def test_show_writes_a_png_creating_its_folder(full_store, tmp_path, feature):
     from mepipe.cli.main import cli
 
-    out = tmp_path / f"{feature}.png"
+    out = tmp_path / "out" / f"{feature}.png"
     result = CliRunner().invoke(cli, ["show", str(full_store), "001_1_1", "--feature", feature, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

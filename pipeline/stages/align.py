@@ -65,6 +65,7 @@ from mepipe.featurestore import features
 
 from .landmarks import LEFT_EYE, RIGHT_EYE
 from .lwm import N_COEFFICIENTS, LocalWeightedMean
+from .cost import per_frame
 from .registry import SOURCE_FRAMES, StageOutput, register_stage
 
 VERSION = "2"
@@ -345,4 +346,4 @@ def _kernel(ctx, inputs, params, read):
 register_stage(
     name="align", version=VERSION, params=AlignParams, kernel=_kernel, group="core", reads=("landmarks",),
     reads_source=True, inputs=(features.LANDMARKS,),
-    writes=(features.CROPS, features.LANDMARKS_ALIGNED, features.TRANSFORMS))
+    writes=(features.CROPS, features.LANDMARKS_ALIGNED, features.TRANSFORMS), cost=per_frame())

@@ -10,6 +10,7 @@ import numpy as np
 
 from mepipe.featurestore import features
 
+from .cost import per_frame
 from .registry import StageOutput, register_stage
 
 
@@ -47,4 +48,4 @@ VERSION = "1"
 
 register_stage(
     name="kim", version=VERSION, params=KimParams, kernel=_kernel, group="kim", reads=("align", "apex"),
-    inputs=(features.CROPS, features.STATE_INDEX), writes=(features.FRAMES_RGB, features.STATE_FRAMES))
+    inputs=(features.CROPS, features.STATE_INDEX), writes=(features.FRAMES_RGB, features.STATE_FRAMES), cost=per_frame())

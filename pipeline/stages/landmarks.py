@@ -49,6 +49,7 @@ import numpy as np
 from mepipe.featurestore import features
 
 from ..errors import ClipError
+from .cost import per_frame
 from .frames import to_grey
 from .registry import SOURCE_FRAMES, StageOutput, register_stage
 
@@ -494,4 +495,4 @@ def _kernel(ctx, inputs, params, read):
 
 register_stage(
     name="landmarks", version=VERSION, params=LandmarkParams, kernel=_kernel, group="core", reads_source=True,
-    writes=(features.FRAME, features.LANDMARKS, features.FACE_FOUND, features.FACE_BOX))
+    writes=(features.FRAME, features.LANDMARKS, features.FACE_FOUND, features.FACE_BOX), cost=per_frame(setup=_models))

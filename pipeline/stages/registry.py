@@ -41,12 +41,13 @@ from mepipe.featurestore.features import FeatureDef
 
 from ..config import replace_from_mapping
 from ..context import ClipContext
+from .cost import Cost
 from .frames import FramesParams
 
-__all__ = ["SOURCE", "SOURCE_DIGEST_ATTR", "SOURCE_FRAMES", "STAGES", "DatasetOutput", "Device", "Figure", "Placement",
-           "ClipInputs", "ReadParams", "Stage", "StageOutput", "UndeclaredRead", "clip_stages", "dataset_stages_after",
-           "default_params", "descendants", "figure", "figure_names", "get_stage", "groups", "params_from_mapping",
-           "register_stage", "resolve_devices", "stage_order", "stages_for", "wants_cuda"]
+__all__ = ["SOURCE", "SOURCE_DIGEST_ATTR", "SOURCE_FRAMES", "STAGES", "ClipInputs", "Cost", "DatasetOutput", "Device",
+           "Figure", "Placement", "ReadParams", "Stage", "StageOutput", "UndeclaredRead", "clip_stages",
+           "dataset_stages_after", "default_params", "descendants", "figure", "figure_names", "get_stage", "groups",
+           "params_from_mapping", "register_stage", "resolve_devices", "stage_order", "stages_for", "wants_cuda"]
 
 SOURCE = "frames"
 """Name of the source decoding's parameters (:class:`FramesParams`): not a stage of its own, they enter the key
@@ -193,6 +194,7 @@ class Stage:
     placement: Callable[[Any, bool], Placement] | None = None
     device: Device | None = None
     scope: str = "clip"
+    cost: Cost | None = None
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -243,7 +245,7 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
                    reads_source: bool = False, reads_truth: bool = False, group: str | None = None,
                    figure: Figure | None = None, kernel_many: Callable[..., list] | None = None,
                    placement: Callable[[Any, bool], Placement] | None = None, device: Device | None = None,
-                   scope: str = "clip") -> Stage:
+                   scope: str = "clip", cost: Cost | None = None) -> Stage:
     """Register a stage; returns its :class:`Stage`.
 
     Parameters
@@ -287,6 +289,11 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
     scope : {"clip", "dataset"}
         A dataset stage runs once over every clip after the per-clip stages,
         reading the outputs of the one stage in ``reads``.
+    cost : Cost, optional
+        How its work grows with a clip (per frame, per pair, ...), which the
+        build's estimate scales a cost measured on one clip by
+        (:mod:`.cost`); a per-clip stage without one is left out of the
+        estimate, which says so.
 
     Raises
     ------
@@ -299,7 +306,7 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
     stage = Stage(name=name, version=str(version), params=params, kernel=kernel, writes=tuple(writes),
                   inputs=tuple(inputs), reads=tuple(reads), reads_source=reads_source, reads_truth=reads_truth,
                   group=group, figure=figure, kernel_many=kernel_many, placement=placement, device=device,
-                  scope=scope)
+                  scope=scope, cost=cost)
     _check(stage)
     old = STAGES.get(name)
     if old is not None:
