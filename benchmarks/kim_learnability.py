@@ -25,6 +25,8 @@ frames or on apex frames only.
 Stores are cached under ``--cache`` (default ``data/kim-learnability``);
 results are appended to ``OUT/rows.jsonl`` as each run finishes (a rerun
 skips the rows already there) and written as ``OUT/summary.md``.
+``--signal`` prints instead how much an expression changes a state frame
+against a change of person (:func:`pixel_signal`).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ import torch
 
 from mepipe.featurestore.features import State
 from mepipe.pipeline.build import BuildOptions, run_build
-from mepipe.pipeline.demo import DemoParams, write_demo
+from mepipe.pipeline.demo import write_demo
 from mepipe.pipeline.demo.build_config import BUILD_CONFIG
 from mepipe.pipeline.demo.identities import IDENTITIES
 from mepipe.pipeline.demo.params import PRESETS
@@ -200,6 +202,34 @@ def run(condition: str, people: int, seed: int, cache: Path, out: Path) -> dict:
     return row
 
 
+def pixel_signal(store: Path) -> dict[str, float]:
+    """RMS differences of the state frames (64x64x3 in [0, 1]): an expression's against a change of person.
+
+    ``expression``: apex minus onset of the same clip; ``people``: the onsets of two clips of
+    different people; ``classes``: the apexes of one person's clips of different classes;
+    ``jitter``: the onsets of one person's different clips (what alignment leaves).
+    """
+    clips = ClipTable.of(str(store))
+    samples = clips.samples["sample"].astype(str).tolist()
+    dataset = StateFrameDataset(clips, samples, [0] * len(samples))
+    frames = np.stack([[dataset.raw(c * dataset.n_states + s) for s in State] for c in range(len(samples))])
+    person = clips.samples["subject"].astype(str).to_numpy()
+    emotion = clips.samples["emotion"].astype(str).to_numpy()
+    pairs = [(i, j) for i in range(len(samples)) for j in range(i + 1, len(samples))]
+
+    def rms(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((a.astype(float) - b) ** 2)))
+
+    onset, apex = State.ONSET, State.APEX
+    return {"expression": float(np.mean([rms(f[apex], f[onset]) for f in frames])),
+            "people": float(np.mean([rms(frames[i, onset], frames[j, onset]) for i, j in pairs
+                                     if person[i] != person[j]])),
+            "classes": float(np.mean([rms(frames[i, apex], frames[j, apex]) for i, j in pairs
+                                      if person[i] == person[j] and emotion[i] != emotion[j]])),
+            "jitter": float(np.mean([rms(frames[i, onset], frames[j, onset]) for i, j in pairs
+                                     if person[i] == person[j]]))}
+
+
 def markdown(rows: list[dict]) -> str:
     keys = ("cnn_apex", "accuracy", "uf1", "neutral_train", "neutral_test", "apex_train", "apex_test")
     lines = ["| condition | people | seed | CNN apex | LSTM acc | LSTM UF1 | Fc neutral train | Fc neutral test | "
@@ -219,10 +249,17 @@ def main() -> None:
                              f"{', '.join(STATE_SUBSETS)}.")
     parser.add_argument("--cache", default="data/kim-learnability", help="Folder of the built demo stores.")
     parser.add_argument("--out", default="runs/kim-learnability", help="Folder of the runs and the table.")
+    parser.add_argument("--signal", action="store_true",
+                        help="Print the state frames' pixel differences (pixel_signal) of each store instead.")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cache, out = Path(args.cache), Path(args.out)
     cache.mkdir(parents=True, exist_ok=True)
+    if args.signal:
+        for people in (int(p) for p in args.people.split(",")):
+            signal = pixel_signal(demo_store(people, cache))
+            print(f"{people} people: " + ", ".join(f"{k} {v:.3f}" for k, v in signal.items()))
+        return
     out.mkdir(parents=True, exist_ok=True)
     log = out / "rows.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
