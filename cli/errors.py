@@ -13,6 +13,8 @@ option checks) and this module does the rest.
 """
 from __future__ import annotations
 
+import errno
+import logging
 import sys
 import traceback
 
@@ -24,6 +26,17 @@ from mepipe.featurestore.safety import printable
 FOREIGN_EXPECTED: tuple[tuple[type[BaseException], int], ...] = ((FileNotFoundError, 2),)
 """Builtin errors that mean a wrong path was given, with their exit status."""
 
+_DESTINATION = "choose a place you can write to (--store, --to, --out or the zip's path)"
+SYSTEM_EXPECTED: dict[int, tuple[int, str]] = {
+    errno.EROFS: (2, f"the file system is read-only; {_DESTINATION}"),
+    errno.EACCES: (2, f"permission denied; {_DESTINATION}, or change its permissions"),
+    errno.EPERM: (2, f"not permitted; {_DESTINATION}, or change its permissions"),
+    errno.ENOSPC: (1, "no space left on the disk; free some and run the command again"),
+    errno.EDQUOT: (1, "the disk quota is used up; free some space and run the command again"),
+}
+"""``OSError`` numbers that are the user's machine, not a bug, with their exit status and the fix (a file
+system that refuses writes: the command named the wrong place; a full one: the data does not fit)."""
+
 
 def exit_status(error: BaseException) -> int | None:
     """The exit status an expected error maps to, or None for a bug."""
@@ -32,6 +45,8 @@ def exit_status(error: BaseException) -> int | None:
     for kind, status in FOREIGN_EXPECTED:
         if isinstance(error, kind):
             return status
+    if isinstance(error, OSError) and error.errno in SYSTEM_EXPECTED:
+        return SYSTEM_EXPECTED[error.errno][0]
     return None
 
 
@@ -41,9 +56,21 @@ def error_message(error: BaseException) -> str:
     Escaped for the terminal: messages quote file names, sample ids and
     attributes that may come from a store someone else built.
     """
-    if isinstance(error, OSError) and not isinstance(error, MepipeError) and error.filename:
-        return printable(f"{error.filename}: {error.strerror or error}")
+    if isinstance(error, OSError) and not isinstance(error, MepipeError):
+        if error.errno in SYSTEM_EXPECTED:
+            where = f"{error.filename}: " if error.filename else ""
+            return printable(f"{where}{SYSTEM_EXPECTED[error.errno][1]}")
+        if error.filename:
+            return printable(f"{error.filename}: {error.strerror or error}")
     return printable(str(error))
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log records with control characters escaped line by line (:func:`printable`): warnings quote labels,
+    sample ids and paths from sheets and stores, and an ESC sequence in one must not reach the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))
 
 
 INTERRUPTED = 130

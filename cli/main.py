@@ -1,7 +1,6 @@
 """The ``mepipe`` command line: a thin layer over the pipeline, store and training APIs."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .errors import ReportingGroup
+from .errors import PrintableFormatter, ReportingGroup
 from .paths import data_root, dataset_root, store_path
 from .reproduce_cmd import register as register_reproduce_commands
 from .store_cmd import register as register_store_commands
@@ -30,8 +29,9 @@ def cli(verbose: int) -> None:
     each corpus's own emotions) keeps and merges; its "Papers" gives the full
     references.
     """
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], handlers=[handler])
 
 
 def _adapter_names() -> list[str]:
@@ -116,8 +116,15 @@ stage_plugin_option = click.option(
 @click.option("--dry-run", is_flag=True,
               help="Print which (clip, stage) tasks would run and why (which parameter, code version or source "
                    "changed), which are cached, and what running them would cost per stage; write nothing.")
+@click.option("--prune", is_flag=True,
+              help="Remove the store's clips that the dataset no longer lists (rows deleted from the sheet); "
+                   "without it such a build is refused. The report names every clip removed.")
+@click.option("--replace", is_flag=True,
+              help="Rebuild a store made from another dataset, root or adapter options from this one: its clips "
+                   "this dataset lacks and the features of stages this build does not run are removed. Without "
+                   "it such a build is refused.")
 def build(dataset, root, annotations, store, workers, scheduler, stages, force, config, options, data_root_opt,
-          fingerprint, allow_outside_root, face, progress, estimate, dry_run):
+          fingerprint, allow_outside_root, face, progress, estimate, dry_run, prune, replace):
     """Build (or update) a feature store from a dataset.
 
     Only stale work runs: each clip's stage is cached under a key of its
@@ -155,7 +162,8 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
                         workers=workers, scheduler=scheduler,
                         stages=tuple(stages_for([s.strip() for s in stages.split(",")])) if stages else None,
                         force=tuple(force), params=params, progress=progress,
-                        adapter_options=adapter_options, fingerprint=fingerprint, estimate=estimate)
+                        adapter_options=adapter_options, fingerprint=fingerprint, estimate=estimate,
+                        replace=replace, prune=prune)
     if dry_run:
         from mepipe.pipeline.build import preview_build
 
@@ -277,15 +285,17 @@ def demo(name, out, seed, subjects, clips, videos, data_root_opt):
 
 @cli.command()
 @click.argument("store")
-@click.option("--json", "as_json", is_flag=True, help="Print the full information as JSON.")
+@click.option("--clips", is_flag=True, help="List every clip: id, dataset, subject, frames, status and why.")
+@click.option("--features", is_flag=True,
+              help="List every feature: scope, dims, shape per clip, dtype, units and meaning.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full information (or the lists) as JSON.")
 @click.option("--store-id", "expect_id", metavar="ID",
               help="Refuse the store unless its id is this (see `store verify`).")
-def info(store, as_json, expect_id):
+def info(store, clips, features, as_json, expect_id):
     """What is in a store: its id, clips, features, parameters, sizes, failures."""
-    from mepipe.featurestore.info import describe, format_description
+    from mepipe.featurestore.info import info_text
 
-    desc = describe(str(store), expect_id=expect_id)
-    click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_description(desc))
+    click.echo(info_text(str(store), clips=clips, features=features, as_json=as_json, expect_id=expect_id))
 
 
 class RegistryChoice(click.Choice):
@@ -347,20 +357,22 @@ def show(store, clip, feature, out):
                    "intensity, state, stddiff, ncc. Default: face_found, landmarks, landmarks_aligned, intensity, "
                    "state (those the store has).")
 @click.option("--store-id", "expect_id", metavar="ID", help="Refuse the store unless its id is this.")
-def export(store, to, features, expect_id):
+@click.option("--overwrite", is_flag=True, help="Replace the tables if they exist (without it they are refused).")
+def export(store, to, features, expect_id, overwrite):
     """Flat tables of a store for pandas, R or a spreadsheet.
 
     One row per frame (sample, subject, dataset, frame number, timestamp,
     face_found, landmarks as x_0..x_67, y_0..y_67 in source pixels and
     x_aligned_0..y_aligned_67 in crop pixels, as OpenFace and py-feat name
     them, intensity, state), and one row per clip (ground truth and
-    estimated onset/apex/offset, SFEM, status, flags).
+    estimated onset/apex/offset, SFEM, status, flags). In a CSV, text
+    cells that begin like a spreadsheet formula (= + - @) get a leading '.
     """
     from mepipe.featurestore import open_store
     from mepipe.featurestore.export import export_tables
 
     chosen = [f.strip() for f in features.split(",")] if features else None
-    result = export_tables(open_store(str(store), expect_id=expect_id), to, chosen)
+    result = export_tables(open_store(str(store), expect_id=expect_id), to, chosen, overwrite=overwrite)
     click.echo(f"wrote {result.frames_path} ({result.frame_shape[0]} frames x {result.frame_shape[1]} columns) "
                f"and {result.clips_path} ({result.clip_shape[0]} clips x {result.clip_shape[1]} columns)")
 

@@ -59,17 +59,22 @@ def _composite_list(value: str | None, stores: tuple[str, ...]) -> str | None:
                    "same settings).")
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
-@click.option("--progress/--no-progress", default=False, show_default=True, help="A progress bar per fold.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="A progress bar over the table's runs (experiments x seeds), with an ETA and the row running.")
 def reproduce(stores, store_ids, models, seeds, quick, composite_list, device, out, overwrite, data_root_opt,
               progress):
     """Run each paper's protocol over the stores and write the table of our figures beside the published ones.
 
     Writes OUT/reproduce.md and OUT/reproduce.json: one row per network and
-    corpus (accuracy, UF1, UAR; the published figure and its table; store
-    ids, seeds, wall time; the recipe's deviations from the paper). A row
-    that cannot run says why.
+    corpus (accuracy, UF1, UAR; the published figure and its table; clips
+    per class beside the papers'; store ids, seeds, wall time; each of the
+    recipe's deviations from the paper, and why a published figure has no
+    figure of ours beside it), and a figure per row that ran, ours beside the
+    published (OUT/figures/). CASME II experiments train with the labels the
+    papers used (label version casme2-2014). Each row is printed as it
+    finishes; a row that cannot run says why.
     """
-    from mepipe.train.reproduce import REPRODUCE_MD, ReproduceParams
+    from mepipe.train.reproduce import REPRODUCE_MD, ReproduceParams, format_row_lines
     from mepipe.train.reproduce import reproduce as run_reproduce
 
     if not stores:
@@ -79,13 +84,7 @@ def reproduce(stores, store_ids, models, seeds, quick, composite_list, device, o
                              quick=quick, composite_list=_composite_list(composite_list, stores), device=device,
                              overwrite=overwrite, progress=progress)
 
-    def show(row: dict) -> None:
-        ours = ", ".join(f"{k} {v['mean']:.3f}" for k, v in row["ours"].items())
-        where = row.get("dataset") or "—"
-        click.echo(f"{row['model']:<8} {row['experiment']:<40} {where:<24} "
-                   f"{ours or row['status'] + ': ' + row['reason']}")
-
-    table = run_reproduce(params, on_row=show)
+    table = run_reproduce(params, on_row=lambda row: click.echo(format_row_lines(row, out)))
     ran = sum(r["status"] == "ran" for r in table["rows"])
     click.echo(f"{ran} of {len(table['rows'])} rows ran in {table['seconds']:.0f} s; table: {out / REPRODUCE_MD}")
 
@@ -99,20 +98,26 @@ def runs() -> None:
 @click.argument("run_folders", metavar="RUN...", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path),
-              help="Per-class recall figure to write. Default: compare-recall.png beside the first run.")
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+              help="Also draw each run's per-class recall, as grouped bars, into this PNG file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (long values whole).")
 def compare(run_folders, png, as_json):
-    """Figures, differing parameters and store ids of runs side by side; a PNG of each run's per-class recall."""
+    """Figures, differing parameters and store ids of runs side by side; with --png, their per-class recall.
+
+    Settings of how a run executed (its folder, progress bars, workers) are
+    not compared; long values wrap, and are cut after three lines (--json
+    keeps them whole). Runs of `mepipe reproduce` are named by their row and
+    seed.
+    """
     from mepipe.train.compare import compare_runs, format_comparison, plot_recall
 
     try:
         table = compare_runs(run_folders)
     except (FileNotFoundError, ValueError) as err:
         raise click.UsageError(str(err)) from None
-    png = png or Path(run_folders[0]).resolve().parent / "compare-recall.png"
-    plot_recall(table, png)
     click.echo(json.dumps(table, indent=2, default=str) if as_json else format_comparison(table))
-    click.echo(f"per-class recall: {png}", err=as_json)
+    if png is not None:
+        plot_recall(table, png)
+        click.echo(f"per-class recall: {png}", err=as_json)
 
 
 def register(cli_group: click.Group) -> None:

@@ -98,20 +98,23 @@ def verify(location, as_json, workers, expect_id):
 
 @store.command()
 @click.argument("location")
-@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@click.option("--clips", is_flag=True, help="List every clip: id, dataset, subject, frames, status and why.")
+@click.option("--features", is_flag=True,
+              help="List every feature: scope, dims, shape per clip, dtype, units and meaning.")
+@click.option("--json", "as_json", is_flag=True, help="Print everything (or the lists) as JSON.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MEPIPE_CACHE",
               help=_CACHE_HELP)
 @click.option("--no-cache", is_flag=True, help=_NO_CACHE_HELP)
 @click.option("--store-id", "expect_id", metavar="ID", help=_STORE_ID_HELP)
-def info(location, as_json, cache_dir, no_cache, expect_id):
+def info(location, clips, features, as_json, cache_dir, no_cache, expect_id):
     """Describe the store at LOCATION: its id, clips, features, who built it from what, with which parameters.
 
     Sizes are shown for folders and zip files, not for URLs.
     """
-    from mepipe.featurestore.info import describe, format_description
+    from mepipe.featurestore.info import info_text
 
-    desc = report_errors(describe, _location(location, cache_dir, no_cache), expect_id=expect_id)
-    click.echo(_dump(desc) if as_json else format_description(desc))
+    click.echo(report_errors(info_text, _location(location, cache_dir, no_cache), clips=clips, features=features,
+                             as_json=as_json, expect_id=expect_id))
 
 
 @store.command()

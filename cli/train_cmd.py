@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import click
@@ -16,6 +17,17 @@ from mepipe.train.protocols import PROTOCOLS
 from .paths import data_root, store_path
 
 log = logging.getLogger(__name__)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float option in a range that is also finite: ``nan`` passes every comparison and ``inf`` every lower
+    bound, so FloatRange alone lets them through."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _pairs(items: tuple[str, ...], hint: str) -> tuple[tuple[str, str], ...]:
@@ -47,11 +59,17 @@ def _model_args(items: tuple[str, ...]) -> tuple[tuple[str, object], ...]:
 def _check_names(model: str, labels: str) -> None:
     from mepipe.train.labels import list_schemes
     from mepipe.train.models import list_models
+    from mepipe.train.targets import AU_PREFIX, known_labels, parse_targets
 
     if model not in list_models():
         raise click.BadParameter(f"unknown model {model!r}; known: {', '.join(list_models())}", param_hint="--model")
-    if labels not in list_schemes():
-        raise click.BadParameter(f"unknown label scheme {labels!r}; known: {', '.join(list_schemes())}",
+    if labels.startswith(AU_PREFIX):
+        try:
+            parse_targets(labels)
+        except KeyError as err:
+            raise click.BadParameter(str(err.args[0]), param_hint="--labels") from None
+    elif labels not in list_schemes():
+        raise click.BadParameter(f"unknown label scheme {labels!r}; known: {', '.join(known_labels())}",
                                  param_hint="--labels")
 
 
@@ -78,6 +96,7 @@ Papers (README, "Papers"):
   nag2019           Nag, Bhunia, Konwer, Roy 2019, ICASSP, doi:10.48550/arXiv.1902.03514
   megc2019, megc-3  See, Yap, Li, Hong, Wang 2019, IEEE FG, doi:10.1109/FG.2019.8756611
   objective         Davison, Merghani, Yap 2018, J. Imaging 4(10), doi:10.3390/jimaging4100119
+  meb, au:SET       Varanka, Li, Peng, Zhao 2024, IEEE TAFFC 15(1), doi:10.1109/TAFFC.2023.3265063
 
 \b
 Label schemes (what each keeps and merges): README, "Label schemes"."""
@@ -101,10 +120,18 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--labels", required=True, metavar="SCHEME",
               help="Label scheme: casme2-5, samm-3 (Miao et al. 2019), strcn-4 (Xia et al. 2020), megc-3 (See et "
                    "al. 2019) or objective (Davison et al. 2018). What each keeps and merges: README, 'Label "
-                   "schemes'.")
+                   "schemes'. Or au:SET to detect action units, one output per AU with binary cross-entropy, F1 "
+                   "per AU (Varanka et al. 2024, MEB): au:meb-cross (MEB's 12 AUs), au:casme2, ... or AU numbers "
+                   "(au:4+12).")
+@click.option("--label-version", metavar="NAME",
+              help="Relabel the clips as an older version of their sheet gives them before the scheme maps them: "
+                   "casme2-2014 = the CASME II labels the papers used (surprise 25, sadness 7; the 2019 sheet "
+                   "relabels three sadness clips as surprise). Recorded in the run. Default: the labels as stored.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="loso", show_default=True,
               help="Evaluation protocol: leave one subject/video out, the MEGC 2019 composite (See et al. 2019; "
-                   "its list decides clips and labels), cross-dataset, or leave one dataset out.")
+                   "its list decides clips and labels), cross-dataset, leave one dataset out, or meb: leave one "
+                   "dataset out over MEB's corpora (CASME, CASME II, SAMM, 4DME, MMEW, CAS(ME)³; Varanka et al. "
+                   "2024), of those the stores hold (--dry-run names the absent ones).")
 @click.option("--train-dataset", "train_datasets", multiple=True, metavar="NAME",
               help="With --protocol cross: a dataset trained on (repeatable). Default: all but --test-dataset.")
 @click.option("--test-dataset", metavar="NAME", help="With --protocol cross: the dataset tested on.")
@@ -127,11 +154,11 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Mini-batch size of the first stage (kim2017: clips, each with its 5 state frames). "
                    "Default: the model's recipe.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True),
               help="Initial learning rate of the first stage. Default: the model's recipe.")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]),
               help="Optimiser of the first stage. Default: the model's recipe.")
-@click.option("--weight-decay", type=click.FloatRange(min=0),
+@click.option("--weight-decay", type=FiniteFloatRange(min=0),
               help="L2 coefficient of the first stage's optimiser (gradient += wd * w). Default: the model's recipe.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto = CUDA when available (with mixed precision), else CPU.")
@@ -160,8 +187,8 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
-def train(model, plugins, stores, store_ids, labels, protocol, train_datasets, test_dataset, composite_list, strict,
-          val_subjects, dry_run, as_json, epochs, temporal_epochs, batch_size, lr, optimizer, weight_decay,
+def train(model, plugins, stores, store_ids, labels, label_version, protocol, train_datasets, test_dataset,
+          composite_list, strict, val_subjects, dry_run, as_json, epochs, temporal_epochs, batch_size, lr, optimizer, weight_decay,
           device, seed, in_memory, no_augment, patience, model_args, recipe_options, folds, workers, out,
           overwrite, data_root_opt, progress):
     """Train a network from one or more feature stores under an evaluation protocol.
@@ -186,7 +213,8 @@ def train(model, plugins, stores, store_ids, labels, protocol, train_datasets, t
         raise click.UsageError("--json prints the plan of --dry-run; add --dry-run")
     stores = stores or (str(store_path(data_root(data_root_opt), "demo")),)
     out = out or _default_out(model, stores, labels, protocol)
-    params = RunParams(model=model, store=stores, store_ids=store_ids, labels=labels, protocol=protocol,
+    params = RunParams(model=model, store=stores, store_ids=store_ids, labels=labels, label_version=label_version,
+                       protocol=protocol,
                        train_datasets=train_datasets, test_dataset=test_dataset,
                        composite_list=_composite_list(composite_list), strict=strict, val_subjects=val_subjects,
                        out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,

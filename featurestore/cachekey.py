@@ -19,7 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 NOT_IN_KEY = {"cache_key": False}
-"""Field metadata (``field(default=..., metadata=NOT_IN_KEY)``) of parameters that do not change outputs."""
+"""Field metadata (``field(default=..., metadata=NOT_IN_KEY)``) of parameters that do not change outputs:
+limits that only refuse inputs, and settings of how something runs (workers, progress bars, output folders)."""
+
+
+def fields_not_in_key(params: Any) -> tuple[str, ...]:
+    """Names of the fields of a parameter dataclass (class or instance) tagged :data:`NOT_IN_KEY`."""
+    return tuple(f.name for f in dataclasses.fields(params) if f.metadata.get("cache_key") is False)
 
 
 def canonical(value: Any, *, for_key: bool = False) -> Any:
@@ -28,8 +34,9 @@ def canonical(value: Any, *, for_key: bool = False) -> Any:
     ``for_key`` drops dataclass fields tagged :data:`NOT_IN_KEY`.
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        dropped = fields_not_in_key(value) if for_key else ()
         return {f.name: canonical(getattr(value, f.name), for_key=for_key) for f in dataclasses.fields(value)
-                if not (for_key and f.metadata.get("cache_key") is False)}
+                if f.name not in dropped}
     if isinstance(value, Mapping):
         return {str(k): canonical(value[k], for_key=for_key) for k in sorted(value, key=str)}
     if isinstance(value, (list, tuple)):

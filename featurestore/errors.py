@@ -16,6 +16,8 @@ Subclasses that stand in for a builtin error also derive from it
 """
 from __future__ import annotations
 
+import errno
+
 
 class MepipeError(Exception):
     """An expected failure whose message says what is wrong and how to fix it.
@@ -56,3 +58,16 @@ class ConfigError(UsageError, ValueError):
 
 class SheetError(DataError, ValueError):
     """An annotation sheet or manifest that cannot be read as one (no header row, missing columns)."""
+
+
+class DiskFullError(DataError, OSError):
+    """The disk (or quota) filled up while writing; the work done so far is kept."""
+
+
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""``errno`` values of a full disk or an exhausted quota."""
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Whether ``error`` is a full disk or quota: a condition of the machine, not of the clip being written."""
+    return isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS

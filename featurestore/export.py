@@ -18,7 +18,11 @@ installed (CSV, or Parquet with pandas' own engine, pyarrow):
   ``status``, ``flags`` and ``error``.
 
 Every array is read through :func:`~mepipe.featurestore.open_store`, so each
-read is checked against the store's manifest.
+read is checked against the store's manifest. Text from sheets (labels,
+ids, flags) may begin like a spreadsheet formula; in a CSV such a cell is
+written with a leading ``'`` (:func:`spreadsheet_safe`), as OWASP advises
+against CSV injection, so a spreadsheet shows it as text instead of
+evaluating it. An existing table is replaced only when asked.
 """
 from __future__ import annotations
 
@@ -36,14 +40,17 @@ from .features import (FACE_BOX, FACE_FOUND, FRAME, INTENSITY, LANDMARKS, LANDMA
 from .schema import SAMPLE_COLUMNS
 from .store import FeatureStore, open_store
 
-__all__ = ["EXPORTABLE", "DEFAULT_FEATURES", "ExportResult", "clip_table", "clips_path", "export_tables",
-           "frame_table"]
+__all__ = ["EXPORTABLE", "DEFAULT_FEATURES", "ExportResult", "FORMULA_PREFIXES", "clip_table", "clips_path",
+           "export_tables", "frame_table", "spreadsheet_safe"]
 
 EXPORTABLE = tuple(f.name for f in (FACE_FOUND, LANDMARKS, LANDMARKS_ALIGNED, FACE_BOX, INTENSITY, STATE, STDDIFF, NCC))
 """Per-frame features a frame table can hold (arrays of a few numbers per frame; images and flow are not)."""
 
 DEFAULT_FEATURES = tuple(f.name for f in (FACE_FOUND, LANDMARKS, LANDMARKS_ALIGNED, INTENSITY, STATE))
 """What the frame table holds when no features are chosen (those of them the store has)."""
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a CSV cell as a formula (OWASP, "CSV Injection")."""
 
 _LANDMARK_PREFIX = {LANDMARKS.name: "", LANDMARKS_ALIGNED.name: "aligned_"}
 _BOX_SIDES = ("left", "top", "right", "bottom")
@@ -156,8 +163,22 @@ def clip_table(store: FeatureStore) -> pd.DataFrame:
     return table
 
 
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every text cell that starts with a :data:`FORMULA_PREFIXES` character prefixed by ``'``.
+
+    Numbers are left alone (a negative number is not text); the quote is
+    what spreadsheets take as "this cell is text" and do not show.
+    """
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column].dtype):
+            out[column] = out[column].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES)
+                                          else v)
+    return out
+
+
 def export_tables(store: FeatureStore | str | os.PathLike, to: str | os.PathLike,
-                  features: Sequence[str] | None = None) -> ExportResult:
+                  features: Sequence[str] | None = None, *, overwrite: bool = False) -> ExportResult:
     """Write the frame table to ``to`` and the clip table beside it (:func:`clips_path`).
 
     Parameters
@@ -168,15 +189,22 @@ def export_tables(store: FeatureStore | str | os.PathLike, to: str | os.PathLike
         ``….parquet`` or ``….csv``; the clip table gets the same format.
     features : sequence of str, optional
         Per-frame features (see :func:`frame_table`).
+    overwrite : bool
+        Replace tables that exist; without it they are refused.
 
     Raises
     ------
     ExportError
-        An unknown format or feature, a feature the store lacks, or Parquet without pyarrow.
+        An unknown format or feature, a feature the store lacks, Parquet
+        without pyarrow, or a table that exists (without ``overwrite``).
     """
     to = Path(to)
     if to.suffix not in FORMATS:
         raise ExportError(f"{to}: the table must end in {' or '.join(FORMATS)}")
+    taken = [str(p) for p in (to, clips_path(to)) if p.exists()]
+    if taken and not overwrite:
+        raise ExportError(f"{' and '.join(taken)} exist{'s' if len(taken) == 1 else ''}; pass --overwrite to "
+                          "replace, or export to another name")
     if to.suffix == ".parquet":
         _require_parquet_engine()
     store = store if isinstance(store, FeatureStore) else open_store(store)
@@ -188,7 +216,7 @@ def export_tables(store: FeatureStore | str | os.PathLike, to: str | os.PathLike
         if to.suffix == ".parquet":
             table.to_parquet(path, index=False)
         else:
-            table.to_csv(path, index=False)
+            spreadsheet_safe(table).to_csv(path, index=False)
     chosen = tuple(c for c in EXPORTABLE if c in choose_features(store, features))
     return ExportResult(to, other, frames.shape, clips.shape, chosen)
 

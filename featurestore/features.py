@@ -140,6 +140,14 @@ class FeatureDef:
     flags : tuple of str
         For categorical integer features: the meaning of codes 0, 1, ...
         (written as CF ``flag_values`` / ``flag_meanings``).
+    nan_fills : tuple of str
+        For a float feature that marks a missing item with NaN by design,
+        the dims one such item spans (``flow_consecutive``: a pair across a
+        gap in the frame numbers is a NaN ``(uv, y, x)`` field). Empty (the
+        rule): the feature never holds NaN or infinity, so a build refuses
+        to write one and a read of one is a damaged store
+        (:mod:`.finite`). Declared here, not read from the store, so a
+        store cannot excuse its own NaN.
     """
 
     name: str
@@ -152,12 +160,16 @@ class FeatureDef:
     sizes: Mapping[str, Size] = field(default_factory=dict)
     scope: str = "clip"
     flags: tuple[str, ...] = ()
+    nan_fills: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [d for d in (*self.dims, *self.sizes) if d not in DIMS]
         if unknown or not set(self.sizes) <= set(self.dims):
             raise ValueError(f"feature {self.name!r}: dims {unknown or sorted(set(self.sizes) - set(self.dims))} "
                              f"are not among its dims {self.dims} or not in DIMS")
+        if not set(self.nan_fills) <= set(self.dims[1:]) or (self.nan_fills and self.dtype[0] != "f"):
+            raise ValueError(f"feature {self.name!r}: nan_fills {self.nan_fills} must be dims after the first of a "
+                             f"float feature; it has dims {self.dims} and dtype {self.dtype}")
 
     @property
     def frame_indexed(self) -> bool:
@@ -258,12 +270,12 @@ FLOW_ONSET_APEX = FeatureDef(
     "flow_onset_apex", "flow_onset_apex", ("uv", "y", "x"), "float16", "pixel",
     "optical flow from onset to apex in pixels of the flow grid",
     "TV-L1 flow (u, v) from the onset crop to the apex crop, crops resized to flow_onset_apex.size "
-    "(STRCN-G; Xia: 300x245)", {"uv": 2, **_size("flow_onset_apex")})
+    "(STRCN-G; Xia: 245x300, their 300 x 245 read as H x W)", {"uv": 2, **_size("flow_onset_apex")})
 FLOW_ONSET_APEX_MAGNIFIED = FeatureDef(
     "flow_onset_apex_magnified", "flow_onset_apex_magnified", ("alpha", "pair", "uv", "y", "x"), "float16",
     "pixel", "optical flow from onset to apex of the magnified clip in pixels of the flow grid",
     "TV-L1 flow (u, v) between two frames of the clip magnified with each alpha of magnify.alphas, resized "
-    "to flow_onset_apex_magnified.size (STRCN-G; Xia: 300x245); pair k joins the frames "
+    "to flow_onset_apex_magnified.size (STRCN-G; Xia: 245x300); pair k joins the frames "
     "onset_apex_pairs[k], pair 0 the clip's onset and apex",
     {"alpha": Param("magnify", "alphas", length=True), "uv": 2, **_size("flow_onset_apex_magnified")})
 ONSET_APEX_PAIRS = FeatureDef(
@@ -293,17 +305,17 @@ FLOW_CONSECUTIVE = FeatureDef(
     "flow_consecutive", "flow_consecutive", ("pair", "uv", "y", "x"), "float16", "pixel",
     "optical flow between consecutive frames in pixels of the flow grid",
     "TV-L1 flow (u, v) from each crop to the next at flow_consecutive.size (Nag's temporal network; "
-    "64x64)", {"uv": 2, **_size("flow_consecutive")})
+    "64x64)", {"uv": 2, **_size("flow_consecutive")}, nan_fills=("uv", "y", "x"))
 MAGNIFIED = FeatureDef(
     "magnified", "magnify", ("frame", "y", "x", "channel"), "uint8", _GREY,
     "Eulerian-magnified face crop intensity",
-    "aligned clip magnified with magnify.test_alpha (Wu et al. 2012; Xia: 8) at magnify.size; the apex "
-    "stage's std-diff input", _size("magnify"))
+    "aligned clip magnified with magnify.test_alpha (Wu et al. 2012; Xia: 8) at the crops' size and resized "
+    "to magnify.size; the apex stage's std-diff input", _size("magnify"))
 MAGNIFIED_SMALL = FeatureDef(
     "magnified_small", "magnify", ("frame", "alpha", "y", "x", "channel"), "uint8", _GREY,
     "Eulerian-magnified face crop intensity, STRCN-A size",
-    "aligned clip magnified with each alpha at magnify.small_size, the input of STRCN-A's appearance "
-    "matrices (Xia: 64x48)", {"alpha": Param("magnify", "alphas", length=True),
+    "aligned clip magnified with each alpha at the crops' size and resized to magnify.small_size, the input "
+    "of STRCN-A's appearance matrices (Xia: 48x64, their 64 x 48 read as H x W)", {"alpha": Param("magnify", "alphas", length=True),
                              **_size("magnify", "small_size")})
 LFM = FeatureDef(
     "lfm", "lfm", ("map", "i", "j"), "uint8", _GREY, "landmark feature map",

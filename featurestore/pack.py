@@ -12,14 +12,16 @@ new copy is written to the destination back-end's staged copy (a temporary
 sibling named ``.mepipe-part-<token>-<name>``), verified, and only then
 published, so ``--overwrite`` keeps the old copy until the new one verifies
 and a kill at any moment leaves the destination as it was (plus temporary
-debris). Back-ends that cannot rename (object stores: a "move" is a copy)
-copy the verified copy into place with the manifest last, and the result is
-verified again before success is reported.
+debris, which the next copy to a local destination removes:
+:mod:`.backends.parts`). Back-ends that cannot rename (object stores: a
+"move" is a copy) copy the verified copy into place with the manifest last,
+and the result is verified again before success is reported.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ from .errors import DataError, UsageError
 from .location import StoreLocation, load_manifest, locate
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, is_listed
 from .verify import VerifyResult, verify
+
+log = logging.getLogger(__name__)
 
 
 class PackError(DataError, RuntimeError):
@@ -118,6 +122,10 @@ def copy_store(source_location: str | os.PathLike | StoreLocation, dest: StoreBa
         raise PackError(f"{dest.where} exists; pass overwrite=True (--overwrite) to replace it")
     source, manifest = _checked_source(locate(source_location), expect_id)
     names = publish_order([*sorted(manifest.files), MANIFEST_FILE])
+    swept = dest.sweep_parts()
+    if swept:
+        log.info("%s: removed %d staged copies a killed pack or push left: %s", dest.where, len(swept),
+                 ", ".join(swept))
     staged = dest.staged()
     try:
         for name in names:

@@ -86,13 +86,21 @@ class BuildRecord:
     quirks : tuple of str
         Sheet and data quirks the adapter handled.
     features : tuple of str
-        Every feature readable for at least one clip, whichever build wrote it.
+        Every feature the store holds, whichever build wrote it: those
+        readable for at least one clip and the dataset-level ones
+        (``FeatureStore.features`` and ``FeatureStore.dataset_features``
+        tell them apart).
     stages : dict of str to StageRecord
         The stages whose outputs the store holds, with the parameters they ran with.
     shared_params : dict
         Settings that are not a stage but enter the keys of stages reading sources (``frames``).
     build : BuildInfo
         The last build.
+    adapter_options : dict or None
+        The dataset adapter's options (``--option``, ``--allow-outside-root``);
+        with ``dataset`` and ``source_root`` they say which sources the store
+        holds, so a build from other sources is refused. None in stores built
+        before it was recorded.
     """
 
     schema_version: int
@@ -105,6 +113,7 @@ class BuildRecord:
     stages: dict[str, StageRecord]
     shared_params: dict[str, dict[str, Any]]
     build: BuildInfo
+    adapter_options: dict[str, Any] | None = None
 
     def stage_params(self) -> dict[str, dict[str, Any]]:
         """Parameters of every recorded stage and shared setting, by name (what feature sizes follow from)."""
@@ -139,6 +148,7 @@ class BuildRecord:
                         for name, s in attrs["stages"].items()},
                 shared_params={name: dict(p) for name, p in attrs["shared_params"].items()},
                 build=BuildInfo(**attrs["build"]),
+                adapter_options=_options(attrs.get("adapter_options")),
             )
         except KeyError as err:
             raise ProvenanceError(f"{where}: its build record lacks {err.args[0]!r}; rebuild it with "
@@ -146,6 +156,15 @@ class BuildRecord:
         except (TypeError, ValueError, AttributeError) as err:
             raise ProvenanceError(f"{where}: its build record is malformed ({err}); rebuild it with "
                                   "`mepipe build`") from None
+
+
+def _options(value: Any) -> dict[str, Any] | None:
+    """The recorded adapter options: a mapping, or None when the record predates them."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"adapter_options is not a mapping but {type(value).__name__} {value!r:.80}")
+    return dict(value)
 
 
 def _strings(value: Any, field: str) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -10,10 +10,11 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .features import feature_def
+from .features import FEATURES, feature_def
+from .finite import check_finite
 from .integrity import IncompleteStoreError
-from .layout import (CLIPS_GROUP, FRAME_COORD, SAMPLES_GROUP, array_path, clip_path, dataset_feature_path,
-                     feature_path)
+from .layout import (CLIPS_GROUP, DATASET_GROUP, FRAME_COORD, SAMPLES_GROUP, array_path, clip_path,
+                     dataset_feature_path, feature_path)
 from .location import StoreLocation, zarr_store
 from .manifest import Manifest
 from .provenance import BuildRecord
@@ -76,7 +77,8 @@ class FeatureStore:
                 self._root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
 
     def __repr__(self) -> str:
-        return f"FeatureStore({self.path!r}, {len(self.samples)} clips, features={self.features})"
+        return (f"FeatureStore({self.path!r}, {len(self.samples)} clips, features={self.features}, "
+                f"dataset_features={self.dataset_features})")
 
     @cached_property
     def samples(self) -> pd.DataFrame:
@@ -106,14 +108,25 @@ class FeatureStore:
 
     @cached_property
     def features(self) -> list[str]:
-        """Names of the features readable for at least one clip."""
+        """Names of the clip-level features: those readable with :meth:`read` for at least one clip.
+
+        Features of the whole store (``appearance_mask``) are listed apart, in
+        :attr:`dataset_features`.
+        """
         if self.complete and self.record is not None:
-            return list(self.record.features)
+            return [f for f in self.record.features if f not in self.dataset_features]
         names: set[str] = set()
         if CLIPS_GROUP in self._root:
             for _, clip in self._root[CLIPS_GROUP].groups():
                 names.update(name for name, _ in clip.groups())
         return sorted(names)
+
+    @cached_property
+    def dataset_features(self) -> list[str]:
+        """Names of the dataset-level features: one array for the whole store, read with :meth:`dataset_array`."""
+        if DATASET_GROUP not in self._root:
+            return []
+        return sorted(name for name, _ in self._root[DATASET_GROUP].groups())
 
     def nodes(self):
         """Every group and array below the root as ``(path, zarr node)`` pairs (metadata only, no chunks)."""
@@ -130,13 +143,31 @@ class FeatureStore:
             known = self.sample_ids
             if sample not in known:
                 raise KeyError(f"{self.path}: no clip {sample!r} (the store has {len(known)} clips)") from None
+            if feature in self.dataset_features:
+                raise KeyError(f"{self.path}: {feature!r} is a dataset-level feature, one array for the whole "
+                               f"store; read it with dataset_array({feature!r})") from None
             raise KeyError(f"{self.path}: clip {sample!r} has no feature {feature!r} "
                            f"(failed clip, or the build skipped that feature)") from None
 
     def read(self, feature: str, sample: str) -> np.ndarray:
-        """One clip's feature as a numpy array (a single chunk read)."""
+        """One clip's feature as a numpy array (a single chunk read); NaN or infinity it may not hold is refused
+        (:mod:`.finite`)."""
         with quiet_zarr():
-            return self._array(feature, sample)[...]
+            return self._finite(feature, sample, self._array(feature, sample)[...])
+
+    def _finite(self, feature: str, sample: str | None, values: np.ndarray) -> np.ndarray:
+        where = f"{self.path}: " + (f"clip {sample!r}, feature {feature!r}" if sample else f"dataset array {feature!r}")
+        return check_finite(feature_def(feature), values, where)
+
+    def _finite_lazily(self, feature: str, sample: str, values):
+        """A dask array of a clip's feature whose chunks are checked (:mod:`.finite`) as they are computed
+        (an array xarray left unchunked, a 0-d one, is checked now)."""
+        if values.dtype.kind != "f":
+            return values
+        if not hasattr(values, "map_blocks"):
+            return self._finite(feature, sample, np.asarray(values))
+        return values.map_blocks(partial(self._finite, feature, sample), dtype=values.dtype,
+                                 name=f"finite-{self.path}:{feature}:{sample}")
 
     def shape(self, feature: str, sample: str) -> tuple[int, ...]:
         """The shape of one clip's feature, from its metadata (no chunk is read)."""
@@ -146,7 +177,8 @@ class FeatureStore:
         """One clip's feature as a labelled DataArray: dims, CF attributes, ``frame`` coordinate, cache key."""
         with quiet_zarr():
             array = self._array(feature, sample)
-            da = xr.DataArray(array[...], dims=feature_def(feature).dims, name=feature, attrs=dict(array.attrs))
+            da = xr.DataArray(self._finite(feature, sample, array[...]), dims=feature_def(feature).dims, name=feature,
+                              attrs=dict(array.attrs))
             coord = f"{feature_path(sample, feature)}/{FRAME_COORD}"
             if feature != FRAME_COORD and coord in self._root:
                 da = da.assign_coords({FRAME_COORD: self._root[coord][...]})
@@ -165,14 +197,21 @@ class FeatureStore:
         except KeyError:
             raise KeyError(f"{self.path}: no dataset array {name!r} (build the stage that makes it)") from None
         with quiet_zarr():
-            return xr.DataArray(arr[...], dims=feature_def(name).dims, name=name,
+            return xr.DataArray(self._finite(name, None, arr[...]), dims=feature_def(name).dims, name=name,
                                 attrs={**dict(arr.attrs), **dict(group.attrs)})
 
     def clip(self, sample: str) -> xr.DataTree:
-        """Every feature of one clip (lazy): one child node per feature group."""
+        """Every feature of one clip (lazy): one child node per feature group, float features checked when
+        computed (:mod:`.finite`)."""
         with quiet_zarr():
-            return xr.open_datatree(self._root.store, group=clip_path(sample), engine="zarr",
+            tree = xr.open_datatree(self._root.store, group=clip_path(sample), engine="zarr",
                                     consolidated=self.complete, zarr_format=3, chunks={})
+
+        def checked(ds: xr.Dataset) -> xr.Dataset:
+            features = [n for n in ds.data_vars if n in FEATURES]
+            return ds.assign({n: ds[n].copy(data=self._finite_lazily(n, sample, ds[n].data)) for n in features})
+
+        return tree.map_over_datasets(checked)
 
     def dataset(self, feature: str, samples: list[str] | None = None) -> xr.Dataset:
         """A lazy, dask-backed Dataset of one feature over many clips.
@@ -189,6 +228,7 @@ class FeatureStore:
             raise KeyError(f"{self.path}: no clip has feature {feature!r}")
         with quiet_zarr():
             parts = [da.from_zarr(self._array(feature, s), name=f"{self.path}:{feature}:{s}") for s in ids]
+        parts = [self._finite_lazily(feature, s, p) for p, s in zip(parts, ids)]
         lead = spec.dims[0] if spec.dims else None
         if lead in _CONCAT_DIMS:
             data = da.concatenate(parts, axis=0)

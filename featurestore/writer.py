@@ -23,6 +23,7 @@ import pandas as pd
 import zarr
 
 from .features import feature_def
+from .finite import check_finite, non_finite_problem
 from .layout import (CLIPS_GROUP, DATASET_GROUP, FRAME_COORD, PRIVATE_DIR, SAMPLES_GROUP, STAGING_DIR, array_path, clip_path,
                      dataset_feature_path, feature_path)
 from .schema import INTEGER_COLUMNS, MISSING_INT, SAMPLE_ATTRS, SAMPLE_COLUMNS, SCHEMA_VERSION
@@ -106,6 +107,9 @@ class StoreWriter:
             spec.check(arr, stage_params)
         except ValueError as err:
             raise ValueError(f"{sample}: {err}") from None
+        problem = non_finite_problem(spec, arr)
+        if problem is not None:
+            raise ValueError(f"{sample}: feature {feature!r} came out with {problem}; not written")
         if not (self.path / clip_path(sample) / ZARR_JSON).is_file():  # the clip's group, made by its first write
             zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)
         coord = None
@@ -174,28 +178,35 @@ class StoreWriter:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
 
-    def prune_clips(self, keep: set[str]) -> list[str]:
-        """Remove clip groups not in ``keep`` (so the store matches its sample table); returns their ids.
-
-        Each clip folder is renamed out of the hierarchy first, so a kill
-        mid-way never leaves a half-deleted clip visible.
-        """
+    def clip_ids(self) -> list[str]:
+        """The clips the store holds a group of, sorted."""
         clips = self.path / CLIPS_GROUP
-        gone = sorted(p.name for p in clips.iterdir() if p.is_dir() and p.name not in keep) if clips.is_dir() else []
+        return sorted(p.name for p in clips.iterdir() if p.is_dir()) if clips.is_dir() else []
+
+    def prune_clips(self, keep: set[str]) -> list[str]:
+        """Remove clip groups not in ``keep`` (so the store matches its sample table); returns their ids."""
+        gone = [sample for sample in self.clip_ids() if sample not in keep]
         for sample in gone:
-            trash = self.path / STAGING_DIR / (uuid.uuid4().hex + ".old")
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(clips / sample, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            self.discard(f"{CLIPS_GROUP}/{sample}")  # a folder name as listed, whatever it is
         return gone
 
+    def discard(self, rel_path: str) -> None:
+        """Remove a group (a clip, a feature) if present: renamed out of the hierarchy first, so a kill
+        mid-way never leaves it half-deleted and visible."""
+        if not (self.path / rel_path).is_dir():
+            return
+        trash = self.path / STAGING_DIR / (uuid.uuid4().hex + ".old")
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path / rel_path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
     def read_feature(self, sample: str, feature: str) -> np.ndarray:
-        if self.direct:
-            arr = read_single_chunk(self.path / array_path(sample, feature))
-            if arr is not None:
-                return arr
-        with quiet_zarr():
-            return zarr.open_array(self.path / array_path(sample, feature), mode="r")[...]
+        """A stored feature of one clip (a stage's input), refused if it holds NaN it may not (:mod:`.finite`)."""
+        arr = read_single_chunk(self.path / array_path(sample, feature)) if self.direct else None
+        if arr is None:
+            with quiet_zarr():
+                arr = zarr.open_array(self.path / array_path(sample, feature), mode="r")[...]
+        return check_finite(feature_def(feature), arr, f"{self.path}: clip {sample!r}, feature {feature!r}")
 
     def feature_attrs(self, sample: str, feature: str) -> dict[str, Any]:
         """Attributes of a clip's feature group (cache key, stage, events); empty when it is absent."""

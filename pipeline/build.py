@@ -24,19 +24,22 @@ import pandas as pd
 
 from mepipe.featurestore import features
 from mepipe.featurestore.cachekey import canonical
-from mepipe.featurestore.errors import UnknownNameError
+from mepipe.featurestore.errors import DiskFullError, UnknownNameError, out_of_space
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
 from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.provenance import BuildInfo, BuildRecord, SheetRecord, StageRecord
+from mepipe.featurestore.safety import printable
 from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .dataset_stages import run_dataset_stage
+from .destination import Sources, apply_removal, check_destination, plan_removal
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
+from .datasets.sheets import SKIPPED_ROW_KINDS
 from .estimate import DECODE, Estimate, estimate_build
 from .graph import BuildProgress, Plan, build_graph, build_has_cuda, execute, plan_build
 from .staleness import TRUTH_ATTR, stale_reasons, truth_record
@@ -72,6 +75,9 @@ class BuildOptions:
         How unchanged sources are recognised: names, sizes and mtimes
         (fast), or also the sha256 of every source file (catches a file
         rewritten in place with its size and mtime kept).
+    replace, prune : bool
+        Rebuild a store of other sources from this dataset; remove the
+        clips the dataset no longer lists (:mod:`.destination`).
     estimate : bool
         Measure what the stale tasks will cost before running them
         (:mod:`~mepipe.pipeline.estimate`: a few seconds on one clip; the
@@ -91,6 +97,8 @@ class BuildOptions:
     progress: bool = True
     adapter_options: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = "stat"
+    replace: bool = False
+    prune: bool = False
     estimate: bool = False
 
 
@@ -106,7 +114,11 @@ class BuildReport:
     else the machine runs), with decoding the sources apart as ``decode``;
     ``estimated_cpu_seconds`` what the estimate made at the start expected
     of them (empty without one). ``assumptions`` are the dataset adapter's,
-    one line each, where the corpus's format is uncertain.
+    one line each, where the corpus's format is uncertain. ``skipped_rows``
+    are the quirks of sheet rows that were skipped (also in ``quirks``),
+    each naming its row and why, listed in full by the summary. ``removed``
+    names every clip the build removed (``--prune``, ``--replace``) and
+    ``replaced`` the sources it replaced.
     """
 
     store: str
@@ -126,6 +138,9 @@ class BuildReport:
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     alphas: int = 0
     assumptions: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    replaced: str = ""
+    skipped_rows: list[str] = field(default_factory=list)
     estimated_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def alpha_cost(self) -> dict[str, float] | None:
@@ -166,15 +181,24 @@ class BuildReport:
             lines.append(f"  sources changed in place since they were built (rebuilt): "
                          f"{', '.join(self.changed_sources)}")
         lines += [f"  assumed: {a}" for a in self.assumptions]
-        if self.quirks:
-            lines.append(f"  {_plural(len(self.quirks), 'sheet/data quirk')} handled (see the report):")
-            lines += [f"    {q}" for q in self.quirks[:10]]
-            if len(self.quirks) > 10:
-                lines.append(f"    … {len(self.quirks) - 10} more")
+        if self.skipped_rows:
+            lines.append(f"  {_plural(len(self.skipped_rows), 'sheet row')} skipped:")
+            lines += [f"    {q}" for q in self.skipped_rows]
+        quirks = [q for q in self.quirks if q not in self.skipped_rows]
+        if self.replaced:
+            lines.append(f"  replaced {self.replaced} (--replace), with the features of stages this build did not run")
+        if self.removed:
+            lines.append(f"  removed {_plural(len(self.removed), 'clip')} the dataset does not list: "
+                         f"{', '.join(self.removed)}")
+        if quirks:
+            lines.append(f"  {_plural(len(quirks), 'sheet/data quirk')} handled (see the report):")
+            lines += [f"    {q}" for q in quirks[:10]]
+            if len(quirks) > 10:
+                lines.append(f"    … {len(quirks) - 10} more")
         if self.failures:
             lines.append(f"  {len(self.failures)} clips FAILED:")
             lines += [f"    {f['error']}" for f in self.failures]
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)  # labels, ids and paths come from sheets and folders
 
 
 def _plural(n: int, noun: str) -> str:
@@ -190,10 +214,17 @@ def run_build(opts: BuildOptions, on_estimate: Callable[[Estimate], None] | None
     adapter = get_adapter(opts.dataset)
     _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
+    check_destination(Path(opts.store))
     writer = StoreWriter(opts.store)
-    writer.create()
-    with BuildLock(opts.store):
-        return _build_locked(opts, loaded, writer, started, on_estimate)
+    try:
+        writer.create()
+        with BuildLock(opts.store):
+            return _build_locked(opts, loaded, writer, started, on_estimate)
+    except OSError as err:
+        if out_of_space(err):
+            raise DiskFullError(f"{opts.store}: no space left on its disk; free some and run the same build again: "
+                                "it resumes from the features already written") from err
+        raise
 
 
 @dataclass(frozen=True)
@@ -262,6 +293,9 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
     stages = stage_order(list(opts.stages) if opts.stages else None)
     forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
+    check_destination(Path(opts.store))
+    plan_removal(StoreWriter(opts.store), Sources.of(opts.dataset, opts.root, opts.adapter_options),
+                 {s.sample for s in loaded.samples}, replace=opts.replace, prune=opts.prune)
     contexts = [ClipContext.of(s) for s in loaded.samples if s.error is None]
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
     params = resolve_devices(opts.params, cuda)
@@ -297,6 +331,9 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
     buildable = [s for s in loaded.samples if s.error is None]
     contexts = {s.sample: ClipContext.of(s) for s in buildable}
+    listed = {s.sample for s in loaded.samples}
+    removal = plan_removal(writer, Sources.of(opts.dataset, opts.root, opts.adapter_options), listed,
+                           replace=opts.replace, prune=opts.prune)
     writer.update_root_attrs({"state": "building", "build_started": _iso(started)})
     writer.clear_staging()
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
@@ -323,8 +360,9 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     table = _sample_table(loaded.samples, stages, writer, errors)
     faces = {s.sample: _face_events(writer, s.sample) for s in buildable
              if features.LANDMARKS.stage in stages and s.sample not in errors}
-    for gone in writer.prune_clips({s.sample for s in loaded.samples}):
-        log.info("removed clip %s: no longer in the dataset", gone)
+    removed = apply_removal(writer, removal, listed, stages)
+    if removed:
+        log.info("removed %d clips the dataset does not list: %s", len(removed), ", ".join(removed))
     writer.write_samples(table)
     for sample, digest in plan.source_digests.items():
         earlier = writer.clip_attrs(sample).get("cache_keys", {})
@@ -339,7 +377,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params),
-        assumptions=list(loaded.assumptions),
+        assumptions=list(loaded.assumptions), removed=removed, replaced=removal.replaced,
+        skipped_rows=[str(q) for q in loaded.quirks if q.kind in SKIPPED_ROW_KINDS],
         estimated_cpu_seconds=estimate.stage_seconds() if estimate else {})
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
@@ -410,6 +449,7 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
         features=tuple(sorted(readable)),
         stages={n: {**kept, **ran}[n] for n in STAGES if n in kept or n in ran},
         shared_params={SOURCE: canonical(opts.params[SOURCE])},
+        adapter_options=canonical(dict(opts.adapter_options)),
         build=BuildInfo(host=socket.gethostname(), user=os.environ.get("USER", ""), started=report.started,
                         finished=_iso(finished), seconds=round(report.seconds, 3),
                         scheduler=opts.scheduler or f"local processes x{opts.workers}",

@@ -34,7 +34,7 @@ def require(store: FeatureStore, sample: str, *needed: FeatureDef) -> None:
         close = difflib.get_close_matches(sample, known, n=3, cutoff=0.6)
         hint = f"close matches: {', '.join(close)}" if close else f"its clips include {', '.join(known[:3])}"
         raise UnknownNameError(f"{store.path} has no clip {sample!r}; {hint} (`mepipe info {store.path}` lists them)")
-    missing = [f.name for f in needed if (f.name not in store.features if f.scope == "dataset"
+    missing = [f.name for f in needed if (f.name not in store.dataset_features if f.scope == "dataset"
                                           else not store.has(f.name, sample))]
     if missing:
         row = store.samples.set_index("sample").loc[sample]

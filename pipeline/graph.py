@@ -21,7 +21,7 @@ from typing import Any
 import dask
 
 from mepipe.featurestore.cachekey import stage_key
-from mepipe.featurestore.errors import UnknownNameError
+from mepipe.featurestore.errors import UnknownNameError, UsageError, out_of_space
 from mepipe.featurestore.fingerprint import FINGERPRINT_MODES, content_digest, stat_digest
 from mepipe.featurestore.progress import progress_bar
 from mepipe.featurestore.writer import StoreWriter
@@ -173,11 +173,33 @@ def build_has_cuda(scheduler: str | None) -> bool:
         from .stages.flow import cuda_available
 
         return cuda_available()
-    from distributed import Client
-
-    with Client(scheduler) as client:
+    with connect(scheduler) as client:
         workers = client.scheduler_info().get("workers", {}).values()
         return any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers)
+
+
+SCHEDULER_TIMEOUT = 5.0
+"""Seconds to wait for a ``--scheduler`` to answer: a scheduler that is up answers in milliseconds, also across a
+network, so a longer wait only delays the message that none is there."""
+
+
+class SchedulerError(UsageError):
+    """``--scheduler`` names no dask scheduler that answers."""
+
+
+def connect(address: str):
+    """A ``distributed.Client`` of the scheduler at ``address``, or :class:`SchedulerError` in one sentence."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT)
+    except ValueError as err:
+        raise SchedulerError(f"--scheduler {address}: not a scheduler address ({err}); give one as "
+                             "tcp://HOST:PORT, 'sync', or leave it out to build on local processes") from None
+    except OSError:
+        raise SchedulerError(f"--scheduler {address}: no dask scheduler answered within {SCHEDULER_TIMEOUT:g} s; "
+                             "start one (`dask scheduler`, then `dask worker ADDRESS`) or leave out --scheduler to "
+                             "build on local processes") from None
 
 
 class BuildProgress:
@@ -358,9 +380,8 @@ def _execute_distributed(items, progress: BuildProgress, address: str | None, wo
                                    dashboard_address=":0", scheduler_kwargs={"dashboard": False},
                                    silence_logs=logging.ERROR if debug else logging.CRITICAL,
                                    resources={"GPU": 1} if cuda else None)
-        address = cluster.scheduler_address
+    client = connect(address) if cluster is None else Client(cluster.scheduler_address)
     results: list[dict[str, Any]] = []
-    client = Client(address)
     try:
         futures = client.compute([d for _, d in items])
         owner = {f.key: labels for f, (labels, _) in zip(futures, items)}
@@ -368,6 +389,8 @@ def _execute_distributed(items, progress: BuildProgress, address: str | None, wo
             try:
                 records = _records(fut.result())
             except Exception as e:  # a worker died or the task could not be run
+                if out_of_space(e):  # a full disk stops the build, as in-process (the tasks raise it)
+                    raise
                 records = [{"sample": sample, "stage": stage, "status": "failed", "file": "",
                             "reason": f"{type(e).__name__}: {e}", "error": f"{sample}: {stage}: {e}"}
                            for sample, stage in owner[fut.key]]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mepipe.featurestore.cachekey import canonical
+from mepipe.featurestore.errors import out_of_space
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
@@ -91,6 +92,8 @@ def run_stage_chain(store_path: str, stages: Sequence[Stage], ctx: ClipContext, 
             out = stage.run(ctx, inputs, params)
             _write_outputs(writer, stage, ctx, out, key, recorded)
         except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
+            if out_of_space(e):  # the machine's, not the clip's: the build stops (and resumes when rerun)
+                raise
             record = _failure(record, ctx, stage.name, e)
         else:
             record = {**record, "status": "ok", "events": out.events,
@@ -143,6 +146,8 @@ def run_stage_batch(store_path: str, stage: Stage, ctxs: Sequence[ClipContext], 
                 raise out
             _write_outputs(writer, stage, ctx, out, keys[i], recorded)
         except Exception as e:
+            if out_of_space(e):
+                raise
             results[i] = _failure(records[i], ctx, stage.name, e)
             continue
         results[i] = {**records[i], "status": "ok", "events": out.events, "seconds": seconds,

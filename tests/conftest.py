@@ -75,6 +75,15 @@ def train_cli():
     return command_group("train_cmd")
 
 
+def one_line_error(result, status: int, *words: str) -> str:
+    """The output of a CliRunner ``result`` that must be one ``error: ...`` line with exit ``status`` naming ``words``."""
+    output = result.output.strip()
+    assert result.exit_code == status, output
+    assert "Traceback" not in output and len(output.splitlines()) == 1, output
+    assert output.startswith("error: ") and all(w in output for w in words), output
+    return output
+
+
 def wait_for(predicate, timeout: float = 120.0) -> bool:
     """Poll ``predicate`` every 20 ms until it holds (True) or ``timeout`` seconds pass (False)."""
     import time
@@ -167,6 +176,21 @@ def finish_synthetic_store(writer, dataset: str, **changes) -> None:
     writer.update_root_attrs({"state": "complete", **record.to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)
+
+
+@pytest.fixture
+def toy_network(monkeypatch):
+    """The toy eighth network of ``tests/toy_network.py``, registered for one test only."""
+    import importlib
+    import sys
+
+    from mepipe.train.models import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    sys.modules.pop("toy_network", None)
+    module = importlib.import_module("toy_network")
+    yield module
+    sys.modules.pop("toy_network", None)
 
 
 @pytest.fixture

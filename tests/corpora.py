@@ -9,6 +9,7 @@ official composite list's names (``6``, ``sub01``, ``s01_ne_01``) match them.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,9 @@ EMOTIONS = {
     "smic": ("negative", "positive", "surprise"),
 }
 """Per dataset, a raw emotion of each megc-3 class (in :data:`MEGC` order)."""
+
+AUS = {"samm": ("R4+7", "AU12", "1+2"), "casme2": ("4+7", "12", "1+2"), "smic": ("", "", "")}
+"""Per dataset, the AU cell of each megc-3 class as its sheet writes it (SMIC codes no AUs), with ``aus=True``."""
 
 
 def names(dataset: str, subject: int, cls: int, k: int) -> tuple[str, str, str]:
@@ -62,7 +66,7 @@ MAGNIFY = {"alphas": (5.0, 8.0), "test_alpha": 8.0}
 
 def write_corpus_store(path: Path, dataset: str, *, subjects: range = range(1, 4), n_clips: int = 2,
                        n_fields: int = 3, seed: int = 0, failed: tuple[str, ...] = (), extra_emotion: str = "",
-                       **params) -> Path:
+                       aus: bool = False, **params) -> Path:
     """A complete store of ``dataset`` with ``flow_first_each``, ``flow_onset_apex`` and ``frame``, and STRCN-G's
     magnified flows (``flow_onset_apex_magnified`` for alphas 5 and 8, one pair, and ``subset_pair``).
 
@@ -76,6 +80,8 @@ def write_corpus_store(path: Path, dataset: str, *, subjects: range = range(1, 4
         Sample ids recorded as failed builds (their features are not written).
     extra_emotion : str
         Adds one clip of this raw emotion to the first subject (e.g. one a scheme does not map).
+    aus : bool
+        Write each clip's AU cell and codes (:data:`AUS`); by default the sample table has none.
     params
         Stage parameters recorded in the build record (``flow_first_each={"size": ...}``).
     """
@@ -93,6 +99,9 @@ def write_corpus_store(path: Path, dataset: str, *, subjects: range = range(1, 4
         row.update(sample=sample, dataset=dataset, subject=subject, clip=clip, fps=200.0, n_frames=n_fields + 1,
                    emotion=emotion, onset=10, apex=11 + n_fields // 2, offset=10 + n_fields, status="ok",
                    onset_est=None, apex_est=None, offset_est=None, apex_ncc=None)
+        if aus:
+            cell = AUS[dataset][c]
+            row.update(action_units=cell, au_codes="+".join(re.findall(r"\d+", cell)))
         if sample in failed:
             rows.append({**row, "status": "failed"})
             continue

@@ -11,7 +11,8 @@ from conftest import command_group
 from corpora import write_corpus_store
 
 from mepipe.featurestore import open_store
-from mepipe.train.compare import compare_runs, format_comparison, recall_figure
+from mepipe.train.compare import CELL_LINES, CELL_WIDTH, compare_runs, format_comparison, recall_figure
+from mepipe.train.models import get_recipe
 from mepipe.train.run import RunParams, run_training
 
 torch.set_num_threads(1)
@@ -78,6 +79,46 @@ def test_cli_prints_the_comparison_and_writes_the_png(runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert "recall negative" in result.output and "run.seed" in result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_writes_no_png_unless_asked(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    around = runs["runs"][0].parent
+    before = {p for p in around.rglob("*.png")}
+    result = CliRunner().invoke(command_group("reproduce_cmd"), ["runs", "compare", *map(str, runs["runs"])])
+    assert result.exit_code == 0, result.output
+    assert "recall negative" in result.output and "per-class recall:" not in result.output
+    assert {p for p in around.rglob("*.png")} == before and not list(tmp_path.rglob("*.png"))
+
+
+def test_settings_of_how_a_run_executed_are_not_compared(runs, tmp_path):
+    """A run that differs from "a" only in its folder, progress bars and in-memory reading shows no difference."""
+    store = runs["store"]
+    params = RunParams(model="shcnn", store=str(store), labels="samm-3", out=str(tmp_path / "c"), epochs=1,
+                       model_args=TINY, seed=0, lr=1e-3, device="cpu", progress=True, in_memory=True)
+    run_training(params)
+    reports = [json.loads((run / "report.json").read_text()) for run in (runs["runs"][0], tmp_path / "c")]
+    assert [r["parameters"]["stages"][0]["train"]["progress"] for r in reports] == [False, True]
+    assert [r["parameters"]["run"]["in_memory"] for r in reports] == [False, True]
+    table = compare_runs([runs["runs"][0], tmp_path / "c"])
+    assert table["differences"] == {}
+    assert f"parameters: all {table['same']} the same" in format_comparison(table)
+
+
+def test_long_values_wrap_and_are_cut_saying_their_length(runs):
+    """A recipe's deviations (as runs of two networks differ in them) no longer pad a column to 600 characters."""
+    table = compare_runs(runs["runs"])
+    deviations = json.dumps([vars(d) for d in get_recipe("strcn-g").deviations])
+    assert len(deviations) > CELL_WIDTH * CELL_LINES
+    table["differences"]["recipe.deviations"] = [deviations, "[]"]
+    lines = format_comparison(table).split("\nstores:")[0].splitlines()
+    label = max(len(k) for k in table["differences"]) + 2
+    assert max(len(line) for line in lines) <= label + 2 * (CELL_WIDTH + 2)
+    shown = [line for line in lines if line.startswith("recipe.deviations")]
+    start = lines.index(shown[0])
+    assert lines[start + CELL_LINES - 1].rstrip().endswith(f"… ({len(deviations)} chars)")
+    assert deviations[:20] in shown[0] and "[]" in shown[0]
+    assert compare_runs(runs["runs"])["differences"].get("recipe.deviations") is None
 
 
 def test_cli_refuses_a_folder_that_is_not_a_run(runs, tmp_path):

@@ -19,18 +19,18 @@ def test_every_feature_has_its_shape_and_dtype(full_store):
     store = open_store(full_store)
     sid = store.sample_ids[0]
     expected = {
-        "flow_onset_apex": ((2, 245, 300), np.float16),
+        "flow_onset_apex": ((2, 300, 245), np.float16),  # 245 wide, 300 high
         "flow_first_each": ((N - 1, 2, 112, 112), np.float16),
         "flow_consecutive": ((N - 1, 2, 64, 64), np.float16),
         "magnified": ((N, 128, 128, 1), np.uint8),
-        "magnified_small": ((N, 3, 48, 64, 1), np.uint8),  # the demo's alphas 5, 8, 11
+        "magnified_small": ((N, 3, 64, 48, 1), np.uint8),  # 48 wide, 64 high; the demo's alphas 5, 8, 11
         "subset_frames": ((1, N), bool),  # the demo's one subset level (Xia's five by default)
         "subset_pair": ((1,), np.int32),
         "lfm": ((N - 8, 68, 68), np.uint8),  # lag T = 200 / 25 = 8
         "clfm": ((N - 8, 21, 21), np.uint8),
         "sfem": ((), np.float64),
-        "heatmap": ((48, 64), np.float32),
-        "appearance_frames": ((30, 48, 64, 1), np.float16),
+        "heatmap": ((64, 48), np.float32),
+        "appearance_frames": ((30, 64, 48, 1), np.float16),
         "frames_rgb": ((N, 64, 64, 3), np.uint8),
         "state_frames": ((5, 64, 64, 3), np.uint8),
     }
@@ -40,7 +40,7 @@ def test_every_feature_has_its_shape_and_dtype(full_store):
     pairs = store.read("onset_apex_pairs", sid)
     assert pairs.dtype == np.int32 and pairs.shape == (1, 2)  # the demo's one subset level: the clip itself
     magnified_flow = store.read("flow_onset_apex_magnified", sid)
-    assert magnified_flow.shape == (3, 1, 2, 245, 300) and magnified_flow.dtype == np.float16
+    assert magnified_flow.shape == (3, 1, 2, 300, 245) and magnified_flow.dtype == np.float16
     mask = store.dataset_array("appearance_mask")
     assert mask.dtype == bool and int(mask.sum()) == round(0.3 * 48 * 64)
     assert sorted(mask.attrs["clips"]) == sorted(store.sample_ids)
@@ -67,7 +67,8 @@ def test_default_parameters_are_the_papers():
     Li's std-diff on the magnified clip; Zhu's 30 % mask and T = 30; Choi's lag of fps / 25."""
     params = default_params()
     assert params["flow_first_each"].size == (112, 112) and params["flow_first_each"].compute_at == "crop"
-    assert params["flow_onset_apex"].size == (300, 245)
+    assert params["flow_onset_apex"].size == (245, 300)  # Xia's "300 x 245" as H x W: their crop's aspect
+    assert params["flow_onset_apex_magnified"].size == (245, 300) and params["magnify"].small_size == (48, 64)
     assert params["magnify"].alphas == tuple(float(a) for a in range(5, 15))
     assert params["magnify"].test_alpha == 8.0 and params["magnify"].exaggeration == 1.0
     assert params["magnify"].r1 == 0.4 and params["magnify"].r2 == 0.05
@@ -91,7 +92,8 @@ def test_stored_arrays_have_the_sizes_the_feature_table_derives_from_the_record(
     """Every fixed size of every stored feature follows from the recorded parameters, as the table says."""
     store = open_store(full_store)
     params = store.record.stage_params()
-    for name in store.features:
+    assert store.dataset_features == ["appearance_mask"] and "appearance_mask" not in store.features
+    for name in (*store.features, *store.dataset_features):
         spec = FEATURES[name]
         shape = store.dataset_array(name).shape if spec.scope == "dataset" else store.shape(name, "001_1_1")
         assert dict(zip(spec.dims, shape)) | spec.expected_sizes(params) == dict(zip(spec.dims, shape)), name

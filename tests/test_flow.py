@@ -54,7 +54,7 @@ def test_defaults():
     assert (p.tau, p.lambda_, p.theta, p.nscales, p.warps, p.epsilon) == (0.25, 0.15, 0.3, 5, 5, 0.01)
     assert (p.inner_iterations, p.outer_iterations, p.scale_step, p.gamma) == (30, 10, 0.8, 0.0)
     assert (p.median_filtering, p.use_initial_flow) == (5, False)
-    assert OnsetApexFlowParams().size == (300, 245)
+    assert OnsetApexFlowParams().size == (245, 300)
     assert FirstEachFlowParams().size == (112, 112)
     assert ConsecutiveFlowParams().size == (64, 64)
     assert FirstEachFlowParams().tvl1 == p
@@ -138,11 +138,11 @@ def test_onset_apex_uses_the_given_positions():
 
 
 def test_onset_apex_default_size_and_colour_crops():
-    # Identical frames converge at once, so the full 300x245 default stays cheap.
+    # Identical frames converge at once, so the full 245x300 default stays cheap.
     grey = _moving_clip(1, 0.0)[0]
     crops = np.repeat(np.repeat(grey[None, :, :, None], 3, axis=3), 3, axis=0)
     flow = flow_onset_apex(crops, 0, 2)
-    assert flow.shape == (2, 245, 300) and flow.dtype == np.float32
+    assert flow.shape == (2, 300, 245) and flow.dtype == np.float32
     assert np.abs(flow).max() < 0.05
 
 

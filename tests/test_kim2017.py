@@ -528,12 +528,12 @@ def test_stage_one_epochs_cover_the_grid_with_one_variant_per_clip(tmp_path):
     sampler = VariantSampler(n_clips=3, n_variants=150, per_clip=150, items_per_clip=5, seed=0)
     draws = list(sampler)
     assert len(draws) == len(sampler) == 3 * 150 * 5
-    # Five consecutive draws are one clip's five states under one variant (and one seed).
+    # Five consecutive draws are one clip's five states under one variant.
     groups = [draws[k:k + 5] for k in range(0, len(draws), 5)]
     for group in groups:
-        clip, variant, seed = group[0][0] // 5, group[0][1], group[0][2]
+        clip, variant = group[0][0] // 5, group[0][1]
         assert [d[0] for d in group] == [clip * 5 + s for s in range(5)]
-        assert {d[1] for d in group} == {variant} and {d[2] for d in group} == {seed}
+        assert {d[1] for d in group} == {variant}
     # Every (clip, variant) once per epoch; a new order next epoch.
     pairs = [(g[0][0] // 5, g[0][1]) for g in groups]
     assert sorted(pairs) == [(c, v) for c in range(3) for v in range(150)]
@@ -541,7 +541,7 @@ def test_stage_one_epochs_cover_the_grid_with_one_variant_per_clip(tmp_path):
     # variants=4: four distinct variants per clip per epoch.
     four = [d for d in VariantSampler(3, 150, 4, items_per_clip=5, seed=1)][::5]
     for clip in range(3):
-        assert len({v for c, v, _ in four if c == clip * 5}) == 4
+        assert len({v for c, v in four if c == clip * 5}) == 4
     # Which runs get augmented epochs, and how many variants.
     assert GRID_EPOCHS.per_clip(RunOptions(), 150) == 150
     assert GRID_EPOCHS.per_clip(RunOptions(choices=((VARIANTS.name, 4),)), 150) == 4

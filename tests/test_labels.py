@@ -201,3 +201,68 @@ def test_real_casme2_counts_under_the_2014_labels_are_the_papers():
     assert table.loc[("casme2-5", "surprise")].tolist() == [28, 25, 25]
     assert table.loc[("strcn-4", "negative")].tolist() == [69, 72, 72]
     assert (table["casme2-2014"] == table["paper"]).all()
+
+
+def _casme2_store(path):
+    """A CASME II-named store: the sub24 clips of :data:`CASME2_SUB24` plus a disgust and a happiness clip of two
+    other people, each with a small first->each flow (what shcnn reads)."""
+    import numpy as np
+
+    from conftest import finish_synthetic_store
+    from mepipe.featurestore.schema import SAMPLE_COLUMNS
+    from mepipe.featurestore.writer import StoreWriter
+
+    writer = StoreWriter(path)
+    writer.create()
+    rows = []
+    clips = [c for c in CASME2_SUB24 if c[0] == "24"] + [("05", "EP03_01", "disgust"), ("17", "EP02_02", "happiness")]
+    for k, (subject, clip, emotion) in enumerate(clips):
+        sample = f"sub{subject}_{clip}"
+        writer.write_feature(sample, "flow_first_each", np.full((2, 2, 16, 16), k, np.float32), "synthetic")
+        writer.write_feature(sample, "frame", np.arange(3), "synthetic")
+        row = dict.fromkeys(SAMPLE_COLUMNS, "")
+        row.update(sample=sample, dataset="casme2", subject=subject, clip=clip, fps=200.0, n_frames=3,
+                   emotion=emotion, onset=0, apex=1, offset=2, status="ok", onset_est=None, apex_est=None,
+                   offset_est=None, apex_ncc=None)
+        rows.append(row)
+    writer.write_samples(pd.DataFrame(rows))
+    finish_synthetic_store(writer, "casme2", flow_first_each={"size": (16, 16)})
+    return path
+
+
+def test_label_version_option_relabels_the_clips_of_a_run_and_is_recorded(tmp_path):
+    """--label-version casme2-2014: sub24's EP07_01, EP07_04f and EP10_03 are sadness (dropped by casme2-5), so
+    one surprise clip is left of four; the plan names the three, and the run's report records the version."""
+    import json
+
+    from click.testing import CliRunner
+
+    from conftest import train_cli
+    from mepipe.train.params import RunParams, RunParamsError
+
+    store = _casme2_store(tmp_path / "casme2.zarr")
+    runner = CliRunner()
+    base = ["train", "--model", "shcnn", "--store", str(store), "--labels", "casme2-5", "--dry-run", "--json"]
+    sheet = json.loads(runner.invoke(train_cli(), base, catch_exceptions=False).output)
+    assert sheet["clips"]["by_class"]["surprise"] == 4 and "label_version" not in sheet
+    result = runner.invoke(train_cli(), base + ["--label-version", "casme2-2014"], catch_exceptions=False)
+    paper = json.loads(result.output)
+    assert paper["clips"]["by_class"] == {"happiness": 1, "disgust": 1, "repression": 0, "surprise": 1, "others": 0}
+    assert paper["label_version"] == "casme2-2014"
+    assert sorted(paper["relabelled_by_version"]) == ["sub24_EP07_01", "sub24_EP07_04f", "sub24_EP10_03"]
+    assert sorted(paper["dropped"]["unmapped_by_scheme"]) == sorted(paper["relabelled_by_version"])
+    text = runner.invoke(train_cli(), base[:-1] + ["--label-version", "casme2-2014"], catch_exceptions=False).output
+    assert "labels casme2-5 (label version casme2-2014)" in text and "relabels 3 clips: sub24_EP07_01" in text
+    out = tmp_path / "run"
+    result = runner.invoke(train_cli(), ["train", "--model", "shcnn", "--store", str(store), "--labels", "casme2-5",
+                                         "--label-version", "casme2-2014", "--epochs", "1", "--folds", "1",
+                                         "--model-arg", "widths=[2,2,2]", "--model-arg", "hidden=4",
+                                         "--no-progress", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["label_version"] == report["parameters"]["run"]["label_version"] == "casme2-2014"
+    assert "(label version casme2-2014)" in result.output
+    with pytest.raises(RunParamsError, match="unknown label version 'casme2-2017'; known: casme2-2014"):
+        RunParams(model="shcnn", store=str(store), labels="casme2-5", label_version="casme2-2017")
+    with pytest.raises(RunParamsError, match="megc2019 protocol takes its labels from the composite list"):
+        RunParams(model="shcnn", store=str(store), labels="megc-3", protocol="megc2019", label_version="casme2-2014")

@@ -21,8 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mepipe.pipeline.stages.magnify import (MagnifyParams, level_alphas, magnify, magnify_frames, magnify_resized,
-                                            magnify_sized)
+from mepipe.pipeline.stages.magnify import MagnifyParams, level_alphas, magnify, magnify_frames, magnify_resized
 
 cv2.setNumThreads(1)
 
@@ -76,7 +75,7 @@ def test_defaults_follow_xia_and_wu():
     assert p.alphas == (5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0)  # Xia §III-E
     assert p.test_alpha == 8.0 and p.alphas[p.test_index] == 8.0  # Xia §IV-A: testing with alpha = 8
     assert (p.r1, p.r2, p.lambda_c) == (0.4, 0.05, 16.0)
-    assert (p.small_size, p.size) == ((64, 48), (128, 128))
+    assert (p.small_size, p.size) == ((48, 64), (128, 128))  # (W, H): Xia's 64 x 48 read as H x W
     assert p.exaggeration == 1.0 and p.wavelength_divisor == 3.0 and p.chroma_attenuation == 0.1
 
 
@@ -196,18 +195,28 @@ def test_first_frame_unchanged_and_single_channel_axis_kept():
     assert np.abs(out[0].astype(int) - clip[0]).max() <= 1
 
 
-def test_magnify_resized_keys_shapes_and_resize():
+def _area(clip: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in clip])
+
+
+def test_magnify_resized_magnifies_at_the_crop_size_then_resizes():
+    # A blurred texture drifting sideways: each output is the crop-sized magnified clip, resized.
     rng = np.random.default_rng(2)
-    frame = cv2.GaussianBlur(rng.integers(0, 256, (256, 256), dtype=np.uint8), (0, 0), 3)
-    crops = np.repeat(frame[None], 6, axis=0)
-    out = magnify_resized(crops, MagnifyParams(alphas=(5, 8)))
-    assert np.array_equal(magnify_sized(crops, (64, 48), (8.0, 5.0))[:, 0], out[(8.0, (64, 48))])
-    assert set(out) == {(a, s) for a in (5.0, 8.0) for s in ((64, 48), (128, 128))}
-    assert out[(5.0, (64, 48))].shape == (6, 48, 64)
-    assert out[(8.0, (128, 128))].shape == (6, 128, 128)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (96, 96), dtype=np.uint8), (0, 0), 3).astype(np.float64)
+    crops = np.stack([np.roll(frame, k // 2, axis=1) for k in range(8)]).astype(np.uint8)
+    params = MagnifyParams(alphas=(5, 8), small_size=(24, 32), size=(48, 48))
+    out = magnify_resized(crops, params)
+    # Every alpha at small_size, the test alpha only at size.
+    assert set(out) == {(5.0, (24, 32)), (8.0, (24, 32)), (8.0, (48, 48))}
+    assert out[(5.0, (24, 32))].shape == (8, 32, 24) and out[(8.0, (48, 48))].shape == (8, 48, 48)
+    for (alpha, size), clip in out.items():
+        assert np.array_equal(clip, _area(magnify(crops, alpha), size)), (alpha, size)
+    # The order matters: resizing first (the stage before version 2) gives another clip.
+    shrunk_first = magnify(_area(crops, (24, 32)), 8.0)
+    assert np.abs(out[(8.0, (24, 32))].astype(int) - shrunk_first).max() > 2
     # A static clip comes back as its INTER_AREA resize.
-    expected = cv2.resize(frame, (64, 48), interpolation=cv2.INTER_AREA)
-    assert np.abs(out[(8.0, (64, 48))][3].astype(int) - expected).max() <= 1
+    static = magnify_resized(np.repeat(crops[:1], 4, axis=0), params)
+    assert np.abs(static[(8.0, (24, 32))].astype(int) - _area(crops[:1], (24, 32))).max() <= 1
 
 
 def test_magnify_frames_are_those_of_the_whole_clip():

@@ -22,6 +22,7 @@ from mepipe.train.models import get_recipe, list_models
 from mepipe.train.plan import plan_run
 from mepipe.train.rules import ClipPredictions
 from mepipe.train.run import RunParams, run_training
+from mepipe.train.targets import ClassTargets
 
 torch.set_num_threads(1)
 
@@ -138,7 +139,8 @@ def test_epoch_choice_keeps_the_first_best_epoch_and_stops_on_patience():
     model = torch.nn.Linear(1, 1, bias=False)
     truth = np.array([0, 1, 2, 0])
     uf1_by_epoch = [[0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 2, 2], [0, 1, 2, 0], [0, 1, 2, 0], [0, 1, 2, 0]]
-    choice = EpochChoice(_Scripted(uf1_by_epoch), model, None, None, truth, 3, torch.device("cpu"), patience=2)
+    choice = EpochChoice(_Scripted(uf1_by_epoch), model, None, None, truth, ClassTargets("test", ("a", "b", "c")),
+                         torch.device("cpu"), patience=2)
     stops = []
     for epoch in range(1, 7):
         model.weight.data.fill_(epoch)

@@ -104,6 +104,15 @@ def test_lodo_over_a_named_list_leaves_the_other_datasets_out(samples):
         lodo(samples, ["smic", "mmew"])
 
 
+def test_a_demo_corpus_stands_for_its_corpus_in_mebs_list():
+    """demo, demo-casme2 and demo-casme3 are written as SAMM, CASME II and CAS(ME)³; demo-smic as SMIC, not MEB's."""
+    table = pd.DataFrame([(f"{d}/{k}", f"{k}", d) for d in ("demo", "demo-casme2", "demo-smic", "demo-casme3")
+                          for k in range(2)], columns=["sample", "subject", "dataset"])
+    folds = lodo(table, "meb")
+    assert [f.name for f in folds] == ["demo", "demo-casme2", "demo-casme3"]
+    assert folds[0].test == ("demo/0", "demo/1") and not any("demo-smic" in s for f in folds for s in f.train)
+
+
 def test_validation_people_come_from_the_training_side_only(samples):
     for fold in loso(samples):
         split = validation_split(fold, samples, 1, seed=3)

@@ -3,15 +3,13 @@ names store features only through their definitions."""
 from __future__ import annotations
 
 import ast
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from conftest import train_cli
-from mepipe.train.models import list_models, registry
+from mepipe.train.models import list_models
 from mepipe.train.report import read_report
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
@@ -21,16 +19,6 @@ TRAINER = sorted(str(p.relative_to(TRAIN)) for p in TRAIN.rglob("*.py") if p.rel
 
 OWNED_ELSEWHERE = {"models/kim2017_loss.py": {"state"}}
 """Literals in modules another change is rewriting, left for it: Kim's loss names its ``state`` argument in errors."""
-
-
-@pytest.fixture
-def toy_network(monkeypatch):
-    """The toy eighth network of ``tests/toy_network.py``, registered for one test only."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    sys.modules.pop("toy_network", None)
-    module = importlib.import_module("toy_network")
-    yield module
-    sys.modules.pop("toy_network", None)
 
 
 def test_an_eighth_network_in_one_file_trains_under_loso(toy_network, small_store, tmp_path):

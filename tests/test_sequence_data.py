@@ -12,6 +12,7 @@ from mepipe.train.inputs.maps import MapDataset
 from mepipe.train.inputs.sequences import ClipSequenceDataset, FeatureSequenceDataset, SequenceItem
 from mepipe.train.inputs.state_frames import StateFrameDataset
 from mepipe.train.models.nag2019_windows import NagWindowDataset
+from mepipe.train.targets import ClassTargets
 
 torch.set_num_threads(1)
 
@@ -160,7 +161,7 @@ def test_spotting_joins_a_clips_runs_and_classifies_it_by_its_longest_run(tmp_pa
             logits[..., int(lengths[0]) % 2] = 1.0
             return NagOutput(logits, x[:, :, 3, 0, 0] * 255 / 10)
 
-    predicted = Spotting()(Fake(), None, test, 1, torch.device("cpu"))
+    predicted = Spotting()(Fake(), None, test, 1, torch.device("cpu"), ClassTargets("test", ("a", "b")))
     assert predicted.pred.tolist() == [1]  # the run of three pairs (length 3 -> class 1), not the run of two
     row = predicted.rows[0]
     # Frames 1..6 of the clip: frame 3 starts the second run and ends no pair.

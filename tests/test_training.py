@@ -41,6 +41,7 @@ from mepipe.train.report import REQUIRED_KEYS, read_report
 from mepipe.train.rules import FrameVote
 from mepipe.train.plan import plan_run
 from mepipe.train.run import RunParams, run_training, stage_train_params
+from mepipe.train.targets import ClassTargets
 
 torch.set_num_threads(1)
 
@@ -236,7 +237,7 @@ def test_vote_uses_frames_and_the_apex_field_on_ties(synth_store):
     logits[[0, 1, 2, 3], [2, 2, 2, 0]] = 1
     logits[[4, 5, 6, 7], [0, 1, 0, 1]] = 1
     predicted = ItemLogits(logits=logits, y=np.zeros(8), clip=clips, frame=frames)
-    pred = FrameVote().decide(predicted, [np.arange(4), np.arange(4, 8)], ds)
+    pred = FrameVote().decide(predicted, [np.arange(4), np.arange(4, 8)], ds, ClassTargets("test", ("a", "b", "c")))
     assert pred.tolist() == [2, int(logits[4 + ds.apex_fields[1]].argmax())]
 
 
@@ -277,8 +278,16 @@ def test_random_alpha_reads_every_stored_alpha(synth_store):
     assert len(distinct) == 2
 
 
-def _ramp_store(path, n_frames=5, alphas=(5.0, 8.0)):
-    """Two clips whose magnified frame t at alpha number a is the constant 10 t + 100 a (48x64, grey)."""
+RAMP_SUBSETS = (
+    np.array([[1, 1, 1, 1, 1], [1, 1, 0, 1, 1], [0, 1, 1, 1, 1], [1, 0, 1, 1, 1], [1, 1, 0, 0, 1]], bool),
+    np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 1], [1, 1, 1, 1, 0], [0, 1, 1, 1, 1], [0, 1, 1, 0, 1]], bool),
+)
+"""Each ramp clip's five frame subsets (keeping 5, 4, 4, 4 and 3 of 5 frames, as Xia's levels would)."""
+
+
+def _ramp_store(path, n_frames=5, alphas=(5.0, 8.0), subsets=True):
+    """Two clips whose magnified frame t at alpha number a is the constant 10 t + 100 a (48x64, grey), with the
+    frame subsets of :data:`RAMP_SUBSETS` (none with ``subsets=False``)."""
     writer = StoreWriter(path)
     writer.create()
     rows = []
@@ -292,6 +301,8 @@ def _ramp_store(path, n_frames=5, alphas=(5.0, 8.0)):
                              "synthetic")
         writer.write_feature(sample, "appearance_frames", time_normalise(clip[:, 1], 30), "synthetic")
         writer.write_feature(sample, "frame", np.arange(n_frames), "synthetic")
+        if subsets:
+            writer.write_feature(sample, "subset_frames", RAMP_SUBSETS[k], "synthetic")
         row = dict.fromkeys(SAMPLE_COLUMNS, "")
         row.update(sample=sample, dataset="ramp", subject=f"00{k + 1}", clip=sample, fps=200.0, n_frames=n_frames,
                    emotion=emotion, onset=0, apex=2, offset=n_frames - 1, status="ok", onset_est=None,
@@ -302,31 +313,24 @@ def _ramp_store(path, n_frames=5, alphas=(5.0, 8.0)):
     return path
 
 
-def test_strcn_a_items_are_frame_subsets_of_each_alphas_clip_then_time_normalised(tmp_path):
+def test_strcn_a_items_are_the_stored_frame_subsets_of_each_alphas_clip_then_time_normalised(tmp_path):
     clips = ClipTable.of(_ramp_store(tmp_path / "ramp.zarr"))
     mask = np.zeros((48, 64), bool)
     mask[:2, :3] = True
-    ds = AppearanceDataset(clips, clips.ids, [0, 1], mask=mask, variants=True,
-                           keep_fractions=recorded_subset_levels(clips, "a test"))
-    assert ds.n_variants == 2 * 5  # two stored alphas x Xia's five fractions, as the store recorded them
-    # Variant 1 * 5 + 4: alpha number 1 (frames 100 + 10 t), 60 % of 5 frames = 3 kept, say t0 < t1 < t2.
-    # Subsetting then time-normalising to 30 columns puts kept frame k at position j * 2 / 29 of column j:
-    # 100 + 10 t0 at column 0, 100 + 10 t2 at column 29, and column 14 (position 28/29, between the first
-    # two) at v0 + 28/29 (v1 - v0); subsetting the 30 columns of the whole clip instead would give values
-    # on the line 100 + 40 j / 29, which no 3-frame subset of integers t gives.
-    for seed in range(6):
-        matrix = ds.raw_variant(0, 1 * 5 + 4, seed)[0]
-        assert matrix.shape == (6, 30) and np.ptp(matrix, axis=0).max() < 1e-4  # every masked pixel alike
-        column = matrix[0]
-        t0, t2 = (column[0] - 100) / 10, (column[29] - 100) / 10
-        t1 = ((column[0] + (column[14] - column[0]) * 29 / 28) - 100) / 10
-        t0, t1, t2 = (round(float(t), 3) for t in (t0, t1, t2))
-        assert t0 < t1 < t2 and all(t.is_integer() and 0 <= t <= 4 for t in (t0, t1, t2))
-        assert np.allclose(column, np.interp(np.arange(30) * 2 / 29, [0, 1, 2], [100 + 10 * t for t in (t0, t1, t2)]),
-                           atol=1e-3)
-        assert np.array_equal(matrix, ds.raw_variant(0, 5 + 4, seed)[0])  # the seed fixes the draw
-    # Fraction 100 % (variant 0 * 5 + 0): alpha number 0's whole clip, 10 t over 0..4.
-    assert np.allclose(ds.raw_variant(1, 0, 3)[0, 0], np.linspace(0, 40, 30), atol=1e-3)
+    ds = AppearanceDataset(clips, clips.ids, [0, 1], mask=mask, variants=True)
+    assert ds.n_variants == 2 * 5  # two stored alphas x the clips' five stored subsets
+    # Variant 1 * 5 + 4: alpha number 1 (frames 100 + 10 t) under subset 4 of clip 1 (frames 0, 1, 4):
+    # 100, 110, 140 time-normalised to 30 columns, kept frame k at position 2 j / 29 of column j.
+    expected = np.interp(np.arange(30) * 2 / 29, [0, 1, 2], [100, 110, 140])
+    matrix = ds.raw_variant(0, 1 * 5 + 4)[0]
+    assert matrix.shape == (6, 30) and np.ptp(matrix, axis=0).max() < 1e-4  # every masked pixel alike
+    assert np.allclose(matrix[0], expected, atol=1e-3)
+    # The subsets are the clip's own and fixed: clip 2's subset 4 keeps frames 1, 2, 4 (alpha number 0: 10 t).
+    assert np.allclose(ds.raw_variant(1, 4)[0, 0], np.interp(np.arange(30) * 2 / 29, [0, 1, 2], [10, 20, 40]),
+                       atol=1e-3)
+    assert all(np.array_equal(ds.raw_variant(0, 9), matrix[None]) for _ in range(3))
+    # Subset 0 keeps every frame: alpha number 0's whole clip, 10 t over 0..4.
+    assert np.allclose(ds.raw_variant(1, 0)[0, 0], np.linspace(0, 40, 30), atol=1e-3)
     # Items asked for by index are the stored appearance_frames (the test alpha, number 1 here).
     assert np.allclose(ds.raw(0)[0, 0], np.linspace(100, 140, 30), atol=0.1)
 
@@ -357,12 +361,33 @@ def test_strcn_a_epochs_cover_every_alpha_and_fraction_and_the_columns_option_ke
     assert not torch.equal(seen[1], x)  # the column subset of the time-normalised matrix
 
 
-def test_strcn_a_subsets_need_the_stores_record_of_its_subset_levels(tmp_path):
-    """Xia's subset levels are the store's (flow_onset_apex_magnified.subset_levels), never a default of training:
-    a store with no record of that stage is refused with the build command, unless the run does not augment."""
+def test_strcn_a_subsets_need_the_stores_frame_subsets(tmp_path):
+    """Xia's subsets are the store's (subset_frames, drawn once per clip by the build), never drawn in training:
+    a store without them is refused naming the feature and the build command, unless the run does not augment."""
+    clips = ClipTable.of(_ramp_store(tmp_path / "ramp.zarr", subsets=False))
+    labels, _, _ = apply_scheme(clips.samples, "samm-3")
+    table = clips.samples.loc[labels.index].assign(label=labels)
+    fold = loso(table)[0]
+    recipe = get_recipe("strcn-a")
+    items = recipe.stages[0].items
+    inputs = _inputs(clips, table, fold)
+    assert "subset_frames" in recipe.reads_for(inputs.options)
+    with pytest.raises(MissingFeatureError, match=r"'subset_frames' is missing .*mepipe build --features subset_frames"):
+        items.datasets(inputs, None)
+    plain = _inputs(clips, table, fold, augment=False)
+    assert "subset_frames" not in recipe.reads_for(plain.options)
+    train, _ = items.datasets(plain, None)
+    assert train.n_variants == 0
+
+
+def test_strcn_a_columns_option_draws_the_stores_subset_levels(tmp_path):
+    """The earlier augmentation (augmentation=columns) keeps fractions of the store's subset levels
+    (flow_onset_apex_magnified.subset_levels): a store with no record of that stage is refused with the build
+    command."""
     from mepipe.featurestore.manifest import write_manifest
 
     path = _ramp_store(tmp_path / "ramp.zarr")
+    assert recorded_subset_levels(ClipTable.of(path), "a test") == (1.0, 0.9, 0.8, 0.7, 0.6)
     writer = StoreWriter(path)
     stages = dict(writer.root_attrs()["stages"])
     del stages["flow_onset_apex_magnified"]
@@ -372,14 +397,10 @@ def test_strcn_a_subsets_need_the_stores_record_of_its_subset_levels(tmp_path):
     clips = ClipTable.of(path)
     labels, _, _ = apply_scheme(clips.samples, "samm-3")
     table = clips.samples.loc[labels.index].assign(label=labels)
-    fold = loso(table)[0]
-    items = get_recipe("strcn-a").stages[0].items
-    with pytest.raises(MissingStageError, match=r"STRCN-A's frame subsets reads the parameters of stage "
-                                                r"flow_onset_apex_magnified.*mepipe build .*--features "
-                                                r"flow_onset_apex_magnified"):
-        items.datasets(_inputs(clips, table, fold), None)
-    train, _ = items.datasets(_inputs(clips, table, fold, augment=False), None)
-    assert train.n_variants == 0
+    columns = _inputs(clips, table, loso(table)[0], choices=(("augmentation", "columns"),))
+    with pytest.raises(MissingStageError, match=r"STRCN-A's augmentation=columns reads the parameters of stage "
+                                                r"flow_onset_apex_magnified.*--features flow_onset_apex_magnified"):
+        get_recipe("strcn-a").stages[0].objective(columns)
 
 
 def test_strcn_g_items_are_each_alphas_flow_of_each_subsets_pair(tmp_path):
@@ -412,7 +433,7 @@ def test_strcn_g_items_are_each_alphas_flow_of_each_subsets_pair(tmp_path):
     assert ds.raw(1)[0, 0, 0] == 100 + 1  # the test alpha's own onset->apex pair (pair 0), clip 2
     # Variant a * 5 + k: alpha number a, the pair of subset k.
     for variant, expected in ((0, 0), (2, 10), (3, 20), (5 + 1, 110), (5 + 3, 120), (5 + 4, 100)):
-        assert ds.raw_variant(0, variant, seed=0)[0, 0, 0] == expected
+        assert ds.raw_variant(0, variant)[0, 0, 0] == expected
     recipe = get_recipe("strcn-g")
     assert recipe.reads_for(inputs.options) == ("flow_onset_apex_magnified", "subset_pair")
     items = recipe.stages[0].items

@@ -160,9 +160,9 @@ def folds(stores: Stores, *, model: str, labels: str, protocol: str = "loso", de
     model : str
         A registered model (its recipe says which features and how items are made).
     labels : str
-        Label scheme (``megc-3`` for ``megc2019``).
+        Label scheme (``megc-3`` for ``megc2019``), or ``au:SET`` for AU targets.
     protocol : str
-        ``loso``, ``lovo``, ``megc2019``, ``cross`` or ``lodo``.
+        ``loso``, ``lovo``, ``megc2019``, ``cross``, ``lodo`` or ``meb``.
     device : str
         Where a recipe's item maker may run the model (multi-stage recipes).
     **run
@@ -183,7 +183,8 @@ def folds(stores: Stores, *, model: str, labels: str, protocol: str = "loso", de
     label_of = plan.labels
     for sides in plan.folds:
         inputs = FoldInputs(plan.clips, list(sides.fit), [label_of[s] for s in sides.fit], list(sides.test),
-                            [label_of[s] for s in sides.test], params.options(), torch.device(device))
+                            [label_of[s] for s in sides.test], params.options(), torch.device(device),
+                            targets=plan.targets)
         net = create_model(model, **model_kwargs(params, recipe, plan.clips, len(plan.classes)))
         train_set, test_set = recipe.stages[0].items.datasets(inputs, net)
         yield Fold(sides.fold.name, train_set, test_set, tuple(sides.validation), list(plan.classes),

@@ -17,9 +17,12 @@ run option's share of it), and
   :class:`AffineAugmentParams`' grid to a batch, the same transform to every
   frame of a sequence (:func:`affine_augment` draws one per item);
 - **STRCN-A**: the dataset cuts each item from the clip magnified with its
-  variant's α and keeps a random subset of its frames
-  (:func:`draw_frame_subset`) before time normalisation
-  (:class:`~mepipe.train.inputs.appearance.AppearanceDataset`);
+  variant's α and keeps the frames of its variant's frame subset before
+  time normalisation
+  (:class:`~mepipe.train.inputs.appearance.AppearanceDataset`). The subsets
+  are the store's ``subset_frames``: Xia's random selections are made once
+  per clip (seeded by the clip id when the store is built), so every epoch
+  and both STRCN variants see the same five subsets of a clip;
 - **SHCNN**: Miao et al. use no augmentation for micro-expressions; none.
 
 The ways before issue 14 stay as recipe options: STRCN-A's random subset
@@ -31,8 +34,7 @@ displacement δ becomes (1 + α) δ, so each field is scaled by
 (:func:`magnification_scale`); frame subsets have no counterpart there.
 
 Random draws come from a CPU generator seeded per fold (reproducible on any
-device), or from the seed a :data:`~mepipe.train.inputs.base.Draw` carries; the
-arithmetic runs on the batch's device.
+device); the arithmetic runs on the batch's device.
 
 References
 ----------
@@ -146,22 +148,6 @@ def recorded_subset_levels(clips: ClipTable, reader: str) -> tuple[float, ...]:
         and the build command.
     """
     return tuple(float(f) for f in clips.stage_params(SUBSET_FRAMES.stage, reader)["subset_levels"])
-
-
-def draw_frame_subset(n_frames: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Xia's random frame subset (§III-E): ``max(2, round(fraction * T))`` of T frames, drawn without replacement.
-
-    Returns
-    -------
-    ndarray of int64
-        The kept frame indices in increasing order (every frame for ``fraction`` 1).
-    """
-    if n_frames < 1 or not 0 < fraction <= 1:
-        raise ValueError(f"need n_frames >= 1 and a fraction in (0, 1], got {n_frames} and {fraction!r}")
-    count = min(n_frames, max(2, int(round(fraction * n_frames))))
-    if count == n_frames:
-        return np.arange(n_frames)
-    return np.sort(rng.choice(n_frames, size=count, replace=False))
 
 
 def magnification_scale(x: torch.Tensor, generator: torch.Generator, alphas: Sequence[float]) -> torch.Tensor:

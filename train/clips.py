@@ -235,7 +235,7 @@ class ClipTable:
         command that adds it (nothing already built is recomputed).
         """
         for key, store in self.stores.items():
-            missing = [f for f in features if f not in store.features]
+            missing = [f for f in features if f not in (*store.features, *store.dataset_features)]
             if missing:
                 record = store.record
                 source = f" --dataset {record.dataset} --root {record.source_root}" if record is not None else ""

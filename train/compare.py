@@ -6,7 +6,12 @@
 
 Parameters are compared flattened (``run.epochs``, ``stage.network.lr``,
 ``recipe.doi``…); only those whose values differ are listed, so two runs
-that differ in one setting show one line.
+that differ in one setting show one line. Settings of how a run executed
+(its folder, progress bars, workers: the fields its parameter classes tag
+``NOT_IN_KEY``) are left out. Runs are named by their folders, or, for runs
+``mepipe reproduce`` made, by the row they answer (``shcnn · SAMM · loso ·
+seed 0``). Long values wrap in the text table, and are cut after
+:data:`CELL_LINES` lines saying their length; the JSON keeps them whole.
 """
 from __future__ import annotations
 
@@ -18,9 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from mepipe.featurestore.cachekey import fields_not_in_key
+from mepipe.featurestore.safety import printable
+from mepipe.featurestore.text_table import text_table
+
 from . import metrics
+from .loop import TrainParams
 from .params import EXECUTION_FIELDS
 from .report import pyplot, read_report, save_figure
+from .reproduce import run_title
 
 __all__ = ["FIGURES", "compare_runs", "format_comparison", "plot_recall", "recall_figure"]
 
@@ -52,7 +63,11 @@ def compare_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
         A folder is not a finished run (naming it).
     """
     reports = [read_report(run) for run in runs]
-    names = _names([Path(run) for run in runs])
+    au = [str(run) for run, report in zip(runs, reports) if report.get("targets") == "au"]
+    if au:
+        raise ValueError(f"runs compare puts class figures side by side; {', '.join(au)} trained AU targets "
+                         "(`mepipe evaluate RUN` prints each AU's F1)")
+    names = _names([Path(run) for run in runs], reports)
     entries = []
     for name, run, report in zip(names, runs, reports):
         confusion = np.asarray(report["confusion"], dtype=np.int64)
@@ -82,10 +97,13 @@ def compare_runs(runs: Sequence[str | os.PathLike]) -> dict[str, Any]:
 
 
 def _parameters(report: Mapping[str, Any]) -> dict[str, Any]:
-    """What defines a run, for comparison: its run parameters (less how it executed), the recipe, the stages."""
+    """What defines a run, for comparison: its run parameters, the recipe, the stages, less the settings of how
+    it executed (the fields :class:`RunParams` and :class:`TrainParams` tag ``NOT_IN_KEY``)."""
     parameters = report["parameters"]
     run = {k: v for k, v in parameters["run"].items() if k not in EXECUTION_FIELDS}
-    stages = {s["name"]: s["train"] for s in parameters.get("stages", [])}
+    stage_execution = fields_not_in_key(TrainParams)
+    stages = {s["name"]: {k: v for k, v in s["train"].items() if k not in stage_execution}
+              for s in parameters.get("stages", [])}
     recipe = {k: v for k, v in parameters.get("recipe", {}).items() if k not in ("stages",)}
     return {"run": run, "stage": stages, "recipe": recipe}
 
@@ -103,8 +121,16 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _names(paths: list[Path]) -> list[str]:
-    """Short, distinct names: each folder's name, with its parents where two would read the same."""
+def _names(paths: list[Path], reports: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Short, distinct names: a reproduce run's row and seed, else its folder's name (see :func:`_folders`);
+    a name two runs share is followed by the folder."""
+    folders = _folders(paths)
+    names = [run_title(p, r) or f for p, r, f in zip(paths, reports, folders)]
+    return [f"{n} ({f})" if names.count(n) > 1 else n for n, f in zip(names, folders)]
+
+
+def _folders(paths: list[Path]) -> list[str]:
+    """Each folder's name, with its parents where two would read the same."""
     depth = 1
     while True:
         names = ["/".join(p.resolve().parts[-depth:]) for p in paths]
@@ -124,7 +150,10 @@ def _text(value: Any, digits: int = 4) -> str:
 
 
 def format_comparison(table: Mapping[str, Any]) -> str:
-    """The comparison as text columns: figures, per-dataset figures, per-class recall, differing parameters, stores."""
+    """The comparison as text columns: figures, per-dataset figures, per-class recall, differing parameters, stores.
+
+    Escaped for the terminal: dataset and class names come from the stores the runs read.
+    """
     runs = table["runs"]
     rows: list[tuple[str, list[str]]] = [("run", [r["name"] for r in runs]),
                                          ("model", [r["model"] for r in runs]),
@@ -153,13 +182,18 @@ def format_comparison(table: Mapping[str, Any]) -> str:
     for r in runs:
         for s in r["stores"]:
             lines.append(f"  {r['name']}: {s['location']}  {s['dataset']}  id {s['store_id'] or 'none'}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
+
+
+CELL_WIDTH = 40
+"""Characters per line of a table cell; longer values wrap (a recipe's deviations run to 600 characters)."""
+
+CELL_LINES = 3
+"""Lines a cell may wrap onto; a longer value is cut there, saying its length (``--json`` has it whole)."""
 
 
 def _columns(rows: list[tuple[str, list[str]]]) -> list[str]:
-    label = max(len(k) for k, _ in rows) + 2
-    widths = [max(len(values[i]) for _, values in rows) + 2 for i in range(len(rows[0][1]))]
-    return [f"{k:<{label}}" + "".join(f"{v:<{w}}" for v, w in zip(values, widths)).rstrip() for k, values in rows]
+    return text_table([[k, *values] for k, values in rows], width=CELL_WIDTH, lines=CELL_LINES)
 
 
 def _classes(runs: Sequence[Mapping[str, Any]]) -> list[str]:

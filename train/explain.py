@@ -121,6 +121,8 @@ def _face(clips: ClipTable, clip: str, frame: int, size: tuple[int, int]) -> np.
 def load_fold_model_for(run: str | os.PathLike, clip: str, device: str = "cpu"):
     """The model of the fold that tested ``clip``, with the run's report; the run must classify coded flow."""
     report = read_report(run)
+    if report.get("targets") == "au":
+        raise ValueError(f"{run}: saliency maps explain a class; this run trained AU targets ({report['labels']})")
     if not isinstance(get_recipe(report["model"]).stages[0].items, FlowFrames):
         raise ValueError(f"{run}: saliency maps are defined for networks on coded flow frames (SHCNN); "
                          f"this run trained {report['model']!r}")

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import metrics
 from .clips import ClipTable
 from .inputs.base import Standardiser
 from .loop import EpochHook, EpochRecord, TrainParams, load_checkpoint, save_checkpoint, seed_everything, train_model
@@ -32,8 +31,9 @@ from .models import create_model
 from .protocols import Fold
 from .recipe import Recipe, RunOptions, TrainingStage
 from .report import checkpoint_path
+from .targets import ClassTargets, Targets
 
-__all__ = ["EpochChoice", "FoldInputs", "FoldResult", "FoldSides", "FoldStatistics", "epoch_hook", "figures", "run_fold",
+__all__ = ["EpochChoice", "FoldInputs", "FoldResult", "FoldSides", "FoldStatistics", "epoch_hook", "run_fold",
            "stage_checkpoint_path"]
 
 
@@ -78,23 +78,27 @@ class FoldInputs:
         outside the fold's two sides).
     train, test : list of str
         Clip ids of the two sides.
-    train_labels, test_labels : list of int
+    train_labels, test_labels : list
+        Their targets: class indices, or AU vectors (:attr:`targets`).
     options : RunOptions
     device : torch.device
     shared : dict or None
         In-memory arrays shared by the folds (``--in-memory``).
     statistics : FoldStatistics
+    targets : ClassTargets or AuTargets
+        What the run trains the network to predict (objectives take their loss from it).
     """
 
     clips: ClipTable
     train: list[str]
-    train_labels: list[int]
+    train_labels: list[Any]
     test: list[str]
-    test_labels: list[int]
+    test_labels: list[Any]
     options: RunOptions
     device: torch.device
     shared: dict | None = None
     statistics: FoldStatistics = field(default_factory=FoldStatistics)
+    targets: Targets = field(default_factory=ClassTargets)
 
     def __post_init__(self) -> None:
         overlap = set(self.train) & set(self.test)
@@ -113,13 +117,6 @@ class FoldResult:
 
     report: dict[str, Any]
     predictions: list[dict[str, Any]] = field(default_factory=list)
-
-
-def figures(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
-    """Accuracy, macro F1, UF1, UAR and the confusion matrix of one set of clip predictions."""
-    confusion = metrics.confusion_matrix(y_true, y_pred, n_classes)
-    return {"accuracy": metrics.accuracy(y_true, y_pred), "macro_f1": metrics.macro_f1(y_true, y_pred, n_classes),
-            "uf1": metrics.uf1(confusion), "uar": metrics.uar(confusion), "confusion": confusion.tolist()}
 
 
 def history_records(history: list[EpochRecord], stage: int | None = None, first_epoch: int = 1) -> list[dict]:
@@ -199,8 +196,10 @@ class EpochChoice:
     """Chooses a stage's epoch on the validation clips: keeps the state of the best one, stops on patience.
 
     After each epoch the stage's clip rule predicts the validation clips;
-    the epoch with the highest UF1 (the earliest among equals) is kept, and
-    training stops after ``patience`` epochs without a higher one. Only
+    the epoch with the highest score (the first of the targets'
+    :attr:`~mepipe.train.targets.ClassTargets.validation` figures: UF1, or the
+    mean macro F1 over AUs; the earliest among equals) is kept,
+    and training stops after ``patience`` epochs without a higher one. Only
     validation clips (people of the fold's training side) are read.
     """
 
@@ -209,21 +208,23 @@ class EpochChoice:
     loader: Any
     dataset: Any
     labels: np.ndarray
-    n_classes: int
+    targets: Targets
     device: torch.device
     patience: int | None = None
     scores: list[dict[str, float]] = field(default_factory=list, init=False)
     best_epoch: int = field(default=0, init=False)
-    best_uf1: float = field(default=-1.0, init=False)
+    best_score: float = field(default=-1.0, init=False)
     state: dict[str, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     def __call__(self, record: EpochRecord) -> bool:
-        predicted = self.stage.predict(self.model, self.loader, self.dataset, len(self.labels), self.device).pred
-        confusion = metrics.confusion_matrix(self.labels, predicted, self.n_classes)
-        score = {"val_uf1": metrics.uf1(confusion), "val_accuracy": metrics.accuracy(self.labels, predicted)}
+        predicted = self.stage.predict(self.model, self.loader, self.dataset, len(self.labels), self.device,
+                                       self.targets).pred
+        found = self.targets.figures(self.labels, predicted)
+        score = {f"val_{m}": found[m] for m in self.targets.validation}
         self.scores.append(score)
-        if score["val_uf1"] > self.best_uf1 + 1e-12:
-            self.best_uf1, self.best_epoch = score["val_uf1"], record.epoch
+        chosen_by = score[f"val_{self.targets.validation[0]}"]
+        if chosen_by > self.best_score + 1e-12:
+            self.best_score, self.best_epoch = chosen_by, record.epoch
             self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return self.patience is not None and record.epoch - self.best_epoch >= self.patience
 
@@ -233,9 +234,9 @@ class EpochChoice:
             self.model.load_state_dict(self.state)
 
 
-def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapping[str, int], options: RunOptions,
+def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapping[str, Any], options: RunOptions,
              device: torch.device, shared: dict | None, stage_params: list[TrainParams], model_kwargs: dict[str, Any],
-             n_classes: int, out: Path, desc: str) -> FoldResult:
+             targets: Targets, out: Path, desc: str) -> FoldResult:
     """Train the recipe's stages on the fold's fit clips, then, and only then, predict its test clips.
 
     Training sees the fit clips and the validation clips (which choose the
@@ -249,8 +250,8 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
     recipe : Recipe
     sides : FoldSides
     clips : ClipTable
-    labels : mapping of str to int
-        Class index of every clip of the fold.
+    labels : mapping of str to int or AU vector
+        Target of every clip of the fold (a class index, or an AU vector).
     options : RunOptions
     device : torch.device
     shared : dict or None
@@ -259,7 +260,8 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
         One per stage (the recipe's settings with the run's overrides).
     model_kwargs : dict
         Arguments of the model factory (classes, channels, sizes, ``--model-arg``).
-    n_classes : int
+    targets : ClassTargets or AuTargets
+        What the network predicts: its loss, decisions and figures.
     out : Path
         Run folder (checkpoints).
     desc : str
@@ -269,7 +271,7 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
     model = create_model(recipe.name, **model_kwargs)
     multi = len(recipe.stages) > 1
     training = FoldInputs(clips, list(sides.fit), [labels[s] for s in sides.fit], list(sides.validation),
-                          [labels[s] for s in sides.validation], options, device, shared)
+                          [labels[s] for s in sides.validation], options, device, shared, targets=targets)
     history: list[dict] = []
     stage_info: list[dict[str, Any]] = []
     checkpoints: list[Path] = []
@@ -284,7 +286,7 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
         choice = None
         if sides.validation and stage.predict is not None:
             choice = EpochChoice(stage, model, stage.items.loader(validation, params.batch_size, training, train=False),
-                                 validation, np.asarray(training.test_labels, dtype=np.int64), n_classes, device,
+                                 validation, targets.array(training.test_labels), targets, device,
                                  patience=params.patience)
             params = dataclasses.replace(params, patience=None)  # patience counts validation epochs instead
         records = train_model(model, loader, params, device, objective=objective,
@@ -306,8 +308,8 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
                            "checkpoint": str(path.relative_to(out))})
     # Every stage is trained and saved: only now are the test clips read.
     testing = FoldInputs(clips, [], [], list(sides.test), [labels[s] for s in sides.test], options, device, shared,
-                         statistics=training.statistics)
-    y_true = np.asarray(testing.test_labels, dtype=np.int64)
+                         statistics=training.statistics, targets=targets)
+    y_true = targets.array(testing.test_labels)
     stage_figures: dict[str, dict[str, Any]] = {}
     stage_rows: dict[str, np.ndarray] = {}
     predicted = None
@@ -319,11 +321,11 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
                                                      device)
         _, test = stage.items.datasets(testing, trained)
         test_loader = stage.items.loader(test, params.batch_size, testing, train=False)
-        predicted = stage.predict(trained, test_loader, test, len(testing.test), device)
+        predicted = stage.predict(trained, test_loader, test, len(testing.test), device, targets)
         if not last:
             key = f"stage{number}"
             info = stage_info[number - 1]
-            stage_figures[key] = {**figures(y_true, predicted.pred, n_classes), "epochs": info["epochs"],
+            stage_figures[key] = {**targets.figures(y_true, predicted.pred), "epochs": info["epochs"],
                                   "checkpoint": info["checkpoint"], "measured_on": stage.predict.measured_on,
                                   "seconds_per_epoch": info["seconds_per_epoch"]}
             stage_rows[key] = predicted.pred
@@ -332,7 +334,7 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
     report = {
         "parameter_count": int(sum(p.numel() for p in model.parameters())),
         "name": fold.name, "n_train": len(fold.train), "n_test": len(fold.test), "n_train_items": n_first_items,
-        "test": list(fold.test), **figures(y_true, predicted.pred, n_classes),
+        "test": list(fold.test), **targets.figures(y_true, predicted.pred),
         "epochs": len(history), "seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0,
         "checkpoint": stage_info[-1]["checkpoint"], "model_kwargs": model_kwargs,
         "inputs": {**training.statistics.describe(), "stages": stage_info}, "history": history,
@@ -341,11 +343,11 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
     if sides.validation:
         report["validation"] = {"people": list(sides.validation_people), "clips": list(sides.validation),
                                 "n_fit": len(sides.fit), "chosen_epoch": chosen}
-    rows = [{"sample": s, "fold": fold.name, "true": int(t), "pred": int(p)}
+    rows = [{"sample": s, "fold": fold.name, "true": targets.row(t), "pred": targets.row(p)}
             for s, t, p in zip(testing.test, y_true, predicted.pred)]
     for row, extra in zip(rows, predicted.rows):
         row.update(extra)
     for key, pred in stage_rows.items():
         for row, p in zip(rows, pred):
-            row[f"{key}_pred"] = int(p)
+            row[f"{key}_pred"] = targets.row(p)
     return FoldResult(report, rows)

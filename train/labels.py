@@ -357,6 +357,9 @@ PAPER_COUNTS: Mapping[tuple[str, str], tuple[Mapping[str, int], str]] = MappingP
     ("casme2", "strcn-4"): (
         MappingProxyType({"positive": 32, "negative": 72, "surprise": 25, "other": 126}),
         "Xia et al. 2020 §IV-B merge of the CASME II paper's classes (negative 72, surprise 25)"),
+    ("samm", "samm-3"): (
+        MappingProxyType({"negative": 92, "positive": 26, "surprise": 15}),
+        "Miao et al. 2019 §III-A (133 clips)"),
 })
 """(corpus, scheme) -> the clips per class the papers report, and where."""
 

@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mepipe.featurestore.errors import MepipeError
+from mepipe.featurestore.cachekey import NOT_IN_KEY
+from mepipe.featurestore.errors import ConfigError, MepipeError
 from mepipe.featurestore.progress import progress_bar
 
 from .inputs.batches import Item, collate
+from .targets import correct_decisions
 
 
 class TrainingDiverged(MepipeError, FloatingPointError):
@@ -73,6 +75,9 @@ class TrainParams:
         DataLoader worker processes (0 reads in the training process).
     progress : bool
         Show a tqdm bar per fold.
+
+    ``workers`` and ``progress`` say how the stage runs, not what it computes
+    (tagged :data:`~mepipe.featurestore.cachekey.NOT_IN_KEY`).
     """
 
     epochs: int
@@ -84,14 +89,16 @@ class TrainParams:
     lr_decay: float = 1.0
     patience: int | None = None
     seed: int = 0
-    workers: int = 0
-    progress: bool = True
+    workers: int = field(default=0, metadata=NOT_IN_KEY)
+    progress: bool = field(default=True, metadata=NOT_IN_KEY)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         if self.optimizer not in _OPTIMISERS:
             raise ValueError(f"optimizer must be one of {sorted(_OPTIMISERS)}, got {self.optimizer!r}")
         if self.patience is not None and self.patience < 1:
@@ -100,7 +107,8 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """Training figures of one epoch (on the augmented training batches)."""
+    """Training figures of one epoch (on the augmented training batches); ``accuracy`` is the share of right
+    decisions (:func:`~mepipe.train.targets.correct_decisions`: of clips' classes, or of each clip's AUs)."""
 
     epoch: int
     loss: float
@@ -189,7 +197,7 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
         if before_epoch is not None:
             before_epoch(epoch)
             model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, clips = 0.0, 0, 0, 0
         lr = optimiser.param_groups[0]["lr"]
         for batch in loader:
             optimiser.zero_grad(set_to_none=True)
@@ -202,12 +210,14 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
             scaler.step(optimiser)
             scaler.update()
             total_loss += float(loss.detach()) * len(y)
-            correct += int((logits.detach().argmax(1) == y).sum())
-            seen += len(y)
+            right, decisions = correct_decisions(logits.detach(), y)
+            correct += right
+            seen += decisions
+            clips += len(y)
         scheduler.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        record = EpochRecord(epoch + 1, total_loss / max(seen, 1), correct / max(seen, 1),
+        record = EpochRecord(epoch + 1, total_loss / max(clips, 1), correct / max(seen, 1),
                              time.perf_counter() - started, lr)
         history.append(record)
         bar.set_postfix(loss=f"{record.loss:.4f}", acc=f"{record.accuracy:.3f}")
@@ -236,9 +246,11 @@ class ItemLogits:
 
     Attributes
     ----------
-    logits : ndarray, float32, shape (N, n_classes)
-    y, clip, frame : ndarray, int64, shape (N,)
-        The items' class, clip index and place within the clip
+    logits : ndarray, float32, shape (N, n_outputs)
+    y : ndarray, int64, shape (N,), or (N, K) for AU targets
+        The items' class (or AU vector).
+    clip, frame : ndarray, int64, shape (N,)
+        The items' clip index and place within the clip
         (see :class:`~mepipe.train.inputs.batches.Item`).
     """
 

@@ -14,6 +14,15 @@ say something about. A class that is predicted but absent from the truth has
 a defined F1 of 0 (its false positives count). An average over no defined
 class raises.
 
+Action units (multi-label, AU detection) follow MEB's evaluation code
+(tvaranka/meb ``meb/utils/metrics.py``, ``MultiLabelF1Score``: scikit-learn's
+``f1_score`` on each AU's column): :func:`au_f1` gives each AU's binary F1
+(of "shown") and its macro F1 (the mean of the F1 of "shown" and of "not
+shown" over the values that occur in the truth or the predictions). There an
+F1 with nothing to count is 0, as scikit-learn's ``zero_division`` makes it,
+not left out: an AU never shown nor predicted scores binary F1 0 and macro
+F1 1.
+
 Spotting (Nag et al. 2019 predict a per-frame intensity): the frame-level
 ROC AUC of the intensity against the sheet's onset..offset
 (:func:`roc_auc`, over every frame with a prediction, inside and outside
@@ -32,7 +41,10 @@ References
 .. [2] Y. He, S.-J. Wang, J. Li, M. H. Yap, "Spotting macro- and
    micro-expression intervals in long video sequences", IEEE FG 2020.
    https://doi.org/10.1109/FG47880.2020.00036 (the MEGC 2020 count)
-.. [3] A. Moilanen, G. Zhao, M. Pietikäinen, "Spotting rapid facial movements
+.. [3] T. Varanka, Y. Li, W. Peng, G. Zhao, "Data leakage and evaluation
+   issues in micro-expression analysis", IEEE Trans. Affective Computing
+   15(1), 2024 (AU F1). https://doi.org/10.1109/TAFFC.2023.3265063
+.. [4] A. Moilanen, G. Zhao, M. Pietikäinen, "Spotting rapid facial movements
    from videos using appearance-based feature difference analysis", ICPR
    2014 (the threshold C_mean + p (C_max - C_mean)).
    https://doi.org/10.1109/ICPR.2014.303
@@ -40,13 +52,16 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .spotting_eval import IOU, spotting_counts
 
 __all__ = [
+    "AuF1",
     "accuracy",
+    "au_f1",
     "confusion_matrix",
     "macro_f1",
     "per_class_f1",
@@ -141,6 +156,68 @@ def uf1(confusions: np.ndarray | Sequence[np.ndarray]) -> float:
 def uar(confusions: np.ndarray | Sequence[np.ndarray]) -> float:
     """Unweighted average recall (MEGC): per-class recall of the summed confusion, averaged over classes."""
     return _class_mean(per_class_recall(confusions), "recall")
+
+
+@dataclass(frozen=True)
+class AuF1:
+    """F1 of each action unit of multi-label predictions (MEB's per-AU figures).
+
+    Attributes
+    ----------
+    binary : ndarray, float64, shape (K,)
+        F1 of "shown": 2TP / (2TP + FP + FN); 0 where TP + FP + FN = 0.
+    macro : ndarray, float64, shape (K,)
+        Mean of the F1 of "shown" and of "not shown" (2TN / (2TN + FN + FP)),
+        over those of the two that occur in the AU's truth or predictions.
+    positives, predicted : ndarray, int64, shape (K,)
+        Clips showing the AU, and clips predicted to show it.
+    """
+
+    binary: np.ndarray
+    macro: np.ndarray
+    positives: np.ndarray
+    predicted: np.ndarray
+
+
+def au_f1(y_true: np.ndarray, y_pred: np.ndarray) -> AuF1:
+    """Per-AU binary and macro F1 of multi-hot predictions, as MEB computes them.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of {0, 1}, shape (N, K)
+        N clips, K action units; 1 where the clip shows (is predicted to show) the AU.
+
+    Returns
+    -------
+    AuF1
+    """
+    true, pred = (_multi_hot(v, name) for v, name in ((y_true, "y_true"), (y_pred, "y_pred")))
+    if true.shape != pred.shape or true.shape[0] == 0:
+        raise ValueError(f"need equally shaped, non-empty y_true and y_pred, got {true.shape} and {pred.shape}")
+    tp = (true & pred).sum(axis=0)
+    fp = (~true & pred).sum(axis=0)
+    fn = (true & ~pred).sum(axis=0)
+    tn = (~true & ~pred).sum(axis=0)
+    shown, hidden = _f1(tp, fp, fn), _f1(tn, fn, fp)
+    has_shown = (tp + fp + fn) > 0  # "shown" occurs in the truth or the predictions
+    has_hidden = (tn + fn + fp) > 0
+    macro = (shown * has_shown + hidden * has_hidden) / (has_shown.astype(int) + has_hidden.astype(int))
+    return AuF1(shown, macro, true.sum(axis=0).astype(np.int64), pred.sum(axis=0).astype(np.int64))
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """2TP / (2TP + FP + FN), 0 where nothing is counted (scikit-learn's ``zero_division``)."""
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+
+
+def _multi_hot(values: np.ndarray, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be (clips, AUs), got shape {array.shape}")
+    if array.size and not np.isin(array, (0, 1)).all():
+        raise ValueError(f"{name} must hold 0 or 1, got values {sorted(set(array.ravel().tolist()))[:5]}")
+    return array.astype(bool)
 
 
 def _class_mean(values: np.ndarray, what: str) -> float:

@@ -1,19 +1,21 @@
 """Training objectives recipes use: a step's loss from a batch, and how a model's logits are taken.
 
 An objective maker is called with a fold's training inputs
-(:class:`~mepipe.train.fold.FoldInputs`: the run's options, the stores)
+(:class:`~mepipe.train.fold.FoldInputs`: the run's options and targets, the stores)
 and returns the step function the training loop calls,
 ``(model, batch on the device, generator) -> (loss, logits, y)``; the
 batch is the stage's typed :class:`~mepipe.train.inputs.batches.Item`, the
 logits and labels are what the epoch's training accuracy is counted on.
 Objectives with several terms or targets (Kim's E1..E5, Nag's intensity)
-are defined in their network's module.
+are defined in their network's module. An objective maker that can train
+AU targets says so in ``label_kinds`` (``("class", "au")``); one without it
+trains classes only, and a run with AU targets refuses its recipe.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +25,7 @@ from .augment import Augmenter
 from .inputs.batches import Item
 from .inputs.sequences import SequenceItem
 from .loop import Objective
+from .targets import AU, CLASS
 
 if TYPE_CHECKING:
     from .fold import FoldInputs
@@ -50,12 +53,15 @@ def sequence_logits(model: nn.Module, batch: SequenceItem) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Classify:
-    """``loss(forward(model, augment(x)), y)``: single-label classification of each item.
+    """``loss(forward(model, augment(x)), y)``: classification of each item, one class or each AU.
 
     Attributes
     ----------
     loss : callable
-        ``(logits, y) -> loss``; computed in float32 (cross-entropy by default).
+        ``(logits, y) -> loss`` of class targets; computed in float32
+        (cross-entropy by default). AU targets train their own loss
+        (:meth:`~mepipe.train.targets.AuTargets.training_loss`, binary
+        cross-entropy per AU) instead.
     forward : Forward
         Which logits are trained.
     augment : Augmenter, optional
@@ -65,14 +71,17 @@ class Classify:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     forward: Forward = whole_model
     augment: Augmenter | None = None
+    label_kinds: ClassVar[tuple[str, ...]] = (CLASS, AU)
+    """Trains class or AU targets: the run's targets choose the loss (``loss`` for classes)."""
 
     def __call__(self, fold: FoldInputs) -> Objective:
         augment = self.augment if fold.options.augment else None
+        loss = fold.targets.training_loss(self.loss)
 
         def step(model: nn.Module, batch: Item, generator: torch.Generator):
             if augment is not None:
                 batch = batch.with_x(augment(batch.x, generator))
             logits = self.forward(model, batch)
-            return self.loss(logits.float(), batch.y), logits, batch.y
+            return loss(logits.float(), batch.y), logits, batch.y
 
         return step

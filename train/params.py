@@ -9,18 +9,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mepipe.featurestore.cachekey import NOT_IN_KEY, fields_not_in_key
 from mepipe.featurestore.errors import UsageError
 from mepipe.featurestore.location import public_address
 
-from .models import get_recipe
+from .labels import LABEL_VERSIONS
+from .models import get_recipe, list_models
 from .protocols import PROTOCOLS
 from .recipe import RunOptions
+from .targets import parse_targets
 
 __all__ = ["EXECUTION_FIELDS", "RunParams", "RunParamsError"]
-
-EXECUTION_FIELDS = ("out", "progress", "overwrite", "workers", "in_memory")
-"""Fields that change how a run executes, not what it computes (left out when a killed run is resumed)."""
-
 
 class RunParamsError(UsageError, ValueError):
     """Run parameters that do not go together (a protocol without its datasets, an option the model lacks)."""
@@ -29,6 +28,10 @@ class RunParamsError(UsageError, ValueError):
 @dataclass(frozen=True)
 class RunParams:
     """Everything that defines a run (recorded in ``report.json``).
+
+    Fields tagged :data:`~mepipe.featurestore.cachekey.NOT_IN_KEY` (:data:`EXECUTION_FIELDS`) say how the run
+    executes, not what it computes: a killed run resumes under other values of them, and ``mepipe runs
+    compare`` leaves them out.
 
     Attributes
     ----------
@@ -42,8 +45,17 @@ class RunParams:
         stores are named ``dataset/sample``.
     labels : str
         Label scheme (``mepipe.train.labels.list_schemes()``); ``megc-3`` for
-        the ``megc2019`` protocol, whose list gives the labels.
-    protocol : {"loso", "lovo", "megc2019", "cross", "lodo"}
+        the ``megc2019`` protocol, whose list gives the labels. Or AU targets,
+        ``au:`` and an AU set (``au:meb-cross``) or AU numbers (``au:4+12``):
+        a model whose recipe cannot train them is refused
+        (:mod:`mepipe.train.targets`).
+    label_version : str, optional
+        Relabel the stores' clips as an older version of their sheet gives
+        them before the scheme maps them (``mepipe.train.labels.LABEL_VERSIONS``,
+        e.g. ``casme2-2014``, the CASME II labels the papers used); None keeps
+        the labels as stored. Not for ``megc2019``, whose list gives the labels.
+    protocol : {"loso", "lovo", "megc2019", "cross", "lodo", "meb"}
+        ``meb``: leave one dataset out over MEB's corpora (those the stores hold).
     test_dataset : str, optional
         ``cross``: the dataset tested on.
     train_datasets : tuple of str
@@ -98,6 +110,7 @@ class RunParams:
     model: str
     store: str | tuple[str, ...]
     labels: str
+    label_version: str | None = None
     protocol: str = "loso"
     test_dataset: str | None = None
     train_datasets: tuple[str, ...] = ()
@@ -105,7 +118,7 @@ class RunParams:
     strict: bool = False
     store_ids: tuple[str | None, ...] = ()
     val_subjects: int | None = None
-    out: str = "runs/run"
+    out: str = field(default="runs/run", metadata=NOT_IN_KEY)
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -113,16 +126,16 @@ class RunParams:
     weight_decay: float | None = None
     device: str = "auto"
     seed: int = 0
-    in_memory: bool = False
+    in_memory: bool = field(default=False, metadata=NOT_IN_KEY)
     folds: int | None = None
     augment: bool = True
     model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     recipe_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     temporal_epochs: int | None = None
     patience: int | None = None
-    workers: int = 0
-    progress: bool = True
-    overwrite: bool = False
+    workers: int = field(default=0, metadata=NOT_IN_KEY)
+    progress: bool = field(default=True, metadata=NOT_IN_KEY)
+    overwrite: bool = field(default=False, metadata=NOT_IN_KEY)
 
     def __post_init__(self) -> None:
         stores = tuple(map(public_address, (self.store,) if isinstance(self.store, str) else self.store))
@@ -144,6 +157,12 @@ class RunParams:
         if self.protocol == "megc2019" and self.labels != "megc-3":
             raise RunParamsError(f"the megc2019 protocol takes its labels from the composite list, in the megc-3 "
                                  f"classes; use --labels megc-3, not {self.labels!r}")
+        if self.label_version is not None and self.label_version not in LABEL_VERSIONS:
+            raise RunParamsError(f"unknown label version {self.label_version!r}; known: "
+                                 f"{', '.join(sorted(LABEL_VERSIONS))}")
+        if self.label_version is not None and self.protocol == "megc2019":
+            raise RunParamsError("the megc2019 protocol takes its labels from the composite list; drop "
+                                 f"--label-version {self.label_version}")
         if self.composite_list is not None and self.protocol != "megc2019":
             raise RunParamsError("composite_list (--composite-list) belongs to the megc2019 protocol")
         if self.val_subjects is not None and self.val_subjects < 1:
@@ -153,8 +172,14 @@ class RunParams:
         recipe = get_recipe(self.model)
         try:
             recipe.resolve_choices(self.recipe_options)
-        except ValueError as err:
-            raise RunParamsError(str(err)) from None
+            targets = parse_targets(self.labels)
+        except (KeyError, ValueError) as err:
+            raise RunParamsError(str(err.args[0] if err.args else err)) from None
+        refusal = recipe.refusal(targets.kind)
+        if refusal:
+            able = [m for m in list_models() if not get_recipe(m).refusal(targets.kind)]
+            raise RunParamsError(f"model {self.model!r} cannot learn {targets.kind.upper()} targets "
+                                 f"(--labels {self.labels}): {refusal}; models that can: {', '.join(able)}")
         if self.temporal_epochs is not None and (self.temporal_epochs < 1 or len(recipe.stages) < 2):
             raise RunParamsError(f"temporal_epochs must be >= 1 and is for models with a second stage; "
                                  f"{self.model!r} has {len(recipe.stages)}")
@@ -183,3 +208,7 @@ class RunParams:
         """The fields that define what the run computes (all but :data:`EXECUTION_FIELDS`), JSON-able."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_FIELDS}
 
+
+
+EXECUTION_FIELDS = fields_not_in_key(RunParams)
+"""Fields that change how a run executes, not what it computes (``out``, ``progress``, ``workers``, ...)."""

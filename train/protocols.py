@@ -15,6 +15,10 @@ together nor counted as overlapping.
 - :func:`cross_dataset`: train on some datasets, test on others.
 - :func:`lodo`: leave one dataset out, one fold per dataset; a named list
   (:data:`DATASET_LISTS`, MEB's six corpora) restricts it to those datasets.
+  The ``meb`` protocol is MEB's cross-dataset benchmark: :func:`lodo` over
+  MEB's list, of whichever of its corpora the stores hold (a demo corpus
+  stands for the corpus it is written as: ``demo`` for SAMM, ``demo-casme2``
+  for CASME II, ``demo-casme3`` for CAS(ME)³).
 - :func:`validation_split`: people of a fold's training side held out to
   choose epochs on, never its test side.
 
@@ -37,12 +41,13 @@ import numpy as np
 import pandas as pd
 
 from .composite import CompositeList, select_composite
+from .labels import DEMO_CORPORA
 
-__all__ = ["DATASET_LISTS", "PROTOCOLS", "Fold", "ValidationSplit", "cross_dataset", "lodo", "loso", "lovo",
-           "megc2019", "overlapping_subjects", "person", "validation_split"]
+__all__ = ["DATASET_LISTS", "PROTOCOLS", "Fold", "ValidationSplit", "corpus", "cross_dataset", "listed", "lodo", "loso",
+           "lovo", "megc2019", "overlapping_subjects", "person", "validation_split"]
 
-PROTOCOLS = ("loso", "lovo", "megc2019", "cross", "lodo")
-"""Names of the protocols a run can use (``--protocol``)."""
+PROTOCOLS = ("loso", "lovo", "megc2019", "cross", "lodo", "meb")
+"""Names of the protocols a run can use (``--protocol``); ``meb`` is :func:`lodo` over MEB's corpora."""
 
 _COLUMNS = ("sample", "subject", "dataset")
 
@@ -50,7 +55,19 @@ DATASET_LISTS: dict[str, tuple[str, ...]] = {
     # MEB's CrossDataset (tvaranka/meb, meb/datasets/datasets.py): Casme, Casme2, SAMM, Fourd, MMEW, Casme3A.
     "meb": ("casme", "casme2", "samm", "4dme", "mmew", "casme3"),
 }
-"""Named dataset lists for leave-one-dataset-out, by name (dataset names as the adapters write them)."""
+"""Named dataset lists for leave-one-dataset-out, by name (dataset names as the adapters write them); the ``meb``
+protocol is leave-one-dataset-out over ``DATASET_LISTS["meb"]``."""
+
+
+def corpus(dataset: object) -> str:
+    """The corpus a dataset is, or stands for: a demo corpus's (:data:`~mepipe.train.labels.DEMO_CORPORA`)."""
+    return DEMO_CORPORA.get(str(dataset), str(dataset))
+
+
+def listed(datasets: pd.Series, names: str | Sequence[str]) -> pd.Series:
+    """Which of ``datasets`` are (or stand for) one of ``names``: a :data:`DATASET_LISTS` name or dataset names."""
+    wanted = DATASET_LISTS.get(names, (names,)) if isinstance(names, str) else tuple(names)
+    return datasets.map(corpus).isin(wanted)
 
 
 @dataclass(frozen=True)
@@ -164,7 +181,8 @@ def lodo(samples: pd.DataFrame, datasets: str | Sequence[str] | None = None) -> 
         Columns ``sample``, ``subject``, ``dataset``.
     datasets : str or sequence of str, optional
         Only these datasets (a :data:`DATASET_LISTS` name such as ``"meb"``,
-        or names); the others' samples are in no fold. Default: every dataset.
+        or names; a demo corpus counts as the corpus it stands for); the
+        others' samples are in no fold. Default: every dataset.
 
     Raises
     ------
@@ -173,8 +191,7 @@ def lodo(samples: pd.DataFrame, datasets: str | Sequence[str] | None = None) -> 
     """
     table = _table(samples)
     if datasets is not None:
-        wanted = DATASET_LISTS.get(datasets, (datasets,)) if isinstance(datasets, str) else tuple(datasets)
-        table = table[table["dataset"].isin(wanted)]
+        table = table[listed(table["dataset"], datasets)]
     names = sorted(set(table["dataset"]))
     if len(names) < 2:
         raise ValueError(f"leave-one-dataset-out needs at least two datasets; the samples hold {names}")

@@ -29,6 +29,7 @@ from mepipe.featurestore.errors import DataError
 
 from .loop import Objective
 from .published import Published
+from .targets import CLASS
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from .clips import Geometry
     from .fold import FoldInputs
     from .rules import ClipPredictions
+    from .targets import Targets
 
 __all__ = ["ItemMaker", "ClipRule", "Deviation", "ObjectiveMaker", "Optimiser", "Recipe", "RecipeError",
            "RecipeOption", "RunOptions", "TrainingStage", "no_adaptation"]
@@ -223,13 +225,15 @@ class ClipRule(Protocol):
 
     Called with the trained model, the stage's test loader and dataset (whose
     items carry the index of their clip in the fold's test list), the number
-    of test clips and the device; see :mod:`mepipe.train.rules`.
+    of test clips, the device and the run's targets; see :mod:`mepipe.train.rules`.
+    A rule that also predicts AU targets says so in ``label_kinds``
+    (``("class", "au")``); without it, it predicts classes only.
     """
 
     measured_on: str
 
     def __call__(self, model: nn.Module, loader: DataLoader, dataset: Dataset, n_clips: int,
-                 device: torch.device) -> ClipPredictions: ...
+                 device: torch.device, targets: Targets) -> ClipPredictions: ...
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,19 @@ class Recipe:
         names = [c.name for c in self.choices]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe {self.name!r}: a recipe option is declared twice in {names}")
+
+    def refusal(self, kind: str) -> str:
+        """Why the recipe cannot train targets of ``kind`` (``"class"`` or ``"au"``), or "" when it can.
+
+        It can when the objective and clip rule of every stage declare the
+        kind in their ``label_kinds`` (one without ``label_kinds`` takes
+        classes only): the trainer then needs no code of the model's own.
+        """
+        for stage in self.stages:
+            for role, part in (("objective", stage.objective), ("clip rule", stage.predict)):
+                if part is not None and kind not in getattr(part, "label_kinds", (CLASS,)):
+                    return f"its {stage.name} stage's {role} {type(part).__name__} takes classes only"
+        return ""
 
     def reads_for(self, options: RunOptions) -> tuple[str, ...]:
         """The features a run with these options reads: :attr:`reads`, narrowed where a stage's items

@@ -7,7 +7,7 @@ Layout of a run folder::
                              ids, store fingerprint, warnings, per-clip predictions
       run.json                 the run's identity (parameters, stores, folds): a rerun resumes only if equal
       folds/fold-<name>.json   each finished fold's report entry and predictions (kept when a run resumes)
-      confusion.png            pooled confusion matrix over all test folds
+      confusion.png            pooled confusion matrix over all test folds (AU targets: au_f1.png, each AU's F1)
       curves.png               loss and accuracy per epoch, one colour per fold; validation curves with
                                --val-subjects; stage boundaries of multi-stage models
       checkpoints/fold-<name>.pt   state_dict of each fold's model (multi-stage models also
@@ -23,15 +23,25 @@ from typing import Any
 import numpy as np
 
 from mepipe.featurestore.features import INTENSITY
+from mepipe.featurestore.safety import printable
 
 REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion.png"
+AU_F1_FILE = "au_f1.png"
 CURVES_FILE = "curves.png"
 SPOTTING_FILE = "spotting.png"
 CHECKPOINT_DIR = "checkpoints"
 
 REQUIRED_KEYS = ("model", "labels", "protocol", "accuracy", "macro_f1", "uf1", "uar", "confusion", "classes",
                  "folds", "parameters", "store", "seconds_per_epoch", "device")
+AU_REQUIRED_KEYS = ("model", "labels", "protocol", "targets", "f1_macro", "f1_binary", "per_au", "classes",
+                    "folds", "parameters", "store", "seconds_per_epoch", "device")
+"""The keys of a report of class targets, and of AU targets (``"targets": "au"``)."""
+
+
+def required_keys(report: dict[str, Any]) -> tuple[str, ...]:
+    """The keys a report must have, by its targets."""
+    return AU_REQUIRED_KEYS if report.get("targets") == "au" else REQUIRED_KEYS
 
 
 def checkpoint_path(run: str | os.PathLike, fold: str) -> Path:
@@ -42,7 +52,7 @@ def checkpoint_path(run: str | os.PathLike, fold: str) -> Path:
 
 def write_report(run: str | os.PathLike, report: dict[str, Any]) -> Path:
     """Write ``report.json`` (atomically) and both figures; returns the JSON path."""
-    missing = [k for k in REQUIRED_KEYS if k not in report]
+    missing = [k for k in required_keys(report) if k not in report]
     if missing:
         raise ValueError(f"report for {run} lacks keys {missing}")
     run = Path(run)
@@ -62,16 +72,19 @@ def read_report(run: str | os.PathLike) -> dict[str, Any]:
         report = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{run} is not a finished run: {path} does not exist") from None
-    missing = [k for k in REQUIRED_KEYS if k not in report]
+    missing = [k for k in required_keys(report) if k not in report]
     if missing:
         raise ValueError(f"{path} lacks keys {missing}; was it written by `mepipe train`?")
     return report
 
 
 def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, ...]:
-    """(Re)draw ``confusion.png`` and ``curves.png`` of a run, and ``spotting.png`` when it predicted intensity."""
+    """(Re)draw ``confusion.png`` (AU targets: ``au_f1.png``) and ``curves.png`` of a run, and ``spotting.png`` when it
+    predicted intensity."""
     run = Path(run)
-    paths = (plot_confusion(report, run / CONFUSION_FILE), plot_curves(report, run / CURVES_FILE))
+    first = plot_au_f1(report, run / AU_F1_FILE) if report.get("targets") == "au" else \
+        plot_confusion(report, run / CONFUSION_FILE)
+    paths = (first, plot_curves(report, run / CURVES_FILE))
     if any(INTENSITY.name in p for p in report.get("predictions", [])):
         paths += (plot_spotting(report, run / SPOTTING_FILE),)
     return paths
@@ -149,6 +162,30 @@ def confusion_figure(report: dict[str, Any]):
     return fig
 
 
+def plot_au_f1(report: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Draw :func:`au_f1_figure` to ``path``."""
+    return save_figure(au_f1_figure(report), path, dpi=120)
+
+
+def au_f1_figure(report: dict[str, Any]):
+    """Each AU's binary and macro F1 over every test clip (AU targets), with how many clips show it."""
+    plt = pyplot()
+
+    names = list(report["per_au"])
+    rows = [report["per_au"][n] for n in names]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(1.6 + 0.55 * len(names), 3.6))
+    ax.bar(x - 0.2, [r["f1_binary"] for r in rows], 0.4, label="binary F1 (AU shown)", color="tab:blue")
+    ax.bar(x + 0.2, [r["f1_macro"] for r in rows], 0.4, label="macro F1 (shown and not, MEB)", color="tab:orange")
+    ax.set_xticks(x, [f"{n}\n{r['positives']}/{r['predicted']}" for n, r in zip(names, rows)], fontsize=7)
+    ax.set(ylim=(0, 1.08), ylabel="F1", xlabel="AU (clips showing it / predicted to)")
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title(f"{report['model']} · {report['labels']} · {report['protocol']}\n"
+                 f"mean F1: macro {report['f1_macro']:.3f}, binary {report['f1_binary']:.3f} "
+                 f"({report.get('n_test_clips', '?')} test clips)", fontsize=9)
+    return fig
+
+
 def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """Draw :func:`curves_figure` to ``path``."""
     return save_figure(curves_figure(report), path, dpi=120)
@@ -166,7 +203,8 @@ def curves_figure(report: dict[str, Any]):
     ``--val-subjects`` each history entry also carries ``val_accuracy`` and
     ``val_uf1`` (the clip predictions of the held-out people), drawn dashed
     beside the training accuracy and in a third panel; a marker shows the
-    epoch each stage kept. Multi-stage models (``kim2017``, ``lfm``, ``clfm``)
+    epoch each stage kept (AU targets: ``val_f1_macro``, the mean macro F1
+    over the AUs, in the third panel). Multi-stage models (``kim2017``, ``lfm``, ``clfm``)
     number epochs on across stages; a dotted line labelled with the stage's
     name marks where each later stage starts.
     """
@@ -175,7 +213,9 @@ def curves_figure(report: dict[str, Any]):
     from matplotlib.ticker import MaxNLocator
 
     folds = report["folds"]
-    validated = any("val_uf1" in h for fold in folds for h in fold.get("history", []))
+    au = report.get("targets") == "au"
+    score, score_name = ("val_f1_macro", "mean macro F1") if au else ("val_uf1", "UF1")
+    validated = any(score in h for fold in folds for h in fold.get("history", []))
     fig, axes = plt.subplots(1, 3 if validated else 2, figsize=(14 if validated else 10, 4.0))
     loss_ax, acc_ax = axes[0], axes[1]
     boundaries: dict[int, str] = {}
@@ -187,15 +227,16 @@ def curves_figure(report: dict[str, Any]):
         loss_ax.plot(epochs, [h["loss"] for h in history], color=colour, alpha=0.8, label=label, **TRAIN_STYLE)
         acc_ax.plot(epochs, [h["accuracy"] for h in history], color=colour, alpha=0.8, label=label, **TRAIN_STYLE)
         if validated:
-            scored = [h for h in history if "val_uf1" in h]
-            acc_ax.plot([h["epoch"] for h in scored], [h["val_accuracy"] for h in scored], color=colour, alpha=0.8,
-                        **VALIDATION_STYLE)
-            axes[2].plot([h["epoch"] for h in scored], [h["val_uf1"] for h in scored], color=colour, alpha=0.8,
+            scored = [h for h in history if score in h]
+            if not au:
+                acc_ax.plot([h["epoch"] for h in scored], [h["val_accuracy"] for h in scored], color=colour,
+                            alpha=0.8, **VALIDATION_STYLE)
+            axes[2].plot([h["epoch"] for h in scored], [h[score] for h in scored], color=colour, alpha=0.8,
                          label=label, **VALIDATION_STYLE)
             for epoch in _chosen_epochs(fold):
                 entry = next((h for h in scored if h["epoch"] == epoch), None)
                 if entry is not None:
-                    axes[2].plot([epoch], [entry["val_uf1"]], marker="o", ms=5, color=colour, ls="none")
+                    axes[2].plot([epoch], [entry[score]], marker="o", ms=5, color=colour, ls="none")
         names = [s.get("name") for s in fold.get("inputs", {}).get("stages", [])]
         for prev, h in zip(history, history[1:]):
             if h.get("stage") != prev.get("stage") and h.get("stage") is not None:
@@ -209,12 +250,13 @@ def curves_figure(report: dict[str, Any]):
                     fontsize=7, color="dimgrey")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="loss (training batches)")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.08),
-               title="accuracy: training (solid),\nvalidation clips (dashed)" if validated else "training accuracy")
+               title="accuracy: training (solid),\nvalidation clips (dashed)" if validated and not au else
+               "training accuracy (of each clip's AUs)" if au else "training accuracy")
     if validated:
         people = sorted({len(f.get("validation", {}).get("people", [])) for f in folds})
         count = f"{people[0]} {'person' if people[0] == 1 else 'people'}" if len(people) == 1 else "people"
-        axes[2].set(xlabel="epoch", ylabel="validation UF1", ylim=(-0.02, 1.08),
-                    title=f"validation UF1 ({count} held out per fold)\n\u25cf = the epoch each stage kept")
+        axes[2].set(xlabel="epoch", ylabel=f"validation {score_name}", ylim=(-0.02, 1.08),
+                    title=f"validation {score_name} ({count} held out per fold)\n\u25cf = the epoch each stage kept")
     last = max((h["epoch"] for fold in folds for h in fold.get("history", [])), default=1)
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -243,14 +285,12 @@ def _chosen_epochs(fold: dict[str, Any]) -> list[int]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A plain-text summary: overall figures, the confusion matrix, one line per fold."""
+    """A plain-text summary: overall figures, the confusion matrix (AU targets: each AU's F1), one line per fold."""
+    if report.get("targets") == "au":
+        return format_au_report(report)
     stores = report["store"].get("stores", [])
     lines = [
-        f"model {report['model']}  labels {report['labels']}  protocol {report['protocol']}  "
-        f"device {report['device']}",
-        *(f"store {s['location']}  {s.get('dataset')}, {s.get('n_clips')} clips  id {s.get('store_id') or 'none'}"
-          for s in stores),
-        f"fingerprint {report['store'].get('fingerprint', '')[:16]}  epochs: {report.get('epoch_selection', '?')}",
+        *_header(report),
         f"accuracy {report['accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}  UF1 {report['uf1']:.4f}  "
         f"UAR {report['uar']:.4f}  ({report.get('n_test_clips', '?')} test clips, {len(report['folds'])} folds, "
         f"{report['seconds_per_epoch']:.2f} s/epoch)",
@@ -288,12 +328,59 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(" " * width + "".join(f"{c:>{column}}" for c in report["classes"]))
     for name, row in zip(report["classes"], report["confusion"]):
         lines.append(f"{name:<{width}}" + "".join(f"{int(v):>{column}}" for v in row))
-    lines.append("folds:")
-    for fold in report["folds"]:
-        lines.append(f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
-                     f"acc {fold['accuracy']:.3f}  UF1 {fold['uf1']:.3f}  UAR {fold['uar']:.3f}  "
-                     f"{fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch")
-    return "\n".join(lines)
+    lines += _fold_lines(report, lambda f: f"acc {f['accuracy']:.3f}  UF1 {f['uf1']:.3f}  UAR {f['uar']:.3f}")
+    return "\n".join(printable(line) for line in lines)  # class, dataset and subject names come from sheets
+
+
+def _header(report: dict[str, Any]) -> list[str]:
+    """Model, labels, protocol and device; the stores with their ids; fingerprint and epoch selection."""
+    return [
+        f"model {report['model']}  labels {report['labels']}"
+        + (f" (label version {report['label_version']})" if report.get("label_version") else "")
+        + f"  protocol {report['protocol']}  device {report['device']}",
+        *(f"store {s['location']}  {s.get('dataset')}, {s.get('n_clips')} clips  id {s.get('store_id') or 'none'}"
+          for s in report["store"].get("stores", [])),
+        f"fingerprint {report['store'].get('fingerprint', '')[:16]}  epochs: {report.get('epoch_selection', '?')}",
+    ]
+
+
+def format_au_report(report: dict[str, Any]) -> str:
+    """The summary of a run of AU targets: mean F1s, each AU's F1 and clips, each dataset's means, the folds."""
+    lines = [
+        *_header(report),
+        f"AU F1 (mean over {len(report['per_au'])} AUs): macro {report['f1_macro']:.4f}  binary "
+        f"{report['f1_binary']:.4f}  ({report.get('n_test_clips', '?')} test clips, {len(report['folds'])} folds, "
+        f"{report['seconds_per_epoch']:.2f} s/epoch)",
+    ]
+    if report.get("parameter_count"):
+        lines.append(f"parameters {report['parameter_count']:,}")
+    for key in sorted(k for k in report if k.startswith("stage") and k[5:].isdigit()):
+        earlier = report[key]
+        lines.append(f"stage {key[5:]} ({earlier.get('measured_on')}): AU F1 macro {earlier['f1_macro']:.4f}  "
+                     f"binary {earlier['f1_binary']:.4f}  ({earlier['seconds_per_epoch']:.2f} s/epoch)")
+    if report.get("resumed_folds"):
+        lines.append(f"resumed: {len(report['resumed_folds'])} folds kept from an interrupted attempt")
+    lines.append(f"{'AU':<6}{'clips':>7}{'predicted':>11}{'F1 binary':>11}{'F1 macro':>10}")
+    for name, row in report["per_au"].items():
+        lines.append(f"{name:<6}{row['positives']:>7}{row['predicted']:>11}{row['f1_binary']:>11.4f}"
+                     f"{row['f1_macro']:>10.4f}")
+    per_dataset = report.get("per_dataset", {})
+    if len(per_dataset) > 1:
+        lines.append(f"{'dataset':<14}{'clips':>6}{'F1 macro':>10}{'F1 binary':>11}")
+        for name, row in per_dataset.items():
+            lines.append(f"{name:<14}{row['n_test_clips']:>6}{row['f1_macro']:>10.4f}{row['f1_binary']:>11.4f}")
+        mean = report.get("dataset_mean", {})
+        if mean:
+            lines.append(f"{'mean':<14}{'':>6}{mean['f1_macro']:>10.4f}{mean['f1_binary']:>11.4f}")
+    lines += _fold_lines(report, lambda f: f"F1 macro {f['f1_macro']:.3f}  binary {f['f1_binary']:.3f}")
+    return "\n".join(printable(line) for line in lines)
+
+
+def _fold_lines(report: dict[str, Any], figures) -> list[str]:
+    """``folds:`` and a line per fold: its name and sides, the figures ``figures(fold)`` writes, epochs, time."""
+    return ["folds:"] + [f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
+                         f"{figures(fold)}  {fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch"
+                         for fold in report["folds"]]
 
 
 def pyplot():

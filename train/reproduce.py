@@ -7,19 +7,34 @@ recipe's defaults (the paper's settings, SPEC §3) through
 :func:`mepipe.train.run.run_training`, once per seed, and writes
 ``reproduce.json`` and ``reproduce.md`` to its folder: one row per
 network and corpus with our accuracy, UF1 and UAR (mean ± std over seeds)
-beside the published figure, the stores and their ids, the seeds, the wall
-time, and what differs from the paper (the recipe's
-:attr:`~mepipe.train.recipe.Recipe.deviations`, the entry's note, and the
-short schedules of ``quick``). An experiment that cannot run (no store
-holds its corpus, a store lacks a feature the network reads) keeps its row,
-which says why.
+beside the published figure, the clips per class of the run beside the
+papers' (:data:`mepipe.train.labels.PAPER_COUNTS`), the stores and their
+ids, the seeds, the wall time, and what differs from the paper (every one
+of the recipe's :attr:`~mepipe.train.recipe.Recipe.deviations`, the entry's
+note, why a published figure has no figure of ours beside it, and the
+short schedules of ``quick``). Each experiment trains with the label
+version its paper's clips were labelled by (``casme2-2014`` for CASME II,
+:attr:`~mepipe.train.published.Published.label_version`). An experiment
+that cannot run (no store holds its corpus, a store lacks a feature the
+network reads) keeps its row, which says why.
 
 A store's dataset stands for a corpus by :func:`mepipe.train.published.corpus_of`:
 ``demo``, ``demo-casme2`` and ``demo-smic`` stand for SAMM, CASME II and
 SMIC-HS, so the whole table runs on the demo corpora.
 
-Each run is written to ``OUT/runs/<experiment>/seed-<k>``; a reproduce
-started again with the same settings keeps the runs it finished.
+Every network also gets the rows of MEB's cross-dataset benchmark
+(:mod:`mepipe.train.meb_benchmark`): AUs and emotions, leaving one of MEB's
+corpora out at a time over those the stores hold (``demo-casme3`` stands for
+CAS(ME)³), beside the figure MEB publishes for its nearest network; a
+network that cannot learn AU targets keeps its AU row, which says why.
+
+Each run is written to ``OUT/runs/<experiment>/seed-<k>``, beside
+``experiment.json`` naming the row it answers (``mepipe runs compare`` names
+the runs by it); a reproduce started again with the same settings keeps the
+runs it finished. Each row that ran gets a figure of our figures beside the
+published ones, ``OUT/figures/<row>.png``
+(:mod:`mepipe.train.reproduce_figures`), and with ``progress`` a bar over the
+runs shows an ETA.
 """
 from __future__ import annotations
 
@@ -37,24 +52,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from mepipe.featurestore.errors import MepipeError, UsageError
 from mepipe.featurestore.location import public_address
+from mepipe.featurestore.progress import progress_bar
+from mepipe.featurestore.safety import printable
 
 from .clips import ClipTable
+from .labels import PAPER_COUNTS
+from .meb_benchmark import meb_entries
 from .models import get_recipe, list_models
 from .params import EXECUTION_FIELDS, RunParams
+from .protocols import DATASET_LISTS
 from .published import CORPORA, Published, corpus_of
 from .report import REPORT_FILE, read_report
+from .reproduce_figures import draw_row
 from .run import mepipe_version, run_training
+from .targets import parse_targets
 
-__all__ = ["REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams", "format_markdown", "published_of", "quick_of",
-           "reproduce"]
+__all__ = ["EXPERIMENT_FILE", "FIGURES_DIR", "NO_COLUMN", "REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams",
+           "format_markdown", "format_row_lines", "published_of", "quick_of", "reproduce", "row_title", "run_title"]
 
 log = logging.getLogger(__name__)
 
 REPRODUCE_JSON = "reproduce.json"
 REPRODUCE_MD = "reproduce.md"
+FIGURES_DIR = "figures"
+"""Folder (in ``out``) of the per-row figures, ours beside the published."""
+
+EXPERIMENT_FILE = "experiment.json"
+"""Written in each experiment's folder, ``OUT/runs/<experiment>/``: the title of the row its runs answer."""
 QUICK_FOLDS = 3
 """``--quick`` runs at most this many folds of a protocol (:attr:`RunParams.folds`: the first ones, in turn from
 each dataset, so a composite tests one person of each corpus), unless the recipe's ``quick`` says otherwise.
@@ -68,6 +96,15 @@ and longer in wall time too (48-85 s against 89-123 s, on the shared 2-core mach
 
 ID_SHOWN = 12
 """Characters of a store id shown in a table row (the stores table and the JSON have them in full)."""
+
+NO_COLUMN = {
+    "f1": "the paper does not define its F1; mepipe reports UF1 (the mean of the per-class F1) and UAR, which "
+          "equal it only if it is that mean",
+    "spotting_auc": "the runs computed no spotting AUC (only a network that predicts a per-frame intensity does, "
+                    "and only over a whole protocol, not a composite's part)",
+}
+"""Why a published metric has no figure of ours beside it, unless the entry says
+(:attr:`~mepipe.train.published.Published.no_column`)."""
 
 
 
@@ -107,7 +144,7 @@ class ReproduceParams:
     overwrite : bool
         Run every experiment again, replacing earlier runs in ``out``.
     progress : bool
-        A progress bar per fold.
+        A progress bar over the table's runs (experiments x seeds), with an ETA and the row running.
     """
 
     stores: tuple[str, ...]
@@ -153,6 +190,13 @@ class Experiment:
     entries: tuple[Published, ...]
     datasets: tuple[str, ...] = ()
     test_dataset: str | None = None
+    label_version: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The row its runs answer, in words: network · corpus · protocol (a composite's whole)."""
+        corpus = CORPORA["composite"] if self.protocol == "megc2019" else self.entries[0].describe()
+        return _title(self.model, corpus, self.protocol)
 
     @property
     def name(self) -> str:
@@ -160,7 +204,7 @@ class Experiment:
         parts = (self.model, self.protocol, self.labels, "+".join(self.datasets))
         if self.test_dataset:
             parts += ("to", self.test_dataset)
-        return "-".join(x for x in parts if x).replace("/", "_")
+        return "-".join(x for x in parts if x).replace("/", "_").replace(":", "_")
 
 
 def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -200,19 +244,26 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
     threads = torch.get_num_threads()
     if params.quick:
         torch.set_num_threads(QUICK_THREADS)
+    planned = plan_experiments(params.models, stores)
+    bar = progress_bar(total=params.seeds * sum(not missing for _, missing in planned), desc="reproduce",
+                       unit="run", enabled=params.progress, dynamic_ncols=True)
     try:
-        for experiment, missing in plan_experiments(params.models, stores):
+        for experiment, missing in planned:
             if missing:
                 new = [_row(experiment.model, entry, params, stores_used=[], reason=missing)
                        for entry in experiment.entries]
             else:
-                new = _run_experiment(experiment, params, stores, out)
+                new = _run_experiment(experiment, params, stores, out, bar)
             for row in new:
+                row["figure"] = str(draw_row(row, out / FIGURES_DIR).relative_to(out)) if row["status"] == "ran" \
+                    else None
                 rows.append(row)
                 if on_row is not None:
-                    on_row(row)
+                    with tqdm.external_write_mode():
+                        on_row(row)
         used = torch.get_num_threads()
     finally:
+        bar.close()
         torch.set_num_threads(threads)
     table = {
         "mepipe": mepipe_version(), "torch": torch.__version__,
@@ -247,7 +298,7 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
     out: list[tuple[Experiment, str]] = []
     seen: set[tuple] = set()
     for model in models:
-        entries = list(published_of(model))
+        entries = list(published_of(model)) + list(meb_entries(model))
         for entry in entries:
             if entry.protocol == "megc2019":
                 key = (model, "megc2019")
@@ -259,6 +310,15 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
                 missing = "" if held else "no store holds SMIC-HS, CASME II or SAMM"
                 out.append((Experiment(model, entry.labels, "megc2019", _locations(held), parts, _datasets(held)),
                             missing))
+            elif entry.protocol == "meb":
+                key = (model, "meb", entry.labels)
+                if key in seen:
+                    continue
+                seen.add(key)
+                parts = tuple(p for p in entries if p.protocol == "meb" and p.labels == entry.labels)
+                held = [s for s in stores if corpus_of(s["dataset"]) in DATASET_LISTS["meb"]]
+                out.append((Experiment(model, entry.labels, "meb", _locations(held), parts, _datasets(held)),
+                            _meb_missing(model, entry.labels, held)))
             elif entry.protocol == "cross":
                 trained, tested = by_corpus.get(entry.train_corpus, []), by_corpus.get(entry.corpus, [])
                 absent = [CORPORA[c] for c, held in ((entry.train_corpus, trained), (entry.corpus, tested)) if not held]
@@ -266,7 +326,8 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
                 test = tested[0]["dataset"] if tested else None
                 used = trained + tested[:1]
                 out.append((Experiment(model, entry.labels, "cross", _locations(used), (entry,),
-                                       _datasets(trained), test_dataset=test), missing))
+                                       _datasets(trained), test_dataset=test, label_version=entry.label_version),
+                            missing))
             else:
                 held = by_corpus.get(entry.corpus, [])
                 if not held:
@@ -274,8 +335,22 @@ def plan_experiments(models: Sequence[str], stores: Sequence[dict[str, Any]]) ->
                                 f"no store holds {CORPORA[entry.corpus]}"))
                 for store in held:
                     out.append((Experiment(model, entry.labels, entry.protocol, _locations([store]), (entry,),
-                                           _datasets([store])), ""))
+                                           _datasets([store]), label_version=entry.label_version), ""))
     return out
+
+
+def _meb_missing(model: str, labels: str, held: Sequence[dict[str, Any]]) -> str:
+    """Why MEB's benchmark cannot run for the network on the stores ("" when it can)."""
+    kind = parse_targets(labels).kind
+    refusal = get_recipe(model).refusal(kind)
+    if refusal:
+        return f"{model} cannot learn {kind.upper()} targets: {refusal}"
+    corpora = sorted({corpus_of(s["dataset"]) for s in held})
+    if len(corpora) < 2:
+        given = f"the stores hold only {CORPORA[corpora[0]]}" if corpora else "no store holds one"
+        names = ", ".join(CORPORA[c] for c in DATASET_LISTS["meb"])
+        return f"leaving one dataset out needs two of MEB's corpora ({names}); {given}"
+    return ""
 
 
 def _locations(stores: Sequence[dict[str, Any]]) -> tuple[str, ...]:
@@ -293,10 +368,10 @@ def run_params(experiment: Experiment, params: ReproduceParams, seed: int, out: 
     pinned = tuple(ids.get(loc) for loc in experiment.stores) if params.store_ids else ()
     changes = quick_of(experiment.model) if params.quick else {}
     return RunParams(model=experiment.model, store=experiment.stores, store_ids=pinned, labels=experiment.labels,
-                     protocol=experiment.protocol, test_dataset=experiment.test_dataset,
+                     label_version=experiment.label_version, protocol=experiment.protocol, test_dataset=experiment.test_dataset,
                      composite_list=params.composite_list if experiment.protocol == "megc2019" else None,
                      out=str(out / "runs" / experiment.name / f"seed-{seed}"), device=params.device, seed=seed,
-                     in_memory=True, progress=params.progress, overwrite=params.overwrite, **changes)
+                     in_memory=True, progress=False, overwrite=params.overwrite, **changes)
 
 
 def cpu_seconds() -> float:
@@ -306,19 +381,26 @@ def cpu_seconds() -> float:
 
 
 def _run_experiment(experiment: Experiment, params: ReproduceParams, stores: Sequence[dict[str, Any]],
-                    out: Path) -> list[dict[str, Any]]:
+                    out: Path, bar: tqdm) -> list[dict[str, Any]]:
     reports: list[dict[str, Any]] = []
     wall = 0.0
     cpu = cpu_seconds()
+    folder = out / "runs" / experiment.name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / EXPERIMENT_FILE).write_text(json.dumps({"title": experiment.title}))
     for seed in range(params.seeds):
         started = time.time()
+        bar.set_postfix_str(f"{experiment.title}, seed {seed}")
         try:
             reports.append(_finished_or_run(run_params(experiment, params, seed, out, stores)))
         except MepipeError as err:
+            bar.update(params.seeds - seed)
             return _not_run(experiment, params, stores, "not run", f"cannot run: {err}")
         except Exception as err:  # a bug in one network must not lose the other rows; its traceback is logged
             log.exception("%s failed", experiment.name)
+            bar.update(params.seeds - seed)
             return _not_run(experiment, params, stores, "failed", f"{type(err).__name__}: {err} (traceback in the log)")
+        bar.update()
         wall += time.time() - started
     return [_row(experiment.model, e, params, stores_used=_used(experiment, stores), reports=reports, seconds=wall,
                  cpu=cpu_seconds() - cpu, experiment=experiment) for e in experiment.entries]
@@ -356,7 +438,9 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
         "model": model, "corpus": entry.corpus, "part": entry.part, "train_corpus": entry.train_corpus,
         "experiment": entry.describe(), "labels": entry.labels, "protocol": entry.protocol,
         "published": dict(entry.figures), "source": entry.source, "note": entry.note,
+        "label_version": entry.label_version,
         "deviations": [d.topic for d in get_recipe(model).deviations],
+        "class_counts": _class_counts(entry, None, None),
         "quick": params.quick, "seeds": list(range(params.seeds)) if reports else [],
         "stores": [{k: s[k] for k in ("location", "dataset", "store_id")} for s in stores_used],
         "status": "ran" if reports else "not run", "reason": reason, "ours": {}, "seconds": round(seconds, 1),
@@ -372,11 +456,15 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
     row["dataset"] = dataset or "+".join(sorted(r for r in reports[0]["per_dataset"]))
     row["n_test_clips"] = int(figures[0]["n_test_clips"])
     row["classes"] = list(reports[0]["classes"])
-    for metric in ("accuracy", "uf1", "uar"):
+    for metric in ("f1_macro", "f1_binary") if reports[0].get("targets") == "au" else ("accuracy", "uf1", "uar"):
         row["ours"][metric] = _spread([float(f[metric]) for f in figures])
     aucs = [r.get("spotting_auc") for r in reports]
     if entry.part is None and any(a is not None for a in aucs):
         row["ours"]["spotting_auc"] = _spread([float(a) for a in aucs if a is not None])
+    why = {**NO_COLUMN, **dict(entry.no_column)}
+    row["no_column"] = {metric: why.get(metric, "mepipe reports no such figure") for metric in row["published"]
+                        if metric not in row["ours"]}
+    row["class_counts"] = _class_counts(entry, reports[0], dataset)
     row["runs"] = [r["parameters"]["run"]["out"] for r in reports]
     if params.quick:
         row["quick_changes"] = quick_changes(model, reports[0])
@@ -388,7 +476,25 @@ def _row(model: str, entry: Published, params: ReproduceParams, *, stores_used: 
         if absent:
             row["note"] = "; ".join(x for x in (row["note"], f"composite of the given corpora only (no "
                                                                f"{', '.join(absent)})") if x)
+    if entry.protocol == "meb":
+        absent = reports[0]["plan"].get("absent_datasets") or []
+        if absent:
+            row["note"] = "; ".join(x for x in (f"over {len(DATASET_LISTS['meb']) - len(absent)} of MEB's "
+                                                f"{len(DATASET_LISTS['meb'])} corpora (no "
+                                                f"{', '.join(CORPORA[c] for c in absent)})", row["note"]) if x)
     return row
+
+
+def _class_counts(entry: Published, report: dict[str, Any] | None, dataset: str | None) -> dict[str, Any]:
+    """Clips per class of the run (of the tested dataset; None before it ran) beside the papers' counts for the
+    tested corpus and label scheme (:data:`~mepipe.train.labels.PAPER_COUNTS`; None where no paper states them)."""
+    paper, source = PAPER_COUNTS.get((entry.tested, entry.labels), (None, None))
+    ours = None
+    if report is not None:
+        clips = report["plan"]["clips"]
+        by_dataset = clips["by_dataset"].get(dataset) if dataset is not None else None
+        ours = {c: int(n) for c, n in (by_dataset or clips["by_class"]).items() if c != "total"}
+    return {"ours": ours, "paper": dict(paper) if paper is not None else None, "paper_source": source}
 
 
 def quick_changes(model: str, report: dict[str, Any]) -> str:
@@ -445,7 +551,8 @@ def machine() -> str:
     return words
 
 
-_METRICS = (("accuracy", "acc"), ("f1", "F1"), ("uf1", "UF1"), ("uar", "UAR"), ("spotting_auc", "spotting AUC"))
+_METRICS = (("accuracy", "acc"), ("f1", "F1"), ("uf1", "UF1"), ("uar", "UAR"), ("spotting_auc", "spotting AUC"),
+            ("f1_macro", "AU F1 macro"), ("f1_binary", "AU F1 binary"))
 
 
 def _ours(row: dict[str, Any], metric: str) -> str:
@@ -459,8 +566,97 @@ def _published(row: dict[str, Any]) -> str:
     return ", ".join(f"{name} {row['published'][key]:.3f}" for key, name in _METRICS if key in row["published"])
 
 
+def _title(model: str, corpus: str, protocol: str) -> str:
+    return f"{model} · {corpus} · {protocol}"
+
+
+def row_title(row: dict[str, Any]) -> str:
+    """A row in words: network · corpus (or composite part) · protocol, e.g. ``shcnn · SAMM · loso``."""
+    return _title(row["model"], row["experiment"], row["protocol"])
+
+
+def run_title(run: str | os.PathLike, report: dict[str, Any]) -> str | None:
+    """How ``mepipe runs compare`` names a run reproduce made: its row's title and seed
+    (``shcnn · SAMM · loso · seed 1``); None for a run reproduce did not make."""
+    try:
+        title = json.loads((Path(run).parent / EXPERIMENT_FILE).read_text())["title"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return f"{title} · seed {report['parameters']['run']['seed']}"
+
+
+def format_row_lines(row: dict[str, Any], out: str | os.PathLike) -> str:
+    """One finished row for the terminal: its title and dataset, then our figures (mean ± std over seeds) or
+    why it did not run, the published figures and their source, its figure (a path under ``out``), the clips per
+    class (ours and the papers'), published figures without ours and the recipe's deviations.
+
+    Every line is escaped for the terminal (dataset names and reasons come from the stores).
+    """
+    seeds = len(row["seeds"])
+    where = ", ".join(x for x in (row.get("dataset"), f"{seeds} seed{'s' if seeds != 1 else ''}" if seeds else "")
+                      if x)
+    lines = [f"{row_title(row)}" + (f"  ({where})" if where else "")]
+    if row["status"] == "ran":
+        lines.append("  ours       " + (", ".join(f"{name} {_ours(row, key)}" for key, name in _METRICS
+                                                if key in row["ours"]) or "—"))
+    else:
+        lines.append(f"  {row['status']:<10} {row['reason']}")
+    lines.append(f"  published  {_published(row) or '—'}  ({row['source']})")
+    if row.get("figure"):
+        lines.append(f"  figure     {Path(out) / row['figure']}")
+    counts = row.get("class_counts") or {}
+    if counts.get("paper") is not None or counts.get("ours"):
+        source = counts.get("paper_source")
+        lines.append(f"  clips per class, ours (papers'{': ' + source if source else ''}): {_counts(row)}")
+    names = dict(_METRICS)
+    lines += [f"  no {names.get(metric, metric)} of ours: {why}" for metric, why in row.get("no_column", {}).items()]
+    if row.get("deviations"):
+        lines.append("  deviations: " + "; ".join(row["deviations"]))
+    return "\n".join(printable(line) for line in lines)
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _counts(row: dict[str, Any]) -> str:
+    """Clips per class, ours and (in brackets) the papers', e.g. ``surprise 6 (25); total 30 (246)``."""
+    counts = row.get("class_counts") or {}
+    ours, paper = counts.get("ours"), counts.get("paper")
+    if ours is None and paper is None:
+        return "—"
+    classes = list(ours or paper)
+    words = []
+    for cls in classes:
+        mine = "—" if ours is None else ours.get(cls, 0)
+        theirs = f" ({paper[cls]})" if paper is not None and cls in paper else ""
+        words.append(f"{cls} {mine}{theirs}")
+    total = "—" if ours is None else sum(ours.values())
+    theirs = f" ({sum(paper.values())})" if paper is not None else " (papers': not stated)"
+    return ", ".join(words) + f"; total {total}{theirs}"
+
+
+def _notes(row: dict[str, Any], quick: bool) -> list[str]:
+    """A row's notes: why it did not run, spotting AUC, AU F1, label version, figures without ours, deviations, notes."""
+    notes = []
+    if row["status"] != "ran":
+        notes.append(f"**{row['status']}**: {row['reason']}")
+    if "spotting_auc" in row["ours"]:
+        notes.append(f"spotting AUC {_ours(row, 'spotting_auc')}")
+    if "f1_macro" in row["ours"]:
+        notes.append(f"ours: AU F1 macro {_ours(row, 'f1_macro')}, binary {_ours(row, 'f1_binary')}")
+    if row.get("label_version"):
+        notes.append(f"label version {row['label_version']}")
+    names = dict(_METRICS)
+    notes += [f"no {names.get(metric, metric)} of ours: {why}" for metric, why in row.get("no_column", {}).items()]
+    if row["deviations"]:
+        notes.append("recipe deviations: " + "; ".join(row["deviations"]))
+    if row["note"]:
+        notes.append(row["note"])
+    if quick and row["status"] == "ran":
+        notes.append(f"quick schedule: {row.get('quick_changes') or 'see below'}")
+    return notes
+
 
 
 def format_markdown(table: dict[str, Any]) -> str:
@@ -488,29 +684,23 @@ def format_markdown(table: dict[str, Any]) -> str:
         lines.append(f"| `{s['location']}` | {s['dataset']} | {CORPORA.get(corpus, '—') if corpus else '—'} | "
                      f"{s['n_clips']} | `{s['store_id'] or 'none'}` |")
     lines += ["", "| network | corpus | dataset | labels | protocol | accuracy | UF1 | UAR | published | source | "
-              "store ids | seeds | wall s | CPU s | deviations and notes |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "clips per class, ours (papers') | store ids | seeds | wall s | CPU s | deviations and notes |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in table["rows"]:
-        notes = []
-        if row["status"] != "ran":
-            notes.append(f"**{row['status']}**: {row['reason']}")
-        if "spotting_auc" in row["ours"]:
-            notes.append(f"spotting AUC {_ours(row, 'spotting_auc')}")
-        if row["deviations"]:
-            notes.append("recipe deviations: " + "; ".join(row["deviations"]))
-        if row["note"]:
-            notes.append(row["note"])
-        if quick and row["status"] == "ran":
-            notes.append(f"quick schedule: {row.get('quick_changes') or 'see below'}")
         lines.append("| " + " | ".join(_cell(c) for c in (
             row["model"], row["experiment"], row.get("dataset") or "—", row["labels"], row["protocol"],
             _ours(row, "accuracy"), _ours(row, "uf1"), _ours(row, "uar"), _published(row), row["source"],
+            _counts(row),
             " ".join(f"{s['dataset']}:{(s['store_id'] or 'none')[:ID_SHOWN]}" for s in row["stores"]) or "—",
             len(row["seeds"]) or "—", f"{row['seconds']:.0f}" if row["status"] == "ran" else "—",
             f"{row.get('cpu_seconds', 0):.0f}" if row["status"] == "ran" else "—",
-            "; ".join(notes) or "—")) + " |")
+            "; ".join(_notes(row, quick)) or "—")) + " |")
     lines += ["", f"Store ids are shown by their first {ID_SHOWN} characters (in full above and in `reproduce.json`); "
-              "the runs are under `runs/`."]
+              f"the runs are under `runs/`, a figure of each row that ran (ours beside the published) under "
+              f"`{FIGURES_DIR}/`. Clips per class: the run's (of the corpus tested) and, in brackets, the "
+              "papers' for the real corpus and label scheme, where a paper states them:"]
+    sources = {(r["class_counts"] or {}).get("paper_source") for r in table["rows"]} - {None}
+    lines += [f"- {source}" for source in sorted(sources)] or ["- none of these rows"]
     if quick and table.get("quick_settings"):
         lines += ["", "Quick settings (folds run, and what replaces the recipe's epochs and network widths):", ""]
         for model, changes in table["quick_settings"].items():

@@ -1,15 +1,18 @@
-"""Clip-prediction rules: one class per test clip from a stage's test items.
+"""Clip-prediction rules: one class (or one AU vector) per test clip from a stage's test items.
 
 A rule is called by the fold runner after a stage with the trained model,
-the stage's test loader and dataset, and returns :class:`ClipPredictions`:
-the class of every test clip (in the fold's order) plus anything per clip
-or per fold the rule measures (Nag's intensity curves and spotting AUC are
-defined with that network).
+the stage's test loader and dataset and the run's targets, and returns
+:class:`ClipPredictions`: the class of every test clip (in the fold's order),
+or under AU targets the AUs it shows, plus anything per clip or per fold the
+rule measures (Nag's intensity curves and spotting AUC are defined with that
+network). The rules here take both kinds of target (``label_kinds``); the
+targets turn a clip's logits into its decision
+(:meth:`~mepipe.train.targets.ClassTargets.decide`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -18,8 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .loop import ItemLogits, predict
 from .objectives import Forward, whole_model
+from .targets import AU, CLASS, Targets
 
-__all__ = ["ClipPredictions", "FrameVote", "ItemAt", "LogitRule", "MeanLogits", "vote"]
+__all__ = ["ClipPredictions", "FrameVote", "ItemAt", "LogitRule", "MeanLogits", "vote", "vote_each"]
 
 
 def vote(frame_logits: torch.Tensor | np.ndarray, apex_index: int) -> int:
@@ -54,14 +58,38 @@ def vote(frame_logits: torch.Tensor | np.ndarray, apex_index: int) -> int:
     return int(winners[0]) if len(winners) == 1 else int(predicted[apex_index])
 
 
+def vote_each(frame_decisions: np.ndarray, apex_index: int) -> np.ndarray:
+    """Each AU of a clip by the vote of its frames: shown where most frames show it, the apex frame's on a tie.
+
+    Miao's vote (:func:`vote`) per AU, for AU targets.
+
+    Parameters
+    ----------
+    frame_decisions : array-like of {0, 1}, shape (T, K)
+        Each frame's decision on each AU.
+    apex_index : int
+        Row of the apex frame.
+
+    Returns
+    -------
+    ndarray of uint8, shape (K,)
+    """
+    decisions = np.asarray(frame_decisions, dtype=np.int64)
+    if decisions.ndim != 2 or not 0 <= apex_index < decisions.shape[0]:
+        raise ValueError(f"need (T, K) decisions and an apex row in 0..T-1, got {decisions.shape} and {apex_index}")
+    shown = 2 * decisions.sum(axis=0)
+    frames = decisions.shape[0]
+    return np.where(shown == frames, decisions[apex_index], shown > frames).astype(np.uint8)
+
+
 @dataclass
 class ClipPredictions:
     """Predictions for a fold's test clips.
 
     Attributes
     ----------
-    pred : ndarray of int64, shape (n_clips,)
-        Class of each test clip, in the fold's order.
+    pred : ndarray of int64, shape (n_clips,), or of uint8, shape (n_clips, K)
+        Class of each test clip, in the fold's order (AU targets: the AUs it shows).
     rows : list of dict
         Extra entries of each clip's prediction row (empty dicts when none).
     fold : dict
@@ -85,26 +113,28 @@ def _check_covered(rows: list[np.ndarray]) -> None:
 
 
 class LogitRule:
-    """A rule that predicts every test item's logits, then decides each clip's class from them."""
+    """A rule that predicts every test item's logits, then decides each clip's class (or AUs) from them."""
 
     forward: Forward
     measured_on: str
+    label_kinds: ClassVar[tuple[str, ...]] = (CLASS, AU)
 
     def __call__(self, model: nn.Module, loader: DataLoader, dataset: Dataset, n_clips: int,
-                 device: torch.device) -> ClipPredictions:
+                 device: torch.device, targets: Targets) -> ClipPredictions:
         predicted = predict(model, loader, device, forward=self.forward)
         rows = _by_clip(predicted, n_clips)
         _check_covered(rows)
-        return ClipPredictions(self.decide(predicted, rows, dataset))
+        return ClipPredictions(self.decide(predicted, rows, dataset, targets))
 
-    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
-        """Class of each clip from the items' ``logits`` and ``frame`` (``rows[c]``: clip c's items)."""
+    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset,
+               targets: Targets) -> np.ndarray:
+        """Decision of each clip from the items' ``logits`` and ``frame`` (``rows[c]``: clip c's items)."""
         raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class MeanLogits(LogitRule):
-    """A clip's class is the argmax of its items' mean logits (one item per clip: its argmax).
+    """A clip's decision is that of its items' mean logits (one item per clip: its logits): argmax, or AUs > 0.
 
     Attributes
     ----------
@@ -117,13 +147,14 @@ class MeanLogits(LogitRule):
     forward: Forward = whole_model
     measured_on: str = "argmax of the clip's logits"
 
-    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
-        return np.array([int(predicted.logits[r].mean(axis=0).argmax()) for r in rows], dtype=np.int64)
+    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset,
+               targets: Targets) -> np.ndarray:
+        return targets.decide(np.stack([predicted.logits[r].mean(axis=0) for r in rows]))
 
 
 @dataclass(frozen=True)
 class ItemAt(LogitRule):
-    """A clip's class is that of one of its items, the one whose ``frame`` is ``frame``.
+    """A clip's decision is that of one of its items, the one whose ``frame`` is ``frame``.
 
     Kim's Table 6 measures the CNN by Fc on the apex state frame; a clip
     without that item falls back to its middle item.
@@ -133,17 +164,19 @@ class ItemAt(LogitRule):
     forward: Forward = whole_model
     measured_on: str = "the clip's item at one frame"
 
-    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
-        out = np.empty(len(rows), dtype=np.int64)
-        for c, r in enumerate(rows):
+    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset,
+               targets: Targets) -> np.ndarray:
+        chosen = []
+        for r in rows:
             hit = r[predicted.frame[r] == self.frame]
-            out[c] = int(predicted.logits[hit[0] if hit.size else r[len(r) // 2]].argmax())
-        return out
+            chosen.append(hit[0] if hit.size else r[len(r) // 2])
+        return targets.decide(predicted.logits[chosen])
 
 
 @dataclass(frozen=True)
 class FrameVote(LogitRule):
-    """A clip's class is the vote of its frames, the apex frame breaking ties (Miao §III-E).
+    """A clip's class is the vote of its frames, the apex frame breaking ties (Miao §III-E); under AU targets
+    each AU is voted on so (:func:`vote_each`).
 
     The dataset gives each clip's apex item in ``apex_fields`` (see
     :class:`~mepipe.train.inputs.flow_frames.FlowFrameDataset`).
@@ -152,10 +185,12 @@ class FrameVote(LogitRule):
     forward: Forward = whole_model
     measured_on: str = "vote of the clip's frames (apex frame breaks ties)"
 
-    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
-        out = np.empty(len(rows), dtype=np.int64)
+    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset,
+               targets: Targets) -> np.ndarray:
+        out = []
         for c, r in enumerate(rows):
             r = r[np.argsort(predicted.frame[r])]
-            apex = int(np.searchsorted(predicted.frame[r], dataset.apex_fields[c]))
-            out[c] = vote(predicted.logits[r], min(apex, len(r) - 1))
-        return out
+            apex = min(int(np.searchsorted(predicted.frame[r], dataset.apex_fields[c])), len(r) - 1)
+            logits = predicted.logits[r]
+            out.append(vote(logits, apex) if targets.kind == CLASS else vote_each(targets.decide(logits), apex))
+        return targets.array(out)

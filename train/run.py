@@ -33,7 +33,7 @@ from mepipe.featurestore.features import INTENSITY
 
 from . import metrics
 from .clips import ClipTable
-from .fold import figures, run_fold
+from .fold import run_fold
 from .loop import TrainParams, describe_device, load_checkpoint, resolve_device
 from .models import create_model
 from .params import RunParams, RunParamsError
@@ -41,6 +41,7 @@ from .plan import RunPlan, plan_run
 from .recipe import Recipe
 from .report import REPORT_FILE, read_report, write_report
 from .runstate import ExistingRunError, RunState
+from .targets import Targets
 
 __all__ = ["RunParams", "RunParamsError", "RunPlan", "load_fold_model", "mepipe_version", "plan_run", "run_training",
            "stage_train_params"]
@@ -102,10 +103,11 @@ def run_training(params: RunParams, plan: RunPlan | None = None) -> dict[str, An
     -------
     dict
         The content of ``report.json`` (see :mod:`mepipe.train.report`):
-        pooled ``accuracy``, ``uf1``, ``uar``, ``confusion``; ``per_dataset``
-        (the same figures over each dataset's test clips); ``folds``
-        (per-fold figures); ``store`` (every store with its id); ``plan``;
-        ``warnings``; ``seconds``.
+        pooled ``accuracy``, ``uf1``, ``uar``, ``confusion`` (AU targets:
+        ``f1_macro``, ``f1_binary``, ``per_au``, and ``dataset_mean``);
+        ``per_dataset`` (the same figures over each dataset's test clips);
+        ``folds`` (per-fold figures); ``store`` (every store with its id);
+        ``plan``; ``warnings``; ``seconds``.
 
     Raises
     ------
@@ -135,7 +137,7 @@ def run_training(params: RunParams, plan: RunPlan | None = None) -> dict[str, An
         if result is None:
             result = run_fold(recipe, sides, clips=clips, labels=labels, options=params.options(), device=device,
                               shared=shared, stage_params=stage_params, model_kwargs=kwargs,
-                              n_classes=len(plan.classes), out=out,
+                              targets=plan.targets, out=out,
                               desc=f"fold {number + 1}/{len(plan.folds)} {sides.fold.name}")
             state.save(result)
         fold_reports.append(result.report)
@@ -146,31 +148,33 @@ def run_training(params: RunParams, plan: RunPlan | None = None) -> dict[str, An
     return read_report(out)
 
 
-def per_dataset_figures(predictions: list[dict[str, Any]], n_classes: int) -> dict[str, dict[str, Any]]:
-    """Accuracy, UF1, UAR and confusion over each dataset's test clips, pooled over all folds (MEGC's table)."""
+def per_dataset_figures(predictions: list[dict[str, Any]], targets: Targets) -> dict[str, dict[str, Any]]:
+    """The targets' figures over each dataset's test clips, pooled over all folds (MEGC's table; MEB's per dataset):
+    accuracy, UF1, UAR and confusion, or the F1 of each AU and their means."""
     out = {}
     for dataset in sorted({p["dataset"] for p in predictions}):
         rows = [p for p in predictions if p["dataset"] == dataset]
-        y_true = np.array([p["true"] for p in rows], dtype=np.int64)
-        y_pred = np.array([p["pred"] for p in rows], dtype=np.int64)
-        out[dataset] = {**figures(y_true, y_pred, n_classes), "n_test_clips": len(rows)}
+        found = targets.figures([p["true"] for p in rows], [p["pred"] for p in rows])
+        out[dataset] = {**found, "n_test_clips": len(rows)}
     return out
 
 
 def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[str, Any]],
               predictions: list[dict[str, Any]], device: torch.device, seconds: float,
               resumed: list[str]) -> dict[str, Any]:
-    params, recipe, classes = plan.params, plan.recipe, plan.classes
-    y_true = np.array([p["true"] for p in predictions], dtype=np.int64)
-    y_pred = np.array([p["pred"] for p in predictions], dtype=np.int64)
+    params, recipe, classes, targets = plan.params, plan.recipe, plan.classes, plan.targets
+    y_true = targets.array([p["true"] for p in predictions])
+    y_pred = targets.array([p["pred"] for p in predictions])
     epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
     tested = sorted({p["sample"] for p in predictions})
     described = plan.describe()
+    per_dataset = per_dataset_figures(predictions, targets)
     report = {
-        "model": params.model, "labels": params.labels, "protocol": params.protocol,
-        **figures(y_true, y_pred, len(classes)), "classes": classes, "n_test_clips": len(predictions),
-        "per_dataset": per_dataset_figures(predictions, len(classes)),
-        "mean_over_folds": {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "macro_f1", "uf1", "uar")},
+        "model": params.model, "labels": params.labels, "label_version": params.label_version,
+        "protocol": params.protocol, "targets": targets.kind,
+        **targets.figures(y_true, y_pred), "classes": classes, "n_test_clips": len(predictions),
+        "per_dataset": per_dataset, **targets.summary(per_dataset),
+        "mean_over_folds": {k: float(np.mean([f[k] for f in folds])) for k in targets.metrics},
         "epoch_selection": params.epoch_selection(),
         "folds": folds, "predictions": predictions,
         "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
@@ -192,8 +196,8 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         key = f"stage{number}"
         if stage.predict is None:
             continue
-        stage_pred = np.array([p[f"{key}_pred"] for p in predictions], dtype=np.int64)
-        report[key] = {**figures(y_true, stage_pred, len(classes)), "measured_on": stage.predict.measured_on,
+        stage_pred = targets.array([p[f"{key}_pred"] for p in predictions])
+        report[key] = {**targets.figures(y_true, stage_pred), "measured_on": stage.predict.measured_on,
                        "seconds_per_epoch": float(np.mean([f[key]["seconds_per_epoch"] for f in folds]))}
     if any(INTENSITY.name in p for p in predictions):
         spotting = metrics.spotting_report([p[INTENSITY.name] for p in predictions],

@@ -209,5 +209,13 @@ class StoreBackend(ABC):
         """Remove this copy, if anything of it is there (a staged copy that failed or was published by copying)."""
         raise self._read_only()
 
+    def sweep_parts(self) -> list[str]:
+        """Remove the staged copies of this location that a killed copy left; returns their names.
+
+        Only a back-end that can tell an abandoned copy from one in progress
+        does (local ones: :mod:`.parts`); by default none is removed.
+        """
+        return []
+
     def _read_only(self) -> ReadOnlyBackendError:
         return ReadOnlyBackendError(f"{self.where}: the {self.name} back-end only reads")

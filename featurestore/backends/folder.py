@@ -13,6 +13,7 @@ from pathlib import Path
 from ..safety import UnsafeStoreError, printable
 from .base import StoreBackend, check_name, part_name, too_large
 from .local import is_local, local_path
+from .parts import hold, release, sweep
 
 
 class FolderBackend(StoreBackend):
@@ -34,6 +35,7 @@ class FolderBackend(StoreBackend):
         self.root = local_path(location.target)
         self._real_root = os.path.realpath(self.root)
         self._plain_dirs: set[str] = {""}
+        self._held: int | None = None
 
     @classmethod
     def guess_can_open(cls, target: str) -> bool:
@@ -136,7 +138,11 @@ class FolderBackend(StoreBackend):
     def staged(self) -> FolderBackend:
         part = type(self)(self.location.moved(str(self.root.with_name(part_name(self.root.name)))))
         part.root.mkdir(parents=True)
+        part._held = hold(part.root)
         return part
+
+    def sweep_parts(self) -> list[str]:
+        return sweep(self.root)
 
     def write(self, name: str, data: bytes) -> None:
         check_name(self.where, name)
@@ -169,3 +175,5 @@ class FolderBackend(StoreBackend):
 
     def discard(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        release(self._held)
+        self._held = None

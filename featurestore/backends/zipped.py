@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ..safety import UnsafeStoreError, printable, unsafe_names
 from .base import ReadLimitError, StoreBackend, check_name, part_name, too_large
 from .local import is_local, local_path, url_path
+from .parts import hold, release, sweep
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 """Fixed entry dates: the same store packs to the same bytes."""
@@ -46,6 +47,7 @@ class ZipBackend(StoreBackend):
         self.path = local_path(location.target) if path is None else path
         self._zf: zipfile.ZipFile | None = None
         self._writer: zipfile.ZipFile | None = None
+        self._held: int | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -158,7 +160,11 @@ class ZipBackend(StoreBackend):
         part = type(self)(self.location.moved(str(self.path.with_name(part_name(self.path.name)))))
         part.path.parent.mkdir(parents=True, exist_ok=True)
         part.start_writing()
+        part._held = hold(part.path)
         return part
+
+    def sweep_parts(self) -> list[str]:
+        return sweep(self.path)
 
     def start_writing(self) -> None:
         """Create the zip file (entries stored uncompressed: chunks are compressed already)."""
@@ -186,3 +192,5 @@ class ZipBackend(StoreBackend):
             self._writer = None
         self.close()
         self.path.unlink(missing_ok=True)
+        release(self._held)
+        self._held = None

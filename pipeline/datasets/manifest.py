@@ -22,13 +22,14 @@ from pathlib import Path, PurePosixPath
 
 import cv2
 
-from .base import AdapterResult, Quirk, Sample, register_adapter
+from .base import IMAGE_SUFFIXES, AdapterResult, Quirk, Sample, register_adapter
 from .sheets import (
     ClipFrames,
     Findings,
     Sheet,
     SheetRow,
     cell_text,
+    check_labels,
     collect_samples,
     check_on_disk,
     clip_frames,
@@ -36,6 +37,7 @@ from .sheets import (
     finding,
     read_ground_truth,
     read_sheet,
+    single_frame,
 )
 
 MANIFEST_SHEETS = ("manifest*.csv",)
@@ -137,7 +139,14 @@ def _video_clip(path: Path, sample: str, source: str, row: int) -> tuple[ClipFra
     if count == 0:
         error = f"video {path} has no frames"
         return ClipFrames(error=error, findings=finding(sample, "no_frames", error, source, row)), None
-    return ClipFrames(numbers=tuple(range(count))), (fps if fps > 0 else None)
+    findings = Findings()
+    if path.suffix.lower() in IMAGE_SUFFIXES:  # OpenCV opens a still image as a video of one frame
+        message = (f"{path} is a still image, not a video: read as a clip of 1 frame; list a folder of frames or "
+                   "a video file")
+        findings = finding(sample, "still_image", message, source, row)
+    elif count == 1:
+        findings = single_frame(sample, f"video {path}", source, row)
+    return ClipFrames(numbers=tuple(range(count)), findings=findings), (fps if fps > 0 else None)
 
 
 def _row_fps(row: SheetRow, sample: str, source: str) -> tuple[float | None, Findings]:
@@ -187,7 +196,7 @@ def _manifest_sample(
     elif video is not None:
         frames, video_fps = _video_clip(path, sample_id, source, row.row)
     fps = next((f for f in (row_fps, video_fps, ctx.fps) if f is not None), None)
-    findings = gt.findings + fps_findings + frames.findings
+    findings = gt.findings + fps_findings + frames.findings + check_labels(row, sample_id, source)
     findings += check_on_disk(gt, frames.numbers, str(path), sample_id, source, row.row)
     error = frames.error
     if fps is None and error is None:

@@ -8,10 +8,13 @@ turn each problem into a :class:`~.base.Quirk` plus a flag on the sample, so a
 build records the problem instead of stopping on it.
 
 Flags and quirk kinds share one vocabulary: ``<field>_unparsable``,
-``<field>_not_on_disk``, ``apex_outside_span``, ``onset_after_offset``,
-``missing_folder``, ``no_frames``, ``ambiguous_frames``, ``frame_gap``,
-``action_units_unparsable``, ``action_units_ambiguous``; rows that cannot
-become samples are reported as ``incomplete_row`` or ``duplicate_sample``.
+``<field>_not_on_disk``, ``<field>_formula``, ``emotion_blank``,
+``apex_outside_span``, ``onset_after_offset``, ``missing_folder``,
+``no_frames``, ``single_frame``, ``ambiguous_frames``, ``frame_gap``,
+``action_units_unparsable``, ``action_units_ambiguous``; rows skipped are
+reported as ``incomplete_row`` or ``duplicate_sample``
+(:data:`SKIPPED_ROW_KINDS`), rows refused as ``bad_sample_id`` or
+``unreadable_row``.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from mepipe.featurestore.layout import sample_id_problem
 
 from .action_units import parse_action_units
 from .base import AdapterResult, Quirk, Sample, describe_gaps, frame_gaps, numbered_frames
+from .cells import csv_fields_up_to, formula_cells, long_cell_problem
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ class SheetChoiceError(UsageError):
 
 
 GT_FIELDS = ("onset", "apex", "offset")
+SKIPPED_ROW_KINDS = ("incomplete_row", "duplicate_sample")
+"""Quirk kinds of sheet rows that were skipped (a build summary lists each of them)."""
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
 
 
@@ -151,8 +157,11 @@ def find_sheet(root: Path, patterns: Sequence[str], annotations: Path | None = N
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    """A CSV as text cells, ragged rows padded: preamble lines are often shorter than the table."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    """A CSV as text cells, ragged rows padded: preamble lines are often shorter than the table.
+
+    Fields of any length are read (a long one fails its row in :func:`read_sheet`, not the file).
+    """
+    with open(path, newline="", encoding="utf-8-sig") as f, csv_fields_up_to(path.stat().st_size + 1):
         rows = list(csv.reader(f))
     width = max((len(r) for r in rows), default=0)
     padded = [[c if c.strip() else None for c in r] + [None] * (width - len(r)) for r in rows]
@@ -229,10 +238,18 @@ def column_fields(columns: object) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class SheetRow:
-    """One data row: its 1-based row number in the file and its cells by field name."""
+    """One data row: its 1-based row number in the file and its cells by field name.
+
+    ``formulas`` holds, by field, the formula of a cell that has no saved
+    value (so it reads as blank; :func:`.cells.formula_cells`); ``problem``
+    says why the row cannot be read at all (a cell longer than
+    :data:`.cells.MAX_CELL_CHARS`, left out of ``cells``).
+    """
 
     row: int
     cells: Mapping[str, object]
+    formulas: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    problem: str | None = None
 
     def get(self, name: str) -> object:
         return self.cells.get(name)
@@ -278,19 +295,28 @@ def read_sheet(
 
     The header is found by content, never by position, since the SAMM sheet
     has a preamble of varying length above it. Fully blank rows are dropped.
+    A cell longer than :data:`.cells.MAX_CELL_CHARS` is left out and sets the
+    row's ``problem``; formula cells without a saved value are listed in its
+    ``formulas``.
     """
     path = Path(path)
-    for index, (tab, raw) in enumerate(read_raw(path).items()):
+    tabs = read_raw(path)
+    formulas = formula_cells(path)
+    for index, (tab, raw) in enumerate(tabs.items()):
         header_at = find_header_row(raw, header_key, leading=leading)
         if header_at is None:
             continue
         where = _column_map(list(raw.iloc[header_at]), columns, path)
+        in_tab = formulas.get(str(tab), {})
         rows = []
         for i in range(header_at + 1, len(raw)):
             cells = {name: raw.iat[i, col] for name, col in where.items()}
-            if all(is_blank(v) for v in cells.values()):
+            if all(is_blank(v) for v in cells.values()) and not any((i, col) in in_tab for col in where.values()):
                 continue
-            rows.append(SheetRow(row=i + 1, cells=cells))
+            problems = [p for name, value in cells.items() if (p := long_cell_problem(name, value))]
+            cells = {name: value for name, value in cells.items() if not long_cell_problem(name, value)}
+            rows.append(SheetRow(row=i + 1, cells=cells, problem="; ".join(problems) or None,
+                                 formulas={name: in_tab[(i, col)] for name, col in where.items() if (i, col) in in_tab}))
         return Sheet(path=path, name=str(tab) if index else "", rows=tuple(rows))
     how = "starting with" if leading else "containing"
     raise SheetError(
@@ -388,6 +414,24 @@ def check_action_units(cell: object, sample: str, source: str, row: int | None) 
     return findings
 
 
+def check_labels(row: SheetRow, sample: str, source: str) -> Findings:
+    """Report a formula cell that read as blank (``<field>_formula``) and a blank emotion (``emotion_blank``).
+
+    The clip is still built; a label scheme leaves a clip without an emotion
+    out of training, so the report says why before a training run does.
+    """
+    findings = Findings()
+    for name, formula in row.formulas.items():
+        shown = formula if len(formula) <= 60 else formula[:57] + "..."
+        message = (f"the {name} cell is the formula {shown!r} with no saved value, read as blank: mepipe does not "
+                   "evaluate formulas; type the value, or save the sheet from a spreadsheet program (which stores it)")
+        findings += finding(sample, f"{name}_formula", message, source, row.row)
+    if "emotion" in row.cells and is_blank(row.get("emotion")) and "emotion" not in row.formulas:
+        message = "no emotion given: the clip is built, but no label scheme can use it"
+        findings += finding(sample, "emotion_blank", message, source, row.row)
+    return findings
+
+
 @dataclass(frozen=True)
 class ClipFrames:
     """The numbered frame files of a clip folder, or why there are none."""
@@ -417,12 +461,21 @@ def clip_frames(folder: Path, sample: str, source: str = "", row: int | None = N
     if not files:
         error = f"no numbered image files in {folder}"
         return ClipFrames(error=error, findings=finding(sample, "no_frames", error, source, row))
+    if len(files) == 1:
+        return ClipFrames(files=files, numbers=numbers, findings=single_frame(sample, str(folder), source, row))
     gaps = frame_gaps(numbers)
     if gaps:
         message = (f"frame numbers {numbers[0]}..{numbers[-1]} in {folder} miss {describe_gaps(gaps)}; "
                    "frames on either side of a gap are not treated as neighbours")
         return ClipFrames(files=files, numbers=numbers, findings=finding(sample, "frame_gap", message, source, row))
     return ClipFrames(files=files, numbers=numbers)
+
+
+def single_frame(sample: str, where: str, source: str = "", row: int | None = None) -> Findings:
+    """The ``single_frame`` flag: one frame shows no motion, so every stage comparing frames fails on the clip."""
+    message = (f"{where} has 1 frame: no motion to measure (flows, apex, landmark maps need 2 or more); built as far "
+               "as it goes")
+    return finding(sample, "single_frame", message, source, row)
 
 
 def check_on_disk(
@@ -481,6 +534,10 @@ def collect_samples(
     result = AdapterResult(sheet=str(sheet.path))
     first_row: dict[str, int] = {}
     for row in sheet.rows:
+        if row.problem:
+            message = f"{row.problem}; row not built"
+            result.rejected.append(Quirk(f"row {row.row}", "unreadable_row", message, sheet.source, row.row))
+            continue
         key = sample_id(row)
         if not key:
             message = "no value identifying the clip; row skipped"
@@ -493,7 +550,7 @@ def collect_samples(
             result.rejected.append(Quirk(f"row {row.row}", "bad_sample_id", message, sheet.source, row.row))
             continue
         if key in first_row:
-            message = f"sample id repeats row {first_row[key]}; row skipped"
+            message = f"row {row.row} skipped: its sample id repeats row {first_row[key]}"
             result.quirks.append(Quirk(key, "duplicate_sample", message, sheet.source, row.row))
             continue
         first_row[key] = row.row
@@ -550,7 +607,7 @@ def row_sample(
     frames = frames_of(gt) if frames_of else clip_frames(folder, sample_id, source, row.row)
     on_disk = check_on_disk(gt, frames.numbers, str(folder), sample_id, source, row.row)
     aus = check_action_units(row.get("action_units"), sample_id, source, row.row)
-    findings = gt.findings + frames.findings + on_disk + aus
+    findings = gt.findings + frames.findings + on_disk + aus + check_labels(row, sample_id, source)
     sample = Sample(
         sample=sample_id,
         dataset=dataset,

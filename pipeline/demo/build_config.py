@@ -1,7 +1,7 @@
 """The demo corpora's build settings: paper defaults where they are cheap, fewer flow pairs where they are not.
 
 With every paper default (issue 14) the 36-clip demo solves about 1,700
-TV-L1 pairs, 900 of them onset->apex pairs at 300x245 on the clips magnified
+TV-L1 pairs, 900 of them onset->apex pairs at 245x300 on the clips magnified
 with each of Xia's ten alphas and frame subsets, and 828 first->each pairs
 on the 256-pixel crops (Miao): about 20 CPU minutes, 10 minutes on two
 cores. The demo exists to show the tool in about a minute, so its builds

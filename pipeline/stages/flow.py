@@ -1,7 +1,7 @@
 """TV-L1 optical flow between aligned face crops: the solver, its parameters and the pieces the flow stages share.
 
 Each flow variant is a stage module of its own, with its parameter
-dataclass (a :class:`FlowParams`) and kernel: onset→apex at 300×245 (W×H)
+dataclass (a :class:`FlowParams`) and kernel: onset→apex at 245×300 (W×H)
 for STRCN-G (:mod:`.flow_onset_apex`), the same on the magnified clip for
 every α and frame subset (:mod:`.flow_onset_apex_magnified`), first
 frame→every later frame at 112×112 for SHCNN (:mod:`.flow_first_each`) and

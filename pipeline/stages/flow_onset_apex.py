@@ -1,4 +1,4 @@
-"""Stage: TV-L1 flow from the onset crop to the apex crop, the input of STRCN-G (Xia et al. 2019), 300×245 (W×H).
+"""Stage: TV-L1 flow from the onset crop to the apex crop, the input of STRCN-G (Xia et al. 2019), 245×300 (W×H).
 
 The onset and apex are Kim's state frames 0 and 2 (the sheet's where it has
 them, else the apex stage's estimates); see :mod:`.flow` for the solver.
@@ -23,11 +23,16 @@ from .flow import VERSION, FlowParams, flows_of_clips, onset_apex_crops
 from .registry import register_stage
 
 
+XIA_FLOW_SIZE = (245, 300)
+"""STRCN-G's flow size as (W, H): Xia's "300 × 245" (§IV-A) read as height × width, the aspect of
+their crop (eq. 1: 2.2 by 1.8 eye distances); the reasoning is at :data:`.magnify.XIA_SMALL_SIZE`."""
+
+
 @dataclass(frozen=True)
 class OnsetApexFlowParams(FlowParams):
-    """Onset→apex flow for STRCN-G (Xia et al. 2019): 300×245 (W×H)."""
+    """Onset→apex flow for STRCN-G (Xia et al. 2019): 245 wide, 300 high (:data:`XIA_FLOW_SIZE`)."""
 
-    size: tuple[int, int] = (300, 245)
+    size: tuple[int, int] = XIA_FLOW_SIZE
 
 
 def flow_onset_apex(crops: np.ndarray, onset: int, apex: int, params: FlowParams | None = None) -> np.ndarray:

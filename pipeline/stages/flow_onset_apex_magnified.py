@@ -2,7 +2,7 @@
 
 Xia et al. (2019, https://doi.org/10.1109/TMM.2019.2931351) magnify the
 aligned clip, then compute STRCN-G's flow between its onset and apex frames
-resized to 300x245; frame subsets (their augmentation) change the pair when
+resized to 245x300 (W×H, their "300 × 245"); frame subsets (their augmentation) change the pair when
 they drop either frame (:mod:`.subsets`). Magnification runs at the crops'
 resolution, with the magnify stage's parameters and alpha list, which this
 stage therefore reads.
@@ -25,7 +25,7 @@ from .registry import ReadParams, StageOutput, register_stage
 
 @dataclass(frozen=True)
 class MagnifiedOnsetApexFlowParams(OnsetApexFlowParams):
-    """Onset→apex flows of the magnified clip for STRCN-G (Xia et al. 2019): 300×245.
+    """Onset→apex flows of the magnified clip for STRCN-G (Xia et al. 2019): 245×300 (W×H).
 
     One field per α of ``magnify.alphas`` (the clip magnified at the crops'
     resolution with the magnify stage's parameters) and per distinct

@@ -9,11 +9,11 @@ import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from mepipe.featurestore.features import APPEARANCE_FRAMES, APPEARANCE_MASK, HEATMAP, MAGNIFIED_SMALL
+from mepipe.featurestore.features import APPEARANCE_FRAMES, APPEARANCE_MASK, HEATMAP, MAGNIFIED_SMALL, SUBSET_FRAMES
 from mepipe.featurestore.views import appearance_matrix, build_mask, time_normalise
 
-from ..augment import AugmentedEpochs, draw_frame_subset, recorded_subset_levels
-from ..recipe import RecipeOption
+from ..augment import AugmentedEpochs
+from ..recipe import RecipeOption, RunOptions
 from .base import ClipReader, Clips, Standardiser, StoreDataset, standardise, variant_loader
 
 if TYPE_CHECKING:
@@ -38,11 +38,12 @@ class AppearanceDataset(StoreDataset):
 
     Under a variant (a :data:`~mepipe.train.inputs.base.Draw`), the item is
     Xia's augmentation (§III-E): variant ``a * K + k`` takes the clip
-    magnified with the store's α number ``a`` (``magnified_small``), keeps a
-    random subset of its frames of the fraction ``keep_fractions[k]`` (drawn
-    with the draw's seed, :func:`~mepipe.train.augment.draw_frame_subset`)
-    and time-normalises the kept frames to T. :attr:`n_variants` is the
-    grid's size.
+    magnified with the store's α number ``a`` (``magnified_small``), keeps
+    the frames of the clip's frame subset ``k`` (``subset_frames``: Xia's K
+    random selections of the clip, made once when the store is built, seeded
+    by the clip id, the same that give STRCN-G its onset→apex pairs) and
+    time-normalises the kept frames to T. :attr:`n_variants` is the grid's
+    size.
 
     Parameters
     ----------
@@ -55,27 +56,22 @@ class AppearanceDataset(StoreDataset):
         Items asked for by index are cut from a random α's clip (the
         augmentation before issue 14, ``--recipe-option augmentation=columns``);
         without several stored α it does nothing.
-    keep_fractions : tuple of float
-        Xia's frame-subset fractions (the store's subset levels); needed for variants.
     seed : int
         Seed of the random α choice.
     shared : dict, optional
         In-memory arrays shared across folds (see :class:`~mepipe.train.inputs.base.ClipReader`).
     variants : bool
-        Items may be asked for under a variant (reads ``magnified_small``).
+        Items may be asked for under a variant (reads ``magnified_small`` and ``subset_frames``).
     """
 
     def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *, mask: np.ndarray,
                  in_memory: bool = False, standardiser: Standardiser | None = None, random_alpha: bool = False,
-                 keep_fractions: Sequence[float] = (), seed: int = 0, shared: dict | None = None,
-                 variants: bool = False):
+                 seed: int = 0, shared: dict | None = None, variants: bool = False):
         super().__init__(clips, samples, labels, standardiser=standardiser)
-        if variants and not keep_fractions:
-            raise ValueError("AppearanceDataset: variants need the frame-subset fractions (keep_fractions)")
         io = {"in_memory": in_memory, "shared": shared}
         self.reader = ClipReader(self.clips, APPEARANCE_FRAMES.name, self.samples, **io)
         self.mask = np.asarray(mask, dtype=bool)
-        self.n_alphas = 0
+        self.n_alphas = self.n_subsets = 0
         if self.samples:
             shape = self.clips.shape(APPEARANCE_FRAMES.name, self.samples[0])
             if tuple(shape[1:3]) != self.mask.shape:
@@ -83,17 +79,19 @@ class AppearanceDataset(StoreDataset):
                                  f"{shape[1:3]} of clip {self.samples[0]!r}")
             self.n_time = int(shape[0])
             self.n_alphas = int(self.clips.shape(MAGNIFIED_SMALL.name, self.samples[0])[1])
-        self.keep_fractions = tuple(float(f) for f in keep_fractions)
         self.random_alpha = random_alpha
         self._rng = np.random.default_rng(seed)
-        self.alpha_reader = None
+        self.alpha_reader = self.subsets = None
         if (variants or (random_alpha and self.n_alphas > 1)) and self.samples:
             self.alpha_reader = ClipReader(self.clips, MAGNIFIED_SMALL.name, self.samples, **io)
+        if variants and self.samples:
+            self.subsets = ClipReader(self.clips, SUBSET_FRAMES.name, self.samples, **io)
+            self.n_subsets = int(self.clips.shape(SUBSET_FRAMES.name, self.samples[0])[0])
 
     @property
     def n_variants(self) -> int:
-        """Size of Xia's grid on this store: stored α × frame-subset fractions."""
-        return self.n_alphas * len(self.keep_fractions)
+        """Size of Xia's grid on this store: stored α × the clips' stored frame subsets."""
+        return self.n_alphas * self.n_subsets
 
     def raw(self, i: int) -> np.ndarray:
         sample = self.samples[i]
@@ -105,12 +103,14 @@ class AppearanceDataset(StoreDataset):
             frames = self.reader[sample].astype(np.float32)
         return appearance_matrix(frames, self.mask, self.n_time).transpose(2, 0, 1)
 
-    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
-        if self.alpha_reader is None:
-            raise ValueError(f"AppearanceDataset: variants need variants=True (the {MAGNIFIED_SMALL.name} reader)")
-        alpha, level = divmod(int(variant), len(self.keep_fractions))
-        clip = self.alpha_reader[self.samples[i]][:, alpha]
-        kept = draw_frame_subset(len(clip), self.keep_fractions[level], np.random.default_rng(seed))
+    def raw_variant(self, i: int, variant: int) -> np.ndarray:
+        if self.subsets is None:
+            raise ValueError(f"AppearanceDataset: variants need variants=True (the {MAGNIFIED_SMALL.name} and "
+                             f"{SUBSET_FRAMES.name} readers)")
+        alpha, subset = divmod(int(variant), self.n_subsets)
+        sample = self.samples[i]
+        kept = np.asarray(self.subsets[sample][subset], dtype=bool)
+        clip = self.alpha_reader[sample][:, alpha]
         return appearance_matrix(clip[kept], self.mask, self.n_time).transpose(2, 0, 1)
 
 
@@ -145,10 +145,11 @@ class AppearanceMatrices:
     (and the standardisation) are the stored ``appearance_frames``. With
     ``epochs`` (Xia §III-E), an epoch is every training clip under the
     variants of the grid it asks for: each stored α of ``magnified_small``
-    times each of the store's frame-subset levels
-    (``flow_onset_apex_magnified.subset_levels``), a fresh random subset per
-    item. When the run augments without them, training items are cut from a
-    random α's clip (and the objective subsamples the matrix's time columns).
+    times each of the clip's stored frame subsets (``subset_frames``, one per
+    level of ``flow_onset_apex_magnified.subset_levels``, fixed per clip as
+    Xia's five random selections are). When the run augments without them,
+    training items are cut from a random α's clip (and the objective
+    subsamples the matrix's time columns).
     """
 
     center: bool = True
@@ -156,7 +157,12 @@ class AppearanceMatrices:
 
     @property
     def reads(self) -> tuple[str, ...]:
-        return (APPEARANCE_FRAMES.name, HEATMAP.name, MAGNIFIED_SMALL.name)
+        return (APPEARANCE_FRAMES.name, HEATMAP.name, MAGNIFIED_SMALL.name, SUBSET_FRAMES.name)
+
+    def reads_for(self, options: RunOptions) -> tuple[str, ...]:
+        """The features the run reads: the frame subsets only for Xia's augmented epochs."""
+        xia = self.epochs is not None and self.epochs.active(options)
+        return self.reads if xia else tuple(f for f in self.reads if f != SUBSET_FRAMES.name)
 
     def datasets(self, fold: FoldInputs, model: nn.Module) -> tuple[Dataset, Dataset]:
         if fold.statistics.mask is None:  # fitted once per fold, on its training side (or all clips)
@@ -168,9 +174,8 @@ class AppearanceMatrices:
         mask = fold.statistics.mask
         xia = self.epochs is not None and self.epochs.active(fold.options)
         legacy = fold.options.augment and not xia
-        levels = recorded_subset_levels(fold.clips, "STRCN-A's frame subsets") if xia and fold.train else ()
-        train = AppearanceDataset(fold.clips, fold.train, fold.train_labels, mask=mask, variants=bool(levels),
-                                  keep_fractions=levels, seed=fold.options.seed, **fold.io)
+        train = AppearanceDataset(fold.clips, fold.train, fold.train_labels, mask=mask, variants=xia,
+                                  seed=fold.options.seed, **fold.io)
         test = AppearanceDataset(fold.clips, fold.test, fold.test_labels, mask=mask, **fold.io)
         standardise(fold, train, test, self.center)  # on the stored (test) alpha's matrices
         train.random_alpha = legacy

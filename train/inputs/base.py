@@ -41,11 +41,12 @@ if TYPE_CHECKING:
 
 __all__ = ["ChosenItems", "ClipItemsDataset", "ClipReader", "Clips", "Draw", "OneFeature", "Shuffled", "Standardiser", "StoreDataset",
            "VariantSampler",
-           "fit_standardiser", "fold_sides", "image", "shuffled_loader", "standardise", "variant_loader"]
+           "fit_standardiser", "fold_sides", "image", "shuffled_loader", "standardise", "target_array", "target_of",
+           "variant_loader"]
 
-Draw = tuple[int, int, int]
-"""``(item, variant, seed)``: an item asked for under one variant of an augmentation grid (-1: none), with
-the seed of any random draw the item makes (:class:`VariantSampler`)."""
+Draw = tuple[int, int]
+"""``(item, variant)``: an item asked for under one variant of an augmentation grid (-1: none); a variant is
+a fixed transform of the item, so the same draw gives the same input (:class:`VariantSampler`)."""
 
 Clips = ClipTable | FeatureStore
 """What datasets read from: a clip table, or one store (wrapped in a clip table)."""
@@ -180,8 +181,19 @@ def fit_standardiser(dataset: StoreDataset, *, center: bool = True, max_items: i
     return Standardiser(tuple(float(v) for v in mean), tuple(float(v) for v in std))
 
 
+def target_array(labels: Sequence[Any]) -> np.ndarray:
+    """Clips' targets as an array: class indices, int64 (N,), or AU vectors, float32 (N, K)."""
+    array = np.asarray(list(labels))
+    return array.astype(np.float32) if array.ndim == 2 else array.astype(np.int64).reshape(-1)
+
+
+def target_of(labels: np.ndarray, i: int) -> int | torch.Tensor:
+    """Target ``i`` of a :func:`target_array` as an item carries it: the class, or the AU vector as a tensor."""
+    return torch.from_numpy(labels[i]) if labels.ndim == 2 else int(labels[i])
+
+
 class StoreDataset(Dataset):
-    """Base: clips with integer labels; subclasses define :meth:`raw`.
+    """Base: clips with their targets (a class each, or an AU vector each); subclasses define :meth:`raw`.
 
     Items are :class:`~mepipe.train.inputs.batches.Item` (or the subclass a
     form's :meth:`item` returns): ``clip`` indexes :attr:`samples`,
@@ -192,7 +204,7 @@ class StoreDataset(Dataset):
     objective transforming the batch) overrides :meth:`raw_variant`.
     """
 
-    def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[int], *,
+    def __init__(self, clips: Clips, samples: Sequence[str], labels: Sequence[Any], *,
                  standardiser: Standardiser | None = None):
         self.clips = ClipTable.of(clips)
         if len(samples) != len(labels):
@@ -200,7 +212,7 @@ class StoreDataset(Dataset):
         if len(set(samples)) != len(samples):
             raise ValueError("a clip is listed twice in the dataset")
         self.samples = [str(s) for s in samples]
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.labels = target_array(labels)
         self.standardiser = standardiser
 
     def __len__(self) -> int:
@@ -213,18 +225,18 @@ class StoreDataset(Dataset):
     def raw(self, i: int) -> np.ndarray:
         raise NotImplementedError
 
-    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+    def raw_variant(self, i: int, variant: int) -> np.ndarray:
         """Item ``i``'s input under a variant (default: the variant does not change it, :meth:`raw`)."""
         return self.raw(i)
 
     def item(self, i: int, x: torch.Tensor, clip: int, frame: int, variant: int) -> Item:
         """Item ``i`` around its standardised input; a form whose items carry more overrides this."""
-        return Item(x=x, y=int(self.labels[clip]), clip=clip, frame=frame, variant=variant)
+        return Item(x=x, y=target_of(self.labels, clip), clip=clip, frame=frame, variant=variant)
 
     def __getitem__(self, i: int | Draw) -> Item:
-        i, variant, seed = (int(i[0]), int(i[1]), int(i[2])) if isinstance(i, tuple) else (int(i), -1, 0)
+        i, variant = (int(i[0]), int(i[1])) if isinstance(i, tuple) else (int(i), -1)
         clip, frame = self.locate(i)
-        x = (self.raw(i) if variant < 0 else self.raw_variant(i, variant, seed)).astype(np.float32, copy=False)
+        x = (self.raw(i) if variant < 0 else self.raw_variant(i, variant)).astype(np.float32, copy=False)
         if self.standardiser is not None:
             x = self.standardiser(x)
         return self.item(i, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), clip, frame, variant)
@@ -266,8 +278,7 @@ class VariantSampler(Sampler[Draw]):
     ``n_variants`` without replacement, shuffles the (clip, variant) pairs
     and yields, for each, the :data:`Draw` of the clip's ``items_per_clip``
     consecutive items (Kim's five state frames stay together and share their
-    variant) with a seed for the random draws an item makes (Xia's frame
-    subsets), so that DataLoader workers draw as the main process would.
+    variant).
 
     Parameters
     ----------
@@ -297,11 +308,10 @@ class VariantSampler(Sampler[Draw]):
         rng = self.generator
         pairs = [(c, int(v)) for c in range(self.n_clips)
                  for v in rng.choice(self.n_variants, size=self.per_clip, replace=False)]
-        seeds = rng.integers(0, 2 ** 62, size=len(pairs))
         for k in rng.permutation(len(pairs)):
             clip, variant = pairs[k]
             for j in range(self.items_per_clip):
-                yield clip * self.items_per_clip + j, variant, int(seeds[k])
+                yield clip * self.items_per_clip + j, variant
 
 
 # --- item-maker helpers ----------------------------------------------------------------------

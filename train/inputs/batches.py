@@ -38,8 +38,9 @@ class Item:
     ----------
     x : Tensor, float32
         The network's input.
-    y : int or LongTensor
-        Class of the item's clip.
+    y : int or LongTensor, or FloatTensor (K,)
+        Class of the item's clip; under AU targets its multi-hot AU vector
+        (float32, collated to (B, K)).
     clip : int or LongTensor
         Index of the item's clip in its dataset's clip list.
     frame : int or LongTensor

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from mepipe.featurestore.features import FeatureDef, feature_def
 
 from ..clips import ClipTable
-from ..labels import apply_scheme
+from ..targets import parse_targets
 from .base import ClipReader, Shuffled, StoreDataset, fold_sides
 
 if TYPE_CHECKING:
@@ -105,9 +105,10 @@ class FeatureDataset(StoreDataset):
     features : sequence of str
         Store feature names (``mepipe.featurestore.feature_names()``).
     labels : str, optional
-        A label scheme (``samm-3``, ``megc-3``, ...): clips it does not map
-        and failed clips are left out, and :attr:`classes` names the classes.
-        Without one, every built clip is kept with label -1.
+        A label scheme (``samm-3``, ``megc-3``, ...) or AU targets
+        (``au:meb-cross``): clips it gives no target (an unmapped label, no AU
+        cell) and failed clips are left out, and :attr:`classes` names the
+        classes (or AUs). Without one, every built clip is kept with label -1.
     samples : sequence of str, optional
         Clip ids to keep (e.g. one side of a fold), with ``sample_labels``.
     sample_labels : sequence of int, optional
@@ -148,8 +149,10 @@ class FeatureDataset(StoreDataset):
         table = table[np.asarray(ok, dtype=bool) & has]
         if labels is None:
             return table["sample"].astype(str).tolist(), [-1] * len(table)
-        kept, self.classes, _ = apply_scheme(table, labels)
-        return table.loc[kept.index, "sample"].astype(str).tolist(), kept.astype(int).tolist()
+        targets = parse_targets(labels)
+        kept, _ = targets.label(table)
+        self.classes = list(targets.names)
+        return table.loc[kept.index, "sample"].astype(str).tolist(), kept.tolist()
 
     def raw(self, i: int) -> np.ndarray:
         sample = self.samples[i]

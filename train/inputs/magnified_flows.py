@@ -62,7 +62,7 @@ class MagnifiedFlowDataset(StoreDataset):
     def raw(self, i: int) -> np.ndarray:
         return self.flows[self.samples[i]][self.test_alpha, 0].astype(np.float32)
 
-    def raw_variant(self, i: int, variant: int, seed: int) -> np.ndarray:
+    def raw_variant(self, i: int, variant: int) -> np.ndarray:
         alpha, subset = divmod(int(variant), self.n_subsets)
         sample = self.samples[i]
         return self.flows[sample][alpha, int(self.pairs[sample][subset])].astype(np.float32)

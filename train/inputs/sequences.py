@@ -23,7 +23,7 @@ from mepipe.featurestore.views import middle_sequence
 
 from ..augment import AffineAugmentParams, AugmentedEpochs, affine_augment, affine_transform, affine_variants
 from ..loop import make_loader
-from .base import ClipReader, Clips, OneFeature, Standardiser, StoreDataset, image
+from .base import ClipReader, Clips, OneFeature, Standardiser, StoreDataset, image, target_array, target_of
 from .batches import Item, stepwise
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class FeatureSequenceDataset(Dataset):
     ----------
     features : list of Tensor
         One (T_i, D) float tensor per item.
-    labels : sequence of int
+    labels : sequence of int, or of AU vectors
     clips : sequence of int
         Index of each item's clip in the source dataset (augmented copies repeat it).
     """
@@ -94,7 +94,7 @@ class FeatureSequenceDataset(Dataset):
         if not len(features) == len(labels) == len(clips):
             raise ValueError(f"got {len(features)} sequences, {len(labels)} labels and {len(clips)} clip indices")
         self.features = features
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.labels = target_array(labels)
         self.clips = np.asarray(clips, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -102,7 +102,7 @@ class FeatureSequenceDataset(Dataset):
 
     def __getitem__(self, i: int) -> SequenceItem:
         x = self.features[i]
-        return SequenceItem(x=x, y=int(self.labels[i]), clip=int(self.clips[i]), length=int(x.shape[0]))
+        return SequenceItem(x=x, y=target_of(self.labels, i), clip=int(self.clips[i]), length=int(x.shape[0]))
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class AugmentedEncodings(Dataset):
             raise RuntimeError("AugmentedEncodings: no epoch drawn yet (call start_epoch first)")
         clip, variant = self.pairs[i]
         x = self.cache[(clip, variant)].float()
-        return SequenceItem(x=x, y=int(self.labels[clip]), clip=clip, length=int(x.shape[0]))
+        return SequenceItem(x=x, y=target_of(self.labels, clip), clip=clip, length=int(x.shape[0]))
 
 
 @torch.no_grad()
@@ -250,7 +250,7 @@ def encode_sequences(model: nn.Module, dataset: ClipSequenceDataset, device: tor
                 frames = x if copy == 0 else affine_augment(x[None], generator, augment)[0]
                 encoded = torch.cat([model.encode(frames[i:i + chunk]) for i in range(0, len(frames), chunk)])
                 features.append(encoded.float().cpu())
-                labels.append(int(dataset.labels[clip]))
+                labels.append(dataset.labels[clip])
                 clips.append(clip)
     finally:
         model.train(was_training)

@@ -104,7 +104,7 @@ from ..augment import AffineAugmentParams, affine_augment
 from ..inputs.batches import collate
 from ..loop import Objective
 from ..published import Published
-from ..recipe import Optimiser, Recipe, TrainingStage
+from ..recipe import Deviation, Optimiser, Recipe, TrainingStage
 from ..rules import ClipPredictions
 from .nag2019_windows import PairWindows, WindowItem
 from .registry import register_model
@@ -112,6 +112,7 @@ from .sequence import last_valid
 
 if TYPE_CHECKING:
     from ..fold import FoldInputs
+    from ..targets import Targets
 
 __all__ = [
     "RECIPE",
@@ -226,7 +227,8 @@ class Spotting:
     measured_on: str = "the last step of the clip's (longest run of) frames"
 
     @torch.no_grad()
-    def __call__(self, model: nn.Module, loader, dataset, n_clips: int, device: torch.device) -> ClipPredictions:
+    def __call__(self, model: nn.Module, loader, dataset, n_clips: int, device: torch.device,
+                 targets: Targets) -> ClipPredictions:
         model.to(device).eval()
         amp = device.type == "cuda"
         runs: list[list[tuple[int, np.ndarray, int]]] = [[] for _ in range(n_clips)]
@@ -269,6 +271,49 @@ def _adapt(geometry) -> dict:
     return {"input_size": frames[0], "in_chans": 2 * geometry.size(FRAMES_RGB, "channel") + 2}
 
 
+DEVIATIONS = (
+    Deviation(
+        "spatial network",
+        "DeepLab-LargeFOV, trained on CASME II first (§2)",
+        "a small dilated CNN (three conv-conv-pool blocks to w/8 and a dilated fc6), trained with the rest",
+        "no segmentation targets exist for the corpora to pre-train DeepLab on, and its 1024-channel fc6 is far "
+        "larger than the data can train from scratch"),
+    Deviation(
+        "temporal network",
+        "MPNet, pre-trained for motion segmentation and trained on CASME II first (§2)",
+        "a small MPNet-like encoder-decoder on the flow, one skip connection, trained with the rest",
+        "the corpora have no motion-segmentation targets to pre-train it on"),
+    Deviation(
+        "pre-training",
+        "the spatial and temporal networks are trained separately, then the memory module on their weights (§3)",
+        "everything trained end to end from scratch in one stage",
+        "the separate stages' targets (segmentation, motion) are not in any micro-expression corpus"),
+    Deviation(
+        "context contrast and memory",
+        "local and context features M_l, M_c (eq. 1-3, after Ding et al.); 'the entire GRU module uses 7x7 "
+        "convolutions'",
+        "M_l a 3x3 convolution, M_c a 3x3 convolution of dilation 3, shared by both frames; a plain GRU of 256 "
+        "units on the flattened 256-vector",
+        "the paper gives no sizes for M_l and M_c; a convolutional GRU cannot read the 256-vector the paper feeds "
+        "it (module docstring)"),
+    Deviation(
+        "class loss",
+        "'binary cross-entropy' for the class head (§3) and a softmax over 5 classes (eq. 4)",
+        "categorical cross-entropy at every step against the clip's class (eq. 4)",
+        "five classes need the categorical form; eq. 4 writes it"),
+    Deviation(
+        "epochs",
+        "no epoch count",
+        "30 epochs of 14-step windows, one window per batch (Tokmakov's 'batch size 14': one 14-frame sequence)",
+        "the paper does not say"),
+    Deviation(
+        "augmentation",
+        "150 augmented copies of every training sequence (rotation, scale, translation; §3)",
+        "one random variant of Kim's 150-variant grid per window and epoch, drawn on the fly",
+        "the same grid without storing 150 copies; an epoch sees each window once"),
+)
+"""Where Nag et al. leave the network or its training open, and the choices made here (module docstring)."""
+
 RECIPE = Recipe(
     name="nag2019",
     doi=NAG_DOI,
@@ -279,16 +324,18 @@ RECIPE = Recipe(
         # §3: RMSProp, lr 1e-4, weight decay 0.005. "Batch size 14" = one sequence of
         # 14 frames from one video (Tokmakov 2017), i.e. ONE of our 14-step windows.
         optimiser=Optimiser("rmsprop", lr=1e-4, weight_decay=0.005, batch_size=1),
-        epochs=30,  # not in the paper
+        epochs=30,  # not in the paper: DEVIATIONS
         predict=Spotting(),
     ),),
     adapt=_adapt,
+    deviations=DEVIATIONS,
     min_input_shape=(1, 8, 64, 64),
     # Nag et al. 2019, CASME II: recognition (Table 2) and spotting (Table 1).
     published=(Published("casme2", "casme2-5", "loso", (("accuracy", 0.8146), ("spotting_auc", 0.9424)),
                          "Nag et al. 2019, Tables 1-2",
                          note="the paper states a 70/30 split and leave-one-out cross validation and not its "
-                              "classes; mepipe runs LOSO on casme2-5"),),
+                              "classes (247 clips, 5 classes); mepipe runs LOSO on casme2-5",
+                         label_version="casme2-2014"),),
     quick=(("epochs", 3), ("model_args", (("widths", (8, 16, 32)), ("fc6", 32), ("feature_channels", 16),
                                           ("fused", 16), ("fc", 64), ("hidden", 64)))),
 )

@@ -65,6 +65,14 @@ COLOUR = RecipeOption(
 
 DEVIATIONS = (
     Deviation(
+        "layers",
+        "three convolutional layers with LeakyReLU 0.02, a fully connected part and softmax (§III-B); the layer "
+        "table is a figure (Fig. 4) whose sizes are not in the text",
+        "a reconstruction: three [conv 5x5 'same' -> LeakyReLU -> max-pool 2x2] blocks of 32, 64 and 128 filters, a "
+        "hidden FC of 512 with LeakyReLU, the output FC (widths, kernel_size and hidden are model arguments)",
+        "Fig. 4's numbers cannot be read from the paper; the reconstruction keeps what the text fixes, and its "
+        "parameter count (Table 4: 8,710,963 for 48x48 input) cannot be matched without them"),
+    Deviation(
         "flow colour scale",
         "the flow as an HSI image whose intensity represents the magnitude (§III-C); how the magnitude is scaled "
         "is not stated",
@@ -97,7 +105,8 @@ RECIPE = Recipe(
     min_input_shape=(3, 112, 112),
     # Miao et al. 2019, LOSO: CASME II in five classes (Table 7), SAMM in three (Table 8).
     published=(
-        Published("casme2", "casme2-5", "loso", (("accuracy", 0.7114), ("f1", 0.6981)), "Miao et al. 2019, Table 7"),
+        Published("casme2", "casme2-5", "loso", (("accuracy", 0.7114), ("f1", 0.6981)), "Miao et al. 2019, Table 7",
+                  label_version="casme2-2014"),
         Published("samm", "samm-3", "loso", (("accuracy", 0.8647), ("f1", 0.8029)), "Miao et al. 2019, Table 8"),
     ),
     quick=(("epochs", 5), ("model_args", (("widths", (8, 16, 32)), ("hidden", 64)))),

@@ -9,7 +9,8 @@ pools:
 - STRCN-A reads the appearance matrix (d2 x T x C: masked pixels x
   time-normalised frames x channels) as a C-channel image of height d2 and
   width T; Pool1/Pool2 are 4x1 (pixels only), Pool3 4x4, Pool4 2x2.
-- STRCN-G reads the onset -> apex optical flow (u, v) at 245x300 (HxW) as a
+- STRCN-G reads the onset -> apex optical flow (u, v) at 300x245 (HxW: Xia's
+  "300 x 245" read as height x width, see the frame-size deviation) as a
   2-channel image; Pool1-3 are 4x4, Pool4 2x2.
 
 Each RCL (eq. 6-7) is one feed-forward 1x1 convolution of its input u and
@@ -20,19 +21,21 @@ three recurrent 3x3 steps that reuse ONE weight tensor:
 eq. 6, so the convolutions have none.
 
 The paper tunes M by grid search and does not state the value it used
-(§IV-F3, Fig. 7); ``n_maps`` defaults to 128, a mid-size of the RCNN of Liang
-& Hu that the paper builds on. Table I's STRCN-A input has C = 3; the store's
-magnified clips may be greyscale (C = 1): set ``in_chans`` to match.
+(§IV-F3, Fig. 7); ``n_maps`` defaults to 128 (the recipes declare this and
+every other choice the paper leaves open as a :class:`~mepipe.train.recipe.Deviation`).
+Table I's STRCN-A input has C = 3; the store's magnified clips may be
+greyscale (C = 1): set ``in_chans`` to match.
 
 Training (§III-E, §IV-A; :func:`_stage`): the balanced loss, SGD with
 momentum 0.9 and weight decay 5e-4, lr 1e-3 multiplied by 0.8 "when all
 mini-batches are traversed", batches of 20, over the augmented training
 set: every clip magnified with each α of the store's list (Xia: 5..14)
-times random frame subsets of the store's levels (Xia: five, keeping
-100/90/80/70/60 % of the frames), 50 versions of a clip. Training reads
-the α list, test α and levels from the store's build record
-(``magnify.alphas``, ``magnify.test_alpha``,
-``flow_onset_apex_magnified.subset_levels``), never restating them. An
+times its random frame subsets (Xia: five, keeping 100/90/80/70/60 % of
+the frames, selected once per clip: the store's ``subset_frames``, drawn by
+the build seeded by the clip id), 50 versions of a clip. Training reads
+the α list and test α from the store's build record (``magnify.alphas``,
+``magnify.test_alpha``) and the subsets from the store, never restating
+them. An
 epoch here is every training clip under every (α, subset) variant, drawn
 on the fly (:class:`~mepipe.train.augment.AugmentedEpochs`;
 ``--recipe-option variants=N`` takes N of them per clip and epoch), so the
@@ -57,7 +60,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -177,9 +180,9 @@ class BalancedLoss(nn.Module):
 
 AUGMENTATION_A = RecipeOption(
     "augmentation", "xia", values=("xia", "columns"),
-    help="xia (§III-E): epochs over every clip magnified with each stored alpha times a random frame subset of "
-         "each of the store's flow_onset_apex_magnified.subset_levels (Xia: 100..60 % of the magnified clip's "
-         "frames), then time-normalised; columns (before issue 14): one item per clip and epoch, a random alpha, "
+    help="xia (§III-E): epochs over every clip magnified with each stored alpha times each of the clip's stored "
+         "frame subsets (subset_frames: Xia's five random selections of 100..60 % of the frames, made once per "
+         "clip), then time-normalised; columns (before issue 14): one item per clip and epoch, a random alpha, "
          "and a random subset of the time-normalised matrix's columns")
 
 AUGMENTATION_G = RecipeOption(
@@ -219,6 +222,8 @@ class XiaObjective:
 
     legacy: Callable[[FoldInputs], Augmenter]
     epochs: AugmentedEpochs | None = None
+    label_kinds: ClassVar[tuple[str, ...]] = Classify.label_kinds
+    """AU targets train Classify's binary cross-entropy per AU instead of the balanced class loss."""
 
     def __call__(self, fold: FoldInputs) -> Objective:
         xia = self.epochs is not None and self.epochs.active(fold.options)
@@ -234,9 +239,7 @@ def _stage(items, objective: XiaObjective) -> TrainingStage:
         objective=objective,
         # §IV-A: SGD with momentum 0.9, weight decay 5e-4, lr 1e-3 times 0.8 after every epoch, batch 20.
         optimiser=Optimiser("sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9, batch_size=20, lr_decay=0.8),
-        # No epoch count in the paper; the lr decay brings the lr to 1e-3 of its start after 30 epochs
-        # (of the augmented training set: 50 versions of each clip per epoch).
-        epochs=30,
+        epochs=30,  # not in the paper: the EPOCHS deviation
         predict=MeanLogits(),
     )
 
@@ -264,15 +267,20 @@ def _adapt_g(geometry) -> dict:
 
 
 EPOCHS_A = AugmentedEpochs(switch=AUGMENTATION_A, on="xia")
-"""Xia's augmented epochs for STRCN-A: stored alphas x frame-subset fractions, unless ``augmentation=columns``."""
+"""Xia's augmented epochs for STRCN-A: stored alphas x the clip's stored frame subsets, unless
+``augmentation=columns``."""
 
-_XIA_F1 = "Xia's F1 pools TP/FP/FN over the classes (its §IV-C), not the UF1 mepipe reports"
+_XIA_F1 = ("Xia pool precision and recall over the classes (§IV-B), which makes F1 equal the accuracy, yet publish "
+           "other F1s: theirs cannot be recomputed (UF1 is the nearest)")
 
 
-def _xia(figures: tuple[tuple[str, float, float], ...], note: str = "") -> tuple[Published, ...]:
-    """Xia et al.'s Table II (LOSO, four classes; SMIC has three of them): (corpus, accuracy, F1) rows."""
+def _xia(figures: tuple[tuple[str, float, float], ...]) -> tuple[Published, ...]:
+    """Xia et al.'s Table II (LOSO, four classes; SMIC has three of them): (corpus, accuracy, F1) rows.
+
+    Their CASME II clips are the sheet's labels before 2019 (``casme2-2014``: negative 72, surprise 25).
+    """
     return tuple(Published(corpus, "strcn-4", "loso", (("accuracy", acc), ("f1", f1)), "Xia et al. 2019, Table II",
-                           note="; ".join(x for x in (_XIA_F1, note) if x))
+                           label_version="casme2-2014" if corpus == "casme2" else None, no_column=(("f1", _XIA_F1),))
                  for corpus, acc, f1 in figures)
 
 
@@ -285,6 +293,64 @@ ALIGNMENT = Deviation(
     "error rises from 0.44 to 0.97 frames (benchmarks/alignment_demo.py, 36 clips)")
 """Both STRCN variants read crops aligned by the similarity by default."""
 
+FRAME_SIZES = Deviation(
+    "frame sizes",
+    "64 × 48 (STRCN-A) and 300 × 245 (STRCN-G), without saying which number is the width (§IV-A)",
+    "read as height × width: 48 wide by 64 high (magnify.small_size = (48, 64)) and 245 wide by 300 high "
+    "(flow_onset_apex_magnified.size = (245, 300)), resized from the square canonical crop",
+    "an inference: Xia's crop (eq. 1) is 2.2 eye distances high and 1.8 wide, and 300 by 245 has that aspect to "
+    "0.2 % when read as height × width; read as width × height the face would be stretched 1.50× (STRCN-G) and "
+    "1.63× (STRCN-A) sideways (magnify.XIA_SMALL_SIZE)")
+"""Both STRCN variants read Xia's sizes as height × width."""
+
+FEATURE_MAPS = Deviation(
+    "feature maps M",
+    "M feature maps in every layer, chosen by grid search (Fig. 7); the value used is not stated",
+    "n_maps = 128 (--model-arg n_maps=M)",
+    "a mid-size of the RCNN of Liang & Hu that the paper builds on; Fig. 7 shows accuracy still rising slowly "
+    "with more maps")
+"""STRCN's width, for both variants."""
+
+EPOCHS = Deviation(
+    "epochs",
+    "no epoch count; SGD stops at a criterion of 1e-3 (§IV-A), lr 1e-3 × 0.8 per pass over the augmented set",
+    "30 epochs over the augmented training set (each clip under every stored alpha and frame subset)",
+    "after 30 epochs the decay has brought the lr to 0.1 % of its start (0.8^30 = 0.0012); the paper's criterion "
+    "does not say on what it is measured")
+"""Both STRCN variants train a fixed number of epochs."""
+
+RCL_DETAILS = Deviation(
+    "RCL normalisation and initialisation",
+    "batch normalisation and ReLU after every convolution (§IV-A); nothing on the unrolled recurrent steps' "
+    "statistics or on initialisation",
+    "one batch-norm per recurrent step (its shift is eq. 6's bias b_k); PyTorch's default initialisation",
+    "the inputs of the unrolled steps differ in scale, as in Liang & Hu's RCNN; MatConvNet's own initialisation "
+    "is not stated")
+"""STRCN's layers, for both variants."""
+
+BALANCE_WEIGHTS = Deviation(
+    "balanced-loss weights",
+    "beta_i inversely proportional to the share of sample i's class in the batch (eq. 10), no constant given",
+    "beta_i = N / (K n_c): N clips in the batch, K classes present, n_c of the clip's class (weights average 1); "
+    "the loss is the batch sum (eq. 10)",
+    "the constant only scales the step size; this one makes a balanced batch's weights 1, the paper's "
+    "'without BL' setting")
+"""Xia's balanced loss (eq. 9-10)."""
+
+MASK_FIT = Deviation(
+    "STRCN-A mask",
+    "the mask keeps the top 30 % of the heat maps summed over the entire dataset (§III-C1), test clips included",
+    "the top 30 % of the heat maps of each fold's training clips (--recipe-option mask=global is the paper's)",
+    "the paper's mask lets the test clips shape the input; SPEC §4 forbids any test-fold statistic in training")
+"""STRCN-A's mask, fitted per fold."""
+
+TIME_NORMALISATION = Deviation(
+    "STRCN-A time normalisation",
+    "every clip 'temporally normalised' to T = 30 frames (§IV-A), no method named",
+    "linear interpolation between neighbouring frames (featurestore.views.time_normalise)",
+    "the simplest resampling that keeps the first and last frame; the paper does not say which it used")
+"""STRCN-A's T = 30 frames."""
+
 FLOW_METHOD = Deviation(
     "STRCN-G flow",
     "Sun, Roth and Black's optical flow (CVPR 2010) between the first frame and the std-diff apex of the "
@@ -293,6 +359,9 @@ FLOW_METHOD = Deviation(
     "no implementation of Sun et al.'s method is available to mepipe; clip folders may hold frames before the onset")
 """STRCN-G's input flow (see ``MagnifiedOnsetApexFlowParams``)."""
 
+_SHARED = (ALIGNMENT, FRAME_SIZES, FEATURE_MAPS, RCL_DETAILS, BALANCE_WEIGHTS, EPOCHS)
+"""The deviations both variants share."""
+
 
 RECIPE_A = Recipe(
     name="strcn-a",
@@ -300,15 +369,14 @@ RECIPE_A = Recipe(
     stages=(_stage(AppearanceMatrices(epochs=EPOCHS_A), XiaObjective(subset_columns, EPOCHS_A)),),
     adapt=_adapt_a,
     min_input_shape=(3, *_min_size(POOLS_A)),
-    published=_xia((("smic", 0.531, 0.514), ("casme2", 0.560, 0.542), ("samm", 0.545, 0.492)),
-                   note="STRCN-A's mask is fitted on each fold's training clips (leak-free), Xia's on every clip"),
+    published=_xia((("smic", 0.531, 0.514), ("casme2", 0.560, 0.542), ("samm", 0.545, 0.492))),
     # Xia's augmented epochs hold every clip under every stored alpha and frame subset: few suffice for --quick.
     quick=(("epochs", 3), ("recipe_options", (("variants", 2),)), ("model_args", (("n_maps", 16),))),
     choices=(AUGMENTATION_A, VARIANTS, MASK),
-    deviations=(ALIGNMENT,),
+    deviations=(*_SHARED, MASK_FIT, TIME_NORMALISATION),
 )
 """STRCN-A reads the time-normalised magnified clips ``appearance_frames`` and the heat maps (the fold's mask),
-plus ``magnified_small`` for the random-α augmentation; an item is the masked matrix as (C, d2, T)."""
+plus ``magnified_small`` and ``subset_frames`` for Xia's augmentation; an item is the masked matrix as (C, d2, T)."""
 
 EPOCHS_G = AugmentedEpochs(switch=AUGMENTATION_G, on="xia")
 """Xia's augmented epochs for STRCN-G: stored alphas x frame subsets, unless ``augmentation=scale``."""
@@ -323,7 +391,7 @@ RECIPE_G = Recipe(
     stages=(_stage(ITEMS_G, XiaObjective(scaled_alpha, EPOCHS_G)),),
     adapt=_adapt_g,
     choices=(AUGMENTATION_G, VARIANTS),
-    deviations=(ALIGNMENT, FLOW_METHOD),
+    deviations=(*_SHARED, FLOW_METHOD),
     min_input_shape=(2, *_min_size(POOLS_G)),
     published=_xia((("smic", 0.723, 0.695), ("casme2", 0.803, 0.747), ("samm", 0.786, 0.741))),
     quick=(("epochs", 3), ("recipe_options", (("variants", 2),)), ("model_args", (("n_maps", 8),))),
@@ -432,5 +500,5 @@ def strcn_a(num_classes: int = 4, in_chans: int = 3, n_maps: int = 128, steps: i
 
 @register_model("strcn-g", recipe=RECIPE_G)
 def strcn_g(num_classes: int = 4, in_chans: int = 2, n_maps: int = 128, steps: int = 3) -> STRCN:
-    """STRCN-G: onset -> apex flow (B, 2, 245, 300) in, 4x4 pools (Table I)."""
+    """STRCN-G: onset -> apex flow (B, 2, 300, 245) in, 4x4 pools (Table I)."""
     return STRCN(num_classes, in_chans, n_maps, POOLS_G, steps)
