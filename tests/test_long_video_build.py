@@ -1,0 +1,204 @@
+"""Building long videos window by window, on the demo's faces strung into SAMM Long Videos and into a video file.
+
+Two videos (56 and 40 frames) in windows of 16 frames: every stored array
+is chunked per window, a stretch of frames reads only its chunks, each
+windowed stage equals its kernel run on the whole video, a failed window
+keeps the others for the next build, and stages that need annotated clips
+are refused.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from long_video_files import read_all, write_samm_lv, write_video
+from mepipe.featurestore import open_store
+from mepipe.featurestore.errors import ConfigError, UnknownNameError
+from mepipe.featurestore.features import ROI_REGIONS
+from mepipe.featurestore.integrity import IntegrityError
+from mepipe.featurestore.layout import WINDOWS_DIR
+from mepipe.pipeline.build import BuildOptions, run_build
+from mepipe.pipeline.demo.build_config import DEMO_TVL1
+from mepipe.pipeline.stages import STAGES, params_from_mapping
+from mepipe.pipeline.stages.flow_consecutive import flow_consecutive
+from mepipe.pipeline.stages.frames import FramesParams, read_image, read_video
+from mepipe.pipeline.stages.kim import rgb_frames
+from mepipe.pipeline.stages.roi_motion import roi_motion
+
+WINDOW = 16
+VIDEOS = {"001_1": 56, "002_1": 40}
+INTERVALS = [[1, "001_1_1", 1, 30, 36, 44, 15, "Micro - 1/2", "12", None],
+             [2, "002_1_1", 1, 5, 12, 35, 31, "Macro", "4", None]]
+CONFIG = {"window": {"frames": WINDOW}, "align": {"size": 64}, "kim": {"size": 32},
+          "flow_consecutive": {"size": [32, 32], "tvl1": DEMO_TVL1, "backend": "opencv"},
+          "roi_motion": {"size": [32, 32], "k": 4, "tvl1": DEMO_TVL1, "backend": "opencv"}}
+
+
+def options(root: Path, store: Path, **changes) -> BuildOptions:
+    return BuildOptions(**{"dataset": "samm-lv", "root": root, "store": store, "scheduler": "sync", "progress": False,
+                           "params": params_from_mapping(CONFIG, "video"), **changes})
+
+
+@pytest.fixture(scope="session")
+def lv_root(tmp_path_factory, small_demo) -> Path:
+    return write_samm_lv(small_demo, tmp_path_factory.mktemp("lv") / "samm-lv", VIDEOS, INTERVALS)
+
+
+@pytest.fixture(scope="session")
+def lv_store(tmp_path_factory, lv_root) -> Path:
+    store = tmp_path_factory.mktemp("lvstore") / "samm-lv.zarr"
+    report = run_build(options(lv_root, store))
+    assert report.exit_code == 0, report.summary()
+    return store
+
+
+@pytest.mark.slow
+def test_a_long_video_store_holds_videos_intervals_and_features_chunked_by_window(lv_store):
+    store = open_store(lv_store)
+    assert store.unit == "video" and store.sample_ids == list(VIDEOS)
+    assert dict(zip(store.samples["sample"], store.samples["n_frames"])) == VIDEOS
+    assert store.intervals[["video", "name", "onset", "apex", "offset", "kind"]].values.tolist() == [
+        ["001_1", "001_1_1", 30, 36, 44, "micro"], ["002_1", "002_1_1", 5, 12, 35, "macro"]]
+    root = zarr.open_group(str(lv_store), mode="r")
+    expected = {"crops": (56, 64, 64, 1), "frames_rgb": (56, 32, 32, 3), "flow_consecutive": (55, 2, 32, 32),
+                "roi_magnitude": (56, len(ROI_REGIONS)), "landmarks": (56, 68, 2)}
+    for feature, shape in expected.items():
+        array = root[f"clips/001_1/{feature}/{feature}"]
+        assert (array.shape, array.chunks[0]) == (shape, WINDOW), feature
+    xr = store.read_xr("roi_strain", "001_1")
+    assert list(xr["region"].values) == list(ROI_REGIONS) and list(xr["frame"].values) == list(range(1, 57))
+    roi = store.read("roi_magnitude", "001_1")
+    assert np.isnan(roi[-4:]).all() and np.isfinite(roi[:-4]).all()  # k = 4: no frame t + 4 for the last four
+    assert store.read("face_found", "001_1").all()
+    assert store.attrs_of("crops", "001_1")["events"] == {"reference_frame": 1, "frames_at_reference": 0}
+
+
+@pytest.mark.slow
+def test_a_stretch_of_frames_reads_only_its_chunks_each_checked(lv_store, tmp_path):
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(lv_store, copy)
+    whole = open_store(copy).read("crops", "001_1")
+    chunk = copy / "clips/001_1/crops/crops/c/3/0/0/0"  # frames 48..55
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"\0")
+    store = open_store(copy)
+    np.testing.assert_array_equal(store.read("crops", "001_1", frames=slice(16, 32)), whole[16:32])
+    assert list(store.read_xr("crops", "001_1", frames=slice(20, 24))["frame"].values) == [21, 22, 23, 24]
+    with pytest.raises(IntegrityError, match="clip 001_1, feature crops"):
+        store.read("crops", "001_1", frames=slice(40, 50))
+
+
+@pytest.mark.slow
+def test_each_windowed_stage_equals_its_kernel_on_the_whole_video(lv_store):
+    store = open_store(lv_store)
+    params = params_from_mapping(CONFIG, "video")
+    for video, n in VIDEOS.items():
+        crops = store.read("crops", video)
+        np.testing.assert_array_equal(store.read("frames_rgb", video), rgb_frames(crops, 32))
+        flows = flow_consecutive(crops, params["flow_consecutive"])
+        np.testing.assert_array_equal(store.read("flow_consecutive", video), flows.astype(np.float16))
+        magnitude, strain = roi_motion(crops, store.read("landmarks_aligned", video), n, 4, params["roi_motion"], 64)
+        np.testing.assert_array_equal(store.read("roi_magnitude", video), magnitude)
+        np.testing.assert_array_equal(store.read("roi_strain", video), strain)
+
+
+@pytest.mark.slow
+def test_a_rebuild_runs_nothing_and_another_window_length_rebuilds_every_stage(lv_store, lv_root, tmp_path):
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(lv_store, copy)
+    again = run_build(options(lv_root, copy, stages=("align",)))
+    assert again.tasks_run == {} and again.tasks_cached == {"landmarks": 2, "align": 2}
+    params = params_from_mapping({**CONFIG, "window": {"frames": 32}}, "video")
+    longer = run_build(options(lv_root, copy, stages=("align",), params=params))
+    assert longer.tasks_run == {"landmarks": 2, "align": 2}
+    assert zarr.open_group(str(copy), mode="r")["clips/001_1/crops/crops"].chunks[0] == 32
+
+
+def _chunk_files(array: Path) -> dict[str, tuple[int, int]]:
+    """Chunk files of an array folder (key -> (inode, mtime)): a file renamed into place keeps both."""
+    return {p.relative_to(array).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in (array / "c").rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_failed_window_keeps_the_finished_ones_and_the_next_build_does_only_what_is_left(lv_root, lv_store,
+                                                                                             tmp_path, monkeypatch):
+    from mepipe.pipeline.errors import ClipError
+    from mepipe.pipeline.stages import landmarks
+
+    track = landmarks.track_landmarks
+
+    def failing_in_window_2(frames, params):  # the frames of window 2 (33..48) cannot be read, this time
+        if len(frames) == WINDOW and np.array_equal(frames[0], first_of_window_2):
+            raise ClipError("frame file cannot be read (simulated)", file="001_1_00033.jpg")
+        return track(frames, params)
+
+    first_of_window_2 = read_image(lv_root / "SAMM_longvideos/001_1/001_1_00033.jpg")
+    monkeypatch.setattr(landmarks, "track_landmarks", failing_in_window_2)
+    store = tmp_path / "samm-lv.zarr"
+    first = run_build(options(lv_root, store))
+    assert first.exit_code == 1
+    assert {f["stage"] for f in first.failures} == {"landmarks", "align", "flow_consecutive", "kim", "roi_motion"}
+    assert all(f["sample"] == "001_1" for f in first.failures)
+    assert "001_1_00033.jpg" in next(f for f in first.failures if f["stage"] == "landmarks")["error"]
+    building = store / WINDOWS_DIR / "001_1" / "landmarks"
+    (key,) = [p.name for p in building.iterdir()]
+    assert sorted(int(p.stem) for p in (building / key / "done").glob("*.json")) == [0, 1, 3]
+    finished = _chunk_files(building / key / "landmarks" / "landmarks")
+    assert sorted(finished) == ["c/0/0/0", "c/1/0/0", "c/3/0/0"]
+
+    monkeypatch.setattr(landmarks, "track_landmarks", track)
+    second = run_build(options(lv_root, store))
+    assert second.exit_code == 0, second.summary()
+    stages = ("landmarks", "align", "flow_consecutive", "kim", "roi_motion")
+    assert second.tasks_run == {s: 1 for s in stages} and second.tasks_cached == {s: 1 for s in stages}
+    kept = _chunk_files(store / "clips/001_1/landmarks/landmarks")
+    assert {k: kept[k] for k in finished} == finished  # the windows finished before were not written again
+    assert kept.keys() - finished.keys() == {"c/2/0/0"}
+    assert not (store / WINDOWS_DIR / "001_1").exists()
+    clean, resumed = open_store(lv_store), open_store(store)
+    for feature in clean.features:
+        np.testing.assert_array_equal(resumed.read(feature, "001_1"), clean.read(feature, "001_1"), err_msg=feature)
+
+
+@pytest.mark.slow
+def test_stages_of_annotated_clips_are_refused_and_stores_do_not_mix(lv_root, small_store, tmp_path):
+    with pytest.raises(UnknownNameError, match="apex work on annotated clips"):
+        run_build(options(lv_root, tmp_path / "x.zarr", stages=("apex",)))
+    clips = tmp_path / "clips.zarr"
+    shutil.copytree(small_store, clips)
+    with pytest.raises(ConfigError, match="holds clips; build these videos into another store"):
+        run_build(options(lv_root, clips, stages=("landmarks",)))
+
+
+def test_a_window_of_a_video_file_is_decoded_from_its_first_frame(small_demo, tmp_path):
+    video = write_video(small_demo, tmp_path / "v.avi", 40)
+    everything = read_all(video)[..., ::-1]  # OpenCV's BGR as mepipe's RGB
+    for frames in ([0, 1, 2], [17, 18, 19, 20], [39]):
+        np.testing.assert_array_equal(read_video(str(video), frames, FramesParams()), everything[frames])
+
+
+@pytest.mark.slow
+def test_a_manifest_of_long_videos_builds_from_a_video_file(small_demo, tmp_path):
+    write_video(small_demo, tmp_path / "p1.avi", 40)
+    (tmp_path / "manifest.csv").write_text("path,subject,fps\np1.avi,p1,200\n")
+    (tmp_path / "intervals.csv").write_text("video,onset,apex,offset,kind\np1,10,14,20,micro\n")
+    store = tmp_path / "m.zarr"
+    report = run_build(BuildOptions(dataset="manifest", root=tmp_path, store=store, scheduler="sync", progress=False,
+                                    stages=("align",), params=params_from_mapping(CONFIG, "video"),
+                                    adapter_options={"unit": "videos", "intervals": "intervals.csv"}))
+    assert report.exit_code == 0, report.summary()
+    opened = open_store(store)
+    assert opened.unit == "video" and list(opened.read("frame", "p1")) == list(range(40))
+    assert opened.intervals[["video", "onset", "offset", "kind"]].values.tolist() == [["p1", 10, 20, "micro"]]
+    assert opened.read("crops", "p1").shape == (40, 64, 64, 3)  # OpenCV decodes a grey video as colour
+    assert os.listdir(store / WINDOWS_DIR) == []
+
+
+def test_every_stage_that_runs_on_videos_writes_per_frame_features():
+    for stage in (s.for_videos() for s in STAGES.values() if s.window is not None):
+        assert all(f.dims[0] in ("frame", "pair") for f in stage.writes), stage.name
