@@ -202,3 +202,52 @@ def test_a_manifest_of_long_videos_builds_from_a_video_file(small_demo, tmp_path
 def test_every_stage_that_runs_on_videos_writes_per_frame_features():
     for stage in (s.for_videos() for s in STAGES.values() if s.window is not None):
         assert all(f.dims[0] in ("frame", "pair") for f in stage.writes), stage.name
+
+
+def _finished_windows(store: Path) -> dict[str, tuple[int, int]]:
+    """Every chunk file of a window recorded as done, in the features being built (``<video>/<feature>/<chunk>``
+    -> (inode, mtime))."""
+    out = {}
+    for done in store.glob(f"{WINDOWS_DIR}/*/*/*/done"):
+        windows = {p.stem for p in done.glob("*.json")}
+        for array in (p / p.name for p in done.parent.iterdir() if p.name != "done"):
+            out |= {f"{done.parents[2].name}/{array.name}/{k}": v for k, v in _chunk_files(array).items()
+                    if k.split("/")[1] in windows}
+    return out
+
+
+@pytest.mark.slow
+def test_a_build_killed_mid_video_resumes_without_redoing_finished_windows(lv_root, lv_store, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    store = tmp_path / "killed.zarr"
+    cmd = [sys.executable, "-m", "mepipe.cli", "build", "--dataset", "samm-lv", "--root", str(lv_root), "--store",
+           str(store), "--config", str(config), "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.time() + 300
+        while len(list(store.glob(f"{WINDOWS_DIR}/*/*/*/done/*.json"))) < 4 and time.time() < end:
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = _finished_windows(store)
+    assert len({k.rsplit("/c/", 1)[0] for k in finished}) >= 1, "the build was killed before any window finished"
+
+    report = run_build(options(lv_root, store))
+    assert report.exit_code == 0, report.summary()
+    after = {f"{v}/{f}/{k}": stat for v in VIDEOS for f in open_store(store).features
+             for k, stat in _chunk_files(store / "clips" / v / f / f).items()}
+    assert {k: after[k] for k in finished} == finished  # moved into place, never written again
+    clean, resumed = open_store(lv_store), open_store(store)
+    for video in VIDEOS:
+        for feature in clean.features:
+            np.testing.assert_array_equal(resumed.read(feature, video), clean.read(feature, video),
+                                          err_msg=f"{video}/{feature}")
