@@ -251,3 +251,31 @@ def test_a_build_killed_mid_video_resumes_without_redoing_finished_windows(lv_ro
         for feature in clean.features:
             np.testing.assert_array_equal(resumed.read(feature, video), clean.read(feature, video),
                                           err_msg=f"{video}/{feature}")
+
+
+@pytest.mark.slow
+def test_a_dry_run_counts_the_windows_that_would_run(lv_root, lv_store):
+    from mepipe.pipeline.build import preview_build
+
+    cached = preview_build(options(lv_root, lv_store))
+    assert cached.stale == [] and len(cached.cached) == 10
+    fresh = preview_build(options(lv_root, lv_store.parent / "nowhere.zarr", stages=("landmarks",)))
+    assert fresh.windows == {("001_1", "landmarks"): 4, ("002_1", "landmarks"): 3}
+    assert "run     001_1  landmarks (4 windows)" in fresh.format()
+    assert not (lv_store.parent / "nowhere.zarr").exists()
+
+
+def test_the_cli_refuses_a_stage_of_annotated_clips_on_long_videos_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from mepipe.cli.main import cli
+    from sheet_files import touch_frames, write_xlsx
+    from long_video_files import SAMM_LV_HEADER, SAMM_LV_PREAMBLE
+
+    touch_frames(tmp_path / "SAMM_longvideos" / "006_1", range(1, 50), lambda n: f"006_1_{n:05d}.jpg")
+    write_xlsx(tmp_path / "SAMM_LongVideos_V2_Release.xlsx", [*SAMM_LV_PREAMBLE, SAMM_LV_HEADER])
+    result = CliRunner().invoke(cli, ["build", "--dataset", "samm-lv", "--root", str(tmp_path), "--store",
+                                      str(tmp_path / "s.zarr"), "--features", "apex", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "apex work on annotated clips (onset, apex, offset), not on long videos" in result.output
+    assert len(result.output.strip().splitlines()) <= 2 and not (tmp_path / "s.zarr").exists()
