@@ -49,8 +49,11 @@ from training_throughput import step_seconds, write_results  # noqa: E402  (a si
 from mepipe.featurestore import open_store  # noqa: E402
 from mepipe.featurestore.location import locate  # noqa: E402
 from mepipe.featurestore.pack import pack  # noqa: E402
-from mepipe.train.data import (ClipBlockSampler, FlowFrameDataset, MagnifiedFlowDataset, VariantSampler,  # noqa: E402
-                               fit_standardiser)
+from mepipe.train.augment import Magnification  # noqa: E402
+from mepipe.train.clips import ClipTable  # noqa: E402
+from mepipe.train.inputs.base import VariantSampler, fit_standardiser  # noqa: E402
+from mepipe.train.inputs.flow_frames import ClipBlockSampler, FlowFrameDataset  # noqa: E402
+from mepipe.train.inputs.magnified_flows import MagnifiedFlowDataset  # noqa: E402
 from mepipe.train.loop import make_loader  # noqa: E402
 from mepipe.train.models import create_model, get_recipe  # noqa: E402
 
@@ -122,11 +125,10 @@ def datasets_for(network: str, clips, in_memory: bool):
     samples = clips.sample_ids
     labels = [0] * len(samples)
     if network == "shcnn":
-        data = FlowFrameDataset(clips, samples, labels, feature="flow_first_each", in_memory=in_memory)
+        data = FlowFrameDataset(clips, samples, labels, in_memory=in_memory)
         sampler = None if in_memory else ClipBlockSampler(data, seed=0)
         return data, lambda: make_loader(data, batch, sampler=sampler, shuffle=sampler is None, seed=0)
-    magnify = clips.record.stages["magnify"].params
-    test_alpha = [float(a) for a in magnify["alphas"]].index(float(magnify["test_alpha"]))
+    test_alpha = Magnification.recorded(ClipTable.of(clips), "the benchmark").test_index
     data = MagnifiedFlowDataset(clips, samples, labels, test_alpha=test_alpha, in_memory=in_memory)
     sampler = VariantSampler(len(samples), data.n_variants, data.n_variants, seed=0)
     return data, lambda: make_loader(data, batch, sampler=sampler)
@@ -151,8 +153,8 @@ def epoch(network: str, backend: str, opener, in_memory: bool, standardiser, epo
         start, cpu = time.perf_counter(), time.process_time()
         items, first = 0, None
         for batch in loader():
-            items += len(batch["x"])
-            first = batch["x"] if first is None else first
+            items += len(batch.x)
+            first = batch.x if first is None else first
         walls.append(time.perf_counter() - start)
         cpus.append(time.process_time() - cpu)
     seconds, cpu_s = float(np.median(walls)), float(np.median(cpus))

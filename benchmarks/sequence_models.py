@@ -67,7 +67,7 @@ def main() -> None:
     ablation = []
     if not args.no_ablation:
         for terms in ABLATION:
-            changes = {**runs["kim2017"], "terms": terms}
+            changes = {**runs["kim2017"], "recipe_options": (("terms", terms),)}
             if args.ablation_epochs:
                 changes["epochs"] = args.ablation_epochs
             report = _train(args, out / ("kim-" + "+".join(terms)), "kim2017", changes)

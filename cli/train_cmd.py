@@ -124,8 +124,6 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
               help="Epochs per fold (of the first stage: the CNN of kim2017, lfm, clfm). Default: the model's recipe.")
 @click.option("--temporal-epochs", type=click.IntRange(min=1),
               help="kim2017, lfm, clfm: epochs of the second (LSTM) stage. Default: the model's recipe.")
-@click.option("--terms", metavar="LIST",
-              help="kim2017: objective terms of the CNN stage, e.g. E1,E2 (Kim Table 6). Default: E1,E2,E3,E4,E5.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Mini-batch size of the first stage (kim2017: clips, each with its 5 state frames). "
                    "Default: the model's recipe.")
@@ -138,8 +136,6 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto = CUDA when available (with mixed precision), else CPU.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every fold.")
-@click.option("--mask", type=click.Choice(["fold", "global"]), default="fold", show_default=True,
-              help="STRCN-A mask from each fold's training clips (leak-free) or from all clips (as Xia et al.).")
 @click.option("--in-memory", is_flag=True, help="Hold the needed features in RAM (small stores).")
 @click.option("--no-augment", is_flag=True,
               help="Switch off the on-the-fly augmentation (STRCN α/frame subsets; Kim and Nag flips, rotations, "
@@ -150,8 +146,9 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
               help="Model constructor argument, e.g. n_maps=64 for STRCN. Repeatable.")
 @click.option("--recipe-option", "recipe_options", multiple=True, metavar="NAME=VALUE",
-              help="A named option of the model's recipe, e.g. means=batch for kim2017 or augmentation=scale for "
-                   "strcn-g (the paper's way is each option's default). Repeatable.")
+              help="A named option of the model's recipe, e.g. terms=E1,E2 (Kim Table 6) or means=batch for kim2017, "
+                   "mask=global for strcn-a, augmentation=scale for strcn-g; each option's default is the paper's "
+                   "way, and an unknown NAME is answered with the model's options. Repeatable.")
 @click.option("--folds", type=click.IntRange(min=1),
               help="Run only N folds (quick checks): the first ones, in turn from each dataset tested.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
@@ -164,8 +161,8 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
 def train(model, plugins, stores, store_ids, labels, protocol, train_datasets, test_dataset, composite_list, strict,
-          val_subjects, dry_run, as_json, epochs, temporal_epochs, terms, batch_size, lr, optimizer, weight_decay,
-          device, seed, mask, in_memory, no_augment, patience, model_args, recipe_options, folds, workers, out,
+          val_subjects, dry_run, as_json, epochs, temporal_epochs, batch_size, lr, optimizer, weight_decay,
+          device, seed, in_memory, no_augment, patience, model_args, recipe_options, folds, workers, out,
           overwrite, data_root_opt, progress):
     """Train a network from one or more feature stores under an evaluation protocol.
 
@@ -185,13 +182,6 @@ def train(model, plugins, stores, store_ids, labels, protocol, train_datasets, t
         for plugin in plugins:
             import_plugin(plugin)
     _check_names(model, labels)
-    if terms is not None:
-        from mepipe.train.models.kim2017_loss import parse_terms
-
-        try:
-            terms = parse_terms(terms)
-        except ValueError as err:
-            raise click.BadParameter(str(err), param_hint="--terms") from None
     if as_json and not dry_run:
         raise click.UsageError("--json prints the plan of --dry-run; add --dry-run")
     stores = stores or (str(store_path(data_root(data_root_opt), "demo")),)
@@ -200,8 +190,8 @@ def train(model, plugins, stores, store_ids, labels, protocol, train_datasets, t
                        train_datasets=train_datasets, test_dataset=test_dataset,
                        composite_list=_composite_list(composite_list), strict=strict, val_subjects=val_subjects,
                        out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                       weight_decay=weight_decay, device=device, seed=seed, mask=mask, in_memory=in_memory,
-                       folds=folds, augment=not no_augment, model_args=_model_args(model_args), terms=terms,
+                       weight_decay=weight_decay, device=device, seed=seed, in_memory=in_memory,
+                       folds=folds, augment=not no_augment, model_args=_model_args(model_args),
                        temporal_epochs=temporal_epochs, recipe_options=_pairs(recipe_options, "--recipe-option"),
                        patience=patience, workers=workers, progress=progress, overwrite=overwrite)
     plan = plan_run(params)

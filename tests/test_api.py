@@ -53,8 +53,8 @@ def test_readme_snippet_runs_as_written(demo_cwd, clean_registry, capsys):
     assert report["model"] == "curve" and 0.0 <= report["uf1"] <= 1.0
     assert report["parameters"]["recipe"]["stages"][0]["items"] == "FeatureItems"
     assert len(report["folds"]) == 2  # two subjects in the small demo store: leave-one-subject-out
-    assert data.classes == ["negative", "positive", "surprise"] and data[0]["x"].shape == (1 + 68 * 2, 16)
-    assert tuple(fold.train[0]["x"].shape) == (1, 16)
+    assert data.classes == ["negative", "positive", "surprise"] and data[0].x.shape == (1 + 68 * 2, 16)
+    assert tuple(fold.train[0].x.shape) == (1, 16)
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("demo/001 3 3 torch.Size([1, 16])")
 
@@ -80,7 +80,7 @@ def test_fold_standardisation_is_fitted_on_the_training_clips_only(small_store, 
         assert not set(fold.train.samples) & set(fold.test.samples)
         assert fold.test.standardiser is fold.train.standardiser
         raw = fold.test.raw(0)
-        np.testing.assert_allclose(fold.test[0]["x"].numpy(), (raw - mean) / fold.train.standardiser.std[0],
+        np.testing.assert_allclose(fold.test[0].x.numpy(), (raw - mean) / fold.train.standardiser.std[0],
                                    rtol=1e-5)
 
 
@@ -88,10 +88,10 @@ def test_feature_dataset_items_are_channels_first_and_resampled(small_store):
     store = open_store(small_store)
     data = api.FeatureDataset(str(small_store), ["landmarks"], length=5)
     sample = data.samples[1]
-    item = data[1]["x"].numpy()
+    item = data[1].x.numpy()
     landmarks = store.read("landmarks", sample).astype(np.float64)
     first, last = landmarks[0].reshape(-1), landmarks[-1].reshape(-1)
-    assert item.shape == (136, 5) and data[1]["y"] == -1
+    assert item.shape == (136, 5) and data[1].y == -1
     np.testing.assert_allclose(item[:, 0], first, rtol=1e-6)  # landmark k's x is channel 2k, its y 2k + 1
     np.testing.assert_allclose(item[:, -1], last, rtol=1e-6)
     middle = landmarks[11] * 0.5 + landmarks[12] * 0.5  # 24 frames resampled to 5: sample 2 sits at frame 11.5

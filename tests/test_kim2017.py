@@ -7,6 +7,7 @@ comes from the code under test.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -484,16 +485,19 @@ class _Frames(torch.utils.data.Dataset):
         return len(FEATS_B)
 
     def __getitem__(self, i):
-        return {"x": FEATS_B[i].reshape(1, 1, 2), "y": int(Y_B[i]), "state": int(STATE_B[i]), "variant": -1}
+        from mepipe.train.inputs.state_frames import StateItem
+
+        return StateItem(x=FEATS_B[i].reshape(1, 1, 2), y=int(Y_B[i]), clip=i, state=int(STATE_B[i]))
 
 
 def test_kim_step_refreshes_the_training_set_means_before_each_epoch():
+    from mepipe.train.inputs.state_frames import StateItem
     from mepipe.train.models.kim2017 import MEANS, KimStateObjective
     from mepipe.train.recipe import RunOptions
 
     model = nn.Module()
     model.cnn = _Identity()
-    step = KimStateObjective()(RunOptions(augment=False))
+    step = KimStateObjective()(SimpleNamespace(options=RunOptions(augment=False)))
     step.start_epoch(model, _Frames(), torch.device("cpu"), 0)
     assert step.means.class_means[0].tolist() == pytest.approx([2.4, 3.4], rel=1e-6)
     assert step.means.state_counts[0, 0] == 2  # no augmentation: one copy of each frame
@@ -502,20 +506,22 @@ def test_kim_step_refreshes_the_training_set_means_before_each_epoch():
     step.start_epoch(model, _Frames(), torch.device("cpu"), 1)
     assert step.means.class_means[0].tolist() == pytest.approx([4.8, 6.8], rel=1e-6)
     # The step's loss uses those means: E2 of one frame (0,2) -> feature (0,4), m0 = (4.8, 6.8), m1 = (8, 26/3).
-    batch = {"x": FEATS_B[1:2].reshape(1, 1, 1, 2), "y": torch.tensor([0]), "state": torch.tensor([0])}
+    batch = StateItem(x=FEATS_B[1:2].reshape(1, 1, 1, 2), y=torch.tensor([0]), clip=torch.tensor([0]),
+                      state=torch.tensor([0]), variant=torch.tensor([-1]))
     step.loss = KimLossParams(beta=1.0, terms=("E1", "E2"))
     loss, _, _ = step(model, batch, torch.Generator())
     e1 = F.cross_entropy(model.cnn.class_head(torch.tensor([[0.0, 4.0]])), torch.tensor([0])).item()
     e2 = 0.5 * g(4.8 ** 2 + 2.8 ** 2 - (2 * D01) ** 2, 1.0)
     assert loss.item() == pytest.approx(e1 + e2, rel=1e-5)
-    batch_means = KimStateObjective()(RunOptions(augment=False, choices=((MEANS.name, "batch"),)))
+    batch_means = KimStateObjective()(SimpleNamespace(options=RunOptions(augment=False,
+                                                                         choices=((MEANS.name, "batch"),))))
     batch_means.start_epoch(model, _Frames(), torch.device("cpu"), 0)
     assert batch_means.means is None  # the named option keeps the batch statistics
 
 
 def test_stage_one_epochs_cover_the_grid_with_one_variant_per_clip(tmp_path):
     from mepipe.train.augment import AugmentedEpochs, VARIANTS
-    from mepipe.train.data import VariantSampler
+    from mepipe.train.inputs.base import VariantSampler
     from mepipe.train.models.kim2017 import AUGMENTATION, GRID_EPOCHS
     from mepipe.train.recipe import RunOptions
 
@@ -560,7 +566,8 @@ def test_grid_transform_applies_each_items_variant_and_leaves_minus_one():
 
 
 def test_stage_two_encodes_each_sequence_under_its_epochs_variants_once():
-    from mepipe.train.items import AugmentedEncodings
+    from mepipe.train.inputs.batches import Item
+    from mepipe.train.inputs.sequences import AugmentedEncodings
 
     class Encoder(nn.Module):
         calls = 0
@@ -576,7 +583,7 @@ def test_stage_two_encodes_each_sequence_under_its_epochs_variants_once():
             return 2
 
         def __getitem__(self, i):
-            return {"x": torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(i))}
+            return Item(x=torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(i)), y=i, clip=i)
 
     grid = AffineAugmentParams()
     data = AugmentedEncodings(Encoder(), Sequences(), torch.device("cpu"), grid, per_clip=3, seed=0)
@@ -586,11 +593,11 @@ def test_stage_two_encodes_each_sequence_under_its_epochs_variants_once():
     for i in range(len(data)):
         clip, variant = data.pairs[i]
         flip, angle, shift, scale = affine_variants(grid)[variant]
-        frames = Sequences()[clip]["x"]
+        frames = Sequences()[clip].x
         expected = affine_transform(frames[None], **_one(flip, angle, shift, scale))[0].flatten(1)
         item = data[i]
-        assert item["y"] == clip and item["length"] == 4
-        assert torch.allclose(item["x"], expected, atol=2e-3)  # kept as float16
+        assert item.y == clip and item.length == 4
+        assert torch.allclose(item.x, expected, atol=2e-3)  # kept as float16
     seen = set(data.pairs)
     data.start_epoch(1)  # new draws; only unseen (sequence, variant) pairs are encoded
     assert Encoder.calls == 4 * (len(seen) + len(set(data.pairs) - seen))
@@ -632,7 +639,7 @@ def test_e5_is_normalised_by_the_variants_an_epoch_draws(choices, copies):
 
     model = nn.Module()
     model.cnn = _Identity()
-    step = KimStateObjective()(RunOptions(choices=choices))
+    step = KimStateObjective()(SimpleNamespace(options=RunOptions(choices=choices)))
     step.start_epoch(model, _Frames(), torch.device("cpu"), 0)
     # E5 of a batch of (0,2) [class 0, state 0] and (4,5) [class 1, state 3] with the epoch's means and counts
     # (E5's value needs only those and the batch's labels, whatever variant the batch shows).

@@ -205,12 +205,12 @@ def test_nag_loss_by_hand():
     y, target = torch.tensor([0, 1]), torch.tensor([[0.25, 1.0], [0.5, 0.0]])
     total, parts = nag_loss(output, y, target, intensity_weight=2.0, lengths=torch.tensor([2, 1]))
     assert parts["class"] == pytest.approx(0.422837, abs=1e-6)
-    assert parts["intensity"] == pytest.approx(0.25, abs=1e-6)
+    assert parts["reg"] == pytest.approx(0.25, abs=1e-6)
     assert total.item() == pytest.approx(0.922837, abs=1e-6) and parts["total"] == pytest.approx(total.item())
     # Without lengths the padded step counts: L_reg = (0.25 + 0.2 + 0.3 + 0.9) / 4 = 0.4125, and its
     # CE is -log softmax(100, -100)[1] = 200 (to float precision), so L_class = (0.422837 * 3 + 200) / 4.
     _, unmasked = nag_loss(output, y, target)
-    assert unmasked["intensity"] == pytest.approx(0.4125, abs=1e-6)
+    assert unmasked["reg"] == pytest.approx(0.4125, abs=1e-6)
     assert unmasked["class"] == pytest.approx((0.422837 * 3 + 200) / 4, abs=1e-4)
     with pytest.raises(ValueError, match="y must lie"):
         nag_loss(output, torch.tensor([0, 2]), target)

@@ -97,7 +97,8 @@ def test_every_recipe_reads_its_test_clips_only_after_training(full_store, tmp_p
 def test_the_guard_stops_a_run_that_reads_test_clips_before_training(full_store, tmp_path, monkeypatch):
     # Xia's global mask is built from every clip's heat map, the test clips' included, before training.
     params = RunParams(model="strcn-a", store=str(full_store), labels="samm-3", out=str(tmp_path / "global"),
-                       epochs=1, folds=1, device="cpu", progress=False, model_args=TINY["strcn-a"], mask="global")
+                       epochs=1, folds=1, device="cpu", progress=False, model_args=TINY["strcn-a"],
+                       recipe_options=(("mask", "global"),))
     with pytest.raises(ReadBeforeTrainingEnded, match="heatmap of test clip"):
         _guarded_run(monkeypatch, params)
 

@@ -1,4 +1,4 @@
-"""Datasets of the sequence networks over the 6-clip demo store: what each item holds, checked against the store."""
+"""Input forms of the sequence networks over the 6-clip demo store: what each item holds, checked against the store."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,11 @@ import torch
 
 from mepipe.featurestore import open_store
 from mepipe.featurestore.views import map_window
-from mepipe.train.sequence_data import (ClipSequenceDataset, FeatureSequenceDataset, MapDataset, NagWindowDataset,
-                                        StateFrameDataset, pad_collate)
+from mepipe.train.inputs.batches import collate
+from mepipe.train.inputs.maps import MapDataset
+from mepipe.train.inputs.sequences import ClipSequenceDataset, FeatureSequenceDataset, SequenceItem
+from mepipe.train.inputs.state_frames import StateFrameDataset
+from mepipe.train.models.nag2019_windows import NagWindowDataset
 
 torch.set_num_threads(1)
 
@@ -27,9 +30,9 @@ def test_state_frames_give_five_items_per_clip_with_their_state(store):
     data = StateFrameDataset(store, clips, [0, 1])
     assert len(data) == 10
     item = data[7]  # clip 1, state 2 (apex)
-    assert (item["clip"], item["state"], item["y"]) == (1, 2, 1)
+    assert (item.clip, item.state, item.y) == (1, 2, 1)
     expected = store.read("state_frames", clips[1])[2].astype(np.float32) / 255.0  # (64, 64, 3)
-    np.testing.assert_allclose(item["x"].numpy(), expected.transpose(2, 0, 1))
+    np.testing.assert_allclose(item.x.numpy(), expected.transpose(2, 0, 1))
 
 
 def test_map_dataset_labels_each_map_with_its_clip(store):
@@ -38,8 +41,8 @@ def test_map_dataset_labels_each_map_with_its_clip(store):
     n_maps = [store.read("clfm", s).shape[0] for s in clips]
     assert len(data) == sum(len(map_window(n, 24)) for n in n_maps)
     item = data[n_maps[0]]  # first map of the second clip (both clips have fewer than 24 maps)
-    assert (item["clip"], item["frame"], item["y"]) == (1, 0, 0)
-    np.testing.assert_allclose(item["x"].numpy()[0], store.read("clfm", clips[1])[0] / 255.0, rtol=1e-6)
+    assert (item.clip, item.frame, item.y) == (1, 0, 0)
+    np.testing.assert_allclose(item.x.numpy()[0], store.read("clfm", clips[1])[0] / 255.0, rtol=1e-6)
 
 
 def test_clip_sequences_are_time_major(store):
@@ -47,10 +50,10 @@ def test_clip_sequences_are_time_major(store):
     frames = ClipSequenceDataset(store, "frames_rgb", clips, [0, 1])
     raw = store.read("frames_rgb", clips[0])
     item = frames[0]
-    assert item["x"].shape == (raw.shape[0], 3, 64, 64) and item["length"] == raw.shape[0]
-    np.testing.assert_allclose(item["x"][5, 1].numpy(), raw[5, :, :, 1] / 255.0, rtol=1e-6)
+    assert item.x.shape == (raw.shape[0], 3, 64, 64) and item.length == raw.shape[0]
+    np.testing.assert_allclose(item.x[5, 1].numpy(), raw[5, :, :, 1] / 255.0, rtol=1e-6)
     maps = ClipSequenceDataset(store, "lfm", clips, [0, 1], window=24)[1]
-    assert maps["x"].shape == (24, 1, 68, 68) and maps["length"] == 24
+    assert maps.x.shape == (24, 1, 68, 68) and maps.length == 24
 
 
 def test_nag_windows_pair_frames_flow_and_the_next_frames_intensity(store):
@@ -75,7 +78,7 @@ def test_nag_windows_pair_frames_flow_and_the_next_frames_intensity(store):
     numbers = store.read("frame", clip[0])[start + 1:start + 15]
     np.testing.assert_array_equal(span, ((numbers >= row["onset"]) & (numbers <= row["offset"])).astype(np.float32))
     item = data[1]
-    assert item["x"].shape == (14, 8, 64, 64) and item["length"] == 14 and item["intensity"].shape == (14,)
+    assert item.x.shape == (14, 8, 64, 64) and item.length == 14 and item.intensity.shape == (14,)
 
 
 def test_whole_clip_nag_items_and_their_span_has_frames_outside(store):
@@ -83,20 +86,20 @@ def test_whole_clip_nag_items_and_their_span_has_frames_outside(store):
     data = NagWindowDataset(store, clips, [0, 1], window=None)
     assert len(data) == 2
     n_pairs = store.read("flow_consecutive", clips[0]).shape[0]
-    assert data[0]["x"].shape[0] == n_pairs
+    assert data[0].x.shape[0] == n_pairs
     span = data.targets(0)[1]
     assert 0 < span.sum() < len(span), "the demo's clips start before the onset and end after the offset"
 
 
-def test_pad_collate_pads_at_the_end_and_keeps_lengths():
-    a = {"x": torch.ones(3, 2), "y": 0, "clip": 0, "frame": -1, "length": 3}
-    b = {"x": 2 * torch.ones(5, 2), "y": 1, "clip": 1, "frame": -1, "length": 5}
-    batch = pad_collate([a, b])
-    assert batch["x"].shape == (2, 5, 2)
-    assert batch["x"][0, 3:].abs().sum() == 0 and batch["x"][0, :3].eq(1).all()
-    assert batch["length"].tolist() == [3, 5] and batch["y"].tolist() == [0, 1]
+def test_sequence_batches_pad_at_the_end_and_keep_lengths():
+    a = SequenceItem(x=torch.ones(3, 2), y=0, clip=0, length=3)
+    b = SequenceItem(x=2 * torch.ones(5, 2), y=1, clip=1, length=5)
+    batch = collate([a, b])
+    assert isinstance(batch, SequenceItem) and batch.x.shape == (2, 5, 2)
+    assert batch.x[0, 3:].abs().sum() == 0 and batch.x[0, :3].eq(1).all()
+    assert batch.length.tolist() == [3, 5] and batch.y.tolist() == [0, 1] and batch.frame.tolist() == [-1, -1]
     features = FeatureSequenceDataset([torch.zeros(4, 3)], [2], [0])
-    assert features[0]["length"] == 4 and features[0]["y"] == 2
+    assert features[0].length == 4 and features[0].y == 2
 
 
 def _gap_store(path, numbers):
@@ -131,7 +134,7 @@ def test_nag_windows_are_cut_at_gaps_in_the_frame_numbers(tmp_path):
     # Runs: frames 0..2 (pairs 0, 1) and frames 3..6 (pairs 3, 4, 5); pair 2 crosses the gap.
     train = NagWindowDataset(store, ["a"], [0], window=2)
     assert [(int(s), int(n)) for _, s, n in train.windows] == [(0, 2), (3, 2), (4, 2)]
-    assert all(np.isfinite(train[i]["x"].numpy()).all() for i in range(len(train)))
+    assert all(np.isfinite(train[i].x.numpy()).all() for i in range(len(train)))
     raw = train.raw(1)  # pairs 3 and 4: frames 3 -> 4 and 4 -> 5
     assert raw[0, 0, 0, 0] * 255 == pytest.approx(3) and raw[3, 1, 0, 0] * 255 == pytest.approx(5)
     test = NagWindowDataset(store, ["a"], [0], window=None)

@@ -29,7 +29,7 @@ torch.set_num_threads(1)
 RUNS = {
     "clfm": {"epochs": 8, "temporal_epochs": 15, "model_args": (("hidden", 32),)},
     "kim2017": {"epochs": 20, "temporal_epochs": 40, "lr": 1e-3, "optimizer": "adam", "augment": False,
-                "terms": ("E1",),
+                "recipe_options": (("terms", "E1"),),
                 "model_args": (("conv_widths", (16, 32, 32)), ("fc_widths", (128, 128)), ("hidden", 64),
                                ("lstm_layers", 1))},
     "nag2019": {"epochs": 15, "batch_size": 4, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,

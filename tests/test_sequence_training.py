@@ -66,14 +66,14 @@ def test_kim_through_the_cli_with_chosen_terms(full_store, tmp_path):
     out = tmp_path / "kim"
     args = ["train", "--model", "kim2017", "--store", str(full_store), "--labels", "samm-3", "--epochs", "1",
             "--temporal-epochs", "1", "--folds", "1", "--device", "cpu", "--no-progress", "--in-memory",
-            "--terms", "e1,E2,E3", "--out", str(out)]
+            "--recipe-option", "terms=e1,E2,E3", "--out", str(out)]
     for key, value in TINY["kim2017"]:
         args += ["--model-arg", f"{key}={json.dumps(value)}"]
     result = CliRunner().invoke(train_cli(), args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "stage 1 (Fc on the apex frame)" in result.output
     report = read_report(out)
-    assert report["parameters"]["run"]["terms"] == ["E1", "E2", "E3"]
+    assert report["parameters"]["recipe_options"]["terms"] == ["E1", "E2", "E3"]
     fold = report["folds"][0]
     cnn, lstm = fold["inputs"]["stages"]
     assert cnn["shape"] == [3, 64, 64] and cnn["items"] == 5 * fold["n_train"]  # five state frames per clip
@@ -86,10 +86,10 @@ def test_kim_through_the_cli_with_chosen_terms(full_store, tmp_path):
 
 def test_kim_terms_are_validated(full_store, tmp_path):
     bad = CliRunner().invoke(train_cli(), ["train", "--model", "kim2017", "--store", str(full_store), "--labels",
-                                      "samm-3", "--terms", "E1,E7", "--out", str(tmp_path / "x")])
-    assert bad.exit_code != 0 and "E7" in bad.output
-    with pytest.raises(ValueError, match="Kim 2017"):
-        RunParams(model="clfm", store="s", labels="samm-3", terms=("E1",))
+                                      "samm-3", "--recipe-option", "terms=E1,E7", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "recipe option terms" in bad.output and "E7" in bad.output
+    with pytest.raises(ValueError, match="model 'clfm' has no recipe option 'terms'"):
+        RunParams(model="clfm", store="s", labels="samm-3", recipe_options=(("terms", "E1"),))
 
 
 def test_nag_reports_intensity_states_and_spotting_auc(full_store, tmp_path):

@@ -22,12 +22,17 @@ from mepipe.featurestore.views import build_mask, time_normalise
 from mepipe.featurestore.writer import StoreWriter
 from mepipe.pipeline.stages.appearance import heatmap
 from mepipe.train import metrics
-from mepipe.train.augment import AugmentParams, frame_subset, magnification_scale
-from mepipe.train.clips import ClipTable, MissingFeatureError
-from mepipe.train.data import AppearanceDataset, ClipArrayDataset, FlowFrameDataset, fit_standardiser, fold_mask
+from mepipe.featurestore.features import FLOW_ONSET_APEX
+from mepipe.train.augment import Magnification, frame_subset, magnification_scale, recorded_subset_levels
+from mepipe.train.clips import ClipTable, MissingFeatureError, MissingStageError
 from mepipe.train.fold import FoldInputs
-from mepipe.train.items import AppearanceMatrices, ClipArrays
-from mepipe.train.loop import TrainParams, load_checkpoint, resolve_device, save_checkpoint
+from mepipe.train.inputs.appearance import AppearanceDataset, AppearanceMatrices, fold_mask
+from mepipe.train.inputs.base import ClipReader, fit_standardiser
+from mepipe.train.inputs.batches import Item
+from mepipe.train.inputs.clip_arrays import ClipArrayDataset, ClipArrays
+from mepipe.train.inputs.flow_frames import FlowFrameDataset
+from mepipe.train.inputs.magnified_flows import MagnifiedFlowDataset
+from mepipe.train.loop import ItemLogits, TrainParams, load_checkpoint, resolve_device, save_checkpoint
 from mepipe.train.models import create_model, get_recipe
 from mepipe.train.labels import apply_scheme
 from mepipe.train.protocols import loso, overlapping_subjects
@@ -172,7 +177,7 @@ def test_strcn_a_mask_is_built_from_the_training_clips_only(synth_store):
     with_test_clip = fold_mask(clips, [*fold.train, fold.test[0]], 0.30)
     assert not np.array_equal(mask, with_test_clip)
     assert train.mask is mask and test.mask is mask
-    glob = _inputs(clips, table, fold, mask="global")
+    glob = _inputs(clips, table, fold, choices=(("mask", "global"),))
     AppearanceMatrices().datasets(glob, None)
     assert set(glob.statistics.mask_clips) == set(clips.ids)
     assert not np.array_equal(glob.statistics.mask, mask)
@@ -182,7 +187,7 @@ def test_standardisation_is_fitted_on_the_training_fold(synth_store):
     clips, table, folds = _folds(synth_store)
     fold = folds[1]
     inputs = _inputs(clips, table, fold)
-    train, test = ClipArrays("flow_onset_apex").datasets(inputs, None)
+    train, test = ClipArrays(FLOW_ONSET_APEX).datasets(inputs, None)
     train_only = fit_standardiser(ClipArrayDataset(clips, fold.train, [0] * len(fold.train)), center=False)
     everything = fit_standardiser(ClipArrayDataset(clips, clips.ids, [0] * 24), center=False)
     assert inputs.statistics.standardiser == train_only != everything
@@ -196,14 +201,12 @@ def test_frame_dataset_codes_flow_and_carries_clip_and_frame(synth_store):
     held = FlowFrameDataset(clips, ids, [0, 1, 2], in_memory=True)
     assert len(lazy) == len(held) == 12
     item = lazy[5]
-    assert item["x"].shape == (3, 112, 112) and item["x"].dtype == torch.float32
-    assert (item["clip"], item["frame"], item["y"]) == (1, 1, 1)
-    assert 0 <= float(item["x"].min()) and float(item["x"].max()) <= 1
-    torch.testing.assert_close(item["x"], held[5]["x"])
+    assert item.x.shape == (3, 112, 112) and item.x.dtype == torch.float32
+    assert (item.clip, item.frame, item.y) == (1, 1, 1)
+    assert 0 <= float(item.x.min()) and float(item.x.max()) <= 1
+    torch.testing.assert_close(item.x, held[5].x)
     assert lazy.apex_fields == [2, 2, 2]  # apex = frame 103 of 100..104 (index 3): field 2 (frame 0 -> 3)
     with pytest.raises(MissingFeatureError, match="flow_consecutive"):
-        from mepipe.train.data import ClipReader
-
         ClipReader(clips, "flow_consecutive", ids)
 
 
@@ -232,7 +235,7 @@ def test_vote_uses_frames_and_the_apex_field_on_ties(synth_store):
     logits = np.zeros((8, 3), np.float32)
     logits[[0, 1, 2, 3], [2, 2, 2, 0]] = 1
     logits[[4, 5, 6, 7], [0, 1, 0, 1]] = 1
-    predicted = {"logits": logits, "clip": clips, "frame": frames, "y": np.zeros(8)}
+    predicted = ItemLogits(logits=logits, y=np.zeros(8), clip=clips, frame=frames)
     pred = FrameVote().decide(predicted, [np.arange(4), np.arange(4, 8)], ds)
     assert pred.tolist() == [2, int(logits[4 + ds.apex_fields[1]].argmax())]
 
@@ -240,14 +243,27 @@ def test_vote_uses_frames_and_the_apex_field_on_ties(synth_store):
 def test_augmentations_keep_shapes_and_draw_from_the_grid():
     g = torch.Generator().manual_seed(0)
     x = torch.arange(2 * 30, dtype=torch.float32).reshape(1, 1, 2, 30).repeat(4, 1, 1, 1)
-    out = frame_subset(x, g, AugmentParams(keep_fractions=(0.6,)))
+    out = frame_subset(x, g, (0.6,))
     assert out.shape == x.shape
     assert torch.all(out[..., 0] >= x[..., 0]) and torch.all(torch.diff(out, dim=-1) >= 0)
-    torch.testing.assert_close(frame_subset(x, g, AugmentParams(keep_fractions=(1.0,))), x)
+    torch.testing.assert_close(frame_subset(x, g, (1.0,)), x)
     flow = torch.ones(200, 2, 3, 3)
-    factors = magnification_scale(flow, g)[:, 0, 0, 0]
+    factors = magnification_scale(flow, g, tuple(float(a) for a in range(5, 15)))[:, 0, 0, 0]
     assert factors.min() >= 6 / 10.5 - 1e-6 and factors.max() <= 15 / 10.5 + 1e-6
     assert len(torch.unique(factors)) > 5
+
+
+def test_scale_augmentation_draws_the_stores_alphas(synth_store):
+    """The synthetic store records magnify.alphas (40, 60): (1 + a) / (1 + 50) gives 41/51 and 61/51 only."""
+    clips, table, folds = _folds(synth_store)
+    scale = _inputs(clips, table, folds[0], choices=(("augmentation", "scale"),))
+    step = get_recipe("strcn-g").stages[0].objective(scale)
+    seen = []
+    batch = Item(x=torch.ones(64, 2, 70, 70), y=torch.zeros(64, dtype=torch.long), clip=torch.zeros(64))
+    step(lambda x: seen.append(x) or torch.zeros(64, 3, requires_grad=True), batch, torch.Generator().manual_seed(0))
+    factors = {round(float(f), 5) for f in seen[0][:, 0, 0, 0]}
+    assert factors == {round(41 / 51, 5), round(61 / 51, 5)}
+    assert Magnification.recorded(clips, "a test").alphas == (40.0, 60.0)
 
 
 def test_random_alpha_reads_every_stored_alpha(synth_store):
@@ -256,7 +272,7 @@ def test_random_alpha_reads_every_stored_alpha(synth_store):
     mask = fold_mask(clips, ids, 0.30)
     ds = AppearanceDataset(clips, ids, [0, 0], mask=mask, random_alpha=True, seed=1)
     plain = AppearanceDataset(clips, ids, [0, 0], mask=mask)
-    assert ds[0]["x"].shape == plain[0]["x"].shape == (1, int(mask.sum()), 30)
+    assert ds[0].x.shape == plain[0].x.shape == (1, int(mask.sum()), 30)
     distinct = {round(float(ds.raw(0).max()), 2) for _ in range(12)}
     assert len(distinct) == 2
 
@@ -290,8 +306,9 @@ def test_strcn_a_items_are_frame_subsets_of_each_alphas_clip_then_time_normalise
     clips = ClipTable.of(_ramp_store(tmp_path / "ramp.zarr"))
     mask = np.zeros((48, 64), bool)
     mask[:2, :3] = True
-    ds = AppearanceDataset(clips, clips.ids, [0, 1], mask=mask, variants=True)
-    assert ds.n_variants == 2 * 5  # two stored alphas x Xia's five fractions
+    ds = AppearanceDataset(clips, clips.ids, [0, 1], mask=mask, variants=True,
+                           keep_fractions=recorded_subset_levels(clips, "a test"))
+    assert ds.n_variants == 2 * 5  # two stored alphas x Xia's five fractions, as the store recorded them
     # Variant 1 * 5 + 4: alpha number 1 (frames 100 + 10 t), 60 % of 5 frames = 3 kept, say t0 < t1 < t2.
     # Subsetting then time-normalising to 30 columns puts kept frame k at position j * 2 / 29 of column j:
     # 100 + 10 t0 at column 0, 100 + 10 t2 at column 29, and column 14 (position 28/29, between the first
@@ -323,28 +340,50 @@ def test_strcn_a_epochs_cover_every_alpha_and_fraction_and_the_columns_option_ke
     items, objective = recipe.stages[0].items, recipe.stages[0].objective
     inputs = _inputs(clips, table, fold)
     train, _ = items.datasets(inputs, None)
-    draws = [d for batch in items.loader(train, 4, inputs, train=True) for d in batch["variant"].tolist()]
+    draws = [d for batch in items.loader(train, 4, inputs, train=True) for d in batch.variant.tolist()]
     assert sorted(draws) == list(range(10))  # one clip x 2 alphas x 5 fractions, each once per epoch
     x = torch.rand(3, 1, 8, 30)
-    step = objective(inputs.options)
+    step = objective(inputs)
     logits = torch.zeros(3, 3, requires_grad=True)
     model = lambda v: logits + v.sum() * 0  # noqa: E731 - a stand-in network that records nothing
     seen = []
-    step(lambda v: seen.append(v) or model(v), {"x": x, "y": torch.tensor([0, 1, 2])}, torch.Generator())
+    batch = Item(x=x, y=torch.tensor([0, 1, 2]), clip=torch.zeros(3))
+    step(lambda v: seen.append(v) or model(v), batch, torch.Generator())
     assert torch.equal(seen[0], x)  # Xia's augmentation is in the items; the batch is left alone
-    columns = RunOptions(choices=(("augmentation", "columns"),))
-    train, _ = items.datasets(_inputs(clips, table, fold, choices=columns.choices), None)
+    columns = _inputs(clips, table, fold, choices=(("augmentation", "columns"),))
+    train, _ = items.datasets(columns, None)
     assert train.random_alpha
-    objective(columns)(lambda v: seen.append(v) or model(v), {"x": x, "y": torch.tensor([0, 1, 2])},
-                       torch.Generator().manual_seed(0))
+    objective(columns)(lambda v: seen.append(v) or model(v), batch, torch.Generator().manual_seed(0))
     assert not torch.equal(seen[1], x)  # the column subset of the time-normalised matrix
+
+
+def test_strcn_a_subsets_need_the_stores_record_of_its_subset_levels(tmp_path):
+    """Xia's subset levels are the store's (flow_onset_apex_magnified.subset_levels), never a default of training:
+    a store with no record of that stage is refused with the build command, unless the run does not augment."""
+    from mepipe.featurestore.manifest import write_manifest
+
+    path = _ramp_store(tmp_path / "ramp.zarr")
+    writer = StoreWriter(path)
+    stages = dict(writer.root_attrs()["stages"])
+    del stages["flow_onset_apex_magnified"]
+    writer.update_root_attrs({"stages": stages})
+    writer.consolidate()
+    write_manifest(path)
+    clips = ClipTable.of(path)
+    labels, _, _ = apply_scheme(clips.samples, "samm-3")
+    table = clips.samples.loc[labels.index].assign(label=labels)
+    fold = loso(table)[0]
+    items = get_recipe("strcn-a").stages[0].items
+    with pytest.raises(MissingStageError, match=r"STRCN-A's frame subsets reads the parameters of stage "
+                                                r"flow_onset_apex_magnified.*mepipe build .*--features "
+                                                r"flow_onset_apex_magnified"):
+        items.datasets(_inputs(clips, table, fold), None)
+    train, _ = items.datasets(_inputs(clips, table, fold, augment=False), None)
+    assert train.n_variants == 0
 
 
 def test_strcn_g_items_are_each_alphas_flow_of_each_subsets_pair(tmp_path):
     """Field (alpha a, pair p) holds 100 a + 10 p; subsets use pairs 0, 1, 1, 2, 0; the test alpha is 8 (number 1)."""
-    from mepipe.train.data import MagnifiedFlowDataset
-    from mepipe.train.items import test_alpha_index
-
     writer = StoreWriter(tmp_path / "g.zarr")
     writer.create()
     rows = []
@@ -367,7 +406,7 @@ def test_strcn_g_items_are_each_alphas_flow_of_each_subsets_pair(tmp_path):
     table = clips.samples.loc[labels.index].assign(label=labels)
     fold = loso(table)[0]
     inputs = _inputs(clips, table, fold)
-    assert test_alpha_index(inputs) == 1
+    assert Magnification.recorded(clips, "a test").test_index == 1
     ds = MagnifiedFlowDataset(clips, clips.ids, [0, 1], test_alpha=1)
     assert ds.n_variants == 2 * 5
     assert ds.raw(1)[0, 0, 0] == 100 + 1  # the test alpha's own onset->apex pair (pair 0), clip 2
@@ -378,7 +417,7 @@ def test_strcn_g_items_are_each_alphas_flow_of_each_subsets_pair(tmp_path):
     assert recipe.reads_for(inputs.options) == ("flow_onset_apex_magnified", "subset_pair")
     items = recipe.stages[0].items
     train, test = items.datasets(inputs, None)
-    draws = [v for batch in items.loader(train, 4, inputs, train=True) for v in batch["variant"].tolist()]
+    draws = [v for batch in items.loader(train, 4, inputs, train=True) for v in batch.variant.tolist()]
     assert sorted(draws) == list(range(10))  # every alpha x subset of the training clip, once per epoch
     scale = RunOptions(choices=(("augmentation", "scale"),))
     assert recipe.reads_for(scale) == ("flow_onset_apex",)
@@ -409,8 +448,8 @@ def test_train_params_come_from_the_recipe_and_can_be_overridden():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="test_dataset"):
         RunParams(model="shcnn", store="s", labels="samm-3", protocol="cross")
-    with pytest.raises(ValueError, match="STRCN-A does"):
-        RunParams(model="shcnn", store="s", labels="samm-3", mask="global")
+    with pytest.raises(ValueError, match="no recipe option 'mask'"):
+        RunParams(model="shcnn", store="s", labels="samm-3", recipe_options=(("mask", "global"),))
 
 
 def test_run_folder_report_and_metrics_wiring(shcnn_run):

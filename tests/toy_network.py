@@ -1,22 +1,26 @@
-"""A toy eighth network, complete in this one file: module, factory, item maker and recipe.
+"""A toy eighth network, complete in this one file: module, factory, its own input form and recipe.
 
 It classifies a clip from its stored ``intensity`` curve, resampled to a
 fixed length, with one 1-D convolution. Nothing else in mepipe knows it:
 importing this module registers it, and ``mepipe train --model toy-curve``
-(or ``run_training``) trains it like the seven published networks.
+(or ``run_training``) trains it like the seven published networks. Its
+input form (a dataset and its item maker) is written here, beside it, as a
+paper's own form would be; a form several networks share would be one
+module of ``mepipe.train.inputs``.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from mepipe.train.data import ClipReader, StoreDataset, fit_standardiser
-from mepipe.train.loop import make_loader
+from mepipe.featurestore.features import INTENSITY
+from mepipe.train.inputs.base import ClipReader, Shuffled, StoreDataset, fold_sides
 from mepipe.train.models import register_model
 from mepipe.train.objectives import Classify
 from mepipe.train.recipe import Optimiser, Recipe, TrainingStage
@@ -32,7 +36,7 @@ class CurveDataset(StoreDataset):
     def __init__(self, clips, samples: Sequence[str], labels: Sequence[int], *, length: int, **io):
         super().__init__(clips, samples, labels)
         self.length = length
-        self.reader = ClipReader(self.clips, "intensity", self.samples, **io)
+        self.reader = ClipReader(self.clips, INTENSITY.name, self.samples, **io)
 
     def raw(self, i: int) -> np.ndarray:
         curve = self.reader[self.samples[i]].astype(np.float32)
@@ -41,23 +45,15 @@ class CurveDataset(StoreDataset):
 
 
 @dataclass(frozen=True)
-class IntensityCurves:
+class IntensityCurves(Shuffled):
     """Item maker: resampled intensity curves, standardised on the fold's training clips."""
 
     length: int = LENGTH
-    reads: tuple[str, ...] = ("intensity",)
+    reads: tuple[str, ...] = (INTENSITY.name,)
 
     def datasets(self, fold, model: nn.Module) -> tuple[Dataset, Dataset]:
-        train = CurveDataset(fold.clips, fold.train, fold.train_labels, length=self.length, **fold.io)
-        test = CurveDataset(fold.clips, fold.test, fold.test_labels, length=self.length, **fold.io)
-        if fold.statistics.standardiser is None:  # fitted on the training side once; the test pass reuses it
-            fold.statistics.standardiser = fit_standardiser(train, seed=fold.options.seed)
-        train.with_standardiser(fold.statistics.standardiser)
-        test.with_standardiser(fold.statistics.standardiser)
-        return train, test
-
-    def loader(self, dataset: Dataset, batch_size: int, fold, *, train: bool) -> DataLoader:
-        return make_loader(dataset, batch_size, shuffle=train, seed=fold.options.seed, device=fold.device)
+        # Standardised on the training side once (fold.statistics); the test pass reuses it.
+        return fold_sides(fold, partial(CurveDataset, fold.clips, length=self.length, **fold.io), center=True)
 
 
 class CurveNet(nn.Module):
@@ -75,7 +71,6 @@ class CurveNet(nn.Module):
 RECIPE = Recipe(
     name="toy-curve",
     doi="10.0000/toy",
-    reads=("intensity",),
     stages=(TrainingStage(name="network", items=IntensityCurves(), objective=Classify(),
                           optimiser=Optimiser("adam", lr=1e-2, batch_size=4), epochs=3, predict=MeanLogits()),),
     min_input_shape=(1, LENGTH),

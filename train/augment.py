@@ -4,10 +4,14 @@ The papers enlarge each training clip with a grid of variants and train
 epochs over the enlarged set: Kim et al. 2017 (§3.1) 150 flipped, rotated,
 shifted and scaled copies, Xia et al. 2019 (§III-E) ten magnification
 factors α ∈ {5, …, 14} times five random frame subsets keeping
-100/90/80/70/60 % of the frames. Here the variants are drawn on the fly:
-:class:`AugmentedEpochs` (with :class:`~mepipe.train.data.VariantSampler`)
-makes an epoch every training clip under every variant of its grid (or the
-``variants`` run option's share of it), and
+100/90/80/70/60 % of the frames. Xia's grid is the store's: its α list and
+test α are the ``magnify`` stage's recorded parameters
+(:class:`Magnification`), its subset levels those of the stage that wrote
+the frame subsets (:func:`recorded_subset_levels`); training never restates
+them. Here the variants are drawn on the fly: :class:`AugmentedEpochs`
+(with :class:`~mepipe.train.inputs.base.VariantSampler`) makes an epoch
+every training clip under every variant of its grid (or the ``variants``
+run option's share of it), and
 
 - **Kim** (and Nag): :func:`grid_transform` applies each item's variant of
   :class:`AffineAugmentParams`' grid to a batch, the same transform to every
@@ -15,7 +19,7 @@ makes an epoch every training clip under every variant of its grid (or the
 - **STRCN-A**: the dataset cuts each item from the clip magnified with its
   variant's α and keeps a random subset of its frames
   (:func:`draw_frame_subset`) before time normalisation
-  (:class:`~mepipe.train.data.AppearanceDataset`);
+  (:class:`~mepipe.train.inputs.appearance.AppearanceDataset`);
 - **SHCNN**: Miao et al. use no augmentation for micro-expressions; none.
 
 The ways before issue 14 stay as recipe options: STRCN-A's random subset
@@ -23,11 +27,11 @@ of the time-normalised matrix's columns (:func:`frame_subset`), and
 STRCN-G's emulation of α on a store holding one onset→apex flow of the
 unmagnified crops: in the linear regime of Eulerian magnification a
 displacement δ becomes (1 + α) δ, so each field is scaled by
-(1 + α_k) / (1 + α_ref) with α_ref the mean of the α list
+(1 + α_k) / (1 + α_ref) with α_ref the mean of the store's α list
 (:func:`magnification_scale`); frame subsets have no counterpart there.
 
 Random draws come from a CPU generator seeded per fold (reproducible on any
-device), or from the seed a :data:`~mepipe.train.data.Draw` carries; the
+device), or from the seed a :data:`~mepipe.train.inputs.base.Draw` carries; the
 arithmetic runs on the batch's device.
 
 References
@@ -42,14 +46,20 @@ References
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mepipe.featurestore.features import MAGNIFIED_SMALL, SUBSET_FRAMES, test_alpha_index
+
 from .recipe import RecipeOption, RunOptions
+
+if TYPE_CHECKING:
+    from .clips import ClipTable
 
 Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """A batch transform ``(x, generator) -> x`` applied to training batches only."""
@@ -69,7 +79,7 @@ class AugmentedEpochs:
     α × 5 frame subsets; their epochs (and Xia's per-epoch learning-rate
     decay) run over that enlarged set. Here an epoch is every training clip
     under ``variants`` distinct variants of the grid, drawn without
-    replacement and in random order (:class:`~mepipe.train.data.VariantSampler`);
+    replacement and in random order (:class:`~mepipe.train.inputs.base.VariantSampler`);
     with the default 0 that is every variant, the paper's epoch.
 
     Attributes
@@ -99,25 +109,43 @@ class AugmentedEpochs:
 
 
 @dataclass(frozen=True)
-class AugmentParams:
-    """Xia's augmentation grid (paper defaults).
+class Magnification:
+    """Xia's magnification factors as a store's ``magnify`` stage recorded them.
 
     Attributes
     ----------
     alphas : tuple of float
-        Magnification factors α (Xia: 5..14).
-    keep_fractions : tuple of float
-        Fractions of frames kept by a random subset (Xia: 100..60 %).
+        The α list, in the order of the ``alpha`` dim of ``magnified_small``
+        and ``flow_onset_apex_magnified`` (Xia: 5..14).
+    test_alpha : float
+        The α of test inputs, heat maps and ``appearance_frames`` (Xia: 8).
     """
 
-    alphas: tuple[float, ...] = tuple(float(a) for a in range(5, 15))
-    keep_fractions: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6)
+    alphas: tuple[float, ...]
+    test_alpha: float
 
-    def __post_init__(self) -> None:
-        if not self.alphas or min(self.alphas) < 0:
-            raise ValueError(f"alphas must be a non-empty tuple of values >= 0, got {self.alphas!r}")
-        if not self.keep_fractions or not all(0 < f <= 1 for f in self.keep_fractions):
-            raise ValueError(f"keep_fractions must be in (0, 1], got {self.keep_fractions!r}")
+    @property
+    def test_index(self) -> int:
+        """Position of the test α along the ``alpha`` dim."""
+        return test_alpha_index({MAGNIFIED_SMALL.stage: {"alphas": self.alphas, "test_alpha": self.test_alpha}})
+
+    @classmethod
+    def recorded(cls, clips: ClipTable, reader: str) -> Magnification:
+        """The run's stores' α list and test α (every store must record the same); ``reader`` names who asks."""
+        params = clips.stage_params(MAGNIFIED_SMALL.stage, reader)
+        return cls(tuple(float(a) for a in params["alphas"]), float(params["test_alpha"]))
+
+
+def recorded_subset_levels(clips: ClipTable, reader: str) -> tuple[float, ...]:
+    """Xia's frame-subset fractions as the run's stores recorded them (the stage writing ``subset_frames``).
+
+    Raises
+    ------
+    MissingStageError
+        A store has no record of that stage; the message names ``reader``
+        and the build command.
+    """
+    return tuple(float(f) for f in clips.stage_params(SUBSET_FRAMES.stage, reader)["subset_levels"])
 
 
 def draw_frame_subset(n_frames: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -136,25 +164,24 @@ def draw_frame_subset(n_frames: int, fraction: float, rng: np.random.Generator) 
     return np.sort(rng.choice(n_frames, size=count, replace=False))
 
 
-def magnification_scale(x: torch.Tensor, generator: torch.Generator,
-                        params: AugmentParams = AugmentParams()) -> torch.Tensor:
-    """Scale each flow field by (1 + α_k) / (1 + mean α), α_k drawn per item.
+def magnification_scale(x: torch.Tensor, generator: torch.Generator, alphas: Sequence[float]) -> torch.Tensor:
+    """Scale each flow field by (1 + α_k) / (1 + mean α), α_k drawn per item from ``alphas``.
 
     Parameters
     ----------
     x : Tensor, shape (B, 2, H, W)
     generator : torch.Generator
         CPU generator for the draws.
-    params : AugmentParams
+    alphas : sequence of float
+        The store's α list (:class:`Magnification`).
     """
-    alphas = torch.tensor(params.alphas, dtype=torch.float32)
+    alphas = torch.tensor(tuple(alphas), dtype=torch.float32)
     pick = torch.randint(len(alphas), (x.shape[0],), generator=generator)
     factor = (1.0 + alphas[pick]) / (1.0 + alphas.mean())
     return x * factor.to(device=x.device, dtype=x.dtype).view(-1, *([1] * (x.ndim - 1)))
 
 
-def frame_subset(x: torch.Tensor, generator: torch.Generator,
-                 params: AugmentParams = AugmentParams()) -> torch.Tensor:
+def frame_subset(x: torch.Tensor, generator: torch.Generator, keep_fractions: Sequence[float]) -> torch.Tensor:
     """Keep a random, ordered subset of the time columns and resample it back to T.
 
     Parameters
@@ -163,7 +190,8 @@ def frame_subset(x: torch.Tensor, generator: torch.Generator,
         Appearance matrices, time along the last axis.
     generator : torch.Generator
         CPU generator for the draws.
-    params : AugmentParams
+    keep_fractions : sequence of float
+        The store's frame-subset fractions (:func:`recorded_subset_levels`).
 
     Returns
     -------
@@ -174,7 +202,7 @@ def frame_subset(x: torch.Tensor, generator: torch.Generator,
         normalisation of the store).
     """
     n_time = x.shape[-1]
-    fractions = torch.tensor(params.keep_fractions, dtype=torch.float64)
+    fractions = torch.tensor(tuple(keep_fractions), dtype=torch.float64)
     picks = torch.randint(len(fractions), (x.shape[0],), generator=generator)
     out = torch.empty_like(x)
     for b in range(x.shape[0]):

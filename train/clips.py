@@ -30,15 +30,19 @@ import pandas as pd
 
 from mepipe.featurestore import FeatureStore, open_store
 from mepipe.featurestore.errors import DataError, UsageError
-from mepipe.featurestore.features import feature_def
+from mepipe.featurestore.features import FRAME, FeatureDef, feature_def
 
 from .recipe import RecipeError
 
-__all__ = ["ClipTable", "Geometry", "MissingFeatureError", "StoreMismatchError"]
+__all__ = ["ClipTable", "Geometry", "MissingFeatureError", "MissingStageError", "StoreMismatchError"]
 
 
 class MissingFeatureError(DataError, KeyError):
     """A store lacks a feature a model reads."""
+
+
+class MissingStageError(DataError, KeyError):
+    """A store has no record of a stage whose parameters a model reads."""
 
 
 class StoreMismatchError(DataError, ValueError):
@@ -68,16 +72,18 @@ class Geometry:
         """A stage's recorded parameters, the same in every store of the run (:meth:`ClipTable.stage_params`)."""
         return self.clips.stage_params(stage)
 
-    def size(self, feature: str, dim: str) -> int:
-        """The size of ``dim`` of ``feature``."""
+    def size(self, feature: FeatureDef | str, dim: str) -> int:
+        """The size of ``dim`` of ``feature`` (its definition or its name)."""
+        name = _name(feature)
         try:
-            return int(self.sizes[feature][dim])
+            return int(self.sizes[name][dim])
         except KeyError:
-            raise KeyError(f"{self.model}: no size of {feature}.{dim} (it reads {sorted(self.sizes)})") from None
+            raise KeyError(f"{self.model}: no size of {name}.{dim} (it reads {sorted(self.sizes)})") from None
 
-    def refuse(self, reason: str, *dims: tuple[str, str]) -> RecipeError:
+    def refuse(self, reason: str, *dims: tuple[FeatureDef | str, str]) -> RecipeError:
         """A :class:`RecipeError` for ``reason``, naming each (feature, dim)'s size and the parameter that set it."""
-        where = "; ".join(f"{f} has {d} = {self.size(f, d)}, set by {feature_def(f).source(d)}" for f, d in dims)
+        where = "; ".join(f"{_name(f)} has {d} = {self.size(f, d)}, set by {feature_def(_name(f)).source(d)}"
+                          for f, d in dims)
         return RecipeError(f"{self.model} cannot read this store: {reason} ({where}). Rebuild the store with a "
                            "value it takes (mepipe build --config), or choose another model")
 
@@ -212,7 +218,7 @@ class ClipTable:
 
     def frame_numbers(self, sample: str) -> np.ndarray:
         """The clip's source frame numbers (the ``frame`` feature)."""
-        return self.read("frame", sample)
+        return self.read(FRAME.name, sample)
 
     def value(self, sample: str, column: str) -> Any:
         """A sample-table value of one clip; None where missing (NA, NaN or absent column)."""
@@ -304,13 +310,23 @@ class ClipTable:
             raise MissingFeatureError(f"{model}: no clip holds all of {', '.join(features)}")
         return Geometry(model, found, self)
 
-    def stage_params(self, stage: str) -> dict[str, Any]:
-        """The recorded parameters of ``stage``; every store of the run must record the same."""
+    def stage_params(self, stage: str, reader: str = "this run") -> dict[str, Any]:
+        """The recorded parameters of ``stage``; every store of the run must record the same.
+
+        Raises
+        ------
+        MissingStageError
+            A store has no record of the stage; the message names ``reader``
+            (what needs the parameters) and the ``mepipe build`` command that adds it.
+        """
         seen: dict[str, dict[str, Any]] = {}
         for key, store in self.stores.items():
             record = store.record
             if record is None or stage not in record.stages:
-                raise KeyError(f"{key}: no record of stage {stage!r}; rebuild the store with `mepipe build`")
+                source = f" --dataset {record.dataset} --root {record.source_root}" if record is not None else ""
+                raise MissingStageError(f"{key}: {reader} reads the parameters of stage {stage}, which the store "
+                                        f"has no record of; build it with `mepipe build{source} --store {key} "
+                                        f"--features {stage}`")
             seen[key] = record.stages[stage].params
         (first, values), *others = seen.items()
         for key, other in others:
@@ -355,6 +371,10 @@ class ClipTable:
     def reopen(cls, described: Sequence[Mapping[str, Any]]) -> ClipTable:
         """The clip table a run read, from :meth:`describe`'s entries, each store pinned to its recorded id."""
         return cls.open([d["location"] for d in described], [d.get("store_id") for d in described])
+
+
+def _name(feature: FeatureDef | str) -> str:
+    return feature.name if isinstance(feature, FeatureDef) else feature
 
 
 def store_id(store: FeatureStore) -> str | None:

@@ -18,8 +18,8 @@ import torch
 from mepipe.featurestore.views import apex_field, code_flow
 
 from .clips import ClipTable
-from .data import Standardiser
-from .items import FlowFrames
+from .inputs.base import Standardiser
+from .inputs.flow_frames import FlowFrames
 from .models import get_recipe, saliency
 from .recipe import RunOptions
 from .report import pyplot, read_report, save_figure
@@ -74,7 +74,7 @@ def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
     entry = next(f for f in report["folds"] if f["name"] == fold_name)
     recipe = get_recipe(report["model"])
     items = recipe.stages[0].items
-    feature = items.feature
+    feature = items.feature.name
     coding = items.coding_of(RunOptions(choices=recipe.resolve_choices(report["parameters"]["run"].get(
         "recipe_options") or ())))
     clips = ClipTable.reopen(report["store"]["stores"])

@@ -26,7 +26,7 @@ import torch
 
 from . import metrics
 from .clips import ClipTable
-from .data import Standardiser
+from .inputs.base import Standardiser
 from .loop import EpochHook, EpochRecord, TrainParams, load_checkpoint, save_checkpoint, seed_everything, train_model
 from .models import create_model
 from .protocols import Fold
@@ -68,7 +68,8 @@ class FoldStatistics:
 
 @dataclass
 class FoldInputs:
-    """What item makers see of a fold: its clips and labels, the run's options, what was fitted so far.
+    """What item makers and objective makers see of a fold: its clips and labels, the run's options, what was
+    fitted so far.
 
     Attributes
     ----------
@@ -279,7 +280,7 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
         train, validation = stage.items.datasets(training, model)
         n_first_items = n_first_items or len(train)
         loader = stage.items.loader(train, params.batch_size, training, train=True)
-        objective = stage.objective(options)
+        objective = stage.objective(training)
         choice = None
         if sides.validation and stage.predict is not None:
             choice = EpochChoice(stage, model, stage.items.loader(validation, params.batch_size, training, train=False),
@@ -300,7 +301,7 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
         path = save_checkpoint(model, checkpoint_path(out, sides.fold.name) if last
                                else stage_checkpoint_path(out, sides.fold.name, number))
         checkpoints.append(path)
-        stage_info.append({"name": stage.name, "items": len(train), "shape": list(train[0]["x"].shape),
+        stage_info.append({"name": stage.name, "items": len(train), "shape": list(train[0].x.shape),
                            "epochs": len(records), "seconds_per_epoch": _mean_seconds(records),
                            "checkpoint": str(path.relative_to(out))})
     # Every stage is trained and saved: only now are the test clips read.

@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 
 from mepipe.featurestore.errors import MepipeError
 
+from .inputs.batches import Item, collate
+
 
 class TrainingDiverged(MepipeError, FloatingPointError):
     """The training loss became NaN or infinite: the settings (usually the learning rate) do not suit the data.
@@ -36,18 +38,13 @@ class TrainingDiverged(MepipeError, FloatingPointError):
 
 log = logging.getLogger(__name__)
 
-Objective = Callable[[nn.Module, dict, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Objective = Callable[[nn.Module, Item, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 """``(model, batch on the device, generator) -> (loss, logits, y)``: one training step's loss and
 the logits/labels its accuracy is counted on (:mod:`mepipe.train.objectives`)."""
 
 EpochHook = Callable[[int], None]
 """Called with the 0-based epoch number before that epoch's first batch (per-epoch draws, statistics of the
 training set an objective holds constant during the epoch)."""
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    """Every tensor of a batch on ``device`` (other values unchanged)."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 @dataclass(frozen=True)
@@ -145,11 +142,12 @@ def describe_device(device: torch.device) -> str:
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, shuffle: bool = False,
-                seed: int = 0, workers: int = 0, device: torch.device | None = None,
-                collate_fn: Callable | None = None) -> DataLoader:
+                seed: int = 0, workers: int = 0, device: torch.device | None = None) -> DataLoader:
+    """Batches of a dataset of typed items (:func:`~mepipe.train.inputs.batches.collate`), shuffled by a
+    generator seeded with ``seed`` unless a ``sampler`` orders them."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle and sampler is None,
-                      generator=generator, num_workers=workers, collate_fn=collate_fn,
+                      generator=generator, num_workers=workers, collate_fn=collate,
                       pin_memory=device is not None and device.type == "cuda",
                       persistent_workers=workers > 0)
 
@@ -195,7 +193,7 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
         for batch in loader:
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                loss, logits, y = objective(model, to_device(batch, device), generator)
+                loss, logits, y = objective(model, batch.to(device), generator)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"{desc}: the training loss became {loss.item()} at epoch {epoch + 1}; "
                                          "lower the learning rate (--lr)")
@@ -231,32 +229,45 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
     return history
 
 
+@dataclass(frozen=True)
+class ItemLogits:
+    """The logits of every item of a loader, with what identifies each item.
+
+    Attributes
+    ----------
+    logits : ndarray, float32, shape (N, n_classes)
+    y, clip, frame : ndarray, int64, shape (N,)
+        The items' class, clip index and place within the clip
+        (see :class:`~mepipe.train.inputs.batches.Item`).
+    """
+
+    logits: np.ndarray
+    y: np.ndarray
+    clip: np.ndarray
+    frame: np.ndarray
+
+
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device,
-            forward: Callable[[nn.Module, dict], torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+            forward: Callable[[nn.Module, Item], torch.Tensor] | None = None) -> ItemLogits:
     """Logits of every item of a (non-shuffled) loader.
 
     Parameters
     ----------
     forward : callable, optional
-        ``(model, batch on the device) -> logits``; default ``model(batch["x"])``.
-
-    Returns
-    -------
-    dict
-        ``logits`` (N, n_classes) float32, ``y``, ``clip`` and ``frame`` (N,) int64.
+        ``(model, batch on the device) -> logits``; default ``model(batch.x)``.
     """
     model.to(device).eval()
     amp = device.type == "cuda"
-    parts: dict[str, list[np.ndarray]] = {"logits": [], "y": [], "clip": [], "frame": []}
+    logits, y, clip, frame = [], [], [], []
     for batch in loader:
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-            on_device = to_device(batch, device)
-            logits = forward(model, on_device) if forward is not None else model(on_device["x"])
-        parts["logits"].append(logits.float().cpu().numpy())
-        for key in ("y", "clip", "frame"):
-            parts[key].append(np.asarray(batch[key], dtype=np.int64))
-    return {k: np.concatenate(v) if v else np.empty((0,)) for k, v in parts.items()}
+            on_device = batch.to(device)
+            out = forward(model, on_device) if forward is not None else model(on_device.x)
+        logits.append(out.float().cpu().numpy())
+        for column, values in ((y, batch.y), (clip, batch.clip), (frame, batch.frame)):
+            column.append(np.asarray(values, dtype=np.int64))
+    return ItemLogits(*(np.concatenate(part) if part else np.empty((0,)) for part in (logits, y, clip, frame)))
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:

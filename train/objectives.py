@@ -1,8 +1,10 @@
 """Training objectives recipes use: a step's loss from a batch, and how a model's logits are taken.
 
-An objective maker is called with the run's :class:`~mepipe.train.recipe.RunOptions`
+An objective maker is called with a fold's training inputs
+(:class:`~mepipe.train.fold.FoldInputs`: the run's options, the stores)
 and returns the step function the training loop calls,
 ``(model, batch on the device, generator) -> (loss, logits, y)``; the
+batch is the stage's typed :class:`~mepipe.train.inputs.batches.Item`, the
 logits and labels are what the epoch's training accuracy is counted on.
 Objectives with several terms or targets (Kim's E1..E5, Nag's intensity)
 are defined in their network's module.
@@ -11,34 +13,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .augment import Augmenter
+from .inputs.batches import Item
+from .inputs.sequences import SequenceItem
 from .loop import Objective
-from .recipe import RunOptions
+
+if TYPE_CHECKING:
+    from .fold import FoldInputs
 
 __all__ = ["Classify", "Forward", "frame_logits", "sequence_logits", "whole_model"]
 
-Forward = Callable[[nn.Module, dict], torch.Tensor]
+Forward = Callable[[nn.Module, Item], torch.Tensor]
 """``(model, batch on the device) -> logits``: which head of a model a stage trains or predicts with."""
 
 
-def whole_model(model: nn.Module, batch: dict) -> torch.Tensor:
+def whole_model(model: nn.Module, batch: Item) -> torch.Tensor:
     """``model(x)``: a one-stage network's logits."""
-    return model(batch["x"])
+    return model(batch.x)
 
 
-def frame_logits(model: nn.Module, batch: dict) -> torch.Tensor:
+def frame_logits(model: nn.Module, batch: Item) -> torch.Tensor:
     """``model.frame_logits(x)``: the per-frame CNN's own classifier of a two-stage network."""
-    return model.frame_logits(batch["x"])
+    return model.frame_logits(batch.x)
 
 
-def sequence_logits(model: nn.Module, batch: dict) -> torch.Tensor:
+def sequence_logits(model: nn.Module, batch: SequenceItem) -> torch.Tensor:
     """``model.temporal(x, length)``: the recurrent head over encoded sequences of a two-stage network."""
-    return model.temporal(batch["x"], batch["length"])
+    return model.temporal(batch.x, batch.length)
 
 
 @dataclass(frozen=True)
@@ -59,13 +66,13 @@ class Classify:
     forward: Forward = whole_model
     augment: Augmenter | None = None
 
-    def __call__(self, options: RunOptions) -> Objective:
-        augment = self.augment if options.augment else None
+    def __call__(self, fold: FoldInputs) -> Objective:
+        augment = self.augment if fold.options.augment else None
 
-        def step(model: nn.Module, batch: dict, generator: torch.Generator):
+        def step(model: nn.Module, batch: Item, generator: torch.Generator):
             if augment is not None:
-                batch = {**batch, "x": augment(batch["x"], generator)}
+                batch = batch.with_x(augment(batch.x, generator))
             logits = self.forward(model, batch)
-            return self.loss(logits.float(), batch["y"]), logits, batch["y"]
+            return self.loss(logits.float(), batch.y), logits, batch.y
 
         return step

@@ -64,8 +64,6 @@ class RunParams:
     device : {"auto", "cpu", "cuda"}
     seed : int
         Seeds every fold (each fold restarts from the same seed).
-    mask : {"fold", "global"}
-        STRCN-A mask from each fold's training clips, or from all clips (Xia).
     in_memory : bool
         Hold the needed features of the fold's clips in RAM.
     folds : int, optional
@@ -77,11 +75,9 @@ class RunParams:
     model_args : tuple of (str, value)
         Extra keyword arguments of the model factory (e.g. ``("n_maps", 32)``); they win over the
         sizes the recipe derives from the store.
-    terms : tuple of str, optional
-        Objective terms, for models whose recipe takes them (Kim 2017: ``("E1", "E2")``; Table 6).
     recipe_options : tuple of (str, value)
-        The recipe's named options (``--recipe-option NAME=VALUE``, e.g. Kim's ``("means", "batch")``);
-        unset ones take their default, the paper's way.
+        The recipe's named options (``--recipe-option NAME=VALUE``, e.g. Kim's ``("means", "batch")`` or
+        ``("terms", "E1,E2")``, STRCN-A's ``("mask", "global")``); unset ones take their default.
     temporal_epochs : int, optional
         Multi-stage models: epochs of the second (recurrent) stage.
     patience : int, optional
@@ -114,12 +110,10 @@ class RunParams:
     weight_decay: float | None = None
     device: str = "auto"
     seed: int = 0
-    mask: str = "fold"
     in_memory: bool = False
     folds: int | None = None
     augment: bool = True
     model_args: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
-    terms: tuple[str, ...] | None = None
     recipe_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     temporal_epochs: int | None = None
     patience: int | None = None
@@ -151,17 +145,9 @@ class RunParams:
             raise RunParamsError("composite_list (--composite-list) belongs to the megc2019 protocol")
         if self.val_subjects is not None and self.val_subjects < 1:
             raise RunParamsError(f"val_subjects must be >= 1, got {self.val_subjects}")
-        if self.mask not in ("fold", "global"):
-            raise RunParamsError(f"mask must be 'fold' or 'global', got {self.mask!r}")
         if self.folds is not None and self.folds < 1:
             raise RunParamsError(f"folds must be >= 1, got {self.folds}")
         recipe = get_recipe(self.model)
-        if self.terms is not None and "terms" not in recipe.options:
-            raise RunParamsError(f"terms (--terms) select objective terms; model {self.model!r} has none "
-                                 "(Kim 2017's E1..E5 do)")
-        if self.mask != "fold" and "mask" not in recipe.options:
-            raise RunParamsError(f"mask (--mask) chooses the clips of a dataset-level mask; model {self.model!r} "
-                                 "reads none (STRCN-A does)")
         try:
             recipe.resolve_choices(self.recipe_options)
         except ValueError as err:
@@ -177,8 +163,7 @@ class RunParams:
 
     def options(self) -> RunOptions:
         """What item makers and objectives see of this run."""
-        return RunOptions(augment=self.augment, seed=self.seed, in_memory=self.in_memory, mask=self.mask,
-                          terms=self.terms, workers=self.workers,
+        return RunOptions(augment=self.augment, seed=self.seed, in_memory=self.in_memory, workers=self.workers,
                           choices=get_recipe(self.model).resolve_choices(self.recipe_options))
 
     def epoch_selection(self) -> str:

@@ -9,11 +9,12 @@ stages in order, each from its :class:`TrainingStage` (items, batches,
 objective, optimiser, epochs, the parameters it trains, how its test clips
 are predicted).
 
-Building blocks for recipes live beside this module: item makers in
-:mod:`mepipe.train.items`, objectives in :mod:`mepipe.train.objectives`,
-clip-prediction rules in :mod:`mepipe.train.rules`. A new network that
-needs none beyond them is one file: its ``nn.Module``, its factory and its
-recipe.
+Building blocks for recipes live beside this module: input forms (item
+makers, their datasets and typed items) in :mod:`mepipe.train.inputs`,
+objectives in :mod:`mepipe.train.objectives`, clip-prediction rules in
+:mod:`mepipe.train.rules`. A new network that needs none beyond them is one
+file: its ``nn.Module``, its factory and its recipe; a new input form is
+one module.
 """
 from __future__ import annotations
 
@@ -94,11 +95,6 @@ class RunOptions:
     seed : int
     in_memory : bool
         Hold the features of the fold's clips in RAM.
-    mask : {"fold", "global"}
-        Clips a dataset-level statistic (the STRCN-A mask) is fitted on: the
-        fold's training clips, or every clip (the papers').
-    terms : tuple of str or None
-        Objective terms to use, for objectives made of several (Kim's E1..E5).
     workers : int
         DataLoader worker processes.
     choices : tuple of (str, value)
@@ -109,8 +105,6 @@ class RunOptions:
     augment: bool = True
     seed: int = 0
     in_memory: bool = False
-    mask: str = "fold"
-    terms: tuple[str, ...] | None = None
     workers: int = 0
     choices: tuple[tuple[str, Any], ...] = ()
 
@@ -129,14 +123,19 @@ class RecipeOption:
     Attributes
     ----------
     name : str
-    default : str or int
-        The paper's setting.
+    default : str, int or value of ``parser``
+        The paper's setting (or the leak-free one where the paper's lets test
+        clips in; its help says so).
     help : str
         What the option chooses, and what each value does.
     values : tuple of str, optional
         The allowed values of a named choice; None for an integer option.
     low, high : int
         Bounds of an integer option (``values`` None).
+    parser : callable, optional
+        ``value -> value`` for an option of its own kind (Kim's list of
+        objective terms): takes the text or a value, raises ValueError
+        naming what is wrong.
     """
 
     name: str
@@ -145,9 +144,15 @@ class RecipeOption:
     values: tuple[str, ...] | None = None
     low: int = 1
     high: int = 1 << 30
+    parser: Callable[[Any], Any] | None = None
 
     def parse(self, value: Any) -> Any:
         """The option's value from a string or a value; ValueError naming the allowed ones."""
+        if self.parser is not None:
+            try:
+                return self.parser(value)
+            except ValueError as err:
+                raise ValueError(f"recipe option {self.name}: {err}") from None
         if self.values is not None:
             if str(value) not in self.values:
                 raise ValueError(f"recipe option {self.name} must be one of {', '.join(self.values)}, got {value!r}")
@@ -184,9 +189,11 @@ class Deviation:
 
 
 class ItemMaker(Protocol):
-    """How a stage's items are assembled from store features and batched.
+    """How a stage's items are assembled from store features and batched: the maker of an input form
+    (:mod:`mepipe.train.inputs`).
 
-    ``datasets`` builds the fold's training and test datasets; it fits what
+    ``datasets`` builds the fold's training and test datasets, whose items
+    are the form's typed :class:`~mepipe.train.inputs.batches.Item`; it fits what
     it needs on the training clips only (standardisation, masks) and records
     it in ``fold.statistics``, unless ``fold.statistics`` already holds it.
     ``model`` is the network as trained by the earlier stages (for items
@@ -206,8 +213,9 @@ class ItemMaker(Protocol):
     def loader(self, dataset: Dataset, batch_size: int, fold: FoldInputs, *, train: bool) -> DataLoader: ...
 
 
-ObjectiveMaker = Callable[[RunOptions], Objective]
-"""Makes a stage's training objective ``(model, batch, generator) -> (loss, logits, y)`` for a run."""
+ObjectiveMaker = Callable[["FoldInputs"], Objective]
+"""Makes a stage's training objective ``(model, batch, generator) -> (loss, logits, y)`` for a fold's training
+side (its run options, and its stores' recorded parameters where the objective draws from them)."""
 
 
 class ClipRule(Protocol):
@@ -279,6 +287,7 @@ class Recipe:
         DOI of the paper that defines the network.
     reads : tuple of str
         Exactly the store features it reads; every store must hold them.
+        Default (empty): those its stages' item makers read, in stage order.
         Where a recipe option chooses between item makers, the run reads
         those of its choice (:meth:`reads_for`).
     stages : tuple of TrainingStage
@@ -288,9 +297,6 @@ class Recipe:
         ``(Geometry) -> dict`` of factory arguments that fit the stored sizes
         (``input_size``, ``in_chans``); raises :class:`RecipeError` naming the
         stage parameter when the network cannot take a size.
-    options : tuple of str
-        Run options (:class:`RunOptions` fields) beyond the common ones that
-        this recipe honours, e.g. ``("terms",)``; others are refused.
     min_input_shape : tuple of int
         Smallest item the default network accepts (channels first, with a
         leading time axis for sequence models); the registry's tests run it.
@@ -308,11 +314,10 @@ class Recipe:
 
     name: str
     doi: str
-    reads: tuple[str, ...]
     stages: tuple[TrainingStage, ...]
     min_input_shape: tuple[int, ...]
+    reads: tuple[str, ...] = ()
     adapt: Callable[[Geometry], Mapping[str, Any]] = no_adaptation
-    options: tuple[str, ...] = ()
     choices: tuple[RecipeOption, ...] = ()
     deviations: tuple[Deviation, ...] = ()
     published: tuple[Published, ...] = ()
@@ -323,13 +328,12 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r} has no stage")
         if self.stages[-1].predict is None:
             raise ValueError(f"recipe {self.name!r}: its last stage needs a clip-prediction rule (predict=)")
-        needed = {f for s in self.stages for f in s.items.reads}
-        if not needed <= set(self.reads):
-            raise ValueError(f"recipe {self.name!r}: its stages read {sorted(needed - set(self.reads))}, "
+        needed = tuple(dict.fromkeys(f for s in self.stages for f in s.items.reads))
+        if not self.reads:
+            object.__setattr__(self, "reads", needed)
+        if not set(needed) <= set(self.reads):
+            raise ValueError(f"recipe {self.name!r}: its stages read {sorted(set(needed) - set(self.reads))}, "
                              f"which are not in reads={self.reads}")
-        unknown = set(self.options) - {"terms", "mask"}
-        if unknown:
-            raise ValueError(f"recipe {self.name!r}: unknown options {sorted(unknown)}")
         names = [c.name for c in self.choices]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe {self.name!r}: a recipe option is declared twice in {names}")

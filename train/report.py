@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from mepipe.featurestore.features import INTENSITY
+
 REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion.png"
 CURVES_FILE = "curves.png"
@@ -70,7 +72,7 @@ def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, ...]
     """(Re)draw ``confusion.png`` and ``curves.png`` of a run, and ``spotting.png`` when it predicted intensity."""
     run = Path(run)
     paths = (plot_confusion(report, run / CONFUSION_FILE), plot_curves(report, run / CURVES_FILE))
-    if any("intensity" in p for p in report.get("predictions", [])):
+    if any(INTENSITY.name in p for p in report.get("predictions", [])):
         paths += (plot_spotting(report, run / SPOTTING_FILE),)
     return paths
 
@@ -79,12 +81,12 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
     """Predicted intensity of held-out clips against the sheet's onset..offset span (Nag's spotting)."""
     plt = pyplot()
 
-    clips = [p for p in report["predictions"] if "intensity" in p][:max_clips]
+    clips = [p for p in report["predictions"] if INTENSITY.name in p][:max_clips]
     columns = min(4, len(clips))
     rows = -(-len(clips) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.2 * rows), squeeze=False, sharey=True)
     for ax, clip in zip(axes.flat, clips):
-        curve = np.array([np.nan if v is None else v for v in clip["intensity"]], dtype=float)
+        curve = np.array([np.nan if v is None else v for v in clip[INTENSITY.name]], dtype=float)
         span = np.asarray(clip["span"])
         steps = np.arange(1, len(curve) + 1)
         ax.fill_between(steps, 0, span, step="mid", color="tab:green", alpha=0.2, label="onset..offset")

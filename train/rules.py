@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .loop import predict
+from .loop import ItemLogits, predict
 from .objectives import Forward, whole_model
 
 __all__ = ["ClipPredictions", "FrameVote", "ItemAt", "LogitRule", "MeanLogits", "vote"]
@@ -73,10 +73,9 @@ class ClipPredictions:
     fold: dict[str, Any] = field(default_factory=dict)
 
 
-def _by_clip(predicted: dict[str, np.ndarray], n_clips: int) -> list[np.ndarray]:
+def _by_clip(predicted: ItemLogits, n_clips: int) -> list[np.ndarray]:
     """Rows of the predicted items of each clip, in item order."""
-    clips = predicted["clip"]
-    return [np.flatnonzero(clips == c) for c in range(n_clips)]
+    return [np.flatnonzero(predicted.clip == c) for c in range(n_clips)]
 
 
 def _check_covered(rows: list[np.ndarray]) -> None:
@@ -98,7 +97,7 @@ class LogitRule:
         _check_covered(rows)
         return ClipPredictions(self.decide(predicted, rows, dataset))
 
-    def decide(self, predicted: dict[str, np.ndarray], rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
+    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
         """Class of each clip from the items' ``logits`` and ``frame`` (``rows[c]``: clip c's items)."""
         raise NotImplementedError
 
@@ -118,8 +117,8 @@ class MeanLogits(LogitRule):
     forward: Forward = whole_model
     measured_on: str = "argmax of the clip's logits"
 
-    def decide(self, predicted: dict[str, np.ndarray], rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
-        return np.array([int(predicted["logits"][r].mean(axis=0).argmax()) for r in rows], dtype=np.int64)
+    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
+        return np.array([int(predicted.logits[r].mean(axis=0).argmax()) for r in rows], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -134,11 +133,11 @@ class ItemAt(LogitRule):
     forward: Forward = whole_model
     measured_on: str = "the clip's item at one frame"
 
-    def decide(self, predicted: dict[str, np.ndarray], rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
+    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.int64)
         for c, r in enumerate(rows):
-            hit = r[predicted["frame"][r] == self.frame]
-            out[c] = int(predicted["logits"][hit[0] if hit.size else r[len(r) // 2]].argmax())
+            hit = r[predicted.frame[r] == self.frame]
+            out[c] = int(predicted.logits[hit[0] if hit.size else r[len(r) // 2]].argmax())
         return out
 
 
@@ -147,16 +146,16 @@ class FrameVote(LogitRule):
     """A clip's class is the vote of its frames, the apex frame breaking ties (Miao §III-E).
 
     The dataset gives each clip's apex item in ``apex_fields`` (see
-    :class:`~mepipe.train.data.FlowFrameDataset`).
+    :class:`~mepipe.train.inputs.flow_frames.FlowFrameDataset`).
     """
 
     forward: Forward = whole_model
     measured_on: str = "vote of the clip's frames (apex frame breaks ties)"
 
-    def decide(self, predicted: dict[str, np.ndarray], rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
+    def decide(self, predicted: ItemLogits, rows: list[np.ndarray], dataset: Dataset) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.int64)
         for c, r in enumerate(rows):
-            r = r[np.argsort(predicted["frame"][r])]
-            apex = int(np.searchsorted(predicted["frame"][r], dataset.apex_fields[c]))
-            out[c] = vote(predicted["logits"][r], min(apex, len(r) - 1))
+            r = r[np.argsort(predicted.frame[r])]
+            apex = int(np.searchsorted(predicted.frame[r], dataset.apex_fields[c]))
+            out[c] = vote(predicted.logits[r], min(apex, len(r) - 1))
         return out

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mepipe.featurestore.features import INTENSITY
+
 from . import metrics
 from .clips import ClipTable
 from .fold import figures, run_fold
@@ -172,6 +174,7 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         "epoch_selection": params.epoch_selection(),
         "folds": folds, "predictions": predictions,
         "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
+                       "recipe_options": dict(params.options().choices),
                        "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
                                   for s, t in zip(recipe.stages, stage_params)]},
         "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(plan.reads, tested),
@@ -192,8 +195,9 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         stage_pred = np.array([p[f"{key}_pred"] for p in predictions], dtype=np.int64)
         report[key] = {**figures(y_true, stage_pred, len(classes)), "measured_on": stage.predict.measured_on,
                        "seconds_per_epoch": float(np.mean([f[key]["seconds_per_epoch"] for f in folds]))}
-    if any("intensity" in p for p in predictions):
-        spotting = metrics.spotting_report([p["intensity"] for p in predictions], [p["span"] for p in predictions])
+    if any(INTENSITY.name in p for p in predictions):
+        spotting = metrics.spotting_report([p[INTENSITY.name] for p in predictions],
+                                           [p["span"] for p in predictions])
         report["spotting_auc"], report["spotting"] = spotting["auc"], spotting
     report["parameter_count"] = folds[0].get("parameter_count") if folds else None
     if device.type == "cuda":

@@ -55,7 +55,7 @@ _WRAPPED = re.compile(r"^(?P<wrap>ref\(|\()(?P<inner>.*)\)$", re.IGNORECASE)
 _AU = re.compile(
     r"""^(?:AU)?(?P<prefix>[LRATBU](?:/[LRATBU])*)?(?:AU)?
         (?P<number>\d{1,2})
-        (?P<intensity>[A-E](?:/[A-E])*)?
+        (?P<grade>[A-E](?:/[A-E])*)?
         (?P<kept>\(k\))?
         (?P<unsure>\?)?$""",
     re.IGNORECASE | re.VERBOSE,
@@ -115,7 +115,7 @@ def _unit(text: str, marks: tuple[str, ...]) -> ActionUnit | None:
         return None
     own = tuple(mark for mark, present in (("?", m.group("unsure")), (KEPT, m.group("kept"))) if present)
     return ActionUnit(int(m.group("number")), (m.group("prefix") or "").upper(),
-                      (m.group("intensity") or "").upper(), marks + own)
+                      (m.group("grade") or "").upper(), marks + own)
 
 
 def _term(text: str) -> list[ActionUnit] | None:

@@ -63,7 +63,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..items import EncodedSequences, MiddleMaps
+from mepipe.featurestore.features import CLFM, LFM, FeatureDef
+
+from ..inputs.maps import MiddleMaps
+from ..inputs.sequences import EncodedSequences
 from ..objectives import Classify, frame_logits, sequence_logits
 from ..published import Published
 from ..recipe import Optimiser, Recipe, TrainingStage, no_adaptation
@@ -128,13 +131,15 @@ def _published(casme2: tuple[float, float], smic: tuple[float, float], composite
     return tuple(entries)
 
 
-def _recipe(name: str, feature: str, adapt, min_input_shape: tuple[int, ...], published: tuple[Published, ...],
+def _recipe(feature: FeatureDef, adapt, min_input_shape: tuple[int, ...], published: tuple[Published, ...],
             quick: tuple) -> Recipe:
-    """Choi's two stages (§III-C): the CNN on single maps of the middle window, then the LSTM on its FC1."""
+    """Choi's two stages (§III-C): the CNN on single maps of the middle window, then the LSTM on its FC1.
+
+    The network is named after the maps it reads (``lfm``, ``clfm``).
+    """
     return Recipe(
-        name=name,
+        name=feature.name,
         doi=CHOI_DOI,
-        reads=(feature,),
         stages=(
             TrainingStage(
                 name="cnn",
@@ -166,14 +171,14 @@ def _recipe(name: str, feature: str, adapt, min_input_shape: tuple[int, ...], pu
 
 def _adapt_clfm(geometry) -> dict:
     """The CLFM CNN takes maps of the stored number of points (21 by default, ``lfm.clfm_points``)."""
-    side = geometry.size("clfm", "i")
+    side = geometry.size(CLFM, "i")
     if side < 4:
-        raise geometry.refuse("the CLFM CNN needs maps of at least 4 points (two 2x2 pools)", ("clfm", "i"))
+        raise geometry.refuse("the CLFM CNN needs maps of at least 4 points (two 2x2 pools)", (CLFM, "i"))
     return {"input_size": side}
 
 
 RECIPE_LFM = _recipe(
-    "lfm", "lfm", no_adaptation, (1, 1, 68, 68),
+    LFM, no_adaptation, (1, 1, 68, 68),
     _published(casme2=(0.7398, 0.7165), smic=(0.7134, 0.7134),
                composite={"composite": (0.77, 0.75), "smic": (0.72, 0.71), "casme2": (0.87, 0.84),
                           "samm": (0.67, 0.60)},
@@ -184,7 +189,7 @@ RECIPE_LFM = _recipe(
 map to 224x224 itself, so it takes the stored size as it is."""
 
 RECIPE_CLFM = _recipe(
-    "clfm", "clfm", _adapt_clfm, (1, 1, 21, 21),
+    CLFM, _adapt_clfm, (1, 1, 21, 21),
     _published(casme2=(0.7154, 0.7026), smic=(0.7134, 0.7134),
                composite={"composite": (0.75, 0.72), "smic": (0.71, 0.71), "casme2": (0.72, 0.77),
                           "samm": (0.65, 0.51)},
@@ -446,7 +451,7 @@ def parameter_counts(model: ChoiSequence) -> dict[str, int]:
     return {"cnn": cnn, "temporal": temporal, "total": cnn + temporal}
 
 
-@register_model("lfm", recipe=RECIPE_LFM)
+@register_model(RECIPE_LFM.name, recipe=RECIPE_LFM)
 def lfm(num_classes: int = 3, in_chans: int = 1, hidden: int = 128, input_size: int = 224,
         num_layers: int = 1) -> ChoiSequence:
     """LFM network: :class:`LFMNet` (68x68 maps resized to ``input_size``) and an LSTM.
@@ -457,7 +462,7 @@ def lfm(num_classes: int = 3, in_chans: int = 1, hidden: int = 128, input_size: 
     return ChoiSequence(LFMNet(num_classes, in_chans, input_size=input_size), num_classes, hidden, num_layers)
 
 
-@register_model("clfm", recipe=RECIPE_CLFM)
+@register_model(RECIPE_CLFM.name, recipe=RECIPE_CLFM)
 def clfm(num_classes: int = 3, in_chans: int = 1, hidden: int = 128, num_layers: int = 1,
          input_size: int = 21) -> ChoiSequence:
     """CLFM network: :class:`CLFMNet` on 21x21 maps and a one-layer, 128-unit LSTM (Table 1, §III-B)."""

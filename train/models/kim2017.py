@@ -77,28 +77,33 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mepipe.featurestore.features import APEX_STATE, STATE_NAMES
+from torch.utils.data import Dataset
 
-from torch.utils.data import DataLoader, Dataset
+from mepipe.featurestore.features import FRAMES_RGB, STATE_FRAMES, State
 
-from ..augment import AffineAugmentParams, AugmentedEpochs, VARIANTS, affine_augment, grid_transform
-from ..items import EncodedSequences, StateFrames
+from ..augment import VARIANTS, AffineAugmentParams, AugmentedEpochs, affine_augment, grid_transform
+from ..inputs.sequences import EncodedSequences
+from ..inputs.state_frames import StateFrames, StateItem
+from ..loop import make_loader
 from ..objectives import Classify, frame_logits, sequence_logits
 from ..published import Published
-from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
+from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, TrainingStage
 from ..rules import ItemAt, MeanLogits
 from .kim2017_loss import KimLossParams, KimMeans, kim_objective, training_set_means
 from .registry import register_model
 from .sequence import SequenceHead
 
-__all__ = ["AUGMENTATION", "GRID", "KIM_DOI", "MEANS", "RECIPE", "Kim2017", "KimCNN", "KimOutput",
+if TYPE_CHECKING:
+    from ..fold import FoldInputs
+
+__all__ = ["AUGMENTATION", "GRID", "KIM_DOI", "MEANS", "RECIPE", "TERMS", "Kim2017", "KimCNN", "KimOutput",
            "KimStateObjective", "KimStep", "kim2017"]
 
 KIM_DOI = "10.1109/TAFFC.2017.2699999"
@@ -114,6 +119,15 @@ MEANS = RecipeOption(
     "means", "training-set", values=("training-set", "batch"),
     help="where E2, E4 and E5 take their class and state means: training-set (eq. 4-11: every training state "
          "frame, refreshed before each epoch) or batch (the 5 clips of each batch, the behaviour before issue 14)")
+
+def _terms(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """Objective terms from ``"E1,E2"`` or a tuple, checked and in the paper's order (:class:`KimLossParams`)."""
+    return KimLossParams(terms=value).terms
+
+
+TERMS = RecipeOption(
+    "terms", KimLossParams().terms, parser=_terms,
+    help="objective terms of the CNN stage, e.g. E1,E2 (Table 6; E1 required): default all five, E1..E5")
 
 AUGMENTATION = RecipeOption(
     "augmentation", "grid", values=("grid", "per-frame"),
@@ -154,32 +168,31 @@ class KimStep:
         cnn = model.cnn
         cnn.eval()
         features, labels, states = [], [], []
-        for batch in DataLoader(dataset, batch_size=256, shuffle=False):
-            features.append(cnn.features(batch["x"].to(device)).float())
-            labels.append(batch["y"])
-            states.append(batch["state"])
+        for batch in make_loader(dataset, 256):
+            features.append(cnn.features(batch.x.to(device)).float())
+            labels.append(batch.y)
+            states.append(batch.state)
         self.means = training_set_means(torch.cat(features), torch.cat(labels).to(device),
                                         torch.cat(states).to(device), cnn.class_head.out_features,
                                         cnn.state_head.out_features, self.copies)
 
-    def __call__(self, model: nn.Module, batch: dict, generator: torch.Generator):
-        x = batch["x"]
+    def __call__(self, model: nn.Module, batch: StateItem, generator: torch.Generator):
+        x = batch.x
         if self.per_frame:
             x = affine_augment(x, generator, self.grid)
-        elif "variant" in batch:
-            x = grid_transform(x, batch["variant"], self.grid)
+        else:
+            x = grid_transform(x, batch.variant, self.grid)
         output = model.cnn(x)
-        loss, _ = kim_objective(output, batch["y"], batch["state"], self.loss,
-                                self.means if self.training_set else None)
-        return loss, output.class_logits, batch["y"]
+        loss, _ = kim_objective(output, batch.y, batch.state, self.loss, self.means if self.training_set else None)
+        return loss, output.class_logits, batch.y
 
 
 @dataclass(frozen=True)
 class KimStateObjective:
     """Stage 1: E1 + ... + E5 (eq. 2-11) of the CNN on state frames, under Kim's affine augmentation.
 
-    The run's ``terms`` choose the terms (Kim Table 6; default all five);
-    its ``means`` option where E2, E4 and E5 take their means; its
+    The run's :data:`TERMS` option chooses the terms (Kim Table 6; default
+    all five); its ``means`` option where E2, E4 and E5 take their means; its
     ``augmentation`` option whether each batch item carries its variant of
     the grid (one per sequence, drawn by the item maker's augmented epochs)
     or each frame draws its own.
@@ -188,8 +201,9 @@ class KimStateObjective:
     grid: AffineAugmentParams = GRID
     epochs: AugmentedEpochs = GRID_EPOCHS
 
-    def __call__(self, options: RunOptions) -> KimStep:
-        loss = KimLossParams(terms=tuple(options.terms)) if options.terms else KimLossParams()
+    def __call__(self, fold: FoldInputs) -> KimStep:
+        options = fold.options
+        loss = KimLossParams(terms=options.choice(TERMS))
         per_clip = self.epochs.per_clip(options, self.grid.n_variants)  # 0: no grid epochs
         return KimStep(loss, self.grid, per_frame=options.augment and not per_clip,
                        training_set=options.choice(MEANS) == "training-set", copies=max(per_clip, 1))
@@ -209,17 +223,16 @@ DEVIATIONS = (
 
 def _adapt(geometry) -> dict:
     """Kim's CNN takes the stored frames' (square) side."""
-    height, width = geometry.size("state_frames", "y"), geometry.size("state_frames", "x")
+    height, width = geometry.size(STATE_FRAMES, "y"), geometry.size(STATE_FRAMES, "x")
     if height != width or height < _MIN_SIDE:
         raise geometry.refuse(f"Kim's CNN takes square frames of at least {_MIN_SIDE}x{_MIN_SIDE}",
-                              ("state_frames", "y"), ("state_frames", "x"))
+                              (STATE_FRAMES, "y"), (STATE_FRAMES, "x"))
     return {"input_size": height}
 
 
 RECIPE = Recipe(
     name="kim2017",
     doi=KIM_DOI,
-    reads=("state_frames", "frames_rgb"),
     stages=(
         TrainingStage(
             name="cnn",
@@ -230,11 +243,11 @@ RECIPE = Recipe(
             optimiser=Optimiser("sgd", lr=0.01, momentum=0.9, batch_size=5),
             epochs=40,
             trains="cnn",
-            predict=ItemAt(APEX_STATE, forward=frame_logits, measured_on="Fc on the apex frame"),
+            predict=ItemAt(State.APEX, forward=frame_logits, measured_on="Fc on the apex frame"),
         ),
         TrainingStage(
             name="sequence",
-            items=EncodedSequences("frames_rgb", copies=LEGACY_COPIES, grid=GRID, epochs=GRID_EPOCHS),
+            items=EncodedSequences(FRAMES_RGB, copies=LEGACY_COPIES, grid=GRID, epochs=GRID_EPOCHS),
             objective=Classify(forward=sequence_logits),
             optimiser=Optimiser("adam", lr=1e-3, batch_size=16),
             epochs=50,
@@ -243,9 +256,8 @@ RECIPE = Recipe(
         ),
     ),
     adapt=_adapt,
-    options=("terms",),
     min_input_shape=(1, 3, 64, 64),
-    choices=(MEANS, AUGMENTATION, VARIANTS),
+    choices=(TERMS, MEANS, AUGMENTATION, VARIANTS),
     deviations=DEVIATIONS,
     # Kim et al. 2017, CASME II, five classes, LOSO: Table 4(a), the spatio-temporal representation.
     published=(Published("casme2", "casme2-5", "loso", (("accuracy", 0.6098),), "Kim et al. 2017, Table 4(a)"),),
@@ -313,7 +325,7 @@ class KimCNN(nn.Module):
         self,
         num_classes: int = 5,
         in_chans: int = 3,
-        n_states: int = len(STATE_NAMES),
+        n_states: int = len(State),
         conv_widths: Sequence[int] = (32, 64, 64),
         fc_widths: Sequence[int] = (512, 512),
         input_size: int = 64,
@@ -400,7 +412,7 @@ class Kim2017(nn.Module):
         self,
         num_classes: int = 5,
         in_chans: int = 3,
-        n_states: int = len(STATE_NAMES),
+        n_states: int = len(State),
         hidden: int = 512,
         lstm_layers: int = 3,
         conv_widths: Sequence[int] = (32, 64, 64),
@@ -436,7 +448,7 @@ class Kim2017(nn.Module):
 
 
 @register_model("kim2017", recipe=RECIPE)
-def kim2017(num_classes: int = 5, in_chans: int = 3, n_states: int = len(STATE_NAMES), hidden: int = 512,
+def kim2017(num_classes: int = 5, in_chans: int = 3, n_states: int = len(State), hidden: int = 512,
             lstm_layers: int = 3, conv_widths: tuple[int, ...] = (32, 64, 64),
             fc_widths: tuple[int, ...] = (512, 512), input_size: int = 64) -> Kim2017:
     """Kim et al. 2017, Table 1 CNN + Table 2 LSTM (see :class:`Kim2017`); widths shrink it for quick checks."""

@@ -89,7 +89,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -97,16 +97,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mepipe.featurestore.features import FLOW_CONSECUTIVE, FRAMES_RGB, INTENSITY, State
+
 from .. import metrics
 from ..augment import AffineAugmentParams, affine_augment
-from ..items import PairWindows
-from ..loop import Objective, to_device
+from ..inputs.batches import collate
+from ..loop import Objective
 from ..published import Published
-from ..recipe import Optimiser, Recipe, RunOptions, TrainingStage
+from ..recipe import Optimiser, Recipe, TrainingStage
 from ..rules import ClipPredictions
-from ..sequence_data import pad_collate
+from .nag2019_windows import PairWindows, WindowItem
 from .registry import register_model
 from .sequence import last_valid
+
+if TYPE_CHECKING:
+    from ..fold import FoldInputs
 
 __all__ = [
     "RECIPE",
@@ -176,17 +181,19 @@ class NagObjective:
 
     augment: AffineAugmentParams = field(default_factory=AffineAugmentParams)
 
-    def __call__(self, options: RunOptions) -> Objective:
-        def step(model: nn.Module, batch: dict, generator: torch.Generator):
-            x = batch["x"]
-            if options.augment:
+    def __call__(self, fold: FoldInputs) -> Objective:
+        augment = fold.options.augment
+
+        def step(model: nn.Module, batch: WindowItem, generator: torch.Generator):
+            x = batch.x
+            if augment:
                 flow = (x.shape[2] - 2, x.shape[2] - 1)
                 x = affine_augment(x, generator, self.augment, vector_channels=flow)
-            output = model.sequence(x, batch["length"])
-            loss, _ = nag_loss(output, batch["y"], batch["intensity"], lengths=batch["length"])
-            last = batch["length"].to(output.step_logits.device) - 1
+            output = model.sequence(x, batch.length)
+            loss, _ = nag_loss(output, batch.y, batch.intensity, lengths=batch.length)
+            last = batch.length.to(output.step_logits.device) - 1
             logits = output.step_logits[torch.arange(len(last), device=last.device), last]
-            return loss, logits, batch["y"]
+            return loss, logits, batch.y
 
         return step
 
@@ -224,10 +231,9 @@ class Spotting:
         amp = device.type == "cuda"
         runs: list[list[tuple[int, np.ndarray, int]]] = [[] for _ in range(n_clips)]
         for i in range(len(dataset)):
-            item = dataset[i]
-            batch = to_device(pad_collate([item]), device)
+            batch = collate([dataset[i]]).to(device)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                output = model.sequence(batch["x"], batch["length"])
+                output = model.sequence(batch.x, batch.length)
             clip, start = dataset.locate(i)
             runs[clip].append((start, output.intensity[0].float().cpu().numpy(),
                                int(output.step_logits[0, -1].float().argmax())))
@@ -246,7 +252,7 @@ class Spotting:
             states[known] = intensity_states(curve[known], self.states)
             curves.append(curve)
             spans.append(span)
-            rows.append({"intensity": [float(v) if k else None for v, k in zip(curve, known)],
+            rows.append({INTENSITY.name: [float(v) if k else None for v, k in zip(curve, known)],
                          "span": [int(v) for v in span], "states": states.tolist()})
         report = metrics.spotting_report(curves, spans, p=self.threshold)
         return ClipPredictions(np.array(pred, dtype=np.int64), rows,
@@ -255,19 +261,17 @@ class Spotting:
 
 def _adapt(geometry) -> dict:
     """Nag's network takes square frames and flow of one size, a multiple of 8 (three 2x2 pools)."""
-    frames = (geometry.size("frames_rgb", "y"), geometry.size("frames_rgb", "x"))
-    flow = (geometry.size("flow_consecutive", "y"), geometry.size("flow_consecutive", "x"))
+    frames = (geometry.size(FRAMES_RGB, "y"), geometry.size(FRAMES_RGB, "x"))
+    flow = (geometry.size(FLOW_CONSECUTIVE, "y"), geometry.size(FLOW_CONSECUTIVE, "x"))
     if frames != flow or frames[0] != frames[1] or frames[0] % 8:
         raise geometry.refuse("Nag's network takes frames and flow of one square size, a multiple of 8",
-                              ("frames_rgb", "y"), ("frames_rgb", "x"), ("flow_consecutive", "y"),
-                              ("flow_consecutive", "x"))
-    return {"input_size": frames[0], "in_chans": 2 * geometry.size("frames_rgb", "channel") + 2}
+                              (FRAMES_RGB, "y"), (FRAMES_RGB, "x"), (FLOW_CONSECUTIVE, "y"), (FLOW_CONSECUTIVE, "x"))
+    return {"input_size": frames[0], "in_chans": 2 * geometry.size(FRAMES_RGB, "channel") + 2}
 
 
 RECIPE = Recipe(
     name="nag2019",
     doi=NAG_DOI,
-    reads=PairWindows(SEQUENCE_LENGTH).reads,
     stages=(TrainingStage(
         name="network",
         items=PairWindows(SEQUENCE_LENGTH, stride=WINDOW_STRIDE),
@@ -641,7 +645,7 @@ def nag_loss(
     total : torch.Tensor
         Scalar loss to back-propagate.
     parts : dict of str to float
-        ``{"class": L_class, "intensity": L_reg, "total": L}`` as floats.
+        ``{"class": L_class, "reg": L_reg, "total": L}`` as floats.
     """
     logits, intensity = output.step_logits, output.intensity
     if logits.ndim != 3 or intensity.shape != logits.shape[:2]:
@@ -665,7 +669,7 @@ def nag_loss(
     total = class_loss + intensity_weight * intensity_loss
     # One host sync for the three logged numbers instead of three.
     values = torch.stack([class_loss, intensity_loss, total]).detach().tolist()
-    parts = dict(zip(("class", "intensity", "total"), values))
+    parts = dict(zip(("class", "reg", "total"), values))
     return total, parts
 
 
@@ -679,11 +683,11 @@ def intensity_states(intensity: np.ndarray, params: StateParams = StateParams())
     rising side (t <= p) and a falling side (t > p). With v the intensity
     (divided by its maximum when ``params.relative``), frame t is
 
-    - 2 apex where ``v[t] >= apex_level`` (either side; always the peak),
-    - 0 onset / 4 offset where ``v[t] < onset_level`` on the rising / falling side,
-    - 1 onset-apex / 3 apex-offset otherwise, on the rising / falling side.
+    - ``State.APEX`` where ``v[t] >= apex_level`` (either side; always the peak),
+    - ``ONSET`` / ``OFFSET`` where ``v[t] < onset_level`` on the rising / falling side,
+    - ``ONSET_TO_APEX`` / ``APEX_TO_OFFSET`` otherwise, on the rising / falling side.
 
-    A curve whose maximum is ``<= params.min_peak`` is all onset (0).
+    A curve whose maximum is ``<= params.min_peak`` is all onset.
 
     Parameters
     ----------
@@ -695,7 +699,7 @@ def intensity_states(intensity: np.ndarray, params: StateParams = StateParams())
     Returns
     -------
     ndarray of int64, shape (L,)
-        States 0..4, named by :data:`mepipe.featurestore.STATE_NAMES`.
+        :class:`~mepipe.featurestore.features.State` codes 0..4.
     """
     curve = np.asarray(intensity, dtype=np.float64)
     if curve.ndim != 1 or curve.size == 0:
@@ -704,8 +708,9 @@ def intensity_states(intensity: np.ndarray, params: StateParams = StateParams())
         raise ValueError(f"intensity holds non-finite values at frames {np.flatnonzero(~np.isfinite(curve)).tolist()}")
     peak = int(np.argmax(curve))
     if curve[peak] <= params.min_peak:
-        return np.zeros(curve.size, dtype=np.int64)
+        return np.full(curve.size, State.ONSET, dtype=np.int64)
     v = curve / curve[peak] if params.relative else curve
     falling = np.arange(curve.size) > peak
-    states = np.where(v < params.onset_level, np.where(falling, 4, 0), np.where(falling, 3, 1))
-    return np.where(v >= params.apex_level, 2, states).astype(np.int64)
+    states = np.where(v < params.onset_level, np.where(falling, State.OFFSET, State.ONSET),
+                      np.where(falling, State.APEX_TO_OFFSET, State.ONSET_TO_APEX))
+    return np.where(v >= params.apex_level, State.APEX, states).astype(np.int64)

@@ -33,9 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mepipe.featurestore.features import FLOW_FIRST_EACH
 from mepipe.featurestore.views import FLOW_CODINGS
 
-from ..items import FlowFrames
+from ..inputs.flow_frames import FlowFrames
 from ..objectives import Classify
 from ..published import Published
 from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, TrainingStage
@@ -49,10 +50,10 @@ MIAO_DOI = "10.1109/ACCESS.2019.2921220"
 
 def _adapt(geometry) -> dict:
     """SHCNN's input side is the stored flow's (square) size."""
-    height, width = geometry.size("flow_first_each", "y"), geometry.size("flow_first_each", "x")
+    height, width = geometry.size(FLOW_FIRST_EACH, "y"), geometry.size(FLOW_FIRST_EACH, "x")
     if height != width or height < 8:
         raise geometry.refuse("SHCNN takes square flow images of at least 8x8 (three 2x2 pools)",
-                              ("flow_first_each", "y"), ("flow_first_each", "x"))
+                              (FLOW_FIRST_EACH, "y"), (FLOW_FIRST_EACH, "x"))
     return {"input_size": height}
 
 
@@ -80,10 +81,9 @@ DEVIATIONS = (
 RECIPE = Recipe(
     name="shcnn",
     doi=MIAO_DOI,
-    reads=("flow_first_each", "frame"),
     stages=(TrainingStage(
         name="network",
-        items=FlowFrames("flow_first_each", coding=COLOUR),
+        items=FlowFrames(FLOW_FIRST_EACH, coding=COLOUR),
         objective=Classify(),  # softmax cross-entropy (eq. 2); no augmentation for micro-expressions
         # §III-D: Adam, lr 1e-3, batch 100; eq. 2 adds lam * sum ||w||^2 with lam = 3e-4: a gradient of 2 lam w.
         optimiser=Optimiser("adam", lr=1e-3, weight_decay=6e-4, batch_size=100),

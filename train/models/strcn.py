@@ -28,9 +28,13 @@ Training (§III-E, §IV-A; :func:`_stage`): the balanced loss, SGD with
 momentum 0.9 and weight decay 5e-4, lr 1e-3 multiplied by 0.8 "when all
 mini-batches are traversed", batches of 20, over the augmented training
 set: every clip magnified with each α of the store's list (Xia: 5..14)
-times five random frame subsets (100/90/80/70/60 %), 50 versions of a
-clip. An epoch here is every training clip under every (α, subset)
-variant, drawn on the fly (:class:`~mepipe.train.augment.AugmentedEpochs`;
+times random frame subsets of the store's levels (Xia: five, keeping
+100/90/80/70/60 % of the frames), 50 versions of a clip. Training reads
+the α list, test α and levels from the store's build record
+(``magnify.alphas``, ``magnify.test_alpha``,
+``flow_onset_apex_magnified.subset_levels``), never restating them. An
+epoch here is every training clip under every (α, subset) variant, drawn
+on the fly (:class:`~mepipe.train.augment.AugmentedEpochs`;
 ``--recipe-option variants=N`` takes N of them per clip and epoch), so the
 learning-rate decay runs per pass over the augmented set, as in the paper.
 Testing uses the store's test α (Xia: 8). STRCN-A cuts each subset from
@@ -50,22 +54,33 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dataclasses import dataclass
+from mepipe.featurestore.features import (APPEARANCE_FRAMES, APPEARANCE_MASK, FLOW_ONSET_APEX,
+                                          FLOW_ONSET_APEX_MAGNIFIED, HEATMAP)
 
-from ..augment import VARIANTS, Augmenter, AugmentedEpochs, frame_subset, magnification_scale
-from ..items import AppearanceMatrices, ChosenItems, ClipArrays, MagnifiedFlows
+from ..augment import (VARIANTS, Augmenter, AugmentedEpochs, Magnification, frame_subset, magnification_scale,
+                       recorded_subset_levels)
+from ..inputs.appearance import MASK, AppearanceMatrices
+from ..inputs.base import ChosenItems
+from ..inputs.clip_arrays import ClipArrays
+from ..inputs.magnified_flows import MagnifiedFlows
 from ..loop import Objective
 from ..objectives import Classify
 from ..published import Published
-from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, RunOptions, TrainingStage
+from ..recipe import Deviation, Optimiser, Recipe, RecipeOption, TrainingStage
 from ..rules import MeanLogits
 from .registry import register_model
+
+if TYPE_CHECKING:
+    from ..fold import FoldInputs
 
 __all__ = ["RCL", "RECIPE_A", "RECIPE_G", "STRCN", "BalancedLoss", "balanced_loss", "strcn_a", "strcn_g"]
 
@@ -162,9 +177,10 @@ class BalancedLoss(nn.Module):
 
 AUGMENTATION_A = RecipeOption(
     "augmentation", "xia", values=("xia", "columns"),
-    help="xia (§III-E): epochs over every clip magnified with each stored alpha times five random frame subsets "
-         "(100..60 % of the magnified clip's frames, then time-normalised); columns (before issue 14): one item "
-         "per clip and epoch, a random alpha, and a random subset of the time-normalised matrix's columns")
+    help="xia (§III-E): epochs over every clip magnified with each stored alpha times a random frame subset of "
+         "each of the store's flow_onset_apex_magnified.subset_levels (Xia: 100..60 % of the magnified clip's "
+         "frames), then time-normalised; columns (before issue 14): one item per clip and epoch, a random alpha, "
+         "and a random subset of the time-normalised matrix's columns")
 
 AUGMENTATION_G = RecipeOption(
     "augmentation", "xia", values=("xia", "scale"),
@@ -172,7 +188,18 @@ AUGMENTATION_G = RecipeOption(
          "(flow_onset_apex_magnified), epochs over every clip under every alpha times each of its frame subsets' "
          "(onset, apex) pair, tested at magnify.test_alpha; scale (before issue 14, for stores without magnified "
          "flows): the flow of the unmagnified crops (flow_onset_apex), one item per clip and epoch, scaled by "
-         "(1 + alpha) / (1 + mean alpha) for a random alpha of 5..14")
+         "(1 + alpha) / (1 + mean alpha) for a random alpha of the store's magnify.alphas")
+
+
+def subset_columns(fold: FoldInputs) -> Augmenter:
+    """STRCN-A's earlier augmentation: random subsets of the matrix's time columns, of the store's subset levels."""
+    return partial(frame_subset, keep_fractions=recorded_subset_levels(fold.clips, "STRCN-A's augmentation=columns"))
+
+
+def scaled_alpha(fold: FoldInputs) -> Augmenter:
+    """STRCN-G's earlier augmentation: the crops' flow scaled as if magnified by a random α of the store's list."""
+    alphas = Magnification.recorded(fold.clips, "STRCN-G's augmentation=scale").alphas
+    return partial(magnification_scale, alphas=alphas)
 
 
 @dataclass(frozen=True)
@@ -181,20 +208,22 @@ class XiaObjective:
 
     Attributes
     ----------
-    legacy : Augmenter
-        Applied to training batches when the run augments and ``epochs`` is
-        not active (``frame_subset`` for STRCN-A, ``magnification_scale``
-        for STRCN-G).
+    legacy : callable
+        ``fold -> Augmenter``: the augmentation applied to training batches
+        when the run augments and ``epochs`` is not active, drawn from the
+        grid the fold's stores recorded (:func:`subset_columns` for STRCN-A,
+        :func:`scaled_alpha` for STRCN-G).
     epochs : AugmentedEpochs, optional
         Xia's augmented epochs, drawn by the item maker (nothing to do here).
     """
 
-    legacy: Augmenter
+    legacy: Callable[[FoldInputs], Augmenter]
     epochs: AugmentedEpochs | None = None
 
-    def __call__(self, options: RunOptions) -> Objective:
-        xia = self.epochs is not None and self.epochs.active(options)
-        return Classify(loss=balanced_loss, augment=None if xia else self.legacy)(options)
+    def __call__(self, fold: FoldInputs) -> Objective:
+        xia = self.epochs is not None and self.epochs.active(fold.options)
+        legacy = fold.options.augment and not xia
+        return Classify(loss=balanced_loss, augment=self.legacy(fold) if legacy else None)(fold)
 
 
 def _stage(items, objective: XiaObjective) -> TrainingStage:
@@ -215,20 +244,20 @@ def _stage(items, objective: XiaObjective) -> TrainingStage:
 def _adapt_a(geometry) -> dict:
     """STRCN-A takes the stored clips' channels; its pools need T and the masked pixels d2 large enough."""
     min_d2, min_t = _min_size(POOLS_A)
-    if geometry.size("appearance_frames", "time") < min_t:
-        raise geometry.refuse(f"STRCN-A's pools need at least {min_t} time steps", ("appearance_frames", "time"))
-    keep = geometry.stage_params("appearance_mask")["keep_fraction"]
-    pixels = math.floor(keep * geometry.size("heatmap", "y") * geometry.size("heatmap", "x") + 0.5)
+    if geometry.size(APPEARANCE_FRAMES, "time") < min_t:
+        raise geometry.refuse(f"STRCN-A's pools need at least {min_t} time steps", (APPEARANCE_FRAMES, "time"))
+    keep = geometry.stage_params(APPEARANCE_MASK.stage)["keep_fraction"]
+    pixels = math.floor(keep * geometry.size(HEATMAP, "y") * geometry.size(HEATMAP, "x") + 0.5)
     if pixels < min_d2:
-        raise geometry.refuse(f"STRCN-A's pools need at least {min_d2} masked pixels; appearance_mask.keep_fraction "
-                              f"= {keep} keeps {pixels}", ("heatmap", "y"), ("heatmap", "x"))
-    return {"in_chans": geometry.size("appearance_frames", "channel")}
+        raise geometry.refuse(f"STRCN-A's pools need at least {min_d2} masked pixels; {APPEARANCE_MASK.stage}."
+                              f"keep_fraction = {keep} keeps {pixels}", (HEATMAP, "y"), (HEATMAP, "x"))
+    return {"in_chans": geometry.size(APPEARANCE_FRAMES, "channel")}
 
 
 def _adapt_g(geometry) -> dict:
     """STRCN-G takes any flow size its pools leave a pixel of (of the flow the run reads)."""
     min_h, min_w = _min_size(POOLS_G)
-    flow = next(f for f in ("flow_onset_apex_magnified", "flow_onset_apex") if f in geometry.sizes)
+    flow = next(f for f in (FLOW_ONSET_APEX_MAGNIFIED.name, FLOW_ONSET_APEX.name) if f in geometry.sizes)
     if geometry.size(flow, "y") < min_h or geometry.size(flow, "x") < min_w:
         raise geometry.refuse(f"STRCN-G's pools need flow of at least {min_w}x{min_h}", (flow, "y"), (flow, "x"))
     return {}
@@ -268,16 +297,14 @@ FLOW_METHOD = Deviation(
 RECIPE_A = Recipe(
     name="strcn-a",
     doi=XIA_DOI,
-    reads=AppearanceMatrices().reads,
-    stages=(_stage(AppearanceMatrices(epochs=EPOCHS_A), XiaObjective(frame_subset, EPOCHS_A)),),
+    stages=(_stage(AppearanceMatrices(epochs=EPOCHS_A), XiaObjective(subset_columns, EPOCHS_A)),),
     adapt=_adapt_a,
-    options=("mask",),
     min_input_shape=(3, *_min_size(POOLS_A)),
     published=_xia((("smic", 0.531, 0.514), ("casme2", 0.560, 0.542), ("samm", 0.545, 0.492)),
                    note="STRCN-A's mask is fitted on each fold's training clips (leak-free), Xia's on every clip"),
     # Xia's augmented epochs hold every clip under every stored alpha and frame subset: few suffice for --quick.
     quick=(("epochs", 3), ("recipe_options", (("variants", 2),)), ("model_args", (("n_maps", 16),))),
-    choices=(AUGMENTATION_A, VARIANTS),
+    choices=(AUGMENTATION_A, VARIANTS, MASK),
     deviations=(ALIGNMENT,),
 )
 """STRCN-A reads the time-normalised magnified clips ``appearance_frames`` and the heat maps (the fold's mask),
@@ -287,14 +314,13 @@ EPOCHS_G = AugmentedEpochs(switch=AUGMENTATION_G, on="xia")
 """Xia's augmented epochs for STRCN-G: stored alphas x frame subsets, unless ``augmentation=scale``."""
 
 ITEMS_G = ChosenItems(AUGMENTATION_G, (("xia", MagnifiedFlows(epochs=EPOCHS_G)),
-                                       ("scale", ClipArrays("flow_onset_apex"))))
+                                       ("scale", ClipArrays(FLOW_ONSET_APEX))))
 """STRCN-G's items: magnified flows (Xia), or the crops' flow with the scale emulation (``augmentation=scale``)."""
 
 RECIPE_G = Recipe(
     name="strcn-g",
     doi=XIA_DOI,
-    reads=ITEMS_G.reads,
-    stages=(_stage(ITEMS_G, XiaObjective(magnification_scale, EPOCHS_G)),),
+    stages=(_stage(ITEMS_G, XiaObjective(scaled_alpha, EPOCHS_G)),),
     adapt=_adapt_g,
     choices=(AUGMENTATION_G, VARIANTS),
     deviations=(ALIGNMENT, FLOW_METHOD),
