@@ -152,7 +152,7 @@ class PeakMemory:
             for child in me.children(recursive=True):
                 try:
                     status = Path(f"/proc/{child.pid}/status").read_text()
-                    self.names.setdefault(child.pid, " ".join(child.cmdline())[-60:])
+                    self.names.setdefault(child.pid, " ".join(child.cmdline()))
                 except (OSError, psutil.Error):
                     continue
                 hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0)
