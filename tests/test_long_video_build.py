@@ -279,3 +279,35 @@ def test_the_cli_refuses_a_stage_of_annotated_clips_on_long_videos_in_one_line(t
     assert result.exit_code == 2, result.output
     assert "apex work on annotated clips (onset, apex, offset), not on long videos" in result.output
     assert len(result.output.strip().splitlines()) <= 2 and not (tmp_path / "s.zarr").exists()
+
+
+@pytest.fixture
+def toy_video_stage():
+    """The long-video stage of ``tests/toy_video_stage.py``, registered for one test only."""
+    import importlib
+    import sys
+
+    from mepipe.featurestore.features import FEATURES
+
+    stages, table = dict(STAGES), dict(FEATURES)
+    sys.modules.pop("toy_video_stage", None)
+    yield importlib.import_module("toy_video_stage")
+    sys.modules.pop("toy_video_stage", None)
+    STAGES.clear()
+    STAGES.update(stages)
+    FEATURES.clear()
+    FEATURES.update(table)
+
+
+@pytest.mark.slow
+def test_a_long_video_stage_of_one_file_builds_over_the_next_windows(toy_video_stage, lv_root, lv_store, tmp_path):
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(lv_store, copy)
+    report = run_build(options(lv_root, copy, stages=("toy_motion",)))
+    assert report.exit_code == 0, report.summary()
+    assert report.tasks_run == {"toy_motion": 2} and report.tasks_cached == {"landmarks": 2, "align": 2}
+    store = open_store(copy)
+    for video, n in VIDEOS.items():
+        expected = toy_video_stage.toy_motion(store.read("crops", video), n, 5)  # step 5 reaches into the next window
+        np.testing.assert_array_equal(store.read("toy_motion", video), expected)
+        assert np.isnan(expected[-5:]).all() and np.isfinite(expected[:-5]).all()

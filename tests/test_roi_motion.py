@@ -117,3 +117,15 @@ def test_windows_with_their_overlap_give_the_whole_videos_features():
     parts = [roi_motion(crops[a:b + k], points[a:b], b - a, k, params, 64) for a, b in ((0, 8), (8, 16), (16, 20))]
     for i in range(2):
         np.testing.assert_array_equal(np.concatenate([p[i] for p in parts]), whole[i])
+
+
+@pytest.mark.parametrize("backend", ["opencv", "torch"])
+def test_a_known_shift_reads_as_its_displacement_on_either_flow_backend(backend):
+    # the texture moves 0.5 px right per frame: from t to t + 4 every region moves 2 px, all of it head motion
+    crops = moving_texture(8)
+    points = np.repeat(face_points(64)[None], 8, axis=0)
+    params = dataclasses.replace(PARAMS, size=(64, 64), backend=backend)
+    raw, strain = roi_motion(crops, points, 4, 4, dataclasses.replace(params, subtract_nose=False), 64)
+    assert np.allclose(raw, 2.0, atol=0.35) and np.all(strain < 0.2)
+    relative, _ = roi_motion(crops, points, 4, 4, params, 64)
+    assert np.all(relative < 0.35)
