@@ -29,12 +29,11 @@ import pandas as pd
 
 from mepipe.featurestore import features
 from mepipe.featurestore.cachekey import canonical
-from mepipe.featurestore.errors import UnknownNameError
+from mepipe.featurestore.errors import ConfigError, UnknownNameError
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
 from mepipe.featurestore.manifest import write_manifest
-from mepipe.featurestore.errors import ConfigError
 from mepipe.featurestore.provenance import BuildInfo, BuildRecord, SheetRecord, StageRecord
 from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION, UNIT_ATTR
 from mepipe.featurestore.writer import StoreWriter
@@ -110,7 +109,8 @@ class BuildReport:
     ``stage_cpu_seconds`` their CPU seconds (what the work costs, whatever
     else the machine runs), with decoding the sources apart as ``decode``.
     ``assumptions`` are the dataset adapter's, one line each, where the
-    corpus's format is uncertain.
+    corpus's format is uncertain. ``unit`` says what the samples were:
+    ``clip`` or ``video`` (then each stage's counts are per video).
     """
 
     store: str
@@ -130,6 +130,7 @@ class BuildReport:
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     alphas: int = 0
     assumptions: list[str] = field(default_factory=list)
+    unit: str = "clip"
 
     def alpha_cost(self) -> dict[str, float] | None:
         """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha (those
@@ -141,8 +142,6 @@ class BuildReport:
             return None
         return {"alphas": self.alphas, "cpu_seconds": round(sum(per_alpha.values()), 2),
                 "share": round(sum(per_alpha.values()) / total, 4)}
-
-    unit: str = "clip"
 
     def summary(self) -> str:
         lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} {self.unit}s built into {self.store} "
