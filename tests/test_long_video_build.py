@@ -311,3 +311,36 @@ def test_a_long_video_stage_of_one_file_builds_over_the_next_windows(toy_video_s
         expected = toy_video_stage.toy_motion(store.read("crops", video), n, 5)  # step 5 reaches into the next window
         np.testing.assert_array_equal(store.read("toy_motion", video), expected)
         assert np.isnan(expected[-5:]).all() and np.isfinite(expected[:-5]).all()
+
+
+@pytest.mark.slow
+def test_the_long_video_demo_builds_through_the_cli_with_its_settings(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from mepipe.cli.main import cli
+    from mepipe.pipeline.demo import LV_TRUTH, LongDemoParams, write_long_demo
+    from mepipe.pipeline.demo.build_config import LONG_VIDEO_BUILD_CONFIG
+
+    small = LongDemoParams(n_subjects=2, micro_count=(1, 1), macro_count=(1, 1), blink_count=(1, 1),
+                           head_count=(1, 1), lead_frames=(30, 30), gap_frames=(15, 15), quirks=())
+    root = tmp_path / "demo-lv"
+    write_long_demo(root, small)
+    truth = json.loads((root / LV_TRUTH).read_text())
+    store = tmp_path / "demo-lv.zarr"
+    result = CliRunner().invoke(cli, ["build", "--dataset", "demo-lv", "--root", str(root), "--store", str(store),
+                                      "--scheduler", "sync", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "2/2 videos built" in result.output and "stages run:    landmarks 2, align 2" in result.output
+    opened = open_store(store)
+    assert opened.unit == "video" and opened.sample_ids == [v["video"] for v in truth["videos"]]
+    annotated = sorted((v["video"], e["onset"], e["kind"]) for v in truth["videos"] for e in v["events"]
+                       if e["kind"] in ("micro", "macro"))
+    assert sorted(opened.intervals[["video", "onset", "kind"]].itertuples(index=False, name=None)) == annotated
+    k = LONG_VIDEO_BUILD_CONFIG["roi_motion"]["k"]
+    roi = opened.read_xr("roi_magnitude", "001_1")
+    assert roi.attrs["events"]["k"] == k and roi.shape == (truth["videos"][0]["n_frames"], 7)
+    assert np.isnan(roi.values[-k:]).all() and np.isfinite(roi.values[:-k]).all()
+    assert opened.read("crops", "001_1").shape[1:] == (64, 64, 1)
+    assert opened.record.stages["roi_motion"].params["k"] == k
