@@ -76,6 +76,10 @@ def test_a_long_video_store_holds_videos_intervals_and_features_chunked_by_windo
     assert np.isnan(roi[-4:]).all() and np.isfinite(roi[:-4]).all()  # k = 4: no frame t + 4 for the last four
     assert store.read("face_found", "001_1").all()
     assert store.attrs_of("crops", "001_1")["events"] == {"reference_frame": 1, "frames_at_reference": 0}
+    from mepipe.featurestore.info import describe, format_description
+
+    text = format_description(describe(lv_store))
+    assert "dataset samm-lv: 2 videos, 2 subjects" in text and "annotated intervals: {'micro': 1, 'macro': 1}" in text
 
 
 @pytest.mark.slow
