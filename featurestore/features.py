@@ -48,6 +48,11 @@ APEX_STATE = int(State.APEX)
 N_LANDMARKS = 68
 """Points of the iBUG 68-point landmark model (dlib's shape predictor)."""
 
+ROI_REGIONS: tuple[str, ...] = ("brow_left", "brow_right", "eye_left", "eye_right", "nose", "mouth_left",
+                                "mouth_right")
+"""Regions of the spotting features (the MEGC baselines' landmark regions); left and right as the image shows
+them (``brow_left`` is the brow on the image's left, the person's right), as the landmark numbering does."""
+
 DIMS: dict[str, str] = {
     "frame": "frames of the clip, in frame-number order",
     "pair": "flow fields of the clip (see mepipe.featurestore.views for which frames each joins)",
@@ -69,6 +74,7 @@ DIMS: dict[str, str] = {
     "state": "expression states, in the order of STATE_NAMES",
     "time": "time-normalised frames",
     "pixel": "pixels kept by the STRCN-A mask, row-major",
+    "region": "facial regions of the spotting features, in the order of ROI_REGIONS",
 }
 """Every dim name a feature may use, with its meaning."""
 
@@ -148,6 +154,9 @@ class FeatureDef:
         to write one and a read of one is a damaged store
         (:mod:`.finite`). Declared here, not read from the store, so a
         store cannot excuse its own NaN.
+    labels : mapping of str to tuple of str
+        Names along a dim (the spotting features' regions), stored as that
+        dim's coordinate array beside the feature, so xarray labels it.
     """
 
     name: str
@@ -161,6 +170,7 @@ class FeatureDef:
     scope: str = "clip"
     flags: tuple[str, ...] = ()
     nan_fills: tuple[str, ...] = ()
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [d for d in (*self.dims, *self.sizes) if d not in DIMS]
@@ -170,6 +180,9 @@ class FeatureDef:
         if not set(self.nan_fills) <= set(self.dims[1:]) or (self.nan_fills and self.dtype[0] != "f"):
             raise ValueError(f"feature {self.name!r}: nan_fills {self.nan_fills} must be dims after the first of a "
                              f"float feature; it has dims {self.dims} and dtype {self.dtype}")
+        unsized = [d for d, names in self.labels.items() if self.sizes.get(d) != len(names)]
+        if unsized:
+            raise ValueError(f"feature {self.name!r}: labelled dims {unsized} need a size equal to their labels")
 
     @property
     def frame_indexed(self) -> bool:
@@ -228,22 +241,24 @@ FRAME = FeatureDef(
 LANDMARKS = FeatureDef(
     "landmarks", "landmarks", ("frame", "landmark", "xy"), "float32", "pixel",
     "facial landmark position in source pixels",
-    "dlib iBUG 68-point landmarks (x, y) in source-frame pixels; interpolated where no face was found",
-    {"landmark": N_LANDMARKS, "xy": 2})
+    "dlib iBUG 68-point landmarks (x, y) in source-frame pixels; interpolated where no face was found (in a "
+    "long video, NaN for the frames of a window where no face was found at all)",
+    {"landmark": N_LANDMARKS, "xy": 2}, nan_fills=("landmark", "xy"))
 FACE_FOUND = FeatureDef(
     "face_found", "landmarks", ("frame",), "bool", _GREY, "face detected",
     "False where no face was found and the landmarks were interpolated from neighbouring frames")
 FACE_BOX = FeatureDef(
     "face_box", "landmarks", ("frame", "box"), "float32", "pixel", "face box in source pixels",
-    "face box the shape predictor used: left, top, right, bottom in source-frame pixels", {"box": 4})
+    "face box the shape predictor used: left, top, right, bottom in source-frame pixels (NaN as the landmarks)",
+    {"box": 4}, nan_fills=("box",))
 CROPS = FeatureDef(
     "crops", "align", ("frame", "y", "x", "channel"), "uint8", _GREY, "aligned face crop intensity",
     "face crops aligned to the first frame's geometry (Xia eq. 1), canonical size, source channels",
     _square("align"))
 LANDMARKS_ALIGNED = FeatureDef(
     "landmarks_aligned", "align", ("frame", "landmark", "xy"), "float32", "pixel",
-    "facial landmark position in crop pixels", "the landmarks mapped into the aligned crop",
-    {"landmark": N_LANDMARKS, "xy": 2})
+    "facial landmark position in crop pixels", "the landmarks mapped into the aligned crop (NaN as the landmarks)",
+    {"landmark": N_LANDMARKS, "xy": 2}, nan_fills=("landmark", "xy"))
 TRANSFORMS = FeatureDef(
     "transforms", "align", ("frame", "row", "col"), "float32", _GREY,
     "affine from source pixels to crop pixels",
@@ -357,6 +372,20 @@ STATE_FRAMES = FeatureDef(
     "expression-state frame intensity, RGB",
     "Kim's five representative expression-state frames (the frames_rgb at state_index)",
     {"state": len(STATE_NAMES), "channel": 3, **_square("kim")})
+_REGIONS = {"region": len(ROI_REGIONS)}
+ROI_MAGNITUDE = FeatureDef(
+    "roi_magnitude", "roi_motion", ("frame", "region"), "float32", "pixel",
+    "mean optical-flow magnitude from frame t to t + k in each facial region",
+    "TV-L1 flow from the aligned crop of frame t to that of frame t + k (roi_motion.k) at roi_motion.size, the "
+    "nose bridge's mean flow subtracted (head motion), magnitude averaged over each region's box (MEGC "
+    "spotting baselines); NaN for the last k frames, which have no frame t + k",
+    _REGIONS, labels={"region": ROI_REGIONS}, nan_fills=("region",))
+ROI_STRAIN = FeatureDef(
+    "roi_strain", "roi_motion", ("frame", "region"), "float32", _GREY,
+    "mean optical strain from frame t to t + k in each facial region",
+    "optical strain magnitude sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) of the same flow, the nose bridge's "
+    "mean subtracted, averaged over each region's box; NaN for the last k frames",
+    _REGIONS, labels={"region": ROI_REGIONS}, nan_fills=("region",))
 
 FEATURES: dict[str, FeatureDef] = {f.name: f for f in (
     FRAME,
@@ -389,6 +418,8 @@ FEATURES: dict[str, FeatureDef] = {f.name: f for f in (
     APPEARANCE_MASK,
     FRAMES_RGB,
     STATE_FRAMES,
+    ROI_MAGNITUDE,
+    ROI_STRAIN,
 )}
 """Every feature, by name, in the order stages produce them; plug-in stages add theirs with :func:`register`."""
 

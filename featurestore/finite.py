@@ -3,10 +3,12 @@
 A NaN in a feature passes every later step quietly: standardisation, a
 network's forward pass and an argmax all return *something* (a NaN logit
 row argmaxes to class 0), so a clip with NaN features is silently predicted
-as class 0. No stage writes NaN or infinity, with one exception a feature
-declares (:attr:`~.features.FeatureDef.nan_fills`: a ``flow_consecutive``
-pair across a gap in the frame numbers is a NaN field, so a reader that
-ignores the gap fails loudly). So the writer refuses to write non-finite
+as class 0. No stage writes NaN or infinity, except where a feature
+declares a missing item (:attr:`~.features.FeatureDef.nan_fills`: a
+``flow_consecutive`` pair across a gap in the frame numbers is a NaN field,
+so a reader that ignores the gap fails loudly; in a long video, the
+landmarks of frames in a window without a face and the spotting features
+of the last k frames, which have no frame t + k). So the writer refuses to write non-finite
 values anywhere else, and every read of a float feature checks them: a store
 that holds one is damaged (or forged and resealed), and the read refuses it
 naming the store, the clip and the feature.

@@ -57,12 +57,14 @@ def describe(path: str | os.PathLike | StoreLocation, *, expect_id: str | None =
         "store_id": store.store_id,
         "state": store.attrs.get("state"),
         "schema_version": store.schema_version,
+        "unit": store.unit,
         "n_clips": int(len(samples)),
         "n_subjects": int(samples["subject"].nunique()) if "subject" in samples else 0,
         "status": samples["status"].value_counts().to_dict() if "status" in samples else {},
         "emotions": samples["emotion"].value_counts().to_dict() if "emotion" in samples else {},
         "features": store.features,
         "dataset_features": store.dataset_features,
+        "intervals": store.intervals["kind"].value_counts().to_dict() if store.unit == "video" else None,
         "manifest": {"n_files": len(manifest.files), "n_bytes": manifest.n_bytes, "created": manifest.created}
         if manifest else None,
         "failures": samples.loc[samples["status"] == "failed", ["sample", "error"]].to_dict("records")
@@ -95,8 +97,10 @@ def format_description(d: dict[str, Any]) -> str:
              f"mepipe {d['mepipe_version']})",
              f"store id {d['store_id']}" if d.get("store_id")
              else "store id: none (an unfinished build, read unverified)",
-             f"dataset {d['dataset']}: {d['n_clips']} clips, {d['n_subjects']} subjects; status {d['status']}",
-             f"emotions: {d['emotions']}"]
+             f"dataset {d['dataset']}: {d['n_clips']} {d.get('unit', 'clip')}s, {d['n_subjects']} subjects; "
+             f"status {d['status']}",
+             f"annotated intervals: {d['intervals']}" if d.get("intervals") is not None
+             else f"emotions: {d['emotions']}"]
     if "bytes_total" in d:
         lines.append(f"size on disk: {_mb(d['bytes_total'])}")
     for title, names in (("features (per clip):", d["features"]),

@@ -5,6 +5,12 @@ only the stale (clip, stage) tasks, then writes the sample table, provenance
 and consolidated metadata and marks the store ``complete``. A killed build
 leaves the store ``building``; rerunning picks up from the arrays that were
 completely written.
+
+A dataset of long videos (an adapter returning ``unit="video"``) builds the
+same way with the stages that run on them, window by window
+(:mod:`.video_graph`); the store is marked ``unit: video`` and also gets the
+table of annotated intervals. A killed build of a long video resumes from
+its finished windows.
 """
 from __future__ import annotations
 
@@ -24,14 +30,14 @@ import pandas as pd
 
 from mepipe.featurestore import features
 from mepipe.featurestore.cachekey import canonical
-from mepipe.featurestore.errors import DiskFullError, UnknownNameError, out_of_space
+from mepipe.featurestore.errors import ConfigError, DiskFullError, UnknownNameError, out_of_space
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
 from mepipe.featurestore.manifest import write_manifest
 from mepipe.featurestore.provenance import BuildInfo, BuildRecord, SheetRecord, StageRecord
 from mepipe.featurestore.safety import printable
-from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
+from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION, UNIT_ATTR
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
@@ -43,8 +49,10 @@ from .datasets.sheets import SKIPPED_ROW_KINDS
 from .estimate import DECODE, Estimate, estimate_build
 from .graph import BuildProgress, Plan, build_graph, build_has_cuda, execute, plan_build
 from .staleness import TRUTH_ATTR, stale_reasons, truth_record
-from .stages import (SOURCE, STAGES, dataset_stages_after, default_params, descendants, resolve_devices, stage_order,
+from .stages import (SOURCE, STAGES, dataset_stages_after, default_params, descendants, resolve_devices, stages_for,
                      wants_cuda)
+from .stages.windows import WINDOW
+from .video_graph import build_video_graph, plan_videos, prepare_windows
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,9 @@ class BuildOptions:
     Attributes
     ----------
     stages : tuple of str or None
-        Stages to build (with everything they need); None = all.
+        Features to build (with everything they need): stage, group or
+        feature names, as ``--features`` takes them; None = every stage
+        that runs on the dataset's samples (clips, or long videos).
     force : tuple of str
         Stages to recompute even when cached (their descendants too).
     scheduler : str or None
@@ -78,6 +88,9 @@ class BuildOptions:
     replace, prune : bool
         Rebuild a store of other sources from this dataset; remove the
         clips the dataset no longer lists (:mod:`.destination`).
+    params : dict or None
+        Every stage's parameters; None = the defaults for the dataset's
+        samples (:func:`~.stages.default_params` of its unit).
     estimate : bool
         Measure what the stale tasks will cost before running them
         (:mod:`~mepipe.pipeline.estimate`: a few seconds on one clip; the
@@ -93,7 +106,7 @@ class BuildOptions:
     scheduler: str | None = None
     stages: tuple[str, ...] | None = None
     force: tuple[str, ...] = ()
-    params: dict[str, Any] = field(default_factory=default_params)
+    params: dict[str, Any] | None = None
     progress: bool = True
     adapter_options: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = "stat"
@@ -119,6 +132,9 @@ class BuildReport:
     each naming its row and why, listed in full by the summary. ``removed``
     names every clip the build removed (``--prune``, ``--replace``) and
     ``replaced`` the sources it replaced.
+    one line each, where the corpus's format is uncertain. ``unit`` says
+    what the samples were: ``clip`` or ``video`` (then each stage's counts
+    are per video).
     """
 
     store: str
@@ -141,6 +157,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     replaced: str = ""
     skipped_rows: list[str] = field(default_factory=list)
+    unit: str = "clip"
     estimated_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def alpha_cost(self) -> dict[str, float] | None:
@@ -155,7 +172,7 @@ class BuildReport:
                 "share": round(sum(per_alpha.values()) / total, 4)}
 
     def summary(self) -> str:
-        lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} clips built into {self.store} "
+        lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} {self.unit}s built into {self.store} "
                  f"in {self.seconds:.1f} s",
                  "  stages run:    " + (", ".join(f"{k} {v}" for k, v in self.tasks_run.items()) or "none"),
                  "  stages cached: " + (", ".join(f"{k} {v}" for k, v in self.tasks_cached.items()) or "none")]
@@ -171,8 +188,8 @@ class BuildReport:
                          f"{cost['cpu_seconds']:.1f} CPU s, {cost['share']:.0%} of the stages' CPU")
         partial = {k: v for k, v in self.faces.items() if (v.get("face_fraction") or 0) < 1}
         if self.faces:
-            lines.append(f"  face in every frame of {len(self.faces) - len(partial)} of {len(self.faces)} clips"
-                         + (":" if partial else ""))
+            lines.append(f"  face in every frame of {len(self.faces) - len(partial)} of {len(self.faces)} "
+                         f"{self.unit}s" + (":" if partial else ""))
             lines += [f"    {k}: face in {v['face_fraction']:.0%} of frames ({v['frames_without_face']} without), "
                       f"{v.get('face_px')} px" for k, v in list(partial.items())[:10]]
             if len(partial) > 10:
@@ -196,7 +213,8 @@ class BuildReport:
             if len(quirks) > 10:
                 lines.append(f"    … {len(quirks) - 10} more")
         if self.failures:
-            lines.append(f"  {len(self.failures)} clips FAILED:")
+            lines.append(f"  {len(self.failures)} {self.unit} stages FAILED:" if self.unit == "video"
+                         else f"  {len(self.failures)} clips FAILED:")
             lines += [f"    {f['error']}" for f in self.failures]
         return "\n".join(printable(line) for line in lines)  # labels, ids and paths come from sheets and folders
 
@@ -215,6 +233,7 @@ def run_build(opts: BuildOptions, on_estimate: Callable[[Estimate], None] | None
     _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
     check_destination(Path(opts.store))
+    stages_for(list(opts.stages) if opts.stages else None, loaded.unit)  # a stage the samples cannot have: refused now
     writer = StoreWriter(opts.store)
     try:
         writer.create()
@@ -237,14 +256,16 @@ class BuildPreview:
         The stages the build covers, in order.
     stale, cached : list of (str, str)
         (clip, stage) tasks that would run and that are up to date in the store.
+    windows : dict of (str, str) to int
+        For a long video's stale stage, how many of its windows would run.
     failing : dict of str to str
         Clips the dataset adapter already refuses, with the reason.
     changed_content : list of str
         Clips whose sources were rewritten in place (``fingerprint="content"`` only).
     reasons : dict of (str, str) to list of str
-        Why each stale task runs (:func:`~mepipe.pipeline.staleness.stale_reasons`).
+        Why each stale task runs (:func:`~mepipe.pipeline.staleness.stale_reasons`); clip builds.
     estimate : Estimate or None
-        What the stale tasks will cost (``BuildOptions.estimate``).
+        What the stale tasks will cost (``BuildOptions.estimate``); clip builds (none yet for long videos).
     """
 
     stages: list[str]
@@ -252,6 +273,7 @@ class BuildPreview:
     cached: list[tuple[str, str]]
     failing: dict[str, str]
     changed_content: list[str]
+    windows: dict[tuple[str, str], int] = field(default_factory=dict)
     reasons: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     estimate: Estimate | None = None
 
@@ -274,8 +296,10 @@ class BuildPreview:
             lines.append(f"  {DECODE} (by the first stage reading sources): {self.estimate.stage_line(DECODE)}")
         tasks = sorted([(s, n, "run") for s, n in self.stale] + [(s, n, "cached") for s, n in self.cached],
                        key=lambda t: (t[0], self.stages.index(t[1])))
-        lines += [f"{state:6s}  {sample}  {name}" + (f"  ({'; '.join(self.reasons[(sample, name)])})"
-                                                     if (sample, name) in self.reasons else "")
+        lines += [f"{state:6s}  {sample}  {name}"
+                  + (f" ({self.windows[(sample, name)]} windows)" if (sample, name) in self.windows and state == "run"
+                     else "")
+                  + (f"  ({'; '.join(self.reasons[(sample, name)])})" if (sample, name) in self.reasons else "")
                   for sample, name, state in tasks]
         lines += [f"fails   {sample}  dataset: {reason}" for sample, reason in sorted(self.failing.items())]
         return "\n".join(lines)
@@ -291,8 +315,9 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     adapter = get_adapter(opts.dataset)
     _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
-    stages = stage_order(list(opts.stages) if opts.stages else None)
-    forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
+    opts = _with_params(opts, loaded.unit)
+    stages = stages_for(list(opts.stages) if opts.stages else None, loaded.unit)
+    forced = _forced(opts, stages, loaded.unit)
     check_destination(Path(opts.store))
     plan_removal(StoreWriter(opts.store), Sources.of(opts.dataset, opts.root, opts.adapter_options),
                  {s.sample for s in loaded.samples}, replace=opts.replace, prune=opts.prune)
@@ -300,20 +325,24 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
     params = resolve_devices(opts.params, cuda)
     writer = StoreWriter(opts.store)
-    plan = plan_build(writer, contexts, stages, params, forced & set(stages), opts.fingerprint)
+    plan = _plan(writer, loaded.unit, contexts, stages, params, forced, opts.fingerprint)
     failing = {s.sample: str(s.error) for s in loaded.samples if s.error}
     failing.update({q.sample: q.message for q in loaded.rejected})
-    reasons = stale_reasons(writer, plan, contexts, params, forced & set(stages))
-    estimate = _estimate(opts, plan, contexts, stages, params) if opts.estimate else None
-    return BuildPreview(stages, plan.stale, plan.cached, failing, plan.changed_content, reasons, estimate)
+    clips = loaded.unit == "clip"
+    reasons = stale_reasons(writer, plan, contexts, params, forced) if clips else {}
+    estimate = _estimate(opts, plan, contexts, stages, params) if opts.estimate and clips else None
+    return BuildPreview(stages, plan.stale, plan.cached, failing, plan.changed_content,
+                        {t: len(w) for t, w in plan.windows.items()}, reasons, estimate)
 
 
 def _estimate(opts: BuildOptions, plan: Plan, contexts: list[ClipContext], stages: list[str],
               params: dict[str, Any]) -> Estimate:
-    """The estimate of a build's stale tasks, on its workers (in-process with the ``sync`` scheduler)."""
+    """The estimate of a build's stale tasks, on its workers (in-process with the ``sync`` scheduler); clip builds
+    only (its probe runs the stages' clip forms)."""
     local = opts.scheduler == "sync"
     return estimate_build(plan, {c.sample: c for c in contexts}, stages, params, opts.store,
                           workers=1 if local else opts.workers, processes=0 if local else opts.workers)
+
 
 
 def _check_adapter_options(dataset: str, adapter, options: dict[str, Any]) -> None:
@@ -325,32 +354,69 @@ def _check_adapter_options(dataset: str, adapter, options: dict[str, Any]) -> No
                                f"its options: {', '.join(takes) or 'none'}")
 
 
+def _with_params(opts: BuildOptions, unit: str) -> BuildOptions:
+    """``opts`` with every parameter: the defaults for samples of ``unit`` where it gives none."""
+    return opts if opts.params is not None else replace(opts, params=default_params(unit))
+
+
+def _forced(opts: BuildOptions, stages: list[str], unit: str) -> set[str]:
+    """The stages ``--force`` recomputes: those named and every stage of the build reading them."""
+    forced = set().union(*(descendants(f, unit) for f in opts.force)) if opts.force else set()
+    return forced & set(stages)
+
+
+def _plan(writer: StoreWriter, unit: str, contexts, stages: list[str], params: dict[str, Any], forced: set[str],
+          fingerprint: str) -> Plan:
+    """The build's plan: per (clip, stage), or per window of each long video's stage."""
+    if unit == "video":
+        return plan_videos(writer, contexts, stages, params, forced, fingerprint)
+    return plan_build(writer, contexts, stages, params, forced, fingerprint)
+
+
+def _check_unit(writer: StoreWriter, unit: str) -> None:
+    """Refuse to build long videos into a store of clips, or clips into one of long videos."""
+    attrs = writer.root_attrs()
+    held = attrs.get(UNIT_ATTR, "clip")
+    if held != unit and attrs.get("state") != "empty":
+        raise ConfigError(f"{writer.path} holds {held}s; build these {unit}s into another store (--store)")
+
+
 def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter, started: float,
                   on_estimate: Callable[[Estimate], None] | None) -> BuildReport:
-    stages = stage_order(list(opts.stages) if opts.stages else None)
-    forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
+    unit = loaded.unit
+    opts = _with_params(opts, unit)
+    stages = stages_for(list(opts.stages) if opts.stages else None, unit)
+    forced = _forced(opts, stages, unit)
     buildable = [s for s in loaded.samples if s.error is None]
     contexts = {s.sample: ClipContext.of(s) for s in buildable}
     listed = {s.sample for s in loaded.samples}
     removal = plan_removal(writer, Sources.of(opts.dataset, opts.root, opts.adapter_options), listed,
                            replace=opts.replace, prune=opts.prune)
-    writer.update_root_attrs({"state": "building", "build_started": _iso(started)})
+    _check_unit(writer, unit)
+    writer.update_root_attrs({"state": "building", "build_started": _iso(started),
+                              **({UNIT_ATTR: unit} if unit == "video" else {})})
     writer.clear_staging()
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
     opts = replace(opts, params=resolve_devices(opts.params, cuda))  # keys and records name the real backend
-    plan = plan_build(writer, contexts.values(), stages, opts.params, forced & set(stages), opts.fingerprint)
+    plan = _plan(writer, unit, contexts.values(), stages, opts.params, forced, opts.fingerprint)
     log.info("%d tasks to run, %d cached", len(plan.stale), len(plan.cached))
-    estimate = _estimate(opts, plan, list(contexts.values()), stages, opts.params) if opts.estimate else None
+    estimate = (_estimate(opts, plan, list(contexts.values()), stages, opts.params)
+                if opts.estimate and unit == "clip" else None)
     if estimate is not None and on_estimate is not None:
         on_estimate(estimate)
     progress = BuildProgress(plan, stages, enabled=opts.progress, weights=estimate.task_seconds if estimate else None)
     try:
-        tasks = build_graph(plan, contexts, str(opts.store), opts.params, cuda)
-        results = execute(tasks, progress, opts.scheduler, opts.workers, cuda)
+        if unit == "video":
+            prepare_windows(writer, plan)
+            tasks = build_video_graph(plan, contexts, str(opts.store), opts.params, cuda)
+        else:
+            tasks = build_graph(plan, contexts, str(opts.store), opts.params, cuda)
+        records = execute(tasks, progress, opts.scheduler, opts.workers, cuda)
     finally:
         progress.close()
     for stage in dataset_stages_after(stages):
         run_dataset_stage(writer, stage, [s.sample for s in buildable], plan.keys, opts.params)
+    results = [r for r in records if "window" not in r]  # a long video's stage reports once, when it finishes
     failures = [r for r in results if r["status"] == "failed"]
     failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
@@ -362,8 +428,10 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
              if features.LANDMARKS.stage in stages and s.sample not in errors}
     removed = apply_removal(writer, removal, listed, stages)
     if removed:
-        log.info("removed %d clips the dataset does not list: %s", len(removed), ", ".join(removed))
+        log.info("removed %d %ss the dataset does not list: %s", len(removed), unit, ", ".join(removed))
     writer.write_samples(table)
+    if unit == "video":
+        writer.write_intervals(loaded.intervals)
     for sample, digest in plan.source_digests.items():
         earlier = writer.clip_attrs(sample).get("cache_keys", {})
         writer.write_clip_attrs(sample, {"source_fingerprint": digest, TRUTH_ATTR: truth_record(contexts[sample]),
@@ -373,12 +441,13 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         n_samples=len(loaded.samples) + len(loaded.rejected), n_ok=int((table["status"] != "failed").sum()),
         tasks_run=dict(Counter(r["stage"] for r in results if r["status"] == "ok")),
         tasks_cached=dict(Counter(n for _, n in plan.cached)),
-        stage_seconds=_stage_seconds(results, stages), stage_cpu_seconds=_stage_seconds(results, stages, "cpu_"),
+        stage_seconds=_stage_seconds(records, stages), stage_cpu_seconds=_stage_seconds(records, stages, "cpu_"),
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params),
         assumptions=list(loaded.assumptions), removed=removed, replaced=removal.replaced,
         skipped_rows=[str(q) for q in loaded.quirks if q.kind in SKIPPED_ROW_KINDS],
+        assumptions=list(loaded.assumptions), unit=unit,
         estimated_cpu_seconds=estimate.stage_seconds() if estimate else {})
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
@@ -434,7 +503,7 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
     readable = writer.stored_features() | {f.name for s in STAGES.values() if s.scope == "dataset" for f in s.writes
                                            if f.scope == "dataset" and writer.dataset_attrs(f.name)}
     ran = {s.name: StageRecord(s.version, canonical(opts.params[s.name]), s.outputs, s.reads)
-           for s in [*(STAGES[n] for n in stages), *dataset]}
+           for s in [*(STAGES[n].in_unit(report.unit) for n in stages), *dataset]}
     attrs = writer.root_attrs()
     earlier = BuildRecord.from_attrs(attrs, str(writer.path)).stages if "build" in attrs else {}
     kept = {n: r for n, r in earlier.items() if n not in ran and set(r.outputs) & readable}
@@ -448,7 +517,8 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
         quirks=tuple(report.quirks),
         features=tuple(sorted(readable)),
         stages={n: {**kept, **ran}[n] for n in STAGES if n in kept or n in ran},
-        shared_params={SOURCE: canonical(opts.params[SOURCE])},
+        shared_params={SOURCE: canonical(opts.params[SOURCE]),
+                       **({WINDOW: canonical(opts.params[WINDOW])} if report.unit == "video" else {})},
         adapter_options=canonical(dict(opts.adapter_options)),
         build=BuildInfo(host=socket.gethostname(), user=os.environ.get("USER", ""), started=report.started,
                         finished=_iso(finished), seconds=round(report.seconds, 3),

@@ -26,7 +26,7 @@ from mepipe.featurestore.fingerprint import FINGERPRINT_MODES, content_digest, s
 from mepipe.featurestore.progress import progress_bar
 from mepipe.featurestore.writer import StoreWriter
 
-from .context import ClipContext
+from .context import ClipContext, Window
 from .stages import SOURCE_DIGEST_ATTR, STAGES
 from .tasks import run_stage_batch, run_stage_chain, run_stage_task
 
@@ -39,7 +39,10 @@ class Plan:
 
     ``changed_content`` lists the clips whose cached features were made from
     other bytes than the sources now hold (found only with the ``content``
-    fingerprint: an in-place rewrite that kept size and mtime).
+    fingerprint: an in-place rewrite that kept size and mtime). For long
+    videos (:mod:`.video_graph`), ``windows`` holds the windows each stale
+    (video, stage) must run and ``redone`` those (video, stage) that redo
+    every window (forced).
     """
 
     keys: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -47,6 +50,8 @@ class Plan:
     cached: list[tuple[str, str]] = field(default_factory=list)
     source_digests: dict[str, str] = field(default_factory=dict)
     changed_content: list[str] = field(default_factory=list)
+    windows: dict[tuple[str, str], list[Window]] = field(default_factory=dict)
+    redone: set[tuple[str, str]] = field(default_factory=set)
 
 
 def plan_build(writer: StoreWriter, contexts: Iterable[ClipContext], stages: list[str],
@@ -225,6 +230,7 @@ class BuildProgress:
         self.stages = stages
         typical = sum(weights.values()) / len(weights) if weights else 1.0
         self.weights = {task: (weights or {}).get(task, typical) for task in plan.stale}
+        self.window_weights = {task: self.weights[task] / len(w) for task, w in plan.windows.items() if w}
         self.bar = progress_bar(total=round(sum(self.weights.values()), 2), desc="build", enabled=enabled,
                                 dynamic_ncols=True, bar_format=BAR_FORMAT)
         self._postfix()
@@ -235,13 +241,17 @@ class BuildProgress:
                                  + " ".join(parts), refresh=False)
 
     def update(self, result: Mapping[str, Any]) -> None:
+        """Count one task's record: a clip's stage, a long video's window (the bar only) or its finished stage."""
+        if "window" in result:
+            self.bar.update(self.window_weights.get((result["sample"], result["stage"]), 0.0))
+            return
         self.done[result["stage"]] += 1
         self.tasks_done += 1
         self.left_per_clip[result["sample"]] -= 1
         if self.left_per_clip[result["sample"]] == 0:
             self.clips_done += 1
         self._postfix()
-        self.bar.update(self.weights.get((result["sample"], result["stage"]), 0.0))
+        self.bar.update(0.0 if "windows" in result else self.weights.get((result["sample"], result["stage"]), 0.0))
 
     def close(self) -> None:
         self.bar.close()
@@ -251,9 +261,10 @@ BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]
 """The build bar: share of the (estimated) work done, task and clip counts, elapsed time and ETA."""
 
 
-def execute(tasks: Mapping[tuple[str, str], Any], progress: BuildProgress, scheduler: str | None = None,
+def execute(tasks: Mapping[tuple, Any], progress: BuildProgress, scheduler: str | None = None,
             workers: int = 2, cuda: bool = False) -> list[dict[str, Any]]:
-    """Run the tasks and return their status records (one per clip and stage).
+    """Run the tasks and return their status records (one per clip and stage; for a long video also one per
+    window of each stage).
 
     ``scheduler``: None for a local process pool (a ``distributed.LocalCluster``
     of ``workers`` single-threaded processes, each given the resource
@@ -268,9 +279,9 @@ def execute(tasks: Mapping[tuple[str, str], Any], progress: BuildProgress, sched
     return _execute_distributed(items, progress, scheduler, workers, cuda)
 
 
-def _distinct(tasks: Mapping[tuple[str, str], Any]) -> list[tuple[list[tuple[str, str]], Any]]:
-    """Each delayed task once, with the (sample, stage) pairs it computes (several for a batch task)."""
-    by_key: dict[Any, tuple[list[tuple[str, str]], Any]] = {}
+def _distinct(tasks: Mapping[tuple, Any]) -> list[tuple[list[tuple], Any]]:
+    """Each delayed task once, with the (sample, stage[, window]) labels it computes (several for a batch task)."""
+    by_key: dict[Any, tuple[list[tuple], Any]] = {}
     for label, d in tasks.items():
         by_key.setdefault(d.key, ([], d))[0].append(label)
     return list(by_key.values())
@@ -391,9 +402,9 @@ def _execute_distributed(items, progress: BuildProgress, address: str | None, wo
             except Exception as e:  # a worker died or the task could not be run
                 if out_of_space(e):  # a full disk stops the build, as in-process (the tasks raise it)
                     raise
-                records = [{"sample": sample, "stage": stage, "status": "failed", "file": "",
-                            "reason": f"{type(e).__name__}: {e}", "error": f"{sample}: {stage}: {e}"}
-                           for sample, stage in owner[fut.key]]
+                records = [{"sample": label[0], "stage": label[1], **({"window": label[2]} if len(label) > 2 else {}),
+                            "status": "failed", "file": "", "reason": f"{type(e).__name__}: {e}",
+                            "error": f"{label[0]}: {label[1]}: {e}"} for label in owner[fut.key]]
             for record in records:
                 results.append(record)
                 progress.update(record)
