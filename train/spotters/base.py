@@ -29,7 +29,7 @@ import torch
 from mepipe.featurestore.errors import UsageError
 
 from ..recipe import Deviation
-from ..spotting_eval import OVERALL, PublishedSpotting
+from ..spotting_eval import OVERALL
 from .intervals import Spotted
 
 if TYPE_CHECKING:
@@ -157,8 +157,6 @@ class Spotter:
         files it saved in ``folder`` (a ``--final`` run's, for later use).
     deviations : tuple of Deviation
         Where it departs from its paper, and why.
-    published : tuple of PublishedSpotting
-        Its paper's spotting figures, shown beside ours.
     quick : tuple of (str, value)
         Parameters ``mepipe reproduce --quick`` changes (fewer epochs, narrower layers).
     """
@@ -171,7 +169,6 @@ class Spotter:
     fit: Callable[[FitContext], Fitted]
     restore: Callable[..., Fitted]
     deviations: tuple[Deviation, ...] = ()
-    published: tuple[PublishedSpotting, ...] = ()
     quick: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:

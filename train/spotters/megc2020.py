@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 from ..recipe import Deviation
-from ..spotting_eval import KINDS, MEGC2020_BASELINE
+from ..spotting_eval import KINDS
 from .base import FitContext, Fitted, Pass, Spotter, register_spotter
 from .intervals import Spotted, relative_threshold, spot_runs
 from .selection import choose_settings
@@ -296,6 +296,5 @@ BASELINE = register_spotter(Spotter(
                   "p = 0.01 by default; p=chosen picks each pass's p on the fold's training people only",
                   "never choose on test people"),
     ),
-    published=MEGC2020_BASELINE,
 ))
 """The ``baseline`` spotter."""
