@@ -45,7 +45,7 @@ from mepipe.pipeline.demo import write_demo  # noqa: E402
 from mepipe.pipeline.stages import SOURCE, SOURCE_FRAMES, STAGES, default_params  # noqa: E402
 from mepipe.pipeline.stages.frames import DecodedClip, decode_clip  # noqa: E402
 from mepipe.pipeline.stages.align import align_clip  # noqa: E402
-from mepipe.pipeline.tasks import _recorded, _write_outputs  # noqa: E402
+from mepipe.pipeline.tasks import _write_outputs, recorded_params  # noqa: E402
 
 
 def main() -> None:
@@ -104,7 +104,7 @@ def measure(work: Path, n_frames: int, repeats: int) -> str:
     def task(w: StoreWriter):
         inputs = {"landmarks": w.read_feature(ctx.sample, "landmarks"), SOURCE_FRAMES: decoded}
         out = stage.run(ctx, inputs, params)
-        _write_outputs(w, stage, ctx, out, "bench", _recorded(params))
+        _write_outputs(w, stage, ctx, out, "bench", recorded_params(params))
 
     runs = {"baseline align (warp + saves)": baseline, "mepipe align task": lambda: task(writer),
             "through Zarr": lambda: task(through_zarr),

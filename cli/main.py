@@ -88,7 +88,9 @@ stage_plugin_option = click.option(
                    "'sync' runs everything in this process (debugging).")
 @click.option("--features", "stages", metavar="LIST",
               help="Comma-separated features to build (plus what they need): group, stage or feature names, e.g. "
-                   "flow, flow_first_each, clfm (an unknown name is refused with the known ones). Default: all.")
+                   "flow, flow_first_each, clfm (an unknown name is refused with the known ones). Default: all. "
+                   "Long videos (samm-lv, casme-sq, demo-lv, manifest with unit=videos) build landmarks, align, "
+                   "kim, flow_consecutive and roi_motion, window by window.")
 @click.option("--force", multiple=True, metavar="STAGE",
               help="Recompute STAGE (and what depends on it) even if cached. Repeatable.")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -96,7 +98,9 @@ stage_plugin_option = click.option(
                    "corpora build with three alphas, no frame-subset flows, the first->each flow at 112 px and a "
                    "cheaper TV-L1 (pipeline/demo/build_config.py); values given here override those.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Adapter option, e.g. release=cropped for casme2 or modality=NIR for smic. Repeatable.")
+              help="Adapter option, e.g. release=cropped for casme2, modality=NIR for smic, unit=clips for samm-lv "
+                   "or casme-sq (short clips of their intervals instead of long videos), unit=videos and "
+                   "intervals=FILE for a manifest of long videos. Repeatable.")
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where datasets/ and stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--fingerprint", type=click.Choice(["stat", "content"]), default="stat", show_default=True,
@@ -122,8 +126,9 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
     """
     from mepipe.featurestore.features import LANDMARKS
     from mepipe.pipeline.build import BuildOptions, run_build
+    from mepipe.pipeline.datasets import adapter_unit
     from mepipe.pipeline.demo.build_config import build_config
-    from mepipe.pipeline.stages import params_from_mapping, stages_for
+    from mepipe.pipeline.stages import params_from_mapping
 
     from .config import read_config
 
@@ -137,15 +142,15 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
     if face is not None:
         stage = LANDMARKS.stage
         config_values = {**config_values, stage: {**config_values.get(stage, {}), "face": face}}
-    params = params_from_mapping(config_values)
     adapter_options = _parse_options(options)
+    params = params_from_mapping(config_values, adapter_unit(dataset, adapter_options))
     if allow_outside_root:
         if dataset != "manifest":
             raise click.UsageError("--allow-outside-root applies to the manifest dataset only")
         adapter_options["allow_outside_root"] = True
     opts = BuildOptions(dataset=dataset, root=Path(root), store=Path(store), annotations=annotations,
                         workers=workers, scheduler=scheduler,
-                        stages=tuple(stages_for([s.strip() for s in stages.split(",")])) if stages else None,
+                        stages=tuple(s.strip() for s in stages.split(",")) if stages else None,
                         force=tuple(force), params=params, progress=progress,
                         adapter_options=adapter_options, fingerprint=fingerprint)
     if dry_run:

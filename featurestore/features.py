@@ -48,6 +48,11 @@ APEX_STATE = int(State.APEX)
 N_LANDMARKS = 68
 """Points of the iBUG 68-point landmark model (dlib's shape predictor)."""
 
+ROI_REGIONS: tuple[str, ...] = ("brow_left", "brow_right", "eye_left", "eye_right", "nose", "mouth_left",
+                                "mouth_right")
+"""Regions of the spotting features (the MEGC baselines' landmark regions); left and right as the image shows
+them (``brow_left`` is the brow on the image's left, the person's right), as the landmark numbering does."""
+
 DIMS: dict[str, str] = {
     "frame": "frames of the clip, in frame-number order",
     "pair": "flow fields of the clip (see mepipe.featurestore.views for which frames each joins)",
@@ -69,6 +74,7 @@ DIMS: dict[str, str] = {
     "state": "expression states, in the order of STATE_NAMES",
     "time": "time-normalised frames",
     "pixel": "pixels kept by the STRCN-A mask, row-major",
+    "region": "facial regions of the spotting features, in the order of ROI_REGIONS",
 }
 """Every dim name a feature may use, with its meaning."""
 
@@ -140,6 +146,9 @@ class FeatureDef:
     flags : tuple of str
         For categorical integer features: the meaning of codes 0, 1, ...
         (written as CF ``flag_values`` / ``flag_meanings``).
+    labels : mapping of str to tuple of str
+        Names along a dim (the spotting features' regions), stored as that
+        dim's coordinate array beside the feature, so xarray labels it.
     """
 
     name: str
@@ -152,12 +161,16 @@ class FeatureDef:
     sizes: Mapping[str, Size] = field(default_factory=dict)
     scope: str = "clip"
     flags: tuple[str, ...] = ()
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [d for d in (*self.dims, *self.sizes) if d not in DIMS]
         if unknown or not set(self.sizes) <= set(self.dims):
             raise ValueError(f"feature {self.name!r}: dims {unknown or sorted(set(self.sizes) - set(self.dims))} "
                              f"are not among its dims {self.dims} or not in DIMS")
+        unsized = [d for d, names in self.labels.items() if self.sizes.get(d) != len(names)]
+        if unsized:
+            raise ValueError(f"feature {self.name!r}: labelled dims {unsized} need a size equal to their labels")
 
     @property
     def frame_indexed(self) -> bool:
@@ -345,6 +358,20 @@ STATE_FRAMES = FeatureDef(
     "expression-state frame intensity, RGB",
     "Kim's five representative expression-state frames (the frames_rgb at state_index)",
     {"state": len(STATE_NAMES), "channel": 3, **_square("kim")})
+_REGIONS = {"region": len(ROI_REGIONS)}
+ROI_MAGNITUDE = FeatureDef(
+    "roi_magnitude", "roi_motion", ("frame", "region"), "float32", "pixel",
+    "mean optical-flow magnitude from frame t to t + k in each facial region",
+    "TV-L1 flow from the aligned crop of frame t to that of frame t + k (roi_motion.k) at roi_motion.size, the "
+    "nose bridge's mean flow subtracted (head motion), magnitude averaged over each region's box (MEGC "
+    "spotting baselines); NaN for the last k frames, which have no frame t + k",
+    _REGIONS, labels={"region": ROI_REGIONS})
+ROI_STRAIN = FeatureDef(
+    "roi_strain", "roi_motion", ("frame", "region"), "float32", _GREY,
+    "mean optical strain from frame t to t + k in each facial region",
+    "optical strain magnitude sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) of the same flow, the nose bridge's "
+    "mean subtracted, averaged over each region's box; NaN for the last k frames",
+    _REGIONS, labels={"region": ROI_REGIONS})
 
 FEATURES: dict[str, FeatureDef] = {f.name: f for f in (
     FRAME,
@@ -377,6 +404,8 @@ FEATURES: dict[str, FeatureDef] = {f.name: f for f in (
     APPEARANCE_MASK,
     FRAMES_RGB,
     STATE_FRAMES,
+    ROI_MAGNITUDE,
+    ROI_STRAIN,
 )}
 """Every feature, by name, in the order stages produce them; plug-in stages add theirs with :func:`register`."""
 

@@ -4,12 +4,15 @@
 
     samm.zarr/
       zarr.json                        root group: schema version, build record, build state
-      samples/                         one row per clip, 1-D arrays along ``sample``
+      samples/                         one row per clip (per video in a long-video store), 1-D arrays along ``sample``
+      intervals/                       long-video stores: one row per annotated interval, along ``interval``
       clips/<sample>/                  one group per clip (its source fingerprint and stage keys)
       clips/<sample>/<feature>/        one group per clip and feature: the array ``<feature>`` (a single
-                                       chunk) and, when it runs over frames, a ``frame`` coordinate
+                                       chunk; a long video's is chunked along its first dim, ``window.frames``
+                                       frames a chunk) and, when it runs over frames, a ``frame`` coordinate
       dataset/<feature>/               dataset-level features (e.g. the STRCN-A mask), same layout
-      .mepipe/                         not Zarr: build lock, staging area, build report
+      .mepipe/                         not Zarr: build lock, staging area, build report, long-video
+                                       features being built window by window (``windows/``)
 
 A feature group opens with ``xarray.open_zarr(path, group="clips/<sample>/<feature>")``;
 a whole clip with ``xarray.open_datatree(path, group="clips/<sample>", engine="zarr")``.
@@ -19,10 +22,12 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 SAMPLES_GROUP = "samples"
+INTERVALS_GROUP = "intervals"
 CLIPS_GROUP = "clips"
 DATASET_GROUP = "dataset"
 PRIVATE_DIR = ".mepipe"
 STAGING_DIR = f"{PRIVATE_DIR}/staging"
+WINDOWS_DIR = f"{PRIVATE_DIR}/windows"
 REPORT_FILE = "build-report.json"
 FRAME_COORD = "frame"
 """Name of the frame-number coordinate array inside frame-indexed feature groups."""

@@ -60,3 +60,30 @@ SAMPLE_ATTRS: dict[str, tuple[str, str]] = {
     "error": ("1", "why the clip failed, empty when it did not"),
 }
 """CF ``units`` and ``long_name`` of every sample column."""
+
+UNIT_ATTR = "unit"
+"""Root attribute of a long-video store: ``"video"`` (its samples are whole videos, with an intervals table).
+A store without it holds annotated clips."""
+
+INTERVAL_COLUMNS = ("interval", "dataset", "video", "name", "onset", "apex", "offset", "kind", "action_units",
+                    "au_codes", "emotion", "flags")
+"""Columns of a long-video store's ``intervals`` group, one row per annotated interval (``interval`` = row number).
+Frame columns hold the video's frame numbers (its ``frame`` coordinate); missing values as in the sample table."""
+
+INTERVAL_INTEGER_COLUMNS = ("onset", "apex", "offset")
+
+INTERVAL_ATTRS: dict[str, tuple[str, str]] = {
+    "interval": ("1", "row number of the interval"),
+    "dataset": ("1", "dataset the video comes from"),
+    "video": ("1", "the video (a sample id of the store)"),
+    "name": ("1", "the interval's id in its sheet (SAMM: Filename 006_1_2)"),
+    "onset": ("1", "annotated onset: frame number of the video"),
+    "apex": ("1", "annotated apex: frame number of the video"),
+    "offset": ("1", "annotated offset: frame number of the video"),
+    "kind": ("1", "micro or macro ('' where the sheet does not say)"),
+    "action_units": ("1", "FACS action units of the annotation sheet, as written there"),
+    "au_codes": ("1", "AU numbers shown, ascending and '+'-separated ('4+10'; '' for none)"),
+    "emotion": ("1", "emotion label of the annotation sheet(s)"),
+    "flags": ("1", "annotation quirks handled for this interval, separated by '; '"),
+}
+"""CF ``units`` and ``long_name`` of every interval column."""

@@ -1,4 +1,11 @@
-"""Reading a store: the sample table, one clip's feature, a clip's tree, lazy datasets over all clips."""
+"""Reading a store: the sample table, one clip's feature, a clip's tree, lazy datasets over all clips.
+
+A long-video store (``store.unit == "video"``) is read the same way, its
+samples being whole videos; ``store.intervals`` lists the expressions
+annotated in them, and ``frames=`` reads a stretch of a video's feature,
+touching only the chunks (windows) that hold it, each checked against the
+manifest.
+"""
 from __future__ import annotations
 
 import os
@@ -12,12 +19,12 @@ import zarr
 
 from .features import feature_def
 from .integrity import IncompleteStoreError
-from .layout import (CLIPS_GROUP, FRAME_COORD, SAMPLES_GROUP, array_path, clip_path, dataset_feature_path,
-                     feature_path)
+from .layout import (CLIPS_GROUP, INTERVALS_GROUP, SAMPLES_GROUP, array_path, clip_path,
+                     dataset_feature_path, feature_path)
 from .location import StoreLocation, zarr_store
 from .manifest import Manifest
 from .provenance import BuildRecord
-from .schema import INTEGER_COLUMNS
+from .schema import INTEGER_COLUMNS, INTERVAL_COLUMNS, INTERVAL_INTEGER_COLUMNS, UNIT_ATTR
 from .versioning import check_schema_readable
 from .writer import quiet_zarr
 
@@ -74,14 +81,32 @@ class FeatureStore:
 
     @cached_property
     def samples(self) -> pd.DataFrame:
-        """One row per clip; frame columns are nullable integers (source frame numbers)."""
-        if SAMPLES_GROUP not in self._root:
-            return pd.DataFrame(columns=["sample"])
+        """One row per clip (per video in a long-video store); frame columns are nullable integers (source frame
+        numbers)."""
+        return self._table(SAMPLES_GROUP, ["sample"], INTEGER_COLUMNS)
+
+    @property
+    def unit(self) -> str:
+        """What the samples are: ``"clip"`` (annotated clips) or ``"video"`` (whole long videos)."""
+        return str(self.attrs.get(UNIT_ATTR, "clip"))
+
+    @cached_property
+    def intervals(self) -> pd.DataFrame:
+        """A long-video store's annotated intervals, one row each (empty for a store of clips).
+
+        Columns :data:`~.schema.INTERVAL_COLUMNS`: ``video`` is a sample id,
+        onset/apex/offset are nullable integers, frame numbers of that video
+        (its features' ``frame`` coordinate), ``kind`` is micro or macro.
+        """
+        return self._table(INTERVALS_GROUP, list(INTERVAL_COLUMNS), INTERVAL_INTEGER_COLUMNS)
+
+    def _table(self, group: str, empty: list[str], integers) -> pd.DataFrame:
+        if group not in self._root:
+            return pd.DataFrame(columns=empty)
         with quiet_zarr():
-            ds = xr.open_zarr(self._root.store, group=SAMPLES_GROUP, consolidated=self.complete,
-                              zarr_format=3).load()
+            ds = xr.open_zarr(self._root.store, group=group, consolidated=self.complete, zarr_format=3).load()
         df = ds.to_dataframe().reset_index()
-        for col in INTEGER_COLUMNS:
+        for col in integers:
             if col in df:  # int64 with MISSING_INT; float64 with NaN in older stores
                 numbers = df[col].astype("float64")
                 df[col] = numbers.where(numbers >= 0).round().astype("Int64")
@@ -127,23 +152,33 @@ class FeatureStore:
             raise KeyError(f"{self.path}: clip {sample!r} has no feature {feature!r} "
                            f"(failed clip, or the build skipped that feature)") from None
 
-    def read(self, feature: str, sample: str) -> np.ndarray:
-        """One clip's feature as a numpy array (a single chunk read)."""
+    def read(self, feature: str, sample: str, frames: slice | None = None) -> np.ndarray:
+        """One clip's (or video's) feature as a numpy array.
+
+        ``frames`` selects rows of its first dim (0-based positions: frames,
+        or flow pairs, of the video): only the chunks holding them are read,
+        each checked against the manifest. A clip's feature is one chunk.
+        """
         with quiet_zarr():
-            return self._array(feature, sample)[...]
+            return self._array(feature, sample)[frames if frames is not None else ...]
 
     def shape(self, feature: str, sample: str) -> tuple[int, ...]:
         """The shape of one clip's feature, from its metadata (no chunk is read)."""
         return tuple(self._array(feature, sample).shape)
 
-    def read_xr(self, feature: str, sample: str) -> xr.DataArray:
-        """One clip's feature as a labelled DataArray: dims, CF attributes, ``frame`` coordinate, cache key."""
+    def read_xr(self, feature: str, sample: str, frames: slice | None = None) -> xr.DataArray:
+        """One clip's (or video's) feature as a labelled DataArray: dims, CF attributes, its coordinates (``frame``
+        numbers, region names), cache key; ``frames`` as in :meth:`read`."""
+        rows = frames if frames is not None else slice(None)
+        spec = feature_def(feature)
         with quiet_zarr():
             array = self._array(feature, sample)
-            da = xr.DataArray(array[...], dims=feature_def(feature).dims, name=feature, attrs=dict(array.attrs))
-            coord = f"{feature_path(sample, feature)}/{FRAME_COORD}"
-            if feature != FRAME_COORD and coord in self._root:
-                da = da.assign_coords({FRAME_COORD: self._root[coord][...]})
+            da = xr.DataArray(array[rows], dims=spec.dims, name=feature, attrs=dict(array.attrs))
+            for dim in spec.dims:
+                coord = f"{feature_path(sample, feature)}/{dim}"
+                if dim != feature and coord in self._root:
+                    values = self._root[coord]
+                    da = da.assign_coords({dim: values[rows] if dim == spec.dims[0] else values[...]})
         return da.assign_attrs(sample=sample, **self.attrs_of(feature, sample))
 
     def attrs_of(self, feature: str, sample: str) -> dict[str, Any]:

@@ -1,10 +1,18 @@
-"""Writing a store: atomic per-clip feature groups, the sample table, build state.
+"""Writing a store: atomic per-clip feature groups, the sample and interval tables, build state.
 
 Each feature group (its array, its ``frame`` coordinate and its attributes)
 is written complete in a staging folder outside the Zarr hierarchy and then
 renamed into place, so a reader (or a resumed build) sees either the whole
 feature with its cache key or nothing. Renames are atomic on one local file
 system, which is why building needs a local folder.
+
+A long video's feature is built window by window in the same way, only
+slower: its group is made under ``.mepipe/windows/<video>/<stage>/<key>/``
+with its whole shape and a chunk per window; each window's task writes its
+chunks (each file atomically, through Zarr) and then a small record that the
+window is done; when every window is, the group gets its cache key and is
+renamed into place. A killed build leaves finished windows there, keyed, and
+its rerun does only the others.
 """
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +31,10 @@ import pandas as pd
 import zarr
 
 from .features import feature_def
-from .layout import (CLIPS_GROUP, DATASET_GROUP, FRAME_COORD, PRIVATE_DIR, SAMPLES_GROUP, STAGING_DIR, array_path, clip_path,
-                     dataset_feature_path, feature_path)
-from .schema import INTEGER_COLUMNS, MISSING_INT, SAMPLE_ATTRS, SAMPLE_COLUMNS, SCHEMA_VERSION
+from .layout import (CLIPS_GROUP, DATASET_GROUP, FRAME_COORD, INTERVALS_GROUP, PRIVATE_DIR, SAMPLES_GROUP, STAGING_DIR,
+                     WINDOWS_DIR, array_path, check_sample_id, clip_path, dataset_feature_path, feature_path)
+from .schema import (INTEGER_COLUMNS, INTERVAL_ATTRS, INTERVAL_COLUMNS, INTERVAL_INTEGER_COLUMNS, MISSING_INT,
+                     SAMPLE_ATTRS, SAMPLE_COLUMNS, SCHEMA_VERSION)
 from .versioning import check_schema_readable
 from .zarr_files import ZARR_JSON, DirectArray, group_json, read_single_chunk
 
@@ -140,9 +149,7 @@ class StoreWriter:
         spec = feature_def(name)
         staging = self.path / STAGING_DIR / uuid.uuid4().hex
         staging.parent.mkdir(parents=True, exist_ok=True)
-        arrays = [(name, arr, spec.dims, spec.attrs())]
-        if frame_numbers is not None:
-            arrays.append((FRAME_COORD, frame_numbers, (FRAME_COORD,), feature_def(FRAME_COORD).attrs()))
+        arrays = [(name, arr, spec.dims, spec.attrs()), *_coordinates(spec, frame_numbers)]
         direct = [DirectArray.of(a.dtype, dims, array_attrs) if self.direct and DirectArray.supports(a) else None
                   for _, a, dims, array_attrs in arrays]
         if all(d is not None and d.usable() for d in direct):
@@ -164,6 +171,136 @@ class StoreWriter:
                                dimension_names=list(dims), attributes=dict(attrs))
         if arr.size:
             z[...] = arr
+
+    # -- long videos, window by window ---------------------------------------------------------------
+
+    def _building(self, sample: str, stage: str, key: str | None = None) -> Path:
+        """Where a long video's features of ``stage`` are built under ``key`` (all keys' parent without one)."""
+        folder = self.path / WINDOWS_DIR / check_sample_id(sample) / stage
+        return folder / key if key is not None else folder
+
+    def write_window(self, sample: str, stage: str, key: str, feature: str, start: int, array: np.ndarray, *,
+                     length: int, chunk: int, frame_numbers: Sequence[int],
+                     stage_params: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Write rows ``start`` onwards of a long video's feature being built under ``key``.
+
+        Parameters
+        ----------
+        sample, stage, key, feature : str
+            The video, the stage writing, its cache key and the feature.
+        start : int
+            Row of the first of ``array``'s rows (a multiple of ``chunk``).
+        array : ndarray
+            The window's rows; checked against the feature table and cast to its dtype.
+        length, chunk : int
+            Rows of the whole feature, and rows per chunk (the window length).
+        frame_numbers : sequence of int
+            The video's frame numbers: the ``frame`` coordinate of a frame-indexed feature.
+        stage_params : mapping, optional
+            Canonical parameters of every stage, to check the array's sizes.
+        """
+        spec = feature_def(feature)
+        arr = np.asarray(array)
+        try:
+            spec.check(arr, stage_params)
+        except ValueError as err:
+            raise ValueError(f"{sample}: {err}") from None
+        if start % chunk or start + len(arr) > length:
+            raise ValueError(f"{sample}: rows {start}..{start + len(arr)} of {feature!r} do not fit its {length} rows "
+                             f"in chunks of {chunk}")
+        group = self._building(sample, stage, key) / feature
+        if not (group / ZARR_JSON).is_file():
+            self._create_window_group(group, spec, arr, length, chunk, frame_numbers, {"stage": stage})
+        with quiet_zarr():
+            z = zarr.open_array(group / feature, mode="r+", zarr_format=3)
+            if tuple(z.shape[1:]) != arr.shape[1:]:
+                raise ValueError(f"{sample}: {feature!r} rows of shape {arr.shape[1:]}, where its earlier windows' "
+                                 f"are {tuple(z.shape[1:])}")
+            z[start:start + len(arr)] = arr.astype(spec.dtype, copy=False)
+
+    def _create_window_group(self, group: Path, spec, arr: np.ndarray, length: int, chunk: int,
+                             frame_numbers: Sequence[int], attrs: Mapping[str, Any]) -> None:
+        """Make a feature's group with its whole shape, chunked by windows, unless another window's task just has."""
+        staging = self.path / STAGING_DIR / uuid.uuid4().hex
+        indexed = spec.frame_indexed and spec.name != FRAME_COORD
+        coord = np.asarray(frame_numbers, dtype=feature_def(FRAME_COORD).dtype) if indexed else None
+        with quiet_zarr():
+            g = zarr.open_group(str(staging), mode="w", zarr_format=3, attributes=dict(attrs))
+            g.create_array(spec.name, shape=(length, *arr.shape[1:]), chunks=(chunk, *arr.shape[1:]),
+                           dtype=spec.dtype, dimension_names=list(spec.dims), attributes=spec.attrs())
+            for array_name, a, dims, array_attrs in _coordinates(spec, coord):
+                self._add_array(g, array_name, a, dims, array_attrs)
+        group.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging, group)
+        except OSError:  # made by another window's task meanwhile: that one is used
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (group / ZARR_JSON).is_file():
+                raise
+
+    def read_window(self, sample: str, feature: str, key: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop`` of a long video's feature of cache key ``key``, finished or being built."""
+        building = self._building(sample, feature_def(feature).stage, key) / feature / feature
+        for _ in range(2):  # finished between the two looks: in place on the second
+            path = self.path / array_path(sample, feature) if self.stored_key(sample, feature) == key else building
+            if (path / ZARR_JSON).is_file():
+                with quiet_zarr():
+                    return zarr.open_array(path, mode="r", zarr_format=3)[start:stop]
+        raise FileNotFoundError(f"{sample}: {feature!r} of key {key} is neither built nor being built")
+
+    def mark_window(self, sample: str, stage: str, key: str, index: int, record: Mapping[str, Any]) -> None:
+        """Record that window ``index`` of a video's stage is written (after all of its chunks are)."""
+        folder = self._building(sample, stage, key) / "done"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{index}.{uuid.uuid4().hex}.part"
+        tmp.write_text(json.dumps(dict(record)))
+        os.replace(tmp, folder / f"{index}.json")
+
+    def window_marks(self, sample: str, stage: str, key: str) -> dict[int, dict[str, Any]]:
+        """The finished windows of a video's stage being built under ``key``: index -> what its task recorded."""
+        folder = self._building(sample, stage, key) / "done"
+        if not folder.is_dir():
+            return {}
+        out = {}
+        for path in folder.glob("*.json"):
+            if path.stem.isdigit():
+                try:
+                    out[int(path.stem)] = json.loads(path.read_text())
+                except ValueError:  # unreadable: that window is done again
+                    continue
+        return out
+
+    def finish_windows(self, sample: str, stage: str, key: str, outputs: Sequence[str],
+                       attrs: Mapping[str, Any]) -> None:
+        """Give a video's fully written features of ``stage`` their cache key and move them into place.
+
+        Each feature is renamed into ``clips/<video>/`` (replacing an older
+        one), then the stage's window folder of every key is removed.
+        """
+        built = self._building(sample, stage, key)
+        missing = [f for f in outputs if not (built / f / ZARR_JSON).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{sample}: {stage} wrote no {', '.join(missing)} in any window")
+        if not (self.path / clip_path(sample) / ZARR_JSON).is_file():
+            zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)
+        for feature in outputs:
+            group = built / feature
+            meta = group / ZARR_JSON
+            tmp = group / f".{ZARR_JSON}.{uuid.uuid4().hex}.part"
+            tmp.write_bytes(group_json({"cache_key": key, "stage": stage, **dict(attrs)}))
+            os.replace(tmp, meta)
+            self._move_into_place(group, self.path / feature_path(sample, feature))
+        shutil.rmtree(self._building(sample, stage), ignore_errors=True)
+        with contextlib.suppress(OSError):  # the video's folder, once no stage of it is being built
+            self._building(sample, stage).parent.rmdir()
+
+    def prune_windows(self, sample: str, stage: str, keep: str | None) -> None:
+        """Remove a video's windows of ``stage`` built under any key but ``keep`` (all of them with None)."""
+        folder = self._building(sample, stage)
+        if folder.is_dir():
+            for old in folder.iterdir():
+                if old.name != keep:
+                    shutil.rmtree(old, ignore_errors=True)
 
     def _move_into_place(self, staging: Path, final: Path) -> None:
         trash = None
@@ -187,6 +324,9 @@ class StoreWriter:
             trash.parent.mkdir(parents=True, exist_ok=True)
             os.rename(clips / sample, trash)
             shutil.rmtree(trash, ignore_errors=True)
+        windows = self.path / WINDOWS_DIR
+        for unfinished in (p for p in windows.iterdir() if p.name not in keep) if windows.is_dir() else ():
+            shutil.rmtree(unfinished, ignore_errors=True)
         return gone
 
     def read_feature(self, sample: str, feature: str) -> np.ndarray:
@@ -225,33 +365,48 @@ class StoreWriter:
         reads them as integers. Every column carries CF ``units`` and
         ``long_name``.
         """
+        self._write_table(SAMPLES_GROUP, "sample", table, SAMPLE_COLUMNS, SAMPLE_ATTRS, INTEGER_COLUMNS)
+
+    def write_intervals(self, table: pd.DataFrame) -> None:
+        """Write a long-video store's annotated intervals as the ``intervals`` group, as the sample table is written.
+
+        ``table`` has the columns of :data:`~.schema.INTERVAL_COLUMNS` but
+        ``interval``, which is the row number.
+        """
+        table = table.reset_index(drop=True).assign(interval=lambda t: np.arange(len(t), dtype=np.int64))
+        self._write_table(INTERVALS_GROUP, "interval", table, INTERVAL_COLUMNS, INTERVAL_ATTRS,
+                          INTERVAL_INTEGER_COLUMNS)
+
+    def _write_table(self, group: str, index: str, table: pd.DataFrame, columns: Sequence[str],
+                     column_attrs: Mapping[str, tuple[str, str]], integers: Sequence[str]) -> None:
         import xarray as xr
 
-        missing = [c for c in SAMPLE_COLUMNS if c not in table.columns]
+        missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise ValueError(f"sample table lacks columns {missing}")
+            raise ValueError(f"{group} table lacks columns {missing}")
         data = {}
-        for col in SAMPLE_COLUMNS:
+        for col in columns:
             values = table[col]
-            units, long_name = SAMPLE_ATTRS[col]
+            units, long_name = column_attrs[col]
             attrs = {"units": units, "long_name": long_name}
-            if col in INTEGER_COLUMNS:
+            if col in integers:
                 numbers = pd.to_numeric(values, errors="coerce")
                 if (numbers < 0).any():
-                    bad = table.loc[numbers < 0, "sample"].tolist()
-                    raise ValueError(f"sample table: negative {col} for {bad[:5]}")
-                data[col] = ("sample", numbers.fillna(MISSING_INT).round().astype("int64").to_numpy(),
+                    bad = table.loc[numbers < 0, index].tolist()
+                    raise ValueError(f"{group} table: negative {col} for {bad[:5]}")
+                data[col] = (index, numbers.fillna(MISSING_INT).round().astype("int64").to_numpy(),
                              {**attrs, "valid_min": 0, "comment": f"{MISSING_INT} = not known"})
             elif col == "fps":
-                data[col] = ("sample", values.astype("float64").to_numpy(), attrs)
+                data[col] = (index, values.astype("float64").to_numpy(), attrs)
+            elif col == index and pd.api.types.is_integer_dtype(values):
+                data[col] = (index, values.to_numpy(), attrs)
             else:
                 strings = values.fillna("").astype(str).to_numpy()
                 width = max(1, max((len(s) for s in strings), default=1))
-                data[col] = ("sample", strings.astype(f"<U{width}"), attrs)
-        ds = xr.Dataset({k: v for k, v in data.items() if k != "sample"},
-                        coords={"sample": data["sample"]})
+                data[col] = (index, strings.astype(f"<U{width}"), attrs)
+        ds = xr.Dataset({k: v for k, v in data.items() if k != index}, coords={index: data[index]})
         with quiet_zarr():
-            ds.to_zarr(self.path, group=SAMPLES_GROUP, mode="w", zarr_format=3, consolidated=False)
+            ds.to_zarr(self.path, group=group, mode="w", zarr_format=3, consolidated=False)
 
     def consolidate(self) -> None:
         with quiet_zarr():
@@ -264,3 +419,14 @@ class StoreWriter:
         p = self.path / PRIVATE_DIR / name
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+
+def _coordinates(spec, frame_numbers: np.ndarray | None) -> list[tuple[str, np.ndarray, tuple[str, ...], dict]]:
+    """The coordinate arrays written beside a feature: its ``frame`` numbers, and the names of its labelled dims."""
+    out = []
+    if frame_numbers is not None:
+        out.append((FRAME_COORD, frame_numbers, (FRAME_COORD,), feature_def(FRAME_COORD).attrs()))
+    for dim, names in spec.labels.items():
+        width = max(len(n) for n in names)
+        out.append((dim, np.asarray(names, dtype=f"<U{width}"), (dim,), {"long_name": f"{dim} names"}))
+    return out

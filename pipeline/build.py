@@ -5,6 +5,12 @@ only the stale (clip, stage) tasks, then writes the sample table, provenance
 and consolidated metadata and marks the store ``complete``. A killed build
 leaves the store ``building``; rerunning picks up from the arrays that were
 completely written.
+
+A dataset of long videos (an adapter returning ``unit="video"``) builds the
+same way with the stages that run on them, window by window
+(:mod:`.video_graph`); the store is marked ``unit: video`` and also gets the
+table of annotated intervals. A killed build of a long video resumes from
+its finished windows.
 """
 from __future__ import annotations
 
@@ -28,17 +34,20 @@ from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
 from mepipe.featurestore.manifest import write_manifest
+from mepipe.featurestore.errors import ConfigError
 from mepipe.featurestore.provenance import BuildInfo, BuildRecord, SheetRecord, StageRecord
-from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
+from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION, UNIT_ATTR
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext
 from .dataset_stages import run_dataset_stage
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
-from .graph import BuildProgress, build_graph, build_has_cuda, execute, plan_build
-from .stages import (SOURCE, STAGES, dataset_stages_after, default_params, descendants, resolve_devices, stage_order,
+from .graph import BuildProgress, Plan, build_graph, build_has_cuda, execute, plan_build
+from .stages import (SOURCE, STAGES, dataset_stages_after, default_params, descendants, resolve_devices, stages_for,
                      wants_cuda)
+from .stages.windows import WINDOW
+from .video_graph import build_video_graph, plan_videos, prepare_windows
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +68,9 @@ class BuildOptions:
     Attributes
     ----------
     stages : tuple of str or None
-        Stages to build (with everything they need); None = all.
+        Features to build (with everything they need): stage, group or
+        feature names, as ``--features`` takes them; None = every stage
+        that runs on the dataset's samples (clips, or long videos).
     force : tuple of str
         Stages to recompute even when cached (their descendants too).
     scheduler : str or None
@@ -69,6 +80,9 @@ class BuildOptions:
         How unchanged sources are recognised: names, sizes and mtimes
         (fast), or also the sha256 of every source file (catches a file
         rewritten in place with its size and mtime kept).
+    params : dict or None
+        Every stage's parameters; None = the defaults for the dataset's
+        samples (:func:`~.stages.default_params` of its unit).
     """
 
     dataset: str
@@ -79,7 +93,7 @@ class BuildOptions:
     scheduler: str | None = None
     stages: tuple[str, ...] | None = None
     force: tuple[str, ...] = ()
-    params: dict[str, Any] = field(default_factory=default_params)
+    params: dict[str, Any] | None = None
     progress: bool = True
     adapter_options: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = "stat"
@@ -128,8 +142,10 @@ class BuildReport:
         return {"alphas": self.alphas, "cpu_seconds": round(sum(per_alpha.values()), 2),
                 "share": round(sum(per_alpha.values()) / total, 4)}
 
+    unit: str = "clip"
+
     def summary(self) -> str:
-        lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} clips built into {self.store} "
+        lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} {self.unit}s built into {self.store} "
                  f"in {self.seconds:.1f} s",
                  "  stages run:    " + (", ".join(f"{k} {v}" for k, v in self.tasks_run.items()) or "none"),
                  "  stages cached: " + (", ".join(f"{k} {v}" for k, v in self.tasks_cached.items()) or "none")]
@@ -157,7 +173,8 @@ class BuildReport:
             if len(self.quirks) > 10:
                 lines.append(f"    … {len(self.quirks) - 10} more")
         if self.failures:
-            lines.append(f"  {len(self.failures)} clips FAILED:")
+            lines.append(f"  {len(self.failures)} {self.unit} stages FAILED:" if self.unit == "video"
+                         else f"  {len(self.failures)} clips FAILED:")
             lines += [f"    {f['error']}" for f in self.failures]
         return "\n".join(lines)
 
@@ -218,12 +235,13 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     adapter = get_adapter(opts.dataset)
     _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
-    stages = stage_order(list(opts.stages) if opts.stages else None)
-    forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
+    opts = _with_params(opts, loaded.unit)
+    stages = stages_for(list(opts.stages) if opts.stages else None, loaded.unit)
+    forced = _forced(opts, stages, loaded.unit)
     contexts = [ClipContext.of(s) for s in loaded.samples if s.error is None]
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
     params = resolve_devices(opts.params, cuda)
-    plan = plan_build(StoreWriter(opts.store), contexts, stages, params, forced & set(stages), opts.fingerprint)
+    plan = _plan(StoreWriter(opts.store), loaded.unit, contexts, stages, params, forced, opts.fingerprint)
     failing = {s.sample: str(s.error) for s in loaded.samples if s.error}
     failing.update({q.sample: q.message for q in loaded.rejected})
     return BuildPreview(stages, plan.stale, plan.cached, failing, plan.changed_content)
@@ -238,25 +256,61 @@ def _check_adapter_options(dataset: str, adapter, options: dict[str, Any]) -> No
                                f"its options: {', '.join(takes) or 'none'}")
 
 
+def _with_params(opts: BuildOptions, unit: str) -> BuildOptions:
+    """``opts`` with every parameter: the defaults for samples of ``unit`` where it gives none."""
+    return opts if opts.params is not None else replace(opts, params=default_params(unit))
+
+
+def _forced(opts: BuildOptions, stages: list[str], unit: str) -> set[str]:
+    """The stages ``--force`` recomputes: those named and every stage of the build reading them."""
+    forced = set().union(*(descendants(f, unit) for f in opts.force)) if opts.force else set()
+    return forced & set(stages)
+
+
+def _plan(writer: StoreWriter, unit: str, contexts, stages: list[str], params: dict[str, Any], forced: set[str],
+          fingerprint: str) -> Plan:
+    """The build's plan: per (clip, stage), or per window of each long video's stage."""
+    if unit == "video":
+        return plan_videos(writer, contexts, stages, params, forced, fingerprint)
+    return plan_build(writer, contexts, stages, params, forced, fingerprint)
+
+
+def _check_unit(writer: StoreWriter, unit: str) -> None:
+    """Refuse to build long videos into a store of clips, or clips into one of long videos."""
+    attrs = writer.root_attrs()
+    held = attrs.get(UNIT_ATTR, "clip")
+    if held != unit and attrs.get("state") != "empty":
+        raise ConfigError(f"{writer.path} holds {held}s; build these {unit}s into another store (--store)")
+
+
 def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter, started: float) -> BuildReport:
-    stages = stage_order(list(opts.stages) if opts.stages else None)
-    forced = set().union(*(descendants(f) for f in opts.force)) if opts.force else set()
+    unit = loaded.unit
+    opts = _with_params(opts, unit)
+    stages = stages_for(list(opts.stages) if opts.stages else None, unit)
+    forced = _forced(opts, stages, unit)
     buildable = [s for s in loaded.samples if s.error is None]
     contexts = {s.sample: ClipContext.of(s) for s in buildable}
-    writer.update_root_attrs({"state": "building", "build_started": _iso(started)})
+    _check_unit(writer, unit)
+    writer.update_root_attrs({"state": "building", "build_started": _iso(started),
+                              **({UNIT_ATTR: unit} if unit == "video" else {})})
     writer.clear_staging()
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
     opts = replace(opts, params=resolve_devices(opts.params, cuda))  # keys and records name the real backend
-    plan = plan_build(writer, contexts.values(), stages, opts.params, forced & set(stages), opts.fingerprint)
+    plan = _plan(writer, unit, contexts.values(), stages, opts.params, forced, opts.fingerprint)
     log.info("%d tasks to run, %d cached", len(plan.stale), len(plan.cached))
     progress = BuildProgress(plan, stages, enabled=opts.progress)
     try:
-        tasks = build_graph(plan, contexts, str(opts.store), opts.params, cuda)
-        results = execute(tasks, progress, opts.scheduler, opts.workers, cuda)
+        if unit == "video":
+            prepare_windows(writer, plan)
+            tasks = build_video_graph(plan, contexts, str(opts.store), opts.params, cuda)
+        else:
+            tasks = build_graph(plan, contexts, str(opts.store), opts.params, cuda)
+        records = execute(tasks, progress, opts.scheduler, opts.workers, cuda)
     finally:
         progress.close()
     for stage in dataset_stages_after(stages):
         run_dataset_stage(writer, stage, [s.sample for s in buildable], plan.keys, opts.params)
+    results = [r for r in records if "window" not in r]  # a long video's stage reports once, when it finishes
     failures = [r for r in results if r["status"] == "failed"]
     failures += [{"sample": s.sample, "stage": "dataset", "file": "", "reason": s.error,
                   "error": f"{s.sample}: dataset: {s.error}"} for s in loaded.samples if s.error]
@@ -267,8 +321,10 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     faces = {s.sample: _face_events(writer, s.sample) for s in buildable
              if features.LANDMARKS.stage in stages and s.sample not in errors}
     for gone in writer.prune_clips({s.sample for s in loaded.samples}):
-        log.info("removed clip %s: no longer in the dataset", gone)
+        log.info("removed %s %s: no longer in the dataset", unit, gone)
     writer.write_samples(table)
+    if unit == "video":
+        writer.write_intervals(loaded.intervals)
     for sample, digest in plan.source_digests.items():
         earlier = writer.clip_attrs(sample).get("cache_keys", {})
         writer.write_clip_attrs(sample, {"source_fingerprint": digest,
@@ -278,11 +334,11 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         n_samples=len(loaded.samples) + len(loaded.rejected), n_ok=int((table["status"] != "failed").sum()),
         tasks_run=dict(Counter(r["stage"] for r in results if r["status"] == "ok")),
         tasks_cached=dict(Counter(n for _, n in plan.cached)),
-        stage_seconds=_stage_seconds(results, stages), stage_cpu_seconds=_stage_seconds(results, stages, "cpu_"),
+        stage_seconds=_stage_seconds(records, stages), stage_cpu_seconds=_stage_seconds(records, stages, "cpu_"),
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params),
-        assumptions=list(loaded.assumptions))
+        assumptions=list(loaded.assumptions), unit=unit)
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)
@@ -337,7 +393,7 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
     readable = writer.stored_features() | {f.name for s in STAGES.values() if s.scope == "dataset" for f in s.writes
                                            if f.scope == "dataset" and writer.dataset_attrs(f.name)}
     ran = {s.name: StageRecord(s.version, canonical(opts.params[s.name]), s.outputs, s.reads)
-           for s in [*(STAGES[n] for n in stages), *dataset]}
+           for s in [*(STAGES[n].in_unit(report.unit) for n in stages), *dataset]}
     attrs = writer.root_attrs()
     earlier = BuildRecord.from_attrs(attrs, str(writer.path)).stages if "build" in attrs else {}
     kept = {n: r for n, r in earlier.items() if n not in ran and set(r.outputs) & readable}
@@ -351,7 +407,8 @@ def _record(opts: BuildOptions, loaded: AdapterResult, stages: list[str], report
         quirks=tuple(report.quirks),
         features=tuple(sorted(readable)),
         stages={n: {**kept, **ran}[n] for n in STAGES if n in kept or n in ran},
-        shared_params={SOURCE: canonical(opts.params[SOURCE])},
+        shared_params={SOURCE: canonical(opts.params[SOURCE]),
+                       **({WINDOW: canonical(opts.params[WINDOW])} if report.unit == "video" else {})},
         build=BuildInfo(host=socket.gethostname(), user=os.environ.get("USER", ""), started=report.started,
                         finished=_iso(finished), seconds=round(report.seconds, 3),
                         scheduler=opts.scheduler or f"local processes x{opts.workers}",

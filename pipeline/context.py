@@ -1,9 +1,21 @@
-"""What a stage task knows about its clip: a small, picklable view of a Sample."""
+"""What a stage task knows about its clip: a small, picklable view of a Sample (or of a window of a long video)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .datasets.base import Sample
+
+
+@dataclass(frozen=True)
+class Window:
+    """Frames ``start`` to ``stop`` (exclusive, 0-based positions in its video) of window ``index``."""
+
+    index: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
 
 
 @dataclass(frozen=True)
@@ -11,7 +23,9 @@ class ClipContext:
     """The per-clip inputs of a stage task, sent to worker processes.
 
     ``truth`` holds the sheet's onset/apex/offset as frame *indices* into this
-    clip (None where missing or flagged).
+    clip (None where missing or flagged). ``window`` is set on the context a
+    stage sees for one window of a long video (:meth:`span`): its frames are
+    then the window's and the overlap after it.
     """
 
     sample: str
@@ -20,6 +34,7 @@ class ClipContext:
     video: str | None
     fps: float
     truth: tuple[int | None, int | None, int | None]
+    window: Window | None = None
 
     @classmethod
     def of(cls, s: Sample) -> "ClipContext":
@@ -29,3 +44,9 @@ class ClipContext:
     @property
     def sources(self) -> tuple[str, ...]:
         return (self.video,) if self.video else self.frame_files
+
+    def span(self, window: Window, stop: int) -> "ClipContext":
+        """The context of positions ``window.start`` to ``stop`` of this (whole) video, for a stage on ``window``."""
+        part = slice(window.start, stop)
+        return replace(self, frame_files=self.frame_files[part] if self.frame_files else (),
+                       frame_numbers=self.frame_numbers[part], truth=(None, None, None), window=window)

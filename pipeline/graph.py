@@ -24,7 +24,7 @@ from mepipe.featurestore.errors import UnknownNameError
 from mepipe.featurestore.fingerprint import FINGERPRINT_MODES, content_digest, stat_digest
 from mepipe.featurestore.writer import StoreWriter
 
-from .context import ClipContext
+from .context import ClipContext, Window
 from .stages import SOURCE_DIGEST_ATTR, STAGES
 from .tasks import run_stage_batch, run_stage_chain, run_stage_task
 
@@ -37,7 +37,10 @@ class Plan:
 
     ``changed_content`` lists the clips whose cached features were made from
     other bytes than the sources now hold (found only with the ``content``
-    fingerprint: an in-place rewrite that kept size and mtime).
+    fingerprint: an in-place rewrite that kept size and mtime). For long
+    videos (:mod:`.video_graph`), ``windows`` holds the windows each stale
+    (video, stage) must run and ``redone`` those (video, stage) that redo
+    every window (forced).
     """
 
     keys: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -45,6 +48,12 @@ class Plan:
     cached: list[tuple[str, str]] = field(default_factory=list)
     source_digests: dict[str, str] = field(default_factory=dict)
     changed_content: list[str] = field(default_factory=list)
+    windows: dict[tuple[str, str], list[Window]] = field(default_factory=dict)
+    redone: set[tuple[str, str]] = field(default_factory=set)
+
+    def units(self) -> int:
+        """Tasks' worth of work to do: each stale clip stage, and each stale window of a long video's stage."""
+        return sum(len(self.windows[t]) if t in self.windows else 1 for t in self.stale)
 
 
 def plan_build(writer: StoreWriter, contexts: Iterable[ClipContext], stages: list[str],
@@ -188,7 +197,7 @@ class BuildProgress:
         self.clips = len({s for s, _ in plan.stale + plan.cached})
         self.clips_done = self.clips - len(self.left_per_clip)
         self.stages = stages
-        self.bar = tqdm(total=len(plan.stale), desc="build", unit="task", disable=not enabled, dynamic_ncols=True)
+        self.bar = tqdm(total=plan.units(), desc="build", unit="task", disable=not enabled, dynamic_ncols=True)
         self._postfix()
 
     def _postfix(self) -> None:
@@ -196,20 +205,25 @@ class BuildProgress:
         self.bar.set_postfix_str(f"clips {self.clips_done}/{self.clips} | " + " ".join(parts), refresh=False)
 
     def update(self, result: Mapping[str, Any]) -> None:
+        """Count one task's record: a clip's stage, a long video's window (the bar only) or its finished stage."""
+        if "window" in result:
+            self.bar.update(1)
+            return
         self.done[result["stage"]] += 1
         self.left_per_clip[result["sample"]] -= 1
         if self.left_per_clip[result["sample"]] == 0:
             self.clips_done += 1
         self._postfix()
-        self.bar.update(1)
+        self.bar.update(0 if "windows" in result else 1)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def execute(tasks: Mapping[tuple[str, str], Any], progress: BuildProgress, scheduler: str | None = None,
+def execute(tasks: Mapping[tuple, Any], progress: BuildProgress, scheduler: str | None = None,
             workers: int = 2, cuda: bool = False) -> list[dict[str, Any]]:
-    """Run the tasks and return their status records (one per clip and stage).
+    """Run the tasks and return their status records (one per clip and stage; for a long video also one per
+    window of each stage).
 
     ``scheduler``: None for a local process pool (a ``distributed.LocalCluster``
     of ``workers`` single-threaded processes, each given the resource
@@ -224,9 +238,9 @@ def execute(tasks: Mapping[tuple[str, str], Any], progress: BuildProgress, sched
     return _execute_distributed(items, progress, scheduler, workers, cuda)
 
 
-def _distinct(tasks: Mapping[tuple[str, str], Any]) -> list[tuple[list[tuple[str, str]], Any]]:
-    """Each delayed task once, with the (sample, stage) pairs it computes (several for a batch task)."""
-    by_key: dict[Any, tuple[list[tuple[str, str]], Any]] = {}
+def _distinct(tasks: Mapping[tuple, Any]) -> list[tuple[list[tuple], Any]]:
+    """Each delayed task once, with the (sample, stage[, window]) labels it computes (several for a batch task)."""
+    by_key: dict[Any, tuple[list[tuple], Any]] = {}
     for label, d in tasks.items():
         by_key.setdefault(d.key, ([], d))[0].append(label)
     return list(by_key.values())
@@ -308,9 +322,9 @@ def _execute_distributed(items, progress: BuildProgress, address: str | None, wo
             try:
                 records = _records(fut.result())
             except Exception as e:  # a worker died or the task could not be run
-                records = [{"sample": sample, "stage": stage, "status": "failed", "file": "",
-                            "reason": f"{type(e).__name__}: {e}", "error": f"{sample}: {stage}: {e}"}
-                           for sample, stage in owner[fut.key]]
+                records = [{"sample": label[0], "stage": label[1], **({"window": label[2]} if len(label) > 2 else {}),
+                            "status": "failed", "file": "", "reason": f"{type(e).__name__}: {e}",
+                            "error": f"{label[0]}: {label[1]}: {e}"} for label in owner[fut.key]]
             for record in records:
                 results.append(record)
                 progress.update(record)

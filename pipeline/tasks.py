@@ -31,7 +31,7 @@ from .stages import SOURCE, SOURCE_DIGEST_ATTR, SOURCE_FRAMES, Stage, StageOutpu
 from .stages.frames import DecodedClip, decode_clip
 
 
-def _limit_threads() -> None:
+def limit_threads() -> None:
     """One thread per task: the scheduler parallelises across clips."""
     import cv2
 
@@ -62,17 +62,17 @@ def run_stage_chain(store_path: str, stages: Sequence[Stage], ctx: ClipContext, 
     records: list[dict[str, Any]] = []
     done: list[Mapping[str, Any]] = list(upstream)
     writer = None
-    recorded = _recorded(params)
+    recorded = recorded_params(params)
     decoded: DecodedClip | Exception | None = None
     for stage, key in zip(stages, keys):
         record: dict[str, Any] = {"sample": ctx.sample, "stage": stage.name, "key": key}
-        blocked = _blocked_by(ctx.sample, [r for r in _flat(done) if r.get("stage") in stage.reads])
+        blocked = blocked_by(ctx.sample, [r for r in flat(done) if r.get("stage") in stage.reads])
         if blocked:
             record = {**record, "status": "skipped", "error": f"needs {blocked}, which did not complete"}
             records.append(record)
             done.append(record)
             continue
-        _limit_threads()
+        limit_threads()
         writer = writer or StoreWriter(store_path)
         start, cpu_start = time.perf_counter(), time.process_time()
         decode_seconds = decode_cpu = 0.0
@@ -91,7 +91,7 @@ def run_stage_chain(store_path: str, stages: Sequence[Stage], ctx: ClipContext, 
             out = stage.run(ctx, inputs, params)
             _write_outputs(writer, stage, ctx, out, key, recorded)
         except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
-            record = _failure(record, ctx, stage.name, e)
+            record = failure(record, ctx, stage.name, e)
         else:
             record = {**record, "status": "ok", "events": out.events,
                       "seconds": time.perf_counter() - start - decode_seconds,
@@ -115,12 +115,12 @@ def run_stage_batch(store_path: str, stage: Stage, ctxs: Sequence[ClipContext], 
     records = [{"sample": c.sample, "stage": stage.name, "key": k} for c, k in zip(ctxs, keys)]
     results: list[dict[str, Any] | None] = [None] * len(ctxs)
     todo: list[int] = []
-    _limit_threads()
+    limit_threads()
     writer = StoreWriter(store_path)
     start, cpu_start = time.perf_counter(), time.process_time()
     inputs = []
     for i, ctx in enumerate(ctxs):
-        blocked = _blocked_by(ctx.sample, upstream)
+        blocked = blocked_by(ctx.sample, upstream)
         if blocked:
             results[i] = {**records[i], "status": "skipped", "error": f"needs {blocked}, which did not complete"}
             continue
@@ -128,13 +128,13 @@ def run_stage_batch(store_path: str, stage: Stage, ctxs: Sequence[ClipContext], 
             inputs.append({f.name: writer.read_feature(ctx.sample, f.name) for f in stage.inputs})
             todo.append(i)
         except Exception as e:
-            results[i] = _failure(records[i], ctx, stage.name, e)
+            results[i] = failure(records[i], ctx, stage.name, e)
     try:
         outs = stage.run_many([ctxs[i] for i in todo], inputs, params) if todo else []
     except Exception as e:  # the batched call itself failed (e.g. out of GPU memory): every clip in it fails
         outs = [e] * len(todo)
     seconds = (time.perf_counter() - start) / max(len(todo), 1)
-    recorded = _recorded(params)
+    recorded = recorded_params(params)
     cpu_seconds = (time.process_time() - cpu_start) / max(len(todo), 1)
     for i, out in zip(todo, outs):
         ctx = ctxs[i]
@@ -143,19 +143,19 @@ def run_stage_batch(store_path: str, stage: Stage, ctxs: Sequence[ClipContext], 
                 raise out
             _write_outputs(writer, stage, ctx, out, keys[i], recorded)
         except Exception as e:
-            results[i] = _failure(records[i], ctx, stage.name, e)
+            results[i] = failure(records[i], ctx, stage.name, e)
             continue
         results[i] = {**records[i], "status": "ok", "events": out.events, "seconds": seconds,
                       "cpu_seconds": cpu_seconds}
     return results
 
 
-def _flat(results) -> list[Mapping[str, Any]]:
+def flat(results) -> list[Mapping[str, Any]]:
     """Status records of upstream results (a batch or chain task returns a list of them)."""
     return [r for result in results for r in (result if isinstance(result, list) else [result])]
 
 
-def _blocked_by(sample: str, upstream) -> str | None:
+def blocked_by(sample: str, upstream) -> str | None:
     """The first upstream stage of ``sample`` that did not complete (batch tasks return lists of records)."""
     for result in upstream:
         for r in (result if isinstance(result, list) else [result]):
@@ -166,7 +166,7 @@ def _blocked_by(sample: str, upstream) -> str | None:
 
 def _write_outputs(writer: StoreWriter, stage: Stage, ctx: ClipContext, out: StageOutput, key: str,
                    recorded: Mapping[str, Any]) -> None:
-    """Write a stage's outputs; ``recorded`` is :func:`_recorded` of the parameters, made once per task."""
+    """Write a stage's outputs; ``recorded`` is :func:`recorded_params` of the parameters, made once per task."""
     attrs = {"stage_version": stage.version, "events": out.events}
     if out.source_digest is not None:
         attrs[SOURCE_DIGEST_ATTR] = out.source_digest
@@ -175,12 +175,12 @@ def _write_outputs(writer: StoreWriter, stage: Stage, ctx: ClipContext, out: Sta
                              frame_numbers=np.asarray(ctx.frame_numbers), stage_params=recorded)
 
 
-def _recorded(params: Mapping[str, Any]) -> dict[str, Any]:
+def recorded_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Every stage's canonical parameters, which the writer checks output sizes against."""
     return {name: canonical(p) for name, p in params.items()}
 
 
-def _failure(record: dict[str, Any], ctx: ClipContext, stage_name: str, e: Exception) -> dict[str, Any]:
+def failure(record: dict[str, Any], ctx: ClipContext, stage_name: str, e: Exception) -> dict[str, Any]:
     if isinstance(e, ClipError):
         err = e.located(sample=ctx.sample, stage=stage_name)
         return {**record, "status": "failed", "file": err.file, "reason": err.reason, "error": err.describe()}

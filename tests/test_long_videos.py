@@ -1,4 +1,5 @@
-"""Long-video readers (SAMM Long Videos, CAS(ME)²) and the ``casme-sq`` short clips, on releases in their real layouts.
+"""Long-video readers (SAMM Long Videos, CAS(ME)²) and ``casme-sq --option unit=clips``, on releases in their real
+layouts.
 
 SAMM Long Videos: nine preamble rows and the header on row 10, Filenames
 ``<subject>_<video>_<k>``, Types ``Micro - 1/2`` and ``Macro``, a macro with
@@ -118,7 +119,7 @@ def test_casme_sq_table_maps_naming_tabs_to_folders(casme_sq_root):
 
 
 def test_casme_sq_short_clips_cut_micro_expressions(casme_sq_root):
-    result = get_adapter("casme-sq")(casme_sq_root)
+    result = get_adapter("casme-sq")(casme_sq_root, unit="clips")
     assert set(by_id(result)) == {"s15_disgust1_1", "s15_disgust1_2", "s16_anger2_1"}
     clip = by_id(result)["s15_disgust1_1"]
     assert (clip.dataset, clip.subject, clip.clip, clip.fps) == ("casme-sq", "s15", "disgust1_1", 30.0)
@@ -133,10 +134,10 @@ def test_casme_sq_short_clips_cut_micro_expressions(casme_sq_root):
 
 
 def test_casme_sq_macro_clips_on_request(casme_sq_root):
-    assert set(by_id(get_adapter("casme-sq")(casme_sq_root, kind="macro"))) == {"s15_disgust1_3"}
-    assert len(get_adapter("casme-sq")(casme_sq_root, kind="all").samples) == 4
+    assert set(by_id(get_adapter("casme-sq")(casme_sq_root, unit="clips", kind="macro"))) == {"s15_disgust1_3"}
+    assert len(get_adapter("casme-sq")(casme_sq_root, unit="clips", kind="all").samples) == 4
     with pytest.raises(ValueError, match="kind 'both' is unknown"):
-        get_adapter("casme-sq")(casme_sq_root, kind="both")
+        get_adapter("casme-sq")(casme_sq_root, unit="clips", kind="both")
 
 
 def test_casme_sq_sheet_without_naming_tabs_is_a_clear_error(tmp_path):

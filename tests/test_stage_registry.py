@@ -175,7 +175,7 @@ def test_a_feature_name_taken_by_another_definition_is_refused(registry):
 
 def test_groups_and_figures_come_from_the_stages_declarations():
     assert groups()["flow"] == ("flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "flow_consecutive")
-    assert set(groups()) == {"core", "magnify", "flow", "lfm", "appearance", "kim"}
+    assert set(groups()) == {"core", "magnify", "flow", "lfm", "appearance", "kim", "spotting"}
     assert figure_names() == sorted(["flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each",
                                      "flow_consecutive", "lfm", "magnified", "intensity", "mask"])
     assert {STAGES[n].placement.clips_per_task for n in ("flow_first_each", "flow_consecutive")} == {32}

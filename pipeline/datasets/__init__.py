@@ -5,7 +5,7 @@ Importing this package registers every adapter; pick one with
 ``adapter(root, annotations=None, **options)``.
 """
 # The adapter modules are imported for their @register_adapter side effect.
-from . import casme, casme2, casme3, casme_sq, ckplus, fourdme, manifest, mmew, samm, smic  # noqa: F401
-from .base import AdapterResult, Quirk, Sample, adapter_names, get_adapter
+from . import casme, casme2, casme3, casme_sq, ckplus, fourdme, manifest, mmew, samm, samm_lv, smic  # noqa: F401
+from .base import AdapterResult, Quirk, Sample, adapter_names, adapter_unit, get_adapter
 
-__all__ = ["AdapterResult", "Quirk", "Sample", "adapter_names", "get_adapter"]
+__all__ = ["AdapterResult", "Quirk", "Sample", "adapter_names", "adapter_unit", "get_adapter"]

@@ -8,10 +8,12 @@ the source (file names or video frame indices), never positions in a folder.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import pandas as pd
 
@@ -90,7 +92,10 @@ class AdapterResult:
     cannot name a store folder); a build reports each as a failure of that
     row alone. ``assumptions`` are one line each about a format the public
     loaders leave uncertain, said where the adapter had to choose (a build
-    summary prints them).
+    summary prints them). ``unit`` says what the samples are: annotated
+    clips (``"clip"``) or whole long videos (``"video"``), whose annotated
+    intervals are then ``intervals`` (the columns of
+    :data:`~mepipe.featurestore.schema.INTERVAL_COLUMNS` but ``interval``).
     """
 
     samples: list[Sample] = field(default_factory=list)
@@ -98,6 +103,8 @@ class AdapterResult:
     sheet: str | None = None
     rejected: list[Quirk] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    unit: str = "clip"
+    intervals: pd.DataFrame | None = None
 
     def table(self) -> pd.DataFrame:
         """The samples as a DataFrame, one row per clip (frame lists omitted, ``au_codes`` added)."""
@@ -146,6 +153,19 @@ def get_adapter(name: str) -> Callable[..., AdapterResult]:
 
 def adapter_names() -> list[str]:
     return sorted(_ADAPTERS)
+
+
+UNIT_OPTIONS = {"videos": "video", "clips": "clip"}
+"""Values of an adapter's ``unit`` option (``--option unit=videos``), and the unit of store each gives."""
+
+
+def adapter_unit(name: str, options: Mapping[str, Any]) -> str:
+    """What an adapter's samples are under ``options``: ``"video"`` or ``"clip"``, from its ``unit`` option (an
+    adapter without one reads clips). An unknown value is the adapter's to refuse; it reads as clips here."""
+    default = inspect.signature(get_adapter(name)).parameters.get("unit")
+    if default is None:
+        return "clip"
+    return UNIT_OPTIONS.get(str(options.get("unit", default.default)), "clip")
 
 
 _NUMBER = re.compile(r"(\d+)(?=\.[A-Za-z0-9]+$)")

@@ -1,4 +1,4 @@
-"""CAS(ME)²: its long videos as a long-video table, and its micro-expressions as short clips (``casme-sq``).
+"""CAS(ME)²: its long videos (``--dataset casme-sq``), or its expressions as short clips (``--option unit=clips``).
 
 Frames are ``<root>/rawpic/s15/15_0101disgustingteeth/img1.jpg`` (subject
 folder, then ``<subject number>_<4-digit video code><name>``), 30 fps. The
@@ -13,8 +13,8 @@ MEAN spot-then-recognise code reads it (genbing99/MEAN_Spot-then-recognize,
 first ``_``, the video code from the third tab, the subject code from the
 second; ``load_images.py``: a video folder's code is the 4 digits after the
 ``_``; ``load_label.py``: "Take apex if offset is 0"). A short clip of
-``casme-sq`` is its interval's frames onset..offset (onset..apex where the
-offset is missing, as MEAN does).
+``casme-sq --option unit=clips`` is its interval's frames onset..offset
+(onset..apex where the offset is missing, as MEAN does).
 
 References
 ----------
@@ -31,12 +31,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mepipe.featurestore.errors import ConfigError, SheetError
-from mepipe.featurestore.layout import sample_id_problem
+from mepipe.featurestore.errors import SheetError
 
-from .base import AdapterResult, Quirk, Sample, register_adapter
-from .cuts import Folders, cut_frames
-from .long_videos import MACRO, MICRO, AnnotatedInterval, LongVideoTable, assemble, read_interval
+from .base import AdapterResult, Quirk, register_adapter
+from .cuts import Folders
+from .long_videos import MACRO, MICRO, AnnotatedInterval, LongVideoTable, assemble, long_video_result, read_interval
 from .sheets import SheetRow, cell_text, find_sheet, finding, is_blank, parse_frame, read_raw, require_dir
 
 CASME_SQ_FPS = 30.0
@@ -45,8 +44,6 @@ FRAMES_DIR = "rawpic"
 DATA_COLUMNS = ("subject", "clip", "onset", "apex", "offset", "action_units", "emotion", "kind", "self_report")
 """The first tab's columns, in order (it has no header)."""
 KIND_WORDS = {"micro-expression": MICRO, "macro-expression": MACRO}
-CLIP_KINDS = (MICRO, MACRO, "all")
-"""Which intervals ``casme-sq`` makes clips of (``kind=``)."""
 
 _SUBJECT_DIR = re.compile(r"^s?(\d+)$", re.IGNORECASE)
 _VIDEO_DIR = re.compile(r"^\d+_(\d{4})")
@@ -149,46 +146,18 @@ def read_casme_sq(root: Path, annotations: Path | None = None, *, fps: float = C
 
 
 @register_adapter("casme-sq")
-def load_casme_sq(root: Path, annotations: Path | None = None, *, kind: str = MICRO,
+def load_casme_sq(root: Path, annotations: Path | None = None, *, unit: str = "videos", kind: str = MICRO,
                   fps: float = CASME_SQ_FPS) -> AdapterResult:
-    """CAS(ME)² expressions as short clips cut from its videos: sample id ``s15_disgust1_1``, subject ``s15``.
+    """CAS(ME)²: its long videos (``s15_0101``, with their intervals), or its expressions as short clips.
 
     Parameters
     ----------
     root, annotations, fps
         As :func:`read_casme_sq`.
+    unit
+        ``"videos"`` [default]: a long-video store; ``"clips"``: the
+        intervals cut as clips (sample id ``s15_disgust1_1``, subject ``s15``).
     kind
-        ``"micro"`` [default], ``"macro"`` or ``"all"``: which intervals become clips.
+        With ``unit="clips"``: ``"micro"`` [default], ``"macro"`` or ``"all"``.
     """
-    if kind not in CLIP_KINDS:
-        raise ConfigError(f"CAS(ME)² kind {kind!r} is unknown; use one of {', '.join(CLIP_KINDS)}")
-    table = read_casme_sq(root, annotations, fps=fps)
-    source = Path(table.sheet).name
-    result = AdapterResult(sheet=table.sheet, assumptions=list(table.assumptions))
-    chosen = {i.name for v in table.videos for i in v.intervals if kind == "all" or i.kind == kind}
-    # the chosen intervals' quirks and the rows that became no interval; a video's own quirk (a missing
-    # folder) is reported by each of its clips
-    result.quirks += [q for q in table.quirks if q.sample in chosen or q.sample.startswith("row ")]
-    built: set[str] = set()
-    for video in table.videos:
-        for interval in (i for i in video.intervals if i.name in chosen):
-            problem = sample_id_problem(interval.name)
-            if problem:
-                message = f"sample id {interval.name!r} {problem}, so it cannot name a store folder; row not built"
-                result.rejected.append(Quirk(f"row {interval.row}", "bad_sample_id", message, source, interval.row))
-                continue
-            if interval.name in built:
-                message = "sample id repeats an earlier row; row skipped"
-                result.quirks.append(Quirk(interval.name, "duplicate_sample", message, source, interval.row))
-                continue
-            built.add(interval.name)
-            last = interval.offset if interval.offset is not None else interval.apex
-            frames = cut_frames(video.frames, interval.onset, last, interval.name, source, interval.row)
-            result.quirks += frames.findings.quirks
-            result.samples.append(Sample(
-                sample=interval.name, dataset="casme-sq", subject=video.subject,
-                clip=interval.name.removeprefix(f"{video.subject}_"), fps=video.fps, frame_files=frames.files,
-                frame_numbers=frames.numbers, onset=interval.onset, apex=interval.apex, offset=interval.offset,
-                emotion=interval.emotion, action_units=interval.action_units,
-                flags=interval.flags + frames.findings.flags, error=frames.error))
-    return result
+    return long_video_result(read_casme_sq(root, annotations, fps=float(fps)), "casme-sq", unit, kind)

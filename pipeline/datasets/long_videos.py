@@ -9,6 +9,11 @@ numbers of that video, micro or macro, action units, emotion), plus every
 quirk met, as :class:`~.base.Quirk` records, and the format assumptions made.
 Intervals carry the sheet's values; one that contradicts itself or the frames
 on disk is kept with flags (the vocabulary of :mod:`.sheets`), never dropped.
+
+A long-video adapter returns the table either as whole videos
+(:func:`video_samples`, ``unit=videos``, the default: a long-video store with
+its intervals) or as short clips cut from its intervals (:func:`clip_samples`,
+``unit=clips``: a store of annotated clips, as the short corpora make).
 """
 from __future__ import annotations
 
@@ -18,14 +23,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from mepipe.featurestore.errors import ConfigError
+from mepipe.featurestore.layout import sample_id_problem
+from mepipe.featurestore.schema import INTERVAL_COLUMNS
+
 from .action_units import au_codes, parse_action_units
-from .base import Quirk
-from .cuts import Folders, Listing
+from .base import UNIT_OPTIONS, AdapterResult, Quirk, Sample
+from .cuts import Folders, Listing, cut_frames
 from .sheets import GroundTruth, SheetRow, cell_text, check_action_units, check_on_disk, read_ground_truth
 
 MICRO, MACRO = "micro", "macro"
 KINDS = (MICRO, MACRO)
 """Kinds of annotated interval; ``""`` is an interval whose kind the sheet does not say."""
+CLIP_KINDS = (MICRO, MACRO, "all")
+"""Which intervals become clips under ``unit=clips`` (``kind=``)."""
+
 
 
 @dataclass(frozen=True)
@@ -169,3 +181,77 @@ def assemble(dataset: str, fps: float, annotated: Iterable[AnnotatedInterval], o
             quirks.append(Quirk(video, listing.kind, f"{listing.error}; its {len(items)} interval(s) kept", source))
         videos.append(LongVideo(video, dataset, subject, fps, listing, tuple(intervals)))
     return videos, quirks
+
+
+def long_video_result(table: LongVideoTable, dataset: str, unit: str, kind: str) -> AdapterResult:
+    """A long-video table as an adapter's samples: whole videos (``unit="videos"``) or clips of its intervals
+    (``unit="clips"``, those of ``kind``)."""
+    if unit not in UNIT_OPTIONS:
+        raise ConfigError(f"{dataset}: unit {unit!r} is unknown; use one of {', '.join(UNIT_OPTIONS)}")
+    if kind not in CLIP_KINDS:
+        raise ConfigError(f"{dataset}: kind {kind!r} is unknown; use one of {', '.join(CLIP_KINDS)}")
+    return video_samples(table, dataset) if unit == "videos" else clip_samples(table, dataset, kind)
+
+
+def video_samples(table: LongVideoTable, dataset: str) -> AdapterResult:
+    """Every video of the table as a sample (id = video, ``clip`` = video), with its intervals (``unit="video"``).
+
+    A video without frames (missing folder) is a sample with its error; one
+    whose id cannot name a store folder is refused (``bad_sample_id``).
+    """
+    source = Path(table.sheet).name if table.sheet else ""
+    result = AdapterResult(sheet=table.sheet, assumptions=list(table.assumptions), quirks=list(table.quirks),
+                           unit=UNIT_OPTIONS["videos"])
+    rows = []
+    for video in table.videos:
+        problem = sample_id_problem(video.video)
+        if problem:
+            message = f"video id {video.video!r} {problem}, so it cannot name a store folder; video not built"
+            result.rejected.append(Quirk(video.video, "bad_sample_id", message, source))
+            continue
+        result.samples.append(Sample(sample=video.video, dataset=dataset, subject=video.subject, clip=video.video,
+                                     fps=float(video.fps), frame_files=video.frame_files,
+                                     frame_numbers=video.frame_numbers, error=video.error))
+        rows += [{"dataset": dataset, "video": video.video, "name": i.name, "onset": i.onset, "apex": i.apex,
+                  "offset": i.offset, "kind": i.kind, "action_units": i.action_units, "au_codes": i.au_codes,
+                  "emotion": i.emotion, "flags": "; ".join(i.flags)} for i in video.intervals]
+    result.intervals = pd.DataFrame(rows, columns=[c for c in INTERVAL_COLUMNS if c != "interval"])
+    return result
+
+
+def clip_samples(table: LongVideoTable, dataset: str, kind: str) -> AdapterResult:
+    """The table's intervals of ``kind`` (``all``: every one) as short clips cut from their videos.
+
+    A clip is its interval's frames onset..offset (onset..apex where the
+    offset is missing, as the MEAN code does); sample id = the interval's
+    name, subject = its video's.
+    """
+    source = Path(table.sheet).name if table.sheet else ""
+    result = AdapterResult(sheet=table.sheet, assumptions=list(table.assumptions))
+    chosen = {i.name for v in table.videos for i in v.intervals if kind == "all" or i.kind == kind}
+    # the chosen intervals' quirks and the rows that became no interval; a video's own quirk (a missing
+    # folder) is reported by each of its clips
+    result.quirks += [q for q in table.quirks if q.sample in chosen or q.sample.startswith("row ")]
+    built: set[str] = set()
+    for video in table.videos:
+        for interval in (i for i in video.intervals if i.name in chosen):
+            problem = sample_id_problem(interval.name)
+            if problem:
+                message = f"sample id {interval.name!r} {problem}, so it cannot name a store folder; row not built"
+                result.rejected.append(Quirk(f"row {interval.row}", "bad_sample_id", message, source, interval.row))
+                continue
+            if interval.name in built:
+                message = "sample id repeats an earlier row; row skipped"
+                result.quirks.append(Quirk(interval.name, "duplicate_sample", message, source, interval.row))
+                continue
+            built.add(interval.name)
+            last = interval.offset if interval.offset is not None else interval.apex
+            frames = cut_frames(video.frames, interval.onset, last, interval.name, source, interval.row)
+            result.quirks += frames.findings.quirks
+            result.samples.append(Sample(
+                sample=interval.name, dataset=dataset, subject=video.subject,
+                clip=interval.name.removeprefix(f"{video.subject}_"), fps=float(video.fps), frame_files=frames.files,
+                frame_numbers=frames.numbers, onset=interval.onset, apex=interval.apex, offset=interval.offset,
+                emotion=interval.emotion, action_units=interval.action_units,
+                flags=interval.flags + frames.findings.flags, error=frames.error))
+    return result

@@ -6,6 +6,16 @@ the number in their names) or a video file (frames ``0..n-1``), relative to
 the CSV's folder or to ``root``. This is how MEVIEW, MAHNOB-HCI or lab
 recordings enter the pipeline.
 
+Long videos (``unit="videos"``): each row is a whole recording (columns
+``path``, ``subject``, optionally ``fps``, ``sample``; no label), built into a
+long-video store, and the expressions annotated in them, if any, come from a
+second CSV (``intervals=FILE``) with columns ``video`` (the row's sample id),
+``onset`` and ``offset`` (frame numbers: a video file's frames are numbered
+from 0) and optionally ``apex``, ``kind`` (micro or macro), ``name``,
+``action_units`` and ``emotion``. Each interval is checked against its
+video's frames as a sheet's are; one naming no video of the manifest is
+reported and skipped.
+
 A manifest is data, often written by someone else, so its paths are
 confined: every path, and every frame file in a listed folder, must resolve
 (symlinks followed) inside the dataset root or the manifest's own folder.
@@ -22,7 +32,14 @@ from pathlib import Path, PurePosixPath
 
 import cv2
 
-from .base import AdapterResult, Quirk, Sample, register_adapter
+from mepipe.featurestore.errors import ConfigError
+
+import pandas as pd
+
+from mepipe.featurestore.schema import INTERVAL_COLUMNS
+
+from .base import UNIT_OPTIONS, AdapterResult, Quirk, Sample, register_adapter
+from .long_videos import KINDS, read_interval
 from .sheets import (
     ClipFrames,
     Findings,
@@ -56,6 +73,32 @@ class ManifestColumns:
     action_units: tuple[str, ...] = ("action_units", "aus")
     objective_class: tuple[str, ...] = ("objective_class",)
     required: tuple[str, ...] = ("path", "subject", "emotion")
+
+
+@dataclass(frozen=True)
+class VideoManifestColumns:
+    """Accepted header names of a manifest of long videos: one row per recording, no label or onset."""
+
+    path: tuple[str, ...] = ("path",)
+    subject: tuple[str, ...] = ("subject",)
+    fps: tuple[str, ...] = ("fps",)
+    sample: tuple[str, ...] = ("sample", "sample_id")
+    required: tuple[str, ...] = ("path", "subject")
+
+
+@dataclass(frozen=True)
+class IntervalColumns:
+    """Accepted header names of the intervals CSV beside a manifest of long videos."""
+
+    video: tuple[str, ...] = ("video", "sample")
+    name: tuple[str, ...] = ("name", "interval")
+    onset: tuple[str, ...] = ("onset",)
+    apex: tuple[str, ...] = ("apex",)
+    offset: tuple[str, ...] = ("offset",)
+    kind: tuple[str, ...] = ("kind", "type")
+    action_units: tuple[str, ...] = ("action_units", "aus")
+    emotion: tuple[str, ...] = ("emotion", "label")
+    required: tuple[str, ...] = ("video", "onset", "offset")
 
 
 def video_frames(path: Path) -> tuple[int, float]:
@@ -222,8 +265,10 @@ def load_manifest(
     fps: float | None = None,
     dataset: str = "manifest",
     allow_outside_root: bool = False,
+    unit: str = "clips",
+    intervals: Path | None = None,
 ) -> AdapterResult:
-    """Samples listed in a manifest CSV.
+    """Samples listed in a manifest CSV: clips, or long videos with their annotated intervals.
 
     Parameters
     ----------
@@ -240,6 +285,12 @@ def load_manifest(
     allow_outside_root
         Build paths that resolve (symlinks followed) outside ``root`` and the
         manifest's folder; by default such rows fail with ``outside_root``.
+    unit
+        ``"clips"`` [default] or ``"videos"``: each row a whole long video
+        (no label), for a long-video store.
+    intervals
+        With ``unit="videos"``: the CSV of annotated intervals (looked for
+        as given, then in ``root``); none when omitted.
 
     Returns
     -------
@@ -249,11 +300,16 @@ def load_manifest(
         as ``_``. Videos have ``video`` set, no frame files and
         frame numbers ``0..n-1``. Missing paths give samples with ``error``.
     """
+    if unit not in UNIT_OPTIONS:
+        raise ConfigError(f"manifest: unit {unit!r} is unknown; use one of {', '.join(UNIT_OPTIONS)}")
+    if intervals is not None and unit != "videos":
+        raise ConfigError("manifest: intervals= annotates long videos; add unit=videos")
     root = Path(root)
     if root.is_file():
         annotations, root = annotations or root, root.parent
     csv = find_sheet(root, MANIFEST_SHEETS, annotations)
-    sheet = read_sheet(csv, ManifestColumns(), header_key="path", leading=False)
+    columns = VideoManifestColumns() if unit == "videos" else ManifestColumns()
+    sheet = read_sheet(csv, columns, header_key="path", leading=False)
     ctx = _Context(sheet=sheet, bases=(csv.parent, root), dataset=dataset, fps=fps,
                    allow_outside_root=_flag(allow_outside_root))
     named_from = (root, csv.parent)
@@ -271,7 +327,56 @@ def load_manifest(
     def build(row: SheetRow, key: str) -> tuple[Sample, tuple[Quirk, ...]]:
         return _manifest_sample(row, ctx, cell_text(row.get("path")), key)
 
-    return collect_samples(sheet, sample_id, build)
+    result = collect_samples(sheet, sample_id, build)
+    if unit == "videos":
+        result.unit = UNIT_OPTIONS[unit]
+        result.intervals, quirks = _intervals(_interval_sheet(intervals, root), result.samples, dataset)
+        result.quirks += quirks
+    return result
+
+
+def _interval_sheet(path: Path | str | None, root: Path) -> Path | None:
+    """The intervals CSV as given, else under ``root``; None when there is none."""
+    if path is None:
+        return None
+    given = Path(path)
+    found = next((p for p in (given, root / given) if p.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(f"intervals file {path} not found (looked for {given} and {root / given})")
+    return found
+
+
+def _intervals(path: Path | None, videos: list[Sample], dataset: str) -> tuple[pd.DataFrame, list[Quirk]]:
+    """The intervals CSV's rows as the store's intervals table, each checked against its video's frames."""
+    columns = [c for c in INTERVAL_COLUMNS if c != "interval"]
+    if path is None:
+        return pd.DataFrame(columns=columns), []
+    sheet = read_sheet(path, IntervalColumns(), header_key="video", leading=False)
+    by_id = {v.sample: v for v in videos}
+    rows, quirks, counts = [], [], {}
+    for row in sheet.rows:
+        video = by_id.get(cell_text(row.get("video")))
+        if video is None:
+            message = f"video {cell_text(row.get('video'))!r} is not a sample of the manifest; row skipped"
+            quirks.append(Quirk(f"row {row.row}", "unknown_video", message, sheet.source, row.row))
+            continue
+        counts[video.sample] = counts.get(video.sample, 0) + 1
+        name = cell_text(row.get("name")) or f"{video.sample}_{counts[video.sample]}"
+        kind = cell_text(row.get("kind")).lower()
+        if kind not in KINDS:
+            if kind:
+                message = f"kind {cell_text(row.get('kind'))!r} is neither micro nor macro; kind left empty"
+                quirks.append(Quirk(name, "unknown_type", message, sheet.source, row.row))
+            kind = ""
+        interval, truth = read_interval(row, name, kind, sheet.source, cell_text(row.get("emotion")))
+        findings = truth.findings + check_on_disk(truth, video.frame_numbers, video.video or video.clip, name,
+                                                  sheet.source, row.row)
+        quirks += findings.quirks
+        rows.append({"dataset": dataset, "video": video.sample, "name": name, "onset": interval.onset,
+                     "apex": interval.apex, "offset": interval.offset, "kind": kind,
+                     "action_units": interval.action_units, "au_codes": interval.au_codes,
+                     "emotion": interval.emotion, "flags": "; ".join(findings.flags)})
+    return pd.DataFrame(rows, columns=columns), quirks
 
 
 def _flag(value: bool | str) -> bool:

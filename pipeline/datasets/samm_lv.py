@@ -1,4 +1,4 @@
-"""SAMM Long Videos: the long-video table of the SAMM spotting release (not yet a ``--dataset``).
+"""SAMM Long Videos (``--dataset samm-lv``) and the synthetic demo written in its layout (``--dataset demo-lv``).
 
 Frames are ``<root>/SAMM_longvideos/<subject>_<n>/`` JPEGs whose names end in
 the frame number; the sheet ``SAMM_LongVideos_V2_Release.xlsx`` has nine
@@ -26,10 +26,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Quirk
+from .base import AdapterResult, Quirk, register_adapter
 from .cuts import Folders
-from .long_videos import MACRO, MICRO, AnnotatedInterval, LongVideoTable, assemble, read_interval
-from .samm import SUBJECT_WIDTH
+from .long_videos import MACRO, MICRO, AnnotatedInterval, LongVideoTable, assemble, long_video_result, read_interval
+from .samm import SAMM_SHEETS, SUBJECT_WIDTH
 from .sheets import SheetColumns, cell_text, find_sheet, normalise_subject, read_sheet, require_dir
 
 SAMM_LV_FPS = 200.0
@@ -66,7 +66,7 @@ def samm_emotions(path: Path) -> dict[str, str]:
 
 
 def read_samm_lv(root: Path, annotations: Path | None = None, *, samm_sheet: Path | None = None,
-                 fps: float = SAMM_LV_FPS) -> LongVideoTable:
+                 fps: float = SAMM_LV_FPS, dataset: str = "samm-lv") -> LongVideoTable:
     """The SAMM Long Videos table: videos ``006_1``, intervals named by Filename (``006_1_2``).
 
     Parameters
@@ -80,6 +80,8 @@ def read_samm_lv(root: Path, annotations: Path | None = None, *, samm_sheet: Pat
         ``SAMM_Micro_FACS_Codes_v2.xlsx``: when given, micro intervals take their emotion from it.
     fps
         Frame rate [200].
+    dataset
+        The dataset name its videos get (``demo-lv`` for the demo in this layout).
     """
     root = require_dir(root, "SAMM Long Videos")
     frames_root = root / FRAMES_DIR if (root / FRAMES_DIR).is_dir() else root
@@ -106,7 +108,46 @@ def read_samm_lv(root: Path, annotations: Path | None = None, *, samm_sheet: Pat
         annotated.append(AnnotatedInterval(parts[0], subject, frames_root / parts[0], interval, truth))
     on_disk = {p.name: (p.name.split("_")[0], p) for p in frames_root.iterdir()
                if p.is_dir() and _VIDEO_DIR.match(p.name)}
-    videos, quirks = assemble("samm-lv", fps, annotated, on_disk, Folders(), sheet.source)
+    videos, quirks = assemble(dataset, fps, annotated, on_disk, Folders(), sheet.source)
     table.videos, table.quirks = videos, table.quirks + quirks
-    table.assumptions.append("samm-lv: sheet frame numbers are the numbers at the end of the frame file names")
+    table.assumptions.append(f"{dataset}: sheet frame numbers are the numbers at the end of the frame file names")
     return table
+
+
+@register_adapter("samm-lv")
+def load_samm_lv(root: Path, annotations: Path | None = None, *, unit: str = "videos", kind: str = MICRO,
+                 samm_sheet: Path | None = None, fps: float = SAMM_LV_FPS) -> AdapterResult:
+    """SAMM Long Videos: its videos (``006_1``, with their intervals), or its intervals as short clips.
+
+    Parameters
+    ----------
+    root, annotations, fps
+        As :func:`read_samm_lv`.
+    unit
+        ``"videos"`` [default]: a long-video store; ``"clips"``: the
+        intervals cut as clips (sample id = Filename ``006_1_2``).
+    kind
+        With ``unit="clips"``: ``"micro"`` [default], ``"macro"`` or ``"all"``.
+    samm_sheet
+        The SAMM micro-expression sheet, for the micro intervals' emotions;
+        found in ``root`` (``SAMM_Micro_FACS_Codes*.xlsx``) when not given.
+    """
+    return _samm_layout(root, annotations, "samm-lv", unit, kind, samm_sheet, fps)
+
+
+@register_adapter("demo-lv")
+def load_demo_lv(root: Path, annotations: Path | None = None, *, unit: str = "videos", kind: str = MICRO,
+                 samm_sheet: Path | None = None, fps: float = SAMM_LV_FPS) -> AdapterResult:
+    """The synthetic long-video demo, written in the SAMM Long Videos layout: read as ``samm-lv`` is."""
+    return _samm_layout(root, annotations, "demo-lv", unit, kind, samm_sheet, fps)
+
+
+def _samm_layout(root: Path, annotations: Path | None, dataset: str, unit: str, kind: str, samm_sheet: Path | None,
+                 fps: float) -> AdapterResult:
+    root = require_dir(root, dataset)
+    if samm_sheet is None:
+        found = sorted(p for pattern in SAMM_SHEETS for p in root.glob(pattern))
+        samm_sheet = found[0] if found else None
+    table = read_samm_lv(root, annotations, samm_sheet=Path(samm_sheet) if samm_sheet else None, fps=float(fps),
+                         dataset=dataset)
+    return long_video_result(table, dataset, unit, kind)

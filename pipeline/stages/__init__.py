@@ -1,9 +1,10 @@
 """The stages: one module each, registered on import (:mod:`.registry`); the shared kernels beside them.
 
 Stage modules: landmarks, align, magnify, apex, the four flow variants,
-lfm, appearance, kim and the dataset stage appearance_mask. Kernel
-libraries they share: frames (decoding), flow and flow_tasks (TV-L1 and
-batching), tvl1_torch, lwm, subsets.
+lfm, appearance, kim, the dataset stage appearance_mask and the long-video
+stage roi_motion. Kernel libraries they share: frames (decoding), flow and
+flow_tasks (TV-L1 and batching), tvl1_torch, lwm, subsets; windows (long
+videos window by window).
 """
 from . import (  # noqa: F401 -- importing a stage module registers it; the order is the dependency order
     landmarks,
@@ -18,6 +19,7 @@ from . import (  # noqa: F401 -- importing a stage module registers it; the orde
     appearance,
     kim,
     appearance_mask,
+    roi_motion,
 )
 from .registry import (
     SOURCE,
@@ -47,8 +49,10 @@ from .registry import (
     stages_for,
     wants_cuda,
 )
+from .windows import SOURCE_VIDEO, WINDOW, UNITS, WindowParams, Windowed
 
 __all__ = ["SOURCE", "SOURCE_DIGEST_ATTR", "SOURCE_FRAMES", "STAGES", "DatasetOutput", "Device", "Figure", "Placement",
            "ReadParams", "Stage", "StageOutput", "UndeclaredRead", "clip_stages", "dataset_stages_after",
            "default_params", "descendants", "figure", "figure_names", "get_stage", "groups", "params_from_mapping",
-           "register_stage", "resolve_devices", "stage_order", "stages_for", "wants_cuda"]
+           "register_stage", "resolve_devices", "stage_order", "stages_for", "wants_cuda", "SOURCE_VIDEO", "UNITS",
+           "WINDOW", "WindowParams", "Windowed"]

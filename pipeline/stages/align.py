@@ -46,6 +46,14 @@ a clip onto its first frame over all 68 points is what Xia's text says
 ("all images in one sequence can be aligned frame by frame", citing Pfister
 et al. 2011), and what costs the expression here.
 
+**Long videos.** A long video has one reference geometry, its first frame
+with a face (:func:`.landmarks.first_face`, found once per worker
+process and video), and every frame of every window is mapped onto it. Head
+motion is smoothed within each window (``mode="nearest"`` at its ends);
+frames of a window in which no face was found are cropped at the reference
+position (their ``face_found`` is False). Crops are 128 pixels a side there
+by default (:data:`LONG_VIDEO_SIZE`).
+
 References
 ----------
 Xia et al. (2019), Spatiotemporal Recurrent Convolutional Networks for
@@ -56,6 +64,7 @@ https://doi.org/10.1016/0262-8856(88)90016-9
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -63,9 +72,11 @@ from scipy.ndimage import gaussian_filter1d
 
 from mepipe.featurestore import features
 
-from .landmarks import LEFT_EYE, RIGHT_EYE
+from .frames import VideoFrames
+from .landmarks import LEFT_EYE, RIGHT_EYE, LandmarkParams, first_face
 from .lwm import N_COEFFICIENTS, LocalWeightedMean
 from .registry import SOURCE_FRAMES, StageOutput, register_stage
+from .windows import SOURCE_VIDEO, Windowed
 
 VERSION = "2"
 
@@ -76,6 +87,10 @@ ALL_LANDMARKS = tuple(range(1, 69))
 """1-based numbers of the 68 iBUG landmarks: Xia's LWM control points."""
 
 _INTERPOLATION = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA}
+
+LONG_VIDEO_SIZE = 128
+"""Crop side on long videos: the spotting baselines' 128x128 (SOFTNet, MEAN), which their features and Nag's
+64x64 inputs are made from, at a quarter of the 256-pixel crops' store and disk."""
 
 
 @dataclass(frozen=True)
@@ -207,10 +222,13 @@ def _sigma_frames(params: AlignParams, fps: float) -> float:
     return params.smoothing_ms * fps / 1000.0
 
 
-def head_motion(landmarks: np.ndarray, params: AlignParams, fps: float) -> np.ndarray:
-    """Per-frame similarity (T, 2, 3) mapping each frame's stable points onto the first frame's, smoothed."""
+def head_motion(landmarks: np.ndarray, params: AlignParams, fps: float,
+                reference: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame similarity (T, 2, 3) mapping each frame's stable points onto the reference's (default: the first
+    frame's), smoothed."""
     stable = [p - 1 for p in params.stable_points]
-    sims = np.array([fit_similarity(points[stable], landmarks[0][stable]) for points in landmarks])
+    target = (landmarks[0] if reference is None else reference)[stable]
+    sims = np.array([fit_similarity(points[stable], target) for points in landmarks])
     sigma = _sigma_frames(params, fps)
     if sigma > 0 and len(sims) > 1:
         sims = gaussian_filter1d(sims, sigma, axis=0, mode="nearest")
@@ -235,17 +253,20 @@ class ClipWarp:
     residuals: np.ndarray | None = None  # (T, N, 2) frame-t pixels
 
     @classmethod
-    def fit(cls, landmarks: np.ndarray, params: AlignParams, fps: float) -> "ClipWarp":
-        """The warp of a clip with landmarks (T, 68, 2) in source pixels."""
+    def fit(cls, landmarks: np.ndarray, params: AlignParams, fps: float,
+            reference: np.ndarray | None = None) -> "ClipWarp":
+        """The warp of a clip with landmarks (T, 68, 2) in source pixels, onto ``reference`` (68, 2) (default: its
+        first frame's landmarks; for a window of a long video, the video's reference frame's)."""
         landmarks = np.asarray(landmarks, dtype=np.float64)
-        warp = cls(crop_transform(landmarks[0], params), head_motion(landmarks, params, fps))
+        first_points = landmarks[0] if reference is None else np.asarray(reference, dtype=np.float64)
+        warp = cls(crop_transform(first_points, params), head_motion(landmarks, params, fps, first_points))
         if params.method == "lwm":
             control = [p - 1 for p in params.lwm_points]
             sigma = _sigma_frames(params, fps)
             track = landmarks[:, control]
             if sigma > 0 and len(track) > 1:
                 track = gaussian_filter1d(track, sigma, axis=0, mode="nearest")
-            first = landmarks[0, control]
+            first = first_points[control]
             expected = np.stack([apply_affine(invert_affine(m), first) for m in warp.to_first])
             warp.lwm = LocalWeightedMean.fit(first, params.lwm_neighbours)
             warp.residuals = track - expected
@@ -290,7 +311,7 @@ class ClipWarp:
 
 
 def align_clip(frames: np.ndarray, landmarks: np.ndarray, params: AlignParams = AlignParams(),
-               fps: float = 200.0) -> AlignResult:
+               fps: float = 200.0, reference: np.ndarray | None = None) -> AlignResult:
     """Aligned crops of a clip.
 
     Parameters
@@ -299,6 +320,8 @@ def align_clip(frames: np.ndarray, landmarks: np.ndarray, params: AlignParams = 
     landmarks : (T, 68, 2) float32, source pixels
     fps : float
         Frame rate, for the temporal smoothing of head motion.
+    reference : (68, 2) array, optional
+        Landmarks of the frame every frame is aligned to; default the first frame's.
 
     Returns
     -------
@@ -311,7 +334,7 @@ def align_clip(frames: np.ndarray, landmarks: np.ndarray, params: AlignParams = 
     """
     if len(frames) != len(landmarks):
         raise ValueError(f"{len(frames)} frames but {len(landmarks)} landmark sets")
-    warp = ClipWarp.fit(landmarks, params, fps)
+    warp = ClipWarp.fit(landmarks, params, fps, reference)
     flags = _INTERPOLATION[params.interpolation]
     n, s = len(frames), params.size
     channels = 1 if frames.ndim == 3 else frames.shape[3]
@@ -336,13 +359,47 @@ def align_clip(frames: np.ndarray, landmarks: np.ndarray, params: AlignParams = 
     return AlignResult(crops, out_points, transforms)
 
 
-def _kernel(ctx, inputs, params, read):
-    result = align_clip(inputs[SOURCE_FRAMES].frames, inputs[features.LANDMARKS.name], params, ctx.fps)
+def _outputs(result: AlignResult) -> StageOutput:
     return StageOutput({features.CROPS.name: result.crops, features.LANDMARKS_ALIGNED.name: result.landmarks,
                         features.TRANSFORMS.name: result.transforms})
+
+
+def _kernel(ctx, inputs, params, read):
+    return _outputs(align_clip(inputs[SOURCE_FRAMES].frames, inputs[features.LANDMARKS.name], params, ctx.fps))
+
+
+@lru_cache(maxsize=4)
+def video_reference(frames: VideoFrames, params: LandmarkParams) -> tuple[int, np.ndarray]:
+    """A long video's reference: its first frame with a face and that face's landmarks (read-only).
+
+    Kept per worker process (a few videos), so a worker searches each video once, however many of its windows it
+    aligns; every window finds the same frame, as :func:`.landmarks.first_face` is deterministic.
+    """
+    position, points = first_face(frames, params)
+    points.setflags(write=False)
+    return position, points
+
+
+def _window_kernel(ctx, inputs, params, read):
+    """A window of a long video, aligned to the video's reference; frames without landmarks at the reference's place."""
+    position, reference = video_reference(inputs[SOURCE_VIDEO], read["landmarks"])
+    landmarks = np.array(inputs[features.LANDMARKS.name], dtype=np.float64)
+    lost = np.isnan(landmarks).any(axis=(1, 2))
+    landmarks[lost] = reference
+    out = _outputs(align_clip(inputs[SOURCE_FRAMES].frames, landmarks, params, ctx.fps, reference))
+    out.events.update({"reference_frame": int(inputs[SOURCE_VIDEO].ctx.frame_numbers[position]),
+                       "frames_at_reference": int(lost.sum())})
+    return out
+
+
+def _video_events(windows: list[dict]) -> dict:
+    """A long video's alignment events: its reference frame and the frames cropped at the reference's place."""
+    return {"reference_frame": windows[0]["reference_frame"] if windows else None,
+            "frames_at_reference": sum(w["frames_at_reference"] for w in windows)}
 
 
 register_stage(
     name="align", version=VERSION, params=AlignParams, kernel=_kernel, group="core", reads=("landmarks",),
     reads_source=True, inputs=(features.LANDMARKS,),
-    writes=(features.CROPS, features.LANDMARKS_ALIGNED, features.TRANSFORMS))
+    writes=(features.CROPS, features.LANDMARKS_ALIGNED, features.TRANSFORMS),
+    window=Windowed(kernel=_window_kernel, combine=_video_events, defaults={"size": LONG_VIDEO_SIZE}))

@@ -1,6 +1,7 @@
 """Stage: TV-L1 flow between consecutive crops, the input of Nag et al. 2019's temporal network, 64×64.
 
-Field t is the flow from crop t to crop t + 1; see :mod:`.flow` for the solver.
+Field t is the flow from crop t to crop t + 1; see :mod:`.flow` for the solver. On a long video each window
+computes the fields of its frames, reading the first frame of the next window too.
 
 References
 ----------
@@ -19,6 +20,7 @@ from mepipe.featurestore import features
 from . import flow_tasks
 from .flow import VERSION, FlowParams, clip_flows, consecutive_pairs, prepare_crops
 from .registry import register_stage
+from .windows import Windowed
 
 
 @dataclass(frozen=True)
@@ -56,4 +58,4 @@ register_stage(
     name="flow_consecutive", version=VERSION, params=ConsecutiveFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align",), inputs=(features.CROPS,), writes=(features.FLOW_CONSECUTIVE,),
     figure=flow_tasks.flow_figure(features.FLOW_CONSECUTIVE), device=flow_tasks.BACKEND,
-    placement=flow_tasks.GpuPlacement(32))
+    placement=flow_tasks.GpuPlacement(32), window=Windowed(after=1, shorter_by=1))

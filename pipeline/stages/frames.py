@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,10 +154,35 @@ def read_video(path: str, frame_numbers: Sequence[int], params: FramesParams = F
     """The listed frames (0-based indices) of a video file, like :func:`read_frames`.
 
     The frame size the container declares is checked against
-    ``params.max_side`` before the first frame is decoded.
+    ``params.max_side`` before the first frame is decoded. Decoding starts
+    at the first listed frame: a window of a long video seeks there
+    (``CAP_PROP_POS_FRAMES``: FFmpeg seeks to the key frame before it and
+    decodes forward) instead of decoding every frame before it.
     """
     if digest is not None:
         digest.update_file(path)
+    wanted = set(int(n) for n in frame_numbers)
+    first = min(wanted, default=0)
+    cap = _open_video(path, params, first)
+    frames, index = {}, first
+    try:
+        while len(frames) < len(wanted):
+            ok, img = cap.read()
+            if not ok:
+                break
+            if index in wanted:
+                frames[index] = _video_frame(img, params, path)
+            index += 1
+    finally:
+        cap.release()
+    missing = sorted(wanted - frames.keys())
+    if missing:
+        raise ClipError(f"video ends before frame {missing[0]} ({len(missing)} frames unreadable)", file=str(path))
+    return np.stack([frames[int(n)] for n in frame_numbers])
+
+
+def _open_video(path: str, params: FramesParams, first: int = 0) -> cv2.VideoCapture:
+    """An opened capture of ``path`` positioned at frame ``first``, its frame size checked against ``max_side``."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
@@ -167,24 +192,16 @@ def read_video(path: str, frame_numbers: Sequence[int], params: FramesParams = F
         cap.release()
         raise ClipError(f"video frames are {width}x{height} px, more than frames.max_side = {params.max_side} px "
                         "a side; refused before decoding", file=str(path))
-    wanted = set(int(n) for n in frame_numbers)
-    frames, index = {}, 0
-    try:
-        while len(frames) < len(wanted):
-            ok, img = cap.read()
-            if not ok:
-                break
-            if index in wanted:
-                if params.force_grey and img.ndim == 3:
-                    img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-                frames[index] = _normalise_channels(img, path)
-            index += 1
-    finally:
+    if first > 0 and not cap.set(cv2.CAP_PROP_POS_FRAMES, first):
         cap.release()
-    missing = sorted(wanted - frames.keys())
-    if missing:
-        raise ClipError(f"video ends before frame {missing[0]} ({len(missing)} frames unreadable)", file=str(path))
-    return np.stack([frames[int(n)] for n in frame_numbers])
+        raise ClipError(f"video cannot be positioned at frame {first}", file=str(path))
+    return cap
+
+
+def _video_frame(img: np.ndarray, params: FramesParams, path: str) -> np.ndarray:
+    if params.force_grey and img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return _normalise_channels(img, path)
 
 
 def to_grey(frames: np.ndarray) -> np.ndarray:
@@ -214,3 +231,35 @@ def decode_clip(ctx: ClipContext, params: FramesParams) -> DecodedClip:
     digest = ContentDigest()
     clip = load_frames(ctx, params, digest)
     return DecodedClip(clip, digest.hexdigest())
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """The frames of a whole long video (a video file or a frame folder), decoded one at a time when asked.
+
+    What a window's task reads of its video beyond its own frames (align:
+    the first frame with a face, its reference); never the whole video at
+    once.
+    """
+
+    ctx: ClipContext
+    params: FramesParams
+
+    def __len__(self) -> int:
+        return len(self.ctx.frame_numbers)
+
+    def frames(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """``(position, frame)`` from position ``start`` to the end, decoded as the caller advances."""
+        if not self.ctx.video:
+            for position in range(start, len(self)):
+                yield position, read_image(self.ctx.frame_files[position], self.params)
+            return
+        cap = _open_video(self.ctx.video, self.params, start)
+        try:
+            for position in range(start, len(self)):
+                ok, img = cap.read()
+                if not ok:
+                    raise ClipError(f"video ends before frame {position}", file=self.ctx.video)
+                yield position, _video_frame(img, self.params, self.ctx.video)
+        finally:
+            cap.release()

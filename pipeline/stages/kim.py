@@ -11,6 +11,7 @@ import numpy as np
 from mepipe.featurestore import features
 
 from .registry import StageOutput, register_stage
+from .windows import Windowed
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,15 @@ def _kernel(ctx, inputs, params, read):
                         features.STATE_FRAMES.name: small[inputs[features.STATE_INDEX.name]]})
 
 
+def _window_kernel(ctx, inputs, params, read):
+    """A window of a long video: its frames only (a video has no expression states); Nag's spatial input."""
+    return StageOutput({features.FRAMES_RGB.name: rgb_frames(inputs[features.CROPS.name], params.size)})
+
+
 VERSION = "1"
 """Bump when the output changes for the same input and parameters."""
 
 register_stage(
     name="kim", version=VERSION, params=KimParams, kernel=_kernel, group="kim", reads=("align", "apex"),
-    inputs=(features.CROPS, features.STATE_INDEX), writes=(features.FRAMES_RGB, features.STATE_FRAMES))
+    inputs=(features.CROPS, features.STATE_INDEX), writes=(features.FRAMES_RGB, features.STATE_FRAMES),
+    window=Windowed(kernel=_window_kernel, reads=("align",), inputs=(features.CROPS,), writes=(features.FRAMES_RGB,)))

@@ -29,6 +29,12 @@ similar size, or, in a shot that has shown nobody else, the one face found
 False (landmarks interpolated); after ``reacquire_after`` such frames the
 choice is made afresh.
 
+Long videos. Each window of a long video is tracked on its own, starting
+with a detection at its first frame; a window in which nobody is found
+keeps NaN landmarks and boxes and ``face_found`` False (nothing to
+interpolate from), where a clip without a face fails. The first frame with
+a face of the whole video (:func:`first_face`) is align's reference.
+
 References
 ----------
 Dalal & Triggs (2005), Histograms of oriented gradients for human detection.
@@ -49,8 +55,9 @@ import numpy as np
 from mepipe.featurestore import features
 
 from ..errors import ClipError
-from .frames import to_grey
+from .frames import VideoFrames, to_grey
 from .registry import SOURCE_FRAMES, StageOutput, register_stage
+from .windows import Windowed
 
 VERSION = "2"
 
@@ -67,6 +74,10 @@ FACE_CHOICES = ("largest", "center")
 
 _PATCH = 24
 """Side of the face patch compared between frames to notice a lost track."""
+
+
+class NoFaceError(ClipError):
+    """No face was found in any frame of a clip (or of a window of a long video)."""
 
 
 @dataclass(frozen=True)
@@ -438,8 +449,8 @@ def track_landmarks(grey_frames: np.ndarray, params: LandmarkParams = LandmarkPa
     if start is None:
         scales = ", ".join(f"{s:g}" for s in detection_scales(grey_frames[0].shape, params))
         wanted = "any" if params.face in FACE_CHOICES else f"{params.face} or more"
-        raise ClipError(f"no face found in any of the {n} frames ({wanted} faces of {params.min_face} px and "
-                        f"larger looked for, detector at scales {scales}; see landmarks.min_face)")
+        raise NoFaceError(f"no face found in any of the {n} frames ({wanted} faces of {params.min_face} px and "
+                          f"larger looked for, detector at scales {scales}; see landmarks.min_face)")
     t0, found, choice = start
     box = found.boxes[choice]
     tracker.accept(t0, box, predict_landmarks(grey_frames[t0], box), detected=True)
@@ -483,6 +494,27 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def first_face(frames: VideoFrames, params: LandmarkParams) -> tuple[int, np.ndarray]:
+    """The first frame of a whole video with a face to follow, and that face's landmarks (68, 2) float32.
+
+    Detected as a clip's first frame is (the ladder of scales, ``params.face``
+    choosing among several faces), decoding one frame at a time until one
+    is found.
+
+    Raises
+    ------
+    NoFaceError
+        No frame of the video shows a face.
+    """
+    for position, frame in frames.frames():
+        grey = to_grey(frame[None])[0]
+        found = detect_faces(grey, params, every_scale=params.face != "largest")
+        choice = choose_face(found.boxes, grey.shape, params.face)
+        if choice is not None:
+            return position, predict_landmarks(grey, found.boxes[choice])
+    raise NoFaceError(f"no face found in any of the video's {len(frames)} frames (see landmarks.min_face)")
+
+
 def _kernel(ctx, inputs, params, read):
     decoded = inputs[SOURCE_FRAMES]
     result = track_landmarks(to_grey(decoded.frames), params)
@@ -492,6 +524,37 @@ def _kernel(ctx, inputs, params, read):
                        result.events(), decoded.digest)
 
 
+def _window_kernel(ctx, inputs, params, read):
+    """A window of a long video: tracked from a detection at its first frame; NaN where it holds no face at all."""
+    try:
+        out = _kernel(ctx, inputs, params, read)
+    except NoFaceError:
+        n = len(ctx.frame_numbers)
+        out = StageOutput({features.FRAME.name: np.asarray(ctx.frame_numbers, dtype=np.int64),
+                           features.LANDMARKS.name: np.full((n, features.N_LANDMARKS, 2), np.nan, np.float32),
+                           features.FACE_FOUND.name: np.zeros(n, bool),
+                           features.FACE_BOX.name: np.full((n, 4), np.nan, np.float32)},
+                          {"frames_without_face": n, "face_fraction": 0.0, "face_px": None, "faces_at_start": 0,
+                           "detector_runs": None, "redetections": 0, "found_at_scale": None})
+    out.events["frames"] = len(ctx.frame_numbers)
+    return out
+
+
+def video_face_events(windows: list[dict]) -> dict:
+    """A long video's face events from its windows' (:meth:`LandmarkResult.events` plus each window's ``frames``)."""
+    frames = sum(w["frames"] for w in windows)
+    without = sum(w["frames_without_face"] for w in windows)
+    sizes = [w["face_px"] for w in windows if w.get("face_px") is not None]
+    return {"frames_without_face": without, "face_fraction": round(1 - without / frames, 4) if frames else 0.0,
+            "face_px": round(float(np.median(sizes)), 1) if sizes else None,
+            "faces_at_start": windows[0]["faces_at_start"] if windows else 0,
+            "detector_runs": sum(w.get("detector_runs") or 0 for w in windows),
+            "redetections": sum(w["redetections"] for w in windows),
+            "found_at_scale": next((w["found_at_scale"] for w in windows if w.get("found_at_scale")), None),
+            "windows_without_face": sum(w["frames_without_face"] == w["frames"] for w in windows)}
+
+
 register_stage(
     name="landmarks", version=VERSION, params=LandmarkParams, kernel=_kernel, group="core", reads_source=True,
-    writes=(features.FRAME, features.LANDMARKS, features.FACE_FOUND, features.FACE_BOX))
+    writes=(features.FRAME, features.LANDMARKS, features.FACE_FOUND, features.FACE_BOX),
+    window=Windowed(kernel=_window_kernel, combine=video_face_events))

@@ -21,6 +21,10 @@ parameters raises :class:`UndeclaredRead` instead of missing rebuilds
 silently. The key itself is made from the same declaration
 (:meth:`Stage.key_params`, :meth:`Stage.upstream_keys`).
 
+A stage that also runs on long videos declares its window form
+(``window=Windowed(...)``, :mod:`.windows`); on a video store only those
+stages are built, each in that form (:meth:`Stage.for_videos`).
+
 A stage defined outside mepipe is a module that calls :func:`register_stage`
 (``tests/toy_stage.py``); importing it registers the stage and its features.
 Tasks carry their :class:`Stage`, so a build's worker processes import that
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, is_dataclass
+from dataclasses import dataclass, field, is_dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +46,7 @@ from mepipe.featurestore.features import FeatureDef
 from ..config import replace_from_mapping
 from ..context import ClipContext
 from .frames import FramesParams
+from .windows import UNITS, WINDOW, WindowParams, Windowed
 
 __all__ = ["SOURCE", "SOURCE_DIGEST_ATTR", "SOURCE_FRAMES", "STAGES", "DatasetOutput", "Device", "Figure", "Placement",
            "ClipInputs", "ReadParams", "Stage", "StageOutput", "UndeclaredRead", "clip_stages", "dataset_stages_after",
@@ -181,7 +186,7 @@ class Stage:
     name: str
     version: str
     params: type
-    kernel: Callable[..., Any]
+    kernel: Callable[..., Any] | None
     writes: tuple[FeatureDef, ...]
     inputs: tuple[FeatureDef, ...] = ()
     reads: tuple[str, ...] = ()
@@ -193,11 +198,40 @@ class Stage:
     placement: Callable[[Any, bool], Placement] | None = None
     device: Device | None = None
     scope: str = "clip"
+    window: Windowed | None = None
+    unit: str = "clip"
 
     @property
     def outputs(self) -> tuple[str, ...]:
         """Names of the features it writes."""
         return tuple(f.name for f in self.writes)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """What it runs on: annotated clips (it has a kernel), long videos (it declares a window form), or both."""
+        return tuple(u for u, has in zip(UNITS, (self.kernel is not None, self.window is not None)) if has)
+
+    def for_videos(self) -> Stage:
+        """Its form on long videos: one window per call, with the reads, inputs and writes its window declares.
+
+        Raises
+        ------
+        UnknownNameError
+            It declares no window form.
+        """
+        if self.window is None:
+            raise UnknownNameError(f"stage {self.name!r} does not run on long videos; those run: "
+                                   f"{', '.join(n for n, s in STAGES.items() if s.window)}")
+        if self.unit == "video":
+            return self
+        w = self.window
+        return replace(self, kernel=w.kernel or self.kernel, reads=self.reads if w.reads is None else w.reads,
+                       inputs=self.inputs if w.inputs is None else w.inputs,
+                       writes=self.writes if w.writes is None else w.writes, kernel_many=None, unit="video")
+
+    def in_unit(self, unit: str) -> Stage:
+        """Its form for a store of ``unit`` (``clip`` or ``video``)."""
+        return self.for_videos() if unit == "video" else self
 
     def kernel_params(self, params: Mapping[str, Any]) -> tuple[Any, ReadParams]:
         """Its own parameters and those of the stages it reads, out of every stage's: what its kernel receives."""
@@ -209,7 +243,8 @@ class Stage:
         The parameters of the stages it reads enter through their keys
         (:meth:`upstream_keys`), which hash them.
         """
-        return {"stage": params[self.name], **({SOURCE: params[SOURCE]} if self.reads_source else {})}
+        return {"stage": params[self.name], **({SOURCE: params[SOURCE]} if self.reads_source else {}),
+                **({WINDOW: params[WINDOW]} if self.unit == "video" else {})}
 
     def upstream_keys(self, keys: Mapping[str, str]) -> dict[str, str]:
         """The keys of the stages it reads, out of a clip's keys by stage."""
@@ -238,12 +273,12 @@ SCOPES = ("clip", "dataset")
 """Values of ``scope``: a stage runs per clip, or once over every clip after the per-clip stages."""
 
 
-def register_stage(*, name: str, version: str, params: type, kernel: Callable[..., Any],
+def register_stage(*, name: str, version: str, params: type, kernel: Callable[..., Any] | None,
                    writes: tuple[FeatureDef, ...], inputs: tuple[FeatureDef, ...] = (), reads: tuple[str, ...] = (),
                    reads_source: bool = False, reads_truth: bool = False, group: str | None = None,
                    figure: Figure | None = None, kernel_many: Callable[..., list] | None = None,
                    placement: Callable[[Any, bool], Placement] | None = None, device: Device | None = None,
-                   scope: str = "clip") -> Stage:
+                   scope: str = "clip", window: Windowed | None = None) -> Stage:
     """Register a stage; returns its :class:`Stage`.
 
     Parameters
@@ -255,13 +290,14 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
         Code version; bump it when the output changes for the same input.
     params : type
         Frozen parameter dataclass; its defaults are the stage's defaults.
-    kernel : callable
+    kernel : callable or None
         Per clip: ``kernel(ctx, inputs, params, read) -> StageOutput``, with
         ``inputs`` the loaded features by name (plus the decoded clip under
         :data:`SOURCE_FRAMES` if ``reads_source``), ``params`` its own
         parameters and ``read`` a :class:`ReadParams` of the stages in
         ``reads``. Dataset scope: ``kernel(clips, params, read) ->
-        DatasetOutput``, ``clips`` reading its inputs per sample.
+        DatasetOutput``, ``clips`` reading its inputs per sample. None for a
+        stage that runs on long videos only (it declares ``window``).
     writes : tuple of FeatureDef
         The features it writes; each one's ``stage`` must be ``name``.
         Definitions not in the feature table yet are added to it.
@@ -287,6 +323,9 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
     scope : {"clip", "dataset"}
         A dataset stage runs once over every clip after the per-clip stages,
         reading the outputs of the one stage in ``reads``.
+    window : Windowed, optional
+        Its form on long videos, window by window (:mod:`.windows`); a stage
+        without one is not built on them.
 
     Raises
     ------
@@ -299,8 +338,10 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
     stage = Stage(name=name, version=str(version), params=params, kernel=kernel, writes=tuple(writes),
                   inputs=tuple(inputs), reads=tuple(reads), reads_source=reads_source, reads_truth=reads_truth,
                   group=group, figure=figure, kernel_many=kernel_many, placement=placement, device=device,
-                  scope=scope)
+                  scope=scope, window=window)
     _check(stage)
+    if window is not None:
+        _check_video_form(stage.for_videos())
     old = STAGES.get(name)
     if old is not None:
         if _origin(old) != _origin(stage):
@@ -314,6 +355,8 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
 
 def _check(stage: Stage) -> None:
     where = f"stage {stage.name!r}"
+    if stage.kernel is None and (stage.window is None or stage.scope != "clip"):
+        raise ValueError(f"{where}: a stage without a clip kernel must declare its window form (window=)")
     if stage.scope not in SCOPES:
         raise ValueError(f"{where}: scope must be one of {', '.join(SCOPES)}, got {stage.scope!r}")
     if not (is_dataclass(stage.params) and stage.params.__dataclass_params__.frozen):
@@ -337,6 +380,23 @@ def _check(stage: Stage) -> None:
         raise ValueError(f"{where}: figure {stage.figure.name!r} is already stage {clash[0]!r}'s")
 
 
+def _check_video_form(stage: Stage) -> None:
+    """Refuse a window form that reads stages without one, loads what it does not read or writes a whole-clip array."""
+    where = f"stage {stage.name!r} on long videos"
+    if stage.scope != "clip":
+        raise ValueError(f"{where}: only per-clip stages run window by window")
+    clip_only = [r for r in stage.reads if STAGES[r].window is None]
+    if clip_only:
+        raise ValueError(f"{where} reads {clip_only}, which do not run on long videos")
+    foreign = [f.name for f in stage.inputs if f.stage not in stage.reads]
+    if foreign:
+        raise ValueError(f"{where} loads {foreign}, written by stages it does not declare in reads")
+    whole = [f.name for f in stage.writes if f.stage != stage.name or not f.dims or f.dims[0] not in ("frame", "pair")]
+    if not stage.writes or whole:
+        raise ValueError(f"{where} must write its own per-frame features (frame or pair first), got "
+                         f"{', '.join(whole) or 'none'}")
+
+
 def _origin(stage: Stage) -> str:
     """Where a stage is defined, by its parameter class (a module reloaded defines the same one again)."""
     return f"{stage.params.__module__}.{stage.params.__qualname__}"
@@ -350,9 +410,9 @@ def get_stage(name: str) -> Stage:
         raise UnknownNameError(f"unknown stage {name!r}; known: {', '.join(STAGES)}") from None
 
 
-def clip_stages() -> list[str]:
-    """Names of the per-clip stages, in dependency order."""
-    return [n for n, s in STAGES.items() if s.scope == "clip"]
+def clip_stages(unit: str = "clip") -> list[str]:
+    """Names of the per-clip stages that run on ``unit`` (clips, or long videos), in dependency order."""
+    return [n for n, s in STAGES.items() if s.scope == "clip" and unit in s.units]
 
 
 def dataset_stages_after(built: list[str]) -> list[Stage]:
@@ -375,13 +435,26 @@ def _clip_stage(name: str) -> str:
     return stage.reads[0] if stage.scope == "dataset" else name
 
 
-def stages_for(names: list[str]) -> list[str]:
-    """Per-clip stage names, in order, for a mix of group, stage and feature names (``--features``)."""
+def stages_for(names: list[str] | None, unit: str = "clip") -> list[str]:
+    """Per-clip stage names, in order, for a mix of group, stage and feature names (``--features``) on ``unit``.
+
+    On long videos (``unit="video"``) a group means its stages that run on
+    them; a stage or feature named explicitly that does not is refused with
+    the reason. None means every stage of the unit.
+    """
+    if names is None:
+        return stage_order(None, unit)
     table = groups()
     out: list[str] = []
     for name in names:
         if name in table:
-            out += [_clip_stage(n) for n in table[name]]
+            members = [_clip_stage(n) for n in table[name]]
+            if unit == "video":
+                members = [n for n in members if unit in STAGES[n].units]
+                if not members:
+                    raise UnknownNameError(f"no stage of group {name!r} runs on long videos; those that do: "
+                                           f"{', '.join(clip_stages(unit))}")
+            out += members
         elif name in STAGES:
             out.append(_clip_stage(name))
         elif name in features.FEATURES:
@@ -389,13 +462,18 @@ def stages_for(names: list[str]) -> list[str]:
         else:
             raise UnknownNameError(f"unknown feature {name!r}; use a group ({', '.join(table)}), "
                                    f"a stage ({', '.join(STAGES)}) or a feature name")
-    return stage_order(out)
+    return stage_order(out, unit)
 
 
-def stage_order(names: list[str] | None = None) -> list[str]:
-    """Per-clip stages in dependency order; with ``names``, those and everything they read."""
-    per_clip = clip_stages()
+def stage_order(names: list[str] | None = None, unit: str = "clip") -> list[str]:
+    """Per-clip stages of ``unit`` in dependency order; with ``names``, those and everything they read."""
+    per_clip = clip_stages(unit)
     wanted = set(per_clip if names is None else names)
+    elsewhere = sorted(n for n in wanted - set(per_clip) if n in STAGES and STAGES[n].scope == "clip")
+    if elsewhere:
+        what = ("work on annotated clips (onset, apex, offset), not on long videos" if unit == "video"
+                else "run on long videos only")
+        raise UnknownNameError(f"stages {', '.join(elsewhere)} {what}; the stages of this store: {', '.join(per_clip)}")
     unknown = wanted - set(per_clip)
     if unknown:
         raise UnknownNameError(f"unknown stages {sorted(unknown)}; known: {', '.join(per_clip)}")
@@ -404,7 +482,7 @@ def stage_order(names: list[str] | None = None) -> list[str]:
     def visit(n):
         if n not in closure:
             closure.add(n)
-            for u in STAGES[n].reads:
+            for u in STAGES[n].in_unit(unit).reads:
                 visit(u)
 
     for n in wanted:
@@ -412,22 +490,30 @@ def stage_order(names: list[str] | None = None) -> list[str]:
     return [n for n in per_clip if n in closure]
 
 
-def descendants(name: str) -> set[str]:
-    """A stage and every stage that reads from it, directly or not."""
+def descendants(name: str, unit: str = "clip") -> set[str]:
+    """A stage and every stage of ``unit`` that reads from it, directly or not."""
     out = {name}
     for n, s in STAGES.items():
-        if any(u in out for u in s.reads):
+        if unit in s.units and any(u in out for u in s.in_unit(unit).reads):
             out.add(n)
     return out
 
 
-def default_params() -> dict[str, Any]:
-    """Default parameters of the source decoding and of every stage, by name (per-clip stages first)."""
-    ordered = [*clip_stages(), *(n for n, s in STAGES.items() if s.scope == "dataset")]
-    return {SOURCE: FramesParams(), **{n: STAGES[n].params() for n in ordered}}
+def default_params(unit: str = "clip") -> dict[str, Any]:
+    """Default parameters of the source decoding, of the long videos' windows and of every stage, by name (per-clip
+    stages first, those that run on long videos only after them); for ``unit="video"`` with the values the stages
+    declare for long videos (:attr:`Windowed.defaults`)."""
+    ordered = [*clip_stages(), *(n for n, s in STAGES.items() if s.scope == "clip" and s.kernel is None),
+               *(n for n, s in STAGES.items() if s.scope == "dataset")]
+
+    def params(stage: Stage) -> Any:
+        changes = stage.window.defaults if unit == "video" and stage.window is not None else {}
+        return replace(stage.params(), **changes)
+
+    return {SOURCE: FramesParams(), WINDOW: WindowParams(), **{n: params(STAGES[n]) for n in ordered}}
 
 
-def params_from_mapping(config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def params_from_mapping(config: Mapping[str, Mapping[str, Any]], unit: str = "clip") -> dict[str, Any]:
     """Stage parameters from a config mapping, checked to the leaf (see :mod:`mepipe.pipeline.config`).
 
     Raises
@@ -437,7 +523,7 @@ def params_from_mapping(config: Mapping[str, Mapping[str, Any]]) -> dict[str, An
         type, or one the parameter dataclass refuses; the message names its
         path, e.g. ``flow_first_each.tvl1.lamda``.
     """
-    params = default_params()
+    params = default_params(unit)
     for stage, values in config.items():
         if stage not in params:
             raise ConfigError(f"{stage}: unknown stage; valid keys: {', '.join(params)}")
