@@ -12,6 +12,7 @@ import click
 from .errors import ReportingGroup
 from .paths import data_root, dataset_root, store_path
 from .reproduce_cmd import register as register_reproduce_commands
+from .spot_cmd import register as register_spot_commands
 from .store_cmd import register as register_store_commands
 from .train_cmd import register as register_train_commands
 
@@ -326,6 +327,7 @@ def export(store, to, features, expect_id):
 
 register_store_commands(cli)
 register_train_commands(cli)
+register_spot_commands(cli)
 register_reproduce_commands(cli)
 
 

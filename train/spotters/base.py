@@ -5,8 +5,8 @@ and each curve into intervals with a setting (a threshold, or the ``p`` of
 a relative one). Fitting a spotter on a fold's training side
 (:attr:`Spotter.fit`, given a :class:`FitContext`) trains what it trains and
 chooses each pass's setting on people held out of training (never on the
-fold's test people, which the context does not hold); the
-:class:`Fitted` result gives any video's curves. The run code
+fold's test people, whom the context's videos do not hold); the
+:class:`Fitted` result gives the curves of any video it is handed. The run code
 (:mod:`mepipe.train.spotters.run`) is the same for every spotter, so a new
 spotter is one module declaring one :class:`Spotter` and registering it
 (:func:`register_spotter`), as a network is one module with its recipe.
@@ -122,8 +122,8 @@ class Fitted(ABC):
     settings: dict[str, float]
 
     @abstractmethod
-    def curves(self, video: str) -> dict[str, np.ndarray]:
-        """One float64 curve per pass over the video's frames (NaN where it has no value)."""
+    def curves(self, videos: VideoTable, video: str) -> dict[str, np.ndarray]:
+        """One float64 curve per pass over the frames of ``video`` of ``videos`` (NaN where it has no value)."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -152,7 +152,7 @@ class Spotter:
     fit : callable
         ``FitContext -> Fitted``.
     restore : callable
-        ``(params, described, folder, videos, device) -> Fitted``: a fitted
+        ``(params, described, folder, device) -> Fitted``: a fitted
         spotter again from what its :meth:`Fitted.describe` recorded and the
         files it saved in ``folder`` (a ``--final`` run's, for later use).
     deviations : tuple of Deviation

@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from mepipe.featurestore.features import ROI_MAGNITUDE
+
 from ..recipe import Deviation
 from ..spotting_eval import KINDS
 from .base import FitContext, Fitted, Pass, Spotter, register_spotter
@@ -72,13 +74,13 @@ __all__ = ["BASELINE", "BaselineParams", "K_SECONDS", "MICRO_SECONDS", "PAPER_P"
 MEGC2020_DOI = "10.1109/FG47880.2020.00036"
 """He, Wang, Li, Yap, FG 2020: the MEGC 2020 spotting baseline."""
 
-ROI_FEATURE = "roi_magnitude"
+ROI_FEATURE = ROI_MAGNITUDE.name
 """The region curves the baseline reads."""
 
 
-def flow_span(videos: VideoTable) -> int:
-    """k_flow: the frames between the two frames of the stored region curves' flow (the stage's recorded ``k``)."""
-    return int(videos.stage_params("roi_motion")["k"])
+def flow_span(videos: VideoTable, video: str) -> int:
+    """k_flow of a video: frames between the two frames of its region curves' flow (the stage's resolved ``k``)."""
+    return int(videos.attrs_of(ROI_FEATURE, video)["events"]["k"])
 
 PAPER_P = 0.01
 """p of the published MEGC 2020 baseline figures (``gen_MEGC2020_log_file.py``, ``p = 1``, times ``cmd.m``'s 0.01)."""
@@ -234,41 +236,39 @@ def _kind_pass(kind: str, settings: tuple[float, ...]) -> Pass:
 class BaselineFitted(Fitted):
     """The baseline with each pass's ``p``: curves from the store's region curves, nothing trained."""
 
-    def __init__(self, params: BaselineParams, videos: VideoTable, settings: dict[str, float],
-                 record: dict[str, Any] | None = None):
-        self.params, self.videos = params, videos
-        self.flow_k = flow_span(videos)
+    def __init__(self, params: BaselineParams, settings: dict[str, float], record: dict[str, Any] | None = None):
+        self.params = params
         grid = (params.p,) if params.p is not None else params.p_grid
         self.passes = tuple(_kind_pass(kind, grid) for kind in KINDS)
         self.settings = dict(settings)
         self.record = record or {}
 
-    def curves(self, video: str) -> dict[str, np.ndarray]:
-        regions = self.videos.read(ROI_FEATURE, video)
-        fps = float(self.videos.value(video, "fps"))
-        return {kind: pass_curve(regions, kind, fps, self.flow_k, self.params.share) for kind in KINDS}
+    def curves(self, videos: VideoTable, video: str) -> dict[str, np.ndarray]:
+        regions = videos.read(ROI_FEATURE, video)
+        fps = float(videos.value(video, "fps"))
+        flow_k = flow_span(videos, video)
+        return {kind: pass_curve(regions, kind, fps, flow_k, self.params.share) for kind in KINDS}
 
     def describe(self) -> dict[str, Any]:
-        return {"settings": dict(self.settings), "flow_k": self.flow_k, **self.record}
+        return {"settings": dict(self.settings), **self.record}
 
 
 def fit(ctx: FitContext) -> BaselineFitted:
     """Nothing to train: the paper's ``p``, or each pass's ``p`` chosen on every video of the training side."""
     params: BaselineParams = ctx.params
-    fitted = BaselineFitted(params, ctx.videos, {kind: params.p for kind in KINDS} if params.p is not None else {})
+    fitted = BaselineFitted(params, {kind: params.p for kind in KINDS} if params.p is not None else {})
     if params.p is None:
         ids = tuple(ctx.fit) + tuple(ctx.validation)
-        choices = choose_settings(fitted.passes, {v: fitted.curves(v) for v in ids}, ctx.videos, ctx.truth)
+        choices = choose_settings(fitted.passes, {v: fitted.curves(ctx.videos, v) for v in ids}, ctx.videos,
+                                  ctx.truth)
         fitted.settings = {kind: choice.setting for kind, choice in choices.items()}
         fitted.record = {"choice": {kind: choice.describe() for kind, choice in choices.items()}}
     return fitted
 
 
-def restore(params: BaselineParams, described: dict[str, Any], folder: Path, videos: VideoTable,
-            device: torch.device) -> BaselineFitted:
+def restore(params: BaselineParams, described: dict[str, Any], folder: Path, device: torch.device) -> BaselineFitted:
     """The fitted baseline again from its record (its settings; it saved no file)."""
-    return BaselineFitted(params, videos, described["settings"],
-                          {k: v for k, v in described.items() if k not in ("settings", "flow_k")})
+    return BaselineFitted(params, described["settings"], {k: v for k, v in described.items() if k != "settings"})
 
 
 BASELINE = register_spotter(Spotter(

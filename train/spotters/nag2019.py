@@ -355,15 +355,15 @@ class SpotObjective:
 class _Validation:
     """After each epoch: the validation videos' curves, the best threshold on them, and the best epoch's state."""
 
-    def __init__(self, fitted: NagFitted, ids: Sequence[str], truth, patience: int | None):
-        self.fitted, self.ids, self.truth, self.patience = fitted, list(ids), truth, patience
+    def __init__(self, fitted: NagFitted, videos: VideoTable, ids: Sequence[str], truth, patience: int | None):
+        self.fitted, self.videos, self.ids, self.truth, self.patience = fitted, videos, list(ids), truth, patience
         self.scores: list[dict[str, Any]] = []
         self.best: tuple[int, Choice] | None = None
         self.state: dict[str, torch.Tensor] | None = None
 
     def __call__(self, record: EpochRecord) -> bool:
-        curves = {v: self.fitted.curves(v) for v in self.ids}
-        choice = choose_settings(self.fitted.passes, curves, self.fitted.videos, self.truth)["all"]
+        curves = {v: self.fitted.curves(self.videos, v) for v in self.ids}
+        choice = choose_settings(self.fitted.passes, curves, self.videos, self.truth)["all"]
         self.scores.append({"epoch": record.epoch, "val_f1": choice.counts.f1, "threshold": choice.setting})
         if self.best is None or choice.counts.f1 > self.best[1].counts.f1 + 1e-12:
             self.best = (record.epoch, choice)
@@ -375,16 +375,16 @@ class NagFitted(Fitted):
     """Nag's network trained on one fold, with its standardisation and threshold."""
 
     def __init__(self, model: nn.Module, model_kwargs: dict[str, Any], standardiser: Standardiser,
-                 params: NagSpotParams, videos: VideoTable, device: torch.device, threshold: float | None):
+                 params: NagSpotParams, device: torch.device, threshold: float | None):
         self.model, self.model_kwargs, self.standardiser = model, model_kwargs, standardiser
-        self.params, self.videos, self.device = params, videos, device
+        self.params, self.device = params, device
         grid = (threshold,) if params.threshold is not None else tuple(params.thresholds)
         self.passes = (Pass("all", OVERALL, grid, spot_by_duration),)
         self.settings = {"all": threshold} if threshold is not None else {}
         self.record: dict[str, Any] = {}
 
-    def curves(self, video: str) -> dict[str, np.ndarray]:
-        return {"all": video_curve(self.model, self.videos, video, self.standardiser, self.params.window,
+    def curves(self, videos: VideoTable, video: str) -> dict[str, np.ndarray]:
+        return {"all": video_curve(self.model, videos, video, self.standardiser, self.params.window,
                                    self.params.stride, self.device)}
 
     def describe(self) -> dict[str, Any]:
@@ -416,8 +416,9 @@ def fit(ctx: FitContext) -> NagFitted:
     if not len(train.positives):
         raise SpotterError(f"{ctx.desc}: the training videos hold no annotated interval to learn from")
     train.standardiser = fit_standardiser(train, seed=ctx.seed)
-    fitted = NagFitted(model, kwargs, train.standardiser, params, ctx.videos, ctx.device, params.threshold)
-    validation = _Validation(fitted, ctx.validation, ctx.truth, params.patience) if ctx.validation else None
+    fitted = NagFitted(model, kwargs, train.standardiser, params, ctx.device, params.threshold)
+    validation = _Validation(fitted, ctx.videos, ctx.validation, ctx.truth, params.patience) if ctx.validation \
+        else None
     settings = TrainParams(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr, optimizer="rmsprop",
                            weight_decay=params.weight_decay, seed=ctx.seed, progress=ctx.progress)
     loader = make_loader(train, params.batch_size, shuffle=True, seed=ctx.seed, device=ctx.device)
@@ -440,13 +441,12 @@ def fit(ctx: FitContext) -> NagFitted:
     return fitted
 
 
-def restore(params: NagSpotParams, described: dict[str, Any], folder: Path, videos: VideoTable,
-            device: torch.device) -> NagFitted:
+def restore(params: NagSpotParams, described: dict[str, Any], folder: Path, device: torch.device) -> NagFitted:
     """The fitted spotter again from its record and checkpoint (``checkpoint`` relative to ``folder``)."""
     model = create_model(RECIPE.name, **described["model_kwargs"])
     load_checkpoint(model, Path(folder) / described["checkpoint"], device)
     fitted = NagFitted(model, described["model_kwargs"], Standardiser.from_dict(described["standardiser"]), params,
-                       videos, device, described["settings"]["all"])
+                       device, described["settings"]["all"])
     fitted.record = {k: v for k, v in described.items() if k not in ("settings", "model_kwargs", "standardiser")}
     return fitted
 

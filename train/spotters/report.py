@@ -182,6 +182,7 @@ def plot_timeline(report: dict[str, Any], video: str, curves: Mapping[str, np.nd
         for item in items:
             lanes.broken_barh([(item["onset"] / fps, (item["offset"] - item["onset"] + 1) / fps)], (row + 0.15, 0.7),
                               color=KIND_COLOURS[item["kind"]], alpha=0.85)
+    lanes.set_xlim(first / fps, (first + int(meta["n_frames"])) / fps)
     lanes.set_yticks([0.5, 1.5], ["spotted", "annotated"])
     lanes.set_ylim(0, 2)
     lanes.set_xlabel("time (s)")

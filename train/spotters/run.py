@@ -258,7 +258,7 @@ def _run_fold(plan: SpotPlan, sides: SpotSides, device: torch.device, out: Path,
         numbers = videos.frame_numbers(video)
         meta[video] = {"dataset": str(videos.value(video, "dataset")), "fps": float(videos.value(video, "fps")),
                        "first_frame": int(numbers[0]), "n_frames": int(len(numbers))}
-        video_curves = fitted.curves(video)
+        video_curves = fitted.curves(videos, video)
         for spot_pass in fitted.passes:
             threshold, spotted = pass_rows(spot_pass, video_curves[spot_pass.name], fitted.settings[spot_pass.name],
                                            plan.videos, video)
@@ -350,8 +350,8 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def restore_final(run: str | Path, videos: VideoTable | None = None, device: str = "cpu") -> Fitted:
-    """The spotter a ``final`` run fitted, ready to spot other videos (of ``videos``, default the run's stores)."""
+def restore_final(run: str | Path, device: str = "cpu") -> Fitted:
+    """The spotter a ``final`` run fitted, ready to spot the videos of any store holding what it reads."""
     from .report import read_spot_report
 
     report = read_spot_report(run)
@@ -360,7 +360,4 @@ def restore_final(run: str | Path, videos: VideoTable | None = None, device: str
                          "later use")
     spotter = get_spotter(report["spotter"])
     params = resolve_params(spotter, report["parameters"]["run"]["params"])
-    if videos is None:
-        stores = report["store"]["stores"]
-        videos = VideoTable.open([s["location"] for s in stores], [s["store_id"] for s in stores])
-    return spotter.restore(params, report["folds"][0]["spotter"], Path(run), videos, resolve_device(device))
+    return spotter.restore(params, report["folds"][0]["spotter"], Path(run), resolve_device(device))

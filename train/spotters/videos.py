@@ -108,7 +108,8 @@ class VideoTable(ClipTable):
         if held is not None:
             return held[start:stop]
         key, inner = self._locate(sample)
-        return read_frames(self.stores[key], feature, inner, start, stop)
+        whole = start is None and stop is None
+        return self.stores[key].read(feature, inner, frames=None if whole else slice(start, stop))
 
     def feature_shape(self, feature: str) -> tuple[int, ...]:
         """The shape of ``feature`` in the first video that holds it (its first dim is that video's)."""
@@ -130,12 +131,7 @@ class VideoTable(ClipTable):
 
 def is_long_video_store(store: FeatureStore) -> bool:
     """Whether the store's samples are whole videos with annotated intervals."""
-    return bool(getattr(store, "is_long_video", False))
-
-
-def read_frames(store: FeatureStore, feature: str, sample: str, start: int | None, stop: int | None) -> np.ndarray:
-    """Positions ``start:stop`` of one video's feature, reading only the chunks that hold them."""
-    return store.read(feature, sample)[start:stop]
+    return store.unit == "video"
 
 
 def _truth_of(store: FeatureStore, names: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
