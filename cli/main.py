@@ -176,13 +176,13 @@ def _parse_options(options) -> dict:
 
 
 def _ensure_demo(dataset: str, root: Path) -> None:
-    """Synthesise a demo corpus (``demo``, ``demo-casme2``, ``demo-casme3``, ``demo-smic``) into ``root`` when it
-    is not there."""
-    from mepipe.pipeline.demo import META_NAME, PRESETS, write_demo
+    """Synthesise a demo corpus (``demo``, ``demo-casme2``, ``demo-casme3``, ``demo-smic``, ``demo-lv``) into
+    ``root`` when it is not there."""
+    from mepipe.pipeline.demo import DEMO_NAMES, META_NAME, write_named_demo
 
-    if dataset in PRESETS and not (Path(root) / META_NAME).exists():
+    if dataset in DEMO_NAMES and not (Path(root) / META_NAME).exists():
         click.echo(f"writing the synthetic {dataset} dataset to {root}", err=True)
-        write_demo(Path(root), PRESETS[dataset])
+        write_named_demo(dataset, Path(root))
 
 
 @cli.command("config")
@@ -213,28 +213,31 @@ def config_cmd(config_file, defaults):
     click.echo(params_yaml(params_from_mapping(read_config(config_file)), header), nl=False)
 
 
+DEMO_CHOICES = ["demo", "demo-casme2", "demo-casme3", "demo-smic", "demo-lv"]
+"""``mepipe demo --dataset`` choices: pipeline.demo's DEMO_NAMES, listed here so that ``--help`` imports no demo
+code."""
+
+
 @cli.command()
-@click.option("--dataset", "name", type=click.Choice(["demo", "demo-casme2", "demo-casme3", "demo-smic"]),
-              default="demo", show_default=True,
-              help="Which demo: SAMM, CASME II (raw), CAS(ME)³ part A or SMIC-HS layout.")
+@click.option("--dataset", "name", type=click.Choice(DEMO_CHOICES), default="demo", show_default=True,
+              help="Which demo: SAMM, CASME II (raw), CAS(ME)³ part A or SMIC-HS layout, or demo-lv: long videos "
+                   "of the demo's people in the SAMM Long Videos layout (spotting).")
 @click.option("--out", type=click.Path(path_type=Path), help="Folder to write. Default: DATA_ROOT/datasets/DATASET.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
 @click.option("--subjects", type=click.IntRange(min=1), help="Number of synthetic subjects (at most the preset's).")
-@click.option("--clips", type=click.IntRange(min=1), help="Clips per subject and class.")
+@click.option("--clips", type=click.IntRange(min=1), help="Clips per subject and class (short-clip demos).")
+@click.option("--videos", type=click.IntRange(min=1), help="Videos per subject (demo-lv).")
 @click.option("--data-root", "data_root_opt", metavar="DIR", help="Where datasets/ live. Default: $MEPIPE_DATA or ./data.")
-def demo(name, out, seed, subjects, clips, data_root_opt):
+def demo(name, out, seed, subjects, clips, videos, data_root_opt):
     """Write a synthetic demo dataset in its real layout and annotation format, with known ground truth."""
-    import dataclasses
-
-    from mepipe.pipeline.demo import PRESETS, write_demo
+    from mepipe.pipeline.demo import write_named_demo
 
     out = out or dataset_root(data_root(data_root_opt), name)
-    changes = {k: v for k, v in {"seed": seed, "n_subjects": subjects, "n_clips": clips}.items() if v is not None}
     try:
-        params = dataclasses.replace(PRESETS[name], **changes)
-    except ValueError as exc:
+        summary = write_named_demo(name, Path(out), seed=seed, n_subjects=subjects, n_clips=clips,
+                                   videos_per_subject=videos)
+    except (ValueError, FileExistsError) as exc:
         raise click.UsageError(str(exc)) from None
-    summary = write_demo(Path(out), params)
     click.echo(f"demo dataset written to {out}: {summary}")
 
 

@@ -36,3 +36,14 @@ def test_build_report_says_what_the_alpha_list_costs():
     assert report.alpha_cost() == {"alphas": 3, "cpu_seconds": 6.0, "share": 0.6}
     assert "alpha list:    3 alphas (magnify.alphas): magnify and magnified flows 6.0 CPU s, 60% of" in report.summary()
     assert BuildReport(**{**report.__dict__, "stage_cpu_seconds": {"align": 2.0}}).alpha_cost() is None
+
+
+def test_the_long_video_demo_gets_its_own_settings():
+    from mepipe.pipeline.demo.build_config import LONG_VIDEO_BUILD_CONFIG
+
+    assert build_config("demo-lv", {}) == LONG_VIDEO_BUILD_CONFIG
+    assert "magnify" not in build_config("demo-lv", {})
+    params = params_from_mapping(build_config("demo-lv", {}))
+    assert (params["flow_consecutive"].tvl1.nscales, params["flow_consecutive"].tvl1.warps) == (3, 2)
+    assert build_config("demo-lv", {"flow_consecutive": {"tvl1": {"warps": 3}}})["flow_consecutive"] == {
+        "tvl1": {"warps": 3}}

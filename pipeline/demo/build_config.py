@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .long_params import LONG_PRESETS
 from .params import PRESETS
 
 DEMO_TVL1: dict[str, Any] = {"nscales": 3, "warps": 2, "epsilon": 0.05}
@@ -32,14 +33,36 @@ BUILD_CONFIG: dict[str, dict[str, Any]] = {
     "flow_first_each": {"compute_at": "size", "tvl1": DEMO_TVL1},
     "flow_consecutive": {"tvl1": DEMO_TVL1},
 }
-"""Stage parameters of every demo build (``{stage: {parameter: value}}``, as ``--config`` takes them)."""
+"""Stage parameters of every short-clip demo build (``{stage: {parameter: value}}``, as ``--config`` takes them)."""
+
+LONG_VIDEO_BUILD_CONFIG: dict[str, dict[str, Any]] = {
+    "flow_consecutive": {"tvl1": DEMO_TVL1},
+}
+"""Stage parameters of the long-video demo's build (``demo-lv``): PLACEHOLDER until the long-video stages are on main.
+
+Only the consecutive-frame flow (Nag's temporal input, which spotter (b)
+reads) exists yet. When the spotting-feature stage lands (issue 20 item 3,
+flow t->t+k and its region curves), its demo settings belong here: crops of
+64 px (TV-L1 with :data:`DEMO_TVL1` costs about 10 ms a pair at 64 px and
+27 ms at 128 px on one core, so the ~5,600 frames' t->t+k flows take about
+one CPU minute instead of 2.5, inside the 3-minute build), the same
+:data:`DEMO_TVL1`, and ``k`` from the corpus's mean micro-expression length
+as the MEGC baseline sets it (``mean_micro_frames`` of ``demo_lv_truth.json``,
+about 68 frames, so k of about 34).
+"""
+
+DEMO_BUILD_CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
+    **{name: BUILD_CONFIG for name in PRESETS},
+    **{name: LONG_VIDEO_BUILD_CONFIG for name in LONG_PRESETS},
+}
+"""The build settings of each demo corpus by dataset name."""
 
 
 def build_config(dataset: str, config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """``config`` over the demo's settings when ``dataset`` is a demo corpus; ``config`` alone otherwise."""
-    if dataset not in PRESETS:
+    if dataset not in DEMO_BUILD_CONFIGS:
         return {stage: dict(values) for stage, values in config.items()}
-    merged = {stage: dict(values) for stage, values in BUILD_CONFIG.items()}
+    merged = {stage: dict(values) for stage, values in DEMO_BUILD_CONFIGS[dataset].items()}
     for stage, values in config.items():
         merged[stage] = {**merged.get(stage, {}), **values}
     return merged

@@ -98,6 +98,13 @@ AU15_17 = _mirror(
 ) | {57: (0, -0.55), 66: (0, -0.3), 8: (0, -0.2)}
 # AU4 alone: brows lowered and drawn together (CASME II's commonest "others").
 AU4 = _mirror({21: (0.5, 0.7), 20: (0.35, 0.7), 19: (0.2, 0.5), 18: (0.1, 0.3), 17: (0, 0.15)}, _BROW_PAIRS)
+# AU6: the cheeks raised, pushing the lower lids up (the eye part of a felt smile).
+AU6 = _mirror({40: (0, -0.45), 41: (0, -0.5)}, _LID_PAIRS)
+# AU5: the upper lids raised, widening the eyes.
+AU5 = _mirror({37: (0, -0.45), 38: (0, -0.45)}, _LID_PAIRS)
+# AU24: the lips pressed together: the upper lip's middle down, the lower lip's up (outer contour only: the
+# inner lips of a closed mouth coincide and cannot move apart smoothly).
+AU24 = _mirror({50: (0, 0.3), 58: (0, -0.35)}, _MOUTH_PAIRS) | {51: (0, 0.3), 57: (0, -0.35)}
 
 
 def _table(*classes: ExpressionClass) -> dict[str, ExpressionClass]:
@@ -137,6 +144,14 @@ LAYOUT_CLASSES: dict[str, dict[str, ExpressionClass]] = {
 CLASSES = LAYOUT_CLASSES["samm"]
 """The SAMM-layout demo's classes (``demo``)."""
 
+MACRO_CLASSES: dict[str, ExpressionClass] = _table(
+    ExpressionClass("Happiness", 1, "6+12", AU12 | AU6, ("nasolabial",)),
+    ExpressionClass("Surprise", 2, "1+2+5", AU1_2 | AU5, ("forehead",)),
+    ExpressionClass("Anger", 3, "4+7+24", AU4_7 | AU24, ("glabella",)),
+)
+"""The SAMM-layout classes as macro-expressions (``demo-lv``): the whole expression, with more action units than
+the fragment of it a micro-expression shows (:data:`CLASSES`)."""
+
 
 def expression_class(name: str, layout: str = "samm") -> ExpressionClass:
     """The class called ``name`` in ``layout``; raises with the known names."""
@@ -170,11 +185,20 @@ def expression_basis(subject: Subject, cls: ExpressionClass, params: DemoParams)
     it equals ``cls.displacements()`` at the subject's landmarks and is zero
     at the :func:`face_anchors`.
     """
+    return landmark_field(subject, cls.displacements(), params)
+
+
+def landmark_field(subject: Subject, displacements: np.ndarray, params: DemoParams) -> np.ndarray:
+    """Forward displacement field on ``subject``'s canvas through ``displacements`` (68, 2) at its landmarks.
+
+    Returns (gh, gw, 2) float64 on the coarse grid of :func:`.warp.grid_points`,
+    zero at the :func:`face_anchors` and the canvas border.
+    """
     shape = subject.image.shape[:2]
     grid = grid_points(shape, params.map_stride)
     anchors = face_anchors(subject.landmarks, params)
     centres = np.concatenate([subject.landmarks, anchors])
-    values = np.concatenate([cls.displacements(), np.zeros_like(anchors)])
+    values = np.concatenate([displacements, np.zeros_like(anchors)])
     field = dense_field(centres, values, shape, at=grid)
     return field.reshape(grid.shape)
 
@@ -189,15 +213,19 @@ def expression_shade(subject: Subject, cls: ExpressionClass, params: DemoParams)
     return np.float32(params.fold_depth) * shade
 
 
-def amplitude_profile(n_frames: int, onset: int, apex: int, offset: int) -> np.ndarray:
+def amplitude_profile(n_frames: int, onset: int, apex: int, offset: int, release: int | None = None) -> np.ndarray:
     """Expression strength per frame index: 0 until onset, raised cosine to 1 at apex, back to 0 at offset.
 
+    With ``release`` (apex <= release < offset) the strength stays 1 from
+    ``apex`` to ``release`` before it falls: a held expression or a closed eye.
+
     Returns (n_frames,) float64 in [0, 1], exactly 0 outside (onset, offset)
-    and exactly 1 at ``apex``.
+    and exactly 1 from ``apex`` to ``release``.
     """
+    release = apex if release is None else release
     t = np.arange(n_frames, dtype=np.float64)
     rise = np.clip((t - onset) / (apex - onset), 0, 1)
-    fall = np.clip((offset - t) / (offset - apex), 0, 1)
+    fall = np.clip((offset - t) / (offset - release), 0, 1)
     return 0.5 - 0.5 * np.cos(np.pi * np.minimum(rise, fall))
 
 
@@ -228,13 +256,18 @@ class HeadDrift:
 
     def affine(self, index: int, n_frames: int) -> np.ndarray:
         """2×3 matrix taking still-face frame pixels to moved-head frame pixels."""
-        tx, ty, degrees = self.pose(index, n_frames)
-        angle = np.deg2rad(degrees)
-        c, s = np.cos(angle), np.sin(angle)
-        # Screen counter-clockwise with y pointing down.
-        linear = np.array([[c, s], [-s, c]])
-        pivot = np.asarray(self.pivot)
-        return np.hstack([linear, (pivot - linear @ pivot + (tx, ty))[:, None]])
+        return pose_affine(self.pose(index, n_frames), self.pivot)
+
+
+def pose_affine(pose: np.ndarray, pivot: tuple[float, float]) -> np.ndarray:
+    """2×3 matrix of a rigid head pose (tx, ty, degrees counter-clockwise on screen) about ``pivot``."""
+    tx, ty, degrees = pose
+    angle = np.deg2rad(degrees)
+    c, s = np.cos(angle), np.sin(angle)
+    # Screen counter-clockwise with y pointing down.
+    linear = np.array([[c, s], [-s, c]])
+    pivot = np.asarray(pivot)
+    return np.hstack([linear, (pivot - linear @ pivot + (tx, ty))[:, None]])
 
 
 def frame_maps(

@@ -210,20 +210,24 @@ def plan_clip(
     return truth, rng
 
 
-def noise_frames(rng: np.random.Generator, params: DemoParams) -> Iterator[np.ndarray]:
+def noise_frames(rng: np.random.Generator, params: DemoParams, n_frames: int | None = None,
+                 margin: int | None = None) -> Iterator[np.ndarray]:
     """Yield one (H, W) float32 Gaussian noise image per frame of a clip.
 
     Drawing 150 k normals per frame would be the slowest step of the demo, so
     each frame is a window of one larger noise tile at an offset drawn
     without replacement: every frame's noise is i.i.d. Gaussian and no two
-    frames of a clip share it pixel for pixel.
+    frames of a clip share it pixel for pixel. ``n_frames`` and ``margin``
+    default to the clip's (``params.n_frames``, ``params.noise_tile_margin``);
+    a long video passes its own (``margin**2 >= n_frames``).
     """
     height, width = params.frame_size
-    margin = params.noise_tile_margin
+    n_frames = params.n_frames if n_frames is None else n_frames
+    margin = params.noise_tile_margin if margin is None else margin
     channels = (3,) if params.colour else ()
     tile = rng.standard_normal((height + margin, width + margin, *channels), dtype=np.float32)
     tile *= np.float32(params.noise_sigma)
-    for offset in rng.choice(margin * margin, size=params.n_frames, replace=False):
+    for offset in rng.choice(margin * margin, size=n_frames, replace=False):
         y, x = divmod(int(offset), margin)
         yield tile[y : y + height, x : x + width]
 
