@@ -94,6 +94,7 @@ def relocate(truth: pd.DataFrame, frames: Mapping[str, tuple[int, int]], seed: i
     """
     rng = np.random.default_rng(seed)
     out = truth.copy()
+    out["apex"] = out["apex"].astype(object)
     for video, rows in truth.groupby("video", sort=False):
         first, n_frames = frames[video]
         lengths = (rows["offset"] - rows["onset"] + 1).to_numpy(dtype=np.int64)
