@@ -264,3 +264,23 @@ def test_a_store_copy_with_another_id_is_refused_when_the_id_is_pinned(video_sto
     shutil.copytree(video_store, copy)
     with pytest.raises(StoreMismatchError, match="its store id is .*, not 0000"):
         plan_spot(SpotParams("baseline", (str(copy),), store_ids=("0" * 64,), out=str(tmp_path / "x")))
+
+
+@pytest.mark.slow
+def test_reproduce_adds_one_spotting_row_per_spotter_of_a_long_video_store(video_store, tmp_path, monkeypatch):
+    from mepipe.train import reproduce as rp
+    from mepipe.train.spotters import reproduce as spot_reproduce
+
+    real = spot_reproduce.get_spotter
+    monkeypatch.setattr(spot_reproduce, "get_spotter",
+                        lambda name: dataclasses.replace(real(name), quick=TINY) if name == "nag2019" else real(name))
+    table = rp.reproduce(rp.ReproduceParams(stores=(str(video_store),), out=str(tmp_path / "out"), models=("shcnn",),
+                                            quick=True, device="cpu"))
+    rows = {r["spotter"]: r for r in table["spotting"]}
+    assert set(rows) == {"baseline", "nag2019"} and all(r["status"] == "ran" for r in rows.values())
+    assert rows["baseline"]["corpus"] == "samm-lv" and rows["baseline"]["published_f1"]["micro"] == 0.0364
+    report = read_spot_report(rows["nag2019"]["runs"][0])
+    micro = next(r for r in report["table"] if r["dataset"] == ALL and r["kind"] == "micro")
+    assert rows["nag2019"]["ours"]["micro"]["f1"] == micro["f1"]
+    markdown = (tmp_path / "out" / rp.REPRODUCE_MD).read_text()
+    assert "## Spotting (MEGC 2020 scoring" in markdown and "| nag2019 | demo-lv | SAMM Long Videos | 3 of 3 |" in markdown

@@ -7,7 +7,9 @@ recipe's defaults (the paper's settings, SPEC §3) through
 :func:`mepipe.train.run.run_training`, once per seed, and writes
 ``reproduce.json`` and ``reproduce.md`` to its folder: one row per
 network and corpus with our accuracy, UF1 and UAR (mean ± std over seeds)
-beside the published figure, the stores and their ids, the seeds, the wall
+beside the published figure (and, for each long-video store, one row per
+spotter with its MEGC spotting F1 beside the MEGC 2020 baseline's:
+:mod:`mepipe.train.spotters.reproduce`), the stores and their ids, the seeds, the wall
 time, and what differs from the paper (the recipe's
 :attr:`~mepipe.train.recipe.Recipe.deviations`, the entry's note, and the
 short schedules of ``quick``). An experiment that cannot run (no store
@@ -46,6 +48,7 @@ from .params import EXECUTION_FIELDS, RunParams
 from .published import CORPORA, Published, corpus_of
 from .report import REPORT_FILE, read_report
 from .run import mepipe_version, run_training
+from .spotters.reproduce import spotting_markdown, spotting_rows
 
 __all__ = ["REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams", "format_markdown", "published_of", "quick_of",
            "reproduce"]
@@ -210,6 +213,7 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
+        spotting = spotting_rows(params, stores, out, QUICK_FOLDS)
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(threads)
@@ -221,11 +225,12 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
         "seeds": list(range(params.seeds)), "models": list(params.models), "stores": stores,
         "composite_list": params.composite_list,
         "deviations": {m: [dataclasses.asdict(d) for d in get_recipe(m).deviations] for m in params.models},
-        "rows": rows, "seconds": round(time.time() - started, 1), "cpu_seconds": round(cpu_seconds() - cpu, 1),
+        "rows": rows, "spotting": spotting, "seconds": round(time.time() - started, 1),
+        "cpu_seconds": round(cpu_seconds() - cpu, 1),
         "threads": used,
     }
     (out / REPRODUCE_JSON).write_text(json.dumps(table, indent=2, default=str))
-    (out / REPRODUCE_MD).write_text(format_markdown(table))
+    (out / REPRODUCE_MD).write_text(format_markdown(table) + spotting_markdown(spotting))
     return table
 
 

@@ -5,7 +5,9 @@ macro, as the baseline runs ``cmd.m`` once per ``cls``):
 
 1. **Per-frame feature** ``F(t)``: the region curves (``roi_magnitude``,
    (frame, region): mean TV-L1 flow magnitude from frame t to t + k_flow in
-   each facial region) pooled over regions as the baseline pools its 6x6
+   each facial region, the nose's motion subtracted; k_flow is the store's
+   ``roi_motion`` k, by default 0.185 s, SOFTNet's half micro-expression)
+   pooled over regions as the baseline pools its 6x6
    blocks, the mean of the top third (``Rset = sort(Rset, 'descend');
    mean(Rset(1:round(n/3)))``: 2 of the 7 regions), and placed at the middle
    frame of the span it measures, t + k_flow // 2 (:func:`pooled_feature`).
@@ -289,8 +291,8 @@ BASELINE = register_spotter(Spotter(
                   "not stored"),
         Deviation("one flow span for both passes", "k = 0.4 s for micro, 1.3 s for macro, for the flow and the "
                   "feature difference",
-                  "both passes read the curves of the store's one k_flow; each pass's k sets its feature "
-                  "difference (m = k - 1) and its interval lengths",
+                  "both passes read the curves of the store's one k_flow (roi_motion's k, 0.185 s by default); "
+                  "each pass's k sets its feature difference (m = k - 1) and its interval lengths",
                   "the store holds the region curves at one k"),
         Deviation("p under LOSO", "p = 0.01 for the published figures (the code tries 0.01..0.99 on the test set)",
                   "p = 0.01 by default; p=chosen picks each pass's p on the fold's training people only",

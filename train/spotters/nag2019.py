@@ -245,8 +245,9 @@ class TrainingWindows(Dataset):
                     motion.append(float(np.nanmean(energy[start:start + length])) if length else 0.0)
         self.positives = np.array(positives, dtype=np.int64).reshape(-1, 3)
         self.negatives = np.array(negatives, dtype=np.int64).reshape(-1, 3)
-        motion = np.nan_to_num(np.asarray(motion, dtype=np.float64))
-        self.motion = motion / motion.sum() if motion.sum() > 0 else np.full(len(motion), 1 / max(1, len(motion)))
+        # Every negative keeps a little weight, so a draw of many among still windows stays possible.
+        motion = np.nan_to_num(np.asarray(motion, dtype=np.float64)) + 1e-9
+        self.motion = motion / motion.sum()
         self.windows = np.concatenate([self.positives, self.negatives])
         self.standardiser: Standardiser | None = None
 
@@ -452,7 +453,7 @@ def restore(params: NagSpotParams, described: dict[str, Any], folder: Path, devi
 
 
 NAG2019 = register_spotter(Spotter(
-    name="nag2019",
+    name=RECIPE.name,
     title="Nag et al. 2019 network over sliding windows (per-step intensity)",
     doi=NAG_DOI,
     reads=(FRAMES_RGB.name, FLOW_CONSECUTIVE.name),
