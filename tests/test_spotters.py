@@ -8,7 +8,7 @@ import pytest
 from mepipe.train.spotters import SpotterError, get_spotter, list_spotters, resolve_params
 from mepipe.train.spotters.intervals import (Spotted, interval_records, kind_by_duration, relative_threshold,
                                              runs_above, spot_by_duration, spot_runs)
-from mepipe.train.spotters.megc2020 import (PAPER_P, feature_difference, length_bounds, pass_k, pooled_feature,
+from mepipe.train.spotters.megc2020 import (PAPER_P, feature_difference, motion_curve, pass_k, pooled_feature,
                                             spot_pass, top_share_mean)
 from mepipe.train.spotters.nag2019 import frame_targets, video_windows
 
@@ -69,11 +69,15 @@ def test_regions_pool_as_the_mean_of_their_top_third_rounded_half_up():
     assert np.isnan(pooled[3])
 
 
-def test_the_pooled_feature_of_the_flow_t_to_t_plus_k_sits_at_the_span_middle():
-    regions = np.arange(10, dtype=float)[:, None].repeat(3, axis=1)  # every region = t
-    feature = pooled_feature(regions, flow_k=4)
-    assert np.isnan(feature[:2]).all()
-    np.testing.assert_allclose(feature[2:], np.arange(8))  # frame t + 2 holds the flow from t
+def test_the_feature_is_the_smaller_of_the_motion_into_and_out_of_each_frame_pooled_over_regions():
+    # M(t) = motion of the flow t -> t + 2 in each of 3 regions (a 2-frame span, k_f = 2).
+    m = np.array([[0, 0, 0], [1, 0, 0], [4, 3, 0], [2, 5, 0], [0, 1, 0], [NAN, NAN, NAN], [NAN, NAN, NAN]], float)
+    f = pooled_feature(m, flow_k=2)
+    # frame 2: min(M(0), M(2)) = (0, 0, 0); frame 3: min(M(1), M(3)) = (1, 0, 0); frame 4: min(M(2), M(4)) =
+    # (0, 1, 0); one region of three pooled (round(3/3) = 1): its largest value. Frames 0-1 (no flow into them)
+    # and 5-6 (no flow out) have none.
+    np.testing.assert_allclose(f[2:5], [0, 1, 1])
+    assert np.isnan(f[[0, 1, 5, 6]]).all()
 
 
 def test_feature_difference_subtracts_the_mean_of_the_neighbours_m_frames_away():
@@ -84,12 +88,10 @@ def test_feature_difference_subtracts_the_mean_of_the_neighbours_m_frames_away()
     assert np.isnan(c[[0, 1, 5, 6]]).all()
 
 
-def test_each_pass_uses_the_baselines_k_and_lengths_at_the_corpus_frame_rate():
-    # cmd.m: SAMM 80 / 260 frames, CAS(ME)^2 12 / 39; evaluation_all_p.py: 47..105 / 106+ and 7..16 / 17+.
+def test_each_pass_uses_the_baselines_k_at_the_corpus_frame_rate():
+    # cmd.m: SAMM 80 / 260 frames (200 fps), CAS(ME)^2 12 / 39 (30 fps).
     assert (pass_k("micro", 200, 10_000), pass_k("macro", 200, 10_000)) == (80, 260)
     assert (pass_k("micro", 30, 3_000), pass_k("macro", 30, 3_000)) == (12, 39)
-    assert length_bounds("micro", 200) == (47, 105) and length_bounds("macro", 200) == (106, None)
-    assert length_bounds("micro", 30) == (7, 16) and length_bounds("macro", 30) == (17, None)
 
 
 def test_k_is_halved_while_the_video_is_shorter_than_six_k():
@@ -97,15 +99,30 @@ def test_k_is_halved_while_the_video_is_shorter_than_six_k():
     assert pass_k("macro", 200, 1000) == 130 and pass_k("micro", 200, 1000) == 80
 
 
-def test_a_pass_keeps_only_the_intervals_within_its_lengths():
-    curve = np.zeros(1000)
-    curve[100:140] = 1.0   # 40 frames: below the micro pass's 47 at 200 fps
-    curve[300:360] = 1.0   # 60 frames: micro
-    curve[500:700] = 1.0   # 200 frames: macro
-    _, micro = spot_pass(curve, PAPER_P, "micro", 200)
-    _, macro = spot_pass(curve, PAPER_P, "macro", 200)
-    assert [(s.first, s.last) for s in micro] == [(300, 359)]
-    assert [(s.first, s.last) for s in macro] == [(500, 699)]
+def test_a_pass_grows_an_interval_of_its_k_around_each_peak_above_the_threshold():
+    curve = np.zeros(2000)
+    curve[[300, 330, 900, 1700]] = [1.0, 0.8, 0.6, 0.02]
+    threshold, micro = spot_pass(curve, 0.5, "micro", 200)
+    # mean 0.00121, max 1 -> T = 0.5006: the peaks at 300 and 900 are above; 330 is above too but within
+    # k = 80 frames of the higher one at 300; 1700 is below. Intervals of 81 frames, 40 either side.
+    assert threshold == pytest.approx(0.00121 + 0.5 * (1 - 0.00121))
+    assert [(s.first, s.peak, s.last, s.kind) for s in micro] == [(260, 300, 340, "micro"), (860, 900, 940, "micro")]
+    _, macro = spot_pass(curve, 0.5, "macro", 200)
+    assert [(s.first, s.last) for s in macro] == [(170, 430), (770, 1030)]  # k = 260: 130 either side
+
+
+def test_an_interval_near_an_end_is_clipped_to_the_video():
+    curve = np.zeros(600)
+    curve[10] = 1.0
+    _, spotted = spot_pass(curve, PAPER_P, "micro", 200)
+    assert [(s.first, s.last) for s in spotted] == [(0, 50)]
+
+
+def test_the_motion_curve_is_the_feature_difference_at_the_flow_span():
+    rng = np.random.default_rng(0)
+    regions = rng.random((300, 7))
+    expected = feature_difference(pooled_feature(regions, 20), 19)
+    np.testing.assert_array_equal(motion_curve(regions, 20), expected)
 
 
 # --- Nag 2019 over long videos ----------------------------------------------------------------

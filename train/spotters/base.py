@@ -1,7 +1,7 @@
 """What a spotter is: a declaration (:class:`Spotter`), what fitting it gives (:class:`Fitted`), and its passes.
 
-A spotter turns a long video into per-frame curves, one per :class:`Pass`,
-and each curve into intervals with a setting (a threshold, or the ``p`` of
+A spotter turns a long video into per-frame curves, and each of its
+:class:`Pass` es one curve into intervals with a setting (a threshold, or the ``p`` of
 a relative one). Fitting a spotter on a fold's training side
 (:attr:`Spotter.fit`, given a :class:`FitContext`) trains what it trains and
 chooses each pass's setting on people held out of training (never on the
@@ -58,12 +58,15 @@ class Pass:
     spot : callable
         ``(curve, setting, fps) -> (threshold, spotted)``: the threshold
         drawn on the curve (None: nothing spotted) and the intervals.
+    curve : str
+        The curve it reads (:meth:`Fitted.curves`); passes may share one.
     """
 
     name: str
     chosen_by: str
     settings: tuple[float, ...]
     spot: Callable[[np.ndarray, float, float], tuple[float | None, list[Spotted]]]
+    curve: str = "score"
 
     def __post_init__(self) -> None:
         if self.chosen_by not in ("micro", "macro", OVERALL):
@@ -123,7 +126,8 @@ class Fitted(ABC):
 
     @abstractmethod
     def curves(self, videos: VideoTable, video: str) -> dict[str, np.ndarray]:
-        """One float64 curve per pass over the frames of ``video`` of ``videos`` (NaN where it has no value)."""
+        """The float64 curves its passes read, by name, over the frames of ``video`` of ``videos`` (NaN where a
+        curve has no value)."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -1,43 +1,40 @@
 """Spotter ``baseline``: the MEGC 2020 spotting baseline (He et al. 2020) on the store's facial-region motion curves.
 
-Training-free. For each video, and for each kind in its own pass (micro, then
-macro, as the baseline runs ``cmd.m`` once per ``cls``):
+Training-free. The baseline (``MDMD_codes/cmd.m``, run once per kind) gives
+each frame i a feature from frames i - k, i and i + k, contrasts it with its
+neighbours, thresholds it relative to the video, and spots intervals. Here,
+from the store's region curves ``M_r(t)`` (``roi_magnitude``: mean TV-L1
+flow magnitude from frame t to t + k_f in facial region r, the nose's motion
+subtracted; k_f is the store's ``roi_motion`` k, by default 0.185 s,
+SOFTNet's half micro-expression), per video:
 
-1. **Per-frame feature** ``F(t)``: the region curves (``roi_magnitude``,
-   (frame, region): mean TV-L1 flow magnitude from frame t to t + k_flow in
-   each facial region, the nose's motion subtracted; k_flow is the store's
-   ``roi_motion`` k, by default 0.185 s, SOFTNet's half micro-expression)
-   pooled over regions as the baseline pools its 6x6
-   blocks, the mean of the top third (``Rset = sort(Rset, 'descend');
-   mean(Rset(1:round(n/3)))``: 2 of the 7 regions), and placed at the middle
-   frame of the span it measures, t + k_flow // 2 (:func:`pooled_feature`).
-2. **Feature difference** (``cmd.m``): ``C(i) = F(i) - (F(i - m) + F(i + m)) / 2``
-   with ``m = k - 1``, k the pass's interval (SAMM: 80 micro, 260 macro
-   frames at 200 fps; CAS(ME)²: 12 and 39 at 30 fps; both 0.4 s and 1.3 s),
-   halved while the video is shorter than 6 k (``auto_k``)
-   (:func:`feature_difference`).
-3. **Threshold** per video ``T = C_mean + p (C_max - C_mean)``; each run of
-   frames with ``C > T`` is one interval (``MDMDmat_to_txt.m``). The
+1. **Feature** ``F(i)`` (:func:`pooled_feature`): MDMD's
+   ``rho(i-k -> i) - rho(i-k -> i+k)`` is large when the face at frame i has
+   moved away from frame i - k and is back by i + k. From k-span flows only,
+   that is the smaller of the motion into frame i and out of it,
+   ``min(M_r(i - k_f), M_r(i))``, per region; regions are pooled as the
+   baseline pools its 6x6 blocks, the mean of the top third
+   (``Rset = sort(Rset, 'descend'); mean(Rset(1:round(n/3)))``: 2 of 7).
+2. **Feature difference** (``cmd.m``):
+   ``C(i) = F(i) - (F(i - m) + F(i + m)) / 2``, ``m = k_f - 1`` (the
+   baseline's ``m = k - 1`` of its flow span k) (:func:`feature_difference`).
+3. **Threshold** per video ``T = C_mean + p (C_max - C_mean)``; the
    published figures use p = 0.01 (``gen_MEGC2020_log_file.py``: folder
    ``p1``; ``cmd.m``: ``0.01 * p``).
-4. **Kind by length** (``evaluation_all_p.py``, ``delete_short`` and
-   ``delete_long``): the micro pass keeps intervals of 47..105 frames (SAMM)
-   or 7..16 (CAS(ME)²), the macro pass those of 106 / 17 frames and more:
-   0.235..0.525 s and longer, which gives both corpora's numbers at their
-   frame rates (:func:`length_bounds`).
+4. **Intervals, one pass per kind** (:func:`spot_pass`): each peak of C
+   above T (peaks at least the pass's k apart) is the middle of an interval
+   of the pass's k frames, k = 0.4 s for micro and 1.3 s for macro
+   (``cmd.m``: 12 and 39 frames at 30 fps, 80 and 260 at 200 fps, halved
+   while the video is shorter than 6 k, ``auto_k``) (:func:`pass_k`).
 
-No smoothing: the baseline has none beyond the feature difference. Its loop
-over ``C`` also stops 2k frames of ``F`` short of the end (``zz`` runs to
-``l - k - m``); here ``C`` covers every frame whose three terms exist.
-
-Deviations (declared in :data:`DEVIATIONS`): the baseline's per-frame
-feature is MDMD (main directional maximal difference of RLOF flow between
-frames i - k, i and i + k on a 6x6 grid of the whole face); here it is the
-store's region curves, flow from t to t + k_flow only, in the MEGC
-baselines' landmark regions. Both passes read the same curves, flow over the
-store's one k_flow. Under LOSO ``p`` may be chosen on each fold's training
-people (``p=chosen``): the spotter trains nothing, so every training-side
-person is held out of training; the default is the paper's 0.01.
+The baseline's code turns each run of frames above T into an interval and
+keeps those of a kind's lengths (``MDMDmat_to_txt.m``,
+``evaluation_all_p.py``: 47..105 frames micro at 200 fps); on the store's
+curves such runs last a few frames, so intervals are grown from peaks
+instead (the issue's "intervals from peaks", SOFTNet's way). This and the
+feature are declared in :data:`BASELINE`'s deviations. Under LOSO ``p``
+may be chosen on each fold's training people (``p=chosen``): the spotter
+trains nothing, so every training-side person is held out of training.
 
 References
 ----------
@@ -47,6 +44,10 @@ References
    https://github.com/HeyingGithub/Baseline-project-for-MEGC2020_spotting
    (``MDMD_codes/MDMD.m``, ``MDMD_codes/cmd.m``, ``MDMD_results/MDMDmat_to_txt.m``,
    ``MDMD_results/evaluation_all_p.py``, ``MDMD_results/gen_MEGC2020_log_file.py``).
+.. [2] G.-B. Liong, J. See, L.-K. Wong, "Shallow optical flow three-stream
+   CNN for macro- and micro-expression spotting from long videos", IEEE ICIP
+   2021, pp. 2643-2647. https://doi.org/10.1109/ICIP42928.2021.9506349
+   (k = half the mean expression length; a peak becomes an interval around it).
 """
 from __future__ import annotations
 
@@ -58,20 +59,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from scipy.signal import find_peaks
 
 from mepipe.featurestore.features import ROI_MAGNITUDE
 
 from ..recipe import Deviation
 from ..spotting_eval import KINDS
 from .base import FitContext, Fitted, Pass, Spotter, register_spotter
-from .intervals import Spotted, relative_threshold, spot_runs
+from .intervals import Spotted, relative_threshold
 from .selection import choose_settings
 
 if TYPE_CHECKING:
     from .videos import VideoTable
 
-__all__ = ["BASELINE", "BaselineParams", "K_SECONDS", "MICRO_SECONDS", "PAPER_P", "feature_difference",
-           "length_bounds", "pass_curve", "pass_k", "pooled_feature", "spot_pass", "top_share_mean"]
+__all__ = ["BASELINE", "BaselineParams", "K_SECONDS", "PAPER_P", "feature_difference", "motion_curve", "pass_k",
+           "pooled_feature", "spot_pass", "top_share_mean"]
 
 MEGC2020_DOI = "10.1109/FG47880.2020.00036"
 """He, Wang, Li, Yap, FG 2020: the MEGC 2020 spotting baseline."""
@@ -90,10 +92,6 @@ PAPER_P = 0.01
 K_SECONDS = {"micro": 0.4, "macro": 1.3}
 """The baseline's interval k per pass, in seconds (``cmd.m``: 12 and 39 frames at 30 fps, 80 and 260 at 200 fps)."""
 
-MICRO_SECONDS = (0.235, 0.525)
-"""Shortest and longest micro-expression interval the baseline keeps, in seconds (``evaluation_all_p.py``: 7..16
-frames at 30 fps, 47..105 at 200 fps); macro intervals are longer than the longest micro one."""
-
 TOP_SHARE = 1 / 3
 """Share of the regions (the baseline: of its blocks) whose mean is a frame's feature."""
 
@@ -110,12 +108,6 @@ def pass_k(kind: str, fps: float, n_frames: int) -> int:
     while k > 1 and n_frames - 6 * k < 0:
         k = max(1, int(math.floor(k / 2 + 0.5)))
     return k
-
-
-def length_bounds(kind: str, fps: float) -> tuple[int, int | None]:
-    """Shortest and longest interval (frames, inclusive; None = no limit) the pass of ``kind`` keeps."""
-    shortest, longest = (_frames(s, fps) for s in MICRO_SECONDS)
-    return (shortest, longest) if kind == "micro" else (longest + 1, None)
 
 
 def top_share_mean(values: np.ndarray, share: float = TOP_SHARE) -> np.ndarray:
@@ -147,16 +139,23 @@ def top_share_mean(values: np.ndarray, share: float = TOP_SHARE) -> np.ndarray:
 
 
 def pooled_feature(regions: np.ndarray, flow_k: int, share: float = TOP_SHARE) -> np.ndarray:
-    """``F``: regions pooled by :func:`top_share_mean`, the value of the flow t -> t + flow_k placed at frame
-    t + flow_k // 2 (NaN where no flow is centred)."""
+    """``F(i)``: per region the smaller of the motion into frame i (flow i - k -> i) and out of it (i -> i + k),
+    pooled by :func:`top_share_mean`; NaN for the first ``flow_k`` frames and where a flow is missing.
+
+    Parameters
+    ----------
+    regions : ndarray, shape (T, R)
+        ``M_r(t)``: the motion of the flow t -> t + flow_k in each region.
+    flow_k : int
+    share : float
+    """
     if flow_k < 1:
         raise ValueError(f"flow_k must be >= 1, got {flow_k}")
-    pooled = top_share_mean(regions, share)
-    shift = flow_k // 2
-    out = np.full_like(pooled, np.nan)
-    if shift < pooled.size:
-        out[shift:] = pooled[:pooled.size - shift]
-    return out
+    m = np.asarray(regions, dtype=np.float64)
+    both = np.full_like(m, np.nan)
+    if flow_k < len(m):
+        both[flow_k:] = np.minimum(m[:-flow_k], m[flow_k:])  # NaN stays NaN
+    return top_share_mean(both, share)
 
 
 def feature_difference(feature: np.ndarray, m: int) -> np.ndarray:
@@ -177,20 +176,24 @@ def feature_difference(feature: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def pass_curve(regions: np.ndarray, kind: str, fps: float, flow_k: int, share: float = TOP_SHARE) -> np.ndarray:
-    """The pass's curve ``C`` of one video from its region curves (frame, region)."""
-    k = pass_k(kind, fps, len(regions))
-    return feature_difference(pooled_feature(regions, flow_k, share), max(1, k - 1))
+def motion_curve(regions: np.ndarray, flow_k: int, share: float = TOP_SHARE) -> np.ndarray:
+    """``C`` of one video from its region curves (frame, region): the feature and its difference, ``m = k_f - 1``."""
+    return feature_difference(pooled_feature(regions, flow_k, share), max(1, flow_k - 1))
 
 
 def spot_pass(curve: Sequence[float], p: float, kind: str, fps: float) -> tuple[float | None, list[Spotted]]:
-    """The pass's threshold on one video's curve and the intervals it keeps (runs above it, within the pass's
-    length bounds)."""
-    threshold = relative_threshold(curve, p)
-    shortest, longest = length_bounds(kind, fps)
-    kept = [s for s in spot_runs(curve, threshold, kind)
-            if s.n_frames >= shortest and (longest is None or s.n_frames <= longest)]
-    return threshold, kept
+    """One pass over one video's curve: its threshold, and an interval of the pass's k frames around each peak
+    above it (peaks at least k apart; intervals clipped to the video)."""
+    values = np.asarray(curve, dtype=np.float64)
+    threshold = relative_threshold(values, p)
+    if threshold is None:
+        return None, []
+    k = pass_k(kind, fps, len(values))
+    above = np.where(np.isfinite(values) & (values > threshold), values, -np.inf)
+    peaks, _ = find_peaks(above, height=threshold, distance=max(1, k))
+    half = k // 2
+    return threshold, [Spotted(max(0, int(q) - half), min(len(values) - 1, int(q) + half), int(q),
+                               float(values[q]), kind) for q in peaks]
 
 
 # --- the spotter ------------------------------------------------------------------------------
@@ -228,11 +231,15 @@ class BaselineParams:
             raise ValueError("the baseline trains nothing and chooses on the whole training side: val_people is 0")
 
 
+CURVE = "motion"
+"""Name of the baseline's one curve ``C``, which both passes read."""
+
+
 def _kind_pass(kind: str, settings: tuple[float, ...]) -> Pass:
     def spot(curve: np.ndarray, p: float, fps: float) -> tuple[float | None, list[Spotted]]:
         return spot_pass(curve, p, kind, fps)
 
-    return Pass(kind, kind, settings, spot)
+    return Pass(kind, kind, settings, spot, curve=CURVE)
 
 
 class BaselineFitted(Fitted):
@@ -247,9 +254,7 @@ class BaselineFitted(Fitted):
 
     def curves(self, videos: VideoTable, video: str) -> dict[str, np.ndarray]:
         regions = videos.read(ROI_FEATURE, video)
-        fps = float(videos.value(video, "fps"))
-        flow_k = flow_span(videos, video)
-        return {kind: pass_curve(regions, kind, fps, flow_k, self.params.share) for kind in KINDS}
+        return {CURVE: motion_curve(regions, flow_span(videos, video), self.params.share)}
 
     def describe(self) -> dict[str, Any]:
         return {"settings": dict(self.settings), **self.record}
@@ -283,17 +288,24 @@ BASELINE = register_spotter(Spotter(
     restore=restore,
     deviations=(
         Deviation("per-frame feature",
-                  "MDMD: main-direction RLOF flow magnitude between frames i-k, i and i+k on a 6x6 grid of blocks, "
-                  "the top third of blocks pooled",
-                  "the store's TV-L1 magnitude from frame t to t+k_flow in 7 landmark regions (nose motion "
-                  "subtracted), the top third of regions pooled, placed at the span's middle frame",
-                  "the store's spotting features are the MEGC baselines' region curves; MDMD's blocks and RLOF are "
-                  "not stored"),
-        Deviation("one flow span for both passes", "k = 0.4 s for micro, 1.3 s for macro, for the flow and the "
-                  "feature difference",
-                  "both passes read the curves of the store's one k_flow (roi_motion's k, 0.185 s by default); "
-                  "each pass's k sets its feature difference (m = k - 1) and its interval lengths",
+                  "MDMD: rho(i-k -> i) - rho(i-k -> i+k) of the main-direction RLOF flow magnitude on a 6x6 grid of "
+                  "blocks, the top third of blocks pooled",
+                  "min(M(i - k_f), M(i)) of the store's TV-L1 magnitude from frame t to t + k_f in 7 landmark "
+                  "regions (nose motion subtracted), the top third of regions pooled",
+                  "the store keeps region curves of one flow span, the MEGC baselines' regions; a flow over 2k "
+                  "(MDMD's second term) is not stored, and the smaller of the motions into and out of frame i is "
+                  "large under the same condition: moved away from frame i - k and back by i + k"),
+        Deviation("flow span", "k = 0.4 s (micro) and 1.3 s (macro) for the flow and the feature difference",
+                  "both passes read one curve: the store's k_f (roi_motion's k, 0.185 s by default) sets the flow "
+                  "and m = k_f - 1; each pass's k sets its interval length and peak spacing",
                   "the store holds the region curves at one k"),
+        Deviation("intervals", "each run of frames with C > T is an interval, kept if its length is a kind's "
+                  "(47..105 frames micro, 106 or more macro at 200 fps)",
+                  "each peak of C above T (peaks at least the pass's k apart) is the middle of an interval of the "
+                  "pass's k frames (0.4 s micro, 1.3 s macro)",
+                  "on the store's curves runs above T last a few frames, so the length filter keeps none "
+                  "(measured on demo-lv: 0 intervals at every p); a peak grown to the kind's length is the "
+                  "issue's 'intervals from peaks' and SOFTNet's rule"),
         Deviation("p under LOSO", "p = 0.01 for the published figures (the code tries 0.01..0.99 on the test set)",
                   "p = 0.01 by default; p=chosen picks each pass's p on the fold's training people only",
                   "never choose on test people"),

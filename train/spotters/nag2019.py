@@ -76,6 +76,9 @@ __all__ = ["NAG2019", "NagSpotParams", "SpotItem", "TrainingWindows", "frame_tar
 STEP_KINDS = ("none", "micro", "macro")
 """Classes of the class head, per step: the kind of interval the step's frame lies in."""
 
+CURVE = "intensity"
+"""Name of the spotter's curve: the per-frame predicted intensity."""
+
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 """Thresholds of the intensity curve chosen among (0.05 .. 0.95)."""
 
@@ -380,12 +383,12 @@ class NagFitted(Fitted):
         self.model, self.model_kwargs, self.standardiser = model, model_kwargs, standardiser
         self.params, self.device = params, device
         grid = (threshold,) if params.threshold is not None else tuple(params.thresholds)
-        self.passes = (Pass("all", OVERALL, grid, spot_by_duration),)
+        self.passes = (Pass("all", OVERALL, grid, spot_by_duration, curve=CURVE),)
         self.settings = {"all": threshold} if threshold is not None else {}
         self.record: dict[str, Any] = {}
 
     def curves(self, videos: VideoTable, video: str) -> dict[str, np.ndarray]:
-        return {"all": video_curve(self.model, videos, video, self.standardiser, self.params.window,
+        return {CURVE: video_curve(self.model, videos, video, self.standardiser, self.params.window,
                                    self.params.stride, self.device)}
 
     def describe(self) -> dict[str, Any]:

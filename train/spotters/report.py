@@ -172,10 +172,14 @@ def plot_timeline(report: dict[str, Any], video: str, curves: Mapping[str, np.nd
         for t in truth:
             ax.axvspan(t["onset"] / fps, (t["offset"] + 1) / fps, color=KIND_COLOURS[t["kind"]], alpha=0.12, lw=0)
         ax.plot(seconds, curve, color="black", lw=0.9, label=f"{name} curve")
-        threshold = fold["thresholds"][video].get(name)
-        if threshold is not None:
-            ax.axhline(threshold, color="tab:orange", ls="--", lw=1.0, label=f"threshold {threshold:.3g}")
-        ax.set_ylabel(name if name != "all" else "score")
+        readers = [p for p, c in fold["passes"].items() if c == name]
+        for reader in readers:
+            threshold = fold["thresholds"][video].get(reader)
+            if threshold is not None:
+                ax.axhline(threshold, color=KIND_COLOURS.get(reader, "tab:orange"), ls="--", lw=1.0,
+                           label=f"{reader} threshold {threshold:.3g}" if len(readers) > 1 else
+                           f"threshold {threshold:.3g}")
+        ax.set_ylabel(name)
         ax.legend(loc="upper right", fontsize=7)
     lanes = axes[-1]
     for row, (label, items) in enumerate((("spotted", spotted), ("annotated", truth))):

@@ -260,7 +260,7 @@ def _run_fold(plan: SpotPlan, sides: SpotSides, device: torch.device, out: Path,
                        "first_frame": int(numbers[0]), "n_frames": int(len(numbers))}
         video_curves = fitted.curves(videos, video)
         for spot_pass in fitted.passes:
-            threshold, spotted = pass_rows(spot_pass, video_curves[spot_pass.name], fitted.settings[spot_pass.name],
+            threshold, spotted = pass_rows(spot_pass, video_curves[spot_pass.curve], fitted.settings[spot_pass.name],
                                            plan.videos, video)
             thresholds.setdefault(video, {})[spot_pass.name] = threshold
             rows += [{**r, "fold": sides.fold.name} for r in spotted]
@@ -270,6 +270,7 @@ def _run_fold(plan: SpotPlan, sides: SpotSides, device: torch.device, out: Path,
               "fit": list(sides.fit), "validation": {"people": list(sides.validation_people),
                                                       "videos": list(sides.validation)},
               "spotter": described, "settings": dict(fitted.settings), "thresholds": thresholds, "videos": meta,
+              "passes": {p.name: p.curve for p in fitted.passes},
               "checkpoint": described.get("checkpoint"), "files": files, "seconds": round(time.time() - started, 3)}
     return FoldResult(report, sorted(rows, key=lambda r: (r["dataset"], r["video"], r["onset"])))
 

@@ -75,7 +75,7 @@ def choose_settings(passes: Sequence[Pass], curves: Mapping[str, Mapping[str, np
     Parameters
     ----------
     passes : sequence of Pass
-    curves : mapping of video id to (pass name -> curve)
+    curves : mapping of video id to (curve name -> curve)
         The curves of the videos to choose on (never a test video).
     videos : VideoTable
         Their fps, dataset and frame numbers.
@@ -89,7 +89,7 @@ def choose_settings(passes: Sequence[Pass], curves: Mapping[str, Mapping[str, np
     for spot_pass in passes:
         grid, best = [], None
         for setting in spot_pass.settings:
-            rows = [row for v in ids for row in pass_rows(spot_pass, curves[v][spot_pass.name], setting, videos, v)[1]]
+            rows = [row for v in ids for row in pass_rows(spot_pass, curves[v][spot_pass.curve], setting, videos, v)[1]]
             counts = score_of(rows, truth, videos, ids, spot_pass.chosen_by)
             grid.append((float(setting), counts.f1))
             if best is None or counts.f1 > best[1].f1 + 1e-12:
