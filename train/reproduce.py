@@ -317,7 +317,7 @@ def _run_experiment(experiment: Experiment, params: ReproduceParams, stores: Seq
     for seed in range(params.seeds):
         started = time.time()
         try:
-            reports.append(_finished_or_run(run_params(experiment, params, seed, out, stores)))
+            reports.append(finished_or_run(run_params(experiment, params, seed, out, stores)))
         except MepipeError as err:
             return _not_run(experiment, params, stores, "not run", f"cannot run: {err}")
         except Exception as err:  # a bug in one network must not lose the other rows; its traceback is logged
@@ -336,17 +336,20 @@ def _not_run(experiment: Experiment, params: ReproduceParams, stores: Sequence[d
     return [{**row, "status": status} for row in rows]
 
 
-def _finished_or_run(run: RunParams) -> dict[str, Any]:
-    """The run's report: kept from an earlier reproduce when it ran the same parameters, else trained now."""
+def finished_or_run(run: Any, read: Callable[[Path], dict[str, Any]] = read_report,
+                    start: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run's report: kept from an earlier reproduce when it ran the same parameters (``read`` reads it), else
+    run now (``start``, default :func:`~.run.run_training`; a spotting run's are
+    :func:`~.spotters.report.read_spot_report` and :func:`~.spotters.run.run_spot`)."""
     folder = Path(run.out)
     if (folder / REPORT_FILE).exists() and not run.overwrite:
-        report = read_report(folder)
+        report = read(folder)
         earlier = {k: v for k, v in report["parameters"]["run"].items() if k not in EXECUTION_FIELDS}
         if earlier == json.loads(json.dumps(run.defining())):
             log.info("%s: kept the finished run", folder)
             return report
         run = dataclasses.replace(run, overwrite=True)
-    return run_training(run)
+    return (start or run_training)(run)
 
 
 def _used(experiment: Experiment, stores: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,17 +9,11 @@ indices into the video's frames (0 = its first stored frame);
 
 References
 ----------
-.. [1] Y. He, S.-J. Wang, J. Li, M. H. Yap, "Spotting macro- and
-   micro-expression intervals in long video sequences", IEEE FG 2020,
-   pp. 238-244. https://doi.org/10.1109/FG47880.2020.00036; code:
-   https://github.com/HeyingGithub/Baseline-project-for-MEGC2020_spotting
-   (``MDMD_codes/cmd.m``: ``T = cmean + 0.01 p (cmax - cmean)``, frames with
-   ``C > T``; ``MDMD_results/MDMDmat_to_txt.m``: each run of such frames is
-   one interval).
-.. [2] C. H. Yap, C. Kendrick, M. H. Yap, "SAMM Long Videos: a spontaneous
-   facial micro- and macro-expressions dataset", IEEE FG 2020.
-   https://doi.org/10.1109/FG47880.2020.00029 (a micro-expression lasts at
-   most 500 ms; CAS(ME)² uses the same bound).
+.. [1] He, Wang, Li, Yap, FG 2020 (the MEGC 2020 baseline; :mod:`mepipe.train.spotting_eval` cites it in full):
+   ``MDMD_codes/cmd.m`` thresholds ``C > cmean + 0.01 p (cmax - cmean)``.
+.. [2] C. H. Yap, C. Kendrick, M. H. Yap, "SAMM Long Videos: a spontaneous facial micro- and
+   macro-expressions dataset", IEEE FG 2020. https://doi.org/10.1109/FG47880.2020.00029 (a
+   micro-expression lasts at most 500 ms; CAS(ME)² uses the same bound).
 """
 from __future__ import annotations
 

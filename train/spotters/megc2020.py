@@ -38,16 +38,16 @@ trains nothing, so every training-side person is held out of training.
 
 References
 ----------
-.. [1] Y. He, S.-J. Wang, J. Li, M. H. Yap, "Spotting macro- and
-   micro-expression intervals in long video sequences", IEEE FG 2020,
-   pp. 238-244. https://doi.org/10.1109/FG47880.2020.00036; code:
-   https://github.com/HeyingGithub/Baseline-project-for-MEGC2020_spotting
-   (``MDMD_codes/MDMD.m``, ``MDMD_codes/cmd.m``, ``MDMD_results/MDMDmat_to_txt.m``,
-   ``MDMD_results/evaluation_all_p.py``, ``MDMD_results/gen_MEGC2020_log_file.py``).
-.. [2] G.-B. Liong, J. See, L.-K. Wong, "Shallow optical flow three-stream
-   CNN for macro- and micro-expression spotting from long videos", IEEE ICIP
-   2021, pp. 2643-2647. https://doi.org/10.1109/ICIP42928.2021.9506349
-   (k = half the mean expression length; a peak becomes an interval around it).
+.. [1] He, Wang, Li, Yap, IEEE FG 2020, https://doi.org/10.1109/FG47880.2020.00036 (full entry:
+   :mod:`mepipe.train.spotting_eval`); its code,
+   https://github.com/HeyingGithub/Baseline-project-for-MEGC2020_spotting: ``MDMD_codes/MDMD.m`` (the
+   feature), ``MDMD_codes/cmd.m`` (k, feature difference, threshold), ``MDMD_results/MDMDmat_to_txt.m``
+   (runs to intervals), ``MDMD_results/evaluation_all_p.py`` (lengths per kind),
+   ``MDMD_results/gen_MEGC2020_log_file.py`` (p of the published figures).
+.. [2] G.-B. Liong, J. See, L.-K. Wong, "Shallow optical flow three-stream CNN for macro- and
+   micro-expression spotting from long videos", IEEE ICIP 2021 (SOFTNet); code
+   https://github.com/genbing99/SoftNet-SpotME, ``SOFTNet_Spotting.ipynb``: peaks by
+   ``find_peaks(score, height=threshold, distance=k)``, each grown to ``[peak - k, peak + k]``.
 """
 from __future__ import annotations
 

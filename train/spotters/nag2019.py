@@ -33,9 +33,8 @@ intensity head), reading the store's per-frame 64x64 RGB crops
 
 References
 ----------
-.. [1] S. Nag, A. K. Bhunia, A. Konwer, P. P. Roy, "Facial micro-expression
-   spotting and recognition using time contrasted feature with visual
-   memory", ICASSP 2019; arXiv:1902.03514. https://doi.org/10.48550/arXiv.1902.03514
+.. [1] Nag, Bhunia, Konwer, Roy, ICASSP 2019, https://doi.org/10.48550/arXiv.1902.03514 (the network and its
+   choices: :mod:`mepipe.train.models.nag2019`).
 """
 from __future__ import annotations
 

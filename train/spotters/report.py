@@ -27,7 +27,7 @@ import numpy as np
 
 from mepipe.featurestore.safety import printable
 
-from ..report import REPORT_FILE, pyplot, save_figure
+from ..report import REPORT_FILE, pyplot, read_report, save_figure
 from ..spotting_eval import ALL, KINDS, MEGC2020_BASELINE, OVERALL, SpottingCounts, SpottingRow, format_spotting_table
 
 __all__ = ["CURVES_SUFFIX", "INTERVALS_COLUMNS", "INTERVALS_FILE", "REPORT_FILE", "TIMELINE_DIR", "SpotReport",
@@ -83,15 +83,9 @@ def is_spot_report(run: str | os.PathLike) -> bool:
 
 def read_spot_report(run: str | os.PathLike) -> dict[str, Any]:
     """The ``report.json`` of a spotting run folder."""
-    path = Path(run) / REPORT_FILE
-    try:
-        report = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{run} is not a finished run: {path} does not exist") from None
-    missing = [k for k in REQUIRED_KEYS if k not in report]
-    if missing or report.get("kind") != "spotting":
-        raise ValueError(f"{path} is not a spotting run's report (lacks {missing or ['kind: spotting']}); was it "
-                         "written by `mepipe spot`?")
+    report = read_report(run, REQUIRED_KEYS, "mepipe spot")
+    if report["kind"] != "spotting":
+        raise ValueError(f"{Path(run) / REPORT_FILE} is not a spotting run's report; was it written by `mepipe spot`?")
     return report
 
 

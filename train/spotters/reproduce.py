@@ -11,8 +11,6 @@ each spotter's :attr:`~.base.Spotter.quick` parameters and at most
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
@@ -24,8 +22,8 @@ from mepipe.featurestore.errors import MepipeError
 from ..published import CORPORA, corpus_of
 from ..spotting_eval import ALL, KINDS, MEGC2020_BASELINE, OVERALL
 from .base import get_spotter, list_spotters
-from .report import REPORT_FILE, read_spot_report
-from .run import EXECUTION_FIELDS, SpotParams, run_spot
+from .report import read_spot_report
+from .run import SpotParams, run_spot
 
 if TYPE_CHECKING:
     from ..reproduce import ReproduceParams
@@ -35,22 +33,10 @@ __all__ = ["spotting_markdown", "spotting_rows"]
 log = logging.getLogger(__name__)
 
 
-def _finished_or_run(params: SpotParams) -> dict[str, Any]:
-    """The run's report: kept from an earlier reproduce that ran the same parameters, else run now."""
-    folder = Path(params.out)
-    if (folder / REPORT_FILE).exists() and not params.overwrite:
-        report = read_spot_report(folder)
-        earlier = {k: v for k, v in report["parameters"]["run"].items() if k not in EXECUTION_FIELDS}
-        if earlier == json.loads(json.dumps(params.defining())):
-            return report
-        params = dataclasses.replace(params, overwrite=True)
-    return run_spot(params)
-
-
 def spotting_rows(params: ReproduceParams, stores: list[dict[str, Any]], out: Path, quick_folds: int) -> list[dict]:
     """One row per long-video store and spotter: our micro, macro and overall counts and F1 (mean over seeds),
     chance, the published baseline's F1, wall and CPU seconds; a run that cannot go says why."""
-    from ..reproduce import cpu_seconds
+    from ..reproduce import cpu_seconds, finished_or_run
 
     rows = []
     for store in stores:
@@ -71,7 +57,7 @@ def spotting_rows(params: ReproduceParams, stores: list[dict[str, Any]], out: Pa
                                      seed=seed, device=params.device, in_memory=True, progress=params.progress,
                                      overwrite=params.overwrite,
                                      out=str(out / "runs" / f"spot-{name}-{store['dataset']}" / f"seed-{seed}"))
-                    row["reports"].append(_finished_or_run(run))
+                    row["reports"].append(finished_or_run(run, read_spot_report, run_spot))
                     row["runs"].append(run.out)
             except MepipeError as err:
                 row.update(status="not run", reason=f"cannot run: {err}")
