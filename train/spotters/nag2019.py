@@ -75,8 +75,8 @@ __all__ = ["NAG2019", "NagSpotParams", "SpotItem", "TrainingWindows", "frame_tar
 STEP_KINDS = ("none", "micro", "macro")
 """Classes of the class head, per step: the kind of interval the step's frame lies in."""
 
-CURVE = "intensity"
-"""Name of the spotter's curve: the per-frame predicted intensity."""
+CURVE = "predicted_intensity"
+"""Name of the spotter's curve: the per-frame predicted intensity (not the store's ``intensity`` feature)."""
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 """Thresholds of the intensity curve chosen among (0.05 .. 0.95)."""
