@@ -11,6 +11,7 @@ import click
 from .errors import PrintableFormatter, ReportingGroup
 from .paths import data_root, dataset_root, store_path
 from .reproduce_cmd import register as register_reproduce_commands
+from .spot_cmd import register as register_spot_commands
 from .store_cmd import register as register_store_commands
 from .train_cmd import register as register_train_commands
 
@@ -384,6 +385,7 @@ def export(store, to, features, expect_id, overwrite):
 
 register_store_commands(cli)
 register_train_commands(cli)
+register_spot_commands(cli)
 register_reproduce_commands(cli)
 
 

@@ -85,6 +85,11 @@ def reproduce(stores, store_ids, models, seeds, quick, composite_list, device, o
                              overwrite=overwrite, progress=progress)
 
     table = run_reproduce(params, on_row=lambda row: click.echo(format_row_lines(row, out)))
+    for row in table["spotting"]:
+        ours = row.get("ours")
+        figures = ", ".join(f"{k} F1 {v['f1']:.3f}" for k, v in ours.items()) if ours else \
+            f"{row['status']}: {row['reason']}"
+        click.echo(f"{row['spotter']:<8} {'spotting (LOSO)':<40} {row['dataset']:<24} {figures}")
     ran = sum(r["status"] == "ran" for r in table["rows"])
     click.echo(f"{ran} of {len(table['rows'])} rows ran in {table['seconds']:.0f} s; table: {out / REPRODUCE_MD}")
 

@@ -236,9 +236,14 @@ def train(model, plugins, stores, store_ids, labels, label_version, protocol, tr
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the summary.")
 @click.option("--no-plots", is_flag=True, help="Do not redraw confusion.png and curves.png.")
 def evaluate(run, as_json, no_plots):
-    """Reprint the figures of a finished run and redraw its plots."""
+    """Reprint the figures of a finished run (mepipe train or mepipe spot) and redraw its plots."""
     from mepipe.train.report import format_report, plot_run, read_report
+    from mepipe.train.spotters.report import format_spot_report, is_spot_report, read_spot_report
 
+    if is_spot_report(run):
+        report = read_spot_report(run)
+        click.echo(json.dumps(report, indent=2) if as_json else format_spot_report(report))
+        return
     report = read_report(run)
     if not no_plots:
         plot_run(run, report)

@@ -446,8 +446,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params),
         assumptions=list(loaded.assumptions), removed=removed, replaced=removal.replaced,
-        skipped_rows=[str(q) for q in loaded.quirks if q.kind in SKIPPED_ROW_KINDS],
-        assumptions=list(loaded.assumptions), unit=unit,
+        skipped_rows=[str(q) for q in loaded.quirks if q.kind in SKIPPED_ROW_KINDS], unit=unit,
         estimated_cpu_seconds=estimate.stage_seconds() if estimate else {})
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()

@@ -65,16 +65,18 @@ def write_report(run: str | os.PathLike, report: dict[str, Any]) -> Path:
     return path
 
 
-def read_report(run: str | os.PathLike) -> dict[str, Any]:
-    """The ``report.json`` of a run folder."""
+def read_report(run: str | os.PathLike, required: tuple[str, ...] | None = None,
+                writer: str = "mepipe train") -> dict[str, Any]:
+    """The ``report.json`` of a run folder, which must hold the ``required`` keys (those ``writer`` writes;
+    default: a training report's, by its targets)."""
     path = Path(run) / REPORT_FILE
     try:
         report = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{run} is not a finished run: {path} does not exist") from None
-    missing = [k for k in required_keys(report) if k not in report]
+    missing = [k for k in (required or required_keys(report)) if k not in report]
     if missing:
-        raise ValueError(f"{path} lacks keys {missing}; was it written by `mepipe train`?")
+        raise ValueError(f"{path} lacks keys {missing}; was it written by `{writer}`?")
     return report
 
 

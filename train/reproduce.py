@@ -7,7 +7,9 @@ recipe's defaults (the paper's settings, SPEC §3) through
 :func:`mepipe.train.run.run_training`, once per seed, and writes
 ``reproduce.json`` and ``reproduce.md`` to its folder: one row per
 network and corpus with our accuracy, UF1 and UAR (mean ± std over seeds)
-beside the published figure, the clips per class of the run beside the
+beside the published figure (and, for each long-video store, one row per
+spotter with its MEGC spotting F1 beside the MEGC 2020 baseline's:
+:mod:`mepipe.train.spotters.reproduce`), the clips per class of the run beside the
 papers' (:data:`mepipe.train.labels.PAPER_COUNTS`), the stores and their
 ids, the seeds, the wall time, and what differs from the paper (every one
 of the recipe's :attr:`~mepipe.train.recipe.Recipe.deviations`, the entry's
@@ -70,6 +72,7 @@ from .report import REPORT_FILE, read_report
 from .reproduce_figures import draw_row
 from .run import mepipe_version, run_training
 from .targets import parse_targets
+from .spotters.reproduce import spotting_markdown, spotting_rows
 
 __all__ = ["EXPERIMENT_FILE", "FIGURES_DIR", "NO_COLUMN", "REPRODUCE_JSON", "REPRODUCE_MD", "ReproduceParams",
            "format_markdown", "format_row_lines", "published_of", "quick_of", "reproduce", "row_title", "run_title"]
@@ -261,6 +264,7 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
                 if on_row is not None:
                     with tqdm.external_write_mode():
                         on_row(row)
+        spotting = spotting_rows(params, stores, out, QUICK_FOLDS)
         used = torch.get_num_threads()
     finally:
         bar.close()
@@ -273,11 +277,12 @@ def reproduce(params: ReproduceParams, *, on_row: Callable[[dict[str, Any]], Non
         "seeds": list(range(params.seeds)), "models": list(params.models), "stores": stores,
         "composite_list": params.composite_list,
         "deviations": {m: [dataclasses.asdict(d) for d in get_recipe(m).deviations] for m in params.models},
-        "rows": rows, "seconds": round(time.time() - started, 1), "cpu_seconds": round(cpu_seconds() - cpu, 1),
+        "rows": rows, "spotting": spotting, "seconds": round(time.time() - started, 1),
+        "cpu_seconds": round(cpu_seconds() - cpu, 1),
         "threads": used,
     }
     (out / REPRODUCE_JSON).write_text(json.dumps(table, indent=2, default=str))
-    (out / REPRODUCE_MD).write_text(format_markdown(table))
+    (out / REPRODUCE_MD).write_text(format_markdown(table) + spotting_markdown(spotting))
     return table
 
 
@@ -392,7 +397,7 @@ def _run_experiment(experiment: Experiment, params: ReproduceParams, stores: Seq
         started = time.time()
         bar.set_postfix_str(f"{experiment.title}, seed {seed}")
         try:
-            reports.append(_finished_or_run(run_params(experiment, params, seed, out, stores)))
+            reports.append(finished_or_run(run_params(experiment, params, seed, out, stores)))
         except MepipeError as err:
             bar.update(params.seeds - seed)
             return _not_run(experiment, params, stores, "not run", f"cannot run: {err}")
@@ -414,17 +419,20 @@ def _not_run(experiment: Experiment, params: ReproduceParams, stores: Sequence[d
     return [{**row, "status": status} for row in rows]
 
 
-def _finished_or_run(run: RunParams) -> dict[str, Any]:
-    """The run's report: kept from an earlier reproduce when it ran the same parameters, else trained now."""
+def finished_or_run(run: Any, read: Callable[[Path], dict[str, Any]] = read_report,
+                    start: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run's report: kept from an earlier reproduce when it ran the same parameters (``read`` reads it), else
+    run now (``start``, default :func:`~.run.run_training`; a spotting run's are
+    :func:`~.spotters.report.read_spot_report` and :func:`~.spotters.run.run_spot`)."""
     folder = Path(run.out)
     if (folder / REPORT_FILE).exists() and not run.overwrite:
-        report = read_report(folder)
+        report = read(folder)
         earlier = {k: v for k, v in report["parameters"]["run"].items() if k not in EXECUTION_FIELDS}
         if earlier == json.loads(json.dumps(run.defining())):
             log.info("%s: kept the finished run", folder)
             return report
         run = dataclasses.replace(run, overwrite=True)
-    return run_training(run)
+    return (start or run_training)(run)
 
 
 def _used(experiment: Experiment, stores: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

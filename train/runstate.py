@@ -88,8 +88,14 @@ class RunState:
     kept: tuple[str, ...] = ()
 
     @classmethod
-    def begin(cls, run: str | os.PathLike, identity: dict[str, Any], *, overwrite: bool = False) -> RunState:
+    def begin(cls, run: str | os.PathLike, identity: dict[str, Any], *, overwrite: bool = False,
+              outputs: tuple[str, ...] = ()) -> RunState:
         """Start or resume the run in ``run``.
+
+        A fold's result counts as finished when its checkpoint (if it has
+        one) and every file it lists under ``files`` exist. ``outputs`` are
+        further files or folders the run writes, removed with the others by
+        ``overwrite``.
 
         Raises
         ------
@@ -100,7 +106,7 @@ class RunState:
         run = Path(run)
         key = identity_key(identity)
         if overwrite:
-            cls.clear(run)
+            cls.clear(run, outputs)
         elif (run / REPORT_FILE).exists():
             raise ExistingRunError(f"{run} already holds a finished run; choose another --out or pass --overwrite")
         state = cls(run, key)
@@ -120,7 +126,8 @@ class RunState:
             if saved is None or saved.get("key") != key:
                 continue
             result = FoldResult(saved["report"], saved["predictions"])
-            if (run / result.report["checkpoint"]).exists():
+            needed = [result.report["checkpoint"]] if result.report.get("checkpoint") else []
+            if all((run / name).exists() for name in needed + list(result.report.get("files", []))):
                 state.finished[result.report["name"]] = result
         state.kept = tuple(sorted(state.finished))
         if state.finished:
@@ -136,10 +143,13 @@ class RunState:
         return path
 
     @staticmethod
-    def clear(run: Path) -> None:
-        """Remove what a run writes (reports, figures, fold results, checkpoints), nothing else."""
-        for name in _OUTPUTS:
-            (run / name).unlink(missing_ok=True)
+    def clear(run: Path, outputs: tuple[str, ...] = ()) -> None:
+        """Remove what a run writes (reports, figures, fold results, checkpoints, ``outputs``), nothing else."""
+        for name in _OUTPUTS + tuple(outputs):
+            if (run / name).is_dir():
+                shutil.rmtree(run / name, ignore_errors=True)
+            else:
+                (run / name).unlink(missing_ok=True)
         for folder in (FOLDS_DIR, CHECKPOINT_DIR):
             shutil.rmtree(run / folder, ignore_errors=True)
 

@@ -70,8 +70,9 @@ def test_a_build_never_writes_nan(tmp_path):
     writer.create()
     bad = np.full((4, 68, 2), 100, dtype=np.float32)
     bad[2, 5, 0] = np.nan
-    with pytest.raises(ValueError, match="clipA: feature 'landmarks' came out with 1 NaN of 544 values, the first "
-                                         "at frame 2, landmark 5, xy 0; not written"):
+    with pytest.raises(ValueError, match="clipA: feature 'landmarks' came out with 1 NaN of 544 values \\(NaN is "
+                                         "allowed only as whole landmark/xy items\\), the first at frame 2, "
+                                         "landmark 5, xy 0; not written"):
         writer.write_feature("clipA", LANDMARKS.name, bad, "key")
     assert not writer.stored_features()
     gap = np.zeros((3, 2, 64, 64), dtype=np.float32)
