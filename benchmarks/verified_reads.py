@@ -24,9 +24,10 @@ from pathlib import Path
 
 import zarr
 from mepipe.featurestore import open_store
+from mepipe.featurestore.backends import FolderBackend
+from mepipe.featurestore.location import locate
 from mepipe.featurestore.manifest import parse_manifest
 from mepipe.featurestore.pack import pack
-from mepipe.featurestore.sources import FolderSource
 from mepipe.featurestore.writer import quiet_zarr
 from zarr.storage import LocalStore, ZipStore
 
@@ -107,7 +108,7 @@ def overhead_parts(folder: Path, files: dict, repeats: int) -> dict:
     """
     import hashlib
 
-    source = FolderSource(folder, str(folder))
+    source = FolderBackend(locate(folder))
     names = sorted(files)
     times: dict[str, list[float]] = {"plain read": [], "contained read": [], "hash": []}
     for _ in range(repeats):

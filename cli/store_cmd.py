@@ -24,11 +24,13 @@ def _location(target: str, cache_dir: Path | None = None, no_cache: bool = False
 
 
 def report_errors(fn, *args, **kwargs):
-    """``fn(*args, **kwargs)``, turning an expected error into a one-line message and exit status 1.
+    """``fn(*args, **kwargs)``, turning an expected error into a one-line message and its exit status.
 
-    The message is escaped: it may quote names and attributes from a store
-    someone else built. (The ``store`` group also runs on its own, outside
-    the ``mepipe`` group's error reporting.)
+    The status is the error's (2 for a wrong command, 1 for bad data; 1 for
+    other errors that name a path or value). The message is escaped: it may
+    quote names and attributes from a store someone else built. (The
+    ``store`` group also runs on its own, outside the ``mepipe`` group's
+    error reporting.)
     """
     from mepipe.featurestore.errors import MepipeError
     from mepipe.featurestore.safety import printable
@@ -36,7 +38,9 @@ def report_errors(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (MepipeError, FileNotFoundError, ValueError) as err:
-        raise click.ClickException(printable(str(err))) from None
+        failure = click.ClickException(printable(str(err)))
+        failure.exit_code = err.exit_code if isinstance(err, MepipeError) else 1
+        raise failure from None
 
 
 def _dump(data) -> str:

@@ -228,7 +228,7 @@ def diff_stores(a: str | os.PathLike | StoreLocation, b: str | os.PathLike | Sto
         row_a, row_b = rows_a.get(clip, {}), rows_b.get(clip, {})
         diffs += [Difference("sample", f"{clip}/{col}", row_a.get(col), row_b.get(col))
                   for col in sorted(set(row_a) | set(row_b)) if row_a.get(col) != row_b.get(col)]
-    return StoreDiff(a=loc_a.target, b=loc_b.target, context_a=_context(ra, sa), context_b=_context(rb, sb),
+    return StoreDiff(a=loc_a.where, b=loc_b.where, context_a=_context(ra, sa), context_b=_context(rb, sb),
                      differences=tuple(diffs))
 
 

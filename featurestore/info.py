@@ -1,15 +1,15 @@
 """``mepipe info``: a description of a store (clips, features, provenance, sizes, failures).
 
-Works on a folder, a zip store or a URL; sizes are given for folders and zip
-files only (a remote store would have to be listed file by file).
+Works on a store at any location; sizes are given where its back-end lists
+files with their sizes (a folder, a zip, most object stores; not HTTP).
 """
 from __future__ import annotations
 
 import os
-import zipfile
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
+
+from zarr.core.sync import sync
 
 from .layout import CLIPS_GROUP, DATASET_GROUP
 from .location import StoreLocation, locate
@@ -17,31 +17,16 @@ from .safety import printable
 from .store import open_store
 
 
-def _disk_sizes(path: Path) -> tuple[int, dict[str, int]]:
-    """Total bytes on disk and bytes per feature (summed over clips; dataset-level features too)."""
-    total, per_feature = 0, defaultdict(int)
-    for dirpath, _, files in os.walk(path):
-        size = sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
-        total += size
-        rel = Path(dirpath).relative_to(path).parts
-        if len(rel) >= 3 and rel[0] == CLIPS_GROUP:
-            per_feature[rel[2]] += size
-        elif len(rel) >= 2 and rel[0] == DATASET_GROUP:
-            per_feature[rel[1]] += size
-    return total, dict(per_feature)
-
-
-def _zip_sizes(path: Path) -> tuple[int, dict[str, int]]:
-    """Size of the zip file and bytes per feature (summed over clips) inside it."""
+def _sizes(listing: dict[str, int | None]) -> tuple[int, dict[str, int]]:
+    """Total stored bytes and bytes per feature (summed over clips; dataset-level features too)."""
     per_feature: dict[str, int] = defaultdict(int)
-    with zipfile.ZipFile(path) as zf:
-        for item in zf.infolist():
-            rel = item.filename.split("/")
-            if len(rel) >= 4 and rel[0] == CLIPS_GROUP:
-                per_feature[rel[2]] += item.compress_size
-            elif len(rel) >= 3 and rel[0] == DATASET_GROUP:
-                per_feature[rel[1]] += item.compress_size
-    return path.stat().st_size, dict(per_feature)
+    for name, size in listing.items():
+        rel = name.split("/")
+        if len(rel) >= 4 and rel[0] == CLIPS_GROUP:
+            per_feature[rel[2]] += size
+        elif len(rel) >= 3 and rel[0] == DATASET_GROUP:
+            per_feature[rel[1]] += size
+    return sum(listing.values()), dict(per_feature)
 
 
 def describe(path: str | os.PathLike | StoreLocation, *, expect_id: str | None = None) -> dict[str, Any]:
@@ -60,16 +45,18 @@ def describe(path: str | os.PathLike | StoreLocation, *, expect_id: str | None =
     manifest = store.manifest
     record = store.record.to_attrs() if store.record is not None else None
     desc: dict[str, Any] = {
-        "path": loc.target,
+        "path": loc.where,
         "location": loc.kind,
         "store_id": store.store_id,
         "state": store.attrs.get("state"),
         "schema_version": store.schema_version,
+        "unit": store.unit,
         "n_clips": int(len(samples)),
         "n_subjects": int(samples["subject"].nunique()) if "subject" in samples else 0,
         "status": samples["status"].value_counts().to_dict() if "status" in samples else {},
         "emotions": samples["emotion"].value_counts().to_dict() if "emotion" in samples else {},
         "features": store.features,
+        "intervals": store.intervals["kind"].value_counts().to_dict() if store.unit == "video" else None,
         "manifest": {"n_files": len(manifest.files), "n_bytes": manifest.n_bytes, "created": manifest.created}
         if manifest else None,
         "failures": samples.loc[samples["status"] == "failed", ["sample", "error"]].to_dict("records")
@@ -81,10 +68,9 @@ def describe(path: str | os.PathLike | StoreLocation, *, expect_id: str | None =
     else:
         desc.update({k: record[k] for k in ("mepipe_version", "dataset", "stages", "shared_params", "build",
                                             "source_root", "annotations", "quirks")})
-    if loc.kind == "folder":
-        desc["bytes_total"], desc["bytes_per_feature"] = _disk_sizes(Path(loc.target))
-    elif loc.kind == "zip":
-        desc["bytes_total"], desc["bytes_per_feature"] = _zip_sizes(Path(loc.target))
+    listing = sync(store.backend.listing())
+    if listing is not None and None not in listing.values():
+        desc["bytes_total"], desc["bytes_per_feature"] = _sizes(listing)
     return desc
 
 
@@ -103,8 +89,10 @@ def format_description(d: dict[str, Any]) -> str:
              f"mepipe {d['mepipe_version']})",
              f"store id {d['store_id']}" if d.get("store_id")
              else "store id: none (an unfinished build, read unverified)",
-             f"dataset {d['dataset']}: {d['n_clips']} clips, {d['n_subjects']} subjects; status {d['status']}",
-             f"emotions: {d['emotions']}"]
+             f"dataset {d['dataset']}: {d['n_clips']} {d.get('unit', 'clip')}s, {d['n_subjects']} subjects; "
+             f"status {d['status']}",
+             f"annotated intervals: {d['intervals']}" if d.get("intervals") is not None
+             else f"emotions: {d['emotions']}"]
     if "bytes_total" in d:
         lines.append(f"size on disk: {_mb(d['bytes_total'])}")
     lines.append("features:")

@@ -2,10 +2,13 @@
 
 :class:`VerifiedStore` is the one Zarr store every reader goes through
 (:func:`.location.zarr_store`), whatever the store's location: each key
-Zarr asks for is looked up in ``manifest.json``; a key the manifest does not
-list reads as absent (never fetched), and a listed one is read from its
-:mod:`source <.sources>` bounded by its recorded size, hashed, and compared
-before Zarr decodes it. A mismatch, a missing file, or a fetch that keeps
+Zarr asks for is looked up in ``manifest.json``; a listed one is read from
+the store's :mod:`back-end <.backends>` bounded by its recorded size,
+hashed, and compared before Zarr decodes it, and an unlisted chunk reads as
+fill values only where the manifest accounts for it (:mod:`.chunkgrid`:
+an array whose metadata declares chunks the manifest neither lists nor
+records as empty, or a chunk shape its files cannot decode to, is refused
+before anything is allocated). A mismatch, a missing file, or a fetch that keeps
 failing raises :class:`IntegrityError` naming the store, the clip, the
 feature and the file; it never reads as fill values. Every metadata document
 is also checked against the allow-list of :mod:`.safety`, and no chunk may be
@@ -13,9 +16,9 @@ larger than its array's shape and data type allow.
 
 Remote reads are retried with exponential back-off on transient errors
 (connection resets, time-outs, HTTP 5xx/408/429, and a 404 for a file the
-manifest lists), then raised. The read cache (:class:`ChunkCache`) holds
-only bytes that passed the check, and a cached file is checked again on
-every read, so a damaged cache heals by fetching again.
+manifest lists) within a time cap, then raised (:mod:`.backends.retry`).
+The read cache (:class:`~.backends.cache.CachingBackend`) is a back-end
+like the others.
 
 A store whose build has not finished has no valid manifest; it is read
 unverified only when the caller asks (``allow_incomplete``), with the same
@@ -33,23 +36,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
-from zarr.storage import WrapperStore
 
+from .backends import FetchError, ReadLimitError, RetryPolicy, StoreBackend, read_retrying
+from .backends.retry import network_error
+from .chunkgrid import arrays_in, grid_problems
 from .errors import DataError
 from .layout import CLIPS_GROUP, DATASET_GROUP, SAMPLES_GROUP
 from .manifest import Manifest, ManifestError
-from .safety import METADATA_LIMIT, V2_METADATA_KEYS, UnsafeStoreError, check_metadata, max_chunk_bytes
-from .sources import ReadLimitError
+from .safety import METADATA_LIMIT, V2_METADATA_KEYS, check_metadata, max_chunk_bytes
 from .versioning import check_schema_readable
+
+__all__ = ["IncompleteStoreError", "IntegrityError", "RetryPolicy", "VerifiedStore", "describe_key"]
 
 log = logging.getLogger(__name__)
 
@@ -62,154 +64,6 @@ class IntegrityError(DataError, RuntimeError):
 
 class IncompleteStoreError(DataError, RuntimeError):
     """The store's last build has not finished."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a remote read is retried before it is raised.
-
-    Attributes
-    ----------
-    attempts : int
-        Reads in all (1 = no retry).
-    first_delay : float
-        Seconds before the second attempt.
-    factor : float
-        Each further delay is this many times the previous one.
-    """
-
-    attempts: int = 5
-    first_delay: float = 0.25
-    factor: float = 2.0
-
-    def __post_init__(self):
-        if self.attempts < 1 or self.first_delay < 0 or self.factor < 1:
-            raise ValueError(f"{self}: attempts must be >= 1, first_delay >= 0 and factor >= 1")
-
-    def delays(self) -> list[float]:
-        """The waits between attempts (``attempts - 1`` of them)."""
-        return [self.first_delay * self.factor ** i for i in range(self.attempts - 1)]
-
-
-def _network_error(err: BaseException) -> bool:
-    """Whether an error comes from the network or the remote file system (not from a bug in the caller)."""
-    try:
-        from aiohttp import ClientError
-    except ImportError:
-        ClientError = OSError
-    return isinstance(err, (OSError, TimeoutError, asyncio.TimeoutError, ClientError)) or isinstance(
-        getattr(err, "status", None), int)
-
-
-def is_transient(err: BaseException) -> bool:
-    """Whether a remote read error may go away on retry (network trouble, server overload, a 404 for a listed file)."""
-    if isinstance(err, (UnsafeStoreError, ReadLimitError, IntegrityError)) or not _network_error(err):
-        return False
-    status = getattr(err, "status", None)
-    if isinstance(status, int):
-        return status >= 500 or status in (404, 408, 429)
-    return True
-
-
-class FetchError(RuntimeError):
-    """A remote read failed: for good (HTTP 403, ...), or on every attempt with errors that usually pass."""
-
-
-async def read_retrying(source: Any, name: str, limit: int, retry: RetryPolicy, *, retry_missing: bool = True
-                        ) -> bytes:
-    """``source.read(name, limit)``, retried with back-off on transient errors when the source is remote.
-
-    Parameters
-    ----------
-    retry_missing : bool
-        Retry a missing file too (a file the manifest lists, whose 404 is
-        taken as transient); otherwise ``FileNotFoundError`` is raised at once.
-
-    Raises
-    ------
-    FileNotFoundError
-        The file is absent (after the retries, when ``retry_missing``).
-    FetchError
-        Every attempt failed with a transient error (the message gives the
-        count and the last error), or one failed with another network error.
-    """
-    if not source.remote:
-        return await source.read(name, limit)
-    delays = [*retry.delays(), None]
-    for delay in delays:
-        try:
-            return await source.read(name, limit)
-        except FileNotFoundError:
-            if not retry_missing or delay is None:
-                raise
-            err_text = "not found"
-        except (UnsafeStoreError, ReadLimitError):
-            raise
-        except Exception as err:
-            if not _network_error(err):
-                raise
-            if not is_transient(err):
-                raise FetchError(f"{type(err).__name__}: {err}") from None
-            if delay is None:
-                raise FetchError(f"{len(delays)} attempts failed, the last with {type(err).__name__}: {err}"
-                                 ) from None
-            err_text = f"{type(err).__name__}: {err}"
-        log.info("%s: reading %s failed (%s); retrying in %.2f s", source.where, name, err_text, delay)
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:24]
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` under a temporary name and rename it, so readers never see part of it.
-
-    A cache that cannot be written (full disk, read-only) is only logged: the
-    read it would speed up has already succeeded.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as err:
-        log.debug("could not cache %s: %s", path, err)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-class ChunkCache:
-    """Files read from one version (store id) of a remote store, kept on local disk.
-
-    Only :class:`VerifiedStore` writes here, and only bytes that matched the
-    manifest; it checks them again when it reads them back.
-    """
-
-    def __init__(self, directory: str | os.PathLike):
-        self.directory = Path(directory)
-
-    def __repr__(self) -> str:
-        return f"ChunkCache({str(self.directory)!r})"
-
-    def _path(self, key: str) -> Path:
-        return self.directory / _digest(key.encode())
-
-    def load(self, key: str, limit: int) -> bytes | None:
-        path = self._path(key)
-        try:
-            if path.stat().st_size > limit:
-                return None
-            return path.read_bytes()
-        except OSError:
-            return None
-
-    def save(self, key: str, data: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(self._path(key), data)
-
-    def drop(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
 
 
 def _byte_slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
@@ -256,49 +110,46 @@ def describe_key(key: str, array: str | None = None) -> str:
     return f"node {node}"
 
 
-class VerifiedStore(WrapperStore[Store]):
+class VerifiedStore(Store):
     """A read-only Zarr store whose every read is checked against the manifest (see the module docstring).
 
     Parameters
     ----------
-    store : zarr Store
-        The store at the same location, used for listing only.
-    source : FolderSource, ZipSource or UrlSource
-        Where bytes are read from (bounded, inside the store).
-    where : str
-        The store's location, named in errors.
+    backend : StoreBackend
+        Where the store's files are read from (bounded, inside the store);
+        it also lists them when there is no manifest.
     manifest : Manifest or None
         The store's checked manifest; None reads unverified (a build in progress,
         opened with ``allow_incomplete``).
-    cache : ChunkCache, optional
-        Local copies of remote files (checked again on every read).
-    retry : RetryPolicy
-        Patience with a remote source.
+    retry : RetryPolicy, optional
+        Patience with a remote back-end; default the location's.
     """
 
-    def __init__(self, store: Store, source: Any, where: str, manifest: Manifest | None,
-                 cache: ChunkCache | None = None, retry: RetryPolicy = RetryPolicy()):
-        super().__init__(store)
-        self.source = source
-        self.where = where
+    def __init__(self, backend: StoreBackend, manifest: Manifest | None, retry: RetryPolicy | None = None):
+        super().__init__(read_only=True)
+        self.backend = backend
+        self.where = backend.where
         self.manifest = manifest
-        self.cache = cache
-        self.retry = retry
+        self.retry = retry or backend.location.retry
         self._bounds: dict[str, int] = {}
         self._metadata: dict[str, bytes] = {}
         self.root_attrs: dict[str, Any] | None = None
         """The root's attributes, once its ``zarr.json`` has been read (and checked)."""
-
-    def _with_store(self, store: Store) -> VerifiedStore:
-        clone = type(self)(store, self.source, self.where, self.manifest, self.cache, self.retry)
-        clone._bounds, clone._metadata, clone.root_attrs = self._bounds, self._metadata, self.root_attrs
-        return clone
 
     def __repr__(self) -> str:
         return f"VerifiedStore({self.where!r}, {'id ' + self.store_id if self.store_id else 'unverified'})"
 
     def __str__(self) -> str:
         return self.where
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, VerifiedStore) and other.backend.location == self.backend.location
+                and other.store_id == self.store_id)
+
+    def with_read_only(self, read_only: bool = False) -> VerifiedStore:
+        if not read_only:
+            raise ValueError(f"{self.where}: stores are opened read-only")
+        return self
 
     @property
     def store_id(self) -> str | None:
@@ -316,14 +167,10 @@ class VerifiedStore(WrapperStore[Store]):
                                  key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
         return list(await asyncio.gather(*(self.get(key, prototype, br) for key, br in key_ranges)))
 
-    async def _get_many(self, requests):
-        for key, prototype, byte_range in requests:
-            yield key, await self.get(key, prototype, byte_range)
-
     async def exists(self, key: str) -> bool:
         if self.manifest is not None:
             return key in self.manifest.files
-        return await self._store.exists(key)
+        return await self.backend.exists(key)
 
     async def read_bytes(self, key: str) -> bytes | None:
         """The checked bytes at ``key``; None when the store has no such file (Zarr reads fill values then)."""
@@ -341,6 +188,7 @@ class VerifiedStore(WrapperStore[Store]):
             except ManifestError as err:
                 raise IntegrityError(f"{self.where}: {err}") from None
             if entry is None:
+                await self._check_absent(key, is_metadata)
                 return None
             data = await self._read_verified(key, *entry, is_metadata)
         if is_metadata and data is not None:
@@ -348,6 +196,22 @@ class VerifiedStore(WrapperStore[Store]):
             if self.manifest is not None:
                 self._metadata[key] = data
         return data
+
+    async def _check_absent(self, key: str, is_metadata: bool) -> None:
+        """Refuse to read fill values for a chunk that is there but missing from a manifest without a record of
+        empty chunks (a manifest that records them accounts for every chunk; see :mod:`.chunkgrid`)."""
+        if is_metadata or self.manifest.empty_chunks is not None or self._array_of(key) is None:
+            return
+        try:
+            present = await self.backend.exists(key)
+        except Exception as err:
+            if not network_error(err):
+                raise
+            raise self._fail(key, f"is not in the manifest and could not be looked up ({err})") from None
+        if present:
+            raise self._fail(key, "is there but not in the manifest, so it cannot be checked (it would read as "
+                                  "fill values); the manifest lost its entry or the file was added. Run "
+                                  "`mepipe store verify` on it")
 
     def _array_of(self, key: str) -> str | None:
         parts = key.split("/")
@@ -374,13 +238,6 @@ class VerifiedStore(WrapperStore[Store]):
             allowed = "the metadata limit" if is_metadata else "its shape and data type allow"
             raise self._fail(key, f"is listed in the manifest with {size} bytes, more than {allowed} ({limit}); "
                                   "refusing the store")
-        if self.cache is not None:
-            cached = self.cache.load(key, size)
-            if cached is not None:
-                if hashlib.sha256(cached).hexdigest() == sha256:
-                    return cached
-                log.warning("%s: the cached copy of %s was damaged; fetching it again", self.where, key)
-                self.cache.drop(key)
         try:
             data = await self._fetch(key, size)
         except FileNotFoundError:
@@ -392,8 +249,6 @@ class VerifiedStore(WrapperStore[Store]):
         if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
             raise self._fail(key, "does not match the manifest (its sha256 differs); the copy is damaged or was "
                                   "edited. Fetch the store again, or run `mepipe store verify` on it")
-        if self.cache is not None:
-            self.cache.save(key, data)
         return data
 
     async def _read_unverified(self, key: str, is_metadata: bool) -> bytes | None:
@@ -408,12 +263,12 @@ class VerifiedStore(WrapperStore[Store]):
 
     async def _fetch(self, key: str, limit: int) -> bytes:
         try:
-            return await read_retrying(self.source, key, limit, self.retry, retry_missing=self.manifest is not None)
+            return await read_retrying(self.backend, key, limit, self.retry, retry_missing=self.manifest is not None)
         except FetchError as err:
             raise self._fail(key, f"could not be fetched: {err}") from None
 
     def _accept_metadata(self, key: str, data: bytes) -> None:
-        """Safety-check a metadata document and learn the chunk bounds of the arrays it describes."""
+        """Safety-check a metadata document, learn the chunk bounds of its arrays and hold them to the manifest."""
         doc = check_metadata(data, key, self.where)
         node = _node_of(key)
         if not node:
@@ -421,34 +276,51 @@ class VerifiedStore(WrapperStore[Store]):
             attrs = attrs if isinstance(attrs, dict) else {}
             check_schema_readable(attrs, self.where)
             self.root_attrs = attrs
-        if doc.get("node_type") == "array":
-            self._bounds[node] = max_chunk_bytes(doc) or 0
-        nodes = (doc.get("consolidated_metadata") or {}).get("metadata") or {}
-        for child, meta in nodes.items():
-            if meta.get("node_type") == "array":
-                self._bounds[f"{node}/{child}" if node else child] = max_chunk_bytes(meta) or 0
+        for path, meta in arrays_in(node, doc):
+            self._bounds[path] = max_chunk_bytes(meta) or 0
+            if self.manifest is not None:
+                problems = grid_problems(path, meta, self.manifest.files, self.manifest.empty_chunks)
+                if problems:
+                    raise IntegrityError(f"{self.where}: {describe_key('', path)}: refusing an array the manifest "
+                                         "cannot account for: " + "; ".join(problems))
 
     # -- listing: in verified mode the manifest is the list of files ---------------------------------
 
+    supports_writes = False
+    supports_deletes = False
+    supports_partial_writes = False
+    supports_listing = True
+
+    async def set(self, key: str, value: Buffer) -> None:
+        self._check_writable()
+
+    async def set_partial_values(self, key_start_values) -> None:
+        self._check_writable()
+
+    async def delete(self, key: str) -> None:
+        self._check_writable()
+
+    async def _names(self) -> list[str]:
+        if self.manifest is not None:
+            return sorted(self.manifest.files)
+        return sorted(await self.backend.listing() or ())
+
     async def _listed(self, prefix: str) -> AsyncIterator[str]:
-        for name in sorted(self.manifest.files):
+        for name in await self._names():
             if name.startswith(prefix):
                 yield name
 
     def list(self) -> AsyncIterator[str]:
-        return self._listed("") if self.manifest is not None else self._store.list()
+        return self._listed("")
 
     def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        return self._listed(prefix) if self.manifest is not None else self._store.list_prefix(prefix)
+        return self._listed(prefix)
 
     def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        if self.manifest is None:
-            return self._store.list_dir(prefix)
-
         async def children() -> AsyncIterator[str]:
             start = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
             seen = set()
-            for name in sorted(self.manifest.files):
+            for name in await self._names():
                 if name.startswith(start):
                     child = name[len(start):].split("/", 1)[0]
                     if child not in seen:
@@ -457,8 +329,6 @@ class VerifiedStore(WrapperStore[Store]):
         return children()
 
     async def is_empty(self, prefix: str) -> bool:
-        if self.manifest is None:
-            return await self._store.is_empty(prefix)
         async for _ in self.list_prefix(prefix):
             return False
         return True

@@ -1,69 +1,86 @@
-"""Where a store lives: a local folder, a Zarr zip file, or any fsspec URL.
+"""Where a store lives, and opening it for reading: its address, its back-end, its checked manifest.
 
-:func:`zarr_store` turns a location into a read-only Zarr store whose every
-read is checked against the store's manifest (:mod:`.integrity`), read
-through a bounded, contained :mod:`source <.sources>`. Remote stores are
-read through a local cache so that repeated epochs do not download again::
+:func:`locate` turns what a user typed (a folder, a zip file, a URL) into a
+:class:`StoreLocation`: user and password are taken out of URLs (kept in
+memory to authenticate, never shown or recorded: :attr:`StoreLocation.where`
+is the address as every message and record gives it). The registry of
+:mod:`back-ends <.backends>` decides which back-end reads it;
+:func:`zarr_store` opens it as a read-only Zarr store whose every read is
+checked against the store's manifest (:mod:`.integrity`).
 
-    <cache>/stores/<hash of URL>/<store id>/manifest.json
-    <cache>/stores/<hash of URL>/<store id>/<hash of key>
-
-The manifest is fetched on each open (one request) and names the store
-version: a rebuilt store has another id, lands in a fresh cache folder, and
-stale files are never served; the folders of older versions of the same URL
-are removed. When the caller pins the id (``expect_id``) and its manifest is
-cached, nothing is fetched until a file is missing from the cache. Cached
-files hold only bytes that matched the manifest, are written to a temporary
-name and renamed (concurrent data-loader workers and interrupted downloads
-never see a partial file), and are checked again when read. A remote zip is
-downloaded once per version (size, date, ETag) and checked in full before it
-enters the cache.
+Remote back-ends are read through the local read cache
+(:class:`~.backends.cache.CachingBackend`), one folder per store version:
+the manifest is fetched on each open (one request) and names the version,
+so a rebuilt store lands in a fresh folder and stale files are never
+served. When the caller pins the id (``expect_id``) and its manifest is
+cached, nothing is fetched until a file is missing from the cache.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
-import hashlib
-import logging
+import dataclasses
 import os
-import shutil
-import tempfile
-import uuid
-import zipfile
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
-from zarr.abc.store import Store
 from zarr.core.sync import sync
-from zarr.storage import FsspecStore, LocalStore, ZipStore
 
-from .integrity import (
-    ChunkCache,
-    FetchError,
-    IncompleteStoreError,
-    IntegrityError,
-    RetryPolicy,
-    VerifiedStore,
-    read_retrying,
-    write_atomic,
-)
+from .backends import (CachingBackend, FetchError, ReadLimitError, RetryPolicy, StoreBackend, backend_class,
+                       open_backend, read_retrying)
+from .backends.cache import CACHE_ENV, default_cache_dir, url_dir, version_dir, write_atomic
+from .backends.local import is_url
+from .integrity import IncompleteStoreError, IntegrityError, VerifiedStore
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, check_store_id, parse_manifest, store_id_of
 from .safety import METADATA_LIMIT
-from .sources import FolderSource, ReadLimitError, UrlSource, ZipSource
 
-log = logging.getLogger(__name__)
-
-CACHE_ENV = "MEPIPE_CACHE"
-"""Environment variable naming the read cache folder (default ``~/.cache/mepipe``)."""
-
-_LOCAL_PROTOCOLS = {"file", "local"}
+__all__ = ["CACHE_ENV", "StoreLocation", "default_cache_dir", "locate", "public_address", "redact", "zarr_store"]
 
 
-def default_cache_dir() -> Path:
-    """``$MEPIPE_CACHE``, else ``~/.cache/mepipe``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mepipe")
+def redact(address: str) -> str:
+    """``address`` as it may be shown or recorded: a URL without user, password, query or fragment.
+
+    Each part of a chained fsspec URL (``a::b``) is redacted; paths are returned unchanged.
+    """
+    if not is_url(address):
+        return address
+    bare = re.sub(r"//[^/?#]*@", "//", address)
+    return "::".join(part.partition("?")[0].partition("#")[0] for part in bare.split("::"))
+
+
+def _host(parts: SplitResult) -> str:
+    """The network location without user info (an IPv6 address in brackets, the port if given)."""
+    host = parts.hostname or ""
+    return (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+
+
+_REMEMBERED: dict[tuple[str, str], tuple[str, str]] = {}
+"""User and password given in a URL, by scheme and host, for this process only (never written anywhere):
+an address shown or recorded without them (a run's stores, reopened for its folds) reaches the same
+server with them."""
+
+
+def _credentials(address: str) -> tuple[str, tuple[str, str] | None]:
+    """A URL without its user info, and the user info (decoded) given in it or earlier for its host."""
+    if not is_url(address) or "::" in address:
+        return address, None
+    parts = urlsplit(address)
+    host = _host(parts)
+    key = (parts.scheme.lower(), host.lower())
+    if parts.username is None and parts.password is None:
+        return address, _REMEMBERED.get(key)
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    _REMEMBERED[key] = (unquote(parts.username or ""), unquote(parts.password or ""))
+    return bare, _REMEMBERED[key]
+
+
+def public_address(location: str | os.PathLike | StoreLocation) -> str:
+    """A store's address as it may be printed and recorded: a path as given, a URL without user,
+    password or query (credentials in it are kept for this process, see :func:`locate`)."""
+    return locate(location).where
 
 
 @dataclass(frozen=True)
@@ -74,72 +91,80 @@ class StoreLocation:
     ----------
     target : str
         Folder path, zip file path, or URL (``https://``, ``s3://``, ``gs://``,
-        ``file://``, chained fsspec URLs).
-    remote : bool
-        True for URLs: read through fsspec, read-only.
-    zipped : bool
-        True for a Zarr zip store (``*.zip``, local or remote).
+        ``file://``, chained fsspec URLs), without user info.
     cache : bool
         Keep remote reads in a local cache.
     cache_dir : Path or None
         Cache folder; None means :func:`default_cache_dir`.
     storage_options : dict
-        Passed to fsspec (credentials, endpoint, ...).
+        Passed to fsspec (credentials, endpoint, ...); never shown.
     retry : RetryPolicy
-        How remote reads are retried on transient errors.
+        How remote reads are retried, and for how long each may wait.
+    backend : str or None
+        The back-end to read it with, by registry name; None lets the
+        registry choose by ``target``.
+    credentials : (str, str) or None
+        User and password taken out of the URL; never shown or recorded.
     """
 
     target: str
-    remote: bool
-    zipped: bool
     cache: bool = True
     cache_dir: Path | None = None
-    storage_options: dict[str, Any] = field(default_factory=dict, hash=False)
-    retry: RetryPolicy = RetryPolicy()
+    storage_options: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
+    retry: RetryPolicy = field(default_factory=RetryPolicy.from_env)
+    backend: str | None = None
+    credentials: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def where(self) -> str:
+        """The address as messages and records give it (:func:`redact`)."""
+        return redact(self.target)
 
     @property
     def kind(self) -> str:
-        """``folder``, ``zip``, ``url`` or ``url-zip``."""
-        if self.remote:
-            return "url-zip" if self.zipped else "url"
-        return "zip" if self.zipped else "folder"
+        """The name of the back-end that reads it (``folder``, ``zip``, ``http``, ``url-zip``, ...)."""
+        return backend_class(self).name
+
+    def moved(self, target: str) -> StoreLocation:
+        """The same options at another address (a temporary copy beside this one)."""
+        return dataclasses.replace(self, target=target)
 
     def __str__(self) -> str:
-        return self.target
+        return self.where
 
 
 def locate(location: str | os.PathLike | StoreLocation, *, cache: bool | None = None,
-           cache_dir: str | os.PathLike | None = None,
-           storage_options: Mapping[str, Any] | None = None, retry: RetryPolicy | None = None) -> StoreLocation:
-    """Classify a store address; options given here override those of a :class:`StoreLocation`.
+           cache_dir: str | os.PathLike | None = None, storage_options: Mapping[str, Any] | None = None,
+           retry: RetryPolicy | None = None, backend: str | None = None) -> StoreLocation:
+    """A store address as a :class:`StoreLocation`; options given here override those it has.
 
     Parameters
     ----------
     location : str, PathLike or StoreLocation
-        Anything with ``://`` or ``::`` is an fsspec URL; a path ending in
-        ``.zip`` (or naming a zip file) is a zip store; other paths are folders.
-    cache, cache_dir, storage_options, retry
+        A path or a URL (anything with ``://`` or ``::``); user and password
+        in a URL are moved to :attr:`StoreLocation.credentials`, and kept
+        for later URLs of the same scheme and host in this process.
+    cache, cache_dir, storage_options, retry, backend
         See :class:`StoreLocation`.
     """
     if isinstance(location, StoreLocation):
         loc = location
     else:
         text = os.fspath(location)
-        remote = "://" in text or "::" in text
-        if remote:
+        if is_url(text):
             text = text.rstrip("/")
-        zipped = text.lower().endswith(".zip") or (not remote and os.path.isfile(text) and zipfile.is_zipfile(text))
-        loc = StoreLocation(text, remote, zipped)
+        target, credentials = _credentials(text)
+        loc = StoreLocation(target, credentials=credentials)
     changes = {k: v for k, v in {"cache": cache, "cache_dir": Path(cache_dir) if cache_dir else None,
                                   "storage_options": dict(storage_options) if storage_options else None,
-                                  "retry": retry}.items()
+                                  "retry": retry, "backend": backend}.items()
                if v is not None}
-    return StoreLocation(**{**loc.__dict__, **changes})
+    return dataclasses.replace(loc, **changes)
 
 
 def zarr_store(location: str | os.PathLike | StoreLocation, *, expect_id: str | None = None,
                allow_incomplete: bool = False) -> VerifiedStore:
-    """A read-only Zarr store for a folder, a zip file or a URL, every read checked against the manifest.
+    """A read-only Zarr store for a store at any location, every read checked against the manifest.
 
     Parameters
     ----------
@@ -160,98 +185,65 @@ def zarr_store(location: str | os.PathLike | StoreLocation, *, expect_id: str | 
     ManifestError
         A complete store without a manifest.
     IntegrityError
-        The id is not ``expect_id``, or the root metadata does not match the manifest.
+        The id is not ``expect_id``, or the metadata does not match the manifest.
     mepipe.featurestore.safety.UnsafeStoreError
         Names leading out of the store, or metadata outside the allow-list.
     """
     loc = locate(location)
-    source, base = open_source(loc)
-    manifest = load_manifest(loc, source, expect_id)
-    if manifest is not None:
-        cache = ChunkCache(_version_dir(loc, manifest.store_id)) if _cached_remote(loc) else None
-        store = VerifiedStore(base, source, loc.target, manifest, cache, loc.retry)
-        try:
-            root = sync(store.read_bytes("zarr.json"))
-        except IntegrityError:
-            # A root that no longer matches may be a rebuild in progress over an old manifest.
-            state = None
-            if expect_id is None:
-                with contextlib.suppress(Exception):
-                    state = _peek_root(loc, source, base).get("state")
-            if state in (None, "complete"):
-                raise
-            return _incomplete(loc, source, base, allow_incomplete, state)
-        if root is None:
-            raise ManifestError(f"{loc.target}: the manifest does not list zarr.json; not a mepipe store")
-        state = store.root_attrs.get("state")
-        if state == "complete":
-            return store
+    backend = open_backend(loc)
+    manifest = load_manifest(loc, backend, expect_id)
+    if manifest is None:
         if expect_id is not None:
-            raise IncompleteStoreError(f"{loc.target}: its build is {state or 'unknown'}, not complete")
-        return _incomplete(loc, source, base, allow_incomplete, state)
-    if expect_id is not None:
-        raise IntegrityError(f"{loc.target}: no {MANIFEST_FILE}, so its id cannot be checked against "
-                             f"{expect_id}")
-    state = _peek_root(loc, source, base).get("state")
+            raise IntegrityError(f"{loc.where}: no {MANIFEST_FILE}, so its id cannot be checked against "
+                                 f"{expect_id}")
+        state = _peek_root(backend).get("state")
+        if state == "complete":
+            raise ManifestError(
+                f"{loc.where}: no {MANIFEST_FILE}, so its reads cannot be checked; a build writes one when it "
+                "finishes. Rerun `mepipe build` on the original folder (nothing is recomputed) and pack or push it "
+                "again")
+        return _incomplete(loc, backend, allow_incomplete, state)
+    if backend.remote and loc.cache:
+        backend = CachingBackend(backend, version_dir(loc, manifest.store_id), manifest)
+    store = VerifiedStore(backend, manifest, loc.retry)
+    try:
+        root = sync(store.read_bytes("zarr.json"))
+    except IntegrityError:
+        # A root that no longer matches may be a rebuild in progress over an old manifest.
+        state = None
+        if expect_id is None:
+            with contextlib.suppress(Exception):
+                state = _peek_root(backend).get("state")
+        if state in (None, "complete"):
+            raise
+        return _incomplete(loc, backend, allow_incomplete, state)
+    if root is None:
+        raise ManifestError(f"{loc.where}: the manifest does not list zarr.json; not a mepipe store")
+    state = store.root_attrs.get("state")
     if state == "complete":
-        raise ManifestError(
-            f"{loc.target}: no {MANIFEST_FILE}, so its reads cannot be checked; a build writes one when it "
-            "finishes. Rerun `mepipe build` on the original folder (nothing is recomputed) and pack or push it "
-            "again")
-    return _incomplete(loc, source, base, allow_incomplete, state)
+        return store
+    if expect_id is not None:
+        raise IncompleteStoreError(f"{loc.where}: its build is {state or 'unknown'}, not complete")
+    return _incomplete(loc, backend, allow_incomplete, state)
 
 
-def _incomplete(loc: StoreLocation, source: Any, base: Store, allow: bool, state: str | None) -> VerifiedStore:
+def _incomplete(loc: StoreLocation, backend: StoreBackend, allow: bool, state: str | None) -> VerifiedStore:
     if not allow:
         raise IncompleteStoreError(
-            f"{loc.target}: its build is {state or 'unknown'} (not complete); rerun `mepipe build` on it "
+            f"{loc.where}: its build is {state or 'unknown'} (not complete); rerun `mepipe build` on it "
             "to finish, or open with allow_incomplete=True to read what was written (unverified)")
-    return VerifiedStore(base, source, loc.target, None, None, loc.retry)
+    return VerifiedStore(backend, None, loc.retry)
 
 
-def _peek_root(loc: StoreLocation, source: Any, base: Store) -> dict[str, Any]:
+def _peek_root(backend: StoreBackend) -> dict[str, Any]:
     """The root attributes, read unverified (bounded and safety-checked) to learn the build state."""
-    peek = VerifiedStore(base, source, loc.target, None, None, loc.retry)
+    peek = VerifiedStore(backend, None)
     if sync(peek.read_bytes("zarr.json")) is None:
-        raise FileNotFoundError(f"{loc.target}: no zarr.json there; not a Zarr store, or a wrong URL")
+        raise FileNotFoundError(f"{backend.where}: no zarr.json there; not a Zarr store, or a wrong URL")
     return peek.root_attrs
 
 
-def open_source(loc: StoreLocation) -> tuple[Any, Store]:
-    """The bounded reader of a store's files and the Zarr store used to list them.
-
-    A ``file://`` URL is read as the local folder or zip it names; a remote
-    zip is downloaded (once per version, into the cache unless disabled).
-    """
-    if loc.remote:
-        fs, path = filesystem(loc)
-        if is_local(fs):
-            loc = StoreLocation(path, False, loc.zipped)
-        elif loc.zipped:
-            local = local_zip(loc)
-            return ZipSource(local, loc.target), ZipStore(local, mode="r")
-        else:
-            store = FsspecStore.from_url(loc.target, storage_options=loc.storage_options, read_only=True)
-            return UrlSource(store.fs, store.path, loc.target), store
-    path = Path(loc.target)
-    if loc.zipped:
-        if not path.is_file():
-            raise FileNotFoundError(f"{loc.target}: no such zip store")
-        return ZipSource(path, loc.target), ZipStore(path, mode="r")
-    if not path.is_dir():
-        raise FileNotFoundError(f"{loc.target}: no such store folder")
-    return FolderSource(path, loc.target), LocalStore(path, read_only=True)
-
-
-def _cached_remote(loc: StoreLocation) -> bool:
-    """Remote store folders are read through the cache (zips are cached whole by :func:`local_zip`)."""
-    if not (loc.remote and loc.cache and not loc.zipped):
-        return False
-    fs, _ = filesystem(loc)
-    return not is_local(fs)
-
-
-def load_manifest(loc: StoreLocation, source: Any, expect_id: str | None = None) -> Manifest | None:
+def load_manifest(loc: StoreLocation, backend: StoreBackend, expect_id: str | None = None) -> Manifest | None:
     """The store's checked manifest, or None when it has none.
 
     Remote manifests are kept in the cache folder of their store id; with a
@@ -264,151 +256,25 @@ def load_manifest(loc: StoreLocation, source: Any, expect_id: str | None = None)
     ManifestError, UnsafeStoreError
         See :func:`.manifest.parse_manifest`.
     """
-    cached = _cached_remote(loc)
+    cached = backend.remote and loc.cache
     if cached and expect_id:
-        path = _url_dir(loc) / expect_id.strip().lower() / MANIFEST_FILE
+        path = url_dir(loc) / expect_id.strip().lower() / MANIFEST_FILE
         try:
             raw = path.read_bytes() if path.stat().st_size <= METADATA_LIMIT else b""
         except OSError:
             raw = b""
         if raw and store_id_of(raw) == expect_id.strip().lower():
-            return parse_manifest(raw, loc.target)
+            return parse_manifest(raw, loc.where)
     try:
-        raw = sync(read_retrying(source, MANIFEST_FILE, METADATA_LIMIT, loc.retry))
+        raw = sync(read_retrying(backend, MANIFEST_FILE, METADATA_LIMIT, loc.retry))
     except FileNotFoundError:
         return None
     except FetchError as err:
-        raise IntegrityError(f"{loc.target}: {MANIFEST_FILE} could not be fetched: {err}") from None
+        raise IntegrityError(f"{loc.where}: {MANIFEST_FILE} could not be fetched: {err}") from None
     except ReadLimitError as err:
         raise ManifestError(str(err)) from None
-    manifest = parse_manifest(raw, loc.target)
-    check_store_id(manifest, expect_id, loc.target)
+    manifest = parse_manifest(raw, loc.where)
+    check_store_id(manifest, expect_id, loc.where)
     if cached:
-        write_atomic(_version_dir(loc, manifest.store_id) / MANIFEST_FILE, raw)
+        write_atomic(version_dir(loc, manifest.store_id) / MANIFEST_FILE, raw)
     return manifest
-
-
-def filesystem(loc: StoreLocation) -> tuple[Any, str]:
-    """The fsspec file system and root path of a URL (no cache)."""
-    from fsspec.core import url_to_fs
-
-    try:
-        return url_to_fs(loc.target, **loc.storage_options)
-    except (ImportError, ValueError) as err:
-        raise ValueError(f"{loc.target}: cannot open this URL ({err}); cloud back-ends are optional extras: "
-                         "pip install 'mepipe[s3]' or 'mepipe[gcs]', and 'mepipe[http]' for http(s)") from err
-
-
-def _download(loc: StoreLocation, dest: Path, check: bool = False) -> None:
-    """Fetch a remote zip to ``dest`` under a temporary name; with ``check``, only if it matches its manifest."""
-    fs, path = filesystem(loc)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
-    try:
-        fs.get_file(path, str(tmp))
-        if check:
-            _check_zip(tmp, loc.target)
-        os.replace(tmp, dest)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{loc.target}: no such zip store") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _url_dir(loc: StoreLocation) -> Path:
-    url_dir = (loc.cache_dir or default_cache_dir()) / "stores" / _digest(loc.target.encode())
-    url_dir.mkdir(parents=True, exist_ok=True)
-    (url_dir / "url.txt").write_text(_redacted(loc.target) + "\n")
-    return url_dir
-
-
-def _redacted(url: str) -> str:
-    """The URL without user, password or query (which may hold a token), for notes on disk."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, host, parts.path, "", "")) if parts.scheme else url
-
-
-def _version_dir(loc: StoreLocation, version: str) -> Path:
-    """The cache folder of one version of a store; older versions of the same URL are removed."""
-    url_dir = _url_dir(loc)
-    for old in url_dir.iterdir():
-        if old.is_dir() and old.name != version:
-            log.info("removing the cache of an older version of %s: %s", loc.target, old)
-            shutil.rmtree(old, ignore_errors=True)
-    out = url_dir / version
-    out.mkdir(exist_ok=True)
-    return out
-
-
-def _local_file(loc: StoreLocation) -> Path | None:
-    """The file itself for a ``file://`` zip URL (no copy needed); None for other protocols."""
-    fs, path = filesystem(loc)
-    if not is_local(fs):
-        return None
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{loc.target}: no such zip store")
-    return Path(path)
-
-
-def local_zip(loc: StoreLocation) -> Path:
-    """A local file for a remote zip store, downloaded once per version (its size, date and ETag)."""
-    on_disk = _local_file(loc)
-    if on_disk is not None:
-        return on_disk
-    if not loc.cache:
-        tmp = Path(tempfile.mkdtemp(prefix="mepipe-"))
-        atexit.register(shutil.rmtree, tmp, True)
-        _download(loc, tmp / "store.zip")
-        return tmp / "store.zip"
-    fs, path = filesystem(loc)
-    try:
-        version = _digest(fs.ukey(path).encode())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{loc.target}: no such zip store") from None
-    local = _version_dir(loc, version) / "store.zip"
-    if not local.exists():
-        log.info("downloading %s to %s", loc.target, local)
-        _download(loc, local, check=True)
-    return local
-
-
-def _check_zip(path: Path, where: str) -> None:
-    """Refuse a downloaded zip whose entries do not match its own manifest, so the cache keeps only good bytes.
-
-    A zip without a manifest is let through: opening it then says why it is refused.
-    """
-    source = ZipSource(path, where)
-    try:
-        try:
-            manifest = parse_manifest(source.read_sync(MANIFEST_FILE, METADATA_LIMIT), where)
-        except FileNotFoundError:
-            return
-        bad = []
-        for name in manifest.files:
-            try:
-                size, sha256 = manifest.entry(name)
-                data = source.read_sync(name, size)
-            except (FileNotFoundError, ReadLimitError, ManifestError):
-                data = None
-            if data is None or hashlib.sha256(data).hexdigest() != sha256:
-                bad.append(name)
-    finally:
-        source.close()
-    if bad:
-        raise IntegrityError(f"{where}: the downloaded zip does not match its manifest ({len(bad)} files, e.g. "
-                             f"{bad[0]}); it was not kept. Download it again, or ask for a good copy")
-
-
-def _protocols(fs: Any) -> tuple[str, ...]:
-    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
-
-
-def is_local(fs: Any) -> bool:
-    """Whether an fsspec file system is the local disk (``file://``): real paths, real renames."""
-    return bool(set(_protocols(fs)) & _LOCAL_PROTOCOLS)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:24]

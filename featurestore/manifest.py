@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
+from .chunkgrid import empty_chunk_keys
 from .layout import PRIVATE_DIR
-from .safety import METADATA_LIMIT, UnsafeStoreError, printable, unsafe_names
+from .safety import UnsafeStoreError, printable, read_json, unsafe_names
 
 MANIFEST_FILE = "manifest.json"
+METADATA_NAME = "zarr.json"
 MANIFEST_FORMAT = "mepipe-manifest/1"
 
 
@@ -55,14 +57,31 @@ def folder_files(store_path: str | os.PathLike) -> list[str]:
 
 
 def build_manifest(store_path: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of a store folder as plain data (see :func:`write_manifest`)."""
+    """The manifest of a store folder as plain data (see :func:`write_manifest`).
+
+    Besides each file's size and sha256 it records the chunks the build left
+    out because they held only the fill value (``empty_chunks``), so that a
+    reader can tell them from chunks that went missing (:mod:`.chunkgrid`).
+    """
     root = Path(store_path)
-    files = {}
+    files, arrays = {}, []
     for name in folder_files(root):
         data = (root / name).read_bytes()
         files[name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        if name.rpartition("/")[2] == METADATA_NAME and b'"array"' in data:
+            try:
+                doc = read_json(data, str(root), name, ValueError)
+            except ValueError:  # a reader refuses it; the manifest still hashes it
+                doc = None
+            if isinstance(doc, dict) and doc.get("node_type") == "array":
+                arrays.append((name.rpartition(METADATA_NAME)[0].rstrip("/"), doc))
+    try:
+        empty = empty_chunk_keys(files, iter(arrays))
+    except ValueError as err:
+        raise ManifestError(f"{root}: {err}; no manifest was written") from None
     return {"format": MANIFEST_FORMAT, "algorithm": "sha256", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "n_files": len(files), "n_bytes": sum(f["size"] for f in files.values()), "files": files}
+            "n_files": len(files), "n_bytes": sum(f["size"] for f in files.values()), "files": files,
+            "empty_chunks": empty}
 
 
 def write_manifest(store_path: str | os.PathLike) -> Path:
@@ -102,12 +121,16 @@ class Manifest:
         When the build wrote it (as recorded; not part of any check).
     raw : bytes
         The document as read, for copying it byte for byte.
+    empty_chunks : frozenset of str or None
+        Chunk keys the build left out as all fill value; None for a manifest
+        written before they were recorded (see :mod:`.chunkgrid`).
     """
 
     store_id: str
     files: Mapping[str, Mapping[str, Any]]
     created: str | None
     raw: bytes
+    empty_chunks: frozenset[str] | None = None
 
     @property
     def n_bytes(self) -> int:
@@ -160,12 +183,7 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
     mepipe.featurestore.safety.UnsafeStoreError
         A file name that would lead outside the store (each named).
     """
-    if len(raw) > METADATA_LIMIT:
-        raise ManifestError(f"{where}: {MANIFEST_FILE} is larger than {METADATA_LIMIT} bytes")
-    try:
-        doc = json.loads(raw)
-    except ValueError as err:
-        raise ManifestError(f"{where}: {MANIFEST_FILE} is not valid JSON ({err})") from None
+    doc = read_json(raw, where, MANIFEST_FILE, ManifestError)
     if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), dict):
         raise ManifestError(f"{where}: {MANIFEST_FILE} is not a {MANIFEST_FORMAT} manifest")
     files: dict[str, Any] = doc["files"]
@@ -178,9 +196,17 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
     if unsafe:
         raise UnsafeStoreError(f"{where}: {MANIFEST_FILE} names files outside the store, refusing it: "
                                + "; ".join(unsafe))
+    empty = doc.get("empty_chunks")
+    if empty is not None and not (isinstance(empty, list) and all(isinstance(n, str) for n in empty)):
+        raise ManifestError(f"{where}: {MANIFEST_FILE} has an empty_chunks entry that is not a list of names; the "
+                            "manifest is damaged")
+    unsafe = unsafe_names(empty or ())
+    if unsafe:
+        raise UnsafeStoreError(f"{where}: {MANIFEST_FILE} records empty chunks outside the store, refusing it: "
+                               + "; ".join(unsafe))
     created = doc.get("created")
     return Manifest(store_id=store_id_of(raw), files=files, created=created if isinstance(created, str) else None,
-                    raw=raw)
+                    raw=raw, empty_chunks=None if empty is None else frozenset(empty))
 
 
 def check_store_id(manifest: Manifest, expect_id: str | None, where: str) -> None:

@@ -131,10 +131,11 @@ class BuildRecord:
                 dataset=str(attrs["dataset"]),
                 source_root=str(attrs["source_root"]),
                 annotations=SheetRecord(**sheet) if sheet else None,
-                quirks=tuple(attrs["quirks"]),
-                features=tuple(attrs["features"]),
+                quirks=_strings(attrs["quirks"], "quirks"),
+                features=_strings(attrs["features"], "features"),
                 stages={name: StageRecord(version=str(s["version"]), params=dict(s["params"]),
-                                          outputs=tuple(s["outputs"]), upstream=tuple(s["upstream"]))
+                                          outputs=_strings(s["outputs"], f"stages.{name}.outputs"),
+                                          upstream=_strings(s["upstream"], f"stages.{name}.upstream"))
                         for name, s in attrs["stages"].items()},
                 shared_params={name: dict(p) for name, p in attrs["shared_params"].items()},
                 build=BuildInfo(**attrs["build"]),
@@ -146,3 +147,9 @@ class BuildRecord:
             raise ProvenanceError(f"{where}: its build record is malformed ({err}); rebuild it with "
                                   "`mepipe build`") from None
 
+
+def _strings(value: Any, field: str) -> tuple[str, ...]:
+    """A record field that must be a list of strings (a string would read as its characters, numbers would not sort)."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{field} is not a list of names but {type(value).__name__} {value!r:.80}")
+    return tuple(value)

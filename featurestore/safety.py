@@ -114,6 +114,29 @@ def unsafe_entries(doc: Mapping[str, Any], path: str = "") -> list[str]:
     return problems
 
 
+def read_json(raw: bytes, where: str, name: str, error: type[Exception]) -> Any:
+    """A JSON document read from a store, or ``error`` naming it when it is too large or cannot be parsed.
+
+    Parameters
+    ----------
+    raw : bytes
+        The document as stored.
+    where, name : str
+        The store's location and the document's name, for the message.
+    error : exception class
+        What to raise (:class:`UnsafeStoreError` for metadata, ``ManifestError`` for a manifest).
+    """
+    if len(raw) > METADATA_LIMIT:
+        raise error(f"{where}: {name} is larger than the {METADATA_LIMIT} bytes allowed for metadata")
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        raise error(f"{where}: {name} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise error(f"{where}: {name} nests deeper than JSON can be read (a damaged or hostile file); refusing it"
+                    ) from None
+
+
 def check_metadata(raw: bytes, key: str, where: str) -> dict[str, Any]:
     """Raise :class:`UnsafeStoreError` unless the ``zarr.json`` at ``key`` is safe to open; return it parsed.
 
@@ -126,12 +149,7 @@ def check_metadata(raw: bytes, key: str, where: str) -> dict[str, Any]:
     where : str
         The store's location, named in the error.
     """
-    if len(raw) > METADATA_LIMIT:
-        raise UnsafeStoreError(f"{where}: {key} is larger than the {METADATA_LIMIT} bytes allowed for metadata")
-    try:
-        doc = json.loads(raw)
-    except ValueError as err:
-        raise UnsafeStoreError(f"{where}: {key} is not valid JSON ({err})") from None
+    doc = read_json(raw, where, key, UnsafeStoreError)
     if not isinstance(doc, dict):
         raise UnsafeStoreError(f"{where}: {key} is not a JSON object")
     problems = unsafe_entries(doc, key.rpartition("zarr.json")[0].rstrip("/"))
@@ -143,8 +161,8 @@ def check_metadata(raw: bytes, key: str, where: str) -> dict[str, Any]:
     return doc
 
 
-def max_chunk_bytes(node: Mapping[str, Any]) -> int | None:
-    """The most bytes one stored chunk of an array may hold, from its metadata.
+def chunk_raw_bytes(node: Mapping[str, Any]) -> int | None:
+    """Bytes of one decoded chunk of an array (``prod(chunk_shape) * itemsize``), from its metadata.
 
     Parameters
     ----------
@@ -155,23 +173,29 @@ def max_chunk_bytes(node: Mapping[str, Any]) -> int | None:
     Returns
     -------
     int or None
-        ``prod(chunk_shape) * itemsize`` plus codec slack; None when the
-        metadata declares no regular chunk shape or data type mepipe knows
-        (such a store is refused by :func:`unsafe_entries` anyway).
+        None when the metadata declares no regular chunk shape or data type
+        mepipe knows (such a store is refused by :func:`unsafe_entries` anyway).
     """
     grid = node.get("chunk_grid")
-    shape = grid.get("configuration", {}).get("chunk_shape") if isinstance(grid, Mapping) else None
-    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+    config = grid.get("configuration") if type(grid) is dict else None
+    shape = config.get("chunk_shape") if type(config) is dict else None
+    if type(shape) is not list or not all(type(n) is int and n >= 0 for n in shape):
         return None
     dtype = node.get("data_type")
-    if isinstance(dtype, Mapping) and dtype.get("name") == "fixed_length_utf32":
-        item = (dtype.get("configuration") or {}).get("length_bytes")
+    if type(dtype) is dict and dtype.get("name") == "fixed_length_utf32":
+        config = dtype.get("configuration")
+        item = config.get("length_bytes") if type(config) is dict else None
     else:
         item = _ITEM_BYTES.get(_name(dtype))
-    if not isinstance(item, int) or item < 0:
+    if type(item) is not int or item < 0:
         return None
-    raw = math.prod(shape) * item
-    return raw + raw // 128 + _CODEC_SLACK
+    return math.prod(shape) * item
+
+
+def max_chunk_bytes(node: Mapping[str, Any]) -> int | None:
+    """The most bytes one stored chunk of an array may hold: its :func:`chunk_raw_bytes` plus codec slack."""
+    raw = chunk_raw_bytes(node)
+    return None if raw is None else raw + raw // 128 + _CODEC_SLACK
 
 
 def name_problem(name: str) -> str | None:

@@ -53,6 +53,11 @@ class FeatureStore:
 
     Attributes
     ----------
+    path : str
+        The store's location as messages and records give it (a URL without
+        user, password or query).
+    backend : StoreBackend
+        What its files are read through (:mod:`.backends`).
     store_id : str or None
         sha256 of the store's manifest: the same for a folder, its zip and its
         pushed copies, different for any other content. None when an
@@ -63,8 +68,9 @@ class FeatureStore:
 
     def __init__(self, path: str | os.PathLike | StoreLocation, *, allow_incomplete: bool = False,
                  expect_id: str | None = None):
-        self.path = str(path)
         store = zarr_store(path, expect_id=expect_id, allow_incomplete=allow_incomplete)
+        self.path = store.where
+        self.backend = store.backend
         self.store_id: str | None = store.store_id
         self.manifest: Manifest | None = store.manifest
         with quiet_zarr():

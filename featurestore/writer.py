@@ -110,11 +110,7 @@ class StoreWriter:
             Canonical parameters of every stage, to check the array's sizes.
         """
         spec = feature_def(feature)
-        arr = np.asarray(array)
-        try:
-            spec.check(arr, stage_params)
-        except ValueError as err:
-            raise ValueError(f"{sample}: {err}") from None
+        arr = _checked(spec, sample, array, stage_params)
         if not (self.path / clip_path(sample) / ZARR_JSON).is_file():  # the clip's group, made by its first write
             zarr.open_group(self.path, path=clip_path(sample), mode="a", zarr_format=3, use_consolidated=False)
         coord = None
@@ -200,11 +196,7 @@ class StoreWriter:
             Canonical parameters of every stage, to check the array's sizes.
         """
         spec = feature_def(feature)
-        arr = np.asarray(array)
-        try:
-            spec.check(arr, stage_params)
-        except ValueError as err:
-            raise ValueError(f"{sample}: {err}") from None
+        arr = _checked(spec, sample, array, stage_params)
         if start % chunk or start + len(arr) > length:
             raise ValueError(f"{sample}: rows {start}..{start + len(arr)} of {feature!r} do not fit its {length} rows "
                              f"in chunks of {chunk}")
@@ -419,6 +411,16 @@ class StoreWriter:
         p = self.path / PRIVATE_DIR / name
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+
+def _checked(spec, sample: str, array: np.ndarray, stage_params: Mapping[str, Mapping[str, Any]] | None) -> np.ndarray:
+    """``array`` as an ndarray, refused (naming the clip) unless it has the feature's rank and sizes."""
+    arr = np.asarray(array)
+    try:
+        spec.check(arr, stage_params)
+    except ValueError as err:
+        raise ValueError(f"{sample}: {err}") from None
+    return arr
 
 
 def _coordinates(spec, frame_numbers: np.ndarray | None) -> list[tuple[str, np.ndarray, tuple[str, ...], dict]]:

@@ -29,12 +29,11 @@ import pandas as pd
 
 from mepipe.featurestore import features
 from mepipe.featurestore.cachekey import canonical
-from mepipe.featurestore.errors import UnknownNameError
+from mepipe.featurestore.errors import ConfigError, UnknownNameError
 from mepipe.featurestore.fingerprint import file_sha256
 from mepipe.featurestore.layout import REPORT_FILE
 from mepipe.featurestore.lock import BuildLock
 from mepipe.featurestore.manifest import write_manifest
-from mepipe.featurestore.errors import ConfigError
 from mepipe.featurestore.provenance import BuildInfo, BuildRecord, SheetRecord, StageRecord
 from mepipe.featurestore.schema import SAMPLE_COLUMNS, SCHEMA_VERSION, UNIT_ATTR
 from mepipe.featurestore.writer import StoreWriter
@@ -110,7 +109,8 @@ class BuildReport:
     ``stage_cpu_seconds`` their CPU seconds (what the work costs, whatever
     else the machine runs), with decoding the sources apart as ``decode``.
     ``assumptions`` are the dataset adapter's, one line each, where the
-    corpus's format is uncertain.
+    corpus's format is uncertain. ``unit`` says what the samples were:
+    ``clip`` or ``video`` (then each stage's counts are per video).
     """
 
     store: str
@@ -130,6 +130,7 @@ class BuildReport:
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     alphas: int = 0
     assumptions: list[str] = field(default_factory=list)
+    unit: str = "clip"
 
     def alpha_cost(self) -> dict[str, float] | None:
         """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha (those
@@ -141,8 +142,6 @@ class BuildReport:
             return None
         return {"alphas": self.alphas, "cpu_seconds": round(sum(per_alpha.values()), 2),
                 "share": round(sum(per_alpha.values()) / total, 4)}
-
-    unit: str = "clip"
 
     def summary(self) -> str:
         lines = [f"{self.dataset}: {self.n_ok}/{self.n_samples} {self.unit}s built into {self.store} "
@@ -157,8 +156,8 @@ class BuildReport:
                          f"{cost['cpu_seconds']:.1f} CPU s, {cost['share']:.0%} of the stages' CPU")
         partial = {k: v for k, v in self.faces.items() if (v.get("face_fraction") or 0) < 1}
         if self.faces:
-            lines.append(f"  face in every frame of {len(self.faces) - len(partial)} of {len(self.faces)} clips"
-                         + (":" if partial else ""))
+            lines.append(f"  face in every frame of {len(self.faces) - len(partial)} of {len(self.faces)} "
+                         f"{self.unit}s" + (":" if partial else ""))
             lines += [f"    {k}: face in {v['face_fraction']:.0%} of frames ({v['frames_without_face']} without), "
                       f"{v.get('face_px')} px" for k, v in list(partial.items())[:10]]
             if len(partial) > 10:
@@ -185,6 +184,7 @@ def run_build(opts: BuildOptions) -> BuildReport:
     adapter = get_adapter(opts.dataset)
     _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
     loaded: AdapterResult = adapter(Path(opts.root), opts.annotations, **opts.adapter_options)
+    stages_for(list(opts.stages) if opts.stages else None, loaded.unit)  # a stage the samples cannot have: refused now
     writer = StoreWriter(opts.store)
     writer.create()
     with BuildLock(opts.store):
@@ -201,6 +201,8 @@ class BuildPreview:
         The stages the build covers, in order.
     stale, cached : list of (str, str)
         (clip, stage) tasks that would run and that are up to date in the store.
+    windows : dict of (str, str) to int
+        For a long video's stale stage, how many of its windows would run.
     failing : dict of str to str
         Clips the dataset adapter already refuses, with the reason.
     changed_content : list of str
@@ -212,6 +214,7 @@ class BuildPreview:
     cached: list[tuple[str, str]]
     failing: dict[str, str]
     changed_content: list[str]
+    windows: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def format(self) -> str:
         """One line per stage (tasks to run and cached), then one line per (clip, stage) task."""
@@ -220,7 +223,9 @@ class BuildPreview:
         lines += [f"  {name}: {run[name]} to run, {cached[name]} cached" for name in self.stages]
         tasks = sorted([(s, n, "run") for s, n in self.stale] + [(s, n, "cached") for s, n in self.cached],
                        key=lambda t: (t[0], self.stages.index(t[1])))
-        lines += [f"{state:6s}  {sample}  {name}" for sample, name, state in tasks]
+        lines += [f"{state:6s}  {sample}  {name}" + (f" ({self.windows[(sample, name)]} windows)"
+                                                     if (sample, name) in self.windows and state == "run" else "")
+                  for sample, name, state in tasks]
         lines += [f"fails   {sample}  dataset: {reason}" for sample, reason in sorted(self.failing.items())]
         return "\n".join(lines)
 
@@ -244,7 +249,8 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     plan = _plan(StoreWriter(opts.store), loaded.unit, contexts, stages, params, forced, opts.fingerprint)
     failing = {s.sample: str(s.error) for s in loaded.samples if s.error}
     failing.update({q.sample: q.message for q in loaded.rejected})
-    return BuildPreview(stages, plan.stale, plan.cached, failing, plan.changed_content)
+    return BuildPreview(stages, plan.stale, plan.cached, failing, plan.changed_content,
+                        {t: len(w) for t, w in plan.windows.items()})
 
 
 def _check_adapter_options(dataset: str, adapter, options: dict[str, Any]) -> None:

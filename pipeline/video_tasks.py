@@ -24,9 +24,12 @@ from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext, Window
 from .stages import SOURCE, SOURCE_FRAMES, Stage
-from .stages.frames import DecodedClip, VideoFrames, load_frames
+from .stages.frames import DecodedClip, FrameBuffer, VideoFrames, load_frames
 from .stages.windows import SOURCE_VIDEO, WINDOW
 from .tasks import blocked_by, failure, flat, limit_threads, recorded_params
+
+_DECODED = FrameBuffer()
+"""What this worker process decodes every window into (one task at a time: a worker runs one thread)."""
 
 
 def run_window(store_path: str, stages: Sequence[Stage], video: ClipContext, window: Window,
@@ -64,7 +67,7 @@ def run_window(store_path: str, stages: Sequence[Stage], video: ClipContext, win
                                                                      stop) for f in stage.inputs}
                 if stage.reads_source:
                     if decoded is None or len(decoded) < len(ctx.frame_numbers):
-                        decoded = load_frames(ctx, params[SOURCE])
+                        decoded = load_frames(ctx, params[SOURCE], buffer=_DECODED)
                         decode_seconds, decode_cpu = time.perf_counter() - start, time.process_time() - cpu_start
                     inputs[SOURCE_FRAMES] = DecodedClip(decoded[:len(ctx.frame_numbers)], "")
                     inputs[SOURCE_VIDEO] = VideoFrames(video, params[SOURCE])

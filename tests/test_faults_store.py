@@ -6,70 +6,31 @@ sharing it refuses the fault by name, instead of the silent wrong data the
 fault-injection pass found. The stores are tiny (written with StoreWriter,
 random values so that a flipped byte changes numbers), so the suite is fast.
 """
-import contextlib
-import functools
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import finish_synthetic_store
+from storekit import FAST, chunk_name, manifest_of, serve, write_store
+
 from mepipe.featurestore import IncompatibleStoreError, IntegrityError, open_store
 from mepipe.featurestore.diff import diff_stores
-from mepipe.featurestore.integrity import RetryPolicy
 from mepipe.featurestore.location import locate
 from mepipe.featurestore.manifest import ManifestError, write_manifest
 from mepipe.featurestore.pack import PackError, pack, push
 from mepipe.featurestore.safety import UnsafeStoreError
-from mepipe.featurestore.schema import SAMPLE_COLUMNS
 from mepipe.featurestore.verify import verify
-from mepipe.featurestore.writer import StoreWriter
-
-FAST = RetryPolicy(attempts=3, first_delay=0.01)
-SAMPLES = ("s1", "s2")
-
-
-def _write_store(path: Path, seed: int = 0, samples=SAMPLES, attrs=None) -> Path:
-    """A complete store with random landmarks and frame numbers per clip and a build record, with its manifest.
-
-    ``attrs`` override root attributes after the build record is written
-    (a mapping value updates the record's mapping, e.g. ``build``).
-    """
-    rng = np.random.default_rng(seed)
-    w = StoreWriter(path)
-    w.create()
-    for s in samples:
-        frames = np.arange(10, 14) + seed
-        w.write_feature(s, "landmarks", rng.normal(100, 30, (4, 68, 2)).astype(np.float32), f"key-{s}",
-                        frame_numbers=frames)
-        w.write_feature(s, "frame", frames, f"key-{s}")
-    rows = [dict.fromkeys(SAMPLE_COLUMNS, "") | {"sample": s, "fps": 200.0, "n_frames": 4, "onset": 10, "apex": 11,
-                                                  "offset": 13, "status": "ok", "subject": "001",
-                                                  "onset_est": None, "apex_est": None, "offset_est": None,
-                                                  "apex_ncc": None} for s in samples]
-    w.write_samples(pd.DataFrame(rows))
-    finish_synthetic_store(w, "faults")
-    if attrs:
-        root = w.root_attrs()
-        w.update_root_attrs({k: {**root[k], **v} if isinstance(v, dict) and isinstance(root.get(k), dict) else v
-                             for k, v in attrs.items()})
-        w.consolidate()
-        write_manifest(path)
-    return path
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
-    return _write_store(tmp_path_factory.mktemp("pristine") / "s.zarr")
+    return write_store(tmp_path_factory.mktemp("pristine") / "s.zarr")
 
 
 @pytest.fixture
@@ -79,73 +40,15 @@ def folder(pristine, tmp_path) -> Path:
     return dst
 
 
-def _manifest(store: Path) -> dict:
-    return json.loads((store / "manifest.json").read_text())
-
-
-def _chunk(store: Path, sample: str = "s1", feature: str = "landmarks") -> str:
-    """The manifest name of a clip feature's chunk (layout-agnostic: found through the manifest)."""
-    names = [n for n in _manifest(store)["files"] if "/c/" in n and n.startswith(f"clips/{sample}/")
-             and n.split("/c/")[0].rsplit("/", 1)[-1] == feature]
-    assert len(names) == 1, names
-    return names[0]
-
-
 def _reseal(store: Path) -> None:
     """Rewrite the manifest to match whatever is on disk now, as a forger editing both would."""
     write_manifest(store)
 
 
-# -- HTTP server with fault injection -------------------------------------------------------------------
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files, but first answers the statuses queued for a path (``faults``) and logs requests."""
-
-    faults: dict[str, list]
-    log: list[str]
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        self.log.append(self.path)
-        queue = self.faults.get(self.path.split("?")[0])
-        if queue:
-            fault = queue.pop(0)
-            if isinstance(fault, bytes):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(fault)))
-                self.end_headers()
-                self.wfile.write(fault)
-            else:
-                self.send_error(fault)
-            return
-        super().do_GET()
-
-
-class _NoListing(_Handler):
-    def list_directory(self, path):
-        self.send_error(404)
-
-
-@contextlib.contextmanager
-def _server(root: Path, listing: bool = True):
-    faults: dict[str, list] = {}
-    log: list[str] = []
-    handler = type("H", (_Handler if listing else _NoListing,), {"faults": faults, "log": log})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", faults, log
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture(scope="module")
 def www(tmp_path_factory):
     root = tmp_path_factory.mktemp("www")
-    with _server(root) as (base, faults, log):
+    with serve(root) as (base, faults, log):
         yield root, base, faults, log
 
 
@@ -199,7 +102,7 @@ def _damage(store: Path, name: str, how: str) -> None:
 @pytest.mark.parametrize("how", ["flip", "truncate", "grow", "delete"])
 def test_a_damaged_chunk_is_refused_by_name(kind, how, folder, served, tmp_path):
     """Before: a flipped bit read as wrong numbers and a missing chunk as zeros (Zarr's fill value)."""
-    name = _chunk(folder)
+    name = chunk_name(folder)
     _damage(folder, name, how)
     _damage(served[0], name, how)
     store = _open(kind, folder, served, tmp_path)
@@ -229,7 +132,7 @@ def test_a_pickled_store_still_checks_its_reads(kind, folder, served, tmp_path):
     store = pickle.loads(pickle.dumps(_open(kind, folder, served, tmp_path)))
     np.testing.assert_array_equal(store.read("frame", "s1"), np.arange(10, 14))
     for where in (folder, served[0]):
-        _damage(where, _chunk(where), "flip")
+        _damage(where, chunk_name(where), "flip")
     if kind == "zip":
         store = pickle.loads(pickle.dumps(_open(kind, folder, served, tmp_path)))
     with pytest.raises(IntegrityError, match="clip s1, feature landmarks"):
@@ -240,14 +143,14 @@ def test_a_pickled_store_still_checks_its_reads(kind, folder, served, tmp_path):
 def test_transient_http_errors_are_retried(status, folder, served, tmp_path):
     """Before: one 404 on a chunk read as zeros, and the cache kept the zeros for good."""
     _, url, faults, _ = served
-    faults[f"/{url.split('/', 3)[3]}/{_chunk(folder)}"] = [status, status]
+    faults[f"/{url.split('/', 3)[3]}/{chunk_name(folder)}"] = [status, status]
     store = open_store(locate(url, cache_dir=tmp_path / "cache", retry=FAST))
     np.testing.assert_array_equal(store.read("landmarks", "s1"), open_store(folder).read("landmarks", "s1"))
 
 
 def test_a_persistent_404_raises_and_is_not_cached(folder, served, tmp_path):
     _, url, faults, log = served
-    path = f"/{url.split('/', 3)[3]}/{_chunk(folder)}"
+    path = f"/{url.split('/', 3)[3]}/{chunk_name(folder)}"
     faults[path] = [404] * FAST.attempts
     loc = locate(url, cache_dir=tmp_path / "cache", retry=FAST)
     with pytest.raises(IntegrityError, match=r"clip s1, feature landmarks: .* is missing"):
@@ -260,8 +163,8 @@ def test_a_persistent_404_raises_and_is_not_cached(folder, served, tmp_path):
 def test_the_cache_keeps_only_verified_bytes(folder, served, tmp_path):
     """A corrupt response is refused and not cached; a damaged cache file is fetched again."""
     _, url, faults, log = served
-    path = f"/{url.split('/', 3)[3]}/{_chunk(folder)}"
-    good = (folder / _chunk(folder)).read_bytes()
+    path = f"/{url.split('/', 3)[3]}/{chunk_name(folder)}"
+    good = (folder / chunk_name(folder)).read_bytes()
     corrupt = bytes([good[0] ^ 1]) + good[1:]
     faults[path] = [corrupt]
     loc = locate(url, cache_dir=tmp_path / "cache", retry=FAST)
@@ -294,7 +197,7 @@ except Exception as err:
                                   "print(verify(sys.argv[1]).summary())"], ids=["read", "verify"])
 def test_a_chunk_symlinked_to_dev_zero_is_refused(call, folder):
     """Before: reading (or verifying) it read /dev/zero until memory ran out. Run in a child with capped memory."""
-    name = _chunk(folder)
+    name = chunk_name(folder)
     (folder / name).unlink()
     (folder / name).symlink_to("/dev/zero")
     out = subprocess.run([sys.executable, "-c", _BOUNDED_READ.format(call=call), str(folder)],
@@ -303,7 +206,7 @@ def test_a_chunk_symlinked_to_dev_zero_is_refused(call, folder):
 
 
 def test_a_fifo_in_place_of_a_chunk_is_refused_without_hanging(folder):
-    name = _chunk(folder)
+    name = chunk_name(folder)
     (folder / name).unlink()
     os.mkfifo(folder / name)
     with pytest.raises(UnsafeStoreError, match="not a regular file"):
@@ -316,7 +219,7 @@ def test_one_store_id_for_folder_zip_and_url(folder, served, tmp_path):
     ids = {open_store(folder).store_id, open_store(pack(folder, tmp_path / "p.zip").path).store_id,
            open_store(locate(served[1], cache_dir=tmp_path / "cache")).store_id, verify(served[1]).store_id}
     assert len(ids) == 1 and len(next(iter(ids))) == 64
-    other = _write_store(tmp_path / "other.zarr", seed=1)
+    other = write_store(tmp_path / "other.zarr", seed=1)
     assert open_store(other).store_id not in ids
 
 
@@ -325,7 +228,7 @@ def test_a_chunk_and_the_manifest_edited_together_fail_a_pinned_open(kind, folde
     """Before: editing both passed verify, diff and the training fingerprint unnoticed."""
     pinned = open_store(folder).store_id
     for store in (folder, served[0]):
-        _damage(store, _chunk(store), "flip")
+        _damage(store, chunk_name(store), "flip")
         _reseal(store)
     assert verify(folder).ok  # unpinned, a consistent forgery verifies: that is what the id is for
     with pytest.raises(IntegrityError, match=f"not the expected {pinned}"):
@@ -334,7 +237,7 @@ def test_a_chunk_and_the_manifest_edited_together_fail_a_pinned_open(kind, folde
         verify(folder, expect_id=pinned)
 
 
-def test_a_pinned_store_in_the_cache_is_read_without_the_server(folder, served, tmp_path):
+def test_a_pinned_store_in_the_cache_is_read_without_theserve(folder, served, tmp_path):
     """With the id pinned, the cached manifest names the content: nothing is fetched, not even the manifest."""
     _, url, _, log = served
     loc = locate(url, cache_dir=tmp_path / "cache", retry=FAST)
@@ -363,17 +266,17 @@ def test_store_id_on_the_command_line(folder):
     assert diff.exit_code == 1 and "f" * 64 in diff.output
 
 
-def test_verify_over_an_unlistable_url_checks_every_entry_and_needs_a_manifest(folder, tmp_path):
+def test_verify_over_an_unlistable_url_checks_every_entry_and_needs_amanifest_of(folder, tmp_path):
     """Before: an emptied manifest on a URL that cannot be listed passed with "0 files checked"."""
     root = tmp_path / "www"
     shutil.copytree(folder, root / "s.zarr")
-    with _server(root, listing=False) as (base, _, log):
+    with serve(root, listing=False) as (base, _, log):
         url = f"{base}/s.zarr"
         result = verify(url)
-        assert result.ok and result.unexpected is None
-        clip_files = [n for n in _manifest(folder)["files"] if n.startswith("clips/")]
+        assert result.ok and not result.listed and result.unexpected == ()
+        clip_files = [n for n in manifest_of(folder)["files"] if n.startswith("clips/")]
         assert len({p for p in log if "/clips/" in p}) == len(clip_files)
-        doc = _manifest(folder)
+        doc = manifest_of(folder)
         (root / "s.zarr" / "manifest.json").write_text(json.dumps({**doc, "files": {}}))
         with pytest.raises(ManifestError, match="lists no files"):
             verify(url)
@@ -393,7 +296,7 @@ def test_verify_over_an_unlistable_url_checks_every_entry_and_needs_a_manifest(f
                                   "C:/Windows/win.ini", "clips\\s1\\x", "clips//x", "../\x1b[2Jx"])
 def test_manifest_names_outside_the_store_are_refused_by_name(name, folder):
     """Before: verify followed ../../etc/hostname and absolute names."""
-    doc = _manifest(folder)
+    doc = manifest_of(folder)
     doc["files"][name] = {"size": 5, "sha256": "0" * 64}
     (folder / "manifest.json").write_text(json.dumps(doc))
     for call in (verify, open_store):
@@ -405,7 +308,7 @@ def test_manifest_names_outside_the_store_are_refused_by_name(name, folder):
 @pytest.mark.parametrize("link", ["chunk", "folder"])
 def test_a_symlink_out_of_the_store_is_refused(link, folder, tmp_path):
     """A chunk, or a folder on its way, that is a symlink to a copy outside the store (content matching)."""
-    name = _chunk(folder)
+    name = chunk_name(folder)
     linked = Path(name) if link == "chunk" else Path(name).parents[2]
     outside = tmp_path / "outside" / linked.name
     outside.parent.mkdir()
@@ -418,7 +321,7 @@ def test_a_symlink_out_of_the_store_is_refused(link, folder, tmp_path):
 
 
 def test_a_symlink_inside_the_store_is_followed(folder):
-    name = _chunk(folder)
+    name = chunk_name(folder)
     (folder / "clips" / "moved.bin").write_bytes((folder / name).read_bytes())
     (folder / name).unlink()
     (folder / name).symlink_to(folder / "clips" / "moved.bin")
@@ -450,7 +353,7 @@ def test_zip_entries_outside_the_store_are_refused_by_name(entry, folder, tmp_pa
 
 def test_sizes_beyond_shape_and_dtype_are_refused(folder):
     """A manifest may not declare (nor a file hold) more bytes than the array's chunk can."""
-    name = _chunk(folder)
+    name = chunk_name(folder)
     huge = np.random.default_rng(0).bytes(4 * 68 * 2 * 4 * 2 + 8192)  # twice the raw chunk plus slack
     (folder / name).write_bytes(huge)
     _reseal(folder)
@@ -462,8 +365,8 @@ def test_sizes_beyond_shape_and_dtype_are_refused(folder):
 @pytest.mark.parametrize("entry", [{"size": -1, "sha256": "0" * 64}, {"size": "12", "sha256": "0" * 64},
                                    {"size": 12}, [12, "0" * 64]], ids=["negative", "string", "no-hash", "list"])
 def test_malformed_manifest_entries_are_refused(entry, folder):
-    name = _chunk(folder)
-    doc = _manifest(folder)
+    name = chunk_name(folder)
+    doc = manifest_of(folder)
     doc["files"][name] = entry
     (folder / "manifest.json").write_text(json.dumps(doc))
     with pytest.raises(IntegrityError, match="no integer size and sha256"):
@@ -510,8 +413,8 @@ def test_terminal_escapes_in_store_attributes_are_printed_escaped(tmp_path):
     """Before: escape codes in store attributes reached the terminal in info and diff."""
     from mepipe.cli.main import cli
 
-    evil = _write_store(tmp_path / "evil.zarr", attrs=ESCAPES)
-    plain = _write_store(tmp_path / "plain.zarr")
+    evil = write_store(tmp_path / "evil.zarr", attrs=ESCAPES)
+    plain = write_store(tmp_path / "plain.zarr")
     for args in (["info", str(evil)], ["store", "diff", str(plain), str(evil)],
                  ["store", "diff", str(evil), str(evil)]):
         out = CliRunner().invoke(cli, args)
@@ -520,7 +423,7 @@ def test_terminal_escapes_in_store_attributes_are_printed_escaped(tmp_path):
     info = CliRunner().invoke(cli, ["info", str(evil)]).output
     assert "\\x1b]0;owned\\x07" in info and "\\x1b[2J" in info
     assert "only in b: \\x1b[2J\\x1b[Hscreen wiped" in diff_stores(plain, evil).format()
-    future = _write_store(tmp_path / "future.zarr", attrs={"schema_version": 99, "reader_min_version": "\x1b[2J9"})
+    future = write_store(tmp_path / "future.zarr", attrs={"schema_version": 99, "reader_min_version": "\x1b[2J9"})
     for args in (["info", str(future)], ["store", "info", str(future)]):
         refused = CliRunner().invoke(cli, args)
         assert refused.exit_code == 1 and "\\x1b[2J9" in refused.output and "\x1b" not in refused.output
@@ -530,7 +433,7 @@ def test_percent_encoded_listings_are_decoded(www, tmp_path):
     """Before: verify over HTTP failed a good store whose sample ids hold spaces or non-ASCII."""
     root, base, _, _ = www
     name = f"{tmp_path.name}-names.zarr"
-    _write_store(root / name, samples=("clip one", "café", "50%"))
+    write_store(root / name, samples=("clip one", "café", "50%"))
     result = verify(f"{base}/{name}")
     assert result.ok and result.unexpected == (), result.summary()
     store = open_store(locate(f"{base}/{name}", cache_dir=tmp_path / "cache"))
@@ -560,27 +463,25 @@ def test_pack_overwrite_keeps_the_old_zip_until_the_new_one_verifies(folder, tmp
     out = tmp_path / "s.zip"
     old_id = pack(folder, out).store_id
     old_bytes = out.read_bytes()
-    newer = _write_store(tmp_path / "newer.zarr", seed=2)
-    monkeypatch.setattr(pack_module, "_add_entry", _fail_after(3, pack_module._add_entry))
+    newer = write_store(tmp_path / "newer.zarr", seed=2)
+    monkeypatch.setattr(pack_module, "_read_checked", _fail_after(3, pack_module._read_checked))
     with pytest.raises(_Killed):
         pack(newer, out, overwrite=True)
     assert out.read_bytes() == old_bytes and verify(out).ok and verify(out).store_id == old_id
     monkeypatch.undo()
-    (newer / _chunk(newer)).write_bytes(b"")  # damaged after its check: the written zip fails verification
-    monkeypatch.setattr(pack_module, "_checked_files", lambda d, e=None: (sorted(_manifest(newer)["files"]),
-                                                                         pack_module.parse_manifest(
-                                                                             (newer / "manifest.json").read_bytes(),
-                                                                             str(newer))))
-    monkeypatch.setattr(pack_module, "_read_checked", lambda d, n, m: (d / n).read_bytes())
+    (newer / chunk_name(newer)).write_bytes(b"")  # damaged after its check: the written zip fails verification
+    monkeypatch.setattr(pack_module, "_read_checked", lambda source, name, manifest: (newer / name).read_bytes())
     with pytest.raises(PackError, match="did not verify, so it was not published"):
         pack(newer, out, overwrite=True)
     assert out.read_bytes() == old_bytes
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".mepipe-part")) == []
 
 
+@pytest.mark.parametrize("kill", ["copying", "verifying"])
 @pytest.mark.parametrize("target", ["folder", "zip"])
 @pytest.mark.parametrize("backend", ["file", "memory"])
-def test_push_overwrite_keeps_the_old_copy_until_the_new_one_verifies(target, backend, folder, tmp_path, monkeypatch):
+def test_push_overwrite_keeps_the_old_copy_until_the_new_one_verifies(kill, target, backend, folder, tmp_path,
+                                                                       monkeypatch):
     """Before: --overwrite deleted the good copy first, and a .zip URL was written straight to its final name."""
     from mepipe.featurestore import pack as pack_module
 
@@ -588,16 +489,12 @@ def test_push_overwrite_keeps_the_old_copy_until_the_new_one_verifies(target, ba
     url = (tmp_path / "remote" / leaf).as_uri() if backend == "file" else f"memory://{tmp_path.name}/{leaf}"
     old = push(folder, url)
     assert old.verified.ok and old.verified.store_id == open_store(folder).store_id
-    newer = _write_store(tmp_path / "newer.zarr", seed=3)
-    if target == "folder":
-        upload = pack_module._upload_folder
-
-        def upload_half(fs, store_dir, names, dest):
-            upload(fs, store_dir, names[: len(names) // 2], dest)
-            raise _Killed
-        monkeypatch.setattr(pack_module, "_upload_folder", upload_half)
+    newer = write_store(tmp_path / "newer.zarr", seed=3)
+    if kill == "copying":
+        monkeypatch.setattr(pack_module, "_read_checked", _fail_after(len(manifest_of(newer)["files"]) // 2,
+                                                                      pack_module._read_checked))
     else:
-        monkeypatch.setattr(pack_module, "verify", _fail_after(1, pack_module.verify))
+        monkeypatch.setattr(pack_module, "verify", _fail_after(0, pack_module.verify))
     with pytest.raises(_Killed):
         push(newer, url, overwrite=True)
     monkeypatch.undo()

@@ -144,3 +144,79 @@ def test_casme_sq_sheet_without_naming_tabs_is_a_clear_error(tmp_path):
     write_xlsx(tmp_path / "CAS(ME)^2code_final.xlsx", [[1, "disgust1_1", 1, 2, 3, "4", "negative", "x", "y"]])
     with pytest.raises(ValueError, match="1 tab.*naming"):
         read_casme_sq(tmp_path)
+
+
+# --- the same corpora as long videos (the default unit) ------------------------------------------
+
+
+def test_samm_lv_as_long_videos_with_their_intervals(samm_lv_root):
+    result = get_adapter("samm-lv")(samm_lv_root)
+    assert result.unit == "video"
+    videos = by_id(result)
+    assert list(videos) == ["006_1", "007_2", "008_3", "009_4"]
+    first = videos["006_1"]
+    assert (first.dataset, first.subject, first.clip, first.fps, first.n_frames) == ("samm-lv", "006", "006_1",
+                                                                                     200.0, 400)
+    assert first.onset is None and first.error is None
+    assert "missing" in videos["009_4"].error  # annotated, no folder: a video that fails alone
+    table = result.intervals
+    assert list(table["name"]) == ["006_1_2", "006_1_5", "007_2_1", "007_2_9", "009_4_1"]
+    assert table.iloc[0][["video", "onset", "apex", "offset", "kind", "au_codes", "emotion"]].tolist() == [
+        "006_1", 100, 120, 140, "micro", "12", "Happiness"]  # the SAMM sheet beside the release gives emotions
+    assert pd.isna(table.iloc[2]["apex"]) and "apex_unparsable" in table.iloc[2]["flags"]
+    assert {q.kind for q in result.quirks} >= {"incomplete_row", "apex_unparsable"}
+
+
+def test_casme_sq_as_long_videos(casme_sq_root):
+    result = get_adapter("casme-sq")(casme_sq_root)
+    assert result.unit == "video" and list(by_id(result)) == ["s15_0101", "s16_0401"]
+    assert by_id(result)["s16_0401"].frame_numbers[:12] == (*range(1, 12), 13)  # frame 12 is missing
+    table = result.intervals
+    assert list(table["name"]) == ["s15_disgust1_1", "s15_disgust1_2", "s15_disgust1_3", "s16_anger2_1"]
+    assert list(table["kind"]) == ["micro", "micro", "macro", "micro"] and pd.isna(table.iloc[1]["offset"])
+
+
+def test_the_unit_an_adapter_builds_follows_its_option():
+    from mepipe.pipeline.datasets import adapter_unit
+
+    assert [adapter_unit(*a) for a in [("samm-lv", {}), ("casme-sq", {"unit": "clips"}), ("demo-lv", {}),
+                                      ("manifest", {}), ("manifest", {"unit": "videos"}), ("samm", {})]] == [
+        "video", "clip", "video", "clip", "video", "clip"]
+    with pytest.raises(ValueError, match="unit 'frames' is unknown"):
+        get_adapter("samm-lv")(Path("."), unit="frames")
+
+
+@pytest.fixture
+def manifest_of_videos(tmp_path) -> Path:
+    touch_frames(tmp_path / "lab" / "p1_a", range(0, 300), lambda n: f"f{n:05d}.png")
+    touch_frames(tmp_path / "lab" / "p2_a", range(5, 100), lambda n: f"f{n:05d}.png")
+    (tmp_path / "manifest.csv").write_text("path,subject,fps\nlab/p1_a,p1,30\nlab/p2_a,p2,30\n")
+    (tmp_path / "intervals.csv").write_text(
+        "video,onset,apex,offset,kind,emotion\n"
+        "lab_p1_a,10,15,20,micro,happy\n"
+        "lab_p1_a,100,,180,Macro,\n"
+        "lab_p2_a,1,6,9,micro,\n"           # onset 1 is before the video's first frame (5)
+        "lab_p9_a,1,2,3,micro,\n"           # no such video
+        "lab_p2_a,40,45,50,blink,\n")       # a kind neither micro nor macro
+    return tmp_path
+
+
+def test_a_manifest_of_long_videos_with_an_intervals_file(manifest_of_videos):
+    result = get_adapter("manifest")(manifest_of_videos, unit="videos", intervals="intervals.csv")
+    assert result.unit == "video" and list(by_id(result)) == ["lab_p1_a", "lab_p2_a"]
+    assert by_id(result)["lab_p1_a"].n_frames == 300 and by_id(result)["lab_p1_a"].emotion == ""
+    table = result.intervals
+    assert list(table["name"]) == ["lab_p1_a_1", "lab_p1_a_2", "lab_p2_a_1", "lab_p2_a_2"]
+    assert list(table["kind"]) == ["micro", "macro", "micro", ""]
+    assert table.iloc[0][["onset", "apex", "offset", "emotion"]].tolist() == [10, 15, 20, "happy"]
+    assert table.iloc[2]["flags"] == "onset_not_on_disk"
+    assert {(q.sample, q.kind) for q in result.quirks} == {
+        ("lab_p2_a_1", "onset_not_on_disk"), ("row 5", "unknown_video"), ("lab_p2_a_2", "unknown_type")}
+
+
+def test_a_manifest_without_intervals_has_an_empty_table_and_intervals_need_videos(manifest_of_videos):
+    assert get_adapter("manifest")(manifest_of_videos, unit="videos").intervals.empty
+    with pytest.raises(ValueError, match="add unit=videos"):
+        get_adapter("manifest")(manifest_of_videos, intervals="intervals.csv")
+    with pytest.raises(FileNotFoundError, match="intervals file nowhere.csv not found"):
+        get_adapter("manifest")(manifest_of_videos, unit="videos", intervals="nowhere.csv")

@@ -209,7 +209,7 @@ def test_verify_and_info_over_http(served, tmp_path, monkeypatch):
     out = CliRunner().invoke(command_group("store_cmd"), ["store", "info", url, "--json"])
     assert out.exit_code == 0, out.output
     desc = json.loads(out.output)
-    assert desc["location"] == "url" and "bytes_total" not in desc
+    assert desc["location"] == "http" and "bytes_total" not in desc
     assert desc["stages"]["align"]["params"]["size"] == 256 and desc["annotations"]["sha256"]
     assert desc["build"]["host"] and desc["manifest"]["n_files"] > 50
     assert (tmp_path / "cache" / "stores").is_dir()

@@ -31,6 +31,7 @@ import pandas as pd
 from mepipe.featurestore import FeatureStore, open_store
 from mepipe.featurestore.errors import DataError, UsageError
 from mepipe.featurestore.features import FRAME, FeatureDef, feature_def
+from mepipe.featurestore.location import public_address
 
 from .recipe import RecipeError
 
@@ -140,7 +141,7 @@ class ClipTable:
         UsageError
             A location is given twice, or ``expect_ids`` does not pair with ``locations``.
         """
-        locations = [str(loc) for loc in locations]
+        locations = [public_address(loc) for loc in locations]
         if not locations:
             raise UsageError("no feature store given")
         repeated = sorted({loc for loc in locations if locations.count(loc) > 1})

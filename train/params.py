@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mepipe.featurestore.errors import UsageError
+from mepipe.featurestore.location import public_address
 
 from .models import get_recipe
 from .protocols import PROTOCOLS
@@ -35,8 +36,10 @@ class RunParams:
         Registered model name (``mepipe.train.models.list_models()``).
     store : str or tuple of str
         Feature stores (folder, zip or URL), one or several; kept as a tuple
-        (see :attr:`stores`). Clips of several stores are named
-        ``dataset/sample``.
+        (see :attr:`stores`) of addresses as they may be recorded: URLs
+        without user, password or query (credentials stay in memory, see
+        :func:`mepipe.featurestore.location.locate`). Clips of several
+        stores are named ``dataset/sample``.
     labels : str
         Label scheme (``mepipe.train.labels.list_schemes()``); ``megc-3`` for
         the ``megc2019`` protocol, whose list gives the labels.
@@ -122,7 +125,7 @@ class RunParams:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        stores = (self.store,) if isinstance(self.store, str) else tuple(str(s) for s in self.store)
+        stores = tuple(map(public_address, (self.store,) if isinstance(self.store, str) else self.store))
         object.__setattr__(self, "store", stores)
         object.__setattr__(self, "train_datasets", tuple(self.train_datasets))
         object.__setattr__(self, "store_ids", tuple(self.store_ids))

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from mepipe.featurestore.errors import MepipeError, UsageError
+from mepipe.featurestore.location import public_address
 
 from .clips import ClipTable
 from .models import get_recipe, list_models
@@ -124,7 +125,7 @@ class ReproduceParams:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stores", tuple(str(s) for s in self.stores))
+        object.__setattr__(self, "stores", tuple(map(public_address, self.stores)))
         object.__setattr__(self, "store_ids", tuple(self.store_ids))
         if not self.stores:
             raise UsageError("reproduce needs at least one store (--store)")

@@ -35,7 +35,8 @@ from mepipe.featurestore.errors import SheetError
 
 from .base import AdapterResult, Quirk, register_adapter
 from .cuts import Folders
-from .long_videos import MACRO, MICRO, AnnotatedInterval, LongVideoTable, assemble, long_video_result, read_interval
+from .long_videos import (MACRO, MICRO, AnnotatedInterval, LongVideoTable, assemble, check_options, long_video_result,
+                          read_interval)
 from .sheets import SheetRow, cell_text, find_sheet, finding, is_blank, parse_frame, read_raw, require_dir
 
 CASME_SQ_FPS = 30.0
@@ -160,4 +161,5 @@ def load_casme_sq(root: Path, annotations: Path | None = None, *, unit: str = "v
     kind
         With ``unit="clips"``: ``"micro"`` [default], ``"macro"`` or ``"all"``.
     """
+    check_options("casme-sq", unit, kind)
     return long_video_result(read_casme_sq(root, annotations, fps=float(fps)), "casme-sq", unit, kind)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from mepipe.featurestore.errors import ConfigError
 from mepipe.featurestore.layout import sample_id_problem
-from mepipe.featurestore.schema import INTERVAL_COLUMNS
+from mepipe.featurestore.schema import INTERVAL_COLUMNS, INTERVAL_INTEGER_COLUMNS
 
 from .action_units import au_codes, parse_action_units
 from .base import UNIT_OPTIONS, AdapterResult, Quirk, Sample
@@ -133,9 +133,11 @@ class AnnotatedInterval:
     truth: GroundTruth
 
 
-def read_interval(row: SheetRow, name: str, kind: str, source: str, emotion: str = "") -> tuple[Interval, GroundTruth]:
-    """The interval of one sheet row (onset, apex, offset checked as :func:`.sheets.read_ground_truth` does)."""
-    gt = read_ground_truth(row, name, source)
+def read_interval(row: SheetRow, name: str, kind: str, source: str, emotion: str = "", *,
+                  blank_is_quirk: bool = True) -> tuple[Interval, GroundTruth]:
+    """The interval of one sheet row (onset, apex, offset checked as :func:`.sheets.read_ground_truth` does, blank
+    cells a quirk unless ``blank_is_quirk`` is False)."""
+    gt = read_ground_truth(row, name, source, blank_is_quirk=blank_is_quirk)
     gt = replace(gt, findings=gt.findings + check_action_units(row.get("action_units"), name, source, row.row))
     interval = Interval(name, gt.onset, gt.apex, gt.offset, kind, cell_text(row.get("action_units")), emotion,
                         row.row, gt.findings.flags)
@@ -183,14 +185,24 @@ def assemble(dataset: str, fps: float, annotated: Iterable[AnnotatedInterval], o
     return videos, quirks
 
 
-def long_video_result(table: LongVideoTable, dataset: str, unit: str, kind: str) -> AdapterResult:
-    """A long-video table as an adapter's samples: whole videos (``unit="videos"``) or clips of its intervals
-    (``unit="clips"``, those of ``kind``)."""
+def check_options(dataset: str, unit: str, kind: str) -> None:
+    """Refuse a long-video adapter's ``unit`` or ``kind`` it does not know, before anything is read."""
     if unit not in UNIT_OPTIONS:
         raise ConfigError(f"{dataset}: unit {unit!r} is unknown; use one of {', '.join(UNIT_OPTIONS)}")
     if kind not in CLIP_KINDS:
         raise ConfigError(f"{dataset}: kind {kind!r} is unknown; use one of {', '.join(CLIP_KINDS)}")
+
+
+def long_video_result(table: LongVideoTable, dataset: str, unit: str, kind: str) -> AdapterResult:
+    """A long-video table as an adapter's samples: whole videos (``unit="videos"``) or clips of its intervals
+    (``unit="clips"``, those of ``kind``; :func:`check_options` first)."""
     return video_samples(table, dataset) if unit == "videos" else clip_samples(table, dataset, kind)
+
+
+def interval_table(rows: list[dict]) -> pd.DataFrame:
+    """Interval rows as a DataFrame of the store's interval columns (frame numbers nullable integers)."""
+    table = pd.DataFrame(rows, columns=[c for c in INTERVAL_COLUMNS if c != "interval"])
+    return table.astype({c: "Int64" for c in INTERVAL_INTEGER_COLUMNS})
 
 
 def video_samples(table: LongVideoTable, dataset: str) -> AdapterResult:
@@ -215,7 +227,7 @@ def video_samples(table: LongVideoTable, dataset: str) -> AdapterResult:
         rows += [{"dataset": dataset, "video": video.video, "name": i.name, "onset": i.onset, "apex": i.apex,
                   "offset": i.offset, "kind": i.kind, "action_units": i.action_units, "au_codes": i.au_codes,
                   "emotion": i.emotion, "flags": "; ".join(i.flags)} for i in video.intervals]
-    result.intervals = pd.DataFrame(rows, columns=[c for c in INTERVAL_COLUMNS if c != "interval"])
+    result.intervals = interval_table(rows)
     return result
 
 

@@ -31,15 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import cv2
+import pandas as pd
 
 from mepipe.featurestore.errors import ConfigError
 
-import pandas as pd
-
-from mepipe.featurestore.schema import INTERVAL_COLUMNS
-
 from .base import UNIT_OPTIONS, AdapterResult, Quirk, Sample, register_adapter
-from .long_videos import KINDS, read_interval
+from .long_videos import KINDS, interval_table, read_interval
 from .sheets import (
     ClipFrames,
     Findings,
@@ -348,9 +345,8 @@ def _interval_sheet(path: Path | str | None, root: Path) -> Path | None:
 
 def _intervals(path: Path | None, videos: list[Sample], dataset: str) -> tuple[pd.DataFrame, list[Quirk]]:
     """The intervals CSV's rows as the store's intervals table, each checked against its video's frames."""
-    columns = [c for c in INTERVAL_COLUMNS if c != "interval"]
     if path is None:
-        return pd.DataFrame(columns=columns), []
+        return interval_table([]), []
     sheet = read_sheet(path, IntervalColumns(), header_key="video", leading=False)
     by_id = {v.sample: v for v in videos}
     rows, quirks, counts = [], [], {}
@@ -368,7 +364,8 @@ def _intervals(path: Path | None, videos: list[Sample], dataset: str) -> tuple[p
                 message = f"kind {cell_text(row.get('kind'))!r} is neither micro nor macro; kind left empty"
                 quirks.append(Quirk(name, "unknown_type", message, sheet.source, row.row))
             kind = ""
-        interval, truth = read_interval(row, name, kind, sheet.source, cell_text(row.get("emotion")))
+        interval, truth = read_interval(row, name, kind, sheet.source, cell_text(row.get("emotion")),
+                                        blank_is_quirk=False)
         findings = truth.findings + check_on_disk(truth, video.frame_numbers, video.video or video.clip, name,
                                                   sheet.source, row.row)
         quirks += findings.quirks
@@ -376,7 +373,7 @@ def _intervals(path: Path | None, videos: list[Sample], dataset: str) -> tuple[p
                      "apex": interval.apex, "offset": interval.offset, "kind": kind,
                      "action_units": interval.action_units, "au_codes": interval.au_codes,
                      "emotion": interval.emotion, "flags": "; ".join(findings.flags)})
-    return pd.DataFrame(rows, columns=columns), quirks
+    return interval_table(rows), quirks
 
 
 def _flag(value: bool | str) -> bool:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from .base import AdapterResult, Quirk, register_adapter
 from .cuts import Folders
-from .long_videos import MACRO, MICRO, AnnotatedInterval, LongVideoTable, assemble, long_video_result, read_interval
+from .long_videos import (MACRO, MICRO, AnnotatedInterval, LongVideoTable, assemble, check_options, long_video_result,
+                          read_interval)
 from .samm import SAMM_SHEETS, SUBJECT_WIDTH
 from .sheets import SheetColumns, cell_text, find_sheet, normalise_subject, read_sheet, require_dir
 
@@ -144,6 +145,7 @@ def load_demo_lv(root: Path, annotations: Path | None = None, *, unit: str = "vi
 
 def _samm_layout(root: Path, annotations: Path | None, dataset: str, unit: str, kind: str, samm_sheet: Path | None,
                  fps: float) -> AdapterResult:
+    check_options(dataset, unit, kind)
     root = require_dir(root, dataset)
     if samm_sheet is None:
         found = sorted(p for pattern in SAMM_SHEETS for p in root.glob(pattern))

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .long_params import LONG_PRESETS
+from .long_params import LONG_PRESETS, LongDemoParams
 from .params import PRESETS
 
 DEMO_TVL1: dict[str, Any] = {"nscales": 3, "warps": 2, "epsilon": 0.05}
@@ -35,21 +35,26 @@ BUILD_CONFIG: dict[str, dict[str, Any]] = {
 }
 """Stage parameters of every short-clip demo build (``{stage: {parameter: value}}``, as ``--config`` takes them)."""
 
-LONG_VIDEO_BUILD_CONFIG: dict[str, dict[str, Any]] = {
-    "flow_consecutive": {"tvl1": DEMO_TVL1},
-}
-"""Stage parameters of the long-video demo's build (``demo-lv``): PLACEHOLDER until the long-video stages are on main.
+def micro_k(params: LongDemoParams) -> int:
+    """SOFTNet's k for a long-video demo: int((N + 1) / 2), N its micro-expressions' mean onset-to-offset frames.
 
-Only the consecutive-frame flow (Nag's temporal input, which spotter (b)
-reads) exists yet. When the spotting-feature stage lands (issue 20 item 3,
-flow t->t+k and its region curves), its demo settings belong here: crops of
-64 px (TV-L1 with :data:`DEMO_TVL1` costs about 10 ms a pair at 64 px and
-27 ms at 128 px on one core, so the ~5,600 frames' t->t+k flows take about
-one CPU minute instead of 2.5, inside the 3-minute build), the same
-:data:`DEMO_TVL1`, and ``k`` from the corpus's mean micro-expression length
-as the MEGC baseline sets it (``mean_micro_frames`` of ``demo_lv_truth.json``,
-about 68 frames, so k of about 34).
-"""
+    N is the generator's expected length (the means of ``micro_rise`` and
+    ``micro_fall``), as SOFTNet takes the corpus's mean from its sheet
+    (:mod:`mepipe.pipeline.stages.roi_motion`).
+    """
+    n = sum(params.micro_rise) / 2 + sum(params.micro_fall) / 2
+    return int((n + 1) / 2)
+
+
+LONG_VIDEO_BUILD_CONFIG: dict[str, dict[str, Any]] = {
+    "align": {"size": 64},
+    "flow_consecutive": {"tvl1": DEMO_TVL1},
+    "roi_motion": {"size": [64, 64], "tvl1": DEMO_TVL1, "k": micro_k(LONG_PRESETS["demo-lv"])},
+}
+"""Stage parameters of the long-video demo's build (``demo-lv``): crops of 64 px (the demo's faces are small and
+Nag's inputs are 64 px anyway), the demo's TV-L1 for both flows (about 10 ms a pair at 64 px on one core, so the
+~5,600 frames' flows t -> t + k fit the 3-minute build), and k from the demo's mean micro-expression length by
+SOFTNet's rule (33 frames; the ``mean_micro_frames`` its truth file records is about 68)."""
 
 DEMO_BUILD_CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
     **{name: BUILD_CONFIG for name in PRESETS},

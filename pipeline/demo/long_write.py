@@ -33,7 +33,7 @@ from ..datasets.samm_lv import FRAMES_DIR
 from . import layouts
 from .face import eye_centres
 from .long_params import FORMAT_VERSION, QUIRK_KINDS, LongDemoParams
-from .long_plan import MACRO, MICRO, Event, VideoPlan, plan_video
+from .long_plan import BLINK, MACRO, MICRO, Event, VideoPlan, plan_video
 from .long_render import Performer, render_video, video_landmarks
 from .sources import CREDITS
 from .synth import META_NAME
@@ -132,11 +132,11 @@ def interval_rows(plans: list[VideoPlan], quirks: dict[str, tuple[str, ...]]) ->
     rows = []
     for plan in plans:
         for event in plan.annotated:
-            quirk = quirks.get(event.name, ())
-            apex = MISSING_APEX if "apex_unparsable" in quirk else event.apex
+            kinds = quirks.get(event.name, ())
+            apex = MISSING_APEX if "apex_unparsable" in kinds else event.apex
             subject = plan.subject if len(rows) % 2 == 0 else int(plan.subject)
             rows.append([subject, event.name, plan.video_number, event.onset, apex, event.offset, event.n_frames,
-                         TYPE_CELLS[event.kind], action_units(event, quirk), None])
+                         TYPE_CELLS[event.kind], action_units(event, kinds), None])
     return rows
 
 
@@ -145,13 +145,13 @@ def emotion_rows(plans: list[VideoPlan], quirks: dict[str, tuple[str, ...]]) -> 
     rows = []
     for plan in plans:
         for event in plan.annotated:
-            quirk = quirks.get(event.name, ())
-            if event.kind != MICRO or "no_emotion_label" in quirk:
+            kinds = quirks.get(event.name, ())
+            if event.kind != MICRO or "no_emotion_label" in kinds:
                 continue
             cls = event.expression_class
             subject = plan.subject if len(rows) % 2 == 0 else int(plan.subject)
             rows.append([subject, event.name, plan.video_number, event.onset, event.apex, event.offset,
-                         event.n_frames, TYPE_CELLS[MICRO], action_units(event, quirk), cls.name, cls.code, None])
+                         event.n_frames, TYPE_CELLS[MICRO], action_units(event, kinds), cls.name, cls.code, None])
     return rows
 
 
@@ -164,7 +164,7 @@ def event_truth(event: Event, quirks: tuple[str, ...]) -> dict:
                 "action_units": str(event.expression_class.action_units),
                 "emotion": event.expression if event.kind == MICRO else "",
                 "quirks": list(quirks)}
-    elif event.kind == "blink":
+    elif event.kind == BLINK:
         out["closure"] = round(event.strength, 4)
     else:
         out["angle_deg"] = round(event.strength, 4)
@@ -172,7 +172,8 @@ def event_truth(event: Event, quirks: tuple[str, ...]) -> dict:
 
 
 def truth_document(plans: list[VideoPlan], quirks: dict[str, tuple[str, ...]], params: LongDemoParams) -> dict:
-    """The truth file: every video's frames and events, the sheets' quirks and what the counts are."""
+    """The truth file: every video's frames and events (annotated or not), the sheets' quirks and the mean
+    micro-expression length (from which spotting baselines set their window k)."""
     videos = [{"video": p.video, "subject": p.subject, "first_frame": p.first_frame, "last_frame": p.last_frame,
                "n_frames": p.n_frames, "events": [event_truth(e, quirks.get(e.name, ())) for e in p.events],
                "drift": dataclasses.asdict(p.wander)} for p in plans]

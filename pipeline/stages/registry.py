@@ -181,7 +181,11 @@ class ReadParams(Mapping[str, Any]):
 
 @dataclass(frozen=True)
 class Stage:
-    """One registered stage (see :func:`register_stage` for the meaning of each field)."""
+    """One registered stage (see :func:`register_stage` for the meaning of each field).
+
+    ``unit`` is ``"video"`` on the form :meth:`for_videos` gives: its key then
+    also covers the window parameters.
+    """
 
     name: str
     version: str
