@@ -43,7 +43,9 @@ class RunParams:
     labels : str
         Label scheme (``mepipe.train.labels.list_schemes()``); ``megc-3`` for
         the ``megc2019`` protocol, whose list gives the labels.
-    protocol : {"loso", "lovo", "megc2019", "cross", "lodo"}
+    protocol : {"loso", "lovo", "megc2019", "cross", "lodo", "final"}
+        ``final`` trains one model on every clip (no test fold, no test figure) for later use
+        (``mepipe predict``); ``val_subjects`` then chooses its epochs on held-out people.
     test_dataset : str, optional
         ``cross``: the dataset tested on.
     train_datasets : tuple of str
@@ -150,6 +152,8 @@ class RunParams:
             raise RunParamsError(f"val_subjects must be >= 1, got {self.val_subjects}")
         if self.folds is not None and self.folds < 1:
             raise RunParamsError(f"folds must be >= 1, got {self.folds}")
+        if self.protocol == "final" and self.folds is not None:
+            raise RunParamsError("the final protocol trains one model on everyone; folds (--folds) does not apply")
         recipe = get_recipe(self.model)
         try:
             recipe.resolve_choices(self.recipe_options)

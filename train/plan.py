@@ -27,7 +27,7 @@ from .fold import FoldSides
 from .labels import apply_scheme, get_scheme
 from .models import get_recipe
 from .params import RunParams
-from .protocols import Fold, cross_dataset, lodo, loso, lovo, megc2019, person, validation_split
+from .protocols import FINAL, Fold, cross_dataset, final, lodo, loso, lovo, megc2019, person, validation_split
 from .recipe import Recipe
 
 __all__ = ["PlanError", "RunPlan", "format_plan", "plan_run"]
@@ -299,6 +299,8 @@ def _folds(table: pd.DataFrame, params: RunParams, listing: CompositeList | None
         return megc2019(table, listing)
     if params.protocol == "lodo":
         return lodo(table)
+    if params.protocol == FINAL:
+        return final(table)
     train = params.train_datasets or sorted(set(table["dataset"].astype(str)) - {params.test_dataset})
     return cross_dataset(table, train=train, test=params.test_dataset)
 

@@ -15,6 +15,8 @@ together nor counted as overlapping.
 - :func:`cross_dataset`: train on some datasets, test on others.
 - :func:`lodo`: leave one dataset out, one fold per dataset; a named list
   (:data:`DATASET_LISTS`, MEB's six corpora) restricts it to those datasets.
+- :func:`final`: one fold training on every sample and testing none (a
+  model kept for later use, ``mepipe train --final``).
 - :func:`validation_split`: people of a fold's training side held out to
   choose epochs on, never its test side.
 
@@ -38,11 +40,14 @@ import pandas as pd
 
 from .composite import CompositeList, select_composite
 
-__all__ = ["DATASET_LISTS", "PROTOCOLS", "Fold", "ValidationSplit", "cross_dataset", "lodo", "loso", "lovo",
+__all__ = ["DATASET_LISTS", "PROTOCOLS", "Fold", "ValidationSplit", "cross_dataset", "final", "lodo", "loso", "lovo",
            "megc2019", "overlapping_subjects", "person", "validation_split"]
 
-PROTOCOLS = ("loso", "lovo", "megc2019", "cross", "lodo")
-"""Names of the protocols a run can use (``--protocol``)."""
+PROTOCOLS = ("loso", "lovo", "megc2019", "cross", "lodo", "final")
+"""Names of the protocols a run can use (``--protocol``; ``final`` is also ``--final``)."""
+
+FINAL = "final"
+"""The protocol (and its one fold's name) that trains on everyone and tests nothing."""
 
 _COLUMNS = ("sample", "subject", "dataset")
 
@@ -95,6 +100,11 @@ def loso(samples: pd.DataFrame) -> list[Fold]:
         Fold(person(dataset, subject), tuple(table.loc[~held, "sample"]), tuple(table.loc[held, "sample"]))
         for (dataset, subject), held in _groups(table, ["dataset", "subject"])
     ]
+
+
+def final(samples: pd.DataFrame) -> list[Fold]:
+    """One fold named ``final`` that trains on every sample, in table order, and tests none."""
+    return [Fold(FINAL, tuple(_table(samples)["sample"]), ())]
 
 
 def lovo(samples: pd.DataFrame) -> list[Fold]:

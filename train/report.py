@@ -72,6 +72,8 @@ def read_report(run: str | os.PathLike, required: tuple[str, ...] = REQUIRED_KEY
 def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, ...]:
     """(Re)draw ``confusion.png`` and ``curves.png`` of a run, and ``spotting.png`` when it predicted intensity."""
     run = Path(run)
+    if report.get("confusion") is None:  # a final run (--final) tests nothing
+        return (plot_curves(report, run / CURVES_FILE),)
     paths = (plot_confusion(report, run / CONFUSION_FILE), plot_curves(report, run / CURVES_FILE))
     if any(INTENSITY.name in p for p in report.get("predictions", [])):
         paths += (plot_spotting(report, run / SPOTTING_FILE),)
@@ -226,6 +228,8 @@ def _chosen_epochs(fold: dict[str, Any]) -> list[int]:
 
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text summary: overall figures, the confusion matrix, one line per fold."""
+    if report.get("confusion") is None:
+        return format_final(report)
     stores = report["store"].get("stores", [])
     lines = [
         f"model {report['model']}  labels {report['labels']}  protocol {report['protocol']}  "
@@ -276,6 +280,23 @@ def format_report(report: dict[str, Any]) -> str:
                      f"acc {fold['accuracy']:.3f}  UF1 {fold['uf1']:.3f}  UAR {fold['uar']:.3f}  "
                      f"{fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch")
     return "\n".join(lines)
+
+
+def format_final(report: dict[str, Any]) -> str:
+    """A final run (``--final``) in lines: what made the model, and that it has no test figure."""
+    fold = report["folds"][0]
+    chosen = fold.get("validation", {}).get("chosen_epoch")
+    return "\n".join([
+        f"model {report['model']}  labels {report['labels']}  final  device {report['device']}",
+        *(f"store {s['location']}  {s.get('dataset')}, {s.get('n_clips')} clips  id {s.get('store_id') or 'none'}"
+          for s in report["store"].get("stores", [])),
+        f"trained on {fold['n_train']} clips ({report['store']['n_clips']} usable), classes "
+        f"{', '.join(report['classes'])}; epochs: {report['epoch_selection']}"
+        + (f" (chosen: {', '.join(f'{k} {v}' for k, v in chosen.items())})" if chosen else ""),
+        f"{fold['epochs']} epochs, {report['seconds_per_epoch']:.2f} s/epoch; checkpoint {fold['checkpoint']}",
+        "no test figure: a final model is trained on everyone (score it with mepipe predict + mepipe evaluate "
+        "--predictions on annotated video)",
+    ])
 
 
 def pyplot():

@@ -38,6 +38,7 @@ from .loop import TrainParams, describe_device, load_checkpoint, resolve_device
 from .models import create_model
 from .params import RunParams, RunParamsError
 from .plan import RunPlan, plan_run
+from .protocols import FINAL
 from .recipe import Recipe
 from .report import REPORT_FILE, read_report, write_report
 from .runstate import ExistingRunError, RunState
@@ -161,6 +162,8 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
               predictions: list[dict[str, Any]], device: torch.device, seconds: float,
               resumed: list[str]) -> dict[str, Any]:
     params, recipe, classes = plan.params, plan.recipe, plan.classes
+    if params.protocol == FINAL:
+        return _assemble_final(plan, stage_params, folds, device, seconds)
     y_true = np.array([p["true"] for p in predictions], dtype=np.int64)
     y_pred = np.array([p["pred"] for p in predictions], dtype=np.int64)
     epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
@@ -203,6 +206,34 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
     if device.type == "cuda":
         report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
     return report
+
+
+def _assemble_final(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[str, Any]],
+                    device: torch.device, seconds: float) -> dict[str, Any]:
+    """The report of a final run: what made the model (stores, recipe, parameters, clips), and no test figure."""
+    params, recipe = plan.params, plan.recipe
+    described = plan.describe()
+    epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
+    trained = [str(s) for s in plan.table["sample"]]
+    return {
+        "model": params.model, "labels": params.labels, "protocol": params.protocol, "classes": plan.classes,
+        "test_figure": None,
+        "note": "final model: trained on every clip of the stores, no test fold, so no test figure; "
+                f"epochs: {params.epoch_selection()}",
+        **{k: None for k in ("accuracy", "macro_f1", "uf1", "uar", "confusion")},
+        "n_test_clips": 0, "epoch_selection": params.epoch_selection(), "folds": folds, "predictions": [],
+        "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
+                       "recipe_options": dict(params.options().choices),
+                       "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
+                                  for s, t in zip(recipe.stages, stage_params)]},
+        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(plan.reads, trained),
+                  "features": list(plan.reads), "n_clips": len(plan.table), "dropped": described["dropped"]},
+        "plan": {k: v for k, v in described.items() if k not in ("stores", "dropped", "folds", "warnings")},
+        "warnings": described["warnings"], "resumed_folds": [],
+        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+        "seconds": round(seconds, 3), "device": describe_device(device), "torch": torch.__version__,
+        "mepipe": mepipe_version(), "parameter_count": folds[0].get("parameter_count") if folds else None,
+    }
 
 
 def mepipe_version() -> str:
