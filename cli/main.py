@@ -11,6 +11,7 @@ import click
 
 from .errors import ReportingGroup
 from .paths import data_root, dataset_root, store_path
+from .predict_cmd import register as register_predict_commands
 from .reproduce_cmd import register as register_reproduce_commands
 from .spot_cmd import register as register_spot_commands
 from .store_cmd import register as register_store_commands
@@ -332,6 +333,7 @@ register_store_commands(cli)
 register_train_commands(cli)
 register_spot_commands(cli)
 register_reproduce_commands(cli)
+register_predict_commands(cli)
 
 
 def main() -> None:
