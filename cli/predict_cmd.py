@@ -49,11 +49,10 @@ def _video_ids(paths: tuple[Path, ...], fps: float | None) -> dict[str, Path]:
     return out
 
 
-def _recorded_params(stores: list[dict[str, Any]], reads: tuple[str, ...], unit: str, what: str) -> dict[str, Any]:
-    """The stage parameters the run's first store recorded for what the run reads and everything upstream."""
+def _recorded_params(stores: list[dict[str, Any]], stages: list[str], unit: str, what: str) -> dict[str, Any]:
+    """The parameters the run's first store recorded for ``stages`` and the shared settings (window, frames)."""
     from mepipe.featurestore import open_store
     from mepipe.pipeline.stages import default_params
-    from mepipe.train.clips import _chain
 
     location = stores[0]["location"]
     try:
@@ -65,20 +64,20 @@ def _recorded_params(stores: list[dict[str, Any]], reads: tuple[str, ...], unit:
         raise click.UsageError(f"{what}: its store {location} has no build record")
     defaults = default_params(unit)
     recorded = record.stage_params()
-    names = set(_chain(record, reads)) | set(record.shared_params)
+    names = set(stages) | set(record.shared_params)
     return {name: recorded[name] for name in sorted(names) if name in defaults and name in recorded}
 
 
-def _buildable(reads: tuple[str, ...], unit: str, what: str) -> None:
-    """Refuse, in one line, a run that reads a feature no stage makes from video."""
+def _stages(reads: tuple[str, ...], unit: str, what: str) -> list[str]:
+    """The stages that make ``reads`` from video, with everything upstream; a run reading a feature no stage makes
+    from video is refused in one line."""
     from mepipe.featurestore.errors import UsageError
     from mepipe.pipeline.stages import stages_for
 
-    for feature in reads:
-        try:
-            stages_for([feature], unit)
-        except UsageError as err:
-            raise click.UsageError(f"{what} reads {feature}, which cannot be made from video: {err}") from None
+    try:
+        return stages_for(list(reads), unit)
+    except UsageError as err:
+        raise click.UsageError(f"{what} reads {', '.join(reads)}, which cannot be made from video: {err}") from None
 
 
 def _build(kind: str, root: Path, store: Path, rows: list[dict[str, Any]], reads: tuple[str, ...],
@@ -130,7 +129,9 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     a face) and OUT/timelines/VIDEO.png. `mepipe evaluate --predictions OUT
     --store STORE` scores them against annotated videos.
     """
+    from mepipe.featurestore.errors import DataError
     from mepipe.featurestore.features import LANDMARKS
+    from mepipe.featurestore.safety import printable
     from mepipe.train.final_model import restore_final_model
     from mepipe.train.predictions import (
         TIMELINE_DIR, no_face_spans, outside_spans, plot_prediction_timeline, write_predictions)
@@ -146,12 +147,12 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     fitted = restore_final(spot_run, "cpu" if device == "auto" else device)
     spotter = get_spotter(spot_report["spotter"])
     model = restore_final_model(model_run, device)
-    _buildable(spotter.reads, "video", f"spotting run {spot_run}")
-    _buildable(model.reads, "clip", f"recognition run {model_run}")
+    spot_what, model_what = f"spotting run {spot_run}", f"recognition run {model_run}"
     face_config = {LANDMARKS.stage: {"face": face}} if face else {}
-    spot_config = _recorded_params(spot_report["store"]["stores"], spotter.reads, "video", f"spotting run {spot_run}")
-    model_config = _recorded_params(model.report["store"]["stores"], model.reads, "clip",
-                                    f"recognition run {model_run}")
+    spot_config = _recorded_params(spot_report["store"]["stores"], _stages(spotter.reads, "video", spot_what),
+                                   "video", spot_what)
+    model_config = _recorded_params(model.report["store"]["stores"], _stages(model.reads, "clip", model_what),
+                                    "clip", model_what)
     for config in (spot_config, model_config):
         for stage, values in face_config.items():
             config[stage] = {**config.get(stage, {}), **values}
@@ -160,8 +161,7 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     video_build = _build("videos", cache / "videos", cache / "videos.zarr", video_rows,
                          (*spotter.reads, "face_found"), spot_config, "video", workers, progress)
     failed = {f.get("sample"): f.get("error") for f in video_build.failures}
-    for video, error in failed.items():
-        click.echo(f"{video}: {error}", err=True)
+    problems = [f"{video}: {error}" for video, error in failed.items()]
     table = VideoTable.open([cache / "videos.zarr"])
     found = set(table.ids)
     entries, spotted, curves_of, thresholds_of = [], [], {}, {}
@@ -175,7 +175,7 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
                  "n_frames": int(len(numbers)), "no_face": [list(s) for s in no_face_spans(face_found, numbers)]}
         entries.append(entry)
         if not face_found.any():
-            click.echo(f"{video}: no face found in any of its {len(numbers)} frames; nothing to spot", err=True)
+            problems.append(f"{video}: no face found in any of its {len(numbers)} frames; nothing to spot")
             continue
         curves = fitted.curves(table, video)
         rows, thresholds = [], {}
@@ -189,10 +189,10 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
         curves_of[video], thresholds_of[video] = curves, thresholds
         entry["thresholds"] = thresholds
         entry["dropped_without_face"] = len(rows) - len(kept)
-    if not entries:
-        raise click.ClickException("no video could be read; see the lines above")
-    if not any(entry.get("thresholds") is not None for entry in entries):
-        raise click.ClickException("no face was found in any frame of the videos; nothing was spotted")
+    if not curves_of:
+        raise DataError("; ".join(problems) or "no video could be read")
+    for line in problems:
+        click.echo(printable(line), err=True)
     predictions = _classify(spotted, ids, cache, model, model_config, workers, progress)
     classes = model.classes
     result = {
@@ -254,9 +254,10 @@ def _summary(result: dict[str, Any]) -> str:
     for entry in result["videos"]:
         rows = [p for p in result["predictions"] if p["video"] == entry["video"]]
         no_face = sum(b - a + 1 for a, b in entry["no_face"])
-        counts = {}
+        counts: dict[tuple[str, str], int] = {}
         for row in rows:
-            counts[(row["kind"], row["class"] or "unclassified")] = counts.get((row["kind"], row["class"]), 0) + 1
+            key = (row["kind"], row["class"] or "unclassified")
+            counts[key] = counts.get(key, 0) + 1
         lines.append(f"{printable(entry['video'])}: {entry['n_frames']} frames at {entry['fps']:g} fps, "
                      f"{len(rows)} intervals" + (f" ({', '.join(f'{n} {k} {c}' for (k, c), n in counts.items())})"
                                                  if rows else "")
