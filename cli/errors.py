@@ -4,7 +4,8 @@ Every command runs inside :class:`ReportingGroup`, which catches
 :class:`~mepipe.featurestore.errors.MepipeError` (and ``FileNotFoundError``,
 which outside code raises for a path the user gave), prints ``error: <message>``
 on stderr and exits with the error's status: 2 for usage errors, 1 for data
-errors. The traceback is printed too only with ``-v``. A command therefore never
+errors. The traceback is printed too only with ``-v``. Ctrl-C prints one line,
+saying whether rerunning resumes, and exits 130. A command therefore never
 catches an error just to print it; it raises a subclass of
 :class:`~mepipe.featurestore.errors.UsageError` or
 :class:`~mepipe.featurestore.errors.DataError` (or ``click.UsageError`` for
@@ -45,12 +46,29 @@ def error_message(error: BaseException) -> str:
     return printable(str(error))
 
 
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+RESUMABLE = ("build", "train", "reproduce")
+"""Commands that pick up where an interrupted run stopped when run again."""
+
+
+def interrupted_message(command: str | None) -> str:
+    """What Ctrl-C leaves behind, said in one line."""
+    return "interrupted; run the same command again to resume" if command in RESUMABLE else "interrupted"
+
+
 class ReportingGroup(click.Group):
-    """A click group that turns expected errors of its commands into ``error: ...`` and an exit status."""
+    """A click group that turns expected errors of its commands into ``error: ...`` and an exit status,
+    and Ctrl-C into one line and status 130 (not click's "Aborted!" and 1)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(f"\n{interrupted_message(ctx.invoked_subcommand)}", err=True)
+            sys.stderr.flush()
+            ctx.exit(INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as error:  # noqa: BLE001 -- sorted into expected errors and bugs just below

@@ -114,17 +114,22 @@ stage_plugin_option = click.option(
 @click.option("--face", metavar="largest|center|N",
               help="Whose face to follow when a clip shows several people: the largest (default), the one nearest "
                    "the frame centre, or the N-th from the left (1 = leftmost). Recorded as landmarks.face.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show the progress bar (on a terminal; elsewhere a line every few seconds).")
+@click.option("--estimate/--no-estimate", default=True, show_default=True,
+              help="Estimate the CPU time of the stale tasks first, by running each stage on one clip (a few "
+                   "seconds), print it and give the progress bar an ETA.")
 @click.option("--dry-run", is_flag=True,
-              help="Print which (clip, stage) tasks would run and which are cached, from the cache keys; compute "
-                   "and write nothing.")
+              help="Print which (clip, stage) tasks would run and why (which parameter, code version or source "
+                   "changed), which are cached, and what running them would cost per stage; write nothing.")
 def build(dataset, root, annotations, store, workers, scheduler, stages, force, config, options, data_root_opt,
-          fingerprint, allow_outside_root, face, progress, dry_run):
+          fingerprint, allow_outside_root, face, progress, estimate, dry_run):
     """Build (or update) a feature store from a dataset.
 
     Only stale work runs: each clip's stage is cached under a key of its
-    parameters, code version and inputs. A killed build resumes on rerun.
-    Exits 1 if any clip failed (the others are stored; see the report).
+    parameters, code version and inputs. A killed or interrupted build
+    resumes on rerun. Exits 1 if any clip failed (the others are stored; see
+    the report).
     """
     from mepipe.featurestore.features import LANDMARKS
     from mepipe.pipeline.build import BuildOptions, run_build
@@ -140,7 +145,10 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
     _ensure_demo(dataset, root)
     if not Path(root).is_dir():
         raise click.UsageError(f"dataset root {root} does not exist; pass --root (see README: getting the datasets)")
-    config_values = build_config(dataset, read_config(config))
+    given = read_config(config)
+    config_values = build_config(dataset, given)
+    if config is not None:
+        _note_demo_settings_overridden(dataset, config, given)
     if face is not None:
         stage = LANDMARKS.stage
         config_values = {**config_values, stage: {**config_values.get(stage, {}), "face": face}}
@@ -154,16 +162,36 @@ def build(dataset, root, annotations, store, workers, scheduler, stages, force, 
                         workers=workers, scheduler=scheduler,
                         stages=tuple(s.strip() for s in stages.split(",")) if stages else None,
                         force=tuple(force), params=params, progress=progress,
-                        adapter_options=adapter_options, fingerprint=fingerprint)
+                        adapter_options=adapter_options, fingerprint=fingerprint, estimate=estimate)
     if dry_run:
         from mepipe.pipeline.build import preview_build
 
         click.echo(preview_build(opts).format())
         return
-    report = run_build(opts)
+    report = run_build(opts, on_estimate=lambda e: click.echo("\n".join(e.lines())))
     click.echo(report.summary())
     click.echo(f"report: {Path(store) / '.mepipe' / 'build-report.json'}")
     sys.exit(report.exit_code)
+
+
+def _note_demo_settings_overridden(dataset: str, config: Path, given: dict) -> None:
+    """Say when a config file replaces the settings a demo corpus builds with (a file of every default does: the
+    papers' settings, several times the demo's cost), on stderr, before anything runs."""
+    from mepipe.featurestore.cachekey import canonical
+    from mepipe.pipeline.demo.build_config import BUILD_CONFIG, build_config
+    from mepipe.pipeline.staleness import param_changes
+    from mepipe.pipeline.stages import params_from_mapping
+
+    own = build_config(dataset, {})
+    if not own:
+        return
+    demo, chosen = params_from_mapping(own), params_from_mapping(build_config(dataset, given))
+    changed = [change for stage, values in BUILD_CONFIG.items()
+               for change in param_changes(stage, canonical(demo[stage]), chosen[stage], fields=values)]
+    if changed:
+        click.echo(f"note: {config} replaces {len(changed)} of the {dataset} corpus's own build settings "
+                   f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}); `mepipe config --defaults "
+                   f"--dataset {dataset}` prints the demo's settings to start a config from", err=True)
 
 
 def _parse_options(options) -> dict:
@@ -191,27 +219,39 @@ def _ensure_demo(dataset: str, root: Path) -> None:
 @click.argument("config_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--defaults", is_flag=True,
               help="Print every stage's default parameters (the default when no CONFIG_FILE is given).")
-def config_cmd(config_file, defaults):
+@click.option("--dataset", type=click.Choice(_adapter_names()),
+              help="Print the parameters a build of this dataset starts from: the papers' defaults, except for the "
+                   "demo corpora, which build with cheaper settings of their own.")
+def config_cmd(config_file, defaults, dataset):
     """Print stage parameters as the YAML that `mepipe build --config` reads, each with its meaning.
 
-    With no argument (or --defaults), every stage's defaults; with CONFIG_FILE,
-    the parameters that file resolves to (checked as a build checks it). The
-    output can be saved, edited and passed back with --config.
+    With no argument (or --defaults), every stage's defaults (the papers'
+    settings); with --dataset demo, the demo's own cheaper settings; with
+    CONFIG_FILE, the parameters that file resolves to (checked as a build
+    checks it). The output can be saved, edited and passed back with
+    --config: every value in it then applies, over a demo's settings too.
     """
     from mepipe.pipeline.defaults import params_yaml
-    from mepipe.pipeline.stages import default_params, params_from_mapping
+    from mepipe.pipeline.demo.build_config import build_config
+    from mepipe.pipeline.stages import params_from_mapping
 
     from .config import read_config
 
     if defaults and config_file is not None:
         raise click.UsageError("give --defaults or a CONFIG_FILE, not both")
+    start = build_config(dataset or "", {})
     if config_file is None:
-        header = ("Every stage's parameters with their defaults (mepipe config --defaults).\n"
-                  "Edit and pass back with: mepipe build --config THIS_FILE")
-        click.echo(params_yaml(default_params(), header), nl=False)
+        header = ("Every stage's parameters with their defaults, the papers' settings (mepipe config --defaults).\n"
+                  "Building a demo corpus with this file builds it with these settings, not its cheaper own\n"
+                  "(mepipe config --defaults --dataset demo prints those).\n" if not start else
+                  f"The parameters a {dataset} build starts from (mepipe config --defaults --dataset {dataset}):\n"
+                  f"the papers' defaults, except the corpus's own cheaper settings of\n{', '.join(start)}.\n")
+        click.echo(params_yaml(params_from_mapping(start), header + "Edit and pass back with: mepipe build --config "
+                                                                      "THIS_FILE"), nl=False)
         return
     header = f"Stage parameters {config_file} resolves to (defaults where it says nothing)."
-    click.echo(params_yaml(params_from_mapping(read_config(config_file)), header), nl=False)
+    click.echo(params_yaml(params_from_mapping(build_config(dataset or "", read_config(config_file))), header),
+               nl=False)
 
 
 DEMO_CHOICES = ["demo", "demo-casme2", "demo-casme3", "demo-smic", "demo-lv"]
@@ -294,10 +334,13 @@ def _figure_names() -> list[str]:
 def show(store, clip, feature, out):
     """Draw one clip's feature from a store as a PNG."""
     from mepipe.featurestore import open_store
-    from mepipe.pipeline.figures import save
-    from mepipe.pipeline.stages import figure
+    from mepipe.pipeline.figures import require, save
+    from mepipe.pipeline.stages import STAGES, figure
 
-    save(figure(feature).draw(open_store(str(store)), clip), out)
+    opened = open_store(str(store))
+    drawn_by = next(s for s in STAGES.values() if s.figure and s.figure.name == feature)
+    require(opened, clip, *(f for f in drawn_by.writes if f.scope == "clip"))  # a plug-in's figure too
+    save(figure(feature).draw(opened, clip), out)
     click.echo(f"wrote {out}")
 
 

@@ -21,6 +21,7 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,9 @@ from .context import ClipContext
 from .dataset_stages import run_dataset_stage
 from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
+from .estimate import DECODE, Estimate, estimate_build
 from .graph import BuildProgress, Plan, build_graph, build_has_cuda, execute, plan_build
+from .staleness import TRUTH_ATTR, stale_reasons, truth_record
 from .stages import (SOURCE, STAGES, dataset_stages_after, default_params, descendants, resolve_devices, stages_for,
                      wants_cuda)
 from .stages.windows import WINDOW
@@ -82,6 +85,11 @@ class BuildOptions:
     params : dict or None
         Every stage's parameters; None = the defaults for the dataset's
         samples (:func:`~.stages.default_params` of its unit).
+    estimate : bool
+        Measure what the stale tasks will cost before running them
+        (:mod:`~mepipe.pipeline.estimate`: a few seconds on one clip; the
+        command line does it, the API when asked), give the progress bar an
+        ETA from it and record it in the report.
     """
 
     dataset: str
@@ -96,6 +104,7 @@ class BuildOptions:
     progress: bool = True
     adapter_options: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = "stat"
+    estimate: bool = False
 
 
 @dataclass
@@ -107,10 +116,12 @@ class BuildReport:
     pixels, the faces seen at the start and the detector calls.
     ``stage_seconds`` are the tasks' wall seconds per stage and
     ``stage_cpu_seconds`` their CPU seconds (what the work costs, whatever
-    else the machine runs), with decoding the sources apart as ``decode``.
-    ``assumptions`` are the dataset adapter's, one line each, where the
-    corpus's format is uncertain. ``unit`` says what the samples were:
-    ``clip`` or ``video`` (then each stage's counts are per video).
+    else the machine runs), with decoding the sources apart as ``decode``;
+    ``estimated_cpu_seconds`` what the estimate made at the start expected
+    of them (empty without one). ``assumptions`` are the dataset adapter's,
+    one line each, where the corpus's format is uncertain. ``unit`` says
+    what the samples were: ``clip`` or ``video`` (then each stage's counts
+    are per video).
     """
 
     store: str
@@ -131,6 +142,7 @@ class BuildReport:
     alphas: int = 0
     assumptions: list[str] = field(default_factory=list)
     unit: str = "clip"
+    estimated_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def alpha_cost(self) -> dict[str, float] | None:
         """What ``magnify.alphas`` cost this build: CPU seconds of the stages that work once per alpha (those
@@ -150,6 +162,10 @@ class BuildReport:
                  "  stages cached: " + (", ".join(f"{k} {v}" for k, v in self.tasks_cached.items()) or "none")]
         if self.stage_seconds:
             lines.append("  task seconds:  " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items()))
+        if self.estimated_cpu_seconds:
+            measured = sum(v for k, v in self.stage_cpu_seconds.items() if k in self.estimated_cpu_seconds)
+            lines.append(f"  CPU seconds:   {measured:.1f} of the tasks, estimated "
+                         f"{sum(self.estimated_cpu_seconds.values()):.1f} at the start")
         cost = self.alpha_cost()
         if cost is not None:
             lines.append(f"  alpha list:    {cost['alphas']} alphas (magnify.alphas): magnify and magnified flows "
@@ -167,7 +183,7 @@ class BuildReport:
                          f"{', '.join(self.changed_sources)}")
         lines += [f"  assumed: {a}" for a in self.assumptions]
         if self.quirks:
-            lines.append(f"  {len(self.quirks)} sheet/data quirks handled (see the report): ")
+            lines.append(f"  {_plural(len(self.quirks), 'sheet/data quirk')} handled (see the report):")
             lines += [f"    {q}" for q in self.quirks[:10]]
             if len(self.quirks) > 10:
                 lines.append(f"    … {len(self.quirks) - 10} more")
@@ -178,8 +194,15 @@ class BuildReport:
         return "\n".join(lines)
 
 
-def run_build(opts: BuildOptions) -> BuildReport:
-    """Build (or update) a store; returns the report (exit_code 1 if any clip failed)."""
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def run_build(opts: BuildOptions, on_estimate: Callable[[Estimate], None] | None = None) -> BuildReport:
+    """Build (or update) a store; returns the report (exit_code 1 if any clip failed).
+
+    ``on_estimate`` receives the estimate (``opts.estimate``) before any task runs.
+    """
     started = time.time()
     adapter = get_adapter(opts.dataset)
     _check_adapter_options(opts.dataset, adapter, opts.adapter_options)
@@ -188,7 +211,7 @@ def run_build(opts: BuildOptions) -> BuildReport:
     writer = StoreWriter(opts.store)
     writer.create()
     with BuildLock(opts.store):
-        return _build_locked(opts, loaded, writer, started)
+        return _build_locked(opts, loaded, writer, started, on_estimate)
 
 
 @dataclass(frozen=True)
@@ -207,6 +230,10 @@ class BuildPreview:
         Clips the dataset adapter already refuses, with the reason.
     changed_content : list of str
         Clips whose sources were rewritten in place (``fingerprint="content"`` only).
+    reasons : dict of (str, str) to list of str
+        Why each stale task runs (:func:`~mepipe.pipeline.staleness.stale_reasons`); clip builds.
+    estimate : Estimate or None
+        What the stale tasks will cost (``BuildOptions.estimate``); clip builds (none yet for long videos).
     """
 
     stages: list[str]
@@ -215,16 +242,32 @@ class BuildPreview:
     failing: dict[str, str]
     changed_content: list[str]
     windows: dict[tuple[str, str], int] = field(default_factory=dict)
+    reasons: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    estimate: Estimate | None = None
 
     def format(self) -> str:
-        """One line per stage (tasks to run and cached), then one line per (clip, stage) task."""
+        """The totals and the estimate, one line per stage (tasks to run and cached, cost, why), then one line per
+        (clip, stage) task."""
         run, cached = Counter(n for _, n in self.stale), Counter(n for _, n in self.cached)
         lines = [f"{len(self.stale)} tasks would run, {len(self.cached)} are cached"]
-        lines += [f"  {name}: {run[name]} to run, {cached[name]} cached" for name in self.stages]
+        if self.estimate is not None and self.stale:
+            lines += self.estimate.lines()
+        for name in self.stages:
+            line = f"  {name}: {run[name]} to run, {cached[name]} cached"
+            if self.estimate is not None and name in self.estimate.stages:
+                line += f"; {self.estimate.stage_line(name)}"
+            why = Counter(r for (s, n), rs in self.reasons.items() if n == name for r in rs)
+            if why:
+                line += "; why: " + "; ".join(f"{r} ({k})" for r, k in why.most_common())
+            lines.append(line)
+        if self.estimate is not None and DECODE in self.estimate.stages:
+            lines.append(f"  {DECODE} (by the first stage reading sources): {self.estimate.stage_line(DECODE)}")
         tasks = sorted([(s, n, "run") for s, n in self.stale] + [(s, n, "cached") for s, n in self.cached],
                        key=lambda t: (t[0], self.stages.index(t[1])))
-        lines += [f"{state:6s}  {sample}  {name}" + (f" ({self.windows[(sample, name)]} windows)"
-                                                     if (sample, name) in self.windows and state == "run" else "")
+        lines += [f"{state:6s}  {sample}  {name}"
+                  + (f" ({self.windows[(sample, name)]} windows)" if (sample, name) in self.windows and state == "run"
+                     else "")
+                  + (f"  ({'; '.join(self.reasons[(sample, name)])})" if (sample, name) in self.reasons else "")
                   for sample, name, state in tasks]
         lines += [f"fails   {sample}  dataset: {reason}" for sample, reason in sorted(self.failing.items())]
         return "\n".join(lines)
@@ -246,11 +289,25 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     contexts = [ClipContext.of(s) for s in loaded.samples if s.error is None]
     cuda = wants_cuda(opts.params, stages) and build_has_cuda(opts.scheduler)
     params = resolve_devices(opts.params, cuda)
-    plan = _plan(StoreWriter(opts.store), loaded.unit, contexts, stages, params, forced, opts.fingerprint)
+    writer = StoreWriter(opts.store)
+    plan = _plan(writer, loaded.unit, contexts, stages, params, forced, opts.fingerprint)
     failing = {s.sample: str(s.error) for s in loaded.samples if s.error}
     failing.update({q.sample: q.message for q in loaded.rejected})
+    clips = loaded.unit == "clip"
+    reasons = stale_reasons(writer, plan, contexts, params, forced) if clips else {}
+    estimate = _estimate(opts, plan, contexts, stages, params) if opts.estimate and clips else None
     return BuildPreview(stages, plan.stale, plan.cached, failing, plan.changed_content,
-                        {t: len(w) for t, w in plan.windows.items()})
+                        {t: len(w) for t, w in plan.windows.items()}, reasons, estimate)
+
+
+def _estimate(opts: BuildOptions, plan: Plan, contexts: list[ClipContext], stages: list[str],
+              params: dict[str, Any]) -> Estimate:
+    """The estimate of a build's stale tasks, on its workers (in-process with the ``sync`` scheduler); clip builds
+    only (its probe runs the stages' clip forms)."""
+    local = opts.scheduler == "sync"
+    return estimate_build(plan, {c.sample: c for c in contexts}, stages, params, opts.store,
+                          workers=1 if local else opts.workers, processes=0 if local else opts.workers)
+
 
 
 def _check_adapter_options(dataset: str, adapter, options: dict[str, Any]) -> None:
@@ -289,7 +346,8 @@ def _check_unit(writer: StoreWriter, unit: str) -> None:
         raise ConfigError(f"{writer.path} holds {held}s; build these {unit}s into another store (--store)")
 
 
-def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter, started: float) -> BuildReport:
+def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter, started: float,
+                  on_estimate: Callable[[Estimate], None] | None) -> BuildReport:
     unit = loaded.unit
     opts = _with_params(opts, unit)
     stages = stages_for(list(opts.stages) if opts.stages else None, unit)
@@ -304,7 +362,11 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     opts = replace(opts, params=resolve_devices(opts.params, cuda))  # keys and records name the real backend
     plan = _plan(writer, unit, contexts.values(), stages, opts.params, forced, opts.fingerprint)
     log.info("%d tasks to run, %d cached", len(plan.stale), len(plan.cached))
-    progress = BuildProgress(plan, stages, enabled=opts.progress)
+    estimate = (_estimate(opts, plan, list(contexts.values()), stages, opts.params)
+                if opts.estimate and unit == "clip" else None)
+    if estimate is not None and on_estimate is not None:
+        on_estimate(estimate)
+    progress = BuildProgress(plan, stages, enabled=opts.progress, weights=estimate.task_seconds if estimate else None)
     try:
         if unit == "video":
             prepare_windows(writer, plan)
@@ -333,7 +395,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         writer.write_intervals(loaded.intervals)
     for sample, digest in plan.source_digests.items():
         earlier = writer.clip_attrs(sample).get("cache_keys", {})
-        writer.write_clip_attrs(sample, {"source_fingerprint": digest,
+        writer.write_clip_attrs(sample, {"source_fingerprint": digest, TRUTH_ATTR: truth_record(contexts[sample]),
                                          "cache_keys": {**earlier, **{n: plan.keys[(sample, n)] for n in stages}}})
     report = BuildReport(
         store=str(opts.store), dataset=opts.dataset, started=_iso(started), seconds=time.time() - started,
@@ -344,7 +406,8 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
         failures=[{k: f.get(k, "") for k in ("sample", "stage", "file", "reason", "error")} for f in failures],
         quirks=[str(q) for q in loaded.quirks], exit_code=1 if failures else 0,
         changed_sources=plan.changed_content, faces=faces, alphas=_n_alphas(opts.params),
-        assumptions=list(loaded.assumptions), unit=unit)
+        assumptions=list(loaded.assumptions), unit=unit,
+        estimated_cpu_seconds=estimate.stage_seconds() if estimate else {})
     writer.update_root_attrs({"state": "complete", **_record(opts, loaded, stages, report, writer).to_attrs()})
     writer.consolidate()
     write_manifest(writer.path)

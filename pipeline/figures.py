@@ -8,11 +8,38 @@ imported when a picture is drawn, not when a stage module is.
 """
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
 from mepipe.featurestore import FeatureStore, features
+from mepipe.featurestore.errors import UnknownNameError
 from mepipe.featurestore.features import APEX_STATE, FeatureDef, test_alpha_index
 from mepipe.featurestore.views import field_frames, flow_to_rgb
+
+
+def require(store: FeatureStore, sample: str, *needed: FeatureDef) -> None:
+    """Refuse in one sentence a clip the store does not hold (naming close matches) or a feature it lacks.
+
+    Raises
+    ------
+    UnknownNameError
+        The clip is not in the store, or one of ``needed`` (per clip, or a
+        dataset-level feature) is not stored for it; the message says how
+        to get it.
+    """
+    known = store.sample_ids
+    if sample not in known:
+        close = difflib.get_close_matches(sample, known, n=3, cutoff=0.6)
+        hint = f"close matches: {', '.join(close)}" if close else f"its clips include {', '.join(known[:3])}"
+        raise UnknownNameError(f"{store.path} has no clip {sample!r}; {hint} (`mepipe info {store.path}` lists them)")
+    missing = [f.name for f in needed if (f.name not in store.features if f.scope == "dataset"
+                                          else not store.has(f.name, sample))]
+    if missing:
+        row = store.samples.set_index("sample").loc[sample]
+        why = f"the clip failed: {row['error']}" if row.get("status") == "failed" else \
+            f"build with --features {','.join(missing)}"
+        raise UnknownNameError(f"{store.path}: clip {sample!r} has no {', '.join(missing)} ({why})")
 
 
 def _pyplot():
@@ -72,14 +99,14 @@ def flow_key(ax, max_magnitude: float, n: int = 101) -> None:
     ax.axis("off")
 
 
-def draw_flow(field: np.ndarray, face: np.ndarray, title: str):
+def draw_flow(field: np.ndarray, face: np.ndarray, title: str, face_name: str = "the first frame"):
     """A (2, H, W) flow field colour-coded (with its key), as arrows over ``face``, and as magnitude.
 
     Every number is in pixels of the field's own H x W grid (the flow
     variant's stored size, not the source video): the colour coding and its
     key saturate at the field's largest magnitude, the arrows are scaled to
     the longest drawn one, and the magnitude panel's colour bar is in those
-    pixels.
+    pixels. ``face_name`` says which frame ``face`` is ("frame 3868").
     """
     plt = _pyplot()
     h, w = field.shape[1:]
@@ -93,7 +120,7 @@ def draw_flow(field: np.ndarray, face: np.ndarray, title: str):
     flow_key(axes[1], peak)
     axes[2].imshow(face, cmap="gray")
     longest = _arrows(axes[2], field, max(4, w // 20))
-    axes[2].set_title(f"arrows over the first frame\nlongest drawn = {longest:.2f} px")
+    axes[2].set_title(f"arrows over {face_name}\nlongest drawn = {longest:.2f} px")
     im = axes[3].imshow(mag, cmap="magma", vmin=0)
     fig.colorbar(im, ax=axes[3], label=f"magnitude, pixels of the {grid} flow grid")
     axes[3].set_title(f"magnitude (max {peak:.2f} px)")
@@ -105,27 +132,38 @@ def draw_flow(field: np.ndarray, face: np.ndarray, title: str):
 
 def flow_figure(store: FeatureStore, sample: str, feature: FeatureDef, index: int | None = None):
     """A clip's flow field, drawn by :func:`draw_flow`: a per-alpha flow at the test alpha (its first pair,
-    the clip's onset and apex), the strongest (or ``index``-th) field of a per-pair feature, or the one field."""
+    the clip's onset and apex), the strongest (or ``index``-th) field of a per-pair feature, or the one field.
+
+    Frames are named by their source frame numbers, as the intensity curve's
+    axis names them; the arrows are drawn over the field's first frame.
+    """
     name = feature.name
+    require(store, sample, feature, features.CROPS, features.FRAME,
+            *([features.ONSET_APEX_PAIRS] if "alpha" in feature.dims else []))
     flows = store.read(name, sample).astype(np.float32)
+    numbers = store.read(features.FRAME.name, sample)
     if "alpha" in feature.dims:
         params = store.record.stage_params()
-        start, end = store.read(features.ONSET_APEX_PAIRS.name, sample)[0]
+        start, end = (int(i) for i in store.read(features.ONSET_APEX_PAIRS.name, sample)[0])
         field = flows[test_alpha_index(params), 0]
-        title = f"{name}, test alpha {params['magnify']['test_alpha']:g}: frame {start} -> {end}"
+        title = f"{name}, test alpha {params['magnify']['test_alpha']:g}"
     elif "pair" in feature.dims:
         strongest = index is None
         index = int(np.argmax(np.abs(flows).sum(axis=(1, 2, 3)))) if strongest else index
         start, end = field_frames(name, index)
         field = flows[index]
-        title = f"{name} field {index}: frame {start} -> {end}" + (" (strongest)" if strongest else "")
+        title = f"{name} field {index}" + (" (the strongest)" if strongest else "")
     else:
+        events = store.attrs_of(name, sample).get("events", {})  # the pair the stage solved
+        start, end = int(events.get("onset_index", 0)), int(events.get("apex_index", len(numbers) - 1))
         field, title = flows, name
     h, w = field.shape[1:]
     import cv2
 
-    face = cv2.resize(_grey(store.read(features.CROPS.name, sample)[0]), (w, h), interpolation=cv2.INTER_AREA)
-    return draw_flow(field, face, f"{sample}: {title}")
+    crop = _grey(store.read(features.CROPS.name, sample)[start])
+    face = cv2.resize(crop if crop.ndim == 2 else crop.mean(-1).astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA)
+    return draw_flow(field, face, f"{sample}: {title}: frame {numbers[start]} \u2192 {numbers[end]}",
+                     f"frame {numbers[start]}")
 
 
 LFM_TICKS = {0: "largest decrease", 127: "no change", 255: "largest increase"}
@@ -139,7 +177,8 @@ def lfm_range_text(raw: np.ndarray) -> str:
 
 
 def draw_lfm(stored: dict[str, np.ndarray], raw: dict[str, np.ndarray] | None, picks: list[int], lag: int,
-             per: str, title: str):
+             per: str, title: str, frame_numbers: np.ndarray | None = None,
+             points: dict[str, list[int]] | None = None):
     """Stored LFM/CLFM maps at ``picks``, each titled with the distance change its 0 and 255 stand for.
 
     Choi's eq. 2 stretches each map (``per="map"``) or the clip (``per="clip"``)
@@ -147,18 +186,24 @@ def draw_lfm(stored: dict[str, np.ndarray], raw: dict[str, np.ndarray] | None, p
     maps are not equal changes: every panel therefore states its own range, in
     source pixels of landmark-distance change over ``lag`` frames (from the
     ``raw`` maps; None when they could not be recovered, which the titles say).
+    Map k compares frames k and k + ``lag``, named by ``frame_numbers`` (the
+    source's numbers) when given. ``points`` gives, per map name, the 1-based
+    landmark number of each row and column, shown as ticks (the jaw, brows,
+    nose, eyes and mouth of the 68 points; every point of the compact set).
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(len(stored), len(picks), figsize=(3.4 * len(picks) + 1.4, 3.5 * len(stored)),
+    fig, axes = plt.subplots(len(stored), len(picks), figsize=(3.4 * len(picks) + 1.4, 3.6 * len(stored)),
                              constrained_layout=True, squeeze=False)
+    name_of = (lambda k: str(frame_numbers[k])) if frame_numbers is not None else str
     for row, (name, maps) in enumerate(stored.items()):
         for col, k in enumerate(picks):
             ax = axes[row, col]
             im = ax.imshow(maps[k], cmap="coolwarm", vmin=0, vmax=255)
             rng = lfm_range_text(raw[name][k] if per == "map" else raw[name]) if raw is not None \
                 else "range not recoverable from the landmarks"
-            ax.set_title(f"{name} map {k}: frames {k}\u2192{k + lag}\n{rng}", fontsize=9)
-            ax.axis("off")
+            ax.set_title(f"{name} map {k}: frames {name_of(k)}\u2192{name_of(k + lag)}\n{rng}", fontsize=9)
+            _landmark_ticks(ax, (points or {}).get(name), maps.shape[-1], label_x=row == len(stored) - 1,
+                            label_y=col == 0)
     bar = fig.colorbar(im, ax=axes, shrink=0.7, ticks=list(LFM_TICKS))
     whose = "its own map" if per == "map" else "the whole clip"
     bar.ax.set_yticklabels([f"{v}: {text}" for v, text in LFM_TICKS.items()], fontsize=8)
@@ -167,6 +212,26 @@ def draw_lfm(stored: dict[str, np.ndarray], raw: dict[str, np.ndarray] | None, p
         "maps share the clip's scale"
     fig.suptitle(f"{title}\nlandmark distance change over T = {lag} frames, source pixels; {note}")
     return fig
+
+
+LANDMARK_TICKS = (1, 18, 28, 37, 49, 68)
+"""Landmark numbers ticked on a 68-point map: where the jaw, brows, nose, eyes and mouth begin, and the last."""
+
+
+def _landmark_ticks(ax, numbers: list[int] | None, size: int, label_x: bool, label_y: bool) -> None:
+    """Rows and columns of a map ticked with 1-based landmark numbers (or bare, when unknown)."""
+    if numbers is None or len(numbers) != size:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    shown = [i for i, n in enumerate(numbers) if n in LANDMARK_TICKS] if size > 30 else list(range(size))
+    labels = [str(numbers[i]) for i in shown]
+    ax.set_xticks(shown, labels, fontsize=5 if size <= 30 else 6, rotation=90)
+    ax.set_yticks(shown, labels, fontsize=5 if size <= 30 else 6)
+    if label_x:
+        ax.set_xlabel("landmark j (1-based)", fontsize=8)
+    if label_y:
+        ax.set_ylabel("landmark i (1-based)", fontsize=8)
 
 
 def lfm_figure(store: FeatureStore, sample: str):
@@ -178,6 +243,7 @@ def lfm_figure(store: FeatureStore, sample: str):
     """
     from mepipe.pipeline.stages import lfm as lfm_stage
 
+    require(store, sample, features.LFM, features.CLFM, features.SFEM, features.LANDMARKS, features.FRAME)
     stored = {"LFM": store.read(features.LFM.name, sample), "CLFM": store.read(features.CLFM.name, sample)}
     params = store.record.stage_params()[features.LFM.stage]
     per = params.get("normalise_per", "map")
@@ -191,39 +257,57 @@ def lfm_figure(store: FeatureStore, sample: str):
             raw = candidate
     picks = sorted({0, len(stored["LFM"]) // 2, len(stored["LFM"]) - 1})
     sfem = float(store.read(features.SFEM.name, sample))
-    return draw_lfm(stored, raw, picks, lag, per, f"{sample}: landmark feature maps (SFEM = {sfem:.3f})")
+    numbers = {"LFM": list(range(1, landmarks.shape[1] + 1)), "CLFM": [int(p) for p in params["clfm_points"]]}
+    return draw_lfm(stored, raw, picks, lag, per, f"{sample}: landmark feature maps (SFEM = {sfem:.3f})",
+                    store.read(features.FRAME.name, sample), numbers)
 
 
 def magnified_figure(store: FeatureStore, sample: str):
-    """Original and magnified frames side by side at the apex, with their difference to frame 0."""
+    """Original and magnified frames side by side at the apex, with their difference to the first frame.
+
+    The two difference panels share one colour scale, in grey levels, so the
+    magnified motion reads against the original's.
+    """
     plt = _pyplot()
     import cv2
 
+    require(store, sample, features.MAGNIFIED, features.CROPS, features.STATE_INDEX, features.FRAME)
     mag = store.read(features.MAGNIFIED.name, sample)
     crops = store.read(features.CROPS.name, sample)
     apex = int(store.read(features.STATE_INDEX.name, sample)[APEX_STATE])
+    numbers = store.read(features.FRAME.name, sample)
     size = mag.shape[2], mag.shape[1]
     original = np.stack([cv2.resize(_grey(c) if c.shape[-1] == 1 else c, size, interpolation=cv2.INTER_AREA)
                          for c in crops[[0, apex]]])
     magnified = _grey(mag[apex]) if mag.shape[-1] == 1 else mag[apex]
+    first = _grey(mag[0]) if mag.shape[-1] == 1 else mag[0]
     alpha = store.attrs_of(features.MAGNIFIED.name, sample).get("events", {}).get("test_alpha", "?")
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), constrained_layout=True)
-    panels = [(original[1], "original apex", "gray"), (magnified, f"magnified apex (alpha {alpha})", "gray"),
-              (np.abs(original[1].astype(float) - original[0]), "|apex - first|, original", "magma"),
-              (np.abs(magnified.astype(float) - _grey(mag[0]) if mag.shape[-1] == 1 else magnified - mag[0]),
-               "|apex - first|, magnified", "magma")]
-    vmax = max(float(p[0].max()) for p in panels[2:])
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.9), constrained_layout=True)
+    at, since = f"frame {numbers[apex]}", f"frame {numbers[apex]} \u2212 frame {numbers[0]}"
+    panels = [(original[1], f"original, apex ({at})", "gray"),
+              (magnified, f"magnified (alpha {alpha}), apex ({at})", "gray"),
+              (_difference(original[1], original[0]), f"|original|: {since}", "magma"),
+              (_difference(magnified, first), f"|magnified|: {since}", "magma")]
+    vmax = max(float(p[0].max()) for p in panels[2:]) or 1.0
     for ax, (img, title, cmap) in zip(axes, panels):
-        ax.imshow(img, cmap=cmap, vmin=0 if cmap == "magma" else None, vmax=vmax if cmap == "magma" else None)
-        ax.set_title(title)
+        shown = ax.imshow(img, cmap=cmap, vmin=0 if cmap == "magma" else None, vmax=vmax if cmap == "magma" else None)
+        ax.set_title(title, fontsize=10)
         ax.axis("off")
+    fig.colorbar(shown, ax=axes[2:], shrink=0.9, label="absolute difference, grey levels (0-255)")
     fig.suptitle(f"{sample}: Eulerian magnification")
     return fig
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| per pixel in grey levels (the largest over channels for colour)."""
+    diff = np.abs(a.astype(np.float32) - b.astype(np.float32))
+    return diff.max(axis=-1) if diff.ndim == 3 else diff
 
 
 def intensity_figure(store: FeatureStore, sample: str):
     """Intensity and std-diff curves with ground-truth and estimated onset/apex/offset marked."""
     plt = _pyplot()
+    require(store, sample, features.FRAME, features.INTENSITY, features.STDDIFF)
     frames = store.read(features.FRAME.name, sample)
     row = _row(store, sample)
     fig, ax = plt.subplots(figsize=(8, 3.8), constrained_layout=True)
@@ -237,6 +321,8 @@ def intensity_figure(store: FeatureStore, sample: str):
         if est is not None and not _isna(est):
             ax.axvline(est, color="C3", ls=style, lw=1.2, label=f"{key} (estimated)")
     ax.set_xlabel("frame number")
+    ax.set_ylabel("0..1 within the clip\n(intensity: 1 at the apex, 0 least like it;\nstd-diff: over its peak)",
+                  fontsize=8)
     ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=7, ncol=2, loc="upper left")
     ax.set_title(f"{sample}: {row.get('emotion')}")
@@ -253,13 +339,14 @@ def _isna(v) -> bool:
 def mask_figure(store: FeatureStore, sample: str):
     """The STRCN-A dataset mask over the clip's magnified (small size) face, beside its heat map."""
     plt = _pyplot()
+    require(store, sample, features.APPEARANCE_MASK, features.MAGNIFIED_SMALL, features.HEATMAP)
     mask = np.asarray(store.dataset_array(features.APPEARANCE_MASK.name))
     face = store.read(features.MAGNIFIED_SMALL.name, sample)[0, test_alpha_index(store.record.stage_params())]
     face = _grey(face) if face.shape[-1] == 1 else face.mean(-1)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), constrained_layout=True)
     axes[0].imshow(face, cmap="gray")
     axes[0].imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.45)
-    axes[0].set_title(f"mask: {int(mask.sum())} of {mask.size} pixels kept")
+    axes[0].set_title(f"mask (red): {int(mask.sum())} of {mask.size} pixels kept")
     im = axes[1].imshow(store.read(features.HEATMAP.name, sample), cmap="magma")
     fig.colorbar(im, ax=axes[1], label="grey levels, summed over the clip's frames")
     axes[1].set_title("heat map sum_t |I(t) - I(0)|")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
@@ -17,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dask
-from tqdm.auto import tqdm
 
 from mepipe.featurestore.cachekey import stage_key
 from mepipe.featurestore.errors import UnknownNameError
 from mepipe.featurestore.fingerprint import FINGERPRINT_MODES, content_digest, stat_digest
+from mepipe.featurestore.progress import progress_bar
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext, Window
@@ -50,10 +52,6 @@ class Plan:
     changed_content: list[str] = field(default_factory=list)
     windows: dict[tuple[str, str], list[Window]] = field(default_factory=dict)
     redone: set[tuple[str, str]] = field(default_factory=set)
-
-    def units(self) -> int:
-        """Tasks' worth of work to do: each stale clip stage, and each stale window of a long video's stage."""
-        return sum(len(self.windows[t]) if t in self.windows else 1 for t in self.stale)
 
 
 def plan_build(writer: StoreWriter, contexts: Iterable[ClipContext], stages: list[str],
@@ -188,36 +186,57 @@ def build_has_cuda(scheduler: str | None) -> bool:
 
 
 class BuildProgress:
-    """A progress bar over tasks, with per-stage counts and clips completed."""
+    """A progress bar over a build's stale tasks, with per-stage counts and clips completed.
 
-    def __init__(self, plan: Plan, stages: list[str], enabled: bool = True):
+    With ``weights`` (each task's estimated CPU seconds, from
+    :mod:`~mepipe.pipeline.estimate`) the bar advances by each finished
+    task's estimate, so its percentage is of the estimated work and its ETA
+    is that work's remainder at the rate the build has achieved so far on
+    this machine, as loaded as it is (a TV-L1 pair can cost a hundred
+    landmark frames; counting tasks alike would make the ETA meaningless).
+    Off a terminal the bar is a line every few seconds (:mod:`mepipe.featurestore.progress`).
+    """
+
+    def __init__(self, plan: Plan, stages: list[str], enabled: bool = True,
+                 weights: Mapping[tuple[str, str], float] | None = None):
         self.total = Counter(name for _, name in plan.stale + plan.cached)
         self.done = Counter(name for _, name in plan.cached)
         self.left_per_clip = Counter(sample for sample, _ in plan.stale)
         self.clips = len({s for s, _ in plan.stale + plan.cached})
         self.clips_done = self.clips - len(self.left_per_clip)
+        self.tasks, self.tasks_done = len(plan.stale), 0
         self.stages = stages
-        self.bar = tqdm(total=plan.units(), desc="build", unit="task", disable=not enabled, dynamic_ncols=True)
+        typical = sum(weights.values()) / len(weights) if weights else 1.0
+        self.weights = {task: (weights or {}).get(task, typical) for task in plan.stale}
+        self.window_weights = {task: self.weights[task] / len(w) for task, w in plan.windows.items() if w}
+        self.bar = progress_bar(total=round(sum(self.weights.values()), 2), desc="build", enabled=enabled,
+                                dynamic_ncols=True, bar_format=BAR_FORMAT)
         self._postfix()
 
     def _postfix(self) -> None:
         parts = [f"{n} {self.done[n]}/{self.total[n]}" for n in self.stages if self.total[n]]
-        self.bar.set_postfix_str(f"clips {self.clips_done}/{self.clips} | " + " ".join(parts), refresh=False)
+        self.bar.set_postfix_str(f"tasks {self.tasks_done}/{self.tasks} | clips {self.clips_done}/{self.clips} | "
+                                 + " ".join(parts), refresh=False)
 
     def update(self, result: Mapping[str, Any]) -> None:
         """Count one task's record: a clip's stage, a long video's window (the bar only) or its finished stage."""
         if "window" in result:
-            self.bar.update(1)
+            self.bar.update(self.window_weights.get((result["sample"], result["stage"]), 0.0))
             return
         self.done[result["stage"]] += 1
+        self.tasks_done += 1
         self.left_per_clip[result["sample"]] -= 1
         if self.left_per_clip[result["sample"]] == 0:
             self.clips_done += 1
         self._postfix()
-        self.bar.update(0 if "windows" in result else 1)
+        self.bar.update(0.0 if "windows" in result else self.weights.get((result["sample"], result["stage"]), 0.0))
 
     def close(self) -> None:
         self.bar.close()
+
+
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+"""The build bar: share of the (estimated) work done, task and clip counts, elapsed time and ETA."""
 
 
 def execute(tasks: Mapping[tuple, Any], progress: BuildProgress, scheduler: str | None = None,
@@ -296,6 +315,43 @@ def _silent_shutdown():
             lg.setLevel(level)
 
 
+LOCAL_WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.tick.interval": "1s",
+}
+"""dask settings of the local cluster a build starts: no sampling profiler, a slower system monitor and tick.
+
+With dask's defaults (a stack sample every 10 ms, psutil every 500 ms, an
+event-loop tick every 20 ms) a worker's housekeeping threads cost 22-28 %
+on top of its tasks' CPU seconds on a loaded 2-core machine, measured with
+one TV-L1 task per worker at load 19; with these 6 % (it grows with wall
+time, not with work). They feed only dashboards, which a local build does
+not start, and they inflated the tasks' recorded CPU seconds, which the
+build's estimate is checked against.
+"""
+
+
+@contextmanager
+def _children_ignore_ctrl_c():
+    """Processes started inside ignore SIGINT, which they inherit as ignored: Ctrl-C interrupts only the driver.
+
+    A terminal sends Ctrl-C to the whole process group, the local cluster's
+    worker processes included; each would print a ``KeyboardInterrupt``
+    traceback and die while the driver still waits for it. Ignored, the
+    driver alone stops and shuts the cluster down (``finally``), and the
+    build's finished arrays stay for a rerun to resume from.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _execute_distributed(items, progress: BuildProgress, address: str | None, workers: int,
                          cuda: bool = False) -> list[dict[str, Any]]:
     from distributed import Client, LocalCluster, as_completed
@@ -308,10 +364,11 @@ def _execute_distributed(items, progress: BuildProgress, address: str | None, wo
         # traceback at ERROR there, so they report only CRITICAL unless mepipe logs at DEBUG (task errors
         # come back to the client as results either way).
         debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=":0", scheduler_kwargs={"dashboard": False},
-                               silence_logs=logging.ERROR if debug else logging.CRITICAL,
-                               resources={"GPU": 1} if cuda else None)
+        with _children_ignore_ctrl_c(), dask.config.set(LOCAL_WORKER_CONFIG):
+            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", scheduler_kwargs={"dashboard": False},
+                                   silence_logs=logging.ERROR if debug else logging.CRITICAL,
+                                   resources={"GPU": 1} if cuda else None)
         address = cluster.scheduler_address
     results: list[dict[str, Any]] = []
     client = Client(address)

@@ -75,6 +75,18 @@ def train_cli():
     return command_group("train_cmd")
 
 
+def wait_for(predicate, timeout: float = 120.0) -> bool:
+    """Poll ``predicate`` every 20 ms until it holds (True) or ``timeout`` seconds pass (False)."""
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def build_options(root: Path, store: Path, **changes):
     from mepipe.pipeline.build import BuildOptions
 

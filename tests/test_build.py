@@ -162,3 +162,16 @@ def test_concurrent_build_is_refused(store_copy, small_demo):
     with BuildLock(store_copy):
         with pytest.raises(StoreLockedError, match="is being built by"):
             run_build(build_options(small_demo, store_copy))
+
+
+def test_summary_counts_in_words_that_agree_with_the_number():
+    from mepipe.pipeline.build import BuildReport
+
+    def summary(quirks):
+        return BuildReport(store="s", dataset="d", started="", seconds=1.0, n_samples=1, n_ok=1, tasks_run={},
+                           tasks_cached={}, stage_seconds={}, failures=[], quirks=quirks, exit_code=0).summary()
+
+    one = summary(["001_3_1: apex outside onset..offset"]).splitlines()
+    line = one.index("  1 sheet/data quirk handled (see the report):")
+    assert one[line + 1] == "    001_3_1: apex outside onset..offset"
+    assert "  2 sheet/data quirks handled (see the report):" in summary(["a", "b"]).splitlines()

@@ -83,7 +83,8 @@ def test_cli_build_on_separately_started_scheduler_and_workers(separate_cluster,
     store = tmp_path / "shared" / "demo.zarr"
     done = subprocess.run([sys.executable, "-m", "mepipe.cli", "build", "--dataset", "demo", "--root", str(small_demo),
                            "--store", str(store), "--scheduler", separate_cluster, "--features", "core",
-                           "--config", str(defaults_config), "--no-progress"], capture_output=True, text=True, timeout=600)
+                           "--config", str(defaults_config), "--no-progress", "--no-estimate"],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     built, reference = open_store(store), open_store(small_store)
     assert built.record.build.scheduler == separate_cluster

@@ -59,21 +59,52 @@ def test_a_changed_config_prints_its_resolved_values_and_reads_back(tmp_path):
     assert resolved["flow_first_each"].size == (32, 32) and resolved["magnify"].alphas == (5.0, 8.0)
 
 
-def test_dry_run_lists_stale_and_cached_tasks_and_writes_nothing(store_copy, small_demo, tmp_path):
+def test_dry_run_lists_stale_and_cached_tasks_says_why_and_writes_nothing(store_copy, small_demo, tmp_path):
     fresh = tmp_path / "new.zarr"
     args = ["build", "--dataset", "demo", "--root", str(small_demo), "--features", "landmarks,align,apex",
-            "--dry-run", "--scheduler", "sync"]
+            "--dry-run", "--scheduler", "sync", "--no-estimate"]
     new = CliRunner().invoke(cli, [*args, "--store", str(fresh)])
     assert new.exit_code == 0, new.output
     assert not fresh.exists()
-    assert new.output.splitlines()[0] == "24 tasks would run, 0 are cached"
-    assert "run     001_1_1  landmarks" in new.output
+    assert new.stdout.splitlines()[0] == "24 tasks would run, 0 are cached"
+    assert "run     001_1_1  landmarks  (new clip)" in new.stdout.splitlines()
     config = tmp_path / "c.yaml"
     # The store was built with the default alpha list; restate it over the demo's own three alphas.
     config.write_text("apex: {threshold: 0.2}\nmagnify: {alphas: [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]}\n")
     old = CliRunner().invoke(cli, [*args, "--store", str(store_copy), "--config", str(config)])
     assert old.exit_code == 0, old.output
-    lines = old.output.splitlines()
+    lines = old.stdout.splitlines()
     assert lines[0] == "6 tasks would run, 18 are cached"
-    assert "  apex: 6 to run, 0 cached" in lines and "  magnify: 0 to run, 6 cached" in lines
-    assert "cached  001_1_1  align" in lines and "run     001_1_1  apex" in lines
+    assert "  apex: 6 to run, 0 cached; why: parameter apex.threshold 0.1 -> 0.2 (6)" in lines
+    assert "  magnify: 0 to run, 6 cached" in lines
+    assert "cached  001_1_1  align" in lines and "run     001_1_1  apex  (parameter apex.threshold 0.1 -> 0.2)" in lines
+    # the file replaces one of the demo's own settings: said before anything runs, on stderr
+    assert old.stderr.startswith(f"note: {config} replaces 1 of the demo corpus's own build settings "
+                                 "(magnify.alphas [5.0, 8.0, 11.0] -> [5.0, 6.0, ..., 14.0] (10 values))")
+
+
+def test_config_defaults_for_the_demo_prints_the_demo_s_own_settings(tmp_path):
+    """`mepipe config --defaults --dataset demo` is the file to start a demo config from: fed back, it changes
+    none of the demo's settings (and a build given it says nothing); plain --defaults are the papers'."""
+    from mepipe.pipeline.demo.build_config import build_config
+
+    result = CliRunner().invoke(cli, ["config", "--defaults", "--dataset", "demo"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "demo.yaml"
+    path.write_text(result.output)
+    assert params_from_mapping(read_config(path)) == params_from_mapping(build_config("demo", {}))
+    assert params_from_mapping(read_config(path))["magnify"].alphas == (5.0, 8.0, 11.0)
+    papers = CliRunner().invoke(cli, ["config", "--defaults"]).output
+    assert "not its cheaper own" in papers and "--dataset demo" in papers
+    same = CliRunner().invoke(cli, ["config", "--dataset", "samm", "--defaults"]).output
+    assert yaml.safe_load(same) == yaml.safe_load(papers)
+
+
+def test_a_defaults_file_given_to_a_demo_build_is_announced(defaults_config, small_demo, tmp_path):
+    result = CliRunner().invoke(cli, ["build", "--dataset", "demo", "--root", str(small_demo), "--store",
+                                      str(tmp_path / "s.zarr"), "--config", str(defaults_config), "--dry-run",
+                                      "--no-estimate", "--features", "landmarks"])
+    assert result.exit_code == 0, result.output
+    note = result.stderr.strip()
+    assert note.startswith(f"note: {defaults_config} replaces 15 of the demo corpus's own build settings")
+    assert "mepipe config --defaults --dataset demo" in note and len(note.splitlines()) == 1

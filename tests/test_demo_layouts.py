@@ -214,7 +214,7 @@ def test_build_synthesises_a_missing_demo_corpus_and_reads_it_with_the_real_adap
 
     monkeypatch.setitem(demo.PRESETS, "demo-smic", SMIC_SMALL)
     args = ["build", "--dataset", "demo-smic", "--data-root", str(tmp_path), "--scheduler", "sync",
-            "--features", "core", "--no-progress"]
+            "--features", "core", "--no-progress", "--no-estimate"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert (tmp_path / "datasets" / "demo-smic" / "demo.json").is_file()

@@ -27,6 +27,9 @@ def _files(tmp: Path, demo: Path) -> dict[str, Path]:
     (tmp / "bad_nested.yaml").write_text("flow_consecutive: {tvl1: {tau: -1}}\n")
     (tmp / "noheader").mkdir()
     (tmp / "noheader" / "manifest.csv").write_text("x,y\n1,2\n")
+    (tmp / "two").mkdir()
+    for name in ("manifest_lab.csv", "manifest_tv.csv"):
+        (tmp / "two" / name).write_text("path,subject,label,fps\nclip,s1,x,200\n")
     return {"tmp": tmp, "demo": demo}
 
 
@@ -65,6 +68,9 @@ CASES = {
                                          str(f["tmp"] / "s.zarr"), "--face", "biggest"), 2, "biggest"),
     "outside-root flag on a sheet dataset": (lambda f: _build("--dataset", "demo", "--root", str(f["demo"]),
                                                               "--allow-outside-root"), 2, "manifest"),
+    "manifest root with two manifests": (lambda f: _build("--dataset", "manifest", "--root", str(f["tmp"] / "two"),
+                                                          "--store", str(f["tmp"] / "s.zarr")),
+                                         2, "manifest_lab.csv, manifest_tv.csv; choose one with --annotations"),
 }
 
 
@@ -101,7 +107,7 @@ def test_verbose_shows_the_traceback_of_an_expected_error(tmp_path):
 def test_a_bug_keeps_its_traceback(monkeypatch, small_demo, tmp_path):
     import mepipe.pipeline.build as build
 
-    def broken(opts):
+    def broken(opts, on_estimate=None):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(build, "run_build", broken)
@@ -135,4 +141,20 @@ def test_build_on_a_local_cluster_prints_only_its_summary(small_demo, tmp_path):
     assert out.returncode == 0, out.stderr
     for noise in ("INFO", "distributed", "UserWarning", "Traceback", "CommClosedError", "StreamClosedError", "8787"):
         assert noise not in out.stderr and noise not in out.stdout, (noise, out.stderr)
-    assert out.stdout.startswith("manifest: 1/1 clips built")
+    first, shares, summary = out.stdout.splitlines()[:3]
+    assert first.startswith("estimate: ") and shares.startswith("  most of it: landmarks")
+    assert summary.startswith("manifest: 1/1 clips built")
+
+
+@pytest.mark.parametrize("clip, feature, words", [
+    ("001_1_2", "intensity", "has no clip '001_1_2'; close matches: "),
+    ("001_1_1", "lfm", "clip '001_1_1' has no lfm, clfm, sfem (build with --features lfm,clfm,sfem)"),
+])
+def test_show_names_a_missing_clip_or_feature_in_one_sentence(small_store, tmp_path, clip, feature, words):
+    """The store holds clips 001_1_1.. and the core features only: a mistyped clip gets its close matches, a
+    feature the build skipped says how to build it; exit 2, no traceback, no file written."""
+    out = tmp_path / "x.png"
+    result = CliRunner().invoke(cli, ["show", str(small_store), clip, "--feature", feature, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert "Traceback" not in result.output and not out.exists()

@@ -115,7 +115,8 @@ def test_build_reports_the_face_fraction_per_clip(tmp_path):
     pd.DataFrame([{"path": "clip", "subject": "s", "label": "x", "fps": 25}]).to_csv(root / "manifest.csv", index=False)
     store = tmp_path / "s.zarr"
     out = CliRunner().invoke(cli, ["build", "--dataset", "manifest", "--root", str(root), "--store", str(store),
-                                   "--features", "landmarks", "--scheduler", "sync", "--no-progress", "--face", "center"])
+                                   "--features", "landmarks", "--scheduler", "sync", "--no-progress", "--no-estimate",
+                                   "--face", "center"])
     assert out.exit_code == 0, out.output
     assert "face in every frame of 0 of 1 clips" in out.output and "clip: face in 70% of frames (3 without)" in out.output
     from mepipe.featurestore import open_store

@@ -6,6 +6,7 @@ compared.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -271,4 +272,156 @@ def test_lfm_picture_of_a_built_store_recovers_every_range(full_store):
     fig = lfm_figure(open_store(str(full_store)), "001_1_1")
     titles = [ax.get_title() for ax in fig.axes if ax.images]
     assert titles and all("px \u2192 255" in t and "not recoverable" not in t for t in titles), titles
+    _close(fig)
+
+
+# --- every picture reads itself (issue 23, item 3) -------------------------------------------
+
+FRAME_PAIR = re.compile("frames? (\\d+) ?\u2192 ?(\\d+)")
+
+
+def _frame_pairs(texts) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for t in texts for a, b in FRAME_PAIR.findall(t)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("feature", ["flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each",
+                                     "flow_consecutive"])
+def test_flow_pictures_name_frames_by_their_source_numbers(full_store, feature):
+    """The demo numbers its frames from 1000 up, so an index (0..23) can never pass for a frame number."""
+    from mepipe.featurestore import open_store
+    from mepipe.pipeline.stages import figure
+
+    store = open_store(str(full_store))
+    numbers = list(store.read("frame", "001_1_1"))
+    fig = figure(feature).draw(store, "001_1_1")
+    (start, end), = _frame_pairs([fig._suptitle.get_text()])
+    assert start in numbers and end in numbers and start < end and numbers[0] >= 1000
+    assert any(t.startswith(f"arrows over frame {start}\n") for t in _texts(fig))
+    _close(fig)
+
+
+@pytest.mark.slow
+def test_lfm_maps_carry_landmark_number_ticks_and_frame_numbers(full_store):
+    from mepipe.featurestore import open_store
+    from mepipe.pipeline.figures import LANDMARK_TICKS, lfm_figure
+    from mepipe.pipeline.stages.lfm import CLFM_POINTS
+
+    store = open_store(str(full_store))
+    fig = lfm_figure(store, "001_1_1")
+    maps = [ax for ax in fig.axes if ax.images]
+    lfm, clfm = maps[0], maps[len(maps) // 2]
+    assert [t.get_text() for t in lfm.get_xticklabels()] == [str(n) for n in LANDMARK_TICKS]
+    assert [t.get_text() for t in clfm.get_yticklabels()] == [str(n) for n in CLFM_POINTS]
+    assert lfm.get_ylabel().startswith("landmark i") and maps[-1].get_xlabel().startswith("landmark j")
+    numbers = list(store.read("frame", "001_1_1"))
+    assert _frame_pairs([ax.get_title() for ax in maps]) and all(
+        a in numbers and b in numbers for a, b in _frame_pairs([ax.get_title() for ax in maps]))
+    _close(fig)
+
+
+@pytest.mark.slow
+def test_magnified_differences_share_one_colour_bar_in_grey_levels(full_store):
+    from mepipe.featurestore import open_store
+    from mepipe.pipeline.figures import magnified_figure
+
+    store = open_store(str(full_store))
+    fig = magnified_figure(store, "001_1_1")
+    panels = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    differences = [ax for ax in panels if ax.get_title().startswith("|")]
+    assert len(differences) == 2
+    assert differences[0].images[0].get_clim() == differences[1].images[0].get_clim()  # one scale for both
+    bars = [ax for ax in fig.axes if not ax.get_title() and ax.get_ylabel()]
+    assert [b.get_ylabel() for b in bars] == ["absolute difference, grey levels (0-255)"]
+    numbers = list(store.read("frame", "001_1_1"))
+    apex = numbers[int(store.read("state_index", "001_1_1")[2])]
+    assert all(f"frame {apex}" in ax.get_title() for ax in panels)
+    _close(fig)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["intensity", "mask"])
+def test_curve_and_mask_pictures_label_every_axis_and_scale(full_store, name):
+    from mepipe.featurestore import open_store
+    from mepipe.pipeline.stages import figure
+
+    fig = figure(name).draw(open_store(str(full_store)), "001_1_1")
+    if name == "intensity":
+        (ax,) = fig.axes
+        assert ax.get_xlabel() == "frame number" and "0..1" in ax.get_ylabel()
+        assert all(t.get_text() for t in ax.get_legend().get_texts())
+    else:
+        bar = next(ax for ax in fig.axes if not ax.get_title())
+        assert bar.get_ylabel() == "grey levels, summed over the clip's frames"
+        assert "(red)" in fig.axes[0].get_title()
+    _close(fig)
+
+
+def test_curves_legend_names_folds_and_line_styles_only_when_there_are_two():
+    from mepipe.train.report import curves_figure
+
+    history, stages = _history(((3, "net"),), validated=False)
+    fig = curves_figure(_report([{"name": f"s{k}", "history": history, "inputs": {"stages": stages}}
+                                 for k in (1, 2)]))
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert len(legends) == 1 and legends[0].get_title().get_text() == "fold"
+    assert [t.get_text() for t in legends[0].get_texts()] == ["s1", "s2"]  # no "training": every line is
+    _close(fig)
+
+
+def test_recall_picture_keeps_its_axis_labels_inside_the_figure():
+    from mepipe.train.compare import recall_figure
+
+    runs = [{"name": f"run{k}", "model": "shcnn", "classes": list(LONG_CLASSES), "recall": [0.5, 0.2, None, 1.0],
+             "figures": {"uar": 0.5}} for k in (1, 2)]
+    fig = recall_figure({"runs": runs})
+    fig.tight_layout()  # as save_figure lays it out
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    for label in (ax.yaxis.label, ax.xaxis.label):
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, label.get_text()
+    _close(fig)
+
+
+def test_spotting_picture_labels_its_axes():
+    from mepipe.train.report import plot_spotting
+
+    report = {**_report([]), "spotting_auc": 0.8,
+              "predictions": [{"sample": "c", "true": 0, "pred": 0, "intensity": [0.1, 0.5, 0.9, None],
+                               "span": [0, 1, 1, 0]}]}
+    import matplotlib.pyplot as plt
+
+    seen = []
+    original = plt.Figure.savefig
+    plt.Figure.savefig = lambda self, *a, **k: seen.append(self)
+    try:
+        plot_spotting(report, "/nonexistent/unused.png")
+    finally:
+        plt.Figure.savefig = original
+    (fig,) = seen
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel() == "intensity (0..1)"
+    assert ax.get_title() == "c (true negative, predicted negative)"  # class names, not indices
+    assert all(t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_saliency_is_drawn_over_the_face_with_a_labelled_scale():
+    from mepipe.train.explain import SaliencyResult, saliency_figure
+
+    face = np.tile(np.arange(16, dtype=np.uint8) * 16, (16, 1))
+    gradient = np.zeros((3, 16, 16), np.float32)
+    gradient[:, 4:8, 4:8] = 1.0
+    result = SaliencyResult("c", "f1", 3, np.zeros((16, 16, 3), np.uint8), gradient, "positive", "positive", 2.0,
+                            (1004, 1008), face)
+    fig = saliency_figure(result)
+    heat_ax = fig.axes[1]
+    under, heat = heat_ax.images[:2]
+    np.testing.assert_array_equal(under.get_array(), face)
+    assert under.get_cmap().name == "gray" and heat.get_alpha() < 1
+    assert "over the face (frame 1008)" in heat_ax.get_title()
+    assert "frame 1004 \u2192 1008" in fig.axes[0].get_title()
+    bar = next(ax for ax in fig.axes if ax.get_ylabel())
+    assert bar.get_ylabel() == "|dV/dI| per unit of standardised input"
     _close(fig)

@@ -3,28 +3,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import build_options
+from conftest import build_options, wait_for
 from mepipe.featurestore import IncompleteStoreError, open_store
 from mepipe.pipeline.build import run_build
 
 
 def _build_cmd(root, store, *extra):
     return [sys.executable, "-m", "mepipe.cli", "build", "--dataset", "demo", "--root", str(root),
-            "--store", str(store), "--no-progress", "--features", "core", *extra]
-
-
-def _wait_for(predicate, timeout=120.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+            "--store", str(store), "--no-progress", "--no-estimate", "--features", "core", *extra]
 
 
 @pytest.mark.slow
@@ -35,7 +25,7 @@ def test_killed_build_resumes(small_demo, small_store, tmp_path, scheduler, defa
                             start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait_for(lambda: len(list(store.glob("clips/*/crops"))) >= 2), "build never wrote crops"
+        assert wait_for(lambda: len(list(store.glob("clips/*/crops"))) >= 2), "build never wrote crops"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

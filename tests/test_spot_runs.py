@@ -17,7 +17,7 @@ from video_stores import write_video_store
 
 from mepipe.featurestore import FeatureStore
 from mepipe.train.clips import StoreMismatchError
-from mepipe.train.spotters import get_spotter
+from mepipe.train.spotters import get_spotter, megc2020
 from mepipe.train.spotters import run as run_module
 from mepipe.train.spotters.base import Pass
 from mepipe.train.spotters.controls import chance_table, relocate
@@ -158,7 +158,7 @@ def test_a_final_run_fits_on_everyone_and_has_no_test_figure(video_store, tmp_pa
     fitted = restore_final(out)
     assert fitted.settings == fold["settings"]
     curves = fitted.curves(VideoTable.open([str(video_store)]), "002_1")
-    assert set(curves) == {"micro", "macro"} and np.isfinite(curves["micro"]).any()
+    assert set(curves) == {megc2020.CURVE} and np.isfinite(curves[megc2020.CURVE]).any()  # micro and macro share it
 
 
 @pytest.mark.slow
@@ -229,8 +229,8 @@ def test_the_setting_with_the_best_f1_of_its_kind_is_chosen_the_first_of_equals(
     curve[micro["onset"] - 1:micro["offset"]] = 0.6   # the micro-expression (positions = frame numbers - 1)
     curve[500:560] = 0.9                              # a 60-frame bump where nothing is annotated
     grid = (0.95, 0.8, 0.7, 0.5, 0.3)
-    choice = choose_settings([Pass("all", "micro", grid, spot_by_duration)], {"001_1": {"all": curve}}, videos,
-                             truth)["all"]
+    choice = choose_settings([Pass("all", "micro", grid, spot_by_duration, curve="bump")], {"001_1": {"bump": curve}},
+                             videos, truth)["all"]
     # 0.95: nothing (F1 0); 0.8, 0.7: the false bump only (0); 0.5 and 0.3: both, 1 TP of 2 predictions (2/3).
     assert [round(f1, 4) for _, f1 in choice.grid] == [0.0, 0.0, 0.0, 0.6667, 0.6667]
     assert choice.setting == 0.5 and (choice.counts.tp, choice.counts.fp, choice.counts.fn) == (1, 1, 0)

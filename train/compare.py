@@ -203,7 +203,7 @@ def recall_figure(table: Mapping[str, Any]):
     ax.set_xticks(x, classes, rotation=30 if max(map(len, classes), default=0) > 10 else 0,
                   ha="right" if max(map(len, classes), default=0) > 10 else "center")
     ax.set_xlabel("class (true label)")
-    ax.set_ylabel("recall (share of the class's test clips predicted as it)")
+    ax.set_ylabel("recall: share of the class's\ntest clips predicted as it")  # two lines: one is taller than the axes
     ax.set_ylim(0, 1.12)
     ax.set_title("Per-class recall, pooled over each run's test folds", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1 if len(runs) > 3 else len(runs),

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mepipe.featurestore.views import apex_field, code_flow
+from mepipe.featurestore.features import CROPS
+from mepipe.featurestore.views import apex_field, code_flow, field_frames
 
 from .clips import ClipTable
 from .inputs.base import Standardiser
@@ -43,6 +44,11 @@ class SaliencyResult:
         Class of this frame and the clip's true class.
     shrinkage : float
         M = max_j |o_j| of the frame's logits.
+    frames : (int, int)
+        Source frame numbers the field joins (from, to).
+    face : ndarray, shape (H, W), uint8, or None
+        The aligned grey face of the field's last frame at the field's size,
+        which the map is drawn over (None when the store has no crops).
     """
 
     clip: str
@@ -53,6 +59,8 @@ class SaliencyResult:
     predicted: str
     true: str
     shrinkage: float
+    frames: tuple[int, int] = (0, 0)
+    face: np.ndarray | None = None
 
 
 def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
@@ -91,9 +99,23 @@ def saliency_map(run: str | os.PathLike, clip: str, *, frame: int | None = None,
     gradient = saliency(model, x, target=None)[0].float().cpu().numpy()
     classes = report["classes"]
     true = next(p["true"] for p in report["predictions"] if p["sample"] == clip)
+    start, end = field_frames(feature, int(index))
+    numbers = clips.frame_numbers(clip)
     return SaliencyResult(clip, fold_name, int(index), np.rint(coded.transpose(1, 2, 0) * 255).astype(np.uint8),
                           gradient, classes[int(logits.argmax())], classes[int(true)],
-                          float(logits.abs().max()))
+                          float(logits.abs().max()), (int(numbers[start]), int(numbers[end])),
+                          _face(clips, clip, end, coded.shape[1:]))
+
+
+def _face(clips: ClipTable, clip: str, frame: int, size: tuple[int, int]) -> np.ndarray | None:
+    """The clip's aligned crop at ``frame``, grey, resized to the field's (H, W); None without crops."""
+    if not clips.has(CROPS.name, clip):
+        return None
+    import cv2
+
+    crop = clips.read(CROPS.name, clip)[frame]
+    grey = crop[..., 0] if crop.shape[-1] == 1 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
 def load_fold_model_for(run: str | os.PathLike, clip: str, device: str = "cpu"):
@@ -110,29 +132,39 @@ def load_fold_model_for(run: str | os.PathLike, clip: str, device: str = "cpu"):
 
 
 def draw_saliency(result: SaliencyResult, out: str | os.PathLike) -> Path:
-    """Three panels: the coded flow, |dV/dI| over it, and the saliency pixels.
+    """Write :func:`saliency_figure` to ``out`` (PNG)."""
+    return save_figure(saliency_figure(result), out, dpi=120)
+
+
+def saliency_figure(result: SaliencyResult):
+    """Three panels: the coded flow, |dV/dI| over the face, and the saliency pixels over the face.
 
     Saliency pixels (eq. 11) are those whose gradient, summed over the three
     colour channels, is >= 0; pixels whose gradient is below 5 % of the
     largest (flat areas, where it is ~0) are left out so the panel shows
-    where the network looks. Other pixels are dimmed.
+    where the network looks. The face is the aligned crop of the field's
+    last frame (the coded flow itself where the store has no crops); frames
+    are named by their source numbers.
     """
     plt = pyplot()
     magnitude = np.abs(result.gradient).max(axis=0)
     pixel_gradient = result.gradient.sum(axis=0)
     salient = (pixel_gradient >= 0) & (magnitude > 0.05 * magnitude.max())
-    dimmed = (result.coded * np.where(salient[..., None], 1.0, 0.25)).astype(np.uint8)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.8))
+    face = result.face if result.face is not None else result.coded.mean(axis=-1)
+    under = "the face" if result.face is not None else "the coded flow"
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.9))
+    start, end = result.frames
     axes[0].imshow(result.coded)
-    axes[0].set_title(f"coded flow, field {result.frame}", fontsize=9)
-    axes[1].imshow(result.coded)
-    heat = axes[1].imshow(magnitude, cmap="inferno", alpha=0.65)
-    axes[1].set_title(f"|dV/dI|, M = {result.shrinkage:.3g}", fontsize=9)
-    fig.colorbar(heat, ax=axes[1], fraction=0.046)
-    axes[2].imshow(dimmed)
-    axes[2].set_title("saliency pixels (dV/dI >= 0)", fontsize=9)
+    axes[0].set_title(f"coded flow, frame {start} \u2192 {end}\n(hue = direction, brightness = magnitude)", fontsize=9)
+    axes[1].imshow(face, cmap="gray", vmin=0, vmax=255)
+    heat = axes[1].imshow(np.ma.masked_less(magnitude, 0.05 * magnitude.max()), cmap="inferno", alpha=0.6)
+    axes[1].set_title(f"|dV/dI| over {under} (frame {end}), M = {result.shrinkage:.3g}", fontsize=9)
+    fig.colorbar(heat, ax=axes[1], fraction=0.046, label="|dV/dI| per unit of standardised input")
+    axes[2].imshow(face, cmap="gray", vmin=0, vmax=255)
+    axes[2].imshow(np.ma.masked_where(~salient, salient), cmap="autumn", alpha=0.7, vmin=0, vmax=1)
+    axes[2].set_title(f"saliency pixels (dV/dI >= 0, yellow) over {under}", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
     fig.suptitle(f"{result.clip} (fold {result.fold}): true {result.true}, frame predicted {result.predicted}",
                  fontsize=10)
-    return save_figure(fig, out, dpi=120)
+    return fig

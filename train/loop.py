@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm.auto import tqdm
 
 from mepipe.featurestore.errors import MepipeError
+from mepipe.featurestore.progress import progress_bar
 
 from .inputs.batches import Item, collate
 
@@ -138,7 +138,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, shuffle: bool = False,
@@ -182,7 +183,7 @@ def train_model(model: nn.Module, loader: DataLoader, params: TrainParams, devic
     generator = torch.Generator().manual_seed(params.seed)
     history: list[EpochRecord] = []
     best, stale = math.inf, 0
-    bar = tqdm(range(params.epochs), desc=desc, unit="epoch", disable=not params.progress, leave=True)
+    bar = progress_bar(range(params.epochs), desc=desc, unit="epoch", enabled=params.progress, leave=True)
     for epoch in bar:
         started = time.perf_counter()
         if before_epoch is not None:

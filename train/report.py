@@ -81,8 +81,14 @@ def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, ...]
 
 
 def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: int = 12) -> Path:
-    """Predicted intensity of held-out clips against the sheet's onset..offset span (Nag's spotting)."""
+    """Predicted intensity of held-out clips against the sheet's onset..offset span (Nag's spotting).
+
+    The x axis counts the steps of the sequence each clip was tested on
+    (step t: the flow pair t-1 -> t); predictions do not record which
+    source frames those are.
+    """
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
 
     clips = [p for p in report["predictions"] if INTENSITY.name in p][:max_clips]
     columns = min(4, len(clips))
@@ -94,15 +100,26 @@ def plot_spotting(report: dict[str, Any], path: str | os.PathLike, max_clips: in
         steps = np.arange(1, len(curve) + 1)
         ax.fill_between(steps, 0, span, step="mid", color="tab:green", alpha=0.2, label="onset..offset")
         ax.plot(steps, curve, color="tab:blue", lw=1.2, label="predicted intensity")
-        ax.set_title(f"{clip['sample']} (true {clip['true']}, pred {clip['pred']})", fontsize=8)
+        ax.set_title(f"{clip['sample']} (true {_class(report, clip['true'])}, "
+                     f"predicted {_class(report, clip['pred'])})", fontsize=8)
         ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("step t of the tested sequence (pair t-1 \u2192 t)", fontsize=7)
     for ax in list(axes.flat)[len(clips):]:
         ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("intensity (0..1)", fontsize=7)
     axes.flat[0].legend(fontsize=6, loc="upper left")
     auc = report.get("spotting_auc")
     auc_text = f"ROC AUC {auc:.3f}" if auc is not None else "ROC AUC undefined"
-    fig.suptitle(f"{report['model']} spotting on held-out clips (frame t: pair t-1 -> t); {auc_text}", fontsize=10)
+    fig.suptitle(f"{report['model']} spotting on held-out clips; {auc_text}", fontsize=10)
     return save_figure(fig, path, dpi=110)
+
+
+def _class(report: dict[str, Any], value: Any) -> str:
+    """A prediction's class by name (predictions hold indices into the report's classes)."""
+    classes = report.get("classes", [])
+    return str(classes[value]) if isinstance(value, int) and 0 <= value < len(classes) else str(value)
 
 
 def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -140,8 +157,8 @@ def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
     return save_figure(curves_figure(report), path, dpi=120)
 
 
-TRAIN_STYLE = {"ls": "-", "lw": 1.0}
-VALIDATION_STYLE = {"ls": "--", "lw": 1.2}
+TRAIN_STYLE = {"ls": "-", "lw": 1.0, "marker": ".", "ms": 4}
+VALIDATION_STYLE = {"ls": "--", "lw": 1.2, "marker": ".", "ms": 4}
 """Line styles of the training and validation curves of one fold (the fold keeps its colour)."""
 
 
@@ -201,14 +218,16 @@ def curves_figure(report: dict[str, Any]):
         count = f"{people[0]} {'person' if people[0] == 1 else 'people'}" if len(people) == 1 else "people"
         axes[2].set(xlabel="epoch", ylabel="validation UF1", ylim=(-0.02, 1.08),
                     title=f"validation UF1 ({count} held out per fold)\n\u25cf = the epoch each stage kept")
+    last = max((h["epoch"] for fold in folds for h in fold.get("history", [])), default=1)
     for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles = [Line2D([], [], color="black", **TRAIN_STYLE, label="training")]
-    if validated:
-        handles.append(Line2D([], [], color="black", **VALIDATION_STYLE, label="validation"))
-    if folds and len(folds) <= 12:
-        handles += acc_ax.get_legend_handles_labels()[0]
-    acc_ax.legend(handles=handles, title="fold" if len(handles) > 2 else None, fontsize=7, loc="best")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, last + 0.5)  # whole epochs, and a one-epoch run's points in view
+    if folds and len(folds) <= 12:  # a colour per fold; beyond 12 folds the colours repeat and name nothing
+        loss_ax.legend(title="fold", fontsize=7, title_fontsize=8, loc="best")
+    if validated:  # two line styles to tell apart; a run without validation has one, which needs no key
+        acc_ax.legend(handles=[Line2D([], [], color="black", **TRAIN_STYLE, label="training"),
+                               Line2D([], [], color="black", **VALIDATION_STYLE, label="validation")],
+                      fontsize=7, loc="best")
     fig.suptitle(f"{report['model']} · {report['labels']} · {report['protocol']} ({len(folds)} folds)", fontsize=10)
     return fig
 

@@ -271,7 +271,8 @@ def load_manifest(
     ----------
     root
         The data folder (``manifest*.csv`` is looked for here when
-        ``annotations`` is None), or the CSV file itself.
+        ``annotations`` is None; a folder holding several is refused, naming
+        them), or the CSV file itself.
     annotations
         The manifest CSV.
     fps
@@ -304,7 +305,7 @@ def load_manifest(
     root = Path(root)
     if root.is_file():
         annotations, root = annotations or root, root.parent
-    csv = find_sheet(root, MANIFEST_SHEETS, annotations)
+    csv = find_sheet(root, MANIFEST_SHEETS, annotations, several="refuse")
     columns = VideoManifestColumns() if unit == "videos" else ManifestColumns()
     sheet = read_sheet(csv, columns, header_key="path", leading=False)
     ctx = _Context(sheet=sheet, bases=(csv.parent, root), dataset=dataset, fps=fps,

@@ -27,13 +27,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from mepipe.featurestore.errors import MissingPathError, SheetError
+from mepipe.featurestore.errors import MissingPathError, SheetError, UsageError
 from mepipe.featurestore.layout import sample_id_problem
 
 from .action_units import parse_action_units
 from .base import AdapterResult, Quirk, Sample, describe_gaps, frame_gaps, numbered_frames
 
 log = logging.getLogger(__name__)
+
+
+class SheetChoiceError(UsageError):
+    """A root holds several sheets that are not versions of one another; the user must pick one."""
+
 
 GT_FIELDS = ("onset", "apex", "offset")
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
@@ -110,12 +115,16 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def find_sheet(root: Path, patterns: Sequence[str], annotations: Path | None = None) -> Path:
+def find_sheet(root: Path, patterns: Sequence[str], annotations: Path | None = None, *,
+               several: str = "newest") -> Path:
     """The annotation sheet: ``annotations`` if given, else the newest match in ``root``.
 
     Matches are sorted by name, so a dated or versioned sheet
     (``CASME2-coding-20190701.xlsx``, ``..._v2.xlsx``) wins over older ones.
-    Excel lock files (``~$name.xlsx``) are ignored.
+    Excel lock files (``~$name.xlsx``) are ignored. ``several="refuse"``
+    refuses a root with more than one match instead, naming them all: for
+    sheets that are not versions of one another (two manifests list two
+    different sets of clips).
     """
     if annotations is not None:
         path = Path(annotations)
@@ -133,6 +142,10 @@ def find_sheet(root: Path, patterns: Sequence[str], annotations: Path | None = N
         )
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
+        if several == "refuse":
+            raise SheetChoiceError(f"{root} holds {len(found)} sheets matching "
+                                   f"{' or '.join(repr(p) for p in patterns)}: {names}; "
+                                   "choose one with --annotations FILE")
         log.warning("several annotation sheets in %s (%s); using %s", root, names, found[-1].name)
     return found[-1]
 

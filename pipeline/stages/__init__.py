@@ -26,6 +26,7 @@ from .registry import (
     SOURCE_DIGEST_ATTR,
     SOURCE_FRAMES,
     STAGES,
+    Cost,
     DatasetOutput,
     Device,
     Figure,
@@ -51,8 +52,8 @@ from .registry import (
 )
 from .windows import SOURCE_VIDEO, WINDOW, UNITS, WindowParams, Windowed
 
-__all__ = ["SOURCE", "SOURCE_DIGEST_ATTR", "SOURCE_FRAMES", "STAGES", "DatasetOutput", "Device", "Figure", "Placement",
-           "ReadParams", "Stage", "StageOutput", "UndeclaredRead", "clip_stages", "dataset_stages_after",
+__all__ = ["SOURCE", "SOURCE_DIGEST_ATTR", "SOURCE_FRAMES", "STAGES", "Cost", "DatasetOutput", "Device", "Figure",
+           "Placement", "ReadParams", "Stage", "StageOutput", "UndeclaredRead", "clip_stages", "dataset_stages_after",
            "default_params", "descendants", "figure", "figure_names", "get_stage", "groups", "params_from_mapping",
            "register_stage", "resolve_devices", "stage_order", "stages_for", "wants_cuda", "SOURCE_VIDEO", "UNITS",
            "WINDOW", "WindowParams", "Windowed"]

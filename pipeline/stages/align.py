@@ -75,6 +75,7 @@ from mepipe.featurestore import features
 from .frames import VideoFrames
 from .landmarks import LEFT_EYE, RIGHT_EYE, LandmarkParams, first_face
 from .lwm import N_COEFFICIENTS, LocalWeightedMean
+from .cost import per_frame
 from .registry import SOURCE_FRAMES, StageOutput, register_stage
 from .windows import SOURCE_VIDEO, Windowed
 
@@ -401,5 +402,5 @@ def _video_events(windows: list[dict]) -> dict:
 register_stage(
     name="align", version=VERSION, params=AlignParams, kernel=_kernel, group="core", reads=("landmarks",),
     reads_source=True, inputs=(features.LANDMARKS,),
-    writes=(features.CROPS, features.LANDMARKS_ALIGNED, features.TRANSFORMS),
+    writes=(features.CROPS, features.LANDMARKS_ALIGNED, features.TRANSFORMS), cost=per_frame(),
     window=Windowed(kernel=_window_kernel, combine=_video_events, defaults={"size": LONG_VIDEO_SIZE}))

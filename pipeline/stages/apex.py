@@ -30,6 +30,7 @@ import numpy as np
 from mepipe.featurestore import features
 
 from .. import figures
+from .cost import per_frame
 from .registry import Figure, StageOutput, register_stage
 
 VERSION = "1"
@@ -201,4 +202,4 @@ register_stage(
     name="apex", version=VERSION, params=ApexParams, kernel=_kernel, group="core", reads=("align", "magnify"),
     reads_truth=True, inputs=(features.CROPS, features.MAGNIFIED),
     writes=(features.STDDIFF, features.NCC, features.INTENSITY, features.STATE, features.STATE_INDEX),
-    figure=Figure(features.INTENSITY.name, figures.intensity_figure))
+    figure=Figure(features.INTENSITY.name, figures.intensity_figure), cost=per_frame())

@@ -26,6 +26,7 @@ import numpy as np
 from mepipe.featurestore import features
 from mepipe.featurestore.views import time_normalise
 
+from .cost import per_frame
 from .registry import StageOutput, register_stage
 
 
@@ -80,4 +81,5 @@ VERSION = "1"
 
 register_stage(
     name="appearance", version=VERSION, params=AppearanceParams, kernel=_kernel, group="appearance",
-    reads=("magnify",), inputs=(features.MAGNIFIED_SMALL,), writes=(features.HEATMAP, features.APPEARANCE_FRAMES))
+    reads=("magnify",), inputs=(features.MAGNIFIED_SMALL,), writes=(features.HEATMAP, features.APPEARANCE_FRAMES),
+    cost=per_frame())

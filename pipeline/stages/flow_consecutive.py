@@ -18,6 +18,7 @@ import numpy as np
 from mepipe.featurestore import features
 
 from . import flow_tasks
+from .cost import Cost, sampled_pairs
 from .flow import VERSION, FlowParams, clip_flows, consecutive_pairs, prepare_crops
 from .registry import register_stage
 from .windows import Windowed
@@ -52,10 +53,16 @@ def _pairs(ctx, inputs, params):
     return grey, pairs, ({"gap_pairs": gaps} if gaps else {})
 
 
+def _solved_pairs(ctx, params, read) -> int:
+    """Pairs solved: neighbours in time (none across a gap in the frame numbers)."""
+    return int((np.diff(np.asarray(ctx.frame_numbers)) == 1).sum())
+
+
 _FLOWS = flow_tasks.PairFlows(features.FLOW_CONSECUTIVE, _pairs)
 
 register_stage(
     name="flow_consecutive", version=VERSION, params=ConsecutiveFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align",), inputs=(features.CROPS,), writes=(features.FLOW_CONSECUTIVE,),
     figure=flow_tasks.flow_figure(features.FLOW_CONSECUTIVE), device=flow_tasks.BACKEND,
-    placement=flow_tasks.GpuPlacement(32), window=Windowed(after=1, shorter_by=1))
+    placement=flow_tasks.GpuPlacement(32), window=Windowed(after=1, shorter_by=1),
+    cost=Cost("pair", _solved_pairs, sample=sampled_pairs(lambda k, t: (k, k + 1), features.CROPS.name)))

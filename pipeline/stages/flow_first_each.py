@@ -17,6 +17,7 @@ import numpy as np
 from mepipe.featurestore import features
 
 from . import flow_tasks
+from .cost import Cost, n_frames, sampled_pairs
 from .flow import VERSION, FlowParams, clip_flows, first_each_pairs, prepare_crops
 from .registry import register_stage
 
@@ -59,4 +60,6 @@ register_stage(
     name="flow_first_each", version=VERSION, params=FirstEachFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align",), inputs=(features.CROPS,), writes=(features.FLOW_FIRST_EACH,),
     placement=flow_tasks.GpuPlacement(32), device=flow_tasks.BACKEND,
-    figure=flow_tasks.flow_figure(features.FLOW_FIRST_EACH))
+    figure=flow_tasks.flow_figure(features.FLOW_FIRST_EACH),
+    cost=Cost("pair", lambda ctx, params, read: n_frames(ctx) - 1,
+              sample=sampled_pairs(lambda k, t: (0, k + 1), features.CROPS.name)))

@@ -18,6 +18,7 @@ import numpy as np
 from mepipe.featurestore import features
 
 from . import flow_tasks
+from .cost import Cost
 from .flow import VERSION, FlowParams, flows_of_clips, onset_apex_crops
 from .registry import register_stage
 
@@ -54,4 +55,4 @@ register_stage(
     name="flow_onset_apex", version=VERSION, params=OnsetApexFlowParams, kernel=_FLOWS, kernel_many=_FLOWS.many,
     group="flow", reads=("align", "apex"), inputs=(features.CROPS, features.STATE_INDEX),
     writes=(features.FLOW_ONSET_APEX,), placement=flow_tasks.GpuPlacement(256), device=flow_tasks.BACKEND,
-    figure=flow_tasks.flow_figure(features.FLOW_ONSET_APEX))
+    figure=flow_tasks.flow_figure(features.FLOW_ONSET_APEX), cost=Cost("pair", lambda ctx, params, read: 1))

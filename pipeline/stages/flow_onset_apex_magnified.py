@@ -9,17 +9,18 @@ stage therefore reads.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from mepipe.featurestore import features
 
 from . import flow_tasks, subsets
+from .cost import Cost, Probe, n_frames, spread
 from .flow import VERSION
 from .flow_onset_apex import OnsetApexFlowParams, flow_onset_apex
 from .magnify import magnify_frames, squeezed
-from .registry import StageOutput, register_stage
+from .registry import ReadParams, StageOutput, register_stage
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,38 @@ def _kernel(ctx, inputs, params, read):
                        {"onset_index": onset, "apex_index": peak, "n_pairs": len(pairs)})
 
 
+def _flows(ctx, params, read) -> int:
+    """TV-L1 pairs solved: one per α and distinct subset pair.
+
+    The subsets are the stage's own seeded draws; their pairs are counted
+    around the sheet's onset and apex (the estimates are not known before
+    the apex stage runs: then around the clip's first and middle frames).
+    """
+    n = n_frames(ctx)
+    onset, peak = ctx.truth[0], ctx.truth[1]
+    if onset is None or peak is None or not 0 <= onset < peak < n:
+        onset, peak = 0, max(1, n // 2)
+    keep = subsets.draw_subsets(n, params.subset_levels, subsets.subset_seed(ctx.sample, params.subset_seed))
+    pairs, _ = subsets.subset_pairs(keep, onset, peak, np.zeros(n))
+    return len(read["magnify"].alphas) * len(pairs)
+
+
+def _sample(ctx, inputs, params, read) -> list[Probe]:
+    """The clip's own onset->apex pair at three alphas spread over the list and the test alpha: magnification
+    strengthens the motion TV-L1 follows, so its cost grows with α."""
+    magnification = read["magnify"]
+    alphas = sorted(magnification.alphas)
+    chosen = tuple(sorted({alphas[k] for k in spread(len(alphas))} | {magnification.test_alpha}))
+    own = replace(params, subset_levels=(1.0,))
+    read = ReadParams("flow_onset_apex_magnified", {**read, "magnify": replace(magnification, alphas=chosen)})
+    return [Probe(ctx, inputs, own, read, len(chosen))]
+
+
 register_stage(
     name="flow_onset_apex_magnified", version=VERSION, params=MagnifiedOnsetApexFlowParams, kernel=_kernel,
     group="flow", reads=("align", "magnify", "apex"), inputs=(features.CROPS, features.STATE_INDEX, features.STDDIFF),
     writes=(features.FLOW_ONSET_APEX_MAGNIFIED, features.ONSET_APEX_PAIRS, features.SUBSET_FRAMES,
             features.SUBSET_PAIR),
     device=flow_tasks.BACKEND,
-    figure=flow_tasks.flow_figure(features.FLOW_ONSET_APEX_MAGNIFIED))
+    figure=flow_tasks.flow_figure(features.FLOW_ONSET_APEX_MAGNIFIED),
+    cost=Cost("alpha-pair", _flows, sample=_sample))

@@ -10,6 +10,7 @@ import numpy as np
 
 from mepipe.featurestore import features
 
+from .cost import per_frame
 from .registry import StageOutput, register_stage
 from .windows import Windowed
 
@@ -54,4 +55,4 @@ VERSION = "1"
 register_stage(
     name="kim", version=VERSION, params=KimParams, kernel=_kernel, group="kim", reads=("align", "apex"),
     inputs=(features.CROPS, features.STATE_INDEX), writes=(features.FRAMES_RGB, features.STATE_FRAMES),
-    window=Windowed(kernel=_window_kernel, reads=("align",), inputs=(features.CROPS,), writes=(features.FRAMES_RGB,)))
+    cost=per_frame(), window=Windowed(kernel=_window_kernel, reads=("align",), inputs=(features.CROPS,), writes=(features.FRAMES_RGB,)))

@@ -55,6 +55,7 @@ import numpy as np
 from mepipe.featurestore import features
 
 from ..errors import ClipError
+from .cost import per_frame
 from .frames import VideoFrames, to_grey
 from .registry import SOURCE_FRAMES, StageOutput, register_stage
 from .windows import Windowed
@@ -556,5 +557,5 @@ def video_face_events(windows: list[dict]) -> dict:
 
 register_stage(
     name="landmarks", version=VERSION, params=LandmarkParams, kernel=_kernel, group="core", reads_source=True,
-    writes=(features.FRAME, features.LANDMARKS, features.FACE_FOUND, features.FACE_BOX),
+    writes=(features.FRAME, features.LANDMARKS, features.FACE_FOUND, features.FACE_BOX), cost=per_frame(setup=_models),
     window=Windowed(kernel=_window_kernel, combine=video_face_events))

@@ -28,6 +28,7 @@ from mepipe.featurestore import features
 from mepipe.featurestore.features import N_LANDMARKS
 
 from .. import figures
+from .cost import per_frame
 from .registry import Figure, StageOutput, register_stage
 
 VERSION = "1"
@@ -303,4 +304,4 @@ def _kernel(ctx, inputs, params, read):
 register_stage(
     name="lfm", version=VERSION, params=LFMParams, kernel=_kernel, group="lfm", reads=("landmarks",),
     reads_truth=True, inputs=(features.LANDMARKS,), writes=(features.LFM, features.CLFM, features.SFEM),
-    figure=Figure(features.LFM.name, figures.lfm_figure))
+    figure=Figure(features.LFM.name, figures.lfm_figure), cost=per_frame())

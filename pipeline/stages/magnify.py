@@ -33,6 +33,7 @@ import numpy as np
 from mepipe.featurestore import features
 
 from .. import figures
+from .cost import Cost, n_frames
 from .registry import Figure, StageOutput, register_stage
 
 VERSION = "1"
@@ -429,7 +430,12 @@ def _kernel(ctx, inputs, params, read):
                        {"alphas": list(params.alphas), "test_alpha": params.test_alpha})
 
 
+def _renders(ctx, params, read) -> int:
+    """Frames rendered: each frame at every α of ``alphas`` (small size) and once at ``test_alpha`` (``size``)."""
+    return n_frames(ctx) * (len(params.alphas) + 1)
+
+
 register_stage(
     name="magnify", version=VERSION, params=MagnifyParams, kernel=_kernel, group="magnify", reads=("align",),
     inputs=(features.CROPS,), writes=(features.MAGNIFIED, features.MAGNIFIED_SMALL),
-    figure=Figure(features.MAGNIFIED.name, figures.magnified_figure))
+    figure=Figure(features.MAGNIFIED.name, figures.magnified_figure), cost=Cost("frame-alpha", _renders))

@@ -45,13 +45,14 @@ from mepipe.featurestore.features import FeatureDef
 
 from ..config import replace_from_mapping
 from ..context import ClipContext
+from .cost import Cost
 from .frames import FramesParams
 from .windows import UNITS, WINDOW, WindowParams, Windowed
 
-__all__ = ["SOURCE", "SOURCE_DIGEST_ATTR", "SOURCE_FRAMES", "STAGES", "DatasetOutput", "Device", "Figure", "Placement",
-           "ClipInputs", "ReadParams", "Stage", "StageOutput", "UndeclaredRead", "clip_stages", "dataset_stages_after",
-           "default_params", "descendants", "figure", "figure_names", "get_stage", "groups", "params_from_mapping",
-           "register_stage", "resolve_devices", "stage_order", "stages_for", "wants_cuda"]
+__all__ = ["SOURCE", "SOURCE_DIGEST_ATTR", "SOURCE_FRAMES", "STAGES", "ClipInputs", "Cost", "DatasetOutput", "Device",
+           "Figure", "Placement", "ReadParams", "Stage", "StageOutput", "UndeclaredRead", "clip_stages",
+           "dataset_stages_after", "default_params", "descendants", "figure", "figure_names", "get_stage", "groups",
+           "params_from_mapping", "register_stage", "resolve_devices", "stage_order", "stages_for", "wants_cuda"]
 
 SOURCE = "frames"
 """Name of the source decoding's parameters (:class:`FramesParams`): not a stage of its own, they enter the key
@@ -202,6 +203,7 @@ class Stage:
     placement: Callable[[Any, bool], Placement] | None = None
     device: Device | None = None
     scope: str = "clip"
+    cost: Cost | None = None
     window: Windowed | None = None
     unit: str = "clip"
 
@@ -282,7 +284,7 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
                    reads_source: bool = False, reads_truth: bool = False, group: str | None = None,
                    figure: Figure | None = None, kernel_many: Callable[..., list] | None = None,
                    placement: Callable[[Any, bool], Placement] | None = None, device: Device | None = None,
-                   scope: str = "clip", window: Windowed | None = None) -> Stage:
+                   scope: str = "clip", cost: Cost | None = None, window: Windowed | None = None) -> Stage:
     """Register a stage; returns its :class:`Stage`.
 
     Parameters
@@ -327,6 +329,11 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
     scope : {"clip", "dataset"}
         A dataset stage runs once over every clip after the per-clip stages,
         reading the outputs of the one stage in ``reads``.
+    cost : Cost, optional
+        How its work grows with a clip (per frame, per pair, ...), which the
+        build's estimate scales a cost measured on one clip by
+        (:mod:`.cost`); a per-clip stage without one is left out of the
+        estimate, which says so.
     window : Windowed, optional
         Its form on long videos, window by window (:mod:`.windows`); a stage
         without one is not built on them.
@@ -342,7 +349,7 @@ def register_stage(*, name: str, version: str, params: type, kernel: Callable[..
     stage = Stage(name=name, version=str(version), params=params, kernel=kernel, writes=tuple(writes),
                   inputs=tuple(inputs), reads=tuple(reads), reads_source=reads_source, reads_truth=reads_truth,
                   group=group, figure=figure, kernel_many=kernel_many, placement=placement, device=device,
-                  scope=scope, window=window)
+                  scope=scope, cost=cost, window=window)
     _check(stage)
     if window is not None:
         _check_video_form(stage.for_videos())
