@@ -166,30 +166,14 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         return _assemble_final(plan, stage_params, folds, device, seconds)
     y_true = np.array([p["true"] for p in predictions], dtype=np.int64)
     y_pred = np.array([p["pred"] for p in predictions], dtype=np.int64)
-    epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
     tested = sorted({p["sample"] for p in predictions})
-    described = plan.describe()
     report = {
         "model": params.model, "labels": params.labels, "protocol": params.protocol,
         **figures(y_true, y_pred, len(classes)), "classes": classes, "n_test_clips": len(predictions),
         "per_dataset": per_dataset_figures(predictions, len(classes)),
         "mean_over_folds": {k: float(np.mean([f[k] for f in folds])) for k in ("accuracy", "macro_f1", "uf1", "uar")},
-        "epoch_selection": params.epoch_selection(),
-        "folds": folds, "predictions": predictions,
-        "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
-                       "recipe_options": dict(params.options().choices),
-                       "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
-                                  for s, t in zip(recipe.stages, stage_params)]},
-        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(plan.reads, tested),
-                  "features": list(plan.reads), "n_clips": len(plan.table), "dropped": described["dropped"]},
-        "plan": {k: v for k, v in described.items() if k not in ("stores", "dropped", "folds", "warnings")},
-        "warnings": described["warnings"],
-        "resumed_folds": resumed,
-        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
-        "seconds": round(seconds, 3),
-        "device": describe_device(device),
-        "torch": torch.__version__,
-        "mepipe": mepipe_version(),
+        "folds": folds, "predictions": predictions, "resumed_folds": resumed,
+        **_provenance(plan, stage_params, folds, tested, device, seconds),
     }
     for number, stage in enumerate(recipe.stages[:-1], start=1):
         key = f"stage{number}"
@@ -211,28 +195,38 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
 def _assemble_final(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[str, Any]],
                     device: torch.device, seconds: float) -> dict[str, Any]:
     """The report of a final run: what made the model (stores, recipe, parameters, clips), and no test figure."""
-    params, recipe = plan.params, plan.recipe
-    described = plan.describe()
-    epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
-    trained = [str(s) for s in plan.table["sample"]]
+    params = plan.params
     return {
         "model": params.model, "labels": params.labels, "protocol": params.protocol, "classes": plan.classes,
         "test_figure": None,
         "note": "final model: trained on every clip of the stores, no test fold, so no test figure; "
                 f"epochs: {params.epoch_selection()}",
         **{k: None for k in ("accuracy", "macro_f1", "uf1", "uar", "confusion")},
-        "n_test_clips": 0, "epoch_selection": params.epoch_selection(), "folds": folds, "predictions": [],
+        "n_test_clips": 0, "folds": folds, "predictions": [], "resumed_folds": [],
+        **_provenance(plan, stage_params, folds, [str(s) for s in plan.table["sample"]], device, seconds),
+        "parameter_count": folds[0].get("parameter_count") if folds else None,
+    }
+
+
+def _provenance(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[str, Any]], fingerprinted: list[str],
+                device: torch.device, seconds: float) -> dict[str, Any]:
+    """What made a run's figures (or final model): parameters, stores and the clips' fingerprint, plan, timing."""
+    params, recipe = plan.params, plan.recipe
+    described = plan.describe()
+    epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
+    return {
+        "epoch_selection": params.epoch_selection(),
         "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
                        "recipe_options": dict(params.options().choices),
                        "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
                                   for s, t in zip(recipe.stages, stage_params)]},
-        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(plan.reads, trained),
+        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(plan.reads, fingerprinted),
                   "features": list(plan.reads), "n_clips": len(plan.table), "dropped": described["dropped"]},
         "plan": {k: v for k, v in described.items() if k not in ("stores", "dropped", "folds", "warnings")},
-        "warnings": described["warnings"], "resumed_folds": [],
+        "warnings": described["warnings"],
         "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
         "seconds": round(seconds, 3), "device": describe_device(device), "torch": torch.__version__,
-        "mepipe": mepipe_version(), "parameter_count": folds[0].get("parameter_count") if folds else None,
+        "mepipe": mepipe_version(),
     }
 
 
