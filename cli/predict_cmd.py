@@ -161,7 +161,7 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     video_build = _build("videos", cache / "videos", cache / "videos.zarr", video_rows,
                          (*spotter.reads, "face_found"), spot_config, "video", workers, progress)
     failed = {f.get("sample"): f.get("error") for f in video_build.failures}
-    problems = [f"{video}: {error}" for video, error in failed.items()]
+    problems = [_video_failure(cache / "videos.zarr", video, str(error)) for video, error in failed.items()]
     table = VideoTable.open([cache / "videos.zarr"])
     found = set(table.ids)
     entries, spotted, curves_of, thresholds_of = [], [], {}, {}
@@ -213,6 +213,19 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
                                      out / TIMELINE_DIR / f"{entry['video']}.png")
     click.echo(_summary(result))
     click.echo(f"wrote {csv_path}, {json_path}, {out / TIMELINE_DIR}/ in {result['seconds']:.0f} s")
+
+
+def _video_failure(store: Path, video: str, error: str) -> str:
+    """One sentence for a video whose spotting features failed: that it shows no face, when that is why."""
+    from mepipe.featurestore import open_store
+    from mepipe.featurestore.features import FACE_FOUND
+
+    opened = open_store(store, allow_incomplete=True)
+    if opened.has(FACE_FOUND.name, video):
+        found = opened.read(FACE_FOUND.name, video)
+        if not found.any():
+            return f"{video}: no face found in any of its {len(found)} frames; nothing to spot"
+    return error if error.startswith(f"{video}:") else f"{video}: {error}"
 
 
 def _classify(spotted: list[dict[str, Any]], ids: dict[str, Path], cache: Path, model: Any,
