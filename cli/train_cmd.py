@@ -104,7 +104,7 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
                    "schemes'.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="loso", show_default=True,
               help="Evaluation protocol: leave one subject/video out, the MEGC 2019 composite (See et al. 2019; "
-                   "its list decides clips and labels), cross-dataset, or leave one dataset out.")
+                   "its list decides clips and labels), cross-dataset, leave one dataset out, or final (= --final).")
 @click.option("--final", is_flag=True,
               help="Train one model on every clip of the stores (no test fold, so no test figure) and keep it for "
                    "later use (mepipe predict); epochs fixed, or chosen on held-out people with --val-subjects. "
