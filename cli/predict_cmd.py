@@ -130,7 +130,7 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     --store STORE` scores them against annotated videos.
     """
     from mepipe.featurestore.errors import DataError
-    from mepipe.featurestore.features import LANDMARKS
+    from mepipe.featurestore.features import FACE_FOUND, LANDMARKS
     from mepipe.featurestore.safety import printable
     from mepipe.train.final_model import restore_final_model
     from mepipe.train.predictions import (
@@ -159,7 +159,7 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     cache = out / CACHE_DIR
     video_rows = [{"path": str(p), "subject": v, "sample": v, "fps": fps or ""} for v, p in ids.items()]
     video_build = _build("videos", cache / "videos", cache / "videos.zarr", video_rows,
-                         (*spotter.reads, "face_found"), spot_config, "video", workers, progress)
+                         (*spotter.reads, FACE_FOUND.name), spot_config, "video", workers, progress)
     failed = {f.get("sample"): f.get("error") for f in video_build.failures}
     problems = [_video_failure(cache / "videos.zarr", video, str(error)) for video, error in failed.items()]
     table = VideoTable.open([cache / "videos.zarr"])
@@ -169,7 +169,7 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
         if video not in found or video in failed:
             continue
         numbers = table.frame_numbers(video)
-        face_found = table.read("face_found", video)
+        face_found = table.read(FACE_FOUND.name, video)
         video_fps = float(table.value(video, "fps"))
         entry = {"video": video, "source": str(ids[video]), "fps": video_fps, "first_frame": int(numbers[0]),
                  "n_frames": int(len(numbers)), "no_face": [list(s) for s in no_face_spans(face_found, numbers)]}
