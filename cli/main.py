@@ -10,6 +10,7 @@ import click
 
 from .errors import PrintableFormatter, ReportingGroup
 from .paths import data_root, dataset_root, store_path
+from .predict_cmd import register as register_predict_commands
 from .reproduce_cmd import register as register_reproduce_commands
 from .spot_cmd import register as register_spot_commands
 from .store_cmd import register as register_store_commands
@@ -387,6 +388,7 @@ register_store_commands(cli)
 register_train_commands(cli)
 register_spot_commands(cli)
 register_reproduce_commands(cli)
+register_predict_commands(cli)
 
 
 def main() -> None:

@@ -131,7 +131,11 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
               help="Evaluation protocol: leave one subject/video out, the MEGC 2019 composite (See et al. 2019; "
                    "its list decides clips and labels), cross-dataset, leave one dataset out, or meb: leave one "
                    "dataset out over MEB's corpora (CASME, CASME II, SAMM, 4DME, MMEW, CAS(ME)³; Varanka et al. "
-                   "2024), of those the stores hold (--dry-run names the absent ones).")
+                   "2024), of those the stores hold (--dry-run names the absent ones), or final (= --final).")
+@click.option("--final", is_flag=True,
+              help="Train one model on every clip of the stores (no test fold, so no test figure) and keep it for "
+                   "later use (mepipe predict); epochs fixed, or chosen on held-out people with --val-subjects. "
+                   "Same as --protocol final.")
 @click.option("--train-dataset", "train_datasets", multiple=True, metavar="NAME",
               help="With --protocol cross: a dataset trained on (repeatable). Default: all but --test-dataset.")
 @click.option("--test-dataset", metavar="NAME", help="With --protocol cross: the dataset tested on.")
@@ -187,7 +191,7 @@ Label schemes (what each keeps and merges): README, "Label schemes"."""
 @click.option("--data-root", "data_root_opt", metavar="DIR",
               help="Where stores/ live. Default: $MEPIPE_DATA or ./data.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per fold.")
-def train(model, plugins, stores, store_ids, labels, label_version, protocol, train_datasets, test_dataset,
+def train(model, plugins, stores, store_ids, labels, label_version, protocol, final, train_datasets, test_dataset,
           composite_list, strict, val_subjects, dry_run, as_json, epochs, temporal_epochs, batch_size, lr, optimizer, weight_decay,
           device, seed, in_memory, no_augment, patience, model_args, recipe_options, folds, workers, out,
           overwrite, data_root_opt, progress):
@@ -211,6 +215,10 @@ def train(model, plugins, stores, store_ids, labels, label_version, protocol, tr
     _check_names(model, labels)
     if as_json and not dry_run:
         raise click.UsageError("--json prints the plan of --dry-run; add --dry-run")
+    if final:
+        if protocol not in ("loso", "final"):
+            raise click.UsageError(f"--final trains on everyone; it does not go with --protocol {protocol}")
+        protocol = "final"
     stores = stores or (str(store_path(data_root(data_root_opt), "demo")),)
     out = out or _default_out(model, stores, labels, protocol)
     params = RunParams(model=model, store=stores, store_ids=store_ids, labels=labels, label_version=label_version,
@@ -232,13 +240,33 @@ def train(model, plugins, stores, store_ids, labels, label_version, protocol, tr
 
 
 @click.command("evaluate")
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the summary.")
+@click.argument("run", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--predictions", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Score the --out folder of mepipe predict against --store's annotations instead: MEGC spotting "
+                   "F1, analysis F1 of the true-positive intervals and STRS (MEGC 2024); also writes "
+                   "PREDICTIONS/score.json.")
+@click.option("--store", metavar="PATH|URL", help="With --predictions: the long-video store holding the truth.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json (or the score) instead of the summary.")
 @click.option("--no-plots", is_flag=True, help="Do not redraw confusion.png and curves.png.")
-def evaluate(run, as_json, no_plots):
-    """Reprint the figures of a finished run (mepipe train or mepipe spot) and redraw its plots."""
+def evaluate(run, predictions, store, as_json, no_plots):
+    """Reprint the figures of a finished run (mepipe train or mepipe spot) and redraw its plots, or score predictions.
+
+    \b
+    mepipe evaluate RUN
+    mepipe evaluate --predictions DIR --store STORE
+    """
     from mepipe.train.report import format_report, plot_run, read_report
     from mepipe.train.spotters.report import format_spot_report, is_spot_report, read_spot_report
+
+    if predictions is not None:
+        if run is not None or store is None:
+            raise click.UsageError("--predictions takes --store STORE and no RUN")
+        from .predict_cmd import evaluate_predictions
+
+        evaluate_predictions(predictions, store, as_json)
+        return
+    if run is None or store is not None:
+        raise click.UsageError("give a RUN folder (or --predictions DIR --store STORE)")
 
     if is_spot_report(run):
         report = read_spot_report(run)

@@ -306,6 +306,19 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
         stage_info.append({"name": stage.name, "items": len(train), "shape": list(train[0].x.shape),
                            "epochs": len(records), "seconds_per_epoch": _mean_seconds(records),
                            "checkpoint": str(path.relative_to(out))})
+    report = {
+        "parameter_count": int(sum(p.numel() for p in model.parameters())),
+        "name": sides.fold.name, "n_train": len(sides.fold.train), "n_test": len(sides.test),
+        "n_train_items": n_first_items, "test": list(sides.test), "epochs": len(history),
+        "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else 0.0,
+        "checkpoint": stage_info[-1]["checkpoint"], "model_kwargs": model_kwargs,
+        "inputs": {**training.statistics.describe(), "stages": stage_info}, "history": history,
+    }
+    if sides.validation:
+        report["validation"] = {"people": list(sides.validation_people), "clips": list(sides.validation),
+                                "n_fit": len(sides.fit), "chosen_epoch": chosen}
+    if not sides.test:
+        return FoldResult(report)  # a final model (--final): nothing to test
     # Every stage is trained and saved: only now are the test clips read.
     testing = FoldInputs(clips, [], [], list(sides.test), [labels[s] for s in sides.test], options, device, shared,
                          statistics=training.statistics, targets=targets)
@@ -329,20 +342,8 @@ def run_fold(recipe: Recipe, sides: FoldSides, *, clips: ClipTable, labels: Mapp
                                   "checkpoint": info["checkpoint"], "measured_on": stage.predict.measured_on,
                                   "seconds_per_epoch": info["seconds_per_epoch"]}
             stage_rows[key] = predicted.pred
-    seconds = [h["seconds"] for h in history]
     fold = sides.fold
-    report = {
-        "parameter_count": int(sum(p.numel() for p in model.parameters())),
-        "name": fold.name, "n_train": len(fold.train), "n_test": len(fold.test), "n_train_items": n_first_items,
-        "test": list(fold.test), **targets.figures(y_true, predicted.pred),
-        "epochs": len(history), "seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0,
-        "checkpoint": stage_info[-1]["checkpoint"], "model_kwargs": model_kwargs,
-        "inputs": {**training.statistics.describe(), "stages": stage_info}, "history": history,
-        **stage_figures, **predicted.fold,
-    }
-    if sides.validation:
-        report["validation"] = {"people": list(sides.validation_people), "clips": list(sides.validation),
-                                "n_fit": len(sides.fit), "chosen_epoch": chosen}
+    report.update({**targets.figures(y_true, predicted.pred), **stage_figures, **predicted.fold})
     rows = [{"sample": s, "fold": fold.name, "true": targets.row(t), "pred": targets.row(p)}
             for s, t, p in zip(testing.test, y_true, predicted.pred)]
     for row, extra in zip(rows, predicted.rows):

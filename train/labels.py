@@ -56,7 +56,7 @@ ANY_DATASET = "*"
 """Key of the rules used for datasets a scheme does not name."""
 
 DEMO_CORPORA: Mapping[str, str] = MappingProxyType({
-    "demo": "samm", "demo-casme2": "casme2", "demo-smic": "smic", "demo-casme3": "casme3"})
+    "demo": "samm", "demo-casme2": "casme2", "demo-smic": "smic", "demo-casme3": "casme3", "demo-lv": "samm"})
 """Each synthetic demo corpus and the corpus whose layout and labels it is written in."""
 
 

@@ -54,8 +54,10 @@ class RunParams:
         them before the scheme maps them (``mepipe.train.labels.LABEL_VERSIONS``,
         e.g. ``casme2-2014``, the CASME II labels the papers used); None keeps
         the labels as stored. Not for ``megc2019``, whose list gives the labels.
-    protocol : {"loso", "lovo", "megc2019", "cross", "lodo", "meb"}
+    protocol : {"loso", "lovo", "megc2019", "cross", "lodo", "meb", "final"}
         ``meb``: leave one dataset out over MEB's corpora (those the stores hold).
+        ``final`` trains one model on every clip (no test fold, no test figure) for later use
+        (``mepipe predict``); ``val_subjects`` then chooses its epochs on held-out people.
     test_dataset : str, optional
         ``cross``: the dataset tested on.
     train_datasets : tuple of str
@@ -169,6 +171,8 @@ class RunParams:
             raise RunParamsError(f"val_subjects must be >= 1, got {self.val_subjects}")
         if self.folds is not None and self.folds < 1:
             raise RunParamsError(f"folds must be >= 1, got {self.folds}")
+        if self.protocol == "final" and self.folds is not None:
+            raise RunParamsError("the final protocol trains one model on everyone; folds (--folds) does not apply")
         recipe = get_recipe(self.model)
         try:
             recipe.resolve_choices(self.recipe_options)

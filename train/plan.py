@@ -30,8 +30,8 @@ from .fold import FoldSides
 from .labels import apply_scheme, apply_version, get_scheme
 from .models import get_recipe
 from .params import RunParams
-from .protocols import DATASET_LISTS, Fold, corpus, cross_dataset, listed, lodo, loso, lovo, megc2019, person, \
-    validation_split
+from .protocols import DATASET_LISTS, FINAL, Fold, corpus, cross_dataset, final, listed, lodo, loso, lovo, megc2019, \
+    person, validation_split
 from .recipe import Recipe
 from .targets import AU, ClassTargets, Targets, parse_targets
 
@@ -354,6 +354,8 @@ def _folds(table: pd.DataFrame, params: RunParams, listing: CompositeList | None
         return lodo(table)
     if params.protocol == "meb":
         return lodo(table, "meb")
+    if params.protocol == FINAL:
+        return final(table)
     train = params.train_datasets or sorted(set(table["dataset"].astype(str)) - {params.test_dataset})
     return cross_dataset(table, train=train, test=params.test_dataset)
 

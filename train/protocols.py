@@ -19,6 +19,8 @@ together nor counted as overlapping.
   MEB's list, of whichever of its corpora the stores hold (a demo corpus
   stands for the corpus it is written as: ``demo`` for SAMM, ``demo-casme2``
   for CASME II, ``demo-casme3`` for CAS(ME)³).
+- :func:`final`: one fold training on every sample and testing none (a
+  model kept for later use, ``mepipe train --final``).
 - :func:`validation_split`: people of a fold's training side held out to
   choose epochs on, never its test side.
 
@@ -43,11 +45,15 @@ import pandas as pd
 from .composite import CompositeList, select_composite
 from .labels import DEMO_CORPORA
 
-__all__ = ["DATASET_LISTS", "PROTOCOLS", "Fold", "ValidationSplit", "corpus", "cross_dataset", "listed", "lodo", "loso",
-           "lovo", "megc2019", "overlapping_subjects", "person", "validation_split"]
+__all__ = ["DATASET_LISTS", "FINAL", "PROTOCOLS", "Fold", "ValidationSplit", "corpus", "cross_dataset", "final", "listed",
+           "lodo", "loso", "lovo", "megc2019", "overlapping_subjects", "person", "validation_split"]
 
-PROTOCOLS = ("loso", "lovo", "megc2019", "cross", "lodo", "meb")
-"""Names of the protocols a run can use (``--protocol``); ``meb`` is :func:`lodo` over MEB's corpora."""
+PROTOCOLS = ("loso", "lovo", "megc2019", "cross", "lodo", "meb", "final")
+"""Names of the protocols a run can use (``--protocol``); ``meb`` is :func:`lodo` over MEB's corpora, ``final`` is
+also ``--final``."""
+
+FINAL = "final"
+"""The protocol (and its one fold's name) that trains on everyone and tests nothing."""
 
 _COLUMNS = ("sample", "subject", "dataset")
 
@@ -112,6 +118,11 @@ def loso(samples: pd.DataFrame) -> list[Fold]:
         Fold(person(dataset, subject), tuple(table.loc[~held, "sample"]), tuple(table.loc[held, "sample"]))
         for (dataset, subject), held in _groups(table, ["dataset", "subject"])
     ]
+
+
+def final(samples: pd.DataFrame) -> list[Fold]:
+    """One fold named ``final`` that trains on every sample, in table order, and tests none."""
+    return [Fold(FINAL, tuple(_table(samples)["sample"]), ())]
 
 
 def lovo(samples: pd.DataFrame) -> list[Fold]:

@@ -84,6 +84,8 @@ def plot_run(run: str | os.PathLike, report: dict[str, Any]) -> tuple[Path, ...]
     """(Re)draw ``confusion.png`` (AU targets: ``au_f1.png``) and ``curves.png`` of a run, and ``spotting.png`` when it
     predicted intensity."""
     run = Path(run)
+    if report.get("test_figure", "") is None:  # a final run (--final) tests nothing
+        return (plot_curves(report, run / CURVES_FILE),)
     first = plot_au_f1(report, run / AU_F1_FILE) if report.get("targets") == "au" else \
         plot_confusion(report, run / CONFUSION_FILE)
     paths = (first, plot_curves(report, run / CURVES_FILE))
@@ -287,7 +289,10 @@ def _chosen_epochs(fold: dict[str, Any]) -> list[int]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A plain-text summary: overall figures, the confusion matrix (AU targets: each AU's F1), one line per fold."""
+    """A plain-text summary: overall figures, the confusion matrix (AU targets: each AU's F1), one line per fold
+    (a final run: what made it)."""
+    if report.get("test_figure", "") is None:
+        return format_final(report)
     if report.get("targets") == "au":
         return format_au_report(report)
     stores = report["store"].get("stores", [])
@@ -383,6 +388,23 @@ def _fold_lines(report: dict[str, Any], figures) -> list[str]:
     return ["folds:"] + [f"  {fold['name']:<16} train {fold['n_train']:>5}  test {fold['n_test']:>4}  "
                          f"{figures(fold)}  {fold['epochs']} epochs, {fold['seconds_per_epoch']:.2f} s/epoch"
                          for fold in report["folds"]]
+
+
+def format_final(report: dict[str, Any]) -> str:
+    """A final run (``--final``) in lines: what made the model, and that it has no test figure."""
+    fold = report["folds"][0]
+    chosen = fold.get("validation", {}).get("chosen_epoch")
+    return "\n".join([
+        f"model {report['model']}  labels {report['labels']}  final  device {report['device']}",
+        *(f"store {s['location']}  {s.get('dataset')}, {s.get('n_clips')} clips  id {s.get('store_id') or 'none'}"
+          for s in report["store"].get("stores", [])),
+        f"trained on {fold['n_train']} clips ({report['store']['n_clips']} usable), classes "
+        f"{', '.join(report['classes'])}; epochs: {report['epoch_selection']}"
+        + (f" (chosen: {', '.join(f'{k} {v}' for k, v in chosen.items())})" if chosen else ""),
+        f"{fold['epochs']} epochs, {report['seconds_per_epoch']:.2f} s/epoch; checkpoint {fold['checkpoint']}",
+        "no test figure: a final model is trained on everyone (score it with mepipe predict + mepipe evaluate "
+        "--predictions on annotated video)",
+    ])
 
 
 def pyplot():

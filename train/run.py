@@ -38,6 +38,7 @@ from .loop import TrainParams, describe_device, load_checkpoint, resolve_device
 from .models import create_model
 from .params import RunParams, RunParamsError
 from .plan import RunPlan, plan_run
+from .protocols import FINAL
 from .recipe import Recipe
 from .report import REPORT_FILE, read_report, write_report
 from .runstate import ExistingRunError, RunState
@@ -163,11 +164,11 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
               predictions: list[dict[str, Any]], device: torch.device, seconds: float,
               resumed: list[str]) -> dict[str, Any]:
     params, recipe, classes, targets = plan.params, plan.recipe, plan.classes, plan.targets
+    if params.protocol == FINAL:
+        return _assemble_final(plan, stage_params, folds, device, seconds)
     y_true = targets.array([p["true"] for p in predictions])
     y_pred = targets.array([p["pred"] for p in predictions])
-    epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
     tested = sorted({p["sample"] for p in predictions})
-    described = plan.describe()
     per_dataset = per_dataset_figures(predictions, targets)
     report = {
         "model": params.model, "labels": params.labels, "label_version": params.label_version,
@@ -175,22 +176,8 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
         **targets.figures(y_true, y_pred), "classes": classes, "n_test_clips": len(predictions),
         "per_dataset": per_dataset, **targets.summary(per_dataset),
         "mean_over_folds": {k: float(np.mean([f[k] for f in folds])) for k in targets.metrics},
-        "epoch_selection": params.epoch_selection(),
-        "folds": folds, "predictions": predictions,
-        "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
-                       "recipe_options": dict(params.options().choices),
-                       "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
-                                  for s, t in zip(recipe.stages, stage_params)]},
-        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(plan.reads, tested),
-                  "features": list(plan.reads), "n_clips": len(plan.table), "dropped": described["dropped"]},
-        "plan": {k: v for k, v in described.items() if k not in ("stores", "dropped", "folds", "warnings")},
-        "warnings": described["warnings"],
-        "resumed_folds": resumed,
-        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
-        "seconds": round(seconds, 3),
-        "device": describe_device(device),
-        "torch": torch.__version__,
-        "mepipe": mepipe_version(),
+        "folds": folds, "predictions": predictions, "resumed_folds": resumed,
+        **_provenance(plan, stage_params, folds, tested, device, seconds),
     }
     for number, stage in enumerate(recipe.stages[:-1], start=1):
         key = f"stage{number}"
@@ -207,6 +194,44 @@ def _assemble(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[s
     if device.type == "cuda":
         report["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
     return report
+
+
+def _assemble_final(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[str, Any]],
+                    device: torch.device, seconds: float) -> dict[str, Any]:
+    """The report of a final run: what made the model (stores, recipe, parameters, clips), and no test figure."""
+    params = plan.params
+    return {
+        "model": params.model, "labels": params.labels, "label_version": params.label_version,
+        "protocol": params.protocol, "classes": plan.classes, "test_figure": None,
+        "note": "final model: trained on every clip of the stores, no test fold, so no test figure; "
+                f"epochs: {params.epoch_selection()}",
+        **{k: None for k in ("accuracy", "macro_f1", "uf1", "uar", "confusion")},
+        "n_test_clips": 0, "folds": folds, "predictions": [], "resumed_folds": [],
+        **_provenance(plan, stage_params, folds, [str(s) for s in plan.table["sample"]], device, seconds),
+        "parameter_count": folds[0].get("parameter_count") if folds else None,
+    }
+
+
+def _provenance(plan: RunPlan, stage_params: list[TrainParams], folds: list[dict[str, Any]], fingerprinted: list[str],
+                device: torch.device, seconds: float) -> dict[str, Any]:
+    """What made a run's figures (or final model): parameters, stores and the clips' fingerprint, plan, timing."""
+    params, recipe = plan.params, plan.recipe
+    described = plan.describe()
+    epoch_seconds = [h["seconds"] for f in folds for h in f["history"]]
+    return {
+        "epoch_selection": params.epoch_selection(),
+        "parameters": {"run": dataclasses.asdict(params), "recipe": recipe.describe(),
+                       "recipe_options": dict(params.options().choices),
+                       "stages": [{"name": s.name, "train": dataclasses.asdict(t)}
+                                  for s, t in zip(recipe.stages, stage_params)]},
+        "store": {"stores": described["stores"], "fingerprint": plan.clips.fingerprint(plan.reads, fingerprinted),
+                  "features": list(plan.reads), "n_clips": len(plan.table), "dropped": described["dropped"]},
+        "plan": {k: v for k, v in described.items() if k not in ("stores", "dropped", "folds", "warnings")},
+        "warnings": described["warnings"],
+        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+        "seconds": round(seconds, 3), "device": describe_device(device), "torch": torch.__version__,
+        "mepipe": mepipe_version(),
+    }
 
 
 def mepipe_version() -> str:
