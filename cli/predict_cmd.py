@@ -91,7 +91,7 @@ def _build(kind: str, root: Path, store: Path, rows: list[dict[str, Any]], reads
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    options = {"unit": kind, "allow_outside_root": True}
+    options = {"unit": kind, "allow_outside_root": True, **({"span": "annotated"} if kind == "clips" else {})}
     report = run_build(BuildOptions(dataset="manifest", root=root, store=store, workers=workers,
                                     stages=reads, params=params_from_mapping(config, unit), progress=progress,
                                     adapter_options=options))

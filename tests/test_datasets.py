@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mepipe.featurestore.errors import ConfigError
 from mepipe.pipeline.datasets import adapter_names, get_adapter
 from mepipe.pipeline.datasets.sheets import find_sheet, normalise_subject, parse_frame, read_sheet
 from sheet_files import by_id, kinds, touch_frames, write_xlsx
@@ -385,6 +386,23 @@ def test_manifest_adapter(tmp_path):
     (quirk,) = result.quirks
     assert (quirk.sample, quirk.source, quirk.row) == ("lab_absent", "manifest.csv", 4)
     assert len(get_adapter("manifest")(csv).samples) == 3
+
+
+def test_manifest_span_annotated_cuts_each_row_to_its_onset_offset(tmp_path):
+    """predict cuts spotted intervals out of one long video: only onset..offset is a clip's frames."""
+    write_video(tmp_path / "take.avi", 12, 25.0)
+    touch_frames(tmp_path / "f", range(1, 10), lambda n: f"{n}.jpg")
+    (tmp_path / "manifest.csv").write_text("path,subject,label,onset,apex,offset,sample\n"
+                                           "take.avi,s,x,3,5,7,a\nf,s,x,2,4,6,b\ntake.avi,s,x,,,,c\n")
+    whole = by_id(get_adapter("manifest")(tmp_path, fps=25))
+    cut = by_id(get_adapter("manifest")(tmp_path, fps=25, span="annotated"))
+    assert whole["a"].frame_numbers == tuple(range(12)) and cut["a"].frame_numbers == (3, 4, 5, 6, 7)
+    assert cut["b"].frame_numbers == (2, 3, 4, 5, 6) and [Path(f).name for f in cut["b"].frame_files] == [
+        "2.jpg", "3.jpg", "4.jpg", "5.jpg", "6.jpg"]
+    assert (cut["a"].onset, cut["a"].apex, cut["a"].offset) == (3, 5, 7)
+    assert cut["c"].error == "span=annotated needs an onset and an offset" and whole["c"].error is None
+    with pytest.raises(ConfigError, match="span 'part'"):
+        get_adapter("manifest")(tmp_path, fps=25, span="part")
 
 
 def test_manifest_flags_contradictions_and_unknown_fps(tmp_path):

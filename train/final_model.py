@@ -30,6 +30,7 @@ from .protocols import FINAL
 from .recipe import Recipe, RunOptions
 from .report import read_report
 from .rules import LogitRule
+from .targets import CLASS, parse_targets
 
 __all__ = ["FinalModel", "restore_final_model", "softmax"]
 
@@ -89,20 +90,22 @@ class FinalModel:
         if not samples:
             return np.empty(0, dtype=np.int64), np.empty((0, len(self.classes)))
         stage = self.recipe.stages[-1]
+        targets = parse_targets(self.report["labels"])
         inputs = FoldInputs(clips, [], [], samples, [0] * len(samples), self.options, self.device,
-                            statistics=self.statistics)
+                            statistics=self.statistics, targets=targets)
         _, test = stage.items.datasets(inputs, self.model)
         batch = self.report["parameters"]["stages"][-1]["train"]["batch_size"]
         loader = stage.items.loader(test, batch, inputs, train=False)
         rule = stage.predict
         if not isinstance(rule, LogitRule):
-            return np.asarray(rule(self.model, loader, test, len(samples), self.device).pred, dtype=np.int64), None
+            return np.asarray(rule(self.model, loader, test, len(samples), self.device, targets).pred,
+                              dtype=np.int64), None
         predicted = predict(self.model, loader, self.device, forward=rule.forward)
         rows = [np.flatnonzero(predicted.clip == c) for c in range(len(samples))]
         empty = [samples[c] for c, r in enumerate(rows) if not r.size]
         if empty:
             raise ValueError(f"clips {', '.join(empty[:5])} have no items to classify")
-        pred = rule.decide(predicted, rows, test)
+        pred = rule.decide(predicted, rows, test, targets)
         probabilities = np.stack([softmax(predicted.logits[r].mean(axis=0)) for r in rows])
         return np.asarray(pred, dtype=np.int64), probabilities
 
@@ -122,6 +125,9 @@ def restore_final_model(run: str | os.PathLike, device: str = "cpu") -> FinalMod
     if report["protocol"] != FINAL:
         raise UsageError(f"{run} is a {report['protocol']} run; only a final run (mepipe train --final) keeps one "
                          "model for later use")
+    if parse_targets(report["labels"]).kind != CLASS:
+        raise UsageError(f"{run} trained {report['labels']} (action units); predict classifies each interval, so give "
+                         "it a model trained on a label scheme")
     fold = report["folds"][0]
     inputs = fold.get("inputs", {})
     if "mask_pixels" in inputs:

@@ -210,6 +210,24 @@ class _Context:
     dataset: str
     fps: float | None
     allow_outside_root: bool = False
+    span: str = "whole"
+
+
+SPANS = ("whole", "annotated")
+"""A clip row's frames: every frame of its video or folder, or only its onset..offset (``span=annotated``)."""
+
+
+def _annotated_span(frames: ClipFrames, onset: int | None, offset: int | None, sample: str, source: str,
+                    row: int) -> ClipFrames:
+    """``frames`` cut to onset..offset (inclusive), or an error naming the sample when either is missing."""
+    if frames.error is not None:
+        return frames
+    if onset is None or offset is None:
+        error = "span=annotated needs an onset and an offset"
+        return ClipFrames(error=error, findings=frames.findings + finding(sample, "no_span", error, source, row))
+    keep = [i for i, n in enumerate(frames.numbers) if onset <= n <= offset]
+    return ClipFrames(files=tuple(frames.files[i] for i in keep) if frames.files else (),
+                      numbers=tuple(frames.numbers[i] for i in keep), findings=frames.findings)
 
 
 def _manifest_sample(
@@ -235,6 +253,8 @@ def _manifest_sample(
         frames, video = ClipFrames(error=error, findings=finding(sample_id, "outside_root", error, source, row.row)), None
     elif video is not None:
         frames, video_fps = _video_clip(path, sample_id, source, row.row)
+    if ctx.span == "annotated":
+        frames = _annotated_span(frames, gt.onset, gt.offset, sample_id, source, row.row)
     fps = next((f for f in (row_fps, video_fps, ctx.fps) if f is not None), None)
     findings = gt.findings + fps_findings + frames.findings + check_labels(row, sample_id, source)
     findings += check_on_disk(gt, frames.numbers, str(path), sample_id, source, row.row)
@@ -273,6 +293,7 @@ def load_manifest(
     allow_outside_root: bool = False,
     unit: str = "clips",
     intervals: Path | None = None,
+    span: str = "whole",
 ) -> AdapterResult:
     """Samples listed in a manifest CSV: clips, or long videos with their annotated intervals.
 
@@ -298,6 +319,11 @@ def load_manifest(
     intervals
         With ``unit="videos"``: the CSV of annotated intervals (looked for
         as given, then in ``root``); none when omitted.
+    span
+        ``"whole"`` [default]: a clip row is every frame of its video or
+        folder, its onset..offset annotated inside; ``"annotated"``: only
+        its onset..offset (how ``mepipe predict`` cuts spotted intervals
+        from a long video without decoding the rest).
 
     Returns
     -------
@@ -311,6 +337,9 @@ def load_manifest(
         raise ConfigError(f"manifest: unit {unit!r} is unknown; use one of {', '.join(UNIT_OPTIONS)}")
     if intervals is not None and unit != "videos":
         raise ConfigError("manifest: intervals= annotates long videos; add unit=videos")
+    if span not in SPANS or (span != "whole" and unit == "videos"):
+        raise ConfigError(f"manifest: span {span!r} is unknown or not for long videos; use one of {', '.join(SPANS)} "
+                          "with unit=clips")
     root = Path(root)
     if root.is_file():
         annotations, root = annotations or root, root.parent
@@ -318,7 +347,7 @@ def load_manifest(
     columns = VideoManifestColumns() if unit == "videos" else ManifestColumns()
     sheet = read_sheet(csv, columns, header_key="path", leading=False)
     ctx = _Context(sheet=sheet, bases=(csv.parent, root), dataset=dataset, fps=fps,
-                   allow_outside_root=_flag(allow_outside_root))
+                   allow_outside_root=_flag(allow_outside_root), span=span)
     named_from = (root, csv.parent)
 
     def sample_id(row: SheetRow) -> str | None:
