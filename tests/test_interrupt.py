@@ -21,10 +21,17 @@ from mepipe.featurestore import open_store
 MESSAGE = "interrupted; run the same command again to resume"
 
 
+def _default_ctrl_c() -> None:
+    """SIGINT as a terminal's shell leaves it: pytest-xdist's workers ignore it, and an ignored signal is inherited,
+    so without this the command would never see the Ctrl-C the test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(command: list[str], started) -> subprocess.CompletedProcess:
     """Run ``command``, send SIGINT to its process group once ``started()``, and wait for it to end."""
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=_default_ctrl_c)
     try:
         assert wait_for(lambda: started() or proc.poll() is not None, timeout=600), "it never got going"
         assert proc.poll() is None, "it finished before it could be interrupted"

@@ -8,6 +8,7 @@ are refused.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +24,7 @@ from mepipe.featurestore.features import ROI_REGIONS
 from mepipe.featurestore.integrity import IntegrityError
 from mepipe.featurestore.layout import WINDOWS_DIR
 from mepipe.pipeline.build import BuildOptions, run_build
+from mepipe.pipeline.destination import DestinationError
 from mepipe.pipeline.demo.build_config import DEMO_TVL1
 from mepipe.pipeline.stages import STAGES, params_from_mapping
 from mepipe.pipeline.stages.flow_consecutive import flow_consecutive
@@ -175,8 +177,10 @@ def test_stages_of_annotated_clips_are_refused_and_stores_do_not_mix(lv_root, sm
         run_build(options(lv_root, tmp_path / "x.zarr", stages=("apex",)))
     clips = tmp_path / "clips.zarr"
     shutil.copytree(small_store, clips)
-    with pytest.raises(ConfigError, match="holds clips; build these videos into another store"):
+    with pytest.raises(DestinationError, match="built from other sources"):
         run_build(options(lv_root, clips, stages=("landmarks",)))
+    with pytest.raises(ConfigError, match="holds clips; build these videos into another store"):
+        run_build(dataclasses.replace(options(lv_root, clips, stages=("landmarks",)), replace=True))
 
 
 def test_a_window_of_a_video_file_is_decoded_from_its_first_frame(small_demo, tmp_path):

@@ -17,7 +17,7 @@ from video_stores import write_video_store
 
 from mepipe.featurestore import FeatureStore
 from mepipe.train.clips import StoreMismatchError
-from mepipe.train.spotters import get_spotter, megc2020
+from mepipe.train.spotters import get_spotter, megc2020, nag2019
 from mepipe.train.spotters import run as run_module
 from mepipe.train.spotters.base import Pass
 from mepipe.train.spotters.controls import chance_table, relocate
@@ -173,7 +173,7 @@ def test_a_final_nag_spotter_comes_back_with_the_same_curves(video_store, tmp_pa
     videos = VideoTable.open([str(video_store)])
     restored = restore_final(out)
     again = restore_final(out)
-    np.testing.assert_allclose(restored.curves(videos, "003_1")["all"], again.curves(videos, "003_1")["all"])
+    np.testing.assert_allclose(restored.curves(videos, "003_1")[nag2019.CURVE], again.curves(videos, "003_1")[nag2019.CURVE])
     assert restored.settings == fold["settings"]
 
 

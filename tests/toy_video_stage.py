@@ -30,16 +30,18 @@ class ToyMotionParams:
 
 
 TOY_MOTION = FeatureDef(
-    "toy_motion", "toy_motion", ("frame",), "float32", "1", "mean absolute crop change",
-    "mean |crop(t + step) - crop(t)| over the aligned crop; NaN for the last step frames")
+    "toy_motion", "toy_motion", ("frame", "channel"), "float32", "1", "mean absolute crop change",
+    "mean |crop(t + step) - crop(t)| over the aligned crop; NaN for the last step frames (declared: nan_fills)",
+    {"channel": 1}, nan_fills=("channel",))
 
 
 def toy_motion(crops: np.ndarray, rows: int, step: int) -> np.ndarray:
-    """Per frame of the first ``rows``, the mean absolute change to the crop ``step`` frames later (NaN: none)."""
+    """Per frame of the first ``rows``, the mean absolute change to the crop ``step`` frames later (NaN: none),
+    as a (rows, 1) array."""
     out = np.full(rows, np.nan, np.float32)
     later = crops[step:step + rows].astype(np.float32)
     out[:len(later)] = np.abs(later - crops[:len(later)].astype(np.float32)).mean(axis=tuple(range(1, crops.ndim)))
-    return out
+    return out[:, None]
 
 
 def _kernel(ctx, inputs, params, read):
