@@ -173,7 +173,8 @@ def test_a_final_nag_spotter_comes_back_with_the_same_curves(video_store, tmp_pa
     videos = VideoTable.open([str(video_store)])
     restored = restore_final(out)
     again = restore_final(out)
-    np.testing.assert_allclose(restored.curves(videos, "003_1")[nag2019.CURVE], again.curves(videos, "003_1")[nag2019.CURVE])
+    curve = nag2019.CURVE
+    np.testing.assert_allclose(restored.curves(videos, "003_1")[curve], again.curves(videos, "003_1")[curve])
     assert restored.settings == fold["settings"]
 
 
