@@ -315,8 +315,8 @@ class StoreWriter:
         for sample in gone:
             self.discard(f"{CLIPS_GROUP}/{sample}")  # a folder name as listed, whatever it is
         windows = self.path / WINDOWS_DIR
-        for unfinished in (p for p in windows.iterdir() if p.name not in keep) if windows.is_dir() else ():
-            shutil.rmtree(unfinished, ignore_errors=True)
+        for unfinished in (p.name for p in windows.iterdir() if p.name not in keep) if windows.is_dir() else ():
+            self.discard(f"{WINDOWS_DIR}/{unfinished}")
         return gone
 
     def discard(self, rel_path: str) -> None:

@@ -92,8 +92,6 @@ def run_stage_chain(store_path: str, stages: Sequence[Stage], ctx: ClipContext, 
             out = stage.run(ctx, inputs, params)
             _write_outputs(writer, stage, ctx, out, key, recorded)
         except Exception as e:  # a bad clip (ClipError), a kernel bug or an unexpected input: record it, go on
-            if out_of_space(e):  # the machine's, not the clip's: the build stops (and resumes when rerun)
-                raise
             record = failure(record, ctx, stage.name, e)
         else:
             record = {**record, "status": "ok", "events": out.events,
@@ -146,8 +144,6 @@ def run_stage_batch(store_path: str, stage: Stage, ctxs: Sequence[ClipContext], 
                 raise out
             _write_outputs(writer, stage, ctx, out, keys[i], recorded)
         except Exception as e:
-            if out_of_space(e):
-                raise
             results[i] = failure(records[i], ctx, stage.name, e)
             continue
         results[i] = {**records[i], "status": "ok", "events": out.events, "seconds": seconds,
@@ -186,6 +182,10 @@ def recorded_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def failure(record: dict[str, Any], ctx: ClipContext, stage_name: str, e: Exception) -> dict[str, Any]:
+    """The record of a stage that failed for this clip (or video); a full disk is the machine's, not the clip's,
+    so it is raised again: the build stops, and resumes when rerun."""
+    if out_of_space(e):
+        raise e
     if isinstance(e, ClipError):
         err = e.located(sample=ctx.sample, stage=stage_name)
         return {**record, "status": "failed", "file": err.file, "reason": err.reason, "error": err.describe()}

@@ -20,7 +20,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mepipe.featurestore.errors import out_of_space
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext, Window
@@ -87,8 +86,6 @@ def run_window(store_path: str, stages: Sequence[Stage], video: ClipContext, win
             writer.mark_window(video.sample, stage.name, key, window.index,
                                {"events": events, "seconds": seconds, "cpu_seconds": cpu_seconds})
         except Exception as e:  # a bad window, a kernel bug or an unexpected input: record it, go on
-            if out_of_space(e):  # the machine's, not the video's: the build stops (and resumes when rerun)
-                raise
             record = failure(record, ctx, stage.name, e)
         else:
             record = {**record, "status": "ok", "events": events, "seconds": seconds, "cpu_seconds": cpu_seconds}
@@ -122,7 +119,5 @@ def finish_stage(store_path: str, stage: Stage, video: ClipContext, key: str, n_
         writer.finish_windows(video.sample, stage.name, key, stage.outputs,
                               {"stage_version": stage.version, "events": events})
     except Exception as e:  # the features could not be moved into place: the stage fails for this video
-        if out_of_space(e):
-            raise
         return failure(record, video, stage.name, e)
     return {**record, "status": "ok", "events": events, "seconds": 0.0, "cpu_seconds": 0.0}
