@@ -164,6 +164,33 @@ def test_convolutions_are_xavier_initialised(model):
         assert conv.bias is None or torch.all(conv.bias == 0)
 
 
+def test_he_initialisation_draws_each_convolution_from_hes_bound():
+    torch.manual_seed(0)
+    convs = [m for m in create_model("nag2019", num_classes=3, init="he").modules()
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    for conv in convs:
+        # He-uniform for ReLU: U(-b, b), b = sqrt(2) * sqrt(3 / fan_in) = sqrt(6 / fan_in).
+        fan_in, _ = nn.init._calculate_fan_in_and_fan_out(conv.weight)
+        bound = math.sqrt(6 / fan_in)
+        assert conv.weight.abs().max() <= bound
+        assert conv.weight.abs().max() > 0.9 * bound
+        assert conv.bias is None or torch.all(conv.bias == 0)
+    with pytest.raises(ValueError, match="init must be one of xavier, he"):
+        create_model("nag2019", init="orthogonal")
+
+
+def test_from_scratch_only_he_initialisation_lets_the_input_reach_the_gru():
+    """Why the spotter departs from the paper's Xavier: untrained, through the CNNs' eight ReLU layers, Xavier's
+    GRU inputs barely vary with the input (the paper's CNNs start pre-trained; ours do not)."""
+    x = torch.randn(8, 8, 64, 64, generator=torch.Generator().manual_seed(1))
+    spread = {}
+    for init in ("xavier", "he"):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            spread[init] = float(create_model("nag2019", num_classes=3, init=init).step_features(x).std(0).mean())
+    assert spread["he"] > 10 * spread["xavier"], spread
+
+
 def test_recipe_trains_as_the_paper_says():
     """What a run of nag2019 trains with, as the trainer reads it from the recipe (Nag §3)."""
     from mepipe.train.run import RunParams, stage_train_params

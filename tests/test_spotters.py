@@ -167,8 +167,8 @@ def test_parameters_are_parsed_by_their_type_and_chosen_means_none():
     assert resolve_params(baseline, [("p", "chosen")]).p is None
     assert resolve_params(baseline, [("p", "0.2")]).p == 0.2
     nag = get_spotter("nag2019")
-    params = resolve_params(nag, [("epochs", "4"), ("augment", "false"), ("thresholds", "[0.3, 0.6]")])
-    assert (params.epochs, params.augment, params.thresholds) == (4, False, (0.3, 0.6))
+    params = resolve_params(nag, [("epochs", "4"), ("augment", "none"), ("thresholds", "[0.3, 0.6]")])
+    assert (params.epochs, params.augment, params.thresholds) == (4, "none", (0.3, 0.6))
 
 
 def test_a_parameter_the_spotter_lacks_or_a_bad_value_is_one_sentence():

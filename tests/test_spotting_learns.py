@@ -79,11 +79,6 @@ def _micro(report: dict) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(run=False, reason=(
-    "found failing at the end of session 4 (2026-12-07), on branch spotters as on main: nag2019's training "
-    "accuracy stays at the majority class (0.55 over 2-6 epochs) and it spots nothing (micro F1 0.000; baseline "
-    "0.348, chance 0.141); not yet bisected (the spotters branch's later commits or its merge of longvideo); "
-    "not run meanwhile, as its three spotting runs take 8 CPU minutes of the suite"))
 def test_nag_spots_micro_expressions_under_loso_and_falls_to_chance_on_relocated_intervals(learnable, tmp_path):
     common = {"store": (str(learnable),), "progress": False, "device": "cpu", "in_memory": True}
     baseline = run_spot(SpotParams("baseline", out=str(tmp_path / "baseline"), **common))

@@ -51,6 +51,11 @@ Choices where the paper is vague or inconsistent
 - *Initialisation*: Xavier-uniform weights and zero biases for every
   convolution (the paper: "all the convolutional layers, except for those
   inside the GRU"); linear layers and the GRU keep PyTorch's defaults.
+  ``init="he"`` uses He et al. (2015)'s uniform initialisation for ReLU
+  layers instead: the paper's CNNs start pre-trained, and trained from
+  scratch Xavier's variance halves at each of their eight ReLU layers, so
+  what reaches the GRU hardly depends on the input (the long-video spotter
+  uses it: :mod:`mepipe.train.spotters.nag2019`).
 - *No normalisation layers*: DeepLab-LargeFOV and MPNet have none, and
   batch statistics over padded steps would make a sequence's output depend
   on its batch.
@@ -344,11 +349,18 @@ both standardised RGB (``frames_rgb``), and the TV-L1 flow t -> t+1 (6-7, ``flow
 per-step intensity target (``intensity``) and ``frame`` for the sheet's onset..offset span."""
 
 
-def _xavier_init(module: nn.Module) -> None:
-    """Xavier-uniform weights, zero biases, for every (transposed) convolution in ``module``."""
+INITS = ("xavier", "he")
+"""Initialisations of the convolutions: Xavier-uniform (the paper's), He-uniform for ReLU layers (from scratch)."""
+
+
+def _init_convolutions(module: nn.Module, init: str) -> None:
+    """Xavier- or He-uniform weights, zero biases, for every (transposed) convolution in ``module``."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.xavier_uniform_(m.weight)
+            if init == "he":
+                nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+            else:
+                nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
@@ -540,6 +552,8 @@ class Nag2019(nn.Module):
         Dilation of M_c (:class:`ContextContrast`).
     input_size : int
         Side of the square frames and flow (64 in the paper); a multiple of 8.
+    init : {"xavier", "he"}
+        Initialisation of the convolutions (:data:`INITS`; the paper's is Xavier).
 
     Notes
     -----
@@ -564,8 +578,11 @@ class Nag2019(nn.Module):
         fc: int = 256,
         context_dilation: int = 3,
         input_size: int = 64,
+        init: str = "xavier",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         if in_chans < 4 or in_chans % 2:
             raise ValueError(f"in_chans must be 2 * frame channels + 2 flow channels (even, >= 4), got {in_chans}")
         if input_size < 8 or input_size % 8:
@@ -586,7 +603,7 @@ class Nag2019(nn.Module):
         self.gru = nn.GRU(fc, hidden, num_layers=1, batch_first=True)
         self.class_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
         self.intensity_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        _xavier_init(self)
+        _init_convolutions(self, init)
 
     def step_features(self, x: torch.Tensor) -> torch.Tensor:
         """GRU inputs of independent steps: (N, in_chans, 64, 64) -> (N, fc)."""
@@ -636,13 +653,14 @@ class Nag2019(nn.Module):
 @register_model("nag2019", recipe=RECIPE)
 def nag2019(num_classes: int = 5, in_chans: int = 8, hidden: int = 256, widths: tuple[int, ...] = (32, 64, 128),
             fc6: int = 256, feature_channels: int = 128, fused: int = 256, fc: int = 256,
-            input_size: int = 64) -> Nag2019:
+            input_size: int = 64, init: str = "xavier") -> Nag2019:
     """Nag et al. 2019 (see :class:`Nag2019`); input (B, L, 8, 64, 64), L = 14 in training.
 
-    ``widths`` … ``fc`` size the CNNs and fusion layers (smaller for quick checks on a CPU).
+    ``widths`` … ``fc`` size the CNNs and fusion layers (smaller for quick checks on a CPU); ``init`` picks
+    the convolutions' initialisation (:data:`INITS`).
     """
     return Nag2019(num_classes, in_chans, hidden, tuple(widths), fc6, feature_channels, fused, fc,
-                   input_size=input_size)
+                   input_size=input_size, init=init)
 
 
 # --- loss ------------------------------------------------------------------------------------
