@@ -196,13 +196,16 @@ def read_video(path: str, frame_numbers: Sequence[int], params: FramesParams = F
         rows.setdefault(int(n), []).append(i)
     first, last = min(rows), max(rows)
     cap = _open_video(path, params, first)
-    out, seen = None, set()
+    out, seen, img = None, set(), None
     try:
         for index in range(first, last + 1):
-            ok, img = cap.read()
+            ok, img = cap.read(img)  # decoded into the last frame's array: no fresh 6 MB per frame
             if not ok:
                 break
             if index not in rows:
+                continue
+            if out is not None and _grey_into(img, params, out, rows[index]):
+                seen.add(index)
                 continue
             frame = _video_frame(img, params, path)
             if out is None:  # one array for the clip, filled frame by frame (never a second copy of it)
@@ -232,6 +235,18 @@ def _open_video(path: str, params: FramesParams, first: int = 0) -> cv2.VideoCap
         cap.release()
         raise ClipError(f"video cannot be positioned at frame {first}", file=str(path))
     return cap
+
+
+def _grey_into(img: np.ndarray, params: FramesParams, out: np.ndarray, rows: list[int]) -> bool:
+    """Convert a decoded BGR frame to grey straight into its row of ``out`` (no array in between); False when
+    the frame is not that case (colour kept, another pixel type), for :func:`_video_frame` to take."""
+    if not (params.force_grey and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+            and out.ndim == 3 and out.shape[1:] == img.shape[:2]):
+        return False
+    cv2.cvtColor(img, cv2.COLOR_BGR2GRAY, dst=out[rows[0]])
+    for row in rows[1:]:
+        out[row] = out[rows[0]]
+    return True
 
 
 def _video_frame(img: np.ndarray, params: FramesParams, path: str) -> np.ndarray:
