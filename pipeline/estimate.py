@@ -28,7 +28,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -210,17 +210,27 @@ def estimate_build(plan: Plan, contexts: Mapping[str, ClipContext], stages: list
     stale = Counter(name for _, name in plan.stale)
     measure = [n for n in stages if stale[n] and STAGES[n].cost is not None]
     samples = list(dict.fromkeys(sample for sample, _ in plan.stale))
+    return first_probe(samples, lambda sample: _measure(contexts[sample], stages, measure, params, plan, Path(store)),
+                       lambda measured: scale_measurement(measured, plan, contexts, stages, params, workers,
+                                                          processes), plan, stages, workers)
+
+
+def first_probe(samples: list[str], measure: Callable[[str], Measurement], scale: Callable[[Measurement], Estimate],
+                plan: Plan, stages: list[str], workers: int, unit: str = "clip") -> Estimate:
+    """``scale(measure(sample))`` of the first of ``samples`` (:data:`PROBE_CANDIDATES` at most) whose probe does not
+    fail; when every one fails, each stale stage not estimated, its note saying why."""
     failures = []
     for sample in samples[:PROBE_CANDIDATES]:
         try:
-            measured = _measure(contexts[sample], stages, measure, params, plan, Path(store))
+            measured = measure(sample)
         except ProbeFailed as err:
             failures.append(f"{sample}: {err}")
             continue
-        return scale_measurement(measured, plan, contexts, stages, params, workers, processes)
-    note = "every probe clip failed: " + "; ".join(failures)
+        return scale(measured)
+    note = f"every probe {unit} failed: " + "; ".join(failures)
+    stale = Counter(name for _, name in plan.stale)
     return Estimate({n: StageCost(n, stale[n], note=note) for n in stages if stale[n]}, {}, workers,
-                    samples[0], 0, 0.0)
+                    samples[0], 0, 0.0, unit=unit)
 
 
 @dataclass
@@ -302,12 +312,9 @@ def _copy_outputs(real: StoreWriter, scratch: StoreWriter, ctx: ClipContext, nam
 def _flush(chain: list[str], scratch: StoreWriter, probe: ClipContext, params: Mapping[str, Any], plan: Plan,
            out: Measurement) -> None:
     """Run ``chain`` (stages of one clip, the source-reading ones sharing a decode) as a build task; empties it."""
-    if not chain:
+    names = take_chain(chain, out)
+    if not names:
         return
-    names = list(chain)
-    chain.clear()
-    for name in names:
-        setup_stage(name, out)
     keys = [plan.keys.get((probe.sample, n), "probe") for n in names]
     for record in run_stage_chain(str(scratch.path), [STAGES[n] for n in names], probe, params, keys):
         if record["status"] != "ok":
@@ -336,6 +343,15 @@ def _sampled(name: str, scratch: StoreWriter, probe: ClipContext, params: Mappin
     except Exception as err:  # the probe clip does not suit the stage (e.g. no onset->apex motion): try another
         raise ProbeFailed(f"{name}: {type(err).__name__}: {err}") from None
     out.seconds[name], out.units[name] = seconds, units
+
+
+def take_chain(chain: list[str], out: Measurement) -> list[str]:
+    """The stages of ``chain``, which it empties, each set up (:func:`setup_stage`) for its timed run."""
+    names = list(chain)
+    chain.clear()
+    for name in names:
+        setup_stage(name, out)
+    return names
 
 
 def setup_stage(name: str, out: Measurement) -> None:

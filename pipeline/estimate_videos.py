@@ -41,7 +41,7 @@ from typing import Any
 from mepipe.featurestore.writer import StoreWriter
 
 from .context import ClipContext, Window
-from .estimate import DECODE, PROBE_CANDIDATES, Estimate, Measurement, ProbeFailed, StageCost, setup_stage
+from .estimate import DECODE, Estimate, Measurement, ProbeFailed, StageCost, first_probe, take_chain
 from .graph import Plan
 from .stages import STAGES, Stage
 from .stages.windows import WINDOW, WindowParams
@@ -64,18 +64,10 @@ def estimate_videos(plan: Plan, contexts: Mapping[str, ClipContext], stages: lis
         return Estimate(workers=workers, unit="video")
     measure = [n for n in stages if any(name == n for _, name in todo)]
     samples = list(dict.fromkeys(sample for sample, _ in todo))
-    failures = []
-    for sample in samples[:PROBE_CANDIDATES]:
-        try:
-            measured = measure_video(contexts[sample], stages, measure, params, plan, Path(store))
-        except ProbeFailed as err:
-            failures.append(f"{sample}: {err}")
-            continue
-        return scale_videos(measured, plan, contexts, stages, params, workers, processes)
-    note = "every probe video failed: " + "; ".join(failures)
-    stale = Counter(name for _, name in plan.stale)
-    return Estimate({n: StageCost(n, stale[n], note=note) for n in stages if stale[n]}, {}, workers, samples[0], 0,
-                    0.0, unit="video")
+    return first_probe(samples, lambda sample: measure_video(contexts[sample], stages, measure, params, plan,
+                                                             Path(store)),
+                       lambda measured: scale_videos(measured, plan, contexts, stages, params, workers, processes),
+                       plan, stages, workers, unit="video")
 
 
 def probe_spans(needed: list[str], measure: list[str], params: Mapping[str, Any], fps: float,
@@ -164,12 +156,9 @@ def _copy_rows(real: StoreWriter, scratch: StoreWriter, video: ClipContext, prob
 def _run(chain: list[str], scratch: StoreWriter, probe: ClipContext, spans: Mapping[str, int],
          params: Mapping[str, Any], keys: Mapping[str, str], out: Measurement) -> None:
     """Run ``chain`` on the probe's first rows as one window task; record each stage's CPU seconds and rows."""
-    if not chain:
+    names = take_chain(chain, out)
+    if not names:
         return
-    names = list(chain)
-    chain.clear()
-    for name in names:
-        setup_stage(name, out)
     n = len(probe.frame_numbers)
     window = Window(0, 0, min(n, max(spans[name] for name in names)))
     for record in run_window(str(scratch.path), [_video(name) for name in names], probe, window, params, keys):

@@ -20,7 +20,7 @@ from mepipe.pipeline.context import ClipContext, Window
 from mepipe.pipeline.estimate import DECODE, Measurement
 from mepipe.pipeline.estimate_videos import probe_spans, scale_videos, stretch
 from mepipe.pipeline.graph import Plan
-from mepipe.pipeline.stages import STAGES, params_from_mapping
+from mepipe.pipeline.stages import params_from_mapping
 from test_long_video_build import CONFIG, INTERVALS, VIDEOS, WINDOW, options
 
 STAGE_NAMES = ["landmarks", "align", "flow_consecutive", "kim", "roi_motion"]
