@@ -117,8 +117,8 @@ stage_plugin_option = click.option(
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show the progress bar (on a terminal; elsewhere a line every few seconds).")
 @click.option("--estimate/--no-estimate", default=True, show_default=True,
-              help="Estimate the CPU time of the stale tasks first, by running each stage on one clip (a few "
-                   "seconds), print it and give the progress bar an ETA.")
+              help="Estimate the CPU time of the stale tasks first, by running each stage on one clip or on 64 "
+                   "frames of one long video (seconds), print it and give the progress bar an ETA.")
 @click.option("--dry-run", is_flag=True,
               help="Print which (clip, stage) tasks would run and why (which parameter, code version or source "
                    "changed), which are cached, and what running them would cost per stage; write nothing.")

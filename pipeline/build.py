@@ -47,6 +47,7 @@ from .datasets import get_adapter
 from .datasets.base import AdapterResult, Sample
 from .datasets.sheets import SKIPPED_ROW_KINDS
 from .estimate import DECODE, Estimate, estimate_build
+from .estimate_videos import estimate_videos
 from .graph import BuildProgress, Plan, build_graph, build_has_cuda, execute, plan_build
 from .staleness import TRUTH_ATTR, stale_reasons, truth_record
 from .stages import (SOURCE, STAGES, dataset_stages_after, default_params, descendants, resolve_devices, stages_for,
@@ -265,7 +266,7 @@ class BuildPreview:
     reasons : dict of (str, str) to list of str
         Why each stale task runs (:func:`~mepipe.pipeline.staleness.stale_reasons`); clip builds.
     estimate : Estimate or None
-        What the stale tasks will cost (``BuildOptions.estimate``); clip builds (none yet for long videos).
+        What the stale tasks will cost (``BuildOptions.estimate``).
     """
 
     stages: list[str]
@@ -328,21 +329,20 @@ def preview_build(opts: BuildOptions) -> BuildPreview:
     plan = _plan(writer, loaded.unit, contexts, stages, params, forced, opts.fingerprint)
     failing = {s.sample: str(s.error) for s in loaded.samples if s.error}
     failing.update({q.sample: q.message for q in loaded.rejected})
-    clips = loaded.unit == "clip"
-    reasons = stale_reasons(writer, plan, contexts, params, forced) if clips else {}
-    estimate = _estimate(opts, plan, contexts, stages, params) if opts.estimate and clips else None
+    reasons = stale_reasons(writer, plan, contexts, params, forced) if loaded.unit == "clip" else {}
+    estimate = _estimate(opts, loaded.unit, plan, contexts, stages, params) if opts.estimate else None
     return BuildPreview(stages, plan.stale, plan.cached, failing, plan.changed_content,
                         {t: len(w) for t, w in plan.windows.items()}, reasons, estimate)
 
 
-def _estimate(opts: BuildOptions, plan: Plan, contexts: list[ClipContext], stages: list[str],
+def _estimate(opts: BuildOptions, unit: str, plan: Plan, contexts: list[ClipContext], stages: list[str],
               params: dict[str, Any]) -> Estimate:
-    """The estimate of a build's stale tasks, on its workers (in-process with the ``sync`` scheduler); clip builds
-    only (its probe runs the stages' clip forms)."""
+    """The estimate of a build's stale tasks, on its workers (in-process with the ``sync`` scheduler): measured on
+    one clip, or on a stretch of one long video (``unit="video"``)."""
     local = opts.scheduler == "sync"
-    return estimate_build(plan, {c.sample: c for c in contexts}, stages, params, opts.store,
-                          workers=1 if local else opts.workers, processes=0 if local else opts.workers)
-
+    estimate = estimate_videos if unit == "video" else estimate_build
+    return estimate(plan, {c.sample: c for c in contexts}, stages, params, opts.store,
+                    workers=1 if local else opts.workers, processes=0 if local else opts.workers)
 
 
 def _check_adapter_options(dataset: str, adapter, options: dict[str, Any]) -> None:
@@ -400,8 +400,7 @@ def _build_locked(opts: BuildOptions, loaded: AdapterResult, writer: StoreWriter
     opts = replace(opts, params=resolve_devices(opts.params, cuda))  # keys and records name the real backend
     plan = _plan(writer, unit, contexts.values(), stages, opts.params, forced, opts.fingerprint)
     log.info("%d tasks to run, %d cached", len(plan.stale), len(plan.cached))
-    estimate = (_estimate(opts, plan, list(contexts.values()), stages, opts.params)
-                if opts.estimate and unit == "clip" else None)
+    estimate = _estimate(opts, unit, plan, list(contexts.values()), stages, opts.params) if opts.estimate else None
     if estimate is not None and on_estimate is not None:
         on_estimate(estimate)
     progress = BuildProgress(plan, stages, enabled=opts.progress, weights=estimate.task_seconds if estimate else None)

@@ -18,6 +18,9 @@ CPU seconds of one thread, what the build's report records per stage
 (``stage_cpu_seconds``): on a shared, loaded machine they stay near what the
 work costs while wall seconds grow with the load. The wall-clock figure is
 the CPU seconds spread over the workers of an otherwise idle machine.
+
+Long videos are measured on a stretch of one video by the build's window
+task (:mod:`.estimate_videos`), into the same :class:`Estimate`.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -107,10 +110,16 @@ class Estimate:
     workers : int
         Processes the build spreads its tasks over (for the wall-clock figure).
     probe : str or None
-        The clip measured; None when nothing runs.
+        The clip (or long video) measured; None when nothing runs.
     probe_frames : int
     measure_seconds : float
         CPU seconds the measurement itself took.
+    unit : {"clip", "video"}
+        What the build's samples are.
+    probe_from : int or None
+        A long video's frame number where the probe's frames start.
+    spread_over : int
+        Tasks that can run at the same time (a long video's windows); 0: one per clip of ``task_seconds``.
     """
 
     stages: dict[str, StageCost] = field(default_factory=dict)
@@ -119,6 +128,9 @@ class Estimate:
     probe: str | None = None
     probe_frames: int = 0
     measure_seconds: float = 0.0
+    unit: str = "clip"
+    probe_from: int | None = None
+    spread_over: int = 0
 
     @property
     def cpu_seconds(self) -> float:
@@ -130,9 +142,9 @@ class Estimate:
         return {n: round(s.seconds, 2) for n, s in self.stages.items() if s.unit_seconds is not None}
 
     def wall_seconds(self) -> float:
-        """The CPU seconds spread over the build's workers (at most one per CPU and per clip)."""
-        clips = len({sample for sample, _ in self.task_seconds}) or 1
-        return self.cpu_seconds / max(1, min(self.workers, os.cpu_count() or 1, clips))
+        """The CPU seconds spread over the build's workers (at most one per CPU and per task that can run at once)."""
+        tasks = self.spread_over or len({sample for sample, _ in self.task_seconds}) or 1
+        return self.cpu_seconds / max(1, min(self.workers, os.cpu_count() or 1, tasks))
 
     def headline(self) -> str:
         """One line: the total in CPU and wall-clock time, and where it was measured."""
@@ -141,7 +153,9 @@ class Estimate:
         missing = [n for n, s in self.stages.items() if s.unit_seconds is None]
         text = (f"estimate: {_duration(self.cpu_seconds)} of CPU, about {_duration(self.wall_seconds())} on "
                 f"{self.workers} worker{'s' if self.workers != 1 else ''} of an otherwise idle machine "
-                f"(measured on clip {self.probe}, {self.probe_frames} frames, in {self.measure_seconds:.1f} CPU s)")
+                f"(measured on {self.unit} {self.probe}, {self.probe_frames} frames"
+                f"{'' if self.probe_from is None else f' from frame {self.probe_from}'}, "
+                f"in {self.measure_seconds:.1f} CPU s)")
         return text + (f"; not estimated: {', '.join(missing)}" if missing else "")
 
     def lines(self) -> list[str]:
@@ -196,17 +210,27 @@ def estimate_build(plan: Plan, contexts: Mapping[str, ClipContext], stages: list
     stale = Counter(name for _, name in plan.stale)
     measure = [n for n in stages if stale[n] and STAGES[n].cost is not None]
     samples = list(dict.fromkeys(sample for sample, _ in plan.stale))
+    return first_probe(samples, lambda sample: _measure(contexts[sample], stages, measure, params, plan, Path(store)),
+                       lambda measured: scale_measurement(measured, plan, contexts, stages, params, workers,
+                                                          processes), plan, stages, workers)
+
+
+def first_probe(samples: list[str], measure: Callable[[str], Measurement], scale: Callable[[Measurement], Estimate],
+                plan: Plan, stages: list[str], workers: int, unit: str = "clip") -> Estimate:
+    """``scale(measure(sample))`` of the first of ``samples`` (:data:`PROBE_CANDIDATES` at most) whose probe does not
+    fail; when every one fails, each stale stage not estimated, its note saying why."""
     failures = []
     for sample in samples[:PROBE_CANDIDATES]:
         try:
-            measured = _measure(contexts[sample], stages, measure, params, plan, Path(store))
+            measured = measure(sample)
         except ProbeFailed as err:
             failures.append(f"{sample}: {err}")
             continue
-        return scale_measurement(measured, plan, contexts, stages, params, workers, processes)
-    note = "every probe clip failed: " + "; ".join(failures)
+        return scale(measured)
+    note = f"every probe {unit} failed: " + "; ".join(failures)
+    stale = Counter(name for _, name in plan.stale)
     return Estimate({n: StageCost(n, stale[n], note=note) for n in stages if stale[n]}, {}, workers,
-                    samples[0], 0, 0.0)
+                    samples[0], 0, 0.0, unit=unit)
 
 
 @dataclass
@@ -216,7 +240,7 @@ class Measurement:
     Attributes
     ----------
     probe : ClipContext
-        The clip (or its window) the stages ran on.
+        The clip (or its window, or a stretch of a long video) the stages ran on.
     seconds, units : dict of str to float
         Per stage measured, its CPU seconds and the units they covered.
     setup : dict of str to float
@@ -288,12 +312,9 @@ def _copy_outputs(real: StoreWriter, scratch: StoreWriter, ctx: ClipContext, nam
 def _flush(chain: list[str], scratch: StoreWriter, probe: ClipContext, params: Mapping[str, Any], plan: Plan,
            out: Measurement) -> None:
     """Run ``chain`` (stages of one clip, the source-reading ones sharing a decode) as a build task; empties it."""
-    if not chain:
+    names = take_chain(chain, out)
+    if not names:
         return
-    names = list(chain)
-    chain.clear()
-    for name in names:
-        _setup(name, out)
     keys = [plan.keys.get((probe.sample, n), "probe") for n in names]
     for record in run_stage_chain(str(scratch.path), [STAGES[n] for n in names], probe, params, keys):
         if record["status"] != "ok":
@@ -309,7 +330,7 @@ def _sampled(name: str, scratch: StoreWriter, probe: ClipContext, params: Mappin
              out: Measurement) -> None:
     """Time the stage's sampled runs (:attr:`Cost.sample`) on the probe clip's stored inputs."""
     stage = STAGES[name]
-    _setup(name, out)
+    setup_stage(name, out)
     inputs = {f.name: scratch.read_feature(probe.sample, f.name) for f in stage.inputs}
     own, read = stage.kernel_params(params)
     seconds = units = 0.0
@@ -324,7 +345,16 @@ def _sampled(name: str, scratch: StoreWriter, probe: ClipContext, params: Mappin
     out.seconds[name], out.units[name] = seconds, units
 
 
-def _setup(name: str, out: Measurement) -> None:
+def take_chain(chain: list[str], out: Measurement) -> list[str]:
+    """The stages of ``chain``, which it empties, each set up (:func:`setup_stage`) for its timed run."""
+    names = list(chain)
+    chain.clear()
+    for name in names:
+        setup_stage(name, out)
+    return names
+
+
+def setup_stage(name: str, out: Measurement) -> None:
     """Do (and time) a stage's once-per-process work before its timed run."""
     setup = STAGES[name].cost.setup if STAGES[name].cost else None
     if setup is not None and name not in out.setup:

@@ -72,7 +72,7 @@ def run_window(store_path: str, stages: Sequence[Stage], video: ClipContext, win
                     inputs[SOURCE_FRAMES] = DecodedClip(decoded[:len(ctx.frame_numbers)], "")
                     inputs[SOURCE_VIDEO] = VideoFrames(video, params[SOURCE])
                 out = stage.run(ctx, inputs, params)
-                rows = min(window.stop, length) - window.start
+                rows = stage.window.rows(n_frames, window)
                 for name in stage.outputs:
                     array = out.arrays[name]
                     if len(array) != rows:

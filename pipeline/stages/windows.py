@@ -127,6 +127,11 @@ class Windowed:
         """Frames after each window its inputs need, under the stage's parameters and the video's rate."""
         return int(self.after(params, fps) if callable(self.after) else self.after)
 
+    def rows(self, n_frames: int, window: Window) -> int:
+        """Rows of the outputs that ``window`` of a video of ``n_frames`` frames writes (0 when it starts past
+        them: the one-frame last window of a consecutive-pair flow)."""
+        return max(0, min(window.stop, n_frames - self.shorter_by) - window.start)
+
     def events(self, per_window: list[dict]) -> dict[str, Any]:
         """The video's events, from its windows' in window order."""
         return (self.combine or merge_events)(per_window)
