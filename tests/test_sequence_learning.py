@@ -90,14 +90,15 @@ def _check_learns(demo_sequences, demo_shuffled, tmp_path, model, bar=0.6):
 
 
 KIM_ACROSS_PEOPLE = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="Kim 2017 does not learn the demo across its six different people, and its recipe cannot on data this "
+    run=False,
+    reason="not run (88 s of the suite to confirm a recorded failure; benchmarks/kim_learnability.py measures it): "
+           "Kim 2017 does not learn the demo across its six different people, and its recipe cannot on data this "
            "small (benchmarks/kim_learnability.py, 2026-12-07: LOSO 0.33-0.39 with E1, 0.36 with E1..E5; with the "
            "paper's 40 stage-1 epochs its E1 CNN fits the training people's apex frames (1.00) and is at chance on "
            "an unseen person's (0.33-0.36; E1..E5 0.42-0.50), with or without the neutral onset/offset frames in "
            "stage 1 (LSTM 0.33 and 0.36), because an expression changes a 64x64 frame by RMS 0.04 and a change of "
            "person by 0.20; with 11 training people (a demo of 12) CNN and LSTM stay at 0.33)")
-"""Kim's learnability is an open failure on the demo of distinct people: recorded, not hidden."""
+"""Kim's learnability is an open failure on the demo of distinct people: recorded (README, Known failure)."""
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def test_the_megc_count_on_a_demo_lv_video_equals_a_hand_count(tmp_path):
     assert table[(ALL, OVERALL)].f1 == pytest.approx(2 / 7)
 
 
-NAG = (("epochs", 6), ("negatives", 1.0), ("lr", 1e-3),
+NAG = (("epochs", 4), ("negatives", 1.0), ("lr", 1e-3),
        ("model_args", (("widths", (8, 16, 16)), ("fc6", 16), ("feature_channels", 8), ("fused", 16), ("fc", 32),
                        ("hidden", 32))))
 """A narrow nag2019 with a higher learning rate, so the synthetic store is learnt in a few epochs on a CPU."""
