@@ -59,6 +59,7 @@ def test_readme_snippet_runs_as_written(demo_cwd, clean_registry, capsys):
     assert printed[0].startswith("demo/001 3 3 torch.Size([1, 16])")
 
 
+@pytest.mark.slow
 def test_fold_standardisation_is_fitted_on_the_training_clips_only(small_store, clean_registry):
     from torch import nn
 
@@ -125,6 +126,7 @@ api.register("last-frame", Last, features=("intensity", "stddiff"), length=6, ep
 '''
 
 
+@pytest.mark.slow
 def test_cli_trains_a_plugin_model_under_another_protocol(small_store, tmp_path, clean_registry):
     plugin = tmp_path / "my_models.py"
     plugin.write_text(PLUGIN)

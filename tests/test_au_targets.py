@@ -194,6 +194,7 @@ def _params(stores, out, **changes):
                         "model_args": TINY, **changes})
 
 
+@pytest.mark.slow
 def test_meb_plan_names_the_absent_corpora_and_what_it_leaves_out(corpora, tmp_path):
     plan = plan_run(_params(corpora, tmp_path / "r"))
     described = plan.describe()
@@ -211,6 +212,7 @@ def test_meb_plan_names_the_absent_corpora_and_what_it_leaves_out(corpora, tmp_p
                                                         for w in emotions.warnings)
 
 
+@pytest.mark.slow
 def test_an_au_run_reports_mebs_figures_pooled_per_dataset_and_their_mean(corpora, tmp_path):
     report = run_training(_params(corpora, tmp_path / "run"))
     assert report["targets"] == "au" and report["classes"] == list(MEB.names)
@@ -231,6 +233,7 @@ def test_an_au_run_reports_mebs_figures_pooled_per_dataset_and_their_mean(corpor
     assert "AU F1 (mean over 12 AUs): macro" in text and "AU17" in text and "casme2" in text
 
 
+@pytest.mark.slow
 def test_evaluate_reprints_an_au_run_and_compare_refuses_it(corpora, tmp_path):
     out = tmp_path / "cli"
     result = CliRunner().invoke(train_cli(), [

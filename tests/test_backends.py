@@ -155,6 +155,7 @@ def test_the_registry_chooses_the_backend(case, locations):
     assert type(_backend(case, locations[case])).name == case
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_reads_are_the_files_bytes_and_bounded(case, locations, original):
     backend = _backend(case, locations[case])
@@ -186,6 +187,7 @@ def test_listing_names_the_files_or_says_it_cannot(case, locations, original):
             assert name in listing and listing[name] in (None, path.stat().st_size), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_a_store_opens_verifies_and_reads_the_same_arrays(case, locations, original):
     store = open_store(locations[case])

@@ -43,6 +43,7 @@ def test_with_x_and_to_keep_the_kind_and_the_other_fields():
     assert type(moved) is StateItem and moved.x.eq(1).all() and moved.state.tolist() == [2] and moved.y.tolist() == [1]
 
 
+@pytest.mark.slow
 def test_worker_processes_yield_the_same_typed_batches(full_store):
     store = open_store(full_store)
     data = StateFrameDataset(store, list(store.sample_ids[:2]), [0, 1])

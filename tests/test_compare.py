@@ -34,6 +34,7 @@ def runs(tmp_path_factory):
     return {"runs": out, "store": store}
 
 
+@pytest.mark.slow
 def test_figures_and_store_ids_come_from_each_report(runs):
     table = compare_runs(runs["runs"])
     for entry, run in zip(table["runs"], runs["runs"]):

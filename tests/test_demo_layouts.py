@@ -44,6 +44,7 @@ def casme3(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_casme3_demo_cuts_several_clips_from_one_video(casme3):
     truth = pd.read_csv(casme3 / TRUTH_NAME)
     videos = truth.groupby(["subject", "filename"])
@@ -88,6 +89,7 @@ def test_casme3_adapter_reads_the_demo_and_flags_the_erratum(casme3):
     assert dropped == 0 and {classes[c] for c in labels} == {"positive", "negative"}
 
 
+@pytest.mark.slow
 def test_casme2_demo_has_the_raw_release_layout(casme2):
     truth = pd.read_csv(casme2 / TRUTH_NAME)
     assert sorted(truth["filename"]) == ["EP01_01", "EP02_01", "EP03_01", "EP06_01", "EP07_02"]
@@ -113,6 +115,7 @@ def test_casme2_demo_sheet_has_the_2019_format_with_a_slash_apex(casme2):
     assert {r[8] for r in body.values()} == {"happiness", "surprise", "disgust", "repression", "others"}
 
 
+@pytest.mark.slow
 def test_only_the_erratum_clip_has_a_slash_apex(tmp_path):
     params = dataclasses.replace(PRESETS["demo-casme2"], n_subjects=2, n_clips=1, classes=("disgust",),
                                  extra_clips=(), composite_skip=())
@@ -156,6 +159,7 @@ def test_megc3_maps_every_demo_emotion_but_casme2_others(casme2, smic):
         }
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_in_every_layout(casme2, smic, casme3, tmp_path):
     for params, root in ((CASME2_SMALL, casme2), (SMIC_SMALL, smic), (CASME3_SMALL, casme3)):
         again = tmp_path / root.name

@@ -95,6 +95,7 @@ def quiet_frames(video: dict, span: int) -> tuple[int, int]:
     return video["first_frame"], video["first_frame"] + span
 
 
+@pytest.mark.slow
 def test_frames_are_greyscale_jpegs_in_the_samm_long_videos_layout(corpus, truth):
     folders = sorted(p.name for p in (corpus / FRAMES_DIR).iterdir())
     assert folders == ["001_1", "002_1"] == [v["video"] for v in truth["videos"]]
@@ -224,6 +225,7 @@ def test_true_landmarks_follow_the_frames(corpus, truth, dlib_models):
         true_video_landmarks(params, "003_1")
 
 
+@pytest.mark.slow
 def test_fewer_subjects_leave_a_video_byte_identical(corpus, tmp_path):
     write_long_demo(tmp_path, SMALL.resized(n_subjects=1))
     for name in sorted(p.name for p in (corpus / FRAMES_DIR / "001_1").iterdir()):

@@ -142,6 +142,7 @@ def test_a_dry_run_measures_every_stale_stage_on_one_clip_and_writes_nothing(sma
     assert any(line.startswith("  decode (by the first stage reading sources): ") for line in text)
 
 
+@pytest.mark.slow
 def test_a_build_prints_its_estimate_before_any_task_and_records_it(store_copy, small_demo):
     """A forced rerun of apex: the probe reads the clip's cached crops and magnified frames from the store."""
     from mepipe.featurestore.writer import StoreWriter

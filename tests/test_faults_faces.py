@@ -26,6 +26,7 @@ def error_to(result, truths, person: int) -> np.ndarray:
                      for t, tr in enumerate(truths)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [40, 50, 60])
 def test_small_face_in_640x360_video_is_found(size):
     frames, truths = render_clip([[(300 + 2 * t, 170, size)] for t in range(6)], SHAPE)
@@ -95,6 +96,7 @@ def test_person_leaving_is_not_replaced_by_another():
     assert np.nanmax(error_to(result, truths, 0)[result.face_found]) < 3.0
 
 
+@pytest.mark.slow
 def test_large_faces_cost_one_detection_per_clip():
     """SAMM-like frames (2040x1088, face box 370 px): one detector call at the first scale, then tracking."""
     frames, truths = render_clip([[(1000 + 3 * t, 520, 370)] for t in range(6)], (1088, 2040))

@@ -217,6 +217,7 @@ def tiny_bmp(tiny) -> Path:
     return tiny
 
 
+@pytest.mark.slow
 def test_content_fingerprint_catches_a_frame_rewritten_in_place(tiny_bmp, tmp_path):
     store = tmp_path / "s.zarr"
     assert build(tiny_bmp, store).exit_code == 0

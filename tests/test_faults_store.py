@@ -193,6 +193,7 @@ except Exception as err:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("call", ["open_store(sys.argv[1]).read('landmarks', 's1')",
                                   "print(verify(sys.argv[1]).summary())"], ids=["read", "verify"])
 def test_a_chunk_symlinked_to_dev_zero_is_refused(call, folder):
@@ -215,6 +216,7 @@ def test_a_fifo_in_place_of_a_chunk_is_refused_without_hanging(folder):
 
 # -- 2. stores have an identity --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_one_store_id_for_folder_zip_and_url(folder, served, tmp_path):
     ids = {open_store(folder).store_id, open_store(pack(folder, tmp_path / "p.zip").path).store_id,
            open_store(locate(served[1], cache_dir=tmp_path / "cache")).store_id, verify(served[1]).store_id}
@@ -266,6 +268,7 @@ def test_store_id_on_the_command_line(folder):
     assert diff.exit_code == 1 and "f" * 64 in diff.output
 
 
+@pytest.mark.slow
 def test_verify_over_an_unlistable_url_checks_every_entry_and_needs_amanifest_of(folder, tmp_path):
     """Before: an emptied manifest on a URL that cannot be listed passed with "0 files checked"."""
     root = tmp_path / "www"
@@ -409,6 +412,7 @@ ESCAPES = {"dataset": "demo\x1b]0;owned\x07", "quirks": ["\x1b[2J\x1b[Hscreen wi
            "mepipe_version": "0.1\u202e", "build": {"host": "h\x1b[31mred"}}
 
 
+@pytest.mark.slow
 def test_terminal_escapes_in_store_attributes_are_printed_escaped(tmp_path):
     """Before: escape codes in store attributes reached the terminal in info and diff."""
     from mepipe.cli.main import cli
@@ -429,6 +433,7 @@ def test_terminal_escapes_in_store_attributes_are_printed_escaped(tmp_path):
         assert refused.exit_code == 1 and "\\x1b[2J9" in refused.output and "\x1b" not in refused.output
 
 
+@pytest.mark.slow
 def test_percent_encoded_listings_are_decoded(www, tmp_path):
     """Before: verify over HTTP failed a good store whose sample ids hold spaces or non-ASCII."""
     root, base, _, _ = www

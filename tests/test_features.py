@@ -234,6 +234,7 @@ def test_changing_alphas_recomputes_only_magnification_and_after(full_store, sma
     assert open_store(store).read("flow_onset_apex_magnified", "001_1_1").shape[0] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("feature", ["flow_onset_apex", "flow_onset_apex_magnified", "flow_first_each", "lfm",
                                      "magnified", "intensity", "mask"])
 def test_show_writes_a_png_creating_its_folder(full_store, tmp_path, feature):

@@ -230,6 +230,7 @@ def _casme2_store(path):
     return path
 
 
+@pytest.mark.slow
 def test_label_version_option_relabels_the_clips_of_a_run_and_is_recorded(tmp_path):
     """--label-version casme2-2014: sub24's EP07_01, EP07_04f and EP10_03 are sadness (dropped by casme2-5), so
     one surprise clip is left of four; the plan names the three, and the run's report records the version."""

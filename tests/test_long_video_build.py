@@ -183,6 +183,7 @@ def test_stages_of_annotated_clips_are_refused_and_stores_do_not_mix(lv_root, sm
         run_build(dataclasses.replace(options(lv_root, clips, stages=("landmarks",)), replace=True))
 
 
+@pytest.mark.slow
 def test_a_window_of_a_video_file_is_decoded_from_its_first_frame(small_demo, tmp_path):
     video = write_video(small_demo, tmp_path / "v.avi", 40)
     everything = read_all(video)[..., ::-1]  # OpenCV's BGR as mepipe's RGB

@@ -165,6 +165,7 @@ def test_finest_level_is_never_amplified():
     assert np.abs(out.astype(int) - clip).max() <= 1
 
 
+@pytest.mark.slow
 def test_colour_luma_and_chroma_gains():
     period = 40.0
     base = _oscillating_clip(period, 0.0, SETTLE + 4 * 40).astype(np.float64)

@@ -63,6 +63,7 @@ def _params(corpora, datasets=("samm", "casme2", "smic"), **changes):
                         **changes})
 
 
+@pytest.mark.slow
 def test_clips_of_several_stores_are_named_by_dataset(corpora):
     clips = ClipTable.open([corpora["samm"], corpora["casme2"]])
     assert clips.ids[:2] == ["samm/001_1_1", "samm/001_2_1"] and "casme2/sub01_EP02_01f" in clips.ids
@@ -85,6 +86,7 @@ def test_the_same_clip_in_two_stores_is_refused(corpora, tmp_path):
         ClipTable.open([corpora["samm"], str(copy)])
 
 
+@pytest.mark.slow
 def test_stores_that_computed_a_read_feature_differently_are_refused(corpora, tmp_path):
     other = write_corpus_store(tmp_path / "casme2.zarr", "casme2", n_clips=1,
                                flow_first_each={"tvl1": TVL1Params(nscales=3)})
@@ -122,6 +124,7 @@ def test_megc2019_plan_names_what_is_missing(corpora):
         plan_run(_params(corpora, protocol="megc2019", composite_list=corpora["list"], strict=True))
 
 
+@pytest.mark.slow
 def test_capped_composite_folds_test_each_dataset_in_turn(corpora):
     """``folds=N`` on the composite takes each dataset's first people in turn, so every part is tested."""
     whole = plan_run(_params(corpora, protocol="megc2019", composite_list=corpora["list"]))
@@ -199,6 +202,7 @@ def test_cross_names_an_absent_dataset(corpora):
         plan_run(_params(corpora, protocol="cross", test_dataset="casme"))
 
 
+@pytest.mark.slow
 def test_a_scheme_that_drops_clips_and_a_fold_without_a_class_warn(tmp_path, caplog):
     store = write_corpus_store(tmp_path / "samm.zarr", "samm", subjects=range(1, 3), n_clips=1,
                                failed=("002_3_1",), extra_emotion="Contempt")
@@ -233,6 +237,7 @@ def _serving(store, root):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_cli_trains_one_epoch_from_a_url_and_a_folder(corpora, tmp_path, monkeypatch):
     monkeypatch.setenv("MEPIPE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"

@@ -85,7 +85,7 @@ def _guarded_run(monkeypatch, params):
     return report
 
 
-@pytest.mark.parametrize("model", [m if m in ("shcnn", "kim2017") else pytest.param(m, marks=pytest.mark.slow)
+@pytest.mark.parametrize("model", [m if m == "shcnn" else pytest.param(m, marks=pytest.mark.slow)
                                    for m in list_models()])
 def test_every_recipe_reads_its_test_clips_only_after_training(full_store, tmp_path, monkeypatch, model):
     params = RunParams(model=model, store=str(full_store), labels="samm-3", out=str(tmp_path / model), epochs=1,

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mepipe.featurestore.progress import LineProgress, progress_bar
 from mepipe.pipeline.graph import BuildProgress, Plan
 
@@ -73,6 +75,7 @@ def _tiny_manifest(small_demo: Path, root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_build_with_stderr_in_a_file_writes_progress_lines_not_a_line_of_redraws(small_demo, tmp_path):
     root = _tiny_manifest(small_demo, tmp_path / "data")
     mepipe = Path(sys.executable).with_name("mepipe")

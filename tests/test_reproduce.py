@@ -92,6 +92,7 @@ def _row(table, model, corpus, protocol="loso", part=None):
     return rows[0]
 
 
+@pytest.mark.slow
 def test_rows_put_mean_and_sample_std_over_seeds_beside_the_published_figure(table):
     row = _row(table["table"], "shcnn", "casme2")
     assert row["status"] == "ran" and row["seeds"] == [0, 1]
@@ -296,6 +297,7 @@ def test_the_progress_bar_counts_the_runs_and_names_the_row(stores, tmp_path, mo
     assert "shcnn · MEB cross-dataset (emotions): SAMM held out · meb, seed 0" in err  # the row it last ran
 
 
+@pytest.mark.slow
 def test_a_second_reproduce_keeps_the_finished_runs(table, stores):
     runs = [Path(run) / "report.json" for r in table["table"]["rows"] for run in r.get("runs", [])]
     before = {p: p.stat().st_mtime_ns for p in runs}
@@ -401,6 +403,7 @@ def test_quick_settings_name_real_run_and_model_arguments(model):
     create_model(model, num_classes=3, **dict(changes.get("model_args", ())))
 
 
+@pytest.mark.slow
 def test_meb_rows_run_the_au_benchmark_beside_mebs_figure_and_say_why_one_cannot(tmp_path, monkeypatch):
     """SAMM and CASME II stores with AU cells: MEB's AU row runs (2 of its 6 corpora), Kim's cannot learn AUs."""
     stores = tuple(str(write_corpus_store(tmp_path / f"{d}.zarr", d, subjects=range(1, 3), n_clips=1, aus=True,

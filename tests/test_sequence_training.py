@@ -37,6 +37,7 @@ def _params(store, out, model, **changes):
                         "in_memory": True, **changes})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["clfm", "lfm"])
 def test_choi_models_save_both_stages_and_report_stage_one(full_store, tmp_path, model):
     out = tmp_path / model
@@ -92,6 +93,7 @@ def test_kim_terms_are_validated(full_store, tmp_path):
         RunParams(model="clfm", store="s", labels="samm-3", recipe_options=(("terms", "E1"),))
 
 
+@pytest.mark.slow
 def test_nag_reports_intensity_states_and_spotting_auc(full_store, tmp_path):
     out = tmp_path / "nag"
     report = run_training(_params(full_store, out, "nag2019", batch_size=4))

@@ -53,6 +53,7 @@ def test_build_leaves_a_verified_manifest(small_store):
     assert result.n_files > 50 and ".mepipe/lock" not in json.loads((small_store / "manifest.json").read_text())
 
 
+@pytest.mark.slow
 def test_pack_opens_as_zip_with_equal_features(shared, tmp_path):
     result = pack(shared, tmp_path / "demo.zarr.zip")
     with zipfile.ZipFile(result.path) as zf:
@@ -168,6 +169,7 @@ def served(small_store, tmp_path_factory):
         yield url, log, root / small_store.name
 
 
+@pytest.mark.slow
 def test_open_over_http_reads_every_feature_and_caches(served, tmp_path):
     url, log, folder = served
     log.clear()
@@ -202,6 +204,7 @@ def test_one_training_epoch_from_http_and_a_second_run_from_the_cache(full_store
         assert log == [f"GET /{full_store.name}/manifest.json"], log
 
 
+@pytest.mark.slow
 def test_verify_and_info_over_http(served, tmp_path, monkeypatch):
     url, _, folder = served
     monkeypatch.setenv("MEPIPE_CACHE", str(tmp_path / "cache"))
@@ -215,6 +218,7 @@ def test_verify_and_info_over_http(served, tmp_path, monkeypatch):
     assert (tmp_path / "cache" / "stores").is_dir()
 
 
+@pytest.mark.slow
 def test_zip_over_http_is_downloaded_once(served, tmp_path):
     url, log, folder = served
     pack(folder, folder.with_name("demo.zarr.zip"), overwrite=True)
@@ -241,6 +245,7 @@ def test_newer_schema_is_refused_over_http(served, tmp_path):
         open_store(locate(future_url, cache_dir=tmp_path / "cache"))
 
 
+@pytest.mark.slow
 def test_push_copies_then_verifies(shared, tmp_path):
     url = (tmp_path / "remote" / "demo.zarr").as_uri()
     result = push(shared, url)

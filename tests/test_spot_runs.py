@@ -47,6 +47,7 @@ def baseline_run(video_store, tmp_path_factory):
     return out, report
 
 
+@pytest.mark.slow
 def test_a_run_pools_every_fold_into_the_megc_table_of_its_intervals_csv(baseline_run, video_store):
     out, report = baseline_run
     spotted = pd.read_csv(out / INTERVALS_FILE, dtype={"video": str})
@@ -73,6 +74,7 @@ def test_the_report_names_the_store_its_id_and_the_published_baseline(baseline_r
     assert report["folds"][0]["settings"] == {"micro": 0.01, "macro": 0.01}
 
 
+@pytest.mark.slow
 def test_a_killed_run_keeps_its_finished_folds(video_store, tmp_path, monkeypatch, baseline_run):
     params = SpotParams("baseline", (str(video_store),), out=str(tmp_path / "run"), progress=False)
     real, calls = run_module._run_fold, []
@@ -147,6 +149,7 @@ def test_the_guard_stops_a_spotter_that_reads_a_test_video_while_fitted(video_st
         _sealed_run(monkeypatch, params, leaky_fit)
 
 
+@pytest.mark.slow
 def test_a_final_run_fits_on_everyone_and_has_no_test_figure(video_store, tmp_path):
     out = tmp_path / "final"
     report = run_spot(SpotParams("baseline", (str(video_store),), protocol="final", params=(("p", "chosen"),),
@@ -237,6 +240,7 @@ def test_the_setting_with_the_best_f1_of_its_kind_is_chosen_the_first_of_equals(
     assert choice.setting == 0.5 and (choice.counts.tp, choice.counts.fp, choice.counts.fn) == (1, 1, 0)
 
 
+@pytest.mark.slow
 def test_chance_is_the_share_of_random_places_that_find_the_truth():
     # One 10-frame truth at 10..19 of a 100-frame video, one 10-frame prediction placed uniformly at 91 starts:
     # IoU (10 - d) / (10 + d) >= 0.5 for offsets |d| <= 3, 7 starts, so TP = 7 / 91 on average.

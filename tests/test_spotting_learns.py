@@ -29,6 +29,7 @@ ONE_VIDEO = LongDemoParams(n_subjects=1, micro_count=(1, 1), macro_count=(1, 1),
 """One demo-lv video: one micro- and one macro-expression, two blinks, one head movement."""
 
 
+@pytest.mark.slow
 def test_the_megc_count_on_a_demo_lv_video_equals_a_hand_count(tmp_path):
     written = write_long_demo(tmp_path / "demo-lv", ONE_VIDEO)
     root = written.root

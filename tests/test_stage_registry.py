@@ -62,6 +62,7 @@ def test_a_new_stage_in_one_file_builds_and_reads_back(toy_stage, store_copy, sm
     assert store.record.stages["toy"].upstream == ("apex",)
 
 
+@pytest.mark.slow
 def test_mepipe_build_plugin_features_toy_runs_it_in_worker_processes(registry, store_copy, small_demo,
                                                                      defaults_config, tmp_path):
     """Through the CLI and its local process pool: each worker imports the toy module when it unpickles the task."""

@@ -44,6 +44,7 @@ def _stamps(out):
     return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted((out / FOLDS_DIR).glob("*.json"))}
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_keeps_its_finished_folds(store, tmp_path):
     out = tmp_path / "run"
     whole = run_training(_params(store, out))
@@ -62,6 +63,7 @@ def test_an_interrupted_run_keeps_its_finished_folds(store, tmp_path):
     assert [h["loss"] for h in resumed["folds"][2]["history"]] == [h["loss"] for h in whole["folds"][2]["history"]]
 
 
+@pytest.mark.slow
 def test_other_settings_are_refused_unless_overwrite(store, tmp_path):
     out = tmp_path / "run"
     run_training(_params(store, out, folds=1))

@@ -131,6 +131,7 @@ def shcnn_run(synth_store, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_diverging_run_says_so_in_a_sentence_not_a_traceback(synth_store, tmp_path):
     """A learning rate far too high makes the loss infinite: exit status 1, the fold and epoch, and what to change."""
     result = CliRunner().invoke(train_cli(), [
@@ -473,6 +474,7 @@ def test_train_params_come_from_the_recipe_and_can_be_overridden():
         RunParams(model="shcnn", store="s", labels="samm-3", recipe_options=(("mask", "global"),))
 
 
+@pytest.mark.slow
 def test_run_folder_report_and_metrics_wiring(shcnn_run):
     report = read_report(shcnn_run)
     assert set(REQUIRED_KEYS) <= set(report)
@@ -528,6 +530,7 @@ def test_shcnn_learns_class_dependent_flow_under_loso(synth_store, shuffled_stor
     assert shuffled["accuracy"] <= 0.55, "labels shuffled over the clips must not be learnable"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,args", [("shcnn", SMALL_SHCNN), ("strcn-g", (("n_maps", 8),)),
                                         ("strcn-a", (("n_maps", 8),))])
 def test_each_model_trains_from_the_demo_store(full_store, tmp_path, model, args):

@@ -181,6 +181,7 @@ def test_agrees_with_opencv_with_illumination_term():
     _check(prev, nxt, TVL1Params(gamma=0.1, nscales=3))
 
 
+@pytest.mark.slow
 def test_agrees_with_opencv_on_demo_crops(small_store):
     from mepipe.featurestore import open_store
 

@@ -66,6 +66,7 @@ def test_other_dtypes_are_left_to_zarr():
     assert not DirectArray.supports(np.float32(1.0).reshape(()))
 
 
+@pytest.mark.slow
 def test_every_feature_of_a_built_store_is_written_as_zarr_writes_it(small_store, tmp_path):
     """Rewriting each stored feature of a real build, directly and through Zarr, gives the same files."""
     store = open_store(small_store)

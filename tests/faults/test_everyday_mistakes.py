@@ -95,6 +95,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line_after_its_timeout(small_demo, tmp_path, monkeypatch):
     monkeypatch.setattr(graph, "SCHEDULER_TIMEOUT", 0.5)
     address = f"tcp://127.0.0.1:{_closed_port()}"
@@ -224,6 +225,7 @@ def _parts(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".mepipe-part-"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["pack", "push-folder", "push-zip"])
 def test_the_next_copy_sweeps_the_parts_a_killed_one_left(tmp_path, how):
     store = write_store(tmp_path / "s.zarr")
@@ -262,6 +264,7 @@ def test_a_full_disk_error_is_a_data_error_that_is_an_os_error():
     assert isinstance(error, OSError) and error.exit_code == 1 and str(error) == "s.zarr: no space left on its disk"
 
 
+@pytest.mark.slow
 def test_a_stage_writing_to_a_full_disk_stops_the_build_instead_of_failing_its_clip(small_demo, tmp_path,
                                                                                     monkeypatch):
     _full_disk_after(monkeypatch, 2)

@@ -59,6 +59,7 @@ def _commands(store, tmp_path) -> dict[str, list[str]]:
             "export": ["export", str(store), "--to", str(tmp_path / "table.csv")]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["pack", "push", "export"])
 @pytest.mark.parametrize("plant", ["dev-zero", "fifo"])
 def test_a_planted_chunk_is_refused_by_every_command_in_one_line(plant, command, folder, tmp_path):
@@ -84,6 +85,7 @@ def _drop_from_manifest(store, name: str, legacy: bool) -> None:
     (store / "manifest.json").write_text(json.dumps(doc))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("legacy", [False, True], ids=["recorded", "legacy-manifest"])
 @pytest.mark.parametrize("where", ["folder", "http", "http-unlisted"])
 def test_a_chunk_missing_from_the_manifest_never_reads_as_zeros(where, legacy, folder, tmp_path):
@@ -143,6 +145,7 @@ except Exception as err:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("enlarged", sorted(ENLARGED))
 def test_an_enlarged_shape_is_refused_against_the_manifest(enlarged, folder):
     """A forger enlarges the array's shape (and chunk shape) in its metadata and the consolidated copy, and

@@ -74,6 +74,7 @@ def _trickle(release: threading.Event, size: int):
     return answer
 
 
+@pytest.mark.slow
 def test_a_silent_server_ends_verify_with_the_url_and_the_wait(silent_server):
     url = f"{silent_server}/s.zarr"
     with pytest.raises(IntegrityError) as caught:
@@ -83,6 +84,7 @@ def test_a_silent_server_ends_verify_with_the_url_and_the_wait(silent_server):
     assert f"{url}/manifest.json: no answer for 0.5 s" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_a_silent_server_is_one_line_at_the_command_line(silent_server):
     """``$MEPIPE_TIMEOUT`` sets the seconds a request may wait; the command exits 1 with one sentence."""
     url = f"{silent_server}/s.zarr"
@@ -95,6 +97,7 @@ def test_a_silent_server_is_one_line_at_the_command_line(silent_server):
         assert f"{url}/manifest.json: no" in lines[0] and "each request may wait 0.5 s" in lines[0]
 
 
+@pytest.mark.slow
 def test_a_chunk_that_stalls_fails_its_read_naming_clip_url_and_wait(store_server, tmp_path):
     url, faults, release = store_server
     chunk = chunk_name(tmp_path / "www" / "s.zarr")
@@ -108,6 +111,7 @@ def test_a_chunk_that_stalls_fails_its_read_naming_clip_url_and_wait(store_serve
     assert f"{url}/{chunk}: no answer for 0.5 s" in message
 
 
+@pytest.mark.slow
 def test_a_server_that_trickles_is_cut_at_the_cap_per_file(store_server, tmp_path):
     url, faults, release = store_server
     chunk = chunk_name(tmp_path / "www" / "s.zarr")
@@ -118,6 +122,7 @@ def test_a_server_that_trickles_is_cut_at_the_cap_per_file(store_server, tmp_pat
         store.read("landmarks", "s1")
 
 
+@pytest.mark.slow
 def test_verify_stops_at_a_file_that_cannot_be_fetched(store_server, tmp_path):
     url, faults, release = store_server
     chunk = chunk_name(tmp_path / "www" / "s.zarr")
@@ -138,6 +143,7 @@ def test_a_zip_download_that_stalls_is_one_sentence(silent_server, tmp_path):
 IDS = ("a#1", "b?2", "c%3", "d e", "é&f=1")
 
 
+@pytest.mark.slow
 def test_ids_with_url_syntax_verify_and_read_over_http(tmp_path):
     """Before: ``a#1`` and ``b?2`` verified locally but their files were 'missing' over HTTP."""
     root = tmp_path / "www"
@@ -154,6 +160,7 @@ def test_ids_with_url_syntax_verify_and_read_over_http(tmp_path):
             assert any("a%231" in p for p in log) and any("b%3F2" in p for p in log)
 
 
+@pytest.mark.slow
 def test_a_timeout_value_that_is_not_a_number_is_one_sentence():
     env = {**os.environ, "MEPIPE_TIMEOUT": "soon"}
     for args in (["store", "verify", "http://127.0.0.1:9/s.zarr"], ["info", "http://127.0.0.1:9/s.zarr"]):

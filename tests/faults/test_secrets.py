@@ -48,6 +48,7 @@ def _leaks(text: str) -> bool:
     return SECRET in text or USER in text
 
 
+@pytest.mark.slow
 def test_commands_use_the_credentials_and_never_print_them(guarded, tmp_path, monkeypatch, caplog):
     from mepipe.cli.main import cli
 
@@ -81,6 +82,7 @@ def test_a_wrong_password_is_one_sentence_without_the_password(guarded, tmp_path
         open_store(locate(bare, cache_dir=tmp_path / "cache"))
 
 
+@pytest.mark.slow
 def test_a_netrc_entry_gives_the_credentials(guarded, tmp_path, monkeypatch):
     _, bare, folder, _ = guarded
     netrc = tmp_path / "netrc"

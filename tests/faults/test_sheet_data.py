@@ -66,6 +66,7 @@ def test_a_long_cell_in_a_column_no_adapter_reads_is_harmless(tmp_path):
     assert [s.sample for s in result.samples] == ["a"] and not result.rejected
 
 
+@pytest.mark.slow
 def test_a_long_cell_is_one_failed_row_of_the_build(small_demo, tmp_path):
     clip = next(p for p in sorted(small_demo.glob("*/*")) if p.is_dir())
     root = _manifest(tmp_path / "m", [[str(clip), "1", "Happiness", "200"], [str(clip), "2", "x" * 200_000, "200"]])
