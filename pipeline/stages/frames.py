@@ -186,9 +186,9 @@ def read_video(path: str, frame_numbers: Sequence[int], params: FramesParams = F
     at the first listed frame: a window of a long video seeks there
     (``CAP_PROP_POS_FRAMES``: FFmpeg seeks to the key frame before it and
     decodes forward) instead of decoding every frame before it. Each frame
-    is decoded into the previous one's array and, when grey is forced,
-    converted straight into its row of the result: a fresh 6 MB array and a
-    grey copy per SAMM-sized frame cost 1.4 ms of the 8.2 ms it took
+    is decoded into the previous one's array and converted (to grey or RGB)
+    straight into its row of the result: a fresh 6 MB array and a converted
+    copy per SAMM-sized frame cost 1.4 ms of the 8.2 ms it took
     (benchmarks/README.md, long videos).
     """
     if digest is not None:
@@ -208,7 +208,7 @@ def read_video(path: str, frame_numbers: Sequence[int], params: FramesParams = F
                 break
             if index not in rows:
                 continue
-            if out is not None and _grey_into(img, params, out, rows[index]):
+            if out is not None and _convert_into(img, params, out, rows[index]):
                 seen.add(index)
                 continue
             frame = _video_frame(img, params, path)
@@ -241,13 +241,15 @@ def _open_video(path: str, params: FramesParams, first: int = 0) -> cv2.VideoCap
     return cap
 
 
-def _grey_into(img: np.ndarray, params: FramesParams, out: np.ndarray, rows: list[int]) -> bool:
-    """Convert a decoded BGR frame to grey straight into its row of ``out`` (no array in between); False when
-    the frame is not that case (colour kept, another pixel type), for :func:`_video_frame` to take."""
-    if not (params.force_grey and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
-            and out.ndim == 3 and out.shape[1:] == img.shape[:2]):
+def _convert_into(img: np.ndarray, params: FramesParams, out: np.ndarray, rows: list[int]) -> bool:
+    """Convert a decoded uint8 BGR frame to grey (``force_grey``) or RGB straight into its rows of ``out``, as
+    :func:`_video_frame` would, with no array in between; False for any other frame, which that function takes."""
+    if not (img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
         return False
-    cv2.cvtColor(img, cv2.COLOR_BGR2GRAY, dst=out[rows[0]])
+    code, shape = (cv2.COLOR_BGR2GRAY, img.shape[:2]) if params.force_grey else (cv2.COLOR_BGR2RGB, img.shape)
+    if out.shape[1:] != shape:
+        return False
+    cv2.cvtColor(img, code, dst=out[rows[0]])
     for row in rows[1:]:
         out[row] = out[rows[0]]
     return True
