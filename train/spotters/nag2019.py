@@ -48,9 +48,8 @@ References
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -363,9 +362,9 @@ def video_curve(model: nn.Module, videos: VideoTable, video: str, standardiser: 
 @dataclass(frozen=True)
 class SpotObjective:
     """Per step: cross-entropy of the step's kind (eq. 4, per step) plus the L1 intensity loss (eq. 5), on windows
-    augmented by ``affine`` (None: as they are)."""
+    augmented by ``affine`` (None: as they are; the spotter passes its ``augment`` setting's, :data:`AUGMENTS`)."""
 
-    affine: AffineAugmentParams | None = field(default_factory=AffineAugmentParams)
+    affine: AffineAugmentParams | None
 
     def __call__(self, model: nn.Module, batch: SpotItem, generator: torch.Generator):
         x = batch.x
