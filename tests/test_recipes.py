@@ -139,3 +139,31 @@ def test_the_loop_calls_the_epoch_hook_before_each_epochs_batches():
     train_model(model, data, TrainParams(epochs=2, batch_size=2, lr=0.1, progress=False), torch.device("cpu"),
                 objective=objective, before_epoch=lambda epoch: seen.append(epoch))
     assert seen == [0, "batch", "batch", "batch", 1, "batch", "batch", "batch"]
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_the_loop_trains_with_subnormals_flushed_and_restores_the_mode_after(before):
+    """Subnormal weights (what weight decay leaves of weights without a data gradient) slow every convolution
+    several times on x86 CPUs; while training they count as zero, and the caller's mode comes back after."""
+    import torch
+
+    from mepipe.train.inputs.batches import Item
+    from mepipe.train.loop import SUBNORMAL, TrainParams, flushing_denormals, train_model
+
+    seen = []
+
+    def objective(model, batch, generator):
+        seen.append(float((torch.tensor([SUBNORMAL]) * 1.0).item()))
+        logits = model(batch.x)
+        return torch.nn.functional.cross_entropy(logits, batch.y), logits, batch.y
+
+    torch.set_flush_denormal(before)
+    try:
+        assert flushing_denormals() is before
+        data = [Item(x=torch.ones(2, 1), y=torch.tensor([0, 1]), clip=torch.tensor([0, 1]))]
+        train_model(torch.nn.Linear(1, 2), data, TrainParams(epochs=1, batch_size=2, lr=0.1, progress=False),
+                    torch.device("cpu"), objective=objective)
+        assert seen == [0.0]
+        assert flushing_denormals() is before
+    finally:
+        torch.set_flush_denormal(False)

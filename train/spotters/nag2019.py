@@ -66,7 +66,8 @@ from ..augment import AffineAugmentParams, affine_augment
 from ..inputs.base import Standardiser, fit_standardiser, image
 from ..inputs.batches import collate, stepwise
 from ..inputs.sequences import SequenceItem
-from ..loop import EpochRecord, TrainParams, load_checkpoint, make_loader, save_checkpoint, seed_everything, train_model
+from ..loop import (EpochRecord, TrainParams, denormals_flushed, load_checkpoint, make_loader, save_checkpoint,
+                    seed_everything, train_model)
 from ..models import create_model
 from ..models.nag2019 import NAG_DOI, RECIPE, SEQUENCE_LENGTH, WINDOW_STRIDE
 from ..recipe import Deviation
@@ -326,6 +327,7 @@ def _pair_motion(videos: VideoTable, video: str) -> np.ndarray:
 
 
 @torch.no_grad()
+@denormals_flushed()
 def video_curve(model: nn.Module, videos: VideoTable, video: str, standardiser: Standardiser, window: int,
                 stride: int, device: torch.device, batch: int = 16) -> np.ndarray:
     """Per-frame predicted intensity of one video: the mean over the windows whose steps end at each frame.
