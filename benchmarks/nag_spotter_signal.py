@@ -12,49 +12,80 @@ from the store's ``flow_consecutive`` and annotated intervals alone:
    triangle, :func:`mepipe.train.spotters.nag2019.frame_targets`); frames
    with target > 0.3 are "inside" an expression.
 
-A usable input moves more inside expressions than outside (ratio > 1) and
-correlates with the target. Printed as Markdown.
+With ``--direct``, also the TV-L1 flow from frame t to t + k itself (not
+a sum of consecutive flows): the baseline's k and solver, as the store
+records them for ``roi_motion``, on grey versions of the stored 64x64
+crops (``frames_rgb``), measured for the frame in the flow's middle
+(t + k // 2): what the spotter would read if it took the baseline's flow.
 
-    python benchmarks/nag_spotter_signal.py --store data/stores/demo-lv.zarr
+A usable input moves more inside expressions than outside (ratio > 1) and
+correlates with the target; the micro column compares micro-expression
+frames alone with the outside. Printed as Markdown.
+
+    python benchmarks/nag_spotter_signal.py --store data/stores/demo-lv.zarr [--direct]
 """
 from __future__ import annotations
 
 import argparse
 
+import cv2
 import numpy as np
 
-from mepipe.featurestore.features import FLOW_CONSECUTIVE
-from mepipe.train.spotters.nag2019 import frame_targets
+from mepipe.featurestore.features import FLOW_CONSECUTIVE, FRAMES_RGB
+from mepipe.pipeline.stages.flow import TVL1Params, tvl1_flows
+from mepipe.train.spotters.nag2019 import STEP_KINDS, frame_targets
 from mepipe.train.spotters.videos import VideoTable
 
 
-def local_motion(flow: np.ndarray, step: int) -> np.ndarray:
-    """99th percentile of |flow(t -> t+step) - its median vector| per pair, flow (T-1, 2, H, W) consecutive."""
-    cumulative = np.concatenate([np.zeros((1, *flow.shape[1:]), np.float64), np.cumsum(flow, axis=0)])
-    summed = cumulative[step:] - cumulative[:-step]
-    median = np.median(summed.reshape(len(summed), 2, -1), axis=2)[:, :, None, None]
-    residual = np.sqrt(((summed - median) ** 2).sum(axis=1)).reshape(len(summed), -1)
+def strongest_local(flow: np.ndarray) -> np.ndarray:
+    """99th percentile of |flow - its median vector| per field, flow (N, 2, H, W)."""
+    median = np.median(flow.reshape(len(flow), 2, -1), axis=2)[:, :, None, None]
+    residual = np.sqrt(((flow - median) ** 2).sum(axis=1)).reshape(len(flow), -1)
     return np.percentile(residual, 99, axis=1)
+
+
+def local_motion(flow: np.ndarray, step: int) -> np.ndarray:
+    """:func:`strongest_local` of the flow from t to t + step, summed from the consecutive flows (T-1, 2, H, W)."""
+    cumulative = np.concatenate([np.zeros((1, *flow.shape[1:]), np.float64), np.cumsum(flow, axis=0)])
+    return strongest_local(cumulative[step:] - cumulative[:-step])
+
+
+def direct_motion(videos: VideoTable, video: str, k: int, tvl1: TVL1Params) -> np.ndarray:
+    """:func:`strongest_local` of TV-L1 from each stored crop to the one k frames later, (T - k,)."""
+    grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in videos.read(FRAMES_RGB.name, video)])
+    return strongest_local(tvl1_flows(grey[:-k], grey[k:], tvl1).astype(np.float64))
+
+
+def row(video: str, name: str, motion: np.ndarray, target: np.ndarray, kind: np.ndarray) -> str:
+    """One table row: motion against the targets of the frames it is measured for."""
+    inside, micro = target > 0.3, (target > 0.3) & (kind == STEP_KINDS.index("micro"))
+    outside = motion[~inside].mean()
+    return (f"| {video} | {name} | {motion[inside].mean():.3f} | {outside:.3f} | {motion[inside].mean() / outside:.2f} "
+            f"| {motion[micro].mean() / outside:.2f} | {np.corrcoef(motion, target)[0, 1]:.3f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="data/stores/demo-lv.zarr")
     parser.add_argument("--steps", default="1,7,37", help="Frames between the two frames of the flow [1,7,37].")
+    parser.add_argument("--direct", action="store_true", help="Also TV-L1 from t to t + k directly (see above).")
     args = parser.parse_args()
     videos = VideoTable.open([args.store])
-    print("| video | s | local motion inside | outside | ratio | correlation with the target |")
-    print("|---|---|---|---|---|---|")
+    recorded = videos.stage_params("roi_motion") if args.direct else {}
+    print("| video | flow | local motion inside | outside | ratio | micro ratio | correlation with the target |")
+    print("|---|---|---|---|---|---|---|")
     for video in sorted(videos.truth["video"].unique()):
         numbers = videos.frame_numbers(video)
         rows = videos.truth[videos.truth["video"] == video].to_dict("records")
-        intensity, _ = frame_targets(numbers, rows, float(videos.value(video, "fps")))
+        intensity, kind = frame_targets(numbers, rows, float(videos.value(video, "fps")))
         flow = videos.read(FLOW_CONSECUTIVE.name, video, 0, len(numbers) - 1).astype(np.float64)
         for step in (int(s) for s in args.steps.split(",")):
-            motion, target = local_motion(flow, step), intensity[step:]
-            inside = target > 0.3
-            print(f"| {video} | {step} | {motion[inside].mean():.3f} | {motion[~inside].mean():.3f} | "
-                  f"{motion[inside].mean() / motion[~inside].mean():.2f} | {np.corrcoef(motion, target)[0, 1]:.3f} |")
+            print(row(video, f"sum of {step} consecutive", local_motion(flow, step), intensity[step:], kind[step:]))
+        if args.direct:
+            k = int(recorded["k"]) or round(recorded["k_seconds"] * float(videos.value(video, "fps")))
+            motion = direct_motion(videos, video, k, TVL1Params(**recorded["tvl1"]))
+            middle = slice(k // 2, k // 2 + len(motion))
+            print(row(video, f"t -> t + {k} directly", motion, intensity[middle], kind[middle]))
 
 
 if __name__ == "__main__":
