@@ -98,7 +98,7 @@ KIM_ACROSS_PEOPLE = pytest.mark.xfail(
            "an unseen person's (0.33-0.36; E1..E5 0.42-0.50), with or without the neutral onset/offset frames in "
            "stage 1 (LSTM 0.33 and 0.36), because an expression changes a 64x64 frame by RMS 0.04 and a change of "
            "person by 0.20; with 11 training people (a demo of 12) CNN and LSTM stay at 0.33)")
-"""Kim's learnability is an open failure on the demo of distinct people: recorded (README, Known failure)."""
+"""Kim's learnability is an open failure on the demo of distinct people: recorded (README, Known failures)."""
 
 
 @pytest.mark.slow
