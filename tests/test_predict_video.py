@@ -88,11 +88,22 @@ def _predict(*args):
                                                             "--device", "cpu", "--no-progress"])
 
 
-def test_predict_on_a_recorded_mp4_writes_csv_json_and_timeline(runs, small_demo, tmp_path):
+@pytest.fixture(scope="module")
+def predicted(runs, small_demo, tmp_path_factory):
+    """``mepipe predict`` of a recorded mp4 of N_FRAMES frames: the video, the output folder and the result.
+
+    The second-predict test predicts again into this folder (its stores record it as their root), which must
+    leave the predictions as they were: that is what it checks.
+    """
     spotter, model = runs
-    video = _write_moving_face(small_demo, tmp_path / "session.mp4")
-    out = tmp_path / "out"
-    result = _predict(video, "--spotter", spotter, "--model", model, "--out", out)
+    tmp = tmp_path_factory.mktemp("predicted")
+    video = _write_moving_face(small_demo, tmp / "session.mp4")
+    out = tmp / "out"
+    return video, out, _predict(video, "--spotter", spotter, "--model", model, "--out", out)
+
+
+def test_predict_on_a_recorded_mp4_writes_csv_json_and_timeline(predicted):
+    _, out, result = predicted
     assert result.exit_code == 0, result.output
     written = json.loads((out / "predictions.json").read_text())
     [entry] = written["videos"]
@@ -112,11 +123,9 @@ def test_predict_on_a_recorded_mp4_writes_csv_json_and_timeline(runs, small_demo
     assert written["parameters"]["spotting"]["roi_motion"]["size"] == [64, 64]  # the spotter store's, recorded
 
 
-def test_a_second_predict_reuses_the_stores(runs, small_demo, tmp_path):
+def test_a_second_predict_reuses_the_stores(runs, predicted):
     spotter, model = runs
-    video = _write_moving_face(small_demo, tmp_path / "session.mp4", n_frames=200)
-    out = tmp_path / "out"
-    first = _predict(video, "--spotter", spotter, "--model", model, "--out", out)
+    video, out, first = predicted
     assert first.exit_code == 0, first.output
     before = json.loads((out / "predictions.json").read_text())["predictions"]
     again = _predict(video, "--spotter", spotter, "--model", model, "--out", out)

@@ -2,11 +2,14 @@
 
 The notebook is run with nbclient in a fresh kernel, writing into a temporary folder
 (``$MEPIPE_TOUR_DIR``) with that folder as its working directory; the committed file carries no
-outputs.
+outputs. The notebook is handed the session's small demo (``$MEPIPE_TOUR_DEMO``) and a copy of
+``full_store`` (those 6 clips built with the demo's settings) in its folder, which it reuses: its build
+command runs and finds every stage it asks for cached instead of building again what a fixture holds.
 """
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,12 +36,14 @@ def test_the_committed_tour_is_valid_and_carries_no_outputs():
 
 
 @pytest.mark.slow
-def test_the_tour_runs_from_top_to_bottom(tmp_path, monkeypatch):
+def test_the_tour_runs_from_top_to_bottom(tmp_path, monkeypatch, small_demo, full_store):
     import nbformat
     from nbclient import NotebookClient
 
     work = tmp_path / "tour"
+    shutil.copytree(full_store, work / "demo.zarr")
     monkeypatch.setenv("MEPIPE_TOUR_DIR", str(work))
+    monkeypatch.setenv("MEPIPE_TOUR_DEMO", str(small_demo))
     before = sorted(p.name for p in TOUR.parent.iterdir())
     notebook = nbformat.read(TOUR, as_version=4)
     NotebookClient(notebook, timeout=900, kernel_name="python3",
