@@ -3,7 +3,8 @@
 The fixture builds the 36-clip demo (6 subjects × 3 classes × 2 clips)
 with the core features and those a network reads (``lfm``, ``kim`` or
 ``flow_consecutive`` with the suite's cheaper TV-L1), when a run first
-asks for them, so the default suite (CLFM only) builds no flows. The shuffled copy permutes the emotions over the clips, so a network that
+asks for them, so the default suite (CLFM only) builds no flows. The
+shuffled copy permutes the emotions over the clips, so a network that
 learned the demo's expressions, not an artefact of the pipeline, must fall
 to chance there. Chance is 1/3; runs are short and narrow, so the bars are
 well above chance but below what the full-size networks reach
