@@ -26,12 +26,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import cv2
 import numpy as np
 import torch
+from nag_spotter_signal import baseline_flows
 
 from mepipe.featurestore.features import FRAMES_RGB
-from mepipe.pipeline.stages.flow import TVL1Params, tvl1_flows
 from mepipe.train.inputs.base import fit_standardiser, image
 from mepipe.train.inputs.batches import collate
 from mepipe.train.models import create_model
@@ -64,16 +63,6 @@ class DirectFlowWindows(nag.TrainingWindows):
             if 0 <= first < len(span):
                 flow[:, step] = span[first]
         return np.concatenate([frames[:, :-1], frames[:, 1:], flow], axis=0)
-
-
-def direct_flows(videos, ids, recorded: dict) -> tuple[dict[str, np.ndarray], int]:
-    """TV-L1 from every stored crop to the one k frames later, per video, and k."""
-    k = int(recorded["k"]) or round(recorded["k_seconds"] * float(videos.value(ids[0], "fps")))
-    flows = {}
-    for video in ids:
-        grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in videos.read(FRAMES_RGB.name, video)])
-        flows[video] = tvl1_flows(grey[:-k], grey[k:], TVL1Params(**recorded["tvl1"]))
-    return flows, k
 
 
 def subnormal_weights(model: torch.nn.Module) -> int:
@@ -115,7 +104,9 @@ def main() -> None:
     videos.hold(plan.spotter.reads, fit)
     truth = videos.intervals_of(fit)
     if args.flow == "direct":
-        spans, k = direct_flows(videos, fit, videos.stage_params("roi_motion"))
+        recorded = videos.stage_params("roi_motion")
+        flows = {video: baseline_flows(videos, video, recorded) for video in fit}
+        spans, k = {video: flow for video, (flow, _) in flows.items()}, flows[fit[0]][1]
         train = DirectFlowWindows(videos, fit, truth, params, seed=0, spans=spans, k=k)
     else:
         train = nag.TrainingWindows(videos, fit, truth, params, seed=0)

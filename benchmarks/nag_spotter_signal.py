@@ -33,6 +33,7 @@ import numpy as np
 
 from mepipe.featurestore.features import FLOW_CONSECUTIVE, FRAMES_RGB
 from mepipe.pipeline.stages.flow import TVL1Params, tvl1_flows
+from mepipe.pipeline.stages.roi_motion import RoiMotionParams
 from mepipe.train.spotters.nag2019 import STEP_KINDS, frame_targets
 from mepipe.train.spotters.videos import VideoTable
 
@@ -50,10 +51,13 @@ def local_motion(flow: np.ndarray, step: int) -> np.ndarray:
     return strongest_local(cumulative[step:] - cumulative[:-step])
 
 
-def direct_motion(videos: VideoTable, video: str, k: int, tvl1: TVL1Params) -> np.ndarray:
-    """:func:`strongest_local` of TV-L1 from each stored crop to the one k frames later, (T - k,)."""
+def baseline_flows(videos: VideoTable, video: str, recorded: dict) -> tuple[np.ndarray, int]:
+    """TV-L1 from each stored crop (grey) to the one k frames later, (T - k, 2, H, W), and k: the k and solver the
+    store records for ``roi_motion`` (k by :meth:`RoiMotionParams.frames_apart` at the video's rate)."""
+    k = RoiMotionParams(k=int(recorded["k"]), k_seconds=float(recorded["k_seconds"])).frames_apart(
+        float(videos.value(video, "fps")))
     grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in videos.read(FRAMES_RGB.name, video)])
-    return strongest_local(tvl1_flows(grey[:-k], grey[k:], tvl1).astype(np.float64))
+    return tvl1_flows(grey[:-k], grey[k:], TVL1Params(**recorded["tvl1"])), k
 
 
 def row(video: str, name: str, motion: np.ndarray, target: np.ndarray, kind: np.ndarray) -> str:
@@ -82,8 +86,8 @@ def main() -> None:
         for step in (int(s) for s in args.steps.split(",")):
             print(row(video, f"sum of {step} consecutive", local_motion(flow, step), intensity[step:], kind[step:]))
         if args.direct:
-            k = int(recorded["k"]) or round(recorded["k_seconds"] * float(videos.value(video, "fps")))
-            motion = direct_motion(videos, video, k, TVL1Params(**recorded["tvl1"]))
+            flow, k = baseline_flows(videos, video, recorded)
+            motion = strongest_local(flow.astype(np.float64))
             middle = slice(k // 2, k // 2 + len(motion))
             print(row(video, f"t -> t + {k} directly", motion, intensity[middle], kind[middle]))
 
