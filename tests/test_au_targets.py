@@ -18,9 +18,6 @@ from click.testing import CliRunner
 from conftest import train_cli
 from corpora import write_corpus_store
 
-from mepipe.featurestore import open_store
-from mepipe.featurestore.manifest import write_manifest
-from mepipe.featurestore.writer import StoreWriter
 from mepipe.pipeline.datasets.action_units import au_codes, parse_action_units
 from mepipe.pipeline.datasets.sheets import cell_text
 from mepipe.train import metrics
@@ -259,14 +256,7 @@ def _store_with_aus(path, **synthetic):
     their class's AUs (:data:`CLASS_AUS`)."""
     from test_training import write_synthetic_store
 
-    write_synthetic_store(path, **synthetic)
-    table = open_store(path).samples.copy()
-    codes = table["emotion"].map(CLASS_AUS)
-    writer = StoreWriter(path)
-    writer.write_samples(table.assign(action_units=codes, au_codes=codes))
-    writer.consolidate()
-    write_manifest(path)
-    return path
+    return write_synthetic_store(path, class_aus=CLASS_AUS, **synthetic)
 
 
 @pytest.mark.slow

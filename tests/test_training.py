@@ -50,14 +50,16 @@ SMALL_SHCNN = (("widths", (8, 16, 32)), ("hidden", 64))
 """A narrow SHCNN keeps the learnability runs inside the suite's time budget."""
 
 
-def write_synthetic_store(path, *, n_subjects=4, n_clips=2, n_fields=4, seed=0, shuffle_labels=False):
+def write_synthetic_store(path, *, n_subjects=4, n_clips=2, n_fields=4, seed=0, shuffle_labels=False,
+                          class_aus=None):
     """Clips whose motion direction (flow) and moving rows (appearance) depend on the class.
 
     Each clip has ``flow_first_each`` fields rising and falling around a
     blob at a random place moving at angle 120°·class (plus noise), an
     onset→apex field, the greyscale clip at two α whose rows
     ``8 + 12·class`` brighten, its heat map and time-normalised frames.
-    ``shuffle_labels`` permutes the emotions over the clips afterwards.
+    ``shuffle_labels`` permutes the emotions over the clips afterwards;
+    ``class_aus`` (emotion -> AU codes) then gives each clip its emotion's AUs.
     """
     rng = np.random.default_rng(seed)
     writer = StoreWriter(path)
@@ -98,6 +100,8 @@ def write_synthetic_store(path, *, n_subjects=4, n_clips=2, n_fields=4, seed=0, 
     table = pd.DataFrame(rows)
     if shuffle_labels:
         table["emotion"] = rng.permutation(table["emotion"].to_numpy())
+    if class_aus is not None:
+        table["action_units"] = table["au_codes"] = table["emotion"].map(class_aus)
     writer.write_samples(table)
     finish_synthetic_store(writer, "synth", magnify={"alphas": (40.0, 60.0), "test_alpha": 40.0})
     return path
