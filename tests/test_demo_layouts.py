@@ -237,8 +237,9 @@ def test_demo_casme3_builds_and_every_protocol_runs_on_it(tmp_path, full_store):
     from mepipe.train.params import RunParams
     from mepipe.train.run import run_training
 
-    args = ["build", "--dataset", "demo-casme3", "--data-root", str(tmp_path), "--workers", "2", "--no-progress",
-            "--features", "flow_first_each"]  # what the runs below read (SHCNN); every stage is built on the demo
+    args = ["build", "--dataset", "demo-casme3", "--data-root", str(tmp_path), "--scheduler", "sync", "--no-progress",
+            "--no-estimate", "--features", "flow_first_each"]  # what the runs below read (SHCNN); every stage is
+    # built on the demo; worker processes and the estimate have their own tests
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "assumed: demo-casme3: sheet frame numbers" in result.output

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import command_group, demo_build_params
+from conftest import command_group
 from long_video_files import demo_frames
 
 pytestmark = pytest.mark.slow
 
-N_FRAMES = 360
+N_FRAMES = 180
 FPS = 30.0
 
 
@@ -61,19 +61,15 @@ def _video_store(video, store, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, small_demo):
-    """A final baseline spotter and a final STRCN-G."""
-    from mepipe.pipeline.build import BuildOptions, run_build
+def runs(tmp_path_factory, small_demo, full_store):
+    """A final baseline spotter and a final STRCN-G (on the session's small demo store, built with the demo's
+    settings)."""
     from mepipe.train.run import RunParams, run_training
     from mepipe.train.spotters.run import SpotParams, run_spot
 
     tmp = tmp_path_factory.mktemp("runs")
-    clips = tmp / "demo.zarr"
-    report = run_build(BuildOptions(dataset="demo", root=small_demo, store=clips, scheduler="sync", progress=False,
-                                    stages=("flow_onset_apex",), params=demo_build_params()))
-    assert report.exit_code == 0, report.summary()
     model = tmp / "model"
-    run_training(RunParams(model="strcn-g", store=str(clips), labels="megc-3", protocol="final", out=str(model),
+    run_training(RunParams(model="strcn-g", store=str(full_store), labels="megc-3", protocol="final", out=str(model),
                            epochs=2, device="cpu", progress=False, recipe_options=(("augmentation", "scale"),),
                            model_args=(("n_maps", 8),)))
     other = _write_moving_face(small_demo, tmp / "other.mp4", n_frames=240)

@@ -376,8 +376,12 @@ def test_cli_reproduce_lists_rows_that_cannot_run(stores, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_reproduce_quick_on_a_built_demo_store(full_store, tmp_path):
-    """``--quick`` on a small built demo (SAMM layout): the SAMM rows and the composite run, the others say why."""
+def test_cli_reproduce_quick_on_a_built_demo_store(full_store, tmp_path, monkeypatch):
+    """``--quick`` on a small built demo (SAMM layout): the SAMM rows and the composite run, the others say why.
+
+    The runs draw no plots, as in ``table``: a run's figures are tested with ``mepipe train``.
+    """
+    monkeypatch.setattr(report_module, "plot_run", lambda run, report: ())
     out = tmp_path / "r"
     result = CliRunner().invoke(command_group("reproduce_cmd"), ["reproduce", "--store", str(full_store), "--models", "shcnn,strcn-g,clfm",
                                          "--quick", "--out", str(out), "--device", "cpu"])

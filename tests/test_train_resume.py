@@ -114,6 +114,5 @@ def test_sigkill_mid_run_resumes_at_the_fold_it_was_in(tmp_path):
     assert {k: v for k, v in _stamps(out).items() if k in finished} == finished  # not rewritten
     report = read_report(out)
     assert len(report["resumed_folds"]) == len(finished) and len(report["folds"]) == KILLED_PEOPLE
-    reference = tmp_path / "uninterrupted"
-    subprocess.run(_command(store, reference), env=env, capture_output=True, check=True, timeout=600)
-    assert report["predictions"] == read_report(reference)["predictions"]
+    reference = run_training(_params(store, tmp_path / "uninterrupted"))  # what _command runs, in-process
+    assert report["predictions"] == reference["predictions"]
