@@ -94,6 +94,24 @@ def test_spatial_and_temporal_maps_have_the_papers_sizes():
     assert ((motion > 0) & (motion < 1)).all()
 
 
+def test_a_wider_motion_map_is_linear_and_reaches_the_fusion():
+    torch.manual_seed(0)
+    wide = MotionNet(widths=(4, 8, 8), out_channels=3)
+    with torch.no_grad():
+        wide.decode[-1].bias.fill_(5.0)
+        motion = wide(torch.randn(2, 2, 64, 64))
+    assert motion.shape == (2, 3, 16, 16)
+    assert (motion > 1).all()  # no sigmoid: a map, not a likelihood
+    net = create_model("nag2019", num_classes=3, widths=(4, 8, 8), fc6=8, feature_channels=4, fused=8, fc=8,
+                       hidden=8, motion_channels=3)
+    assert net.fuse[0].in_channels == 5 * 4 + 3
+    out = net.sequence(_inputs(1, 2))
+    out.intensity.sum().backward()
+    assert net.temporal.decode[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="out_channels=0"):
+        MotionNet(out_channels=0)
+
+
 def test_sequence_and_forward_shapes(model):
     model.eval()
     x = _inputs(2, 3)

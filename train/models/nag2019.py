@@ -479,7 +479,9 @@ class MotionNet(nn.Module):
     Encoder: [3x3 conv, ReLU, 2x2 max-pool] x 3 (64 -> 8) and a 3x3 conv at
     w/8; decoder: a 2x2 stride-2 transposed convolution back to w/4, joined
     with the encoder's w/4 features (skip connection, as MPNet's decoder
-    uses), a 3x3 conv and a 1x1 conv to one channel, then a sigmoid.
+    uses), a 3x3 conv and a 1x1 conv to one channel, then a sigmoid. With
+    ``out_channels`` > 1, the 1x1 conv gives that many channels and no sigmoid
+    follows (a motion map, not a likelihood; see :class:`Nag2019`).
 
     Parameters
     ----------
@@ -487,23 +489,28 @@ class MotionNet(nn.Module):
         Flow channels (u, v).
     widths : sequence of three int
         Encoder channels; the decoder uses the middle one.
+    out_channels : int
+        1: the paper's motion likelihood; more: a linear motion map of that many channels.
     """
 
-    def __init__(self, in_chans: int = 2, widths: Sequence[int] = (32, 64, 128)) -> None:
+    def __init__(self, in_chans: int = 2, widths: Sequence[int] = (32, 64, 128), out_channels: int = 1) -> None:
         super().__init__()
         w1, w2, w3 = (int(w) for w in widths)
-        if min(w1, w2, w3, in_chans) < 1:
-            raise ValueError(f"need positive channels, got in_chans={in_chans}, widths={tuple(widths)}")
+        if min(w1, w2, w3, in_chans, out_channels) < 1:
+            raise ValueError(f"need positive channels, got in_chans={in_chans}, widths={tuple(widths)}, "
+                             f"out_channels={out_channels}")
+        self.likelihood = out_channels == 1
         self.down1 = nn.Sequential(nn.Conv2d(in_chans, w1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))  # w/2
         self.down2 = nn.Sequential(nn.Conv2d(w1, w2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))  # w/4
         self.down3 = nn.Sequential(nn.Conv2d(w2, w3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # w/8
                                    nn.Conv2d(w3, w3, 3, padding=1), nn.ReLU())
         self.up = nn.Sequential(nn.ConvTranspose2d(w3, w2, 2, stride=2), nn.ReLU())  # back to w/4
-        self.decode = nn.Sequential(nn.Conv2d(2 * w2, w2, 3, padding=1), nn.ReLU(), nn.Conv2d(w2, 1, 1))
+        self.decode = nn.Sequential(nn.Conv2d(2 * w2, w2, 3, padding=1), nn.ReLU(), nn.Conv2d(w2, out_channels, 1))
 
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
         skip = self.down2(self.down1(flow))
-        return torch.sigmoid(self.decode(torch.cat([self.up(self.down3(skip)), skip], dim=1)))
+        out = self.decode(torch.cat([self.up(self.down3(skip)), skip], dim=1))
+        return torch.sigmoid(out) if self.likelihood else out
 
 
 # --- the network -----------------------------------------------------------------------------
@@ -554,6 +561,15 @@ class Nag2019(nn.Module):
         Side of the square frames and flow (64 in the paper); a multiple of 8.
     init : {"xavier", "he"}
         Initialisation of the convolutions (:data:`INITS`; the paper's is Xavier).
+    motion_channels : int
+        Channels of the temporal network's output: 1 is the paper's motion
+        likelihood (a sigmoid); more give a linear map of that many channels.
+        Trained from scratch (the paper's MPNet is pre-trained), the single
+        sigmoid channel passes almost nothing of the flow: on demo-lv's
+        t -> t + 33 flow a CNN behind it fits its own training frames at AUC
+        0.52-0.59 against 0.92 without it, and the spotter's network learns the
+        held-out person only with a wider map
+        (``benchmarks/nag_demo_lv_blockers.py``, ``benchmarks/README.md``).
 
     Notes
     -----
@@ -579,6 +595,7 @@ class Nag2019(nn.Module):
         context_dilation: int = 3,
         input_size: int = 64,
         init: str = "xavier",
+        motion_channels: int = 1,
     ) -> None:
         super().__init__()
         if init not in INITS:
@@ -592,12 +609,12 @@ class Nag2019(nn.Module):
                              f"hidden={hidden}, fused={fused}, fc={fc}, feature_channels={feature_channels}")
         self.in_chans, self.frame_chans = in_chans, (in_chans - 2) // 2
         self.spatial = SpatialNet(self.frame_chans, widths, fc6, out_channels=feature_channels)
-        self.temporal = MotionNet(2, widths)
+        self.temporal = MotionNet(2, widths, out_channels=motion_channels)
         self.contrast = ContextContrast(feature_channels, context_dilation)
         self.input_size = input_size
         side = input_size // 8
         # FM_t, FM_t+1, three contrast maps and the motion map, stacked along channels.
-        self.fuse = nn.Sequential(nn.Conv2d(5 * feature_channels + 1, fused, 1), nn.ReLU())
+        self.fuse = nn.Sequential(nn.Conv2d(5 * feature_channels + motion_channels, fused, 1), nn.ReLU())
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(fused * side * side, fc), nn.ReLU(),
                                    nn.Linear(fc, fc), nn.ReLU())
         self.gru = nn.GRU(fc, hidden, num_layers=1, batch_first=True)
@@ -653,14 +670,15 @@ class Nag2019(nn.Module):
 @register_model("nag2019", recipe=RECIPE)
 def nag2019(num_classes: int = 5, in_chans: int = 8, hidden: int = 256, widths: tuple[int, ...] = (32, 64, 128),
             fc6: int = 256, feature_channels: int = 128, fused: int = 256, fc: int = 256,
-            input_size: int = 64, init: str = "xavier") -> Nag2019:
+            input_size: int = 64, init: str = "xavier", motion_channels: int = 1) -> Nag2019:
     """Nag et al. 2019 (see :class:`Nag2019`); input (B, L, 8, 64, 64), L = 14 in training.
 
     ``widths`` … ``fc`` size the CNNs and fusion layers (smaller for quick checks on a CPU); ``init`` picks
-    the convolutions' initialisation (:data:`INITS`).
+    the convolutions' initialisation (:data:`INITS`); ``motion_channels`` the temporal network's output (1: the
+    paper's likelihood).
     """
     return Nag2019(num_classes, in_chans, hidden, tuple(widths), fc6, feature_channels, fused, fc,
-                   input_size=input_size, init=init)
+                   input_size=input_size, init=init, motion_channels=motion_channels)
 
 
 # --- loss ------------------------------------------------------------------------------------
