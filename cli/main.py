@@ -92,7 +92,7 @@ stage_plugin_option = click.option(
               help="Comma-separated features to build (plus what they need): group, stage or feature names, e.g. "
                    "flow, flow_first_each, clfm (an unknown name is refused with the known ones). Default: all. "
                    "Long videos (samm-lv, casme-sq, demo-lv, manifest with unit=videos) build landmarks, align, "
-                   "kim, flow_consecutive and roi_motion, window by window.")
+                   "kim, flow_consecutive, flow_apart and roi_motion, window by window.")
 @click.option("--force", multiple=True, metavar="STAGE",
               help="Recompute STAGE (and what depends on it) even if cached. Repeatable.")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),

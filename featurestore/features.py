@@ -372,6 +372,13 @@ STATE_FRAMES = FeatureDef(
     "expression-state frame intensity, RGB",
     "Kim's five representative expression-state frames (the frames_rgb at state_index)",
     {"state": len(STATE_NAMES), "channel": 3, **_square("kim")})
+FLOW_APART = FeatureDef(
+    "flow_apart", "flow_apart", ("frame", "uv", "y", "x"), "float16", "pixel",
+    "optical flow from frame t to frame t + k in pixels of the flow grid",
+    "TV-L1 flow (u, v) from the aligned crop of frame t to that of frame t + k (flow_apart.k, the spotting "
+    "baselines' k; frames_apart) at flow_apart.size; NaN for the last k frames, which have no frame t + k "
+    "(the nag2019 spotter's motion input on long videos)", {"uv": 2, **_size("flow_apart")},
+    nan_fills=("uv", "y", "x"))
 _REGIONS = {"region": len(ROI_REGIONS)}
 ROI_MAGNITUDE = FeatureDef(
     "roi_magnitude", "roi_motion", ("frame", "region"), "float32", "pixel",
@@ -418,10 +425,17 @@ FEATURES: dict[str, FeatureDef] = {f.name: f for f in (
     APPEARANCE_MASK,
     FRAMES_RGB,
     STATE_FRAMES,
+    FLOW_APART,
     ROI_MAGNITUDE,
     ROI_STRAIN,
 )}
 """Every feature, by name, in the order stages produce them; plug-in stages add theirs with :func:`register`."""
+
+
+def frames_apart(k: int, k_seconds: float, fps: float) -> int:
+    """Frames from t to t + k of the flows t -> t + k (``flow_apart``, ``roi_motion``): ``k`` when it is set, else
+    ``k_seconds`` at ``fps``, rounded (at least 1). The stages compute with it and readers align by it."""
+    return int(k) or max(1, round(float(k_seconds) * float(fps)))
 
 
 def register(*defs: FeatureDef) -> None:

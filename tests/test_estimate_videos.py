@@ -23,7 +23,7 @@ from mepipe.pipeline.graph import Plan
 from mepipe.pipeline.stages import params_from_mapping
 from test_long_video_build import CONFIG, INTERVALS, VIDEOS, WINDOW, options
 
-STAGE_NAMES = ["landmarks", "align", "flow_consecutive", "kim", "roi_motion"]
+STAGE_NAMES = ["landmarks", "align", "flow_consecutive", "kim", "flow_apart", "roi_motion"]
 
 
 def _video(sample: str, n: int) -> ClipContext:
@@ -32,9 +32,10 @@ def _video(sample: str, n: int) -> ClipContext:
 
 
 def test_the_probe_runs_each_stage_over_the_rows_its_readers_need_after_their_window():
-    params = params_from_mapping(CONFIG, "video")  # roi_motion: k = 4 frames after; flow_consecutive: 1
+    params = params_from_mapping(CONFIG, "video")  # roi_motion, flow_apart: k = 4 frames after; flow_consecutive: 1
     spans = probe_spans(STAGE_NAMES, STAGE_NAMES, params, 200.0, 16)
-    assert spans == {"landmarks": 20, "align": 20, "flow_consecutive": 16, "kim": 16, "roi_motion": 16}
+    assert spans == {"landmarks": 20, "align": 20, "flow_consecutive": 16, "kim": 16, "flow_apart": 16,
+                     "roi_motion": 16}
     only_flow = probe_spans(["landmarks", "align", "flow_consecutive"], ["flow_consecutive"], params, 200.0, 16)
     assert only_flow == {"landmarks": 17, "align": 17, "flow_consecutive": 16}
 
@@ -116,7 +117,7 @@ def test_a_dry_run_measures_every_stale_stage_on_a_stretch_and_the_build_runs_th
     report = run_build(options(lv_root, store, estimate=True))
     assert report.exit_code == 0, report.summary()
     assert {n: c.units for n, c in estimate.stages.items()} == dict(rows)
-    assert rows["roi_motion"] == 56 + 40 and rows["flow_consecutive"] == 55 + 39
+    assert rows["roi_motion"] == rows["flow_apart"] == 56 + 40 and rows["flow_consecutive"] == 55 + 39
     assert set(report.estimated_cpu_seconds) == set(STAGE_NAMES) | {DECODE}
 
     forced = preview_build(options(lv_root, store, estimate=True, force=("roi_motion",))).estimate

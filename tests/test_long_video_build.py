@@ -27,6 +27,7 @@ from mepipe.pipeline.build import BuildOptions, run_build
 from mepipe.pipeline.destination import DestinationError
 from mepipe.pipeline.demo.build_config import DEMO_TVL1
 from mepipe.pipeline.stages import STAGES, params_from_mapping
+from mepipe.pipeline.stages.flow_apart import flow_apart
 from mepipe.pipeline.stages.flow_consecutive import flow_consecutive
 from mepipe.pipeline.stages.frames import FramesParams, read_image, read_video
 from mepipe.pipeline.stages.kim import rgb_frames
@@ -38,6 +39,7 @@ INTERVALS = [[1, "001_1_1", 1, 30, 36, 44, 15, "Micro - 1/2", "12", None],
              [2, "002_1_1", 1, 5, 12, 35, 31, "Macro", "4", None]]
 CONFIG = {"window": {"frames": WINDOW}, "align": {"size": 64}, "kim": {"size": 32},
           "flow_consecutive": {"size": [32, 32], "tvl1": DEMO_TVL1, "backend": "opencv"},
+          "flow_apart": {"size": [32, 32], "k": 4, "tvl1": DEMO_TVL1, "backend": "opencv"},
           "roi_motion": {"size": [32, 32], "k": 4, "tvl1": DEMO_TVL1, "backend": "opencv"}}
 
 
@@ -68,6 +70,7 @@ def test_a_long_video_store_holds_videos_intervals_and_features_chunked_by_windo
         ["001_1", "001_1_1", 30, 36, 44, "micro"], ["002_1", "002_1_1", 5, 12, 35, "macro"]]
     root = zarr.open_group(str(lv_store), mode="r")
     expected = {"crops": (56, 64, 64, 1), "frames_rgb": (56, 32, 32, 3), "flow_consecutive": (55, 2, 32, 32),
+                "flow_apart": (56, 2, 32, 32),
                 "roi_magnitude": (56, len(ROI_REGIONS)), "landmarks": (56, 68, 2)}
     for feature, shape in expected.items():
         array = root[f"clips/001_1/{feature}/{feature}"]
@@ -107,6 +110,8 @@ def test_each_windowed_stage_equals_its_kernel_on_the_whole_video(lv_store):
         np.testing.assert_array_equal(store.read("frames_rgb", video), rgb_frames(crops, 32))
         flows = flow_consecutive(crops, params["flow_consecutive"])
         np.testing.assert_array_equal(store.read("flow_consecutive", video), flows.astype(np.float16))
+        apart = flow_apart(crops, 4, params["flow_apart"], store.read("frame", video))
+        np.testing.assert_array_equal(store.read("flow_apart", video), apart.astype(np.float16))
         magnitude, strain = roi_motion(crops, store.read("landmarks_aligned", video), n, 4, params["roi_motion"], 64)
         np.testing.assert_array_equal(store.read("roi_magnitude", video), magnitude)
         np.testing.assert_array_equal(store.read("roi_strain", video), strain)
@@ -148,7 +153,8 @@ def test_a_failed_window_keeps_the_finished_ones_and_the_next_build_does_only_wh
     store = tmp_path / "samm-lv.zarr"
     first = run_build(options(lv_root, store))
     assert first.exit_code == 1
-    assert {f["stage"] for f in first.failures} == {"landmarks", "align", "flow_consecutive", "kim", "roi_motion"}
+    assert {f["stage"] for f in first.failures} == {"landmarks", "align", "flow_consecutive", "kim", "flow_apart",
+                                                  "roi_motion"}
     assert all(f["sample"] == "001_1" for f in first.failures)
     assert "001_1_00033.jpg" in next(f for f in first.failures if f["stage"] == "landmarks")["error"]
     building = store / WINDOWS_DIR / "001_1" / "landmarks"
@@ -160,7 +166,7 @@ def test_a_failed_window_keeps_the_finished_ones_and_the_next_build_does_only_wh
     monkeypatch.setattr(landmarks, "track_landmarks", track)
     second = run_build(options(lv_root, store))
     assert second.exit_code == 0, second.summary()
-    stages = ("landmarks", "align", "flow_consecutive", "kim", "roi_motion")
+    stages = ("landmarks", "align", "flow_consecutive", "kim", "flow_apart", "roi_motion")
     assert second.tasks_run == {s: 1 for s in stages} and second.tasks_cached == {s: 1 for s in stages}
     kept = _chunk_files(store / "clips/001_1/landmarks/landmarks")
     assert {k: kept[k] for k in finished} == finished  # the windows finished before were not written again
@@ -267,7 +273,7 @@ def test_a_dry_run_counts_the_windows_that_would_run(lv_root, lv_store):
     from mepipe.pipeline.build import preview_build
 
     cached = preview_build(options(lv_root, lv_store))
-    assert cached.stale == [] and len(cached.cached) == 10
+    assert cached.stale == [] and len(cached.cached) == 12  # 2 videos x 6 stages
     fresh = preview_build(options(lv_root, lv_store.parent / "nowhere.zarr", stages=("landmarks",)))
     assert fresh.windows == {("001_1", "landmarks"): 4, ("002_1", "landmarks"): 3}
     assert "run     001_1  landmarks (4 windows)" in fresh.format()

@@ -49,11 +49,12 @@ def micro_k(params: LongDemoParams) -> int:
 LONG_VIDEO_BUILD_CONFIG: dict[str, dict[str, Any]] = {
     "align": {"size": 64},
     "flow_consecutive": {"tvl1": DEMO_TVL1},
+    "flow_apart": {"tvl1": DEMO_TVL1, "k": micro_k(LONG_PRESETS["demo-lv"])},
     "roi_motion": {"size": [64, 64], "tvl1": DEMO_TVL1, "k": micro_k(LONG_PRESETS["demo-lv"])},
 }
 """Stage parameters of the long-video demo's build (``demo-lv``): crops of 64 px (the demo's faces are small and
-Nag's inputs are 64 px anyway), the demo's TV-L1 for both flows (about 10 ms a pair at 64 px on one core, so the
-~5,600 frames' flows t -> t + k fit the 3-minute build), and k from the demo's mean micro-expression length by
+Nag's inputs are 64 px anyway), the demo's TV-L1 for every flow (about 10 ms a pair at 64 px on one core, so the
+~5,600 frames' flows t -> t + k fit the 3-minute build), and k of both flows t -> t + k from the demo's mean micro-expression length by
 SOFTNet's rule (33 frames; the ``mean_micro_frames`` its truth file records is about 68)."""
 
 DEMO_BUILD_CONFIGS: dict[str, dict[str, dict[str, Any]]] = {

@@ -2,7 +2,7 @@
 
 Stage modules: landmarks, align, magnify, apex, the four flow variants,
 lfm, appearance, kim, the dataset stage appearance_mask and the long-video
-stage roi_motion. Kernel libraries they share: frames (decoding), flow and
+stages flow_apart and roi_motion. Kernel libraries they share: frames (decoding), flow and
 flow_tasks (TV-L1 and batching), tvl1_torch, lwm, subsets; windows (long
 videos window by window).
 """
@@ -19,6 +19,7 @@ from . import (  # noqa: F401 -- importing a stage module registers it; the orde
     appearance,
     kim,
     appearance_mask,
+    flow_apart,
     roi_motion,
 )
 from .registry import (

@@ -68,7 +68,7 @@ class PairFlows:
             if isinstance(p, Exception):
                 outputs.append(p)
                 continue
-            fields_of_clip = _with_gaps(next(fields), p[1], params.size)
+            fields_of_clip = with_gaps(next(fields), p[1], params.size)
             outputs.append(StageOutput({self.feature.name: fields_of_clip[0] if self.one_field else fields_of_clip},
                                        {**p[2], **made_by}))
         return outputs
@@ -80,7 +80,7 @@ class PairFlows:
         return out
 
 
-def _with_gaps(fields: np.ndarray, pairs: list, size: tuple[int, int]) -> np.ndarray:
+def with_gaps(fields: np.ndarray, pairs: list, size: tuple[int, int]) -> np.ndarray:
     """Fields for every pair, NaN where the pair is None."""
     if all(q is not None for q in pairs):
         return fields

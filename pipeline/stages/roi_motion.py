@@ -44,7 +44,8 @@ from mepipe.featurestore import features
 from mepipe.featurestore.features import ROI_REGIONS
 
 from . import flow_tasks
-from .flow import FlowParams, backend_record, flows_of_clips, prepare_crops
+from .flow import backend_record, flows_of_clips, prepare_crops
+from .flow_apart import FlowApartParams
 from .registry import StageOutput, register_stage
 from .windows import Windowed
 
@@ -66,18 +67,16 @@ NOSE_BRIDGE = 29
 
 
 @dataclass(frozen=True)
-class RoiMotionParams(FlowParams):
+class RoiMotionParams(FlowApartParams):
     """Spotting features: flow from frame t to t + k on small aligned crops, summed up per facial region.
 
     Attributes
     ----------
     size : tuple of int
         (W, H) the aligned crops are resized to before the flow (the baselines: 128x128).
-    k : int
-        Frames from t to t + k; 0 = ``round(k_seconds * fps)`` of each video.
-    k_seconds : float
-        k in seconds when ``k`` is 0; 0.185 s is SOFTNet's micro-expression k
-        on both SAMM Long Videos (37 frames) and CAS(ME)² (6 frames).
+    k, k_seconds
+        Frames from t to t + k, as :class:`~.flow_apart.FlowApartParams`
+        (0.185 s: SOFTNet's micro-expression k, see the module docstring).
     margin : float
         How far each region's box reaches beyond its landmarks, as a fraction
         of the crop side (SOFTNet: 12 px of 128).
@@ -89,25 +88,15 @@ class RoiMotionParams(FlowParams):
     """
 
     size: tuple[int, int] = (128, 128)
-    k: int = 0
-    k_seconds: float = 0.185
     margin: float = 12 / 128
     nose_box: float = 11 / 128
     subtract_nose: bool = True
 
     def __post_init__(self):
         super().__post_init__()
-        if not (isinstance(self.k, int) and self.k >= 0):
-            raise ValueError(f"RoiMotionParams.k must be an int >= 0 (0: from k_seconds), got {self.k!r}")
-        if not self.k_seconds > 0:
-            raise ValueError(f"RoiMotionParams.k_seconds must be > 0, got {self.k_seconds!r}")
         if not (0 <= self.margin < 0.5 and 0 < self.nose_box < 0.5):
             raise ValueError(f"RoiMotionParams.margin must be in [0, 0.5) and nose_box in (0, 0.5), got "
                              f"{self.margin!r} and {self.nose_box!r}")
-
-    def frames_apart(self, fps: float) -> int:
-        """k in frames at ``fps``."""
-        return self.k or max(1, round(self.k_seconds * fps))
 
 
 def optical_strain(flow: np.ndarray) -> np.ndarray:
