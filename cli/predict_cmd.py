@@ -135,7 +135,6 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     from mepipe.train.final_model import restore_final_model
     from mepipe.train.predictions import (
         TIMELINE_DIR, no_face_spans, outside_spans, plot_prediction_timeline, write_predictions)
-    from mepipe.train.spotters.base import get_spotter
     from mepipe.train.spotters.report import read_spot_report
     from mepipe.train.spotters.run import restore_final
     from mepipe.train.spotters.selection import pass_rows
@@ -145,11 +144,11 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     ids = _video_ids(videos, fps)
     spot_report = read_spot_report(spot_run)
     fitted = restore_final(spot_run, "cpu" if device == "auto" else device)
-    spotter = get_spotter(spot_report["spotter"])
+    spot_reads = tuple(spot_report["store"]["features"])
     model = restore_final_model(model_run, device)
     spot_what, model_what = f"spotting run {spot_run}", f"recognition run {model_run}"
     face_config = {LANDMARKS.stage: {"face": face}} if face else {}
-    spot_config = _recorded_params(spot_report["store"]["stores"], _stages(spotter.reads, "video", spot_what),
+    spot_config = _recorded_params(spot_report["store"]["stores"], _stages(spot_reads, "video", spot_what),
                                    "video", spot_what)
     model_config = _recorded_params(model.report["store"]["stores"], _stages(model.reads, "clip", model_what),
                                     "clip", model_what)
@@ -159,7 +158,7 @@ def predict(videos, spot_run, model_run, out, fps, face, workers, device, progre
     cache = out / CACHE_DIR
     video_rows = [{"path": str(p), "subject": v, "sample": v, "fps": fps or ""} for v, p in ids.items()]
     video_build = _build("videos", cache / "videos", cache / "videos.zarr", video_rows,
-                         (*spotter.reads, FACE_FOUND.name), spot_config, "video", workers, progress)
+                         (*spot_reads, FACE_FOUND.name), spot_config, "video", workers, progress)
     failed = {f.get("sample"): f.get("error") for f in video_build.failures}
     problems = [_video_failure(cache / "videos.zarr", video, str(error)) for video, error in failed.items()]
     table = VideoTable.open([cache / "videos.zarr"])

@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import command_group
-from video_stores import write_video_store
+from video_stores import K, write_video_store
 
 from mepipe.featurestore import FeatureStore
 from mepipe.train.clips import StoreMismatchError
@@ -179,6 +179,35 @@ def test_a_final_nag_spotter_comes_back_with_the_same_curves(video_store, tmp_pa
     curve = nag2019.CURVE
     np.testing.assert_allclose(restored.curves(videos, "003_1")[curve], again.curves(videos, "003_1")[curve])
     assert restored.settings == fold["settings"]
+
+
+def test_an_apart_step_reads_the_field_centred_on_its_frame_less_its_median(video_store):
+    videos = VideoTable.open([str(video_store)])
+    stored = videos.read("flow_apart", "001_1").astype(np.float32)
+    half = K // 2  # the store's flow_apart k is K: the step ending at frame t reads the field from t - K // 2
+    x = nag2019.window_input(videos, "001_1", 30, 5, "apart")
+    for step in range(5):
+        field = stored[30 + 1 + step - half]
+        expected = field - np.median(field, axis=(1, 2), keepdims=True)
+        np.testing.assert_allclose(x[6:, step], expected, atol=1e-6)
+    start = nag2019.window_input(videos, "001_1", 0, 14, "apart")[6:]
+    assert not start[:, :half - 1].any()  # steps ending before frame K // 2 have no field: zeros
+    np.testing.assert_allclose(start[:, half - 1], stored[0] - np.median(stored[0], axis=(1, 2), keepdims=True))
+    n = int(videos.value("001_1", "n_frames"))
+    end = nag2019.window_input(videos, "001_1", n - 15, 14, "apart")[6:]
+    assert not end.any()  # the last K frames' fields are NaN in the store, read as zeros
+
+
+@pytest.mark.slow
+def test_a_nag_run_on_the_apart_flow_reads_and_records_it(video_store, tmp_path):
+    changes = (*TINY, ("flow", "apart"), ("optimizer", "adam"), ("batch_size", 4))
+    params = SpotParams("nag2019", (str(video_store),), params=changes, folds=1, out=str(tmp_path / "apart"),
+                        progress=False, device="cpu")
+    plan = plan_spot(params)
+    assert plan.describe()["reads"] == ["frames_rgb", "flow_apart"]
+    report = run_spot(params, plan)
+    assert report["store"]["features"] == ["frames_rgb", "flow_apart"]
+    assert report["parameters"]["spotter"]["flow"] == "apart"
 
 
 # --- command line -----------------------------------------------------------------------------

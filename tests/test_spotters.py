@@ -178,3 +178,14 @@ def test_a_parameter_the_spotter_lacks_or_a_bad_value_is_one_sentence():
         resolve_params(get_spotter("nag2019"), [("epochs", "many")])
     with pytest.raises(SpotterError, match="p must be in"):
         resolve_params(get_spotter("baseline"), [("p", "1.5")])
+
+
+def test_nag2019_reads_the_flow_its_parameters_name_and_refuses_an_unknown_flow_or_optimizer():
+    nag = get_spotter("nag2019")
+    assert nag.features(nag.params) == ("frames_rgb", "flow_consecutive")
+    apart = resolve_params(nag, [("flow", "apart"), ("optimizer", "adam")])
+    assert nag.features(apart) == ("frames_rgb", "flow_apart") and apart.optimizer == "adam"
+    with pytest.raises(SpotterError, match="flow must be one of consecutive, apart, got 'sideways'"):
+        resolve_params(nag, [("flow", "sideways")])
+    with pytest.raises(SpotterError, match="optimizer must be one of"):
+        resolve_params(nag, [("optimizer", "lbfgs")])

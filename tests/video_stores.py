@@ -8,7 +8,8 @@ moves a blob in the upper half. The region curves (``roi_magnitude``) are
 the motion from frame t to t + k in each region the way the roi_motion stage
 measures it (absolute change of the displacement over k frames; brows and
 mouth see the expression, eyes the blink), NaN for the last k frames; the
-consecutive flow is the blob's displacement between frames. The store is a
+consecutive flow is the blob's displacement between frames, ``flow_apart``
+its displacement from frame t to t + k (NaN for the last k frames). The store is a
 real long-video store: samples, intervals table, build record, manifest.
 """
 from __future__ import annotations
@@ -74,6 +75,10 @@ def write_video_store(path: Path, *, n_subjects: int = 4, n_frames: int = 600, s
         flow[:, 0, 8:] = np.diff(2 * expression)[:, None, None]
         flow[:, 1, :8] = np.diff(blink)[:, None, None]
         flow += rng.normal(0, 0.01, flow.shape)
+        apart = np.full((n_frames, 2, SIZE, SIZE), np.nan)
+        apart[:-K] = 0.0
+        apart[:-K, 0, 8:] = 2 * (expression[K:] - expression[:-K])[:, None, None]
+        apart[:-K, 1, :8] = (blink[K:] - blink[:-K])[:, None, None]
         change = {"expression": np.abs(expression[K:] - expression[:-K]), "blink": np.abs(blink[K:] - blink[:-K])}
         regions = np.full((n_frames, len(ROI_REGIONS)), np.nan)
         for r, name in enumerate(ROI_REGIONS):
@@ -85,6 +90,8 @@ def write_video_store(path: Path, *, n_subjects: int = 4, n_frames: int = 600, s
         writer.write_feature(video, "frames_rgb", np.clip(frames, 0, 255).astype(np.uint8), "synthetic",
                              frame_numbers=numbers)
         writer.write_feature(video, "flow_consecutive", flow.astype(np.float16), "synthetic")
+        writer.write_feature(video, "flow_apart", apart.astype(np.float16), "synthetic", {"events": {"k": K}},
+                             frame_numbers=numbers)
         writer.write_feature(video, "roi_magnitude", regions.astype(np.float32), "synthetic", {"events": {"k": K}},
                              frame_numbers=numbers)
         row = dict.fromkeys(SAMPLE_COLUMNS, "")
@@ -99,5 +106,5 @@ def write_video_store(path: Path, *, n_subjects: int = 4, n_frames: int = 600, s
                               "flags": ""})
     writer.write_samples(pd.DataFrame(samples))
     writer.write_intervals(pd.DataFrame(intervals, columns=[c for c in INTERVAL_COLUMNS if c != "interval"]))
-    finish_synthetic_store(writer, dataset)
+    finish_synthetic_store(writer, dataset, flow_apart={"k": K})
     return path

@@ -149,7 +149,7 @@ class Spotter:
         What it is, in a few words, with its paper.
     doi : str
     reads : tuple of str
-        Store features it reads; every store of a run must hold them.
+        Store features it reads under its default parameters; every store of a run must hold them.
     params : dataclass instance
         Default parameters (frozen dataclass); a run changes fields by name
         (``--param NAME=VALUE``, :func:`resolve_params`).
@@ -163,6 +163,9 @@ class Spotter:
         Where it departs from its paper, and why.
     quick : tuple of (str, value)
         Parameters ``mepipe reproduce --quick`` changes (fewer epochs, narrower layers).
+    reads_for : callable, optional
+        ``params -> tuple of str``: what it reads under other parameters
+        (nag2019's ``flow`` picks its flow feature); default: ``reads``.
     """
 
     name: str
@@ -174,6 +177,11 @@ class Spotter:
     restore: Callable[..., Fitted]
     deviations: tuple[Deviation, ...] = ()
     quick: tuple[tuple[str, Any], ...] = ()
+    reads_for: Callable[[Any], tuple[str, ...]] | None = None
+
+    def features(self, params: Any) -> tuple[str, ...]:
+        """The store features it reads under ``params``."""
+        return tuple(self.reads_for(params)) if self.reads_for is not None else self.reads
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.params) or not self.params.__dataclass_params__.frozen:

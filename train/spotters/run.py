@@ -156,7 +156,7 @@ class SpotPlan:
         truth = self.videos.truth
         return {
             "spotter": self.spotter.name, "protocol": self.params.protocol, "control": self.params.control,
-            "parameters": _jsonable(dataclasses.asdict(self.spotter_params)), "reads": list(self.spotter.reads),
+            "parameters": _jsonable(dataclasses.asdict(self.spotter_params)), "reads": list(self.spotter.features(self.spotter_params)),
             "stores": self.videos.describe(),
             "videos": {str(d): int(n) for d, n in table.groupby("dataset").size().items()},
             "people": sorted({person(d, s) for d, s in zip(table["dataset"], table["subject"])}),
@@ -173,8 +173,9 @@ def plan_spot(params: SpotParams, videos: VideoTable | None = None) -> SpotPlan:
     spotter = get_spotter(params.spotter)
     spotter_params = params.spotter_params()
     videos = videos if videos is not None else VideoTable.open(params.store, params.store_ids)
-    videos.require(spotter.reads, f"spotter {spotter.name}")
-    videos.agree(spotter.reads, f"spotter {spotter.name}")
+    reads = spotter.features(spotter_params)
+    videos.require(reads, f"spotter {spotter.name}")
+    videos.agree(reads, f"spotter {spotter.name}")
     table = videos.samples[["sample", "subject", "dataset"]].astype(str)
     n_people = getattr(spotter_params, "val_people", 0)
     if params.protocol == "final":
@@ -199,7 +200,7 @@ def plan_spot(params: SpotParams, videos: VideoTable | None = None) -> SpotPlan:
 def _identity(plan: SpotPlan) -> dict[str, Any]:
     return {"parameters": _jsonable(plan.params.defining()),
             "stores": [{"location": s["location"], "store_id": s["store_id"]} for s in plan.videos.describe()],
-            "fingerprint": plan.videos.fingerprint(plan.spotter.reads, plan.videos.ids),
+            "fingerprint": plan.videos.fingerprint(plan.spotter.features(plan.spotter_params), plan.videos.ids),
             "folds": [[s.fold.name, list(s.test), list(s.validation)] for s in plan.folds]}
 
 
@@ -220,7 +221,7 @@ def run_spot(params: SpotParams, plan: SpotPlan | None = None) -> dict[str, Any]
     state = RunState.begin(out, _identity(plan), overwrite=params.overwrite, outputs=(INTERVALS_FILE, TIMELINE_DIR))
     device = resolve_device(params.device)
     if params.in_memory:
-        videos.hold(plan.spotter.reads, videos.ids)
+        videos.hold(plan.spotter.features(plan.spotter_params), videos.ids)
     results = []
     for number, sides in enumerate(plan.folds, start=1):
         result = state.finished.get(sides.fold.name)
@@ -310,6 +311,7 @@ def _frames(videos: VideoTable, ids) -> dict[str, tuple[int, int]]:
 def _assemble(plan: SpotPlan, results: list[FoldResult], device: torch.device, seconds: float,
               resumed: list[str]) -> dict[str, Any]:
     params, spotter, videos = plan.params, plan.spotter, plan.videos
+    reads = spotter.features(plan.spotter_params)
     tested = [v for r in results for v in r.report["test"]]
     predictions = [row for r in results for row in r.predictions]
     report: dict[str, Any] = {
@@ -317,8 +319,8 @@ def _assemble(plan: SpotPlan, results: list[FoldResult], device: torch.device, s
         "spotter_info": spotter.describe(),
         "parameters": {"run": _jsonable(dataclasses.asdict(params)),
                        "spotter": _jsonable(dataclasses.asdict(plan.spotter_params))},
-        "store": {"stores": videos.describe(), "fingerprint": videos.fingerprint(spotter.reads, videos.ids),
-                  "features": list(spotter.reads), "left_out": videos.left_out},
+        "store": {"stores": videos.describe(), "fingerprint": videos.fingerprint(reads, videos.ids),
+                  "features": list(reads), "left_out": videos.left_out},
         "plan": {k: v for k, v in plan.describe().items() if k not in ("stores", "left_out", "parameters")},
         "folds": [r.report for r in results], "predictions": predictions, "resumed_folds": resumed,
         "seconds": round(seconds, 3), "device": describe_device(device), "torch": torch.__version__,
