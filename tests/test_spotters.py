@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from mepipe.train.spotters import SpotterError, get_spotter, list_spotters, resolve_params
-from mepipe.train.spotters.intervals import (Spotted, interval_records, kind_by_duration, relative_threshold,
-                                             runs_above, spot_by_duration, spot_runs)
+from mepipe.train.spotters.intervals import (Spotted, interval_records, kind_by_duration, moving_mean,
+                                             relative_threshold, runs_above, spot_by_duration,
+                                             spot_relative_by_duration, spot_runs)
 from mepipe.train.spotters.megc2020 import (PAPER_P, feature_difference, motion_curve, pass_k, pooled_feature,
                                             spot_pass, top_share_mean)
 from mepipe.train.spotters.nag2019 import frame_targets, video_windows
@@ -54,6 +55,22 @@ def test_a_fixed_threshold_gives_each_run_the_kind_of_its_length():
     threshold, spotted = spot_by_duration(curve, 0.5, 200)
     assert threshold == 0.5
     assert [(s.first, s.last, s.kind) for s in spotted] == [(10, 109, "micro"), (200, 300, "macro")]
+
+
+def test_a_relative_threshold_spots_the_runs_above_the_curves_own_mean_plus_t_of_its_range():
+    curve = np.zeros(200)
+    curve[50:60] = 0.2  # mean 0.01, max 0.2: t = 0.5 gives 0.105, so the ten frames are spotted
+    threshold, spotted = spot_relative_by_duration(curve, 0.5, 200)
+    assert threshold == pytest.approx(0.105) and [(s.first, s.last) for s in spotted] == [(50, 59)]
+    assert spot_relative_by_duration(np.full(10, 0.3), 0.5, 200) == (None, [])  # flat: nothing stands out
+
+
+def test_the_moving_mean_averages_each_frames_finite_neighbours():
+    np.testing.assert_allclose(moving_mean([0, 0, 3, 0, 0], 3), [0, 1, 1, 1, 0])
+    # an even window reaches one frame further back; NaN frames are left out of the mean, not counted as 0
+    np.testing.assert_allclose(moving_mean([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose(moving_mean([NAN, 3, NAN, NAN, NAN], 3), [3, 3, 3, NAN, NAN])
+    np.testing.assert_allclose(moving_mean([1, NAN, 5], 1), [1, NAN, 5])
 
 
 # --- MEGC 2020 baseline -----------------------------------------------------------------------
@@ -185,6 +202,8 @@ def test_nag2019_reads_the_flow_its_parameters_name_and_refuses_an_unknown_flow_
     assert nag.features(nag.params) == ("frames_rgb", "flow_consecutive")
     apart = resolve_params(nag, [("flow", "apart"), ("optimizer", "adam")])
     assert nag.features(apart) == ("frames_rgb", "flow_apart") and apart.optimizer == "adam"
+    curve = resolve_params(nag, [("relative", "true"), ("smooth", "0.185")])
+    assert (curve.relative, curve.smooth) == (True, 0.185)
     with pytest.raises(SpotterError, match="flow must be one of consecutive, apart, got 'sideways'"):
         resolve_params(nag, [("flow", "sideways")])
     with pytest.raises(SpotterError, match="optimizer must be one of"):

@@ -25,8 +25,8 @@ import numpy as np
 from ..metrics import runs_of
 from ..spotting_eval import KINDS
 
-__all__ = ["MICRO_MAX_SECONDS", "Spotted", "interval_records", "kind_by_duration", "relative_threshold",
-           "runs_above", "spot_by_duration", "spot_runs"]
+__all__ = ["MICRO_MAX_SECONDS", "Spotted", "interval_records", "kind_by_duration", "moving_mean",
+           "relative_threshold", "runs_above", "spot_by_duration", "spot_relative_by_duration", "spot_runs"]
 
 MICRO_MAX_SECONDS = 0.5
 """Longest micro-expression, in seconds (MEGC; SAMM Long Videos and CAS(ME)²): longer intervals are macro."""
@@ -109,6 +109,26 @@ def spot_by_duration(curve: Sequence[float], threshold: float, fps: float) -> tu
     values = np.asarray(curve, dtype=np.float64)
     return threshold, [_spotted(values, first, last, kind_by_duration(last - first + 1, fps))
                        for first, last in runs_above(values, threshold)]
+
+
+def spot_relative_by_duration(curve: Sequence[float], p: float, fps: float) -> tuple[float | None, list[Spotted]]:
+    """:func:`spot_by_duration` at the curve's own :func:`relative_threshold` ``p`` (none for a flat curve)."""
+    return spot_by_duration(curve, relative_threshold(curve, p), fps)
+
+
+def moving_mean(curve: Sequence[float], frames: int) -> np.ndarray:
+    """The centred mean of the finite values among each frame's ``frames`` neighbours (itself included; an even
+    ``frames`` reaches one further back); NaN where none is finite. ``frames`` <= 1 returns the curve."""
+    values = np.asarray(curve, dtype=np.float64)
+    if frames <= 1 or values.size == 0:
+        return values.copy()
+    finite = np.isfinite(values)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(finite)])
+    index = np.arange(values.size)
+    lo, hi = np.clip(index - frames // 2, 0, values.size), np.clip(index - frames // 2 + frames, 0, values.size)
+    n = counts[hi] - counts[lo]
+    return np.where(n > 0, (sums[hi] - sums[lo]) / np.maximum(n, 1), np.nan)
 
 
 def _spotted(values: np.ndarray, first: int, last: int, kind: str) -> Spotted:

@@ -40,7 +40,12 @@ windows a step (``optimizer=adam``, ``batch_size=8``):
   the windows whose steps end at it (the first frame, which ends no pair, has
   none).
 - **Intervals**: runs of frames above a threshold; micro when they last at
-  most 0.5 s, else macro (:func:`~.intervals.spot_by_duration`). The epoch
+  most 0.5 s, else macro (:func:`~.intervals.spot_by_duration`). With
+  ``smooth`` > 0 the curve is first the moving mean over that many seconds
+  (:func:`~.intervals.moving_mean`); with ``relative`` the threshold is the
+  MEGC baseline's, mean + t (max - mean) of each video's own curve
+  (:func:`~.intervals.spot_relative_by_duration`): a network trained on a few
+  people predicts a new person's intensities on its own scale. The epoch
   and the threshold are those with the best overall F1 on ``val_people``
   people held out of the fold's training side (:func:`~.selection.choose_settings`).
 - **Initialisation**: He-uniform convolutions (:data:`SPOTTER_INIT`), not
@@ -81,7 +86,7 @@ from ..models.nag2019 import NAG_DOI, RECIPE, SEQUENCE_LENGTH, WINDOW_STRIDE
 from ..recipe import Deviation
 from ..spotting_eval import OVERALL
 from .base import FitContext, Fitted, Pass, Spotter, SpotterError, register_spotter
-from .intervals import kind_by_duration, spot_by_duration
+from .intervals import kind_by_duration, moving_mean, spot_by_duration, spot_relative_by_duration
 from .selection import Choice, choose_settings
 
 if TYPE_CHECKING:
@@ -131,6 +136,11 @@ class NagSpotParams:
     threshold : float or None
         A fixed threshold of the curve; None (``chosen``) chooses it, with
         the epoch, on the held-out people.
+    relative : bool
+        Thresholds are fractions t of each video's curve range above its
+        mean (mean + t (max - mean)), not intensities.
+    smooth : float
+        Seconds of the centred moving mean taken of the curve (0: none).
     thresholds : tuple of float
         The thresholds chosen among.
     val_people : int
@@ -158,6 +168,8 @@ class NagSpotParams:
     negatives: float = 1.0
     hard_share: float = 0.5
     threshold: float | None = None
+    relative: bool = False
+    smooth: float = 0.0
     thresholds: tuple[float, ...] = THRESHOLDS
     val_people: int = 1
     patience: int | None = None
@@ -168,7 +180,7 @@ class NagSpotParams:
 
     def __post_init__(self) -> None:
         if min(self.window, self.stride, self.epochs, self.batch_size) < 1 or self.lr <= 0 \
-                or self.weight_decay < 0 or self.negatives < 0 or not 0 <= self.hard_share <= 1:
+                or self.weight_decay < 0 or self.negatives < 0 or not 0 <= self.hard_share <= 1 or self.smooth < 0:
             raise ValueError(f"invalid nag2019 spotter parameters: {self!r}")
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1) or chosen, got {self.threshold!r}")
@@ -458,13 +470,16 @@ class NagFitted(Fitted):
         self.model, self.model_kwargs, self.standardiser = model, model_kwargs, standardiser
         self.params, self.device = params, device
         grid = (threshold,) if params.threshold is not None else tuple(params.thresholds)
-        self.passes = (Pass("all", OVERALL, grid, spot_by_duration, curve=CURVE),)
+        spot = spot_relative_by_duration if params.relative else spot_by_duration
+        self.passes = (Pass("all", OVERALL, grid, spot, curve=CURVE),)
         self.settings = {"all": threshold} if threshold is not None else {}
         self.record: dict[str, Any] = {}
 
     def curves(self, videos: VideoTable, video: str) -> dict[str, np.ndarray]:
-        return {CURVE: video_curve(self.model, videos, video, self.standardiser, self.params.window,
-                                   self.params.stride, self.device, flow=self.params.flow)}
+        curve = video_curve(self.model, videos, video, self.standardiser, self.params.window, self.params.stride,
+                            self.device, flow=self.params.flow)
+        frames = round(self.params.smooth * float(videos.value(video, "fps")))
+        return {CURVE: moving_mean(curve, frames)}
 
     def describe(self) -> dict[str, Any]:
         return {"settings": dict(self.settings), "model_kwargs": self.model_kwargs,
