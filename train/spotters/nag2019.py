@@ -580,6 +580,11 @@ NAG2019 = register_spotter(Spotter(
                   "to k / 2 after, less its median vector",
                   "at 200 fps consecutive-frame flow of a micro-expression is below TV-L1's noise on 64-pixel crops "
                   "(benchmarks/nag_demo_lv_heldout.py)"),
+        Deviation("curve to intervals", "not stated (a per-frame intensity)",
+                  "runs above a threshold; --param smooth=S averages the curve over S seconds first and "
+                  "--param relative=true thresholds mean + t (max - mean) of each video's curve",
+                  "on demo-lv the raw curve of an unseen person ranks its frames well but breaks into many short "
+                  "runs on its own scale"),
         Deviation("augmentation", "Kim's affine grid on frames and flow (mirror, rotate, shift, zoom)",
                   "none (--param augment=mirror or grid gives them)",
                   "on the synthetic store of the learnability test the grid kept the network at the majority "
