@@ -10,15 +10,17 @@ keeps the disk use of 20,000 frames sane), then:
    align at 128 px, kim's 64x64 RGB frames) over every frame, sampling each
    worker process's peak resident memory (``VmHWM``) while it runs;
 2. builds the first ``--flow-frames`` frames with every long-video stage,
-   the flows included (consecutive-frame TV-L1 at 64x64, roi_motion's TV-L1
-   from t to t + 37 at 128x128 and its region curves), the same way;
+   the flows included (consecutive-frame TV-L1 at 64x64, flow_apart's TV-L1
+   from t to t + 37 at 64x64, roi_motion's from t to t + 37 at 128x128 and
+   its region curves), the same way;
 3. runs the baseline in this process, what a researcher's script does:
    ``VideoCapture.read`` every frame, dlib's detector once (first frame, at
    half size), the 68 landmarks per frame in a box that follows them, a
    similarity of the stable points onto the first frame's and
    ``cv2.warpAffine`` to the 128-pixel crop, a 64x64 RGB copy, and on the
    first ``--flow-frames`` frames OpenCV's DualTVL1 (default parameters) for
-   the consecutive flows and the flows t -> t + 37 with their region means;
+   the consecutive flows, the flows t -> t + 37 at 64x64, and at 128x128
+   with their region means;
    it saves what it computes (compressed as the store's chunks are).
 
 Per stage it reports CPU milliseconds per frame and frames per second per
@@ -56,8 +58,9 @@ from mepipe.pipeline.stages.roi_motion import frame_features  # noqa: E402
 FPS = 200.0
 SIZE = (1088, 2040)
 NON_FLOW = ("landmarks", "align", "kim")
-FLOWS = ("flow_consecutive", "roi_motion")
+FLOWS = ("flow_consecutive", "flow_apart", "roi_motion")
 CONFIG = {"frames": {"force_grey": True}, "flow_consecutive": {"backend": "opencv"},
+          "flow_apart": {"backend": "opencv"},
           "roi_motion": {"backend": "opencv"}}
 """Build settings: SAMM is greyscale (a grey MPEG-4 decodes as BGR), the default TV-L1 on the CPU, every other
 parameter its long-video default (crops 128 px, windows of 256 frames, k = 37 frames at 200 fps)."""
@@ -248,6 +251,9 @@ def baseline(video: Path, saved: Path, flows: bool, limit: int | None = None) ->
             tiny = [cv2.resize(c, (64, 64), interpolation=cv2.INTER_AREA) for c in crops]
             fields = [solver.calc(a, b, None) for a, b in zip(tiny, tiny[1:])]
             np.save(saved / "flow_consecutive.npy", np.stack(fields).astype(np.float16))
+        with timer("flow_apart"):
+            fields = [solver.calc(tiny[t], tiny[t + k], None) for t in range(len(tiny) - k)]
+            np.save(saved / "flow_apart.npy", np.stack(fields).astype(np.float16))
         with timer("roi_motion"):
             curves = []
             for t in range(len(crops) - k):

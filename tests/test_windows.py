@@ -42,10 +42,10 @@ def test_a_window_context_holds_the_window_and_its_overlap():
 
 
 def test_stages_that_run_on_long_videos_and_their_order():
-    assert stage_order(None, "video") == ["landmarks", "align", "flow_consecutive", "kim", "roi_motion"]
-    assert "roi_motion" not in stage_order(None)  # a store of clips never builds it
+    assert stage_order(None, "video") == ["landmarks", "align", "flow_consecutive", "kim", "flow_apart", "roi_motion"]
+    assert not {"flow_apart", "roi_motion"} & set(stage_order(None))  # a store of clips never builds them
     assert stages_for(["core", "kim"], "video") == ["landmarks", "align", "kim"]  # apex left out of the group
-    assert stages_for(["spotting"], "video") == ["landmarks", "align", "roi_motion"]
+    assert stages_for(["spotting"], "video") == ["landmarks", "align", "flow_apart", "roi_motion"]
 
 
 @pytest.mark.parametrize("names, unit, message", [
