@@ -112,7 +112,8 @@ class FeatureStore:
         if group not in self._root:
             return pd.DataFrame(columns=empty)
         with quiet_zarr():
-            ds = xr.open_zarr(self._root.store, group=group, consolidated=self.complete, zarr_format=3).load()
+            ds = xr.open_zarr(self._root.store, group=group, consolidated=self.complete, zarr_format=3,
+                              chunks=None).load()  # read here, never by a dask scheduler a session has set
         df = ds.to_dataframe().reset_index()
         for col in integers:
             if col in df:  # int64 with MISSING_INT; float64 with NaN in older stores

@@ -197,7 +197,7 @@ def connect(address: str):
     from distributed import Client
 
     try:
-        return Client(address, timeout=SCHEDULER_TIMEOUT)
+        return Client(address, timeout=SCHEDULER_TIMEOUT, set_as_default=False)
     except ValueError as err:
         raise SchedulerError(f"--scheduler {address}: not a scheduler address ({err}); give one as "
                              "tcp://HOST:PORT, 'sync', or leave it out to build on local processes") from None
@@ -391,12 +391,13 @@ def _execute_distributed(items, progress: BuildProgress, address: str | None, wo
                                    dashboard_address=":0", scheduler_kwargs={"dashboard": False},
                                    silence_logs=logging.ERROR if debug else logging.CRITICAL,
                                    resources={"GPU": 1} if cuda else None)
-    client = connect(address) if cluster is None else Client(cluster.scheduler_address)
+    # Not the session's default client: a notebook's own dask work must not go to (or wait on) the build's.
+    client = connect(address) if cluster is None else Client(cluster.scheduler_address, set_as_default=False)
     results: list[dict[str, Any]] = []
     try:
         futures = client.compute([d for _, d in items])
         owner = {f.key: labels for f, (labels, _) in zip(futures, items)}
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             try:
                 records = _records(fut.result())
             except Exception as e:  # a worker died or the task could not be run

@@ -25,6 +25,9 @@ def test_build_on_a_local_cluster(small_demo, small_store, tmp_path):
         opts = build_options(small_demo, tmp_path / "cluster.zarr", scheduler=cluster.scheduler_address)
         report = run_build(opts)
     assert report.exit_code == 0 and report.tasks_run == {"landmarks": 6, "align": 6, "magnify": 6, "apex": 6}
+    from distributed.client import _get_global_client
+
+    assert _get_global_client() is None  # the build's client never became the session's default
     built, reference = open_store(tmp_path / "cluster.zarr"), open_store(small_store)
     assert built.record.build.scheduler == cluster.scheduler_address
     for sid in reference.sample_ids:

@@ -157,6 +157,17 @@ def test_second_build_lock_is_refused(tmp_path):
     BuildLock(tmp_path).acquire().release()
 
 
+def test_a_stores_tables_are_read_in_this_process_whatever_dask_scheduler_the_session_set(small_store):
+    import dask
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a table read went to the session's dask scheduler")
+
+    with dask.config.set(scheduler=refuse):
+        store = open_store(small_store)
+        assert len(store.samples) == len(store.sample_ids) > 0 and store.intervals.empty
+
+
 def test_store_holds_nothing_executable(small_store):
     """No pickled or object-dtype arrays anywhere: every array is a plain numeric or fixed-width type."""
     for meta in Path(small_store).rglob("zarr.json"):
