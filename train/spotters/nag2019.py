@@ -343,13 +343,18 @@ class TrainingWindows(Dataset):
 
 def window_input(videos: VideoTable, video: str, start: int, length: int, flow: str = "consecutive") -> np.ndarray:
     """(8, L, H, W) float32 of the window of ``length`` pairs from pair ``start``: frames t, t+1 and the step's
-    flow (:data:`FLOWS`; NaN fields read as 0)."""
+    flow (:func:`step_fields`; NaN fields read as 0)."""
     frames = image(videos.read(FRAMES_RGB.name, video, start, start + length + 1))
-    if flow == "consecutive":
-        fields = videos.read(FLOW_CONSECUTIVE.name, video, start, start + length).astype(np.float32)
-    else:
-        fields = apart_fields(videos, video, start + 1 - apart_centre(videos, video), length)
+    fields = step_fields(videos, video, start, length, flow)
     return np.concatenate([frames[:, :-1], frames[:, 1:], np.nan_to_num(np.moveaxis(fields, 1, 0))], axis=0)
+
+
+def step_fields(videos: VideoTable, video: str, start: int, length: int, flow: str) -> np.ndarray:
+    """(length, 2, H, W) float32: the flow (:data:`FLOWS`) each of pairs ``start`` .. ``start + length - 1``
+    reads; NaN where it has none."""
+    if flow == "consecutive":
+        return videos.read(FLOW_CONSECUTIVE.name, video, start, start + length).astype(np.float32)
+    return apart_fields(videos, video, start + 1 - apart_centre(videos, video), length)
 
 
 def apart_centre(videos: VideoTable, video: str) -> int:
@@ -380,9 +385,7 @@ def _pair_motion(videos: VideoTable, video: str, flow: str) -> np.ndarray:
     out = np.zeros(max(0, n), dtype=np.float64)
     for start in range(0, n, 1024):
         stop = min(n, start + 1024)
-        fields = (videos.read(FLOW_CONSECUTIVE.name, video, start, stop) if flow == "consecutive" else
-                  apart_fields(videos, video, start + 1 - apart_centre(videos, video), stop - start))
-        fields = fields.astype(np.float64)
+        fields = step_fields(videos, video, start, stop - start, flow).astype(np.float64)
         out[start:stop] = np.sqrt((fields ** 2).sum(axis=1)).reshape(len(fields), -1).mean(axis=1)
     return out
 

@@ -150,13 +150,18 @@ class SpotPlan:
     folds: list[SpotSides]
     n_protocol_folds: int
 
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The store features the spotter reads under the run's parameters."""
+        return self.spotter.features(self.spotter_params)
+
     def describe(self) -> dict[str, Any]:
         """JSON-able plan (``mepipe spot --dry-run --json``)."""
         table = self.videos.samples
         truth = self.videos.truth
         return {
             "spotter": self.spotter.name, "protocol": self.params.protocol, "control": self.params.control,
-            "parameters": _jsonable(dataclasses.asdict(self.spotter_params)), "reads": list(self.spotter.features(self.spotter_params)),
+            "parameters": _jsonable(dataclasses.asdict(self.spotter_params)), "reads": list(self.reads),
             "stores": self.videos.describe(),
             "videos": {str(d): int(n) for d, n in table.groupby("dataset").size().items()},
             "people": sorted({person(d, s) for d, s in zip(table["dataset"], table["subject"])}),
@@ -200,7 +205,7 @@ def plan_spot(params: SpotParams, videos: VideoTable | None = None) -> SpotPlan:
 def _identity(plan: SpotPlan) -> dict[str, Any]:
     return {"parameters": _jsonable(plan.params.defining()),
             "stores": [{"location": s["location"], "store_id": s["store_id"]} for s in plan.videos.describe()],
-            "fingerprint": plan.videos.fingerprint(plan.spotter.features(plan.spotter_params), plan.videos.ids),
+            "fingerprint": plan.videos.fingerprint(plan.reads, plan.videos.ids),
             "folds": [[s.fold.name, list(s.test), list(s.validation)] for s in plan.folds]}
 
 
@@ -221,7 +226,7 @@ def run_spot(params: SpotParams, plan: SpotPlan | None = None) -> dict[str, Any]
     state = RunState.begin(out, _identity(plan), overwrite=params.overwrite, outputs=(INTERVALS_FILE, TIMELINE_DIR))
     device = resolve_device(params.device)
     if params.in_memory:
-        videos.hold(plan.spotter.features(plan.spotter_params), videos.ids)
+        videos.hold(plan.reads, videos.ids)
     results = []
     for number, sides in enumerate(plan.folds, start=1):
         result = state.finished.get(sides.fold.name)
@@ -311,7 +316,7 @@ def _frames(videos: VideoTable, ids) -> dict[str, tuple[int, int]]:
 def _assemble(plan: SpotPlan, results: list[FoldResult], device: torch.device, seconds: float,
               resumed: list[str]) -> dict[str, Any]:
     params, spotter, videos = plan.params, plan.spotter, plan.videos
-    reads = spotter.features(plan.spotter_params)
+    reads = plan.reads
     tested = [v for r in results for v in r.report["test"]]
     predictions = [row for r in results for row in r.predictions]
     report: dict[str, Any] = {
